@@ -1,0 +1,215 @@
+#!/bin/bash
+# lab.sh - the virt-shadow lab: several libvirt "hosts" on this one machine.
+#
+#   lab.sh up [N]        start hosts h1..hN (default 3) in 2 zones; safe to run again (running hosts are kept)
+#   lab.sh down          stop everything the lab started, by pid; remove namespaces and the bridge; verify
+#   lab.sh status [--json]
+#   lab.sh exec HOST CMD...  run CMD inside host HOST (h1, h2, ...): its network, mount and UTS namespaces
+#   lab.sh shape RATE    shape every host link to RATE (tc tbf, e.g. 1gbit); "lab.sh shape off" removes it
+#   lab.sh uri HOST      print qemu+tcp://ADDR/system for HOST
+#
+# Each host is a network namespace (veth on bridge vsbr0, 10.77.0.(10+i)/24) plus a private mount and UTS
+# namespace in which bind mounts give it its own /etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/log/libvirt,
+# /var/cache/libvirt, /var/lib/virt-shadow and /run/virt-shadow (so storage is NOT shared between hosts), its own
+# hostname and host_uuid, and its own virtlogd and libvirtd (TCP, no auth: lab only). Hosts reach each other and
+# the root namespace reaches them at qemu+tcp://10.77.0.(10+i)/system. Odd hosts are in zone-a, even in zone-b.
+#
+# State lives in $VS_LAB_DIR (default /var/tmp/virt-shadow-lab): hN/ holds host N's private directories,
+# hosts.tsv the inventory (name zone address uri cost), guest/ the test guest, logs/ serial logs (shared, so
+# that a guest's log continues across migrations).
+set -euo pipefail
+LAB=${VS_LAB_DIR:-/var/tmp/virt-shadow-lab}
+BRIDGE=vsbr0
+NET=10.77.0
+PRIVATE_DIRS="/etc/libvirt /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt /var/lib/virt-shadow /run/virt-shadow"
+
+die() { echo "lab: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "must run as root (it creates network namespaces and starts libvirtd)"
+
+host_index() { [[ $1 =~ ^h([0-9]+)$ ]] || die "unknown host '$1': hosts are named h1, h2, ..."; echo "${BASH_REMATCH[1]}"; }
+host_addr() { echo "$NET.$((10 + $1))"; }
+host_zone() { if (( $1 % 2 )); then echo zone-a; else echo zone-b; fi; }
+host_ns() { echo "vs-h$1"; }
+host_uri() { echo "qemu+tcp://$(host_addr "$1")/system"; }
+pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+libvirtd_pid() { cat "$LAB/h$1/run/libvirt/libvirtd.pid" 2>/dev/null || true; }
+known_hosts() { ls -d "$LAB"/h[0-9]* 2>/dev/null | sed 's|.*/h||' | sort -n || true; }
+
+host_up() {  # host_up I: start host I unless it already runs
+  local i=$1 ns ip H uuid
+  ns=$(host_ns "$i"); ip=$(host_addr "$i"); H=$LAB/h$i
+  if pid_alive "$(libvirtd_pid "$i")" && ip netns list | grep -qw "$ns"; then
+    echo "h$i: already up (libvirtd pid $(libvirtd_pid "$i"))"; return 0
+  fi
+  host_down "$i" >/dev/null 2>&1 || true  # a half-started host is rebuilt from scratch
+  uuid=$(printf '5eadb00c-0000-4000-8000-%012x' "$i")
+
+  ip netns add "$ns"
+  ip link add "vsh${i}r" type veth peer name "vsh${i}i"
+  ip link set "vsh${i}r" master "$BRIDGE" up
+  ip link set "vsh${i}i" netns "$ns"
+  ip -n "$ns" link set "vsh${i}i" name eth0
+  ip -n "$ns" addr add "$ip/24" dev eth0
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" link set lo up
+
+  rm -rf "$H"; mkdir -p "$H"
+  for d in $PRIVATE_DIRS; do mkdir -p "$H$d" "$d"; done
+  cp -a /etc/libvirt/. "$H/etc/libvirt/"
+  rm -f "$H"/etc/libvirt/qemu/*.xml "$H"/etc/libvirt/qemu/autostart/* "$H"/etc/libvirt/qemu/networks/autostart/*
+  mkdir -p "$H/var/lib/libvirt/images" "$H/etc/libvirt/hooks"
+  cat >> "$H/etc/libvirt/libvirtd.conf" <<CONF
+# --- virt-shadow lab host h$i
+listen_tls = 0
+listen_tcp = 1
+listen_addr = "$ip"
+auth_tcp = "none"
+host_uuid = "$uuid"
+log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+CONF
+  cat >> "$H/etc/libvirt/qemu.conf" <<CONF
+# --- virt-shadow lab host h$i
+migration_host = "$ip"
+migration_address = "$ip"
+# Hosts share the guest kernel; per-daemon owner xattrs would make their relabelling step on each other.
+remember_owner = 0
+CONF
+  # Optional hook installed by the setup (issue: libvirt hook): copied in before libvirtd starts, as libvirtd
+  # discovers hooks only at start.
+  [ -x "$LAB/hook/qemu" ] && install -m 755 "$LAB/hook/qemu" "$H/etc/libvirt/hooks/qemu"
+
+  local binds=""
+  for d in $PRIVATE_DIRS; do binds+="mount --bind '$H$d' '$d'; "; done
+  ip netns exec "$ns" unshare --mount --uts --propagation private bash -ec "
+    $binds
+    hostname lab-h$i
+    virtlogd -d -p /run/libvirt/virtlogd.pid
+    libvirtd -d --listen -p /run/libvirt/libvirtd.pid
+  "
+  local uri; uri=$(host_uri "$i")
+  for _ in $(seq 1 100); do virsh -q -c "$uri" uri >/dev/null 2>&1 && break; sleep 0.1; done
+  virsh -q -c "$uri" uri >/dev/null 2>&1 || die "h$i: libvirtd did not answer at $uri; see $H/var/log/libvirt/libvirtd.log"
+  echo "h$i: up at $uri ($(host_zone "$i"), libvirtd pid $(libvirtd_pid "$i"))"
+}
+
+host_pids() {  # every process of host I: those in its network namespace (QEMU, libvirtd, virtlogd, shadowd...)
+  ip netns pids "$(host_ns "$1")" 2>/dev/null || true
+}
+
+host_down() {  # host_down I: destroy its domains, stop its processes, remove its namespace
+  local i=$1 ns uri pids
+  ns=$(host_ns "$i"); uri=$(host_uri "$i")
+  if ip netns list | grep -qw "$ns" && pid_alive "$(libvirtd_pid "$i")"; then
+    for d in $(timeout 10 virsh -q -c "$uri" list --all --name 2>/dev/null || true); do
+      timeout 10 virsh -q -c "$uri" destroy "$d" >/dev/null 2>&1 || true
+      timeout 10 virsh -q -c "$uri" undefine "$d" --checkpoints-metadata --snapshots-metadata >/dev/null 2>&1 || true
+    done
+  fi
+  pids=$(host_pids "$i")
+  [ -n "$pids" ] && kill $pids 2>/dev/null || true
+  for _ in $(seq 1 50); do [ -z "$(host_pids "$i")" ] && break; sleep 0.1; done
+  pids=$(host_pids "$i")
+  [ -n "$pids" ] && { echo "h$i: killing stubborn processes $pids"; kill -9 $pids 2>/dev/null || true; sleep 0.3; }
+  ip netns del "$ns" 2>/dev/null || true
+  ip link del "vsh${i}r" 2>/dev/null || true
+  echo "h$i: down"
+}
+
+cmd_up() {
+  local n=${1:-3}
+  [[ $n =~ ^[0-9]+$ ]] && (( n >= 2 && n <= 20 )) || die "host count must be 2..20, got '$n'"
+  for t in libvirtd virtlogd virsh qemu-system-x86_64 ip unshare nsenter; do
+    command -v "$t" >/dev/null || die "$t not found: run scripts/setup.sh first"
+  done
+  # Postcopy needs userfaultfd for QEMU, which runs unprivileged as libvirt-qemu.
+  [ "$(sysctl -n vm.unprivileged_userfaultfd)" = 1 ] || sysctl -qw vm.unprivileged_userfaultfd=1
+  mkdir -p "$LAB/logs" "$LAB/guest"; chmod 755 "$LAB"
+  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+    ip link add "$BRIDGE" type bridge
+    ip addr add "$NET.1/24" dev "$BRIDGE"
+    ip link set "$BRIDGE" up
+  fi
+  for i in $(seq 1 "$n"); do host_up "$i"; done
+  { printf 'name\tzone\taddress\turi\tcost\n'
+    for i in $(seq 1 "$n"); do
+      printf 'h%d\t%s\t%s\t%s\t%s\n' "$i" "$(host_zone "$i")" "$(host_addr "$i")" "$(host_uri "$i")" "0.$((i % 4 + 1))0"
+    done; } > "$LAB/hosts.tsv"
+}
+
+cmd_down() {
+  for i in $(known_hosts); do host_down "$i"; done
+  ip link del "$BRIDGE" 2>/dev/null || true
+  rm -f "$LAB/hosts.tsv"
+  for i in $(known_hosts); do rm -rf "${LAB:?}/h$i"; done
+  cmd_verify_clean
+}
+
+# Exits non-zero, naming what is left, when anything of the lab survived: a namespace, a link, a process
+# whose namespace or files belong to the lab, or a mount of the lab's directories.
+cmd_verify_clean() {
+  local left=0
+  if ip netns list | grep -q '^vs-h'; then echo "left: network namespaces $(ip netns list | grep '^vs-h' | tr '\n' ' ')"; left=1; fi
+  if ip -o link show | grep -qE ": (vsbr0|vsh[0-9]+r)[@:]"; then echo "left: links $(ip -o link show | grep -oE '(vsbr0|vsh[0-9]+r)' | tr '\n' ' ')"; left=1; fi
+  local stray
+  stray=$(pgrep -f -- "-p /run/libvirt/(libvirtd|virtlogd).pid|guest=.*virt-shadow-lab|$LAB" || true)
+  if [ -n "$stray" ]; then echo "left: processes $(echo $stray)"; ps -o pid,cmd -p $(echo $stray | tr ' ' ,) || true; left=1; fi
+  if grep -q "$LAB/h" /proc/self/mountinfo; then echo "left: mounts of $LAB"; left=1; fi
+  if (( left )); then echo "lab: down left things behind (listed above)" >&2; return 1; fi
+  echo "lab: clean (no namespace, link, process or mount left)"
+}
+
+cmd_status() {
+  local json=${1:-}
+  [ -f "$LAB/hosts.tsv" ] || { [ "$json" = --json ] && echo '[]' || echo "lab is down"; return 0; }
+  local first=1
+  [ "$json" = --json ] && printf '['
+  [ "$json" = --json ] || printf '%-4s %-7s %-12s %-32s %-9s %s\n' HOST ZONE ADDRESS URI LIBVIRTD DOMAINS
+  tail -n +2 "$LAB/hosts.tsv" | while IFS=$'\t' read -r name zone addr uri cost; do
+    local i pid state doms
+    i=$(host_index "$name"); pid=$(libvirtd_pid "$i")
+    if pid_alive "$pid" && timeout 5 virsh -q -c "$uri" uri >/dev/null 2>&1; then
+      state=up; doms=$(timeout 5 virsh -q -c "$uri" list --all --name 2>/dev/null | grep -c . || true)
+    else state=down; doms=0; fi
+    if [ "$json" = --json ]; then
+      (( first )) || printf ','; first=0
+      printf '{"name":"%s","zone":"%s","address":"%s","uri":"%s","cost":%s,"libvirtd":"%s","pid":%s,"domains":%s}' \
+        "$name" "$zone" "$addr" "$uri" "$cost" "$state" "${pid:-0}" "$doms"
+    else
+      printf '%-4s %-7s %-12s %-32s %-9s %s\n' "$name" "$zone" "$addr" "$uri" "$state:${pid:--}" "$doms"
+    fi
+  done
+  [ "$json" = --json ] && echo ']' || true
+}
+
+cmd_exec() {
+  local i; i=$(host_index "${1:?usage: lab.sh exec HOST CMD...}"); shift
+  local pid; pid=$(libvirtd_pid "$i")
+  pid_alive "$pid" || die "h$i is not up (no libvirtd): run 'lab.sh up' first"
+  exec nsenter -t "$pid" -n -m -u -- "$@"
+}
+
+cmd_shape() {
+  local rate=${1:?usage: lab.sh shape RATE|off (e.g. 1gbit)}
+  for i in $(known_hosts); do
+    for dev in "vsh${i}r"; do
+      tc qdisc del dev "$dev" root 2>/dev/null || true
+      ip netns exec "$(host_ns "$i")" tc qdisc del dev eth0 root 2>/dev/null || true
+      [ "$rate" = off ] && continue
+      # Both directions: the bridge side shapes traffic into the host, eth0 inside shapes traffic out of it.
+      tc qdisc add dev "$dev" root tbf rate "$rate" burst 256kb latency 50ms
+      ip netns exec "$(host_ns "$i")" tc qdisc add dev eth0 root tbf rate "$rate" burst 256kb latency 50ms
+    done
+  done
+  echo "lab links: ${rate}"
+}
+
+case ${1:-} in
+  up) shift; cmd_up "$@";;
+  down) cmd_down;;
+  verify-clean) cmd_verify_clean;;
+  status) shift; cmd_status "$@";;
+  exec) shift; cmd_exec "$@";;
+  shape) shift; cmd_shape "$@";;
+  uri) host_uri "$(host_index "${2:?usage: lab.sh uri HOST}")";;
+  *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2;;
+esac
