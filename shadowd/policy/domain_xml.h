@@ -1,0 +1,86 @@
+// The facts shadowd and the libvirt hook need from a libvirt domain XML, and its protection policy.
+//
+// Typical use (the hook, at VM start):
+//   if (!MayBeTagged(xml)) return;              // no XML parse for the (many) untagged domains
+//   VS_ASSIGN_OR_RETURN(DomainFacts facts, ParseDomain(xml));
+//   PolicyResult result = ParsePolicy(facts);   // untagged, a valid Policy, or an error + failure mode
+//
+// Input is untrusted (the XML is whatever a user defined): libxml2 parses it without network access,
+// without entity substitution and without loading any DTD; a document with a DOCTYPE is refused, as are
+// documents larger than kMaxDomainXmlBytes. libxml2's own limits bound nesting depth and text size.
+// libxml2 never prints: its diagnostics end up in the returned Status.
+//
+// Ownership: plain values; no libxml2 object outlives a call.
+// Thread-safety: every function may run concurrently from several threads; each parse uses its own
+// parser context and error sink (no process-wide libxml2 handler is installed or needed).
+// Failure modes: InvalidArgument for malformed or hostile XML and for missing required elements,
+// naming the element and what is wrong; Internal only if libxml2 cannot allocate a parser.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "shadowd/policy/policy.h"
+
+namespace vs::policy {
+
+// Far above any domain XML libvirt produces; also keeps the size within libxml2's int length.
+inline constexpr std::size_t kMaxDomainXmlBytes = 16 * 1024 * 1024;
+
+// One <disk device='disk'> (cdroms, floppies and LUNs are not replicated).
+struct DiskFacts {
+  enum class SourceKind {
+    kFile,   // <disk type='file'>: source_path is <source file=...>
+    kBlock,  // <disk type='block'>: source_path is <source dev=...>
+    kOther,  // network, volume, nvme...: no local path, source_path is empty
+  };
+  std::string target_dev;  // <target dev=...>, e.g. "vda"
+  std::string bus;         // <target bus=...>, e.g. "virtio"
+  SourceKind source_kind = SourceKind::kOther;
+  std::string source_path;  // empty for kOther or for a drive without <source>
+  std::string format;       // <driver type=...>, e.g. "qcow2" or "raw"; empty if not given
+
+  bool operator==(const DiskFacts&) const = default;
+};
+
+struct DomainFacts {
+  std::string name;
+  std::string uuid;
+  std::uint32_t max_vcpus = 0;             // <vcpu> value (1 when the element is absent, as in libvirt)
+  std::uint32_t current_vcpus = 0;         // <vcpu current=...>, else max_vcpus
+  std::uint64_t memory_kib = 0;            // <memory unit=...>, converted to KiB (rounded up)
+  std::uint64_t current_memory_kib = 0;    // <currentMemory unit=...>, else memory_kib
+  std::vector<DiskFacts> disks;            // in document order
+  // Every element in the policy namespace directly under <metadata>, matched by namespace URI whatever
+  // its prefix. libvirt keeps at most one per namespace; more come only from hand-edited XML.
+  std::vector<RawPolicy> policy_elements;
+};
+
+// A cheap pre-check (two substring searches, no parse): false only if ParseDomain + ParsePolicy
+// would report the domain untagged, so the hook may skip them. It never gives a false negative: a
+// policy element needs the namespace URI, spelled literally or with character references ("&#",
+// also answered true); entities cannot spell it because documents with a DOCTYPE are refused, and
+// ParseDomain reads input as UTF-8 only. It gives false positives (the URI in a comment or a
+// description, "&#" anywhere): then ParsePolicy decides.
+bool MayBeTagged(std::string_view xml);
+
+// Parses a full libvirt domain XML. Requires <name>, <uuid> and <memory>.
+StatusOr<DomainFacts> ParseDomain(std::string_view xml);
+
+struct PolicyResult {
+  // OK + nullopt: the domain is untagged. OK + Policy: tagged with a valid policy. Error
+  // (InvalidArgument): tagged, but the policy is invalid or there are several policy elements.
+  StatusOr<std::optional<Policy>> policy;
+  // What the hook does if the policy is invalid or shadowd is unreachable. For an invalid policy
+  // this is a best effort (see BestEffortHookFailure; closed if any of several elements says so).
+  // Open for an untagged domain.
+  HookFailureMode hook_failure;
+};
+
+PolicyResult ParsePolicy(const DomainFacts& facts);
+
+}  // namespace vs::policy
