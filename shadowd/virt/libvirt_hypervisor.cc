@@ -1,0 +1,275 @@
+// The libvirt implementation of Hypervisor and LibvirtRuntime. The only file that calls libvirt's API.
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "shadowd/virt/hypervisor.h"
+#include "shadowd/virt/libvirt_error.h"
+
+namespace vs::virt {
+
+std::string_view DomainStateName(DomainState state) {
+  switch (state) {
+    case DomainState::kNoState: return "nostate";
+    case DomainState::kRunning: return "running";
+    case DomainState::kBlocked: return "blocked";
+    case DomainState::kPaused: return "paused";
+    case DomainState::kShutdown: return "shutdown";
+    case DomainState::kShutoff: return "shut off";
+    case DomainState::kCrashed: return "crashed";
+    case DomainState::kSuspended: return "pmsuspended";
+  }
+  return "unknown";
+}
+
+namespace {
+
+using DomainHandle = std::unique_ptr<virDomain, decltype(&virDomainFree)>;
+
+// What the job-completed event of one migration carried; filled on the event-loop thread.
+struct JobCompletion {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool arrived = false;
+  MigrationResult stats;
+};
+
+void OnJobCompleted(virConnectPtr, virDomainPtr, virTypedParameterPtr params, int nparams, void* opaque) {
+  auto* completion = static_cast<JobCompletion*>(opaque);
+  auto get = [&](const char* field) -> std::optional<uint64_t> {
+    unsigned long long v = 0;
+    if (virTypedParamsGetULLong(params, nparams, field, &v) == 1) return v;
+    return std::nullopt;
+  };
+  std::lock_guard lock(completion->mu);
+  completion->stats.downtime_ms = get(VIR_DOMAIN_JOB_DOWNTIME);
+  completion->stats.memory_bytes_processed = get(VIR_DOMAIN_JOB_MEMORY_PROCESSED);
+  completion->stats.disk_bytes_processed = get(VIR_DOMAIN_JOB_DISK_PROCESSED);
+  completion->stats.postcopy_page_requests = get(VIR_DOMAIN_JOB_MEMORY_POSTCOPY_REQS);
+  completion->arrived = true;
+  completion->cv.notify_all();
+}
+
+class LibvirtHypervisor final : public Hypervisor {
+ public:
+  LibvirtHypervisor(std::string uri, virConnectPtr conn, Clock& clock)
+      : uri_(std::move(uri)), conn_(conn), clock_(clock) {}
+  ~LibvirtHypervisor() override { virConnectClose(conn_); }
+
+  const std::string& uri() const override { return uri_; }
+
+  StatusOr<std::string> Hostname() override {
+    char* name = virConnectGetHostname(conn_);
+    if (name == nullptr) return LastLibvirtError("hostname of " + uri_);
+    std::string result(name);
+    free(name);
+    return result;
+  }
+
+  StatusOr<std::vector<std::string>> ListDomainNames() override {
+    virDomainPtr* domains = nullptr;
+    int n = virConnectListAllDomains(conn_, &domains, 0);
+    if (n < 0) return LastLibvirtError("listing domains on " + uri_);
+    std::vector<std::string> names;
+    for (int i = 0; i < n; ++i) {
+      names.emplace_back(virDomainGetName(domains[i]));
+      virDomainFree(domains[i]);
+    }
+    free(domains);
+    return names;
+  }
+
+  StatusOr<std::string> DefineDomain(const std::string& xml) override {
+    virDomainPtr dom = virDomainDefineXMLFlags(conn_, xml.c_str(), VIR_DOMAIN_DEFINE_VALIDATE);
+    if (dom == nullptr) return LastLibvirtError("defining a domain on " + uri_);
+    std::string name = virDomainGetName(dom);
+    virDomainFree(dom);
+    return name;
+  }
+
+  Status StartDomain(const std::string& name) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(name));
+    if (virDomainCreate(dom.get()) < 0) return LastLibvirtError("starting " + name + " on " + uri_);
+    return Status::Ok();
+  }
+
+  Status DestroyDomain(const std::string& name) override {
+    auto dom = Lookup(name);
+    if (!dom.ok()) return dom.status().code() == Code::kNotFound ? Status::Ok() : dom.status();
+    if (virDomainIsActive(dom->get()) != 1) return Status::Ok();
+    if (virDomainDestroy(dom->get()) < 0) return LastLibvirtError("destroying " + name + " on " + uri_);
+    return Status::Ok();
+  }
+
+  Status UndefineDomain(const std::string& name) override {
+    auto dom = Lookup(name);
+    if (!dom.ok()) return dom.status().code() == Code::kNotFound ? Status::Ok() : dom.status();
+    unsigned flags = VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                     VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_NVRAM;
+    if (virDomainUndefineFlags(dom->get(), flags) < 0) {
+      return LastLibvirtError("undefining " + name + " on " + uri_);
+    }
+    return Status::Ok();
+  }
+
+  StatusOr<DomainState> GetDomainState(const std::string& name) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(name));
+    int state = 0, reason = 0;
+    if (virDomainGetState(dom.get(), &state, &reason, 0) < 0) {
+      return LastLibvirtError("state of " + name + " on " + uri_);
+    }
+    switch (state) {
+      case VIR_DOMAIN_RUNNING: return DomainState::kRunning;
+      case VIR_DOMAIN_BLOCKED: return DomainState::kBlocked;
+      case VIR_DOMAIN_PAUSED: return DomainState::kPaused;
+      case VIR_DOMAIN_SHUTDOWN: return DomainState::kShutdown;
+      case VIR_DOMAIN_SHUTOFF: return DomainState::kShutoff;
+      case VIR_DOMAIN_CRASHED: return DomainState::kCrashed;
+      case VIR_DOMAIN_PMSUSPENDED: return DomainState::kSuspended;
+      default: return DomainState::kNoState;
+    }
+  }
+
+  StatusOr<std::string> GetDomainXml(const std::string& name) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(name));
+    char* xml = virDomainGetXMLDesc(dom.get(), 0);
+    if (xml == nullptr) return LastLibvirtError("XML of " + name + " on " + uri_);
+    std::string result(xml);
+    free(xml);
+    return result;
+  }
+
+  // Sequence: register for the source's job-completed event; start virDomainMigrateToURI3 on a worker thread;
+  // meanwhile ask for postcopy every 200 ms until libvirt accepts (it refuses while the storage mirror is
+  // still syncing or before the first precopy pass); the worker's return ends the migration.
+  StatusOr<MigrationResult> MigrateLive(const std::string& name, const std::string& dest_uri,
+                                        const MigrationOptions& options) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(name));
+    JobCompletion completion;
+    int callback_id = virConnectDomainEventRegisterAny(
+        conn_, dom.get(), VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
+        VIR_DOMAIN_EVENT_CALLBACK(OnJobCompleted), &completion, nullptr);
+    if (callback_id < 0) return LastLibvirtError("watching the migration job of " + name);
+
+    unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER;
+    if (options.postcopy) flags |= VIR_MIGRATE_POSTCOPY;
+    if (options.copy_storage_all) flags |= VIR_MIGRATE_NON_SHARED_DISK;
+    if (options.move_definition) flags |= VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE;
+    virTypedParameterPtr params = nullptr;
+    int nparams = 0, maxparams = 0;
+    if (options.precopy_bandwidth_mibs > 0 &&
+        virTypedParamsAddULLong(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_BANDWIDTH,
+                                options.precopy_bandwidth_mibs) < 0) {
+      virConnectDomainEventDeregisterAny(conn_, callback_id);
+      return LastLibvirtError("migration parameters");
+    }
+
+    const MonoTime start = clock_.Now();
+    std::promise<Status> migrated;
+    std::future<Status> migrated_future = migrated.get_future();
+    std::thread worker([&] {
+      int rc = virDomainMigrateToURI3(dom.get(), dest_uri.c_str(), params, nparams, flags);
+      migrated.set_value(rc == 0 ? Status::Ok()
+                                 : LastLibvirtError("migrating " + name + " from " + uri_ + " to " + dest_uri));
+    });
+
+    MigrationResult result;
+    bool aborted = false;
+    while (migrated_future.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
+      if (options.postcopy && !result.postcopy_started_after && virDomainMigrateStartPostCopy(dom.get(), 0) == 0) {
+        result.postcopy_started_after = clock_.Now() - start;
+      }
+      virResetLastError();  // refusals before the switch is possible are expected
+      if (!aborted && clock_.Now() - start > options.timeout) {
+        aborted = true;
+        if (virDomainAbortJob(dom.get()) < 0) virResetLastError();
+      }
+    }
+    worker.join();
+    virTypedParamsFree(params, nparams);
+    Status status = migrated_future.get();
+    result.elapsed = clock_.Now() - start;
+
+    if (status.ok()) {
+      // The event trails the API's return by a few milliseconds; give it a moment on the event thread.
+      std::unique_lock lock(completion.mu);
+      completion.cv.wait_for(lock, std::chrono::seconds(3), [&] { return completion.arrived; });
+      result.downtime_ms = completion.stats.downtime_ms;
+      result.memory_bytes_processed = completion.stats.memory_bytes_processed;
+      result.disk_bytes_processed = completion.stats.disk_bytes_processed;
+      result.postcopy_page_requests = completion.stats.postcopy_page_requests;
+    }
+    {
+      // Deregister under the completion lock so a late callback cannot touch `completion` after return.
+      std::lock_guard lock(completion.mu);
+      if (virConnectDomainEventDeregisterAny(conn_, callback_id) < 0) virResetLastError();
+    }
+    if (aborted && !status.ok()) {
+      return DeadlineExceeded("migration of " + name + " did not finish within " +
+                              std::to_string(options.timeout.count()) + " s and was aborted");
+    }
+    if (!status.ok()) return status;
+    return result;
+  }
+
+ private:
+  StatusOr<DomainHandle> Lookup(const std::string& name) {
+    virDomainPtr dom = virDomainLookupByName(conn_, name.c_str());
+    if (dom == nullptr) return LastLibvirtError("domain '" + name + "' on " + uri_);
+    return DomainHandle(dom, &virDomainFree);
+  }
+
+  const std::string uri_;
+  virConnectPtr const conn_;
+  Clock& clock_;
+};
+
+class LibvirtRuntimeImpl final : public LibvirtRuntime {
+ public:
+  LibvirtRuntimeImpl() {
+    loop_ = std::thread([this] {
+      while (!stop_) {
+        if (virEventRunDefaultImpl() < 0) virResetLastError();
+      }
+    });
+    // A periodic no-op timer wakes the loop so that it notices stop_.
+    timer_ = virEventAddTimeout(200, [](int, void*) {}, nullptr, nullptr);
+  }
+  ~LibvirtRuntimeImpl() override {
+    stop_ = true;
+    loop_.join();
+    if (timer_ >= 0) virEventRemoveTimeout(timer_);
+  }
+
+  StatusOr<std::unique_ptr<Hypervisor>> Connect(const std::string& uri, Clock& clock) override {
+    virConnectPtr conn = virConnectOpen(uri.c_str());
+    if (conn == nullptr) {
+      Status err = LastLibvirtError("connecting to " + uri);
+      // Every failure to open a connection is "cannot reach that libvirtd" to the caller.
+      return Unavailable(err.message());
+    }
+    // Notice a dead peer within ~15 s instead of hanging on TCP timeouts.
+    if (virConnectSetKeepAlive(conn, 5, 3) < 0) virResetLastError();
+    return std::unique_ptr<Hypervisor>(new LibvirtHypervisor(uri, conn, clock));
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread loop_;
+  int timer_ = -1;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<LibvirtRuntime>> LibvirtRuntime::Start() {
+  if (virInitialize() < 0) return LastLibvirtError("initialising libvirt");
+  if (virEventRegisterDefaultImpl() < 0) return LastLibvirtError("registering libvirt's event loop");
+  return std::unique_ptr<LibvirtRuntime>(new LibvirtRuntimeImpl());
+}
+
+}  // namespace vs::virt
