@@ -268,6 +268,9 @@ class LibvirtRuntimeImpl final : public LibvirtRuntime {
 
 StatusOr<std::unique_ptr<LibvirtRuntime>> LibvirtRuntime::Start() {
   if (virInitialize() < 0) return LastLibvirtError("initialising libvirt");
+  // Errors reach callers as Status values; libvirt's default handler would also print each one to stderr,
+  // including the expected refusals while waiting for the postcopy switch.
+  virSetErrorFunc(nullptr, [](void*, virErrorPtr) {});
   if (virEventRegisterDefaultImpl() < 0) return LastLibvirtError("registering libvirt's event loop");
   return std::unique_ptr<LibvirtRuntime>(new LibvirtRuntimeImpl());
 }

@@ -1,0 +1,110 @@
+#include "tests/lab/lab_env.h"
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "images/oracle/nbd_block_reader.h"
+#include "images/oracle/serial_log.h"
+
+namespace vs::lab {
+
+std::string LabDir() {
+  const char* dir = std::getenv("VS_LAB_DIR");
+  return dir && *dir ? dir : "/var/tmp/virt-shadow-lab";
+}
+
+std::string SourceDir() { return VS_SOURCE_DIR; }
+
+StatusOr<std::vector<LabHost>> ReadInventory() {
+  std::ifstream in(LabDir() + "/hosts.tsv");
+  if (!in) return FailedPrecondition("no lab at " + LabDir() + ": start it with 'scripts/lab.sh up'");
+  std::vector<LabHost> hosts;
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    LabHost h;
+    std::string cost;
+    if (fields >> h.name >> h.zone >> h.address >> h.uri >> cost) hosts.push_back(h);
+  }
+  if (hosts.size() < 2) return FailedPrecondition("the lab has fewer than 2 hosts; run 'scripts/lab.sh up 3'");
+  return hosts;
+}
+
+std::string HostPath(const LabHost& host, const std::string& path) { return LabDir() + "/" + host.name + path; }
+
+CommandResult Run(const std::string& command) {
+  CommandResult result;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return result;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) result.output.append(buf.data(), n);
+  int rc = pclose(pipe);
+  result.exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return result;
+}
+
+StatusOr<std::unique_ptr<TestGuest>> TestGuest::Start(virt::Hypervisor& host_conn, const LabHost& host,
+                                                      const std::vector<LabHost>& also_on, Options options) {
+  std::vector<std::string> files;
+  std::string image = "/var/lib/libvirt/images/" + options.name + ".qcow2";
+  for (const LabHost* h : [&] {
+         std::vector<const LabHost*> all{&host};
+         for (const auto& o : also_on) all.push_back(&o);
+         return all;
+       }()) {
+    std::string file = HostPath(*h, image);
+    CommandResult r = Run("qemu-img create -q -f qcow2 '" + file + "' " + std::to_string(options.disk_mib) + "M");
+    if (r.exit_code != 0) return Internal("qemu-img create " + file + ": " + r.output);
+    files.push_back(file);
+  }
+  std::string log = LabDir() + "/logs/" + options.name + ".log";
+  std::remove(log.c_str());
+  CommandResult xml = Run(SourceDir() + "/images/domain-xml.sh '" + options.name + "' '" + image + "' '" + log +
+                          "' --memory " + std::to_string(options.memory_mib) + " --cmdline '" +
+                          options.kernel_args + "'");
+  if (xml.exit_code != 0) return Internal("domain-xml.sh: " + xml.output);
+  std::unique_ptr<TestGuest> guest(new TestGuest(host_conn, options, files));
+  VS_ASSIGN_OR_RETURN(std::string name, host_conn.DefineDomain(xml.output));
+  VS_RETURN_IF_ERROR(host_conn.StartDomain(name));
+  return guest;
+}
+
+TestGuest::~TestGuest() {
+  current_->DestroyDomain(options_.name).IgnoreError();  // best effort: the lab's down removes leftovers
+  current_->UndefineDomain(options_.name).IgnoreError();
+  for (const auto& f : disk_files_) std::remove(f.c_str());
+}
+
+std::string TestGuest::SerialLog() const {
+  std::ifstream in(serial_log_path());
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+StatusOr<uint64_t> TestGuest::WaitForAcks(uint64_t count, std::chrono::seconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  uint64_t acks = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    oracle::SerialLog log = oracle::ParseSerialLog(SerialLog());
+    acks = log.acks.size();
+    if (acks >= count) return log.acks.back().seq;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return DeadlineExceeded("guest " + options_.name + " printed " + std::to_string(acks) + " ACKs in " +
+                          std::to_string(timeout.count()) + " s, expected " + std::to_string(count) +
+                          "; serial log: " + serial_log_path());
+}
+
+StatusOr<oracle::Report> TestGuest::Check(const LabHost& host, const oracle::AnalyseOptions& options) const {
+  VS_ASSIGN_OR_RETURN(auto disk, oracle::OpenDisk(HostPath(host, disk_path()), oracle::ImageFormat::kQcow2));
+  return oracle::Analyse(*disk, SerialLog(), options);
+}
+
+}  // namespace vs::lab

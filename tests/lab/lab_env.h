@@ -1,0 +1,76 @@
+// Test-side access to the running lab (scripts/lab.sh): its inventory, the root namespace's view of each host's
+// private directories, and a test guest whose records the data-loss oracle checks.
+//
+// The lab is started and stopped by ctest fixtures (tests/lab/CMakeLists.txt); a lab test that finds no lab fails
+// with a message saying so rather than skipping.
+// Thread-safety: none needed; one test thread uses these.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "images/oracle/oracle.h"
+#include "shadowd/virt/hypervisor.h"
+
+namespace vs::lab {
+
+struct LabHost {
+  std::string name;  // h1, h2, ...
+  std::string zone;
+  std::string address;
+  std::string uri;
+};
+
+std::string LabDir();
+std::string SourceDir();
+StatusOr<std::vector<LabHost>> ReadInventory();
+// The root namespace's path of `path` inside host `host` (e.g. its /var/lib/libvirt/images/x.qcow2).
+std::string HostPath(const LabHost& host, const std::string& path);
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+CommandResult Run(const std::string& command);
+
+// A test guest (images/): a domain whose workload writes acknowledged records. Its disk is a qcow2 under each
+// host's private /var/lib/libvirt/images; its serial log is in the lab's shared logs/ folder, so that it continues
+// across migrations. The destructor destroys and undefines it wherever it was last placed and removes its files.
+class TestGuest {
+ public:
+  struct Options {
+    std::string name;
+    uint64_t disk_mib = 64;
+    int memory_mib = 256;
+    std::string kernel_args = "vs.rate=5";
+  };
+  // Creates the disk on `host`, empty images of the same size on `also_on` (migration targets), defines and
+  // starts the domain on `host`.
+  static StatusOr<std::unique_ptr<TestGuest>> Start(virt::Hypervisor& host_conn, const LabHost& host,
+                                                    const std::vector<LabHost>& also_on, Options options);
+  ~TestGuest();
+
+  const std::string& name() const { return options_.name; }
+  std::string disk_path() const { return "/var/lib/libvirt/images/" + options_.name + ".qcow2"; }
+  std::string serial_log_path() const { return LabDir() + "/logs/" + options_.name + ".log"; }
+  std::string SerialLog() const;
+
+  // Waits until the serial log holds at least `count` ACKs; returns the last ACKed sequence number.
+  StatusOr<uint64_t> WaitForAcks(uint64_t count, std::chrono::seconds timeout) const;
+  // Runs the oracle over the guest's disk as seen on `host` (readable while the domain runs).
+  StatusOr<oracle::Report> Check(const LabHost& host, const oracle::AnalyseOptions& options = {}) const;
+  // Tells the destructor where the domain lives now (after a migration).
+  void MovedTo(virt::Hypervisor& conn) { current_ = &conn; }
+
+ private:
+  TestGuest(virt::Hypervisor& conn, Options options, std::vector<std::string> disk_files)
+      : current_(&conn), options_(std::move(options)), disk_files_(std::move(disk_files)) {}
+  virt::Hypervisor* current_;
+  Options options_;
+  std::vector<std::string> disk_files_;  // root-namespace paths, removed at the end
+};
+
+}  // namespace vs::lab

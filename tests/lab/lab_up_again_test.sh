@@ -1,0 +1,14 @@
+#!/bin/bash
+# Running `lab.sh up` on a running lab keeps every host as it is: same libvirtd pids, all still answering.
+set -uo pipefail
+LAB_SH=${1:?usage: lab_up_again_test.sh lab.sh N}; N=${2:?}
+LAB=${VS_LAB_DIR:-/var/tmp/virt-shadow-lab}
+pids() { for i in $(seq 1 "$N"); do cat "$LAB/h$i/run/libvirt/libvirtd.pid"; done | tr '\n' ' '; }
+before=$(pids)
+"$LAB_SH" up "$N" || { echo "FAIL: second up exited non-zero"; exit 1; }
+after=$(pids)
+[ "$before" = "$after" ] || { echo "FAIL: libvirtd pids changed: '$before' -> '$after'"; exit 1; }
+for i in $(seq 1 "$N"); do
+  virsh -q -c "$("$LAB_SH" uri "h$i")" uri >/dev/null || { echo "FAIL: h$i does not answer after a second up"; exit 1; }
+done
+echo "second up kept libvirtd pids $after"
