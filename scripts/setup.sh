@@ -1,0 +1,41 @@
+#!/bin/bash
+# setup.sh - install what virt-shadow needs from Debian 12's packages, set the host prerequisites, and build.
+# Idempotent: installed packages are skipped, the build is incremental. Build dir: $VS_BUILD_DIR (default ./build).
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${VS_BUILD_DIR:-$SRC/build}
+die() { echo "setup: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "must run as root (it installs packages and sets a sysctl); try: sudo $0"
+
+PACKAGES=(
+  # build
+  cmake g++ make pkg-config
+  libvirt-dev libnbd-dev libxml2-dev librocksdb-dev libboost-dev
+  libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
+  libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
+  # runtime: libvirt and QEMU (TCG works without /dev/kvm), NBD tools
+  libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
+  qemu-system-x86 qemu-system-common qemu-utils libnbd-bin
+  # lab: namespaces, bridges, link shaping; guest image build
+  iproute2 util-linux procps psmisc busybox-static cpio xz-utils gzip
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q || die "apt-get update failed; check the network path to the Debian mirror"
+  apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+    die "apt-get install failed for: ${missing[*]} (see apt's message above)"
+fi
+
+# Postcopy needs userfaultfd for QEMU, which libvirt runs unprivileged (user libvirt-qemu).
+sysctl -qw vm.unprivileged_userfaultfd=1
+[ "$(sysctl -n vm.unprivileged_userfaultfd)" = 1 ] || die "could not set vm.unprivileged_userfaultfd=1 (postcopy needs it)"
+[ -d /etc/sysctl.d ] && echo 'vm.unprivileged_userfaultfd = 1' > /etc/sysctl.d/60-virt-shadow.conf
+
+cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || die "cmake configure failed"
+cmake --build "$BUILD" -j "$(nproc)" || die "build failed"
+echo "setup: built in $BUILD"
