@@ -34,7 +34,7 @@ ms() { date +%s%3N; }
 start=$(ms)
 virsh -c "$H1" migrate --live --p2p --persistent --undefinesource --copy-storage-all --postcopy --bandwidth 8 \
   $VM "$H2" & mig=$!
-until virsh -c "$H1" migrate-postcopy $VM 2>/dev/null; do
+until virsh -c "$H1" migrate-postcopy $VM >/dev/null 2>&1; do
   kill -0 $mig 2>/dev/null || break; sleep 0.3
 done
 echo "postcopy requested after $(( $(ms) - start )) ms"

@@ -1,5 +1,5 @@
-// Lab test: a guest writing acknowledged records migrates live, with postcopy, from h1 to h2 through the
-// project's libvirt layer; the oracle then finds every acknowledged record on h2's disk and one boot id.
+// Lab test: a guest writing acknowledged records migrates live, with postcopy, h1 -> h2 -> h3 through the
+// project's libvirt layer; the oracle then finds every acknowledged record on h3's disk and one boot id.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -23,7 +23,7 @@ class MigrationTest : public ::testing::Test {
     ASSERT_TRUE(runtime.ok()) << runtime.status().ToString();
     runtime_ = std::move(*runtime);
     clock_ = NewRealClock();
-    for (int i = 0; i < 2; ++i) {
+    for (size_t i = 0; i < hosts_.size(); ++i) {
       auto conn = runtime_->Connect(hosts_[i].uri, *clock_);
       ASSERT_TRUE(conn.ok()) << conn.status().ToString();
       conns_.push_back(std::move(*conn));
@@ -36,42 +36,49 @@ class MigrationTest : public ::testing::Test {
   std::vector<std::unique_ptr<virt::Hypervisor>> conns_;
 };
 
-TEST_F(MigrationTest, PostcopyLiveMigrationLosesNoAcknowledgedRecord) {
+// Migrates with postcopy from `from` to `to` and checks that the guest runs only on `to` and keeps writing.
+void MigrateAndCheck(TestGuest& guest, virt::Hypervisor& from, virt::Hypervisor& to) {
+  auto migrated = from.MigrateLive(guest.name(), to.uri(),
+                                   {.postcopy = true, .precopy_bandwidth_mibs = 8, .copy_storage_all = true,
+                                    .timeout = std::chrono::seconds(240)});
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  guest.MovedTo(to);
+  ASSERT_TRUE(migrated->postcopy_started_after.has_value()) << "libvirt never accepted the switch to postcopy";
+  std::printf("%s -> %s: %.2f s, postcopy after %.2f s, downtime %s ms, postcopy page requests %s\n",
+              from.uri().c_str(), to.uri().c_str(), std::chrono::duration<double>(migrated->elapsed).count(),
+              std::chrono::duration<double>(*migrated->postcopy_started_after).count(),
+              migrated->downtime_ms ? std::to_string(*migrated->downtime_ms).c_str() : "?",
+              migrated->postcopy_page_requests ? std::to_string(*migrated->postcopy_page_requests).c_str() : "?");
+
+  auto state = to.GetDomainState(guest.name());
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  EXPECT_EQ(*state, virt::DomainState::kRunning);
+  auto source_domains = from.ListDomainNames();
+  ASSERT_TRUE(source_domains.ok());
+  EXPECT_EQ(std::count(source_domains->begin(), source_domains->end(), guest.name()), 0)
+      << "the source still has the domain";
+  auto acks_at_switch = oracle::ParseSerialLog(guest.SerialLog()).acks.size();
+  auto after = guest.WaitForAcks(acks_at_switch + 5, std::chrono::seconds(60));
+  ASSERT_TRUE(after.ok()) << "no progress on the destination: " << after.status().ToString();
+}
+
+// h1 (zone-a) -> h2 (zone-b) -> h3 (zone-a): both directions across zones, three different pairs of daemons.
+TEST_F(MigrationTest, PostcopyLiveMigrationsLoseNoAcknowledgedRecord) {
+  ASSERT_GE(hosts_.size(), 3u) << "this test needs 3 lab hosts";
   // The dirtier keeps memory changing faster than the precopy cap, so precopy cannot finish on its own and the
-  // switch to postcopy is what completes the migration.
-  auto guest = TestGuest::Start(*conns_[0], hosts_[0], {hosts_[1]},
+  // switch to postcopy is what completes each migration.
+  auto guest = TestGuest::Start(*conns_[0], hosts_[0], {hosts_[1], hosts_[2]},
                                 {.name = "lab-migrate", .kernel_args = "vs.rate=5 vs.dirty=32 vs.dirtyrate=16"});
   ASSERT_TRUE(guest.ok()) << guest.status().ToString();
   auto before = (*guest)->WaitForAcks(10, 90s);
   ASSERT_TRUE(before.ok()) << before.status().ToString();
 
-  auto migrated = conns_[0]->MigrateLive(
-      (*guest)->name(), hosts_[1].uri,
-      {.postcopy = true, .precopy_bandwidth_mibs = 8, .copy_storage_all = true, .timeout = 240s});
-  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  (*guest)->MovedTo(*conns_[1]);
-  ASSERT_TRUE(migrated->postcopy_started_after.has_value()) << "libvirt never accepted the switch to postcopy";
-  std::printf("migration: %.2f s, postcopy after %.2f s, downtime %s ms, postcopy page requests %s\n",
-              std::chrono::duration<double>(migrated->elapsed).count(),
-              std::chrono::duration<double>(*migrated->postcopy_started_after).count(),
-              migrated->downtime_ms ? std::to_string(*migrated->downtime_ms).c_str() : "?",
-              migrated->postcopy_page_requests ? std::to_string(*migrated->postcopy_page_requests).c_str() : "?");
+  ASSERT_NO_FATAL_FAILURE(MigrateAndCheck(**guest, *conns_[0], *conns_[1]));
+  ASSERT_NO_FATAL_FAILURE(MigrateAndCheck(**guest, *conns_[1], *conns_[2]));
 
-  // It runs on h2 only, and keeps writing there.
-  auto state = conns_[1]->GetDomainState((*guest)->name());
-  ASSERT_TRUE(state.ok()) << state.status().ToString();
-  EXPECT_EQ(*state, virt::DomainState::kRunning);
-  auto source_domains = conns_[0]->ListDomainNames();
-  ASSERT_TRUE(source_domains.ok());
-  EXPECT_EQ(std::count(source_domains->begin(), source_domains->end(), (*guest)->name()), 0)
-      << "the source still has the domain";
-  auto at_migration = oracle::ParseSerialLog((*guest)->SerialLog()).acks.size();
-  auto after = (*guest)->WaitForAcks(at_migration + 5, 60s);
-  ASSERT_TRUE(after.ok()) << after.status().ToString();
-
-  // Stop it hard: whatever was acknowledged must already be on h2's disk.
-  ASSERT_TRUE(conns_[1]->DestroyDomain((*guest)->name()).ok());
-  auto report = (*guest)->Check(hosts_[1]);
+  // Pull the plug: whatever was acknowledged must already be on h3's disk.
+  ASSERT_TRUE(conns_[2]->DestroyDomain((*guest)->name()).ok());
+  auto report = (*guest)->Check(hosts_[2]);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   std::printf("%s\n", oracle::FormatReportText(*report).c_str());
   EXPECT_TRUE(report->ok()) << oracle::FormatReportText(*report);
@@ -80,7 +87,7 @@ TEST_F(MigrationTest, PostcopyLiveMigrationLosesNoAcknowledgedRecord) {
   ASSERT_TRUE(report->newest_seq_on_disk.has_value());
   ASSERT_TRUE(report->last_acked_seq.has_value());
   EXPECT_GE(*report->newest_seq_on_disk, *report->last_acked_seq);
-  EXPECT_GT(*report->last_acked_seq, *before) << "no record was acknowledged after the migration";
+  EXPECT_GT(*report->last_acked_seq, *before) << "no record was acknowledged after the migrations";
 }
 
 }  // namespace
