@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +52,31 @@ struct MigrationResult {
   std::optional<uint64_t> postcopy_page_requests;
 };
 
+struct NodeCapacity {
+  int cpus = 0;                      // host CPUs (libvirt's node info)
+  uint64_t memory_kib = 0;           // host memory
+  int running_vcpus = 0;             // sum over running domains
+  uint64_t running_memory_kib = 0;   // sum over running domains (their current memory)
+};
+
+enum class ImageFormat { kRaw, kQcow2 };
+
+// A domain lifecycle or metadata change seen by libvirtd.
+struct DomainEvent {
+  enum class Kind { kDefined, kUndefined, kStarted, kStopped, kSuspended, kResumed, kMetadataChanged, kOther };
+  Kind kind = Kind::kOther;
+  std::string name;
+  std::string uuid;
+  int libvirt_detail = 0;  // libvirt's detail code (e.g. why it stopped), for logs
+};
+std::string_view DomainEventKindName(DomainEvent::Kind kind);
+
+// Keeps a WatchDomains registration alive; destroying it stops the callbacks (and waits for a running one).
+class Subscription {
+ public:
+  virtual ~Subscription() = default;
+};
+
 class Hypervisor {
  public:
   virtual ~Hypervisor() = default;
@@ -68,6 +94,27 @@ class Hypervisor {
   virtual Status UndefineDomain(const std::string& name) = 0;
   virtual StatusOr<DomainState> GetDomainState(const std::string& name) = 0;
   virtual StatusOr<std::string> GetDomainXml(const std::string& name) = 0;
+
+  virtual StatusOr<NodeCapacity> GetNodeCapacity() = 0;
+
+  // The <metadata> child element in namespace `ns_uri`, or nullopt when the domain has none.
+  virtual StatusOr<std::optional<std::string>> GetMetadata(const std::string& name, const std::string& ns_uri) = 0;
+  // Sets (or, with an empty `xml`, removes) that element, under prefix `key`, in the persistent definition and,
+  // when the domain runs, in the live one. libvirt emits a metadata-change event; no hook runs.
+  virtual Status SetMetadata(const std::string& name, const std::string& ns_uri, const std::string& key,
+                             const std::string& xml) = 0;
+
+  // Images on this libvirtd's host, through a transient directory storage pool over the image's folder (so it
+  // works on a peer over qemu+tcp). CreateImage is idempotent: an existing image of the same virtual size is
+  // kept (AlreadyExists if its size differs). DeleteImage is OK when the image is gone.
+  virtual Status CreateImage(const std::string& path, uint64_t virtual_size_bytes, ImageFormat format) = 0;
+  virtual Status DeleteImage(const std::string& path) = 0;
+  virtual StatusOr<uint64_t> ImageVirtualSize(const std::string& path) = 0;
+
+  // Calls `on_event` for every domain event of this connection until the Subscription is destroyed.
+  // The callback runs on libvirt's event-loop thread (LibvirtRuntime): it must be quick and must not call back
+  // into this Hypervisor synchronously (post the work to the daemon's own loop instead).
+  virtual StatusOr<std::unique_ptr<Subscription>> WatchDomains(std::function<void(const DomainEvent&)> on_event) = 0;
 
   // Live-migrates `name` to the libvirtd at `dest_uri` (peer to peer) and returns what it measured.
   virtual StatusOr<MigrationResult> MigrateLive(const std::string& name, const std::string& dest_uri,

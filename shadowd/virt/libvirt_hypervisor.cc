@@ -27,6 +27,20 @@ std::string_view DomainStateName(DomainState state) {
   return "unknown";
 }
 
+std::string_view DomainEventKindName(DomainEvent::Kind kind) {
+  switch (kind) {
+    case DomainEvent::Kind::kDefined: return "defined";
+    case DomainEvent::Kind::kUndefined: return "undefined";
+    case DomainEvent::Kind::kStarted: return "started";
+    case DomainEvent::Kind::kStopped: return "stopped";
+    case DomainEvent::Kind::kSuspended: return "suspended";
+    case DomainEvent::Kind::kResumed: return "resumed";
+    case DomainEvent::Kind::kMetadataChanged: return "metadata-changed";
+    case DomainEvent::Kind::kOther: return "other";
+  }
+  return "unknown";
+}
+
 namespace {
 
 using DomainHandle = std::unique_ptr<virDomain, decltype(&virDomainFree)>;
@@ -54,6 +68,91 @@ void OnJobCompleted(virConnectPtr, virDomainPtr, virTypedParameterPtr params, in
   completion->arrived = true;
   completion->cv.notify_all();
 }
+
+using PoolHandle = std::unique_ptr<virStoragePool, decltype(&virStoragePoolFree)>;
+using VolumeHandle = std::unique_ptr<virStorageVol, decltype(&virStorageVolFree)>;
+
+std::string Dirname(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos || slash == 0 ? "/" : path.substr(0, slash);
+}
+std::string Basename(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+std::string XmlEscape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '\'': out += "&apos;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// One WatchDomains registration: two libvirt callbacks (lifecycle, metadata change) sharing one sink.
+class LibvirtSubscription final : public Subscription {
+ public:
+  LibvirtSubscription(virConnectPtr conn, std::function<void(const DomainEvent&)> sink)
+      : conn_(conn), sink_(std::move(sink)) {}
+  ~LibvirtSubscription() override {
+    for (int id : callback_ids_) {
+      if (virConnectDomainEventDeregisterAny(conn_, id) < 0) virResetLastError();
+    }
+    std::lock_guard lock(mu_);  // waits for a callback in progress
+    sink_ = nullptr;
+  }
+  Status Register() {
+    int lifecycle = virConnectDomainEventRegisterAny(conn_, nullptr, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                     VIR_DOMAIN_EVENT_CALLBACK(OnLifecycle), this, nullptr);
+    if (lifecycle < 0) return LastLibvirtError("watching domain lifecycle events");
+    callback_ids_.push_back(lifecycle);
+    int metadata = virConnectDomainEventRegisterAny(conn_, nullptr, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
+                                                    VIR_DOMAIN_EVENT_CALLBACK(OnMetadata), this, nullptr);
+    if (metadata < 0) return LastLibvirtError("watching domain metadata changes");
+    callback_ids_.push_back(metadata);
+    return Status::Ok();
+  }
+
+ private:
+  static DomainEvent Describe(virDomainPtr dom, DomainEvent::Kind kind, int detail) {
+    DomainEvent event{.kind = kind, .name = virDomainGetName(dom), .uuid = "", .libvirt_detail = detail};
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    if (virDomainGetUUIDString(dom, uuid) == 0) event.uuid = uuid;
+    return event;
+  }
+  static int OnLifecycle(virConnectPtr, virDomainPtr dom, int event, int detail, void* opaque) {
+    DomainEvent::Kind kind = DomainEvent::Kind::kOther;
+    switch (event) {
+      case VIR_DOMAIN_EVENT_DEFINED: kind = DomainEvent::Kind::kDefined; break;
+      case VIR_DOMAIN_EVENT_UNDEFINED: kind = DomainEvent::Kind::kUndefined; break;
+      case VIR_DOMAIN_EVENT_STARTED: kind = DomainEvent::Kind::kStarted; break;
+      case VIR_DOMAIN_EVENT_STOPPED: kind = DomainEvent::Kind::kStopped; break;
+      case VIR_DOMAIN_EVENT_SUSPENDED: kind = DomainEvent::Kind::kSuspended; break;
+      case VIR_DOMAIN_EVENT_RESUMED: kind = DomainEvent::Kind::kResumed; break;
+      default: break;
+    }
+    static_cast<LibvirtSubscription*>(opaque)->Deliver(Describe(dom, kind, detail));
+    return 0;
+  }
+  static void OnMetadata(virConnectPtr, virDomainPtr dom, int type, const char*, void* opaque) {
+    static_cast<LibvirtSubscription*>(opaque)->Deliver(Describe(dom, DomainEvent::Kind::kMetadataChanged, type));
+  }
+  void Deliver(const DomainEvent& event) {
+    std::lock_guard lock(mu_);
+    if (sink_) sink_(event);
+  }
+
+  virConnectPtr const conn_;
+  std::mutex mu_;
+  std::function<void(const DomainEvent&)> sink_;  // guarded by mu_
+  std::vector<int> callback_ids_;
+};
 
 class LibvirtHypervisor final : public Hypervisor {
  public:
@@ -144,6 +243,94 @@ class LibvirtHypervisor final : public Hypervisor {
     return result;
   }
 
+  StatusOr<NodeCapacity> GetNodeCapacity() override {
+    virNodeInfo info;
+    if (virNodeGetInfo(conn_, &info) < 0) return LastLibvirtError("node info of " + uri_);
+    NodeCapacity capacity{.cpus = static_cast<int>(info.cpus), .memory_kib = info.memory};
+    virDomainPtr* domains = nullptr;
+    int n = virConnectListAllDomains(conn_, &domains, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+    if (n < 0) return LastLibvirtError("listing running domains on " + uri_);
+    for (int i = 0; i < n; ++i) {
+      virDomainInfo dom_info;
+      if (virDomainGetInfo(domains[i], &dom_info) == 0) {
+        capacity.running_vcpus += dom_info.nrVirtCpu;
+        capacity.running_memory_kib += dom_info.memory;
+      } else {
+        virResetLastError();  // it stopped meanwhile
+      }
+      virDomainFree(domains[i]);
+    }
+    free(domains);
+    return capacity;
+  }
+
+  StatusOr<std::optional<std::string>> GetMetadata(const std::string& name, const std::string& ns_uri) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(name));
+    char* xml = virDomainGetMetadata(dom.get(), VIR_DOMAIN_METADATA_ELEMENT, ns_uri.c_str(), VIR_DOMAIN_AFFECT_CURRENT);
+    if (xml == nullptr) {
+      Status err = LastLibvirtError("metadata " + ns_uri + " of " + name);
+      if (err.code() == Code::kNotFound) return std::optional<std::string>();
+      return err;
+    }
+    std::string result(xml);
+    free(xml);
+    return std::optional<std::string>(std::move(result));
+  }
+
+  Status SetMetadata(const std::string& name, const std::string& ns_uri, const std::string& key,
+                     const std::string& xml) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(name));
+    unsigned flags = VIR_DOMAIN_AFFECT_CONFIG;
+    if (virDomainIsActive(dom.get()) == 1) flags |= VIR_DOMAIN_AFFECT_LIVE;
+    if (virDomainIsPersistent(dom.get()) != 1) flags &= ~VIR_DOMAIN_AFFECT_CONFIG;
+    if (virDomainSetMetadata(dom.get(), VIR_DOMAIN_METADATA_ELEMENT, xml.empty() ? nullptr : xml.c_str(),
+                             xml.empty() ? nullptr : key.c_str(), ns_uri.c_str(), flags) < 0) {
+      return LastLibvirtError("setting metadata " + ns_uri + " of " + name);
+    }
+    return Status::Ok();
+  }
+
+  Status CreateImage(const std::string& path, uint64_t virtual_size_bytes, ImageFormat format) override {
+    VS_ASSIGN_OR_RETURN(PoolHandle pool, PoolFor(path));
+    if (auto existing = LookupVolume(path); existing.ok()) {
+      virStorageVolInfo info;
+      if (virStorageVolGetInfo(existing->get(), &info) < 0) return LastLibvirtError("size of " + path);
+      if (info.capacity == virtual_size_bytes) return Status::Ok();
+      return AlreadyExists(path + " exists on " + uri_ + " with virtual size " + std::to_string(info.capacity) +
+                           " bytes, not " + std::to_string(virtual_size_bytes));
+    }
+    std::string xml = "<volume><name>" + XmlEscape(Basename(path)) + "</name><capacity unit='bytes'>" +
+                      std::to_string(virtual_size_bytes) + "</capacity><target><format type='" +
+                      (format == ImageFormat::kQcow2 ? "qcow2" : "raw") + "'/></target></volume>";
+    virStorageVolPtr vol = virStorageVolCreateXML(pool.get(), xml.c_str(), 0);
+    if (vol == nullptr) return LastLibvirtError("creating " + path + " on " + uri_);
+    virStorageVolFree(vol);
+    return Status::Ok();
+  }
+
+  Status DeleteImage(const std::string& path) override {
+    auto pool = PoolFor(path);
+    if (!pool.ok()) return pool.status().code() == Code::kNotFound ? Status::Ok() : pool.status();
+    auto vol = LookupVolume(path);
+    if (!vol.ok()) return vol.status().code() == Code::kNotFound ? Status::Ok() : vol.status();
+    if (virStorageVolDelete(vol->get(), 0) < 0) return LastLibvirtError("deleting " + path + " on " + uri_);
+    return Status::Ok();
+  }
+
+  StatusOr<uint64_t> ImageVirtualSize(const std::string& path) override {
+    VS_ASSIGN_OR_RETURN(PoolHandle pool, PoolFor(path));
+    VS_ASSIGN_OR_RETURN(VolumeHandle vol, LookupVolume(path));
+    virStorageVolInfo info;
+    if (virStorageVolGetInfo(vol.get(), &info) < 0) return LastLibvirtError("size of " + path + " on " + uri_);
+    return static_cast<uint64_t>(info.capacity);
+  }
+
+  StatusOr<std::unique_ptr<Subscription>> WatchDomains(std::function<void(const DomainEvent&)> on_event) override {
+    auto subscription = std::make_unique<LibvirtSubscription>(conn_, std::move(on_event));
+    VS_RETURN_IF_ERROR(subscription->Register());
+    return std::unique_ptr<Subscription>(std::move(subscription));
+  }
+
   // Sequence: register for the source's job-completed event; start virDomainMigrateToURI3 on a worker thread;
   // meanwhile ask for postcopy every 200 ms until libvirt accepts (it refuses while the storage mirror is
   // still syncing or before the first precopy pass); the worker's return ends the migration.
@@ -218,6 +405,35 @@ class LibvirtHypervisor final : public Hypervisor {
   }
 
  private:
+  // The (transient, refreshed) directory pool over `path`'s folder, created on first use. NotFound when the
+  // folder does not exist on that host.
+  StatusOr<PoolHandle> PoolFor(const std::string& path) {
+    const std::string dir = Dirname(path);
+    virStoragePoolPtr pool = virStoragePoolLookupByTargetPath(conn_, dir.c_str());
+    if (pool == nullptr) {
+      virResetLastError();
+      std::string name = "virt-shadow-" + std::to_string(std::hash<std::string>{}(dir));
+      std::string xml = "<pool type='dir'><name>" + name + "</name><target><path>" + XmlEscape(dir) +
+                        "</path></target></pool>";
+      pool = virStoragePoolCreateXML(conn_, xml.c_str(), 0);
+      if (pool == nullptr) {
+        Status err = LastLibvirtError("storage pool for " + dir + " on " + uri_);
+        // A concurrent caller may have created it first.
+        pool = virStoragePoolLookupByTargetPath(conn_, dir.c_str());
+        if (pool == nullptr) return err;
+      }
+    }
+    PoolHandle handle(pool, &virStoragePoolFree);
+    if (virStoragePoolRefresh(pool, 0) < 0) return LastLibvirtError("refreshing the pool of " + dir);
+    return handle;
+  }
+
+  StatusOr<VolumeHandle> LookupVolume(const std::string& path) {
+    virStorageVolPtr vol = virStorageVolLookupByPath(conn_, path.c_str());
+    if (vol == nullptr) return LastLibvirtError("image " + path + " on " + uri_);
+    return VolumeHandle(vol, &virStorageVolFree);
+  }
+
   StatusOr<DomainHandle> Lookup(const std::string& name) {
     virDomainPtr dom = virDomainLookupByName(conn_, name.c_str());
     if (dom == nullptr) return LastLibvirtError("domain '" + name + "' on " + uri_);

@@ -37,7 +37,7 @@ StatusOr<std::vector<LabHost>> ReadInventory() {
 
 std::string HostPath(const LabHost& host, const std::string& path) { return LabDir() + "/" + host.name + path; }
 
-CommandResult Run(const std::string& command) {
+CommandResult RunCommand(const std::string& command) {
   CommandResult result;
   FILE* pipe = popen((command + " 2>&1").c_str(), "r");
   if (pipe == nullptr) return result;
@@ -59,13 +59,13 @@ StatusOr<std::unique_ptr<TestGuest>> TestGuest::Start(virt::Hypervisor& host_con
          return all;
        }()) {
     std::string file = HostPath(*h, image);
-    CommandResult r = Run("qemu-img create -q -f qcow2 '" + file + "' " + std::to_string(options.disk_mib) + "M");
+    CommandResult r = RunCommand("qemu-img create -q -f qcow2 '" + file + "' " + std::to_string(options.disk_mib) + "M");
     if (r.exit_code != 0) return Internal("qemu-img create " + file + ": " + r.output);
     files.push_back(file);
   }
   std::string log = LabDir() + "/logs/" + options.name + ".log";
   std::remove(log.c_str());
-  CommandResult xml = Run(SourceDir() + "/images/domain-xml.sh '" + options.name + "' '" + image + "' '" + log +
+  CommandResult xml = RunCommand(SourceDir() + "/images/domain-xml.sh '" + options.name + "' '" + image + "' '" + log +
                           "' --memory " + std::to_string(options.memory_mib) + " --cmdline '" +
                           options.kernel_args + "'");
   if (xml.exit_code != 0) return Internal("domain-xml.sh: " + xml.output);

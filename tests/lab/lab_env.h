@@ -34,7 +34,7 @@ struct CommandResult {
   int exit_code = -1;
   std::string output;  // stdout and stderr
 };
-CommandResult Run(const std::string& command);
+CommandResult RunCommand(const std::string& command);
 
 // A test guest (images/): a domain whose workload writes acknowledged records. Its disk is a qcow2 under each
 // host's private /var/lib/libvirt/images; its serial log is in the lab's shared logs/ folder, so that it continues
