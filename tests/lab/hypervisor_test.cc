@@ -16,28 +16,7 @@ namespace {
 using namespace std::chrono_literals;
 constexpr char kPolicyNs[] = "http://virt-shadow.org/xmlns/policy/1.0";
 
-class HypervisorTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto hosts = ReadInventory();
-    ASSERT_TRUE(hosts.ok()) << hosts.status().ToString();
-    hosts_ = *hosts;
-    auto runtime = virt::LibvirtRuntime::Start();
-    ASSERT_TRUE(runtime.ok()) << runtime.status().ToString();
-    runtime_ = std::move(*runtime);
-    clock_ = NewRealClock();
-    for (const auto& host : hosts_) {
-      auto conn = runtime_->Connect(host.uri, *clock_);
-      ASSERT_TRUE(conn.ok()) << conn.status().ToString();
-      conns_.push_back(std::move(*conn));
-    }
-  }
-
-  std::vector<LabHost> hosts_;
-  std::unique_ptr<virt::LibvirtRuntime> runtime_;
-  std::unique_ptr<Clock> clock_;
-  std::vector<std::unique_ptr<virt::Hypervisor>> conns_;
-};
+using HypervisorTest = LabTest;
 
 TEST_F(HypervisorTest, EveryLabHostIsItsOwnHost) {
   std::set<std::string> names;

@@ -107,4 +107,18 @@ StatusOr<oracle::Report> TestGuest::Check(const LabHost& host, const oracle::Ana
   return oracle::Analyse(*disk, SerialLog(), options);
 }
 
+void LabTest::SetUp() {
+  auto hosts = ReadInventory();
+  ASSERT_TRUE(hosts.ok()) << hosts.status().ToString();
+  hosts_ = *hosts;
+  auto runtime = virt::LibvirtRuntime::Start();
+  ASSERT_TRUE(runtime.ok()) << runtime.status().ToString();
+  runtime_ = std::move(*runtime);
+  for (const auto& host : hosts_) {
+    auto conn = runtime_->Connect(host.uri, *clock_);
+    ASSERT_TRUE(conn.ok()) << conn.status().ToString();
+    conns_.push_back(std::move(*conn));
+  }
+}
+
 }  // namespace vs::lab

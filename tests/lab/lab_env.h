@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "common/status.h"
 #include "images/oracle/oracle.h"
 #include "shadowd/virt/hypervisor.h"
@@ -71,6 +73,18 @@ class TestGuest {
   virt::Hypervisor* current_;
   Options options_;
   std::vector<std::string> disk_files_;  // root-namespace paths, removed at the end
+};
+
+// Base fixture of lab tests: reads the inventory and connects to every lab host through the project's libvirt
+// layer (conns_[i] is hosts_[i]).
+class LabTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+
+  std::vector<LabHost> hosts_;
+  std::unique_ptr<virt::LibvirtRuntime> runtime_;
+  std::unique_ptr<Clock> clock_ = NewRealClock();
+  std::vector<std::unique_ptr<virt::Hypervisor>> conns_;
 };
 
 }  // namespace vs::lab

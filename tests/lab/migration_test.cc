@@ -13,28 +13,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class MigrationTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto hosts = ReadInventory();
-    ASSERT_TRUE(hosts.ok()) << hosts.status().ToString();
-    hosts_ = *hosts;
-    auto runtime = virt::LibvirtRuntime::Start();
-    ASSERT_TRUE(runtime.ok()) << runtime.status().ToString();
-    runtime_ = std::move(*runtime);
-    clock_ = NewRealClock();
-    for (size_t i = 0; i < hosts_.size(); ++i) {
-      auto conn = runtime_->Connect(hosts_[i].uri, *clock_);
-      ASSERT_TRUE(conn.ok()) << conn.status().ToString();
-      conns_.push_back(std::move(*conn));
-    }
-  }
-
-  std::vector<LabHost> hosts_;
-  std::unique_ptr<virt::LibvirtRuntime> runtime_;
-  std::unique_ptr<Clock> clock_;
-  std::vector<std::unique_ptr<virt::Hypervisor>> conns_;
-};
+using MigrationTest = LabTest;
 
 // Migrates with postcopy from `from` to `to` and checks that the guest runs only on `to` and keeps writing.
 void MigrateAndCheck(TestGuest& guest, virt::Hypervisor& from, virt::Hypervisor& to) {
