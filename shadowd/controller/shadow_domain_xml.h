@@ -1,0 +1,70 @@
+// The shadow's domain XML, derived from its primary's, and the reverse: recognising a shadow domain
+// and its primary from the XML found on a host. Both sides of the link format live here.
+//
+// A shadow is the primary's definition with:
+//   - its own identity: <name> and <uuid> from shadow_identity.h (deterministic, so a re-define
+//     replaces); the live <domain id=...> attribute dropped;
+//   - a reduced size that can be scaled up at switchover: <vcpu current='N'> keeps the primary's
+//     maximum, <currentMemory> is the shadow memory while <memory> stays the primary's; a <vcpus>
+//     per-vCPU list (which would contradict the new current count) is dropped;
+//   - the same disk paths (the replicas are created at the primary's image paths on the target,
+//     which does not share storage); <backingStore> chains and live <source index> dropped, since a
+//     replica is a standalone image; removable media (cdrom, floppy) ejected: media is not replicated;
+//   - in <metadata>: every element of the policy namespace removed (so a shadow is never itself
+//     protected) and the link added:
+//       <shadow:shadow-of xmlns:shadow="http://virt-shadow.org/xmlns/policy/1.0"
+//                         uuid="PRIMARY-UUID" name="PRIMARY-NAME" host="PRIMARY-HOST" index="0"/>
+//     other applications' metadata (e.g. nova's) is kept;
+//   - live-only data removed: dynamic <seclabel> <label>/<imagelabel>, autoport graphics ports, pty
+//     paths of serial consoles; serial/console <log file> renamed to "<file>.shadow" so that a started
+//     shadow never writes into the primary's log.
+//
+// Input is untrusted: it is first checked by policy::ParseDomain (no network, no entities, no DTD,
+// bounded size), then edited with libxml2 under the same options.
+//
+// Ownership: values in, values out. Thread-safety: pure functions, may run concurrently.
+// Failure modes: InvalidArgument naming the element or field (malformed XML, a disk this version
+// cannot replicate, a size larger than the primary, identities that do not match the XML).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "shadowd/controller/peer_ops.h"
+#include "shadowd/lifecycle/events.h"
+#include "shadowd/policy/domain_xml.h"
+
+namespace vs::controller {
+
+// The local name of the link element, in policy::kPolicyNamespace.
+inline constexpr std::string_view kShadowOfElement = "shadow-of";
+
+struct ShadowIdentity {
+  std::string uuid;  // lifecycle::ShadowUuid(primary uuid, index)
+  std::string name;  // lifecycle::ShadowName(primary name, index)
+  std::uint32_t index = 0;
+};
+
+struct PrimaryIdentity {
+  std::string uuid;  // must be the <uuid> of the primary XML
+  std::string name;
+  std::string host;  // the host the primary runs on (whose shadowd owns the shadow)
+};
+
+// The shadow domain XML for `primary_xml` (a full libvirt domain XML, live or inactive). Every disk
+// with device='disk' must be a file (type='file' with a <source file>): others cannot be replicated.
+// `size` must be at least 1 vCPU / 1 KiB and at most the primary's <vcpu> maximum and <memory>.
+StatusOr<std::string> ShadowDomainXml(std::string_view primary_xml, const ShadowIdentity& shadow,
+                                      const lifecycle::ShadowSize& size, const PrimaryIdentity& primary);
+
+// True when the domain carries a shadow-of link: it is a shadow, never a primary to protect.
+bool IsShadowDomain(const policy::DomainFacts& facts);
+
+// The domain XML `domain_xml` listed on `host`, read as a shadow: nullopt when it has no shadow-of
+// link (an ordinary domain). InvalidArgument when the XML is malformed or the link lacks uuid or host.
+StatusOr<std::optional<PeerShadow>> DescribeShadowDomain(std::string_view host, std::string_view domain_xml);
+
+}  // namespace vs::controller
