@@ -1,0 +1,140 @@
+#include "cli/app.h"
+
+#include <optional>
+#include <variant>
+
+#include "cli/errors.h"
+#include "cli/output.h"
+#include "cli/shadowd_client.h"
+#include "cli/tag.h"
+
+namespace vs::cli {
+namespace {
+
+// Runs one parsed command; each operator() returns the exit code.
+class CommandRunner {
+ public:
+  CommandRunner(const GlobalOptions& global, const LibvirtConnector& connect_libvirt, Clock& clock, std::ostream& out,
+                std::ostream& err)
+      : global_(global), connect_libvirt_(connect_libvirt), clock_(clock), out_(out), err_(err) {}
+
+  ExitCode operator()(const HelpCommand& help) {
+    out_ << HelpText(help.command);
+    return ExitCode::kSuccess;
+  }
+
+  ExitCode operator()(const VersionCommand&) {
+    out_ << "virt-shadow " << VS_VERSION << "\n";
+    return ExitCode::kSuccess;
+  }
+
+  ExitCode operator()(const ListCommand&) {
+    return Show(Shadowd().ListVms(), "the VM list", VmListToJson, FormatVmTable);
+  }
+
+  ExitCode operator()(const StatusCommand& status) {
+    return Show(Shadowd().GetVm(status.domain), "VM '" + status.domain + "'", VmToJson, FormatVmDetail);
+  }
+
+  ExitCode operator()(const HostsCommand&) {
+    return Show(Shadowd().ListHosts(), "the host list", HostsToJson, FormatHostTable);
+  }
+
+  ExitCode operator()(const ExplainCommand& explain) {
+    return Show(Shadowd().Explain(explain.domain), "the placement of VM '" + explain.domain + "'", ExplanationToJson,
+                FormatExplanation);
+  }
+
+  ExitCode operator()(const TagCommand& tag) {
+    StatusOr<std::unique_ptr<virt::Hypervisor>> hypervisor = ConnectLibvirt();
+    if (!hypervisor.ok()) {
+      return LibvirtFailure("cannot connect to libvirt at " + global_.libvirt_uri, hypervisor.status());
+    }
+    StatusOr<std::string> element = TagDomain(**hypervisor, tag);
+    if (!element.ok()) return LibvirtFailure("cannot tag domain '" + tag.domain + "'", element.status());
+    if (global_.json) {
+      out_ << DumpJson({{"domain", tag.domain}, {"policy", *element}});
+    } else {
+      out_ << "Domain '" << tag.domain << "' tagged: " << *element << "\n";
+    }
+    return ExitCode::kSuccess;
+  }
+
+  ExitCode operator()(const UntagCommand& untag) {
+    StatusOr<std::unique_ptr<virt::Hypervisor>> hypervisor = ConnectLibvirt();
+    if (!hypervisor.ok()) {
+      return LibvirtFailure("cannot connect to libvirt at " + global_.libvirt_uri, hypervisor.status());
+    }
+    StatusOr<bool> had_policy = UntagDomain(**hypervisor, untag);
+    if (!had_policy.ok()) return LibvirtFailure("cannot untag domain '" + untag.domain + "'", had_policy.status());
+    if (global_.json) {
+      out_ << DumpJson({{"domain", untag.domain}, {"had_policy", *had_policy}});
+    } else if (*had_policy) {
+      out_ << "Domain '" << untag.domain << "' untagged: policy removed\n";
+    } else {
+      out_ << "Domain '" << untag.domain << "' had no policy; nothing to remove\n";
+    }
+    return ExitCode::kSuccess;
+  }
+
+ private:
+  ShadowdClient& Shadowd() {
+    if (!shadowd_) shadowd_.emplace(global_.shadowd_socket, global_.timeout, clock_);
+    return *shadowd_;
+  }
+
+  StatusOr<std::unique_ptr<virt::Hypervisor>> ConnectLibvirt() { return connect_libvirt_(global_.libvirt_uri); }
+
+  template <typename Reply, typename ToJson, typename ToText>
+  ExitCode Show(const StatusOr<Reply>& reply, const std::string& subject, ToJson to_json, ToText to_text) {
+    if (!reply.ok()) {
+      err_ << ErrorLine(DescribeShadowdFailure(reply.status(), subject, global_.shadowd_socket, global_.timeout))
+           << "\n";
+      return ExitCodeForShadowd(reply.status());
+    }
+    out_ << (global_.json ? DumpJson(to_json(*reply)) : to_text(*reply));
+    return ExitCode::kSuccess;
+  }
+
+  // Our own refusals (InvalidArgument, FailedPrecondition) already say what to do; libvirt's do not.
+  ExitCode LibvirtFailure(const std::string& what, const Status& status) {
+    std::string advice;
+    switch (status.code()) {
+      case Code::kNotFound:
+        advice = "; 'virsh -c " + global_.libvirt_uri + " list --all' lists the domains";
+        break;
+      case Code::kUnavailable:
+        advice = "; is libvirtd running? (--connect or LIBVIRT_DEFAULT_URI choose another URI)";
+        break;
+      case Code::kInvalidArgument:
+      case Code::kFailedPrecondition:
+        break;
+      default:
+        advice = "; see libvirtd's log";
+    }
+    err_ << ErrorLine(what + ": " + status.message() + advice) << "\n";
+    return ExitCodeForLibvirt(status);
+  }
+
+  const GlobalOptions& global_;
+  const LibvirtConnector& connect_libvirt_;
+  Clock& clock_;
+  std::ostream& out_;
+  std::ostream& err_;
+  std::optional<ShadowdClient> shadowd_;  // created on first use: tag and untag never touch the socket
+};
+
+}  // namespace
+
+int Run(std::span<const std::string> args, const Environment& env, const LibvirtConnector& connect_libvirt,
+        Clock& clock, std::ostream& out, std::ostream& err) {
+  StatusOr<Invocation> invocation = ParseCommandLine(args, env);
+  if (!invocation.ok()) {
+    err << ErrorLine(invocation.status().message()) << "\n";
+    return static_cast<int>(ExitCode::kUsage);
+  }
+  CommandRunner runner(invocation->global, connect_libvirt, clock, out, err);
+  return static_cast<int>(std::visit(runner, invocation->command));
+}
+
+}  // namespace vs::cli

@@ -1,0 +1,313 @@
+#include "cli/command_line.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+
+#include "cli/errors.h"
+#include "shadowd/policy/policy.h"
+
+namespace vs::cli {
+namespace {
+
+constexpr std::array<OptionSpec, 6> kGlobalOptions = {{
+    {"connect", 'c', "URI", "libvirt URI for tag and untag (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)"},
+    {"socket", 0, "PATH",
+     "shadowd's unix socket (default: $VS_SHADOWD_SOCKET, else /run/virt-shadow/shadowd.sock)"},
+    {"json", 0, "", "print JSON instead of a table or text"},
+    {"timeout", 0, "SECONDS", "how long to wait for shadowd's answer, 1 to 3600 (default 10)"},
+    {"help", 0, "", "show the help (of the command, when one is given) and exit"},
+    {"version", 0, "", "show the version and exit"},
+}};
+
+// A tag option's name is its policy attribute's name (docs/policy.md has the full meaning of each).
+constexpr std::array<OptionSpec, 12> kTagOptions = {{
+    {"vcpus", 0, "N|P%", "shadow vCPUs: a count, or a percentage of the VM's (default 50%)"},
+    {"memory", 0, "SIZE|P%", "shadow memory: e.g. 512MiB, 4GiB, or a percentage of the VM's (default 50%)"},
+    {"interval", 0, "D", "how often disk changes are replicated, 1s to 1h: e.g. 5s, 2m (default 5s)"},
+    {"warmup", 0, "yes|no", "start copying memory on an early preemption warning (default yes)"},
+    {"priority", 0, "N", "0 to 1000; higher moves first when many VMs share a deadline (default 100)"},
+    {"critical", 0, "yes|no", "must never run unprotected; hook-failure then defaults to closed (default no)"},
+    {"shadows", 0, "N", "how many shadows to keep, on different hosts: 1 to 3 (default 1)"},
+    {"zone", 0, "prefer-other|require-other|any", "where a shadow may go relative to the VM's zone"},
+    {"cost-cap", 0, "X", "highest cost per hour of a shadow host, e.g. 0.25 (default: no cap)"},
+    {"hook-failure", 0, "open|closed",
+     "at VM start with shadowd unreachable or an invalid policy: open starts it, closed refuses it"},
+    {"live", 0, "", "change the running domain only (with --config: both)"},
+    {"config", 0, "", "change the persistent definition only (with --live: both)"},
+}};
+
+constexpr std::array<CommandSpec, 6> kCommands = {{
+    {"list", false, "every VM with a record on this host's shadowd",
+     "Lists every VM that has a record on this host's shadowd: its protection state, shadow host(s), shadow\n"
+     "size, and a note (the last error, or why it is unprotected).",
+     {}},
+    {"status", true, "one VM in detail",
+     "Shows one VM (by libvirt domain name or UUID) in detail: state, primary and shadow hosts, shadow size,\n"
+     "the policy in force and the last error.",
+     {}},
+    {"hosts", false, "the hosts shadowd knows, with capacity and reservations",
+     "Lists the hosts this shadowd knows: zone, whether it is up, cost per hour, CPUs and memory, what\n"
+     "running VMs use, what shadows reserve, and how many shadows it holds.",
+     {}},
+    {"explain", true, "why a VM's shadow host was chosen",
+     "Explains the placement of one VM's shadow(s): a summary, then each host's verdict (chosen, eligible,\n"
+     "rejected), rank among the eligible and reason.",
+     {}},
+    {"tag", true, "protect a VM: write its policy into the domain's metadata",
+     "Writes a protection policy into the domain's <metadata> through libvirt (namespace\n"
+     "http://virt-shadow.org/xmlns/policy/1.0, key \"shadow\"). If the domain is already tagged, its policy is\n"
+     "kept and only the given options change; otherwise unspecified fields take their defaults. The\n"
+     "policy is validated before anything is written. By default the running domain (if it runs) and the\n"
+     "persistent definition (if it has one) both change; --live or --config alone is refused on a running\n"
+     "domain, whose two definitions virt-shadow can only change together. shadowd picks the change up\n"
+     "from libvirt's metadata-change event.",
+     kTagOptions},
+    {"untag", true, "stop protecting a VM: remove its policy",
+     "Removes the policy element from the domain's metadata through libvirt (running domain and\n"
+     "persistent definition alike). shadowd then removes the VM's shadow(s).",
+     {}},
+}};
+
+const CommandSpec* FindCommand(std::string_view name) {
+  auto it = std::find_if(kCommands.begin(), kCommands.end(), [&](const CommandSpec& c) { return c.name == name; });
+  return it == kCommands.end() ? nullptr : &*it;
+}
+
+std::string CommandNames() {
+  std::string names;
+  for (const CommandSpec& command : kCommands) names += (names.empty() ? "" : ", ") + std::string(command.name);
+  return names;
+}
+
+struct FoundOption {
+  const OptionSpec* spec = nullptr;
+  const CommandSpec* owner = nullptr;  // nullptr: a global option
+};
+
+FoundOption FindOption(std::string_view name, bool is_short) {
+  auto matches = [&](const OptionSpec& o) {
+    return is_short ? name.size() == 1 && o.short_name == name[0] : o.name == name;
+  };
+  for (const OptionSpec& option : kGlobalOptions) {
+    if (matches(option)) return {&option, nullptr};
+  }
+  for (const CommandSpec& command : kCommands) {
+    for (const OptionSpec& option : command.options) {
+      if (matches(option)) return {&option, &command};
+    }
+  }
+  return {};
+}
+
+std::string Dashed(const OptionSpec& option) { return "--" + std::string(option.name); }
+
+StatusOr<std::chrono::seconds> ParseTimeout(const std::string& value) {
+  long long seconds = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+  if (ec != std::errc() || end != value.data() + value.size() || seconds < 1 || seconds > kMaxTimeout.count()) {
+    return InvalidArgument("invalid value for --timeout: '" + value + "' is not a whole number of seconds from 1 to " +
+                           std::to_string(kMaxTimeout.count()) + "; use e.g. --timeout 10");
+  }
+  return std::chrono::seconds(seconds);
+}
+
+// Each policy option is checked alone, so that the error names the option the user typed.
+Status ValidatePolicyOption(const std::string& attribute, const std::string& value) {
+  policy::RawPolicy raw;
+  raw.element_name = std::string(policy::kPolicyElementName);
+  raw.attributes = {{attribute, value}};
+  StatusOr<policy::Policy> parsed = policy::ParsePolicyElement(raw);
+  if (!parsed.ok()) return InvalidArgument("invalid value for --" + attribute + ": " + parsed.status().message());
+  return Status::Ok();
+}
+
+struct GivenOption {
+  FoundOption option;
+  std::string value;
+};
+
+StatusOr<Command> BuildCommand(const CommandSpec& spec, const std::vector<std::string>& operands,
+                               const std::vector<GivenOption>& given) {
+  const std::string usage = "'virt-shadow " + std::string(spec.name) + " --help' shows its usage";
+  std::string domain;
+  if (spec.takes_domain) {
+    if (operands.size() < 2 || operands[1].empty()) {
+      return InvalidArgument("missing DOMAIN for '" + std::string(spec.name) +
+                             "': it names the VM (libvirt domain name or UUID); " + usage);
+    }
+    domain = operands[1];
+  }
+  const std::size_t expected = spec.takes_domain ? 2 : 1;
+  if (operands.size() > expected) {
+    return InvalidArgument("unexpected argument '" + operands[expected] + "' for '" + std::string(spec.name) +
+                           "': it takes " + (spec.takes_domain ? "one DOMAIN" : "no argument") + "; " + usage);
+  }
+  if (spec.name == "list") return Command(ListCommand{});
+  if (spec.name == "status") return Command(StatusCommand{domain});
+  if (spec.name == "hosts") return Command(HostsCommand{});
+  if (spec.name == "explain") return Command(ExplainCommand{domain});
+  if (spec.name == "untag") return Command(UntagCommand{domain});
+  TagCommand tag;
+  tag.domain = domain;
+  for (const GivenOption& g : given) {
+    if (g.option.owner != &spec) continue;
+    const std::string name(g.option.spec->name);
+    if (name == "live") {
+      tag.live = true;
+    } else if (name == "config") {
+      tag.config = true;
+    } else {
+      VS_RETURN_IF_ERROR(ValidatePolicyOption(name, g.value));
+      tag.attributes.emplace_back(name, g.value);
+    }
+  }
+  return Command(std::move(tag));
+}
+
+std::string NonEmptyOr(const std::optional<std::string>& value, std::string_view fallback) {
+  return value && !value->empty() ? *value : std::string(fallback);
+}
+
+void AppendOptionHelp(std::string& text, std::span<const OptionSpec> options) {
+  for (const OptionSpec& option : options) {
+    std::string left = option.short_name ? std::string("-") + option.short_name + ", " : "    ";
+    left += Dashed(option);
+    if (!option.value_name.empty()) left += " " + std::string(option.value_name);
+    constexpr std::size_t kHelpColumn = 26;  // a longer synopsis puts its help on the next line
+    text += "  " + left + (left.size() < kHelpColumn ? std::string(kHelpColumn - left.size(), ' ')
+                                                     : "\n" + std::string(kHelpColumn + 2, ' ')) +
+            std::string(option.help) + "\n";
+  }
+}
+
+void AppendExitCodes(std::string& text) {
+  text += "\nExit status:\n";
+  for (const ExitCodeDoc& doc : ExitCodeDocs()) {
+    text += "  " + std::to_string(static_cast<int>(doc.code)) + "  " + std::string(doc.meaning) + "\n";
+  }
+}
+
+}  // namespace
+
+std::span<const CommandSpec> Commands() { return kCommands; }
+std::span<const OptionSpec> GlobalOptionSpecs() { return kGlobalOptions; }
+
+StatusOr<Invocation> ParseCommandLine(std::span<const std::string> args, const Environment& env) {
+  Invocation invocation{.global = {.libvirt_uri = NonEmptyOr(env.libvirt_default_uri, kDefaultLibvirtUri),
+                                   .shadowd_socket = NonEmptyOr(env.shadowd_socket, kDefaultShadowdSocket)},
+                        .command = ListCommand{}};
+  std::vector<std::string> operands;  // the command name, then its arguments
+  std::vector<GivenOption> given;
+  bool options_ended = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (options_ended || arg.size() < 2 || arg[0] != '-') {
+      operands.push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      options_ended = true;
+      continue;
+    }
+    const bool is_short = arg[1] != '-';
+    const std::size_t equals = is_short ? std::string::npos : arg.find('=');
+    const std::string name = arg.substr(is_short ? 1 : 2, equals == std::string::npos ? std::string::npos
+                                                                                      : equals - 2);
+    const FoundOption found = FindOption(name, is_short);
+    if (found.spec == nullptr) {
+      return InvalidArgument("unknown option '" + arg.substr(0, equals) +
+                             "': it is not a virt-shadow option; 'virt-shadow --help' lists the options");
+    }
+    GivenOption option{.option = found, .value = ""};
+    if (found.spec->value_name.empty()) {
+      if (equals != std::string::npos) {
+        return InvalidArgument("option " + Dashed(*found.spec) + " takes no value, but got '" +
+                               arg.substr(equals + 1) + "'; give it alone, e.g. " + Dashed(*found.spec));
+      }
+    } else if (equals != std::string::npos) {
+      option.value = arg.substr(equals + 1);
+    } else if (i + 1 < args.size()) {
+      option.value = args[++i];
+    }
+    if (!found.spec->value_name.empty() && option.value.empty()) {
+      const std::string value_name(found.spec->value_name);
+      return InvalidArgument("option " + Dashed(*found.spec) + " needs a value: " + value_name + "; e.g. " +
+                             Dashed(*found.spec) + " " + value_name);
+    }
+    if (found.spec->name == "help") {
+      const bool has_command = !operands.empty() && FindCommand(operands[0]) != nullptr;
+      invocation.command = HelpCommand{has_command ? std::optional<std::string>(operands[0]) : std::nullopt};
+      return invocation;
+    }
+    if (found.spec->name == "version") {
+      invocation.command = VersionCommand{};
+      return invocation;
+    }
+    for (const GivenOption& earlier : given) {
+      if (earlier.option.spec == found.spec) {
+        return InvalidArgument("option " + Dashed(*found.spec) + " is given twice; give it once");
+      }
+    }
+    given.push_back(std::move(option));
+  }
+
+  if (operands.empty()) {
+    return InvalidArgument("no command given: virt-shadow needs one of " + CommandNames() +
+                           "; 'virt-shadow --help' shows the usage");
+  }
+  const CommandSpec* spec = FindCommand(operands[0]);
+  if (spec == nullptr) {
+    return InvalidArgument("unknown command '" + operands[0] + "': it is not one of " + CommandNames() +
+                           "; 'virt-shadow --help' shows the usage");
+  }
+  for (const GivenOption& g : given) {
+    if (g.option.owner != nullptr && g.option.owner != spec) {
+      return InvalidArgument("option " + Dashed(*g.option.spec) + " does not apply to '" + std::string(spec->name) +
+                             "': it is an option of '" + std::string(g.option.owner->name) + "'; 'virt-shadow " +
+                             std::string(spec->name) + " --help' lists the options of '" + std::string(spec->name) +
+                             "'");
+    }
+    if (g.option.owner != nullptr) continue;
+    const std::string_view name = g.option.spec->name;
+    if (name == "connect") invocation.global.libvirt_uri = g.value;
+    if (name == "socket") invocation.global.shadowd_socket = g.value;
+    if (name == "json") invocation.global.json = true;
+    if (name == "timeout") {
+      VS_ASSIGN_OR_RETURN(invocation.global.timeout, ParseTimeout(g.value));
+    }
+  }
+  VS_ASSIGN_OR_RETURN(invocation.command, BuildCommand(*spec, operands, given));
+  return invocation;
+}
+
+std::string HelpText(const std::optional<std::string>& command) {
+  const CommandSpec* spec = command ? FindCommand(*command) : nullptr;
+  std::string text;
+  if (spec == nullptr) {
+    text = "Usage: virt-shadow [OPTIONS] COMMAND [DOMAIN] [COMMAND OPTIONS]\n\n"
+           "Shows and changes the virt-shadow protection of libvirt VMs: their shadows on other hosts,\n"
+           "kept by this host's shadowd.\n\nCommands:\n";
+    for (const CommandSpec& c : kCommands) {
+      std::string left = std::string(c.name) + (c.takes_domain ? " DOMAIN" : "");
+      text += "  " + left + std::string(16 - left.size(), ' ') + std::string(c.summary) + "\n";
+    }
+    text += "\nOptions (before or after the command):\n";
+    AppendOptionHelp(text, kGlobalOptions);
+    AppendExitCodes(text);
+    text += "\n'virt-shadow COMMAND --help' shows a command's options; 'man virt-shadow' has the details.\n";
+    return text;
+  }
+  text = "Usage: virt-shadow " + std::string(spec->name) + (spec->takes_domain ? " DOMAIN" : "") +
+         (spec->options.empty() ? "" : " [OPTIONS]") + "\n\n" + std::string(spec->description) + "\n";
+  if (!spec->options.empty()) {
+    text += "\nOptions of " + std::string(spec->name) + ":\n";
+    AppendOptionHelp(text, spec->options);
+  }
+  text += "\nGlobal options:\n";
+  AppendOptionHelp(text, kGlobalOptions);
+  AppendExitCodes(text);
+  return text;
+}
+
+}  // namespace vs::cli

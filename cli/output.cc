@@ -1,0 +1,233 @@
+#include "cli/output.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <string_view>
+
+namespace vs::cli {
+namespace {
+
+namespace v1 = virtshadow::v1;
+using nlohmann::json;
+
+constexpr std::size_t kMaxNoteBytes = 60;
+
+std::string Printable(std::string_view text) {
+  std::string result(text);
+  for (char& c : result) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) c = '?';
+  }
+  return result;
+}
+
+std::string OrDash(std::string_view text) { return text.empty() ? "-" : Printable(text); }
+
+// Cuts at a UTF-8 character boundary, so that no character is split.
+std::string Shorten(std::string text, std::size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  std::size_t cut = max_bytes - 3;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return text.substr(0, cut) + "...";
+}
+
+std::string YesNo(bool value) { return value ? "yes" : "no"; }
+
+std::string VcpusAndMemory(std::uint32_t vcpus, std::uint64_t memory_kib) {
+  if (vcpus == 0 && memory_kib == 0) return "-";
+  return std::to_string(vcpus) + " vCPU, " + FormatKiB(memory_kib);
+}
+
+std::string ShadowHosts(const v1::VmStatus& vm) {
+  std::string hosts;
+  for (const v1::ShadowInfo& shadow : vm.shadows()) hosts += (hosts.empty() ? "" : ",") + Printable(shadow.host());
+  return hosts.empty() ? "-" : hosts;
+}
+
+std::string Note(const v1::VmStatus& vm) {
+  return Shorten(OrDash(vm.last_error().empty() ? vm.unprotected_reason() : vm.last_error()), kMaxNoteBytes);
+}
+
+std::string Decimal(double value) {
+  std::array<char, 64> buffer{};
+  auto [end, ec] = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value, std::chars_format::fixed);
+  return ec == std::errc() ? std::string(buffer.data(), end) : std::to_string(value);
+}
+
+// "Label:" padded so that every value starts in the same column, virsh dominfo style; an empty label
+// continues the field above.
+void AddField(std::string& text, std::string_view label, std::string_view value) {
+  constexpr std::size_t kValueColumn = 20;
+  std::string left = label.empty() ? "" : std::string(label) + ":";
+  text += left + std::string(left.size() < kValueColumn ? kValueColumn - left.size() : 1, ' ') + std::string(value) +
+          "\n";
+}
+
+json Strings(const google::protobuf::RepeatedPtrField<std::string>& values) {
+  json array = json::array();
+  for (const std::string& value : values) array.push_back(value);
+  return array;
+}
+
+}  // namespace
+
+std::string RenderTable(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+  if (header.empty()) return "";
+  std::vector<std::size_t> widths(header.size(), 0);
+  auto widen = [&](const std::vector<std::string>& row) {
+    for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  };
+  widen(header);
+  for (const auto& row : rows) widen(row);
+  auto line = [&](const std::vector<std::string>& row) {
+    std::string text = " ";
+    for (std::size_t i = 0; i < widths.size(); ++i) {
+      const std::string cell = i < row.size() ? row[i] : "";
+      text += cell;
+      if (i + 1 < widths.size()) text += std::string(widths[i] - cell.size() + 3, ' ');
+    }
+    text.erase(text.find_last_not_of(' ') + 1);
+    return text + "\n";
+  };
+  std::size_t rule = 1 + 3 * (widths.size() - 1);  // the leading space and the gaps between columns
+  for (std::size_t width : widths) rule += width;
+  std::string text = line(header) + std::string(rule, '-') + "\n";
+  for (const auto& row : rows) text += line(row);
+  return text;
+}
+
+std::string FormatKiB(std::uint64_t kib) {
+  constexpr std::array<std::string_view, 5> kUnits = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+  std::size_t unit = 0;
+  std::uint64_t scale = 1;
+  while (unit + 1 < kUnits.size() && kib / scale >= 1024) {
+    scale *= 1024;
+    ++unit;
+  }
+  const std::uint64_t whole = kib / scale;
+  const std::uint64_t tenths = (kib % scale) * 10 / scale;  // rounded down: never shows more than there is
+  std::string text = std::to_string(whole);
+  if (tenths != 0) text += "." + std::to_string(tenths);
+  return text + " " + std::string(kUnits[unit]);
+}
+
+std::string FormatVmTable(const v1::ListVmsReply& reply) {
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::VmStatus& vm : reply.vms()) {
+    rows.push_back({Printable(vm.name()), OrDash(vm.state()), ShadowHosts(vm),
+                    VcpusAndMemory(vm.shadow_vcpus(), vm.shadow_memory_kib()), Note(vm)});
+  }
+  return RenderTable({"Name", "State", "Shadow host(s)", "Shadow size", "Note"}, rows);
+}
+
+std::string FormatVmDetail(const v1::VmStatus& vm) {
+  std::string text;
+  AddField(text, "Name", OrDash(vm.name()));
+  AddField(text, "UUID", OrDash(vm.uuid()));
+  AddField(text, "State", OrDash(vm.state()));
+  AddField(text, "Running", YesNo(vm.running()));
+  AddField(text, "Primary host", OrDash(vm.primary_host()));
+  if (vm.shadows().empty()) AddField(text, "Shadows", "-");
+  for (int i = 0; i < vm.shadows_size(); ++i) {
+    const v1::ShadowInfo& shadow = vm.shadows(i);
+    AddField(text, i == 0 ? "Shadows" : "",
+             OrDash(shadow.host()) + ": " + OrDash(shadow.name()) + " (" + OrDash(shadow.uuid()) + ")");
+  }
+  AddField(text, "Shadow size", VcpusAndMemory(vm.shadow_vcpus(), vm.shadow_memory_kib()));
+  AddField(text, "Policy", vm.policy().empty() ? "- (no valid policy)" : Printable(vm.policy()));
+  AddField(text, "Last error", OrDash(vm.last_error()));
+  AddField(text, "Unprotected reason", OrDash(vm.unprotected_reason()));
+  return text;
+}
+
+std::string FormatHostTable(const v1::ListHostsReply& reply) {
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::HostInfo& host : reply.hosts()) {
+    const bool local = !reply.this_host().empty() && host.name() == reply.this_host();
+    rows.push_back({Printable(host.name()) + (local ? " (this host)" : ""), OrDash(host.zone()), YesNo(host.up()),
+                    Decimal(host.cost_per_hour()), std::to_string(host.cpus()), FormatKiB(host.memory_kib()),
+                    VcpusAndMemory(host.used_vcpus(), host.used_memory_kib()),
+                    VcpusAndMemory(host.reserved_vcpus(), host.reserved_memory_kib()), std::to_string(host.shadows())});
+  }
+  return RenderTable({"Name", "Zone", "Up", "Cost/h", "CPUs", "Memory", "Used", "Reserved", "Shadows"}, rows);
+}
+
+std::string FormatExplanation(const v1::ExplainReply& reply) {
+  std::string text;
+  AddField(text, "Domain", OrDash(reply.vm()));
+  AddField(text, "Summary", OrDash(reply.summary()));
+  std::string chosen;
+  for (const std::string& host : reply.chosen_hosts()) chosen += (chosen.empty() ? "" : ", ") + Printable(host);
+  AddField(text, "Chosen", chosen.empty() ? "-" : chosen);
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::HostVerdict& host : reply.hosts()) {
+    rows.push_back({Printable(host.host()), OrDash(host.zone()), OrDash(host.verdict()),
+                    host.rank() > 0 ? std::to_string(host.rank()) : "-", OrDash(host.reason())});
+  }
+  return text + "\n" + RenderTable({"Host", "Zone", "Verdict", "Rank", "Reason"}, rows);
+}
+
+json VmToJson(const v1::VmStatus& vm) {
+  json shadows = json::array();
+  for (const v1::ShadowInfo& shadow : vm.shadows()) {
+    shadows.push_back({{"host", shadow.host()}, {"name", shadow.name()}, {"uuid", shadow.uuid()}});
+  }
+  return {{"name", vm.name()},
+          {"uuid", vm.uuid()},
+          {"state", vm.state()},
+          {"running", vm.running()},
+          {"primary_host", vm.primary_host()},
+          {"shadows", shadows},
+          {"shadow_vcpus", vm.shadow_vcpus()},
+          {"shadow_memory_kib", vm.shadow_memory_kib()},
+          {"policy", vm.policy()},
+          {"last_error", vm.last_error()},
+          {"unprotected_reason", vm.unprotected_reason()}};
+}
+
+json VmListToJson(const v1::ListVmsReply& reply) {
+  json vms = json::array();
+  for (const v1::VmStatus& vm : reply.vms()) vms.push_back(VmToJson(vm));
+  return {{"vms", vms}};
+}
+
+json HostsToJson(const v1::ListHostsReply& reply) {
+  json hosts = json::array();
+  for (const v1::HostInfo& host : reply.hosts()) {
+    hosts.push_back({{"name", host.name()},
+                     {"zone", host.zone()},
+                     {"uri", host.uri()},
+                     {"cost_per_hour", host.cost_per_hour()},
+                     {"up", host.up()},
+                     {"cpus", host.cpus()},
+                     {"memory_kib", host.memory_kib()},
+                     {"used_vcpus", host.used_vcpus()},
+                     {"used_memory_kib", host.used_memory_kib()},
+                     {"reserved_vcpus", host.reserved_vcpus()},
+                     {"reserved_memory_kib", host.reserved_memory_kib()},
+                     {"shadows", host.shadows()}});
+  }
+  return {{"this_host", reply.this_host()}, {"hosts", hosts}};
+}
+
+json ExplanationToJson(const v1::ExplainReply& reply) {
+  json hosts = json::array();
+  for (const v1::HostVerdict& host : reply.hosts()) {
+    hosts.push_back({{"host", host.host()},
+                     {"zone", host.zone()},
+                     {"verdict", host.verdict()},
+                     {"rank", host.rank()},
+                     {"reason", host.reason()}});
+  }
+  return {{"vm", reply.vm()},
+          {"summary", reply.summary()},
+          {"chosen_hosts", Strings(reply.chosen_hosts())},
+          {"hosts", hosts}};
+}
+
+std::string DumpJson(const json& value) {
+  return value.dump(2, ' ', /*ensure_ascii=*/false, json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace vs::cli

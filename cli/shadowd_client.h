@@ -1,0 +1,45 @@
+// The CLI's gRPC client of shadowd's ShadowD service, over the host's unix socket.
+//
+// Each call has its own deadline (`timeout` after it starts) and fails fast: no wait-for-ready, so a
+// missing socket or a refused connection is Unavailable at once, and a hung shadowd DeadlineExceeded
+// at the deadline. gRPC statuses become vs::Status here (FromGrpcStatus) and nowhere else.
+//
+// Ownership: owns its channel; borrows `clock`, which must outlive the client.
+// Thread-safety: calls may run concurrently (gRPC channels are thread-safe).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <grpcpp/support/status.h>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "proto/shadowd.grpc.pb.h"
+
+namespace vs::cli {
+
+// UNAVAILABLE -> Unavailable, DEADLINE_EXCEEDED -> DeadlineExceeded, NOT_FOUND -> NotFound,
+// INVALID_ARGUMENT -> InvalidArgument, FAILED_PRECONDITION and UNIMPLEMENTED -> FailedPrecondition,
+// anything else -> Internal naming the gRPC code. The message is gRPC's.
+Status FromGrpcStatus(const grpc::Status& status);
+
+class ShadowdClient {
+ public:
+  ShadowdClient(const std::string& socket_path, std::chrono::seconds timeout, Clock& clock);
+
+  StatusOr<virtshadow::v1::ListVmsReply> ListVms();
+  StatusOr<virtshadow::v1::VmStatus> GetVm(const std::string& vm);  // name or UUID
+  StatusOr<virtshadow::v1::ExplainReply> Explain(const std::string& vm);
+  StatusOr<virtshadow::v1::ListHostsReply> ListHosts();
+
+ private:
+  void SetDeadline(grpc::ClientContext& context) const;
+
+  std::unique_ptr<virtshadow::v1::ShadowD::Stub> stub_;
+  std::chrono::seconds timeout_;
+  Clock& clock_;
+};
+
+}  // namespace vs::cli

@@ -1,0 +1,251 @@
+// The command line: every command and option into the typed Invocation, defaults from the
+// environment, and every kind of bad input refused with a message naming what is wrong.
+#include "cli/command_line.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace vs::cli {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+StatusOr<Invocation> Parse(std::vector<std::string> args, Environment env = {}) {
+  return ParseCommandLine(args, env);
+}
+
+// The command of a successful parse, or a test failure.
+template <typename T>
+T CommandOf(std::vector<std::string> args) {
+  StatusOr<Invocation> invocation = Parse(std::move(args));
+  EXPECT_TRUE(invocation.ok()) << invocation.status().ToString();
+  if (!invocation.ok()) return T{};
+  EXPECT_TRUE(std::holds_alternative<T>(invocation->command));
+  return std::holds_alternative<T>(invocation->command) ? std::get<T>(invocation->command) : T{};
+}
+
+std::string ErrorOf(std::vector<std::string> args) {
+  StatusOr<Invocation> invocation = Parse(std::move(args));
+  EXPECT_FALSE(invocation.ok());
+  if (invocation.ok()) return "";
+  EXPECT_EQ(invocation.status().code(), Code::kInvalidArgument);
+  return invocation.status().message();
+}
+
+TEST(CliCommandLineTest, EveryCommandParsesToItsStruct) {
+  EXPECT_EQ(CommandOf<ListCommand>({"list"}), ListCommand{});
+  EXPECT_EQ(CommandOf<StatusCommand>({"status", "web-1"}), StatusCommand{"web-1"});
+  EXPECT_EQ(CommandOf<HostsCommand>({"hosts"}), HostsCommand{});
+  EXPECT_EQ(CommandOf<ExplainCommand>({"explain", "web-1"}), ExplainCommand{"web-1"});
+  EXPECT_EQ(CommandOf<UntagCommand>({"untag", "web-1"}), UntagCommand{"web-1"});
+  EXPECT_EQ(CommandOf<TagCommand>({"tag", "web-1"}), (TagCommand{.domain = "web-1"}));
+}
+
+TEST(CliCommandLineTest, TagTakesEveryPolicyOptionInOrder) {
+  TagCommand tag = CommandOf<TagCommand>(
+      {"tag", "db-1", "--vcpus", "4", "--memory=16GiB", "--interval", "1s", "--warmup", "no", "--priority", "900",
+       "--critical", "yes", "--shadows", "2", "--zone", "require-other", "--cost-cap", "0.25", "--hook-failure",
+       "closed", "--live", "--config"});
+  EXPECT_EQ(tag.domain, "db-1");
+  EXPECT_EQ(tag.attributes, (PolicyAttributes{{"vcpus", "4"},
+                                              {"memory", "16GiB"},
+                                              {"interval", "1s"},
+                                              {"warmup", "no"},
+                                              {"priority", "900"},
+                                              {"critical", "yes"},
+                                              {"shadows", "2"},
+                                              {"zone", "require-other"},
+                                              {"cost-cap", "0.25"},
+                                              {"hook-failure", "closed"}}));
+  EXPECT_TRUE(tag.live);
+  EXPECT_TRUE(tag.config);
+}
+
+TEST(CliCommandLineTest, TagAcceptsPercentagesAndEachFlagAlone) {
+  TagCommand tag = CommandOf<TagCommand>({"tag", "web", "--vcpus", "50%", "--memory", "25%", "--live"});
+  EXPECT_EQ(tag.attributes, (PolicyAttributes{{"vcpus", "50%"}, {"memory", "25%"}}));
+  EXPECT_TRUE(tag.live);
+  EXPECT_FALSE(tag.config);
+  tag = CommandOf<TagCommand>({"tag", "--config", "web"});
+  EXPECT_FALSE(tag.live);
+  EXPECT_TRUE(tag.config);
+  EXPECT_TRUE(tag.attributes.empty());
+}
+
+TEST(CliCommandLineTest, DefaultsComeFromTheEnvironmentThenTheBuiltIns) {
+  StatusOr<Invocation> plain = Parse({"list"});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->global, (GlobalOptions{.libvirt_uri = "qemu:///system",
+                                          .shadowd_socket = "/run/virt-shadow/shadowd.sock",
+                                          .json = false,
+                                          .timeout = std::chrono::seconds(10)}));
+
+  Environment env{.libvirt_default_uri = "qemu+tcp://h1/system", .shadowd_socket = "/tmp/s.sock"};
+  StatusOr<Invocation> from_env = Parse({"list"}, env);
+  ASSERT_TRUE(from_env.ok());
+  EXPECT_EQ(from_env->global.libvirt_uri, "qemu+tcp://h1/system");
+  EXPECT_EQ(from_env->global.shadowd_socket, "/tmp/s.sock");
+
+  StatusOr<Invocation> empty_env = Parse({"list"}, Environment{.libvirt_default_uri = "", .shadowd_socket = ""});
+  ASSERT_TRUE(empty_env.ok());
+  EXPECT_EQ(empty_env->global.libvirt_uri, "qemu:///system");
+  EXPECT_EQ(empty_env->global.shadowd_socket, "/run/virt-shadow/shadowd.sock");
+
+  StatusOr<Invocation> explicit_options = Parse({"-c", "test:///default", "--socket", "/x.sock", "list"}, env);
+  ASSERT_TRUE(explicit_options.ok());
+  EXPECT_EQ(explicit_options->global.libvirt_uri, "test:///default");
+  EXPECT_EQ(explicit_options->global.shadowd_socket, "/x.sock");
+}
+
+TEST(CliCommandLineTest, GlobalOptionsGoBeforeOrAfterTheCommandInEitherSpelling) {
+  const GlobalOptions expected{
+      .libvirt_uri = "test:///default", .shadowd_socket = "/s", .json = true, .timeout = std::chrono::seconds(3)};
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--connect", "test:///default", "--socket", "/s", "--json", "--timeout", "3", "status", "web"},
+           {"status", "web", "-c", "test:///default", "--socket=/s", "--json", "--timeout=3"},
+           {"--json", "status", "--connect=test:///default", "web", "--timeout", "3", "--socket", "/s"}}) {
+    StatusOr<Invocation> invocation = Parse(args);
+    ASSERT_TRUE(invocation.ok()) << invocation.status().ToString();
+    EXPECT_EQ(invocation->global, expected);
+    EXPECT_EQ(std::get<StatusCommand>(invocation->command).domain, "web");
+  }
+}
+
+TEST(CliCommandLineTest, TimeoutMustBeWholeSecondsFromOneTo3600) {
+  EXPECT_EQ(Parse({"--timeout", "1", "list"})->global.timeout, std::chrono::seconds(1));
+  EXPECT_EQ(Parse({"--timeout", "3600", "list"})->global.timeout, std::chrono::seconds(3600));
+  for (const char* bad : {"0", "3601", "abc", "-5", "1.5", "10s", "99999999999999999999999"}) {
+    std::string message = ErrorOf({"--timeout", bad, "list"});
+    EXPECT_THAT(message, StartsWith("invalid value for --timeout: '" + std::string(bad) + "'")) << bad;
+    EXPECT_THAT(message, HasSubstr("--timeout 10")) << bad;
+  }
+}
+
+TEST(CliCommandLineTest, DoubleDashEndsTheOptions) {
+  EXPECT_EQ(CommandOf<StatusCommand>({"status", "--", "-odd-name"}), StatusCommand{"-odd-name"});
+  EXPECT_EQ(CommandOf<StatusCommand>({"status", "-"}), StatusCommand{"-"});
+}
+
+TEST(CliCommandLineTest, HelpAndVersionWinOverMissingArguments) {
+  EXPECT_EQ(CommandOf<HelpCommand>({"--help"}), HelpCommand{});
+  EXPECT_EQ(CommandOf<HelpCommand>({"tag", "--help"}), HelpCommand{"tag"});
+  EXPECT_EQ(CommandOf<HelpCommand>({"--json", "status", "--help", "--bogus"}), HelpCommand{"status"});
+  EXPECT_EQ(CommandOf<HelpCommand>({"frobnicate", "--help"}), HelpCommand{});
+  EXPECT_EQ(CommandOf<VersionCommand>({"--version"}), VersionCommand{});
+  EXPECT_EQ(CommandOf<VersionCommand>({"list", "--version"}), VersionCommand{});
+}
+
+TEST(CliCommandLineTest, MissingOrUnknownCommandIsNamed) {
+  EXPECT_THAT(ErrorOf({}), StartsWith("no command given"));
+  EXPECT_THAT(ErrorOf({"--json"}), StartsWith("no command given"));
+  std::string message = ErrorOf({"lsit"});
+  EXPECT_THAT(message, StartsWith("unknown command 'lsit'"));
+  EXPECT_THAT(message, HasSubstr("list, status, hosts, explain, tag, untag"));
+  EXPECT_THAT(message, HasSubstr("virt-shadow --help"));
+}
+
+TEST(CliCommandLineTest, EveryDomainCommandNeedsExactlyOneDomain) {
+  for (const char* command : {"status", "explain", "tag", "untag"}) {
+    EXPECT_THAT(ErrorOf({command}), StartsWith("missing DOMAIN for '" + std::string(command) + "'")) << command;
+    EXPECT_THAT(ErrorOf({command, ""}), StartsWith("missing DOMAIN")) << command;
+    EXPECT_THAT(ErrorOf({command, "a", "b"}), StartsWith("unexpected argument 'b' for '" + std::string(command) + "'"));
+  }
+  for (const char* command : {"list", "hosts"}) {
+    EXPECT_THAT(ErrorOf({command, "web"}), StartsWith("unexpected argument 'web' for '" + std::string(command) + "'"));
+  }
+}
+
+TEST(CliCommandLineTest, BadOptionsAreNamed) {
+  EXPECT_THAT(ErrorOf({"list", "--jsn"}), StartsWith("unknown option '--jsn'"));
+  EXPECT_THAT(ErrorOf({"list", "--jsn=1"}), StartsWith("unknown option '--jsn'"));
+  EXPECT_THAT(ErrorOf({"-x", "list"}), StartsWith("unknown option '-x'"));
+  EXPECT_THAT(ErrorOf({"tag", "web", "--vpcus", "2"}), StartsWith("unknown option '--vpcus'"));
+  EXPECT_THAT(ErrorOf({"list", "--json=yes"}), StartsWith("option --json takes no value"));
+  EXPECT_THAT(ErrorOf({"tag", "web", "--live=no"}), StartsWith("option --live takes no value"));
+  EXPECT_THAT(ErrorOf({"list", "--socket"}), StartsWith("option --socket needs a value"));
+  EXPECT_THAT(ErrorOf({"list", "--socket="}), StartsWith("option --socket needs a value"));
+  EXPECT_THAT(ErrorOf({"tag", "web", "--vcpus"}), StartsWith("option --vcpus needs a value"));
+  EXPECT_THAT(ErrorOf({"-c"}), StartsWith("option --connect needs a value"));
+  EXPECT_THAT(ErrorOf({"tag", "web", "--vcpus", "2", "--vcpus=3"}), StartsWith("option --vcpus is given twice"));
+  EXPECT_THAT(ErrorOf({"--json", "list", "--json"}), StartsWith("option --json is given twice"));
+}
+
+TEST(CliCommandLineTest, TagOptionsBelongToTagOnly) {
+  for (const char* command : {"list", "hosts"}) {
+    std::string message = ErrorOf({command, "--vcpus", "2"});
+    EXPECT_THAT(message, StartsWith("option --vcpus does not apply to '" + std::string(command) + "'"));
+    EXPECT_THAT(message, HasSubstr("option of 'tag'"));
+  }
+  EXPECT_THAT(ErrorOf({"status", "web", "--live"}), StartsWith("option --live does not apply to 'status'"));
+  EXPECT_THAT(ErrorOf({"untag", "web", "--config"}), StartsWith("option --config does not apply to 'untag'"));
+}
+
+struct BadValueCase {
+  const char* option;
+  const char* value;
+};
+
+TEST(CliCommandLineTest, BadPolicyValuesGetTheParsersErrorNamingTheOption) {
+  for (const BadValueCase& c : std::vector<BadValueCase>{{"vcpus", "0"},
+                                                         {"vcpus", "abc"},
+                                                         {"vcpus", "101%"},
+                                                         {"vcpus", "-1"},
+                                                         {"memory", "12XB"},
+                                                         {"memory", "1MiB"},
+                                                         {"interval", "0s"},
+                                                         {"interval", "2h"},
+                                                         {"warmup", "maybe"},
+                                                         {"priority", "1001"},
+                                                         {"critical", "y"},
+                                                         {"shadows", "4"},
+                                                         {"zone", "other"},
+                                                         {"cost-cap", "-1"},
+                                                         {"cost-cap", "inf"},
+                                                         {"hook-failure", "ajar"}}) {
+    const std::string option = c.option;
+    std::string message = ErrorOf({"tag", "web", "--" + option, c.value});
+    EXPECT_THAT(message, StartsWith("invalid value for --" + option + ": policy attribute '" + option + "': '" +
+                                    c.value + "'"))
+        << option << "=" << c.value;
+    EXPECT_THAT(message, HasSubstr("; use")) << option << "=" << c.value;
+  }
+}
+
+TEST(CliCommandLineTest, HostileArgumentsAreRefusedBriefly) {
+  const std::string huge(100'000, '9');
+  std::string message = ErrorOf({"tag", "web", "--vcpus", huge});
+  EXPECT_THAT(message, StartsWith("invalid value for --vcpus"));
+  EXPECT_LT(message.size(), 500u);  // the parser quotes only a prefix of the value
+  EXPECT_EQ(CommandOf<StatusCommand>({"status", huge}).domain, huge);  // names are shadowd's to judge
+  EXPECT_THAT(ErrorOf({"tag", "web", "--zone", std::string("any\0x", 5)}), StartsWith("invalid value for --zone"));
+}
+
+TEST(CliCommandLineTest, HelpListsEveryCommandOptionAndExitCode) {
+  const std::string general = HelpText(std::nullopt);
+  for (const CommandSpec& command : Commands()) EXPECT_THAT(general, HasSubstr("  " + std::string(command.name)));
+  for (const OptionSpec& option : GlobalOptionSpecs()) EXPECT_THAT(general, HasSubstr("--" + std::string(option.name)));
+  EXPECT_THAT(general, HasSubstr("-c, --connect URI"));
+  for (const char* code : {"  0  ", "  1  ", "  2  ", "  3  ", "  4  "}) EXPECT_THAT(general, HasSubstr(code));
+  EXPECT_THAT(general, Not(HasSubstr("--vcpus")));
+
+  const std::string tag = HelpText("tag");
+  EXPECT_THAT(tag, StartsWith("Usage: virt-shadow tag DOMAIN [OPTIONS]"));
+  for (const char* option : {"--vcpus N|P%", "--memory SIZE|P%", "--interval D", "--warmup yes|no", "--priority N",
+                             "--critical yes|no", "--shadows N", "--zone prefer-other|require-other|any",
+                             "--cost-cap X", "--hook-failure open|closed", "--live", "--config", "--connect"}) {
+    EXPECT_THAT(tag, HasSubstr(option));
+  }
+  EXPECT_THAT(tag, HasSubstr("Exit status:"));
+  const std::string list = HelpText("list");
+  EXPECT_THAT(list, StartsWith("Usage: virt-shadow list\n"));
+  EXPECT_THAT(list, Not(HasSubstr("--vcpus")));
+  EXPECT_EQ(HelpText("nonsense"), general);
+}
+
+}  // namespace
+}  // namespace vs::cli
