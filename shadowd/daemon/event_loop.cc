@@ -1,0 +1,36 @@
+#include "shadowd/daemon/event_loop.h"
+
+namespace vs::daemon {
+
+void EventLoop::Post(std::function<void()> work) {
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(work));
+  }
+  cv_.notify_one();
+}
+
+void EventLoop::Run(Duration tick, const std::function<void()>& on_tick) {
+  while (true) {
+    std::deque<std::function<void()>> batch;
+    {
+      std::unique_lock lock(mu_);
+      // The tick bounds how late timers fire; it is a real-time wait because the loop blocks on real events.
+      cv_.wait_for(lock, tick, [&] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      batch.swap(queue_);
+    }
+    for (auto& work : batch) work();
+    on_tick();
+  }
+}
+
+void EventLoop::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+}
+
+}  // namespace vs::daemon

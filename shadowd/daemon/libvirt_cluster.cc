@@ -1,0 +1,149 @@
+#include "shadowd/daemon/libvirt_cluster.h"
+
+#include "shadowd/controller/shadow_domain_xml.h"
+#include "shadowd/policy/domain_xml.h"
+
+namespace vs::daemon {
+
+LibvirtCluster::LibvirtCluster(const Config& config, virt::LibvirtRuntime& runtime, Clock& clock)
+    : config_(config), runtime_(runtime), clock_(clock) {}
+
+StatusOr<virt::Hypervisor*> LibvirtCluster::Conn(const std::string& host) {
+  if (auto it = conns_.find(host); it != conns_.end()) return it->second.get();
+  const HostConfig* cfg = config_.FindHost(host);
+  if (cfg == nullptr) return NotFound("host '" + host + "' is not in shadowd's configuration");
+  const std::string& uri = host == config_.this_host ? config_.local_libvirt_uri : cfg->uri;
+  VS_ASSIGN_OR_RETURN(auto conn, runtime_.Connect(uri, clock_));
+  return (conns_[host] = std::move(conn)).get();
+}
+
+Status LibvirtCluster::Track(const std::string& host, Status status) {
+  if (status.code() == Code::kUnavailable) conns_.erase(host);
+  return status;
+}
+
+Status LibvirtCluster::CreateReplicaImage(const std::string& host, const std::string& path,
+                                          uint64_t virtual_size_bytes, const std::string& format) {
+  VS_ASSIGN_OR_RETURN(virt::Hypervisor * conn, Conn(host));
+  if (format != "qcow2" && format != "raw") {
+    return InvalidArgument("replica " + path + ": format '" + format + "' is not qcow2 or raw");
+  }
+  // The replica lives at the primary's path on the target. If an ordinary domain there uses that path, an
+  // existing image would be adopted as the replica and later overwritten: refuse.
+  auto names = conn->ListDomainNames();
+  if (!names.ok()) return Track(host, names.status());
+  for (const auto& name : *names) {
+    auto xml = conn->GetDomainXml(name);
+    if (!xml.ok()) continue;
+    auto shadow = controller::DescribeShadowDomain(host, *xml);
+    auto facts = policy::ParseDomain(*xml);
+    if (!facts.ok() || (shadow.ok() && shadow->has_value())) continue;
+    for (const auto& disk : facts->disks) {
+      if (disk.source_path == path) {
+        return FailedPrecondition("cannot place a replica at " + path + " on " + host + ": domain " + name +
+                                  " uses that path");
+      }
+    }
+  }
+  return Track(host, conn->CreateImage(path, virtual_size_bytes,
+                                       format == "qcow2" ? virt::ImageFormat::kQcow2 : virt::ImageFormat::kRaw));
+}
+
+Status LibvirtCluster::DefineShadow(const std::string& host, const std::string& domain_xml) {
+  VS_ASSIGN_OR_RETURN(virt::Hypervisor * conn, Conn(host));
+  return Track(host, conn->DefineDomain(domain_xml).status());
+}
+
+Status LibvirtCluster::ReleaseShadow(const std::string& host, const std::string& shadow_uuid,
+                                     const std::string& shadow_name, const std::vector<std::string>& replica_paths) {
+  VS_ASSIGN_OR_RETURN(virt::Hypervisor * conn, Conn(host));
+  auto state = conn->GetDomainState(shadow_name);
+  if (state.ok() && *state != virt::DomainState::kShutoff) {
+    // A running "shadow" has been switched over to or promoted: it is somebody's VM now, never ours to delete.
+    return FailedPrecondition("shadow " + shadow_name + " (" + shadow_uuid + ") runs on " + host +
+                              "; refusing to release a running domain");
+  }
+  if (!state.ok() && state.status().code() != Code::kNotFound) return Track(host, state.status());
+  // Images first: while the definition exists, a failed release is found again (ListShadows) and retried;
+  // an undefined shadow's images would be nobody's.
+  for (const auto& path : replica_paths) VS_RETURN_IF_ERROR(Track(host, conn->DeleteImage(path)));
+  return Track(host, conn->UndefineDomain(shadow_name));
+}
+
+StatusOr<std::vector<controller::PeerShadow>> LibvirtCluster::ListShadows(const std::string& host) {
+  VS_ASSIGN_OR_RETURN(virt::Hypervisor * conn, Conn(host));
+  auto names = conn->ListDomainNames();
+  if (!names.ok()) return Track(host, names.status());
+  std::vector<controller::PeerShadow> shadows;
+  for (const auto& name : *names) {
+    auto xml = conn->GetDomainXml(name);
+    if (!xml.ok()) {
+      if (xml.status().code() == Code::kNotFound) continue;  // undefined meanwhile
+      return Track(host, xml.status());
+    }
+    auto shadow = controller::DescribeShadowDomain(host, *xml);
+    if (shadow.ok() && shadow->has_value()) shadows.push_back(std::move(**shadow));
+  }
+  return shadows;
+}
+
+StatusOr<std::vector<scheduler::Host>> LibvirtCluster::Hosts() {
+  if (!refreshed_) return Unavailable("the cluster has not been read yet");
+  return hosts_;
+}
+
+StatusOr<std::vector<controller::PeerShadow>> LibvirtCluster::Shadows() {
+  if (!refreshed_) return Unavailable("the cluster has not been read yet");
+  return shadows_;
+}
+
+StatusOr<uint64_t> LibvirtCluster::VirtualSize(const std::string& path) {
+  VS_ASSIGN_OR_RETURN(virt::Hypervisor * conn, Conn(config_.this_host));
+  auto size = conn->ImageVirtualSize(path);
+  if (!size.ok()) return Track(config_.this_host, size.status());
+  return size;
+}
+
+bool LibvirtCluster::Refresh() {
+  std::vector<scheduler::Host> hosts;
+  std::vector<controller::PeerShadow> shadows;
+  for (const auto& cfg : config_.hosts) {
+    scheduler::Host host{.name = cfg.name, .zone = cfg.zone, .up = false, .cost_per_hour = cfg.cost_per_hour};
+    auto conn = Conn(cfg.name);
+    if (conn.ok()) {
+      auto capacity = (*conn)->GetNodeCapacity();
+      auto found = ListShadows(cfg.name);
+      if (capacity.ok() && found.ok()) {
+        host.up = true;
+        host.total_vcpus = cfg.vcpus_cap.value_or(static_cast<uint32_t>(capacity->cpus));
+        host.total_memory_kib = cfg.memory_mib_cap ? *cfg.memory_mib_cap * 1024 : capacity->memory_kib;
+        host.used_vcpus = static_cast<uint32_t>(capacity->running_vcpus);
+        host.used_memory_kib = capacity->running_memory_kib;
+        shadows.insert(shadows.end(), found->begin(), found->end());
+      } else {
+        Track(cfg.name, capacity.ok() ? found.status() : capacity.status()).IgnoreError();
+      }
+    }
+    hosts.push_back(std::move(host));
+  }
+  // Free capacity grew when a host came up, or its unreserved room grew (a domain stopped, a shadow went away).
+  auto free_room = [](const scheduler::Host& h, const std::vector<controller::PeerShadow>& all) {
+    int64_t room = static_cast<int64_t>(h.total_memory_kib) - static_cast<int64_t>(h.used_memory_kib);
+    for (const auto& s : all) {
+      if (s.host == h.name) room -= static_cast<int64_t>(s.size.memory_kib);
+    }
+    return h.up ? room : INT64_MIN;
+  };
+  bool grew = false;
+  for (const auto& now : hosts) {
+    for (const auto& before : hosts_) {
+      if (before.name == now.name && free_room(now, shadows) > free_room(before, shadows_)) grew = true;
+    }
+  }
+  hosts_ = std::move(hosts);
+  shadows_ = std::move(shadows);
+  refreshed_ = true;
+  return grew;
+}
+
+}  // namespace vs::daemon

@@ -1,0 +1,69 @@
+// LibvirtCluster: the production PeerOps, ClusterView and ImageInfo of the protection controller, over the
+// libvirtd of every configured host (shadowd/virt). Shadows are defined and released on peers through their
+// libvirtd (qemu+tcp), and replica images are created there through libvirt's storage API: no peer shadowd is
+// involved, so a peer whose shadowd is down still hosts shadows.
+//
+// Refresh() reads every host's capacity (node info, running domains) and shadow domains and keeps the snapshot
+// that Hosts() and Shadows() serve; the daemon calls it every refresh interval.
+//
+// Ownership: borrows the runtime and clock (must outlive it); owns its connections, opened lazily and dropped
+// when a call finds the host unreachable (the next call reconnects).
+// Thread-safety: none; the daemon's loop thread makes every call.
+// Failure modes: kUnavailable for a host that cannot be reached (the host then shows up=false);
+// kNotFound for a host that is not in the configuration.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shadowd/controller/cluster_view.h"
+#include "shadowd/controller/image_info.h"
+#include "shadowd/controller/peer_ops.h"
+#include "shadowd/daemon/config.h"
+#include "shadowd/virt/hypervisor.h"
+
+namespace vs::daemon {
+
+class LibvirtCluster final : public controller::PeerOps, public controller::ClusterView, public controller::ImageInfo {
+ public:
+  LibvirtCluster(const Config& config, virt::LibvirtRuntime& runtime, Clock& clock);
+
+  // PeerOps
+  Status CreateReplicaImage(const std::string& host, const std::string& path, uint64_t virtual_size_bytes,
+                            const std::string& format) override;
+  Status DefineShadow(const std::string& host, const std::string& domain_xml) override;
+  Status ReleaseShadow(const std::string& host, const std::string& shadow_uuid, const std::string& shadow_name,
+                       const std::vector<std::string>& replica_paths) override;
+  StatusOr<std::vector<controller::PeerShadow>> ListShadows(const std::string& host) override;
+
+  // ClusterView: the last snapshot (kUnavailable before the first Refresh()).
+  StatusOr<std::vector<scheduler::Host>> Hosts() override;
+  StatusOr<std::vector<controller::PeerShadow>> Shadows() override;
+
+  // ImageInfo: sizes of this host's images.
+  StatusOr<uint64_t> VirtualSize(const std::string& path) override;
+
+  // Re-reads every host. Returns true when some host's free capacity grew since the last snapshot (the
+  // controller then retries unprotected VMs).
+  bool Refresh();
+
+  // The local libvirtd (for the daemon's domain events and listing).
+  StatusOr<virt::Hypervisor*> Local() { return Conn(config_.this_host); }
+
+ private:
+  StatusOr<virt::Hypervisor*> Conn(const std::string& host);
+  // Drops the cached connection when `status` says the host could not be reached.
+  Status Track(const std::string& host, Status status);
+
+  const Config& config_;
+  virt::LibvirtRuntime& runtime_;
+  Clock& clock_;
+  std::map<std::string, std::unique_ptr<virt::Hypervisor>> conns_;
+  bool refreshed_ = false;
+  std::vector<scheduler::Host> hosts_;
+  std::vector<controller::PeerShadow> shadows_;
+};
+
+}  // namespace vs::daemon

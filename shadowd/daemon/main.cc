@@ -1,0 +1,195 @@
+// shadowd: the virt-shadow daemon of one host, and the project's one composition root. Everything with state
+// is created here, in dependency order, and handed down by reference; nothing is global.
+//
+// Start-up (the order matters for convergence after a kill -9, see controller.h):
+//   1. config, store (RocksDB), libvirt runtime, cluster (every host's libvirtd), controller;
+//   2. controller.Recover()            re-issue what every persisted record asks for;
+//   3. cluster.Refresh()               capacity and shadow domains of every host;
+//   4. replay the hook spool           events the hook left while shadowd was down, oldest first;
+//   5. ReconcileLocalDomains           the local domains as they are now (newer than any spooled event);
+//   6. SweepOrphans, RunPending        release shadows nobody accounts for; perform the queued work;
+//   7. watch libvirt's domain events and serve gRPC (hook + CLI); then the loop ticks every 500 ms:
+//      timers, spool, periodic refresh (capacity grew -> retry unprotected VMs; orphan sweep), queued work.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "shadowd/controller/controller.h"
+#include "shadowd/daemon/config.h"
+#include "shadowd/daemon/event_loop.h"
+#include "shadowd/daemon/libvirt_cluster.h"
+#include "shadowd/daemon/service.h"
+#include "shadowd/spool/spool.h"
+#include "shadowd/store/rocksdb_store.h"
+#include "shadowd/virt/hypervisor.h"
+
+namespace vs::daemon {
+namespace {
+
+void Log(const char* what, const Status& status) {
+  if (!status.ok()) std::fprintf(stderr, "shadowd: %s: %s\n", what, status.ToString().c_str());
+}
+
+StatusOr<std::vector<controller::DomainObservation>> ObserveLocalDomains(virt::Hypervisor& local) {
+  VS_ASSIGN_OR_RETURN(std::vector<std::string> names, local.ListDomainNames());
+  std::vector<controller::DomainObservation> domains;
+  for (const auto& name : names) {
+    auto xml = local.GetDomainXml(name);
+    auto state = local.GetDomainState(name);
+    if (!xml.ok() || !state.ok()) continue;  // undefined meanwhile; its event follows
+    domains.push_back({.xml = *xml, .running = *state == virt::DomainState::kRunning ||
+                                                *state == virt::DomainState::kPaused,
+                       .uuid_hint = "", .name_hint = name});
+  }
+  return domains;
+}
+
+// Delivers every spooled hook event, oldest first; a delivered or unreadable event is removed.
+void ReplaySpool(spool::Spool& spool, controller::ProtectionController& controller) {
+  auto listing = spool.List();
+  if (!listing.ok()) return Log("listing the hook spool", listing.status());
+  for (const auto& skipped : listing->skipped) std::fprintf(stderr, "shadowd: spool: skipped %s\n", skipped.c_str());
+  for (const auto& entry : listing->entries) {
+    auto event = spool.Read(entry);
+    if (event.ok()) {
+      Log(("replaying spooled " + event->operation() + " of " + event->domain_name()).c_str(),
+          controller.HandleHookEvent(*event));
+    } else {
+      Log(("unreadable spooled event " + entry.file_name).c_str(), event.status());
+    }
+    Log("removing a replayed spool entry", spool.Remove(entry));
+  }
+}
+
+// Work posted from libvirt's event thread: the domain as libvirt reports it now.
+void OnDomainEvent(const virt::DomainEvent& event, LibvirtCluster& cluster,
+                   controller::ProtectionController& controller) {
+  using Kind = virt::DomainEvent::Kind;
+  switch (event.kind) {
+    case Kind::kStopped: return Log("domain stopped", controller.OnDomainStopped(event.uuid));
+    case Kind::kUndefined: return Log("domain undefined", controller.OnDomainUndefined(event.uuid));
+    case Kind::kStarted:
+    case Kind::kDefined:
+    case Kind::kResumed:
+    case Kind::kMetadataChanged: {
+      auto local = cluster.Local();
+      if (!local.ok()) return Log("local libvirtd", local.status());
+      auto xml = (*local)->GetDomainXml(event.name);
+      auto state = (*local)->GetDomainState(event.name);
+      if (!xml.ok() || !state.ok()) return;  // gone meanwhile
+      if (event.kind == Kind::kMetadataChanged) return Log("metadata change", controller.OnMetadataChanged(*xml));
+      return Log("domain observed", controller.OnDomainObserved(
+                                        {.xml = *xml, .running = *state == virt::DomainState::kRunning,
+                                         .uuid_hint = event.uuid, .name_hint = event.name}));
+    }
+    default: return;
+  }
+}
+
+int Run(const std::string& config_path) {
+  // Signals are taken by one thread with sigwait, so no handler runs in the middle of other code.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto config = LoadConfig(config_path);
+  if (!config.ok()) return Log("configuration", config.status()), 2;
+  std::unique_ptr<Clock> clock = NewRealClock();
+  for (const auto& dir : {std::filesystem::path(config->store_path).parent_path(),
+                          std::filesystem::path(config->spool_path),
+                          std::filesystem::path(config->socket_path).parent_path()}) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+  }
+  auto store = store::OpenRocksDbStore(config->store_path, {});
+  if (!store.ok()) return Log("opening the store", store.status()), 1;
+  auto runtime = virt::LibvirtRuntime::Start();
+  if (!runtime.ok()) return Log("libvirt", runtime.status()), 1;
+  LibvirtCluster cluster(*config, **runtime, *clock);
+  controller::ControllerOptions options{.this_host = config->this_host, .grace_period = config->grace,
+                                        .placement = {}, .report = [](const std::string& vm, const std::string& m) {
+                                          std::fprintf(stderr, "shadowd: VM %s: %s\n", vm.c_str(), m.c_str());
+                                        }};
+  controller::ProtectionController controller(options, **store, cluster, cluster, cluster, *clock);
+  spool::Spool spool(config->spool_path, *clock);
+  EventLoop loop;
+
+  Log("recovering records", controller.Recover());
+  cluster.Refresh();
+  ReplaySpool(spool, controller);
+  auto local = cluster.Local();
+  if (!local.ok()) return Log("the local libvirtd", local.status()), 1;
+  auto domains = ObserveLocalDomains(**local);
+  if (domains.ok()) Log("reconciling local domains", controller.ReconcileLocalDomains(*domains));
+  if (auto shadows = cluster.Shadows(); shadows.ok()) Log("orphan sweep", controller.SweepOrphans(*shadows));
+  Log("start-up work", controller.RunPending());
+
+  auto watch = (*local)->WatchDomains([&](const virt::DomainEvent& event) {
+    loop.Post([&, event] { OnDomainEvent(event, cluster, controller); });
+  });
+  if (!watch.ok()) return Log("watching domain events", watch.status()), 1;
+
+  ShadowService service(*config, loop, controller, cluster);
+  std::filesystem::remove(config->socket_path);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("unix:" + config->socket_path, grpc::InsecureServerCredentials());
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server) return Log("serving", Unavailable("cannot listen on " + config->socket_path)), 1;
+  chmod(config->socket_path.c_str(), 0600);  // root only: the hook runs as root, so does the CLI
+  std::fprintf(stderr, "shadowd: host %s serving on %s\n", config->this_host.c_str(), config->socket_path.c_str());
+
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    std::fprintf(stderr, "shadowd: signal %d, stopping\n", sig);
+    loop.Stop();
+  });
+
+  MonoTime next_refresh = clock->Now() + config->refresh;
+  loop.Run(std::chrono::milliseconds(500), [&] {
+    Log("timers", controller.OnTimer());
+    if (clock->Now() >= next_refresh) {
+      next_refresh = clock->Now() + config->refresh;
+      if (cluster.Refresh()) Log("capacity change", controller.OnCapacityChanged());
+      if (auto shadows = cluster.Shadows(); shadows.ok()) Log("orphan sweep", controller.SweepOrphans(*shadows));
+      ReplaySpool(spool, controller);
+    }
+    Log("queued work", controller.RunPending());
+  });
+
+  server->Shutdown();
+  signal_thread.join();
+  return 0;
+}
+
+}  // namespace
+}  // namespace vs::daemon
+
+int main(int argc, char** argv) {
+  std::string config_path = "/etc/virt-shadow/shadowd.conf";
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg == "--help" || arg == "-h") {
+      std::printf("usage: shadowd [--config PATH]\n\n"
+                  "The virt-shadow daemon of one host. Runs in the foreground; stop it with SIGTERM.\n"
+                  "  --config PATH   configuration (default /etc/virt-shadow/shadowd.conf); format in\n"
+                  "                  shadowd/daemon/config.h\n");
+      return 0;
+    } else {
+      std::fprintf(stderr, "shadowd: unknown argument '%s'; see shadowd --help\n", arg.c_str());
+      return 2;
+    }
+  }
+  return vs::daemon::Run(config_path);
+}

@@ -1,0 +1,132 @@
+#include "shadowd/daemon/service.h"
+
+#include <cstdio>
+
+#include "shadowd/daemon/hook_verdict.h"
+#include "shadowd/lifecycle/shadow_identity.h"
+
+namespace vs::daemon {
+namespace {
+
+grpc::Status ToGrpc(const Status& status) {
+  switch (status.code()) {
+    case Code::kOk: return grpc::Status::OK;
+    case Code::kNotFound: return {grpc::StatusCode::NOT_FOUND, status.message()};
+    case Code::kInvalidArgument: return {grpc::StatusCode::INVALID_ARGUMENT, status.message()};
+    case Code::kFailedPrecondition: return {grpc::StatusCode::FAILED_PRECONDITION, status.message()};
+    case Code::kUnavailable: return {grpc::StatusCode::UNAVAILABLE, status.message()};
+    default: return {grpc::StatusCode::INTERNAL, status.message()};
+  }
+}
+
+void Fill(const controller::VmStatusView& view, const std::string& this_host, virtshadow::v1::VmStatus* out) {
+  out->set_name(view.name);
+  out->set_uuid(view.uuid);
+  out->set_state(view.state);
+  out->set_running(view.running);
+  out->set_primary_host(this_host);
+  for (size_t i = 0; i < view.shadow_hosts.size(); ++i) {
+    auto* shadow = out->add_shadows();
+    shadow->set_host(view.shadow_hosts[i]);
+    shadow->set_name(lifecycle::ShadowName(view.name, static_cast<uint32_t>(i)));
+    if (auto uuid = lifecycle::ShadowUuid(view.uuid, static_cast<uint32_t>(i)); uuid.ok()) shadow->set_uuid(*uuid);
+  }
+  out->set_shadow_vcpus(view.shadow_size.vcpus);
+  out->set_shadow_memory_kib(view.shadow_size.memory_kib);
+  out->set_policy(view.policy);
+  out->set_last_error(view.last_error);
+  out->set_unprotected_reason(view.unprotected_reason);
+}
+
+std::string_view VerdictName(scheduler::Verdict verdict) {
+  switch (verdict) {
+    case scheduler::Verdict::kChosen: return "chosen";
+    case scheduler::Verdict::kEligibleNotChosen: return "eligible";
+    case scheduler::Verdict::kRejected: return "rejected";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+grpc::Status ShadowService::DeliverHookEvent(grpc::ServerContext*, const virtshadow::v1::HookEvent* event,
+                                             virtshadow::v1::HookVerdict* verdict) {
+  *verdict = HookVerdictFor(*event);
+  loop_.Post([this, event = *event] {
+    Status status = controller_.HandleHookEvent(event);
+    if (!status.ok()) {
+      std::fprintf(stderr, "shadowd: hook event %s %s of %s: %s\n", event.operation().c_str(),
+                   event.sub_operation().c_str(), event.domain_name().c_str(), status.ToString().c_str());
+    }
+  });
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::ListVms(grpc::ServerContext*, const virtshadow::v1::ListVmsRequest*,
+                                    virtshadow::v1::ListVmsReply* reply) {
+  auto vms = loop_.Call([this] { return controller_.List(); });
+  if (!vms.ok()) return ToGrpc(vms.status());
+  for (const auto& view : *vms) Fill(view, config_.this_host, reply->add_vms());
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::GetVm(grpc::ServerContext*, const virtshadow::v1::GetVmRequest* request,
+                                  virtshadow::v1::VmStatus* reply) {
+  auto view = loop_.Call([&] { return controller_.StatusOf(request->vm()); });
+  if (!view.ok()) return ToGrpc(view.status());
+  Fill(*view, config_.this_host, reply);
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::Explain(grpc::ServerContext*, const virtshadow::v1::ExplainRequest* request,
+                                    virtshadow::v1::ExplainReply* reply) {
+  auto explanation = loop_.Call([&] { return controller_.Explain(request->vm()); });
+  if (!explanation.ok()) return ToGrpc(explanation.status());
+  auto hosts = loop_.Call([this] { return cluster_.Hosts(); });
+  reply->set_vm(request->vm());
+  reply->set_summary(explanation->placement.summary);
+  for (const auto& host : explanation->placement.hosts) reply->add_chosen_hosts(host);
+  for (const auto& verdict : explanation->hosts) {
+    auto* out = reply->add_hosts();
+    out->set_host(verdict.host);
+    if (const HostConfig* cfg = config_.FindHost(verdict.host)) out->set_zone(cfg->zone);
+    out->set_verdict(std::string(VerdictName(verdict.verdict)));
+    out->set_rank(verdict.rank);
+    out->set_reason(verdict.reason);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::ListHosts(grpc::ServerContext*, const virtshadow::v1::ListHostsRequest*,
+                                      virtshadow::v1::ListHostsReply* reply) {
+  struct Snapshot {
+    StatusOr<std::vector<scheduler::Host>> hosts;
+    StatusOr<std::vector<controller::PeerShadow>> shadows;
+  };
+  Snapshot snap = loop_.Call([this] { return Snapshot{cluster_.Hosts(), cluster_.Shadows()}; });
+  if (!snap.hosts.ok()) return ToGrpc(snap.hosts.status());
+  reply->set_this_host(config_.this_host);
+  for (const auto& host : *snap.hosts) {
+    auto* out = reply->add_hosts();
+    out->set_name(host.name);
+    out->set_zone(host.zone);
+    if (const HostConfig* cfg = config_.FindHost(host.name)) out->set_uri(cfg->uri);
+    out->set_cost_per_hour(host.cost_per_hour);
+    out->set_up(host.up);
+    out->set_cpus(host.total_vcpus);
+    out->set_memory_kib(host.total_memory_kib);
+    out->set_used_vcpus(host.used_vcpus);
+    out->set_used_memory_kib(host.used_memory_kib);
+    if (snap.shadows.ok()) {
+      for (const auto& shadow : *snap.shadows) {
+        if (shadow.host != host.name) continue;
+        out->set_reserved_vcpus(out->reserved_vcpus() + shadow.size.vcpus);
+        out->set_reserved_memory_kib(out->reserved_memory_kib() + shadow.size.memory_kib);
+        out->set_shadows(out->shadows() + 1);
+      }
+    }
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace vs::daemon
