@@ -1,0 +1,98 @@
+// virt-shadow-hook: libvirt's qemu hook, installed as /etc/libvirt/hooks/qemu or
+// /etc/libvirt/hooks/qemu.d/virt-shadow (README.md). The composition root: it reads stdin and the
+// environment and hands them to RunHook (hook.h) with the gRPC deliverer, the spool and the real
+// clock; everything it decides is in hook.cc.
+//
+// Environment (libvirtd passes only LC_ALL, PATH and HOME, so the defaults are the production values):
+//   VS_SHADOWD_SOCKET            shadowd's unix socket, default /run/virt-shadow/shadowd.sock
+//   VS_SPOOL_DIR                 the spool directory, default /var/lib/virt-shadow/spool
+//   VS_SHADOWD_ANSWER_WITHIN_MS  default kShadowdAnswerWithin (20); raised only by the process tests
+//                                that check what shadowd receives rather than timing, so that a
+//                                CPU-starved test machine cannot turn them into deadline tests
+#include <fcntl.h>
+#include <grpc/support/log.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "libvirt-hook/grpc_deliverer.h"
+#include "libvirt-hook/hook.h"
+#include "shadowd/spool/spool.h"
+
+namespace {
+
+std::string EnvOr(const char* name, const char* fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+// The deadline override (see the top of the file); the default for anything but 1..60000.
+std::chrono::milliseconds AnswerWithin() {
+  const std::string text = EnvOr("VS_SHADOWD_ANSWER_WITHIN_MS", "");
+  int ms = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || ms < 1 || ms > 60'000) {
+    return vs::hook::kShadowdAnswerWithin;
+  }
+  return std::chrono::milliseconds(ms);
+}
+
+// All of stdin. On a read error it returns what it has: RunHook then sees a malformed or untagged
+// XML and lets libvirt go on.
+std::string ReadAll(int fd) {
+  std::string data;
+  char buffer[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return data;
+    data.append(buffer, static_cast<std::size_t>(n));
+  }
+}
+
+void WriteAll(int fd, const std::string& text) {
+  std::size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // nobody to tell: the exit code still carries the decision
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+// gRPC's own log lines would come before ours on stderr, and libvirt shows stderr to the user as
+// the reason a start failed: the hook's one line says what happened, including gRPC's status.
+void DiscardGrpcLog(gpr_log_func_args*) {}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::unique_ptr<vs::Clock> clock = vs::NewRealClock();
+  const vs::MonoTime started = clock->Now();
+  // Whatever libvirt finds on stdout at migrate and restore replaces the domain XML, so no code in
+  // this process, libraries included, may write there: stdout becomes /dev/null.
+  const int dev_null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (dev_null >= 0) {
+    ::dup2(dev_null, STDOUT_FILENO);
+    ::close(dev_null);
+  } else {
+    ::close(STDOUT_FILENO);
+  }
+  gpr_set_log_function(&DiscardGrpcLog);
+
+  const std::string domain_xml = ReadAll(STDIN_FILENO);
+  const std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
+  vs::spool::Spool spool(EnvOr("VS_SPOOL_DIR", "/var/lib/virt-shadow/spool"), *clock);
+  vs::hook::GrpcDeliverer deliverer(EnvOr("VS_SHADOWD_SOCKET", "/run/virt-shadow/shadowd.sock"),
+                                    started + AnswerWithin(), *clock);
+  const vs::hook::HookOutcome outcome = vs::hook::RunHook(args, domain_xml, deliverer, spool, *clock);
+  WriteAll(STDERR_FILENO, outcome.stderr_line);
+  return outcome.exit_code;
+}

@@ -1,0 +1,196 @@
+// The real virt-shadow-hook binary, run as libvirtd runs it (argv, XML on stdin, a 3-variable
+// environment), against no shadowd, a hung one and a real gRPC server: exit codes, delivery, the
+// spool, an always-empty stdout, and the 50 ms bound (median of 5 runs, printed).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "shadowd/spool/spool.h"
+#include "tests/unit/hook/hook_process_harness.h"
+#include "tests/unit/hook/test_support.h"
+
+namespace vs::hook::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+using ::testing::StartsWith;
+
+constexpr Duration kBudget = std::chrono::milliseconds(50);
+constexpr int kTimedRuns = 5;  // the median of 5 absorbs a stray slow run on this 2-core machine
+// For the tests of what a live shadowd receives and answers: on a CPU-starved machine the 20 ms
+// production deadline may pass before a healthy shadowd answers, which is a timing question, the
+// subject of the timed tests (they keep the production deadline).
+constexpr int kPatientAnswerWithinMs = 5000;
+enum class Deadline { kProduction, kPatient };
+
+class HookProcessTest : public ::testing::Test {
+ protected:
+  ProcessResult Hook(const std::vector<std::string>& args, const std::string& xml,
+                     Deadline deadline = Deadline::kProduction) {
+    std::vector<std::string> argv = {VS_HOOK_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const int answer_within_ms = deadline == Deadline::kPatient ? kPatientAnswerWithinMs : 0;
+    StatusOr<ProcessResult> result =
+        RunProcess(argv, HookEnvironment(socket_, spool_dir_, answer_within_ms), xml, *clock_);
+    EXPECT_TRUE(result.ok()) << result.status().ToString();
+    if (!result.ok()) return {};
+    // At migrate and restore libvirt would take stdout as the new domain XML: never a byte.
+    EXPECT_EQ(result->stdout_text, "") << "args: " << ::testing::PrintToString(args);
+    if (!result->stderr_text.empty()) {
+      EXPECT_EQ(result->stderr_text.find('\n'), result->stderr_text.size() - 1) << result->stderr_text;
+    }
+    return *result;
+  }
+
+  // Runs the hook kTimedRuns times, checks each run, prints the times and returns their median.
+  Duration TimedRuns(const std::string& label, const std::vector<std::string>& args, const std::string& xml,
+                     int expected_exit) {
+    std::vector<Duration> times;
+    std::string runs;
+    for (int i = 0; i < kTimedRuns; ++i) {
+      ProcessResult result = Hook(args, xml);
+      EXPECT_EQ(result.exit_code, expected_exit) << result.stderr_text;
+      times.push_back(result.elapsed);
+      char ms[32];
+      std::snprintf(ms, sizeof(ms), " %.1f", Milliseconds(result.elapsed));
+      runs += ms;
+    }
+    const Duration median = Median(times);
+    std::printf("[hook timing] %-32s median %.1f ms (runs:%s ms)\n", label.c_str(), Milliseconds(median),
+                runs.c_str());
+    return median;
+  }
+
+  std::vector<spool::SpoolEntry> Spooled() {
+    spool::Spool spool(spool_dir_, *clock_);
+    StatusOr<spool::SpoolListing> listing = spool.List();
+    EXPECT_TRUE(listing.ok()) << listing.status().ToString();
+    return listing.ok() ? listing->entries : std::vector<spool::SpoolEntry>{};
+  }
+
+  std::unique_ptr<Clock> clock_ = NewRealClock();
+  TempDir dir_;
+  std::string socket_ = dir_.Sub("shadowd.sock");
+  std::string spool_dir_ = dir_.Sub("spool");
+};
+
+const std::vector<std::string> kPrepare = {"web-1", "prepare", "begin", "-"};
+
+TEST_F(HookProcessTest, ShadowdDownSpoolsAndExitsZeroWithin50ms) {
+  const Duration median = TimedRuns("shadowd down (no socket)", kPrepare, TaggedXml(), 0);
+  EXPECT_LT(median, kBudget);
+  EXPECT_THAT(Spooled(), SizeIs(kTimedRuns));
+  EXPECT_THAT(Hook(kPrepare, TaggedXml()).stderr_text, HasSubstr("UNAVAILABLE: cannot reach shadowd"));
+}
+
+TEST_F(HookProcessTest, ShadowdHungSpoolsAndExitsZeroWithin50ms) {
+  StatusOr<std::unique_ptr<HungListener>> hung = HungListener::Start(socket_);
+  ASSERT_TRUE(hung.ok()) << hung.status().ToString();
+  const Duration median = TimedRuns("shadowd hung (accepts, silent)", kPrepare, TaggedXml(), 0);
+  EXPECT_LT(median, kBudget);
+  EXPECT_GE((*hung)->accepted(), kTimedRuns);  // the hook did connect: it waited for an answer
+  EXPECT_THAT(Spooled(), SizeIs(kTimedRuns));
+  EXPECT_THAT(Hook(kPrepare, TaggedXml()).stderr_text, HasSubstr("did not answer within"));
+}
+
+TEST_F(HookProcessTest, FailClosedVmIsRefusedWhenShadowdIsDownOrHung) {
+  ProcessResult down = Hook(kPrepare, TaggedXml("critical=\"yes\""));
+  EXPECT_EQ(down.exit_code, 1);
+  EXPECT_THAT(down.stderr_text, StartsWith("virt-shadow: shadowd is unreachable and VM web-1's policy is "
+                                           "fail-closed (hook-failure=closed or critical=yes): refusing to "
+                                           "start it; start shadowd or set hook-failure=\"open\""));
+  StatusOr<std::unique_ptr<HungListener>> hung = HungListener::Start(socket_);
+  ASSERT_TRUE(hung.ok()) << hung.status().ToString();
+  const Duration median = TimedRuns("fail-closed refused, hung", kPrepare, TaggedXml("hook-failure=\"closed\""), 1);
+  EXPECT_LT(median, kBudget);
+  EXPECT_THAT(Spooled(), SizeIs(1 + kTimedRuns));
+}
+
+TEST_F(HookProcessTest, RealShadowdReceivesEveryOperationAndNothingIsSpooled) {
+  StatusOr<std::unique_ptr<FakeShadowd>> shadowd = FakeShadowd::Start(socket_);
+  ASSERT_TRUE(shadowd.ok()) << shadowd.status().ToString();
+  const std::vector<std::pair<std::string, std::string>> calls = {
+      {"prepare", "begin"}, {"start", "begin"},   {"started", "begin"}, {"stopped", "end"},
+      {"release", "end"},   {"migrate", "begin"}, {"restore", "begin"}, {"reconnect", "begin"},
+  };
+  const std::string xml = TaggedXml("critical=\"yes\"");
+  for (const auto& [operation, sub_operation] : calls) {
+    ProcessResult result = Hook({"web-1", operation, sub_operation, "-"}, xml, Deadline::kPatient);
+    EXPECT_EQ(result.exit_code, 0) << operation;
+    EXPECT_EQ(result.stderr_text, "") << operation;
+  }
+  std::vector<virtshadow::v1::HookEvent> events = (*shadowd)->events();
+  ASSERT_THAT(events, SizeIs(calls.size()));
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    EXPECT_EQ(events[i].operation(), calls[i].first);
+    EXPECT_EQ(events[i].sub_operation(), calls[i].second);
+    EXPECT_EQ(events[i].domain_name(), "web-1");
+    EXPECT_EQ(events[i].domain_xml(), xml);
+    EXPECT_GT(events[i].hook_wall_time_unix_ms(), 0);
+  }
+  EXPECT_THAT(Spooled(), IsEmpty());
+  // Timed with the production deadline and an open policy: a starved run spools instead of failing.
+  const Duration median = TimedRuns("shadowd answering", kPrepare, TaggedXml(), 0);
+  EXPECT_LT(median, kBudget);
+}
+
+TEST_F(HookProcessTest, ShadowdRefusalAtPrepareExitsOneWithItsReason) {
+  StatusOr<std::unique_ptr<FakeShadowd>> shadowd = FakeShadowd::Start(socket_);
+  ASSERT_TRUE(shadowd.ok()) << shadowd.status().ToString();
+  virtshadow::v1::HookVerdict deny;
+  deny.set_allow(false);
+  deny.set_reason("no shadow host has 1 GiB free");
+  (*shadowd)->SetVerdict(deny);
+  ProcessResult result = Hook(kPrepare, TaggedXml(), Deadline::kPatient);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.stderr_text, "virt-shadow: shadowd refused to start VM 'web-1': no shadow host has 1 GiB free\n");
+  // A refusal means nothing outside prepare.
+  EXPECT_EQ(Hook({"web-1", "migrate", "begin", "-"}, TaggedXml(), Deadline::kPatient).exit_code, 0);
+  EXPECT_THAT((*shadowd)->events(), SizeIs(2));
+}
+
+TEST_F(HookProcessTest, UntaggedDomainNeverReachesShadowd) {
+  StatusOr<std::unique_ptr<FakeShadowd>> shadowd = FakeShadowd::Start(socket_);
+  ASSERT_TRUE(shadowd.ok()) << shadowd.status().ToString();
+  const Duration median = TimedRuns("untagged domain", kPrepare, UntaggedXml(), 0);
+  EXPECT_LT(median, kBudget);
+  EXPECT_THAT((*shadowd)->events(), IsEmpty());
+  EXPECT_EQ(Hook(kPrepare, UntaggedXml()).stderr_text, "");
+  EXPECT_FALSE(std::filesystem::exists(spool_dir_));  // not even created
+}
+
+TEST_F(HookProcessTest, StdoutStaysEmptyAtMigrateAndRestoreWhateverHappens) {
+  // Hook() asserts the empty stdout; here every path the hook can take at those two operations.
+  const std::vector<std::string> xmls = {TaggedXml(), TaggedXml("critical=\"yes\""), UntaggedXml(),
+                                         "<domain>&#broken", ""};
+  for (const char* operation : {"migrate", "restore"}) {
+    for (const std::string& xml : xmls) EXPECT_EQ(Hook({"web-1", operation, "begin", "-"}, xml).exit_code, 0);
+    {
+      StatusOr<std::unique_ptr<HungListener>> hung = HungListener::Start(socket_);
+      ASSERT_TRUE(hung.ok()) << hung.status().ToString();
+      for (const std::string& xml : xmls) EXPECT_EQ(Hook({"web-1", operation, "begin", "-"}, xml).exit_code, 0);
+    }
+    StatusOr<std::unique_ptr<FakeShadowd>> shadowd = FakeShadowd::Start(socket_);
+    ASSERT_TRUE(shadowd.ok()) << shadowd.status().ToString();
+    for (const std::string& xml : xmls) {
+      EXPECT_EQ(Hook({"web-1", operation, "begin", "-"}, xml, Deadline::kPatient).exit_code, 0);
+    }
+  }
+}
+
+TEST_F(HookProcessTest, MalformedInputOrMissingArgumentsFailOpenWithOneLine) {
+  ProcessResult malformed = Hook(kPrepare, "<domain xmlns:s='http://virt-shadow.org/xmlns/policy/1.0'>");
+  EXPECT_EQ(malformed.exit_code, 0);
+  EXPECT_THAT(malformed.stderr_text, StartsWith("virt-shadow: cannot read the domain XML of VM 'web-1'"));
+  ProcessResult no_args = Hook({}, TaggedXml("critical=\"yes\""));
+  EXPECT_EQ(no_args.exit_code, 0);
+  EXPECT_THAT(no_args.stderr_text, HasSubstr("expected libvirt's 4 arguments"));
+  EXPECT_THAT(Spooled(), IsEmpty());
+}
+
+}  // namespace
+}  // namespace vs::hook::testing
