@@ -1,7 +1,10 @@
 #!/bin/bash
-# demo.sh - the end-to-end job in the lab, for a newcomer: set up, start 3 hosts, boot the test guest on h1 (it
-# writes acknowledged records), migrate it live to h2 with postcopy while it writes, then let the data-loss oracle
-# check h2's disk against the guest's serial log. Stops the lab at the end unless --keep is given.
+# demo.sh - virt-shadow's main job in the lab, end to end, for a newcomer:
+#   set up and build; start 3 libvirt hosts in 2 zones with the hook and shadowd installed; boot a guest on h1
+#   that writes acknowledged records; tag it with `virt-shadow tag`; watch its reduced shadow appear on a host of
+#   the other zone (list, explain); migrate the guest live with postcopy to h3 and see h3's shadowd take over its
+#   protection; finally the data-loss oracle checks h3's disk against the guest's serial log.
+# Stops the lab at the end unless --keep is given.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${VS_BUILD_DIR:-$SRC/build}
@@ -9,41 +12,57 @@ LAB=${VS_LAB_DIR:-/var/tmp/virt-shadow-lab}
 KEEP=0; [ "${1:-}" = --keep ] && KEEP=1
 VM=demo-vm
 step() { printf '\n== %s\n' "$*"; }
+lab() { "$SRC/scripts/lab.sh" "$@"; }
+cli() { local host=$1; shift; lab exec "$host" "$BUILD/cli/virt-shadow" "$@"; }
+ms() { date +%s%3N; }
 
 step "setup: packages, sysctl, build"
 "$SRC/scripts/setup.sh"
-step "lab: 3 hosts in 2 zones"
-"$SRC/scripts/lab.sh" up 3
+step "lab: 3 hosts in 2 zones, each with libvirtd, the virt-shadow hook and shadowd"
+lab up 3
 [ $KEEP = 1 ] || trap '"$SRC/scripts/lab.sh" down >/dev/null' EXIT
-"$SRC/scripts/lab.sh" status
-step "test guest"
+VS_LAB_GRACE_SECONDS=${VS_LAB_GRACE_SECONDS:-10} lab install "$BUILD"
+lab status
 "$SRC/images/build-guest.sh" "$LAB/guest"
-H1=$("$SRC/scripts/lab.sh" uri h1); H2=$("$SRC/scripts/lab.sh" uri h2)
-for h in h1 h2; do qemu-img create -q -f qcow2 "$LAB/$h/var/lib/libvirt/images/$VM.qcow2" 64M; done
+H1=$(lab uri h1); H2=$(lab uri h2); H3=$(lab uri h3)
+
+step "a guest on h1 (256 MiB, 1 vCPU) writing acknowledged records"
+for h in h1 h3; do qemu-img create -q -f qcow2 "$LAB/$h/var/lib/libvirt/images/$VM.qcow2" 64M; done
 rm -f "$LAB/logs/$VM.log"
 "$SRC/images/domain-xml.sh" $VM /var/lib/libvirt/images/$VM.qcow2 "$LAB/logs/$VM.log" \
   --cmdline "vs.rate=5 vs.dirty=32 vs.dirtyrate=16" > "$LAB/$VM.xml"
-virsh -c "$H1" define "$LAB/$VM.xml"
-virsh -c "$H1" start $VM
+virsh -q -c "$H1" define "$LAB/$VM.xml"
+virsh -q -c "$H1" start $VM
 acks() { grep -c 'VS-ACK' "$LAB/logs/$VM.log" 2>/dev/null || true; }
-for _ in $(seq 1 120); do [ "$(acks)" -ge 10 ] && break; sleep 1; done
-echo "guest on h1 has acknowledged $(acks) records"
+for _ in $(seq 1 120); do [ "$(acks)" -ge 5 ] && break; sleep 1; done
+echo "the guest has acknowledged $(acks) records"
 
-step "live migration h1 -> h2 with postcopy (memory capped at 8 MiB/s, so precopy alone cannot finish)"
-ms() { date +%s%3N; }
+step "tag it: virt-shadow tag $VM --memory 50%"
+cli h1 tag $VM --memory 50%
+for _ in $(seq 1 60); do virsh -q -c "$H2" domstate $VM-shadow >/dev/null 2>&1 && break; sleep 0.5; done
+cli h1 list
+cli h1 explain $VM
+echo; echo "the shadow on h2 (defined, not running; reduced size; same disk path, with its own replica image):"
+virsh -q -c "$H2" list --all
+virsh -q -c "$H2" dumpxml $VM-shadow | grep -E '<currentMemory|<vcpu|shadow-of|source file'
+
+step "live migration h1 -> h3 with postcopy (precopy capped at 8 MiB/s, below the guest's dirty rate)"
 start=$(ms)
 virsh -c "$H1" migrate --live --p2p --persistent --undefinesource --copy-storage-all --postcopy --bandwidth 8 \
-  $VM "$H2" & mig=$!
-until virsh -c "$H1" migrate-postcopy $VM >/dev/null 2>&1; do
-  kill -0 $mig 2>/dev/null || break; sleep 0.3
-done
+  $VM "$H3" & mig=$!
+until virsh -c "$H1" migrate-postcopy $VM >/dev/null 2>&1; do kill -0 $mig 2>/dev/null || break; sleep 0.3; done
 echo "postcopy requested after $(( $(ms) - start )) ms"
 wait $mig
 echo "migration done after $(( $(ms) - start )) ms"
-virsh -c "$H2" list
 n=$(acks); for _ in $(seq 1 60); do [ "$(acks)" -ge $((n + 5)) ] && break; sleep 1; done
-echo "guest on h2 has acknowledged $(acks) records"
+echo "the guest, now on h3, has acknowledged $(acks) records"
+for _ in $(seq 1 60); do
+  virsh -q -c "$H2" dumpxml $VM-shadow 2>/dev/null | grep -q 'host="h3"' && break; sleep 0.5
+done
+echo "h3's shadowd protects it now:"
+cli h3 list
+virsh -q -c "$H2" dumpxml $VM-shadow | grep shadow-of
 
-step "data-loss oracle on h2's disk (after pulling the plug)"
-virsh -c "$H2" destroy $VM
-"$BUILD/images/oracle/vs-oracle" --disk "$LAB/h2/var/lib/libvirt/images/$VM.qcow2" --serial "$LAB/logs/$VM.log"
+step "data-loss oracle on h3's disk (after pulling the plug)"
+virsh -q -c "$H3" destroy $VM
+"$BUILD/images/oracle/vs-oracle" --disk "$LAB/h3/var/lib/libvirt/images/$VM.qcow2" --serial "$LAB/logs/$VM.log"

@@ -7,6 +7,8 @@
 #   lab.sh exec HOST CMD...  run CMD inside host HOST (h1, h2, ...): its network, mount and UTS namespaces
 #   lab.sh shape RATE    shape every host link to RATE (tc tbf, e.g. 1gbit); "lab.sh shape off" removes it
 #   lab.sh uri HOST      print qemu+tcp://ADDR/system for HOST
+#   lab.sh install BUILD [HOST...]   install the libvirt hook and (re)start shadowd in every (or each named) host
+#   lab.sh shadowd HOST start|stop|kill|status   manage one host's shadowd (kill = SIGKILL, for crash tests)
 #
 # Each host is a network namespace (veth on bridge vsbr0, 10.77.0.(10+i)/24) plus a private mount and UTS
 # namespace in which bind mounts give it its own /etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/log/libvirt,
@@ -188,6 +190,62 @@ cmd_exec() {
   exec nsenter -t "$pid" -n -m -u -- "$@"
 }
 
+shadowd_pid() { cat "$LAB/h$1/shadowd.pid" 2>/dev/null || true; }
+
+write_shadowd_conf() {  # write_shadowd_conf I: host I's shadowd configuration, from the inventory
+  local i=$1
+  { printf '[shadowd]\nhost = h%d\nlibvirt = qemu:///system\ngrace_seconds = %s\nrefresh_seconds = 2\n' \
+      "$i" "${VS_LAB_GRACE_SECONDS:-20}"
+    tail -n +2 "$LAB/hosts.tsv" | while IFS=$'\t' read -r name zone addr uri cost; do
+      printf '\n[host.%s]\nzone = %s\nuri = %s\ncost = %s\n' "$name" "$zone" "$uri" "$cost"
+    done; } > "$LAB/h$i/shadowd.conf"
+}
+
+cmd_shadowd() {
+  local i; i=$(host_index "${1:?usage: lab.sh shadowd HOST start|stop|kill|status}")
+  local pid; pid=$(shadowd_pid "$i")
+  case ${2:-} in
+    start)
+      pid_alive "$pid" && { echo "h$i: shadowd already runs (pid $pid)"; return 0; }
+      [ -x "$LAB/bin/shadowd" ] || die "no shadowd installed in the lab: run 'lab.sh install BUILD_DIR' first"
+      [ -f "$LAB/h$i/shadowd.conf" ] || write_shadowd_conf "$i"
+      local lpid; lpid=$(libvirtd_pid "$i"); pid_alive "$lpid" || die "h$i is not up"
+      nsenter -t "$lpid" -n -m -u -- setsid "$LAB/bin/shadowd" --config "$LAB/h$i/shadowd.conf" \
+        >> "$LAB/h$i/shadowd.log" 2>&1 < /dev/null &
+      echo $! > "$LAB/h$i/shadowd.pid"
+      # Ready when its socket answers (the hook would otherwise spool).
+      for _ in $(seq 1 100); do [ -S "$LAB/h$i/run/virt-shadow/shadowd.sock" ] && break; sleep 0.1; done
+      [ -S "$LAB/h$i/run/virt-shadow/shadowd.sock" ] || die "h$i: shadowd did not start; see $LAB/h$i/shadowd.log"
+      echo "h$i: shadowd pid $(shadowd_pid "$i")";;
+    stop|kill)
+      pid_alive "$pid" || { echo "h$i: shadowd not running"; return 0; }
+      kill "$([ "$2" = kill ] && echo -9 || echo -TERM)" "$pid"
+      for _ in $(seq 1 50); do pid_alive "$pid" || break; sleep 0.1; done
+      pid_alive "$pid" && die "h$i: shadowd $pid did not stop"
+      echo "h$i: shadowd stopped ($2)";;
+    status) pid_alive "$pid" && echo "h$i: shadowd pid $pid" || { echo "h$i: shadowd not running"; return 1; };;
+    *) die "usage: lab.sh shadowd HOST start|stop|kill|status";;
+  esac
+}
+
+cmd_install() {
+  local build=${1:?usage: lab.sh install BUILD_DIR [HOST...]}; shift
+  local hook=$build/libvirt-hook/virt-shadow-hook daemon=$build/shadowd/daemon/shadowd
+  [ -x "$hook" ] && [ -x "$daemon" ] || die "no hook or shadowd in $build: build first (scripts/setup.sh)"
+  mkdir -p "$LAB/bin" "$LAB/hook"
+  install -m 755 "$daemon" "$LAB/bin/shadowd.new" && mv "$LAB/bin/shadowd.new" "$LAB/bin/shadowd"
+  install -m 755 "$hook" "$LAB/hook/qemu.new" && mv "$LAB/hook/qemu.new" "$LAB/hook/qemu"
+  local hosts=("$@"); [ ${#hosts[@]} -gt 0 ] || hosts=($(for i in $(known_hosts); do echo "h$i"; done))
+  for h in "${hosts[@]}"; do
+    local i; i=$(host_index "$h")
+    install -m 755 "$LAB/hook/qemu" "$LAB/h$i/etc/libvirt/hooks/qemu"
+    kill -HUP "$(libvirtd_pid "$i")"  # libvirtd discovers hooks only at start or on SIGHUP
+    write_shadowd_conf "$i"
+    cmd_shadowd "h$i" stop >/dev/null
+    cmd_shadowd "h$i" start
+  done
+}
+
 cmd_shape() {
   local rate=${1:?usage: lab.sh shape RATE|off (e.g. 1gbit)}
   for i in $(known_hosts); do
@@ -211,5 +269,7 @@ case ${1:-} in
   exec) shift; cmd_exec "$@";;
   shape) shift; cmd_shape "$@";;
   uri) host_uri "$(host_index "${2:?usage: lab.sh uri HOST}")";;
-  *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2;;
+  install) shift; cmd_install "$@";;
+  shadowd) shift; cmd_shadowd "$@";;
+  *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2;;
 esac

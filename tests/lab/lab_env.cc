@@ -18,6 +18,8 @@ std::string LabDir() {
 }
 
 std::string SourceDir() { return VS_SOURCE_DIR; }
+std::string BinaryDir() { return VS_BINARY_DIR; }
+std::string LabScript() { return SourceDir() + "/scripts/lab.sh"; }
 
 StatusOr<std::vector<LabHost>> ReadInventory() {
   std::ifstream in(LabDir() + "/hosts.tsv");
@@ -51,6 +53,13 @@ CommandResult RunCommand(const std::string& command) {
 
 StatusOr<std::unique_ptr<TestGuest>> TestGuest::Start(virt::Hypervisor& host_conn, const LabHost& host,
                                                       const std::vector<LabHost>& also_on, Options options) {
+  VS_ASSIGN_OR_RETURN(auto guest, Define(host_conn, host, also_on, std::move(options)));
+  VS_RETURN_IF_ERROR(host_conn.StartDomain(guest->name()));
+  return guest;
+}
+
+StatusOr<std::unique_ptr<TestGuest>> TestGuest::Define(virt::Hypervisor& host_conn, const LabHost& host,
+                                                       const std::vector<LabHost>& also_on, Options options) {
   std::vector<std::string> files;
   std::string image = "/var/lib/libvirt/images/" + options.name + ".qcow2";
   for (const LabHost* h : [&] {
@@ -67,11 +76,10 @@ StatusOr<std::unique_ptr<TestGuest>> TestGuest::Start(virt::Hypervisor& host_con
   std::remove(log.c_str());
   CommandResult xml = RunCommand(SourceDir() + "/images/domain-xml.sh '" + options.name + "' '" + image + "' '" + log +
                           "' --memory " + std::to_string(options.memory_mib) + " --cmdline '" +
-                          options.kernel_args + "'");
+                          options.kernel_args + "' --metadata \"" + options.metadata + "\"");
   if (xml.exit_code != 0) return Internal("domain-xml.sh: " + xml.output);
   std::unique_ptr<TestGuest> guest(new TestGuest(host_conn, options, files));
-  VS_ASSIGN_OR_RETURN(std::string name, host_conn.DefineDomain(xml.output));
-  VS_RETURN_IF_ERROR(host_conn.StartDomain(name));
+  VS_RETURN_IF_ERROR(host_conn.DefineDomain(xml.output).status());
   return guest;
 }
 

@@ -28,6 +28,9 @@ struct LabHost {
 
 std::string LabDir();
 std::string SourceDir();
+std::string BinaryDir();
+// "<source>/scripts/lab.sh", to run lab commands (exec, shadowd, uri) from tests.
+std::string LabScript();
 StatusOr<std::vector<LabHost>> ReadInventory();
 // The root namespace's path of `path` inside host `host` (e.g. its /var/lib/libvirt/images/x.qcow2).
 std::string HostPath(const LabHost& host, const std::string& path);
@@ -48,11 +51,15 @@ class TestGuest {
     uint64_t disk_mib = 64;
     int memory_mib = 256;
     std::string kernel_args = "vs.rate=5";
+    std::string metadata;  // a child of <metadata>, e.g. a virt-shadow policy element
   };
   // Creates the disk on `host`, empty images of the same size on `also_on` (migration targets), defines and
   // starts the domain on `host`.
   static StatusOr<std::unique_ptr<TestGuest>> Start(virt::Hypervisor& host_conn, const LabHost& host,
                                                     const std::vector<LabHost>& also_on, Options options);
+  // The same without starting it.
+  static StatusOr<std::unique_ptr<TestGuest>> Define(virt::Hypervisor& host_conn, const LabHost& host,
+                                                     const std::vector<LabHost>& also_on, Options options);
   ~TestGuest();
 
   const std::string& name() const { return options_.name; }
