@@ -9,32 +9,20 @@
 
 #include "shadowd/lifecycle/shadow_identity.h"
 #include "shadowd/policy/policy.h"
+#include "shadowd/policy/xml_document.h"
 
 namespace vs::controller {
 namespace {
 
-// The options policy::ParseDomain uses; the document was already checked by it (no DOCTYPE, size).
-constexpr int kParseOptions = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
 constexpr std::string_view kShadowPrefix = "shadow";
 constexpr std::string_view kShadowLogSuffix = ".shadow";
 
-struct ParserCtxtDeleter {
-  void operator()(xmlParserCtxt* ctxt) const { xmlFreeParserCtxt(ctxt); }
-};
-struct DocDeleter {
-  void operator()(xmlDoc* doc) const { xmlFreeDoc(doc); }
-};
-struct XmlCharDeleter {
-  void operator()(xmlChar* s) const { xmlFree(s); }
-};
 struct BufferDeleter {
   void operator()(xmlBuffer* b) const { xmlBufferFree(b); }
 };
-using DocPtr = std::unique_ptr<xmlDoc, DocDeleter>;
-
-const xmlChar* X(const std::string& s) { return reinterpret_cast<const xmlChar*>(s.c_str()); }
-const xmlChar* X(const char* s) { return reinterpret_cast<const xmlChar*>(s); }
-std::string ToString(const xmlChar* s) { return s != nullptr ? reinterpret_cast<const char*>(s) : ""; }
+using xml::DocPtr;
+using xml::ToString;
+using xml::X;
 
 bool IsElement(const xmlNode* node, std::string_view name) {
   return node->type == XML_ELEMENT_NODE && node->ns == nullptr && ToString(node->name) == name;
@@ -54,7 +42,7 @@ xmlNode* Child(xmlNode* parent, std::string_view name) {
 }
 
 std::optional<std::string> Attr(const xmlNode* node, const char* name) {
-  std::unique_ptr<xmlChar, XmlCharDeleter> value(xmlGetNoNsProp(node, X(name)));
+  xml::XmlCharPtr value(xmlGetNoNsProp(node, X(name)));
   if (!value) return std::nullopt;
   return ToString(value.get());
 }
@@ -83,17 +71,6 @@ xmlNode* NewElementAfter(xmlNode* sibling, const char* name) {
   return xmlAddNextSibling(sibling, node);
 }
 
-StatusOr<DocPtr> ParseForEdit(std::string_view xml) {
-  xmlInitParser();
-  std::unique_ptr<xmlParserCtxt, ParserCtxtDeleter> ctxt(xmlNewParserCtxt());
-  if (!ctxt) return Internal("libxml2 could not allocate a parser context");
-  DocPtr doc(xmlCtxtReadMemory(ctxt.get(), xml.data(), static_cast<int>(xml.size()), "domain.xml", "UTF-8",
-                               kParseOptions));
-  if (!doc || !ctxt->wellFormed || xmlDocGetRootElement(doc.get()) == nullptr) {
-    return InvalidArgument("primary domain XML could not be parsed for editing");
-  }
-  return doc;
-}
 
 Status CheckIdentities(const policy::DomainFacts& facts, const ShadowIdentity& shadow,
                        const lifecycle::ShadowSize& size, const PrimaryIdentity& primary) {
@@ -266,7 +243,7 @@ StatusOr<std::string> ShadowDomainXml(std::string_view primary_xml, const Shadow
   VS_ASSIGN_OR_RETURN(std::string shadow_uuid, lifecycle::CanonicalUuid(shadow.uuid));
   VS_ASSIGN_OR_RETURN(std::string primary_uuid, lifecycle::CanonicalUuid(primary.uuid));
 
-  VS_ASSIGN_OR_RETURN(DocPtr doc, ParseForEdit(primary_xml));
+  VS_ASSIGN_OR_RETURN(DocPtr doc, xml::ParseDocument(primary_xml, "primary domain XML"));
   xmlNode* root = xmlDocGetRootElement(doc.get());
   SetIdentity(root, shadow, shadow_uuid);
   SetSize(root, size);

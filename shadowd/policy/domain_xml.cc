@@ -2,7 +2,6 @@
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
-#include <libxml/xmlerror.h>
 
 #include <algorithm>
 #include <cctype>
@@ -11,56 +10,27 @@
 #include <memory>
 #include <system_error>
 
+#include "shadowd/policy/xml_document.h"
+
 namespace vs::policy {
 namespace {
 
-// No network, no entity substitution (no XML_PARSE_NOENT), no DTD loading or validation, and
-// libxml2's default (non-HUGE) limits on depth and text size. NOERROR/NOWARNING keep the fallback
-// channel quiet should an error ever bypass the context's structured handler.
-constexpr int kParseOptions = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
-
-struct ParserCtxtDeleter {
-  void operator()(xmlParserCtxt* ctxt) const { xmlFreeParserCtxt(ctxt); }
-};
-struct DocDeleter {
-  void operator()(xmlDoc* doc) const { xmlFreeDoc(doc); }
-};
-struct XmlCharDeleter {
-  void operator()(xmlChar* s) const { xmlFree(s); }
-};
-
-// Per-parse destination of libxml2 diagnostics, reached through the parser context's _private.
-struct ErrorSink {
-  std::string first_error;  // the first is the cause; later ones are usually its consequences
-};
-
-void CollectError(void* user_data, xmlErrorPtr error) {
-  // For the SAX2 tree builder, libxml2 passes the parser context as user data.
-  auto* ctxt = static_cast<xmlParserCtxt*>(user_data);
-  if (ctxt == nullptr || ctxt->_private == nullptr || error == nullptr || error->level < XML_ERR_ERROR) return;
-  auto* sink = static_cast<ErrorSink*>(ctxt->_private);
-  if (!sink->first_error.empty()) return;
-  std::string message = error->message != nullptr ? error->message : "unknown error";
-  // libxml2 messages end in a newline and some continue on a second line (e.g. the offending bytes).
-  while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back()))) message.pop_back();
-  std::replace(message.begin(), message.end(), '\n', ' ');
-  sink->first_error = "line " + std::to_string(error->line) + ": " + message;
-}
-
-std::string ToString(const xmlChar* s) { return s != nullptr ? reinterpret_cast<const char*>(s) : ""; }
+using xml::QualifiedName;
+using xml::ToString;
+using xml::XmlCharPtr;
 
 bool NameIs(const xmlNode* node, std::string_view name) {
   return node->type == XML_ELEMENT_NODE && node->ns == nullptr && ToString(node->name) == name;
 }
 
 std::optional<std::string> Attribute(const xmlNode* node, const char* name) {
-  std::unique_ptr<xmlChar, XmlCharDeleter> value(xmlGetNoNsProp(node, reinterpret_cast<const xmlChar*>(name)));
+  XmlCharPtr value(xmlGetNoNsProp(node, reinterpret_cast<const xmlChar*>(name)));
   if (!value) return std::nullopt;
   return ToString(value.get());
 }
 
 std::string Text(const xmlNode* node) {
-  std::unique_ptr<xmlChar, XmlCharDeleter> text(xmlNodeGetContent(node));
+  XmlCharPtr text(xmlNodeGetContent(node));
   return ToString(text.get());
 }
 
@@ -166,10 +136,6 @@ DiskFacts ParseDisk(const xmlNode* disk) {
   return facts;
 }
 
-std::string QualifiedName(const xmlNs* ns, const xmlChar* name) {
-  if (ns == nullptr || ns->prefix == nullptr) return ToString(name);
-  return ToString(ns->prefix) + ":" + ToString(name);
-}
 
 bool IsPolicyNamespace(const xmlNs* ns) { return ns != nullptr && ToString(ns->href) == kPolicyNamespace; }
 
@@ -177,7 +143,7 @@ RawPolicy ReadRawPolicy(const xmlNode* element) {
   RawPolicy raw;
   raw.element_name = ToString(element->name);
   for (const xmlAttr* attr = element->properties; attr != nullptr; attr = attr->next) {
-    std::unique_ptr<xmlChar, XmlCharDeleter> value(xmlNodeListGetString(element->doc, attr->children, 1));
+    XmlCharPtr value(xmlNodeListGetString(element->doc, attr->children, 1));
     raw.attributes.emplace_back(QualifiedName(attr->ns, attr->name), ToString(value.get()));
   }
   for (const xmlNode* n = element->children; n != nullptr; n = n->next) {
@@ -238,26 +204,7 @@ StatusOr<DomainFacts> ParseDomain(std::string_view xml) {
     return InvalidArgument("domain XML is " + std::to_string(xml.size()) + " bytes, more than the " +
                            std::to_string(kMaxDomainXmlBytes) + " accepted");
   }
-  xmlInitParser();  // idempotent and internally locked; required before concurrent use
-  std::unique_ptr<xmlParserCtxt, ParserCtxtDeleter> ctxt(xmlNewParserCtxt());
-  if (!ctxt || ctxt->sax == nullptr) return Internal("libxml2 could not allocate a parser context");
-  ErrorSink sink;
-  ctxt->_private = &sink;
-  ctxt->sax->serror = &CollectError;  // per context: no process-wide handler, no race between threads
-  // The encoding is forced to UTF-8: that is what libvirt hands out and what MayBeTagged scans.
-  std::unique_ptr<xmlDoc, DocDeleter> doc(
-      xmlCtxtReadMemory(ctxt.get(), xml.data(), static_cast<int>(xml.size()), "domain.xml", "UTF-8", kParseOptions));
-  if (!doc || !ctxt->wellFormed || !ctxt->nsWellFormed || !sink.first_error.empty()) {
-    std::string reason = sink.first_error;
-    if (reason.empty()) {
-      const xmlError* last = xmlCtxtGetLastError(ctxt.get());
-      reason = last != nullptr && last->message != nullptr ? std::string(Trim(last->message)) : "unknown error";
-    }
-    return InvalidArgument("domain XML is not well-formed: " + reason);
-  }
-  if (doc->intSubset != nullptr || doc->extSubset != nullptr) {
-    return InvalidArgument("domain XML has a DOCTYPE, which libvirt never writes; DTDs and entities are refused");
-  }
+  VS_ASSIGN_OR_RETURN(xml::DocPtr doc, xml::ParseDocument(xml, "domain XML"));
   const xmlNode* root = xmlDocGetRootElement(doc.get());
   if (root == nullptr || !NameIs(root, "domain")) {
     return InvalidArgument("XML root element is <" + (root != nullptr ? QualifiedName(root->ns, root->name) : "") +
