@@ -140,6 +140,16 @@ TEST_F(ShadowTest, TaggedWithVirshMetadataGetsAReducedShadowInAnotherZoneAndUnta
     if (host["host"] == hosts_[0].name) primary_rejected = host["verdict"] == "rejected";
   }
   EXPECT_TRUE(primary_rejected) << explain->dump();
+  auto hosts = CliJson(0, "hosts");
+  ASSERT_TRUE(hosts.ok()) << hosts.status().ToString();
+  ASSERT_EQ((*hosts)["hosts"].size(), hosts_.size()) << hosts->dump();
+  for (const auto& host : (*hosts)["hosts"]) {
+    EXPECT_TRUE(host["up"].get<bool>()) << host.dump();
+    if (host["name"] == target.name) {
+      EXPECT_GE(host["shadows"].get<int>(), 1) << host.dump();
+      EXPECT_GE(host["reserved_memory_kib"].get<uint64_t>(), 131072u) << host.dump();
+    }
+  }
   CommandResult human = Cli(0, "explain st-tag");
   EXPECT_EQ(human.exit_code, 0) << human.output;
   std::printf("%s", human.output.c_str());
