@@ -98,6 +98,12 @@ VmStatusView ViewOf(const v1::VmRecord& r) {
   view.policy = r.policy_xml();
   view.last_error = r.last_error();
   view.unprotected_reason = r.unprotected_reason();
+  // Placement keeps one shadow per VM for now (see RequestFor); say so rather than let `shadows` look honoured.
+  if (auto policy = ParseCanonicalPolicy(r.policy_xml()); policy.ok() && policy->shadows > 1) {
+    if (!view.last_error.empty()) view.last_error += "; ";
+    view.last_error += "the policy asks for " + std::to_string(policy->shadows) +
+                       " shadows; this version of virt-shadow keeps 1 per VM";
+  }
   return view;
 }
 

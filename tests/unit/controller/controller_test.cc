@@ -608,3 +608,26 @@ TEST_F(ControllerTest, DamagedRecordIsListedAndReportedWithoutBlockingOthers) {
 
 }  // namespace
 }  // namespace vs::controller
+
+namespace vs::controller {
+namespace {
+
+// A policy asking for more shadows than this version keeps must not look honoured: status says so.
+TEST_F(ControllerTest, StatusSaysWhenThePolicyAsksForMoreShadowsThanAreKept) {
+  Start();
+  VS_ASSERT_OK(Observe(PrimaryXml(Policy("shadows='2'"))));
+  VS_ASSERT_OK(controller_->RunPending());
+  auto view = controller_->StatusOf(kVmName);
+  ASSERT_TRUE(view.ok()) << view.status().ToString();
+  EXPECT_EQ(view->shadow_hosts.size(), 1u);
+  EXPECT_THAT(view->last_error, HasSubstr("asks for 2 shadows"));
+
+  VS_ASSERT_OK(Observe(PrimaryXml(Policy("shadows='1'"))));
+  VS_ASSERT_OK(controller_->RunPending());
+  view = controller_->StatusOf(kVmName);
+  ASSERT_TRUE(view.ok());
+  EXPECT_THAT(view->last_error, ::testing::Not(HasSubstr("shadows")));
+}
+
+}  // namespace
+}  // namespace vs::controller
