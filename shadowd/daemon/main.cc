@@ -147,10 +147,13 @@ int Run(const std::string& config_path) {
   chmod(config->socket_path.c_str(), 0600);  // root only: the hook runs as root, so does the CLI
   std::fprintf(stderr, "shadowd: host %s serving on %s\n", config->this_host.c_str(), config->socket_path.c_str());
 
+  // The server shuts down before the loop stops: in-flight CLI calls wait on the loop (EventLoop::Call), so the
+  // loop must keep running until they are answered.
   std::thread signal_thread([&] {
     int sig = 0;
     sigwait(&signals, &sig);
     std::fprintf(stderr, "shadowd: signal %d, stopping\n", sig);
+    server->Shutdown();
     loop.Stop();
   });
 
@@ -166,7 +169,6 @@ int Run(const std::string& config_path) {
     Log("queued work", controller.RunPending());
   });
 
-  server->Shutdown();
   signal_thread.join();
   return 0;
 }
