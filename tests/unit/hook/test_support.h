@@ -1,13 +1,11 @@
 // Domain XMLs and a scratch directory shared by the hook and spool tests. Test-only.
 #pragma once
 
-#include <cstdlib>
-#include <filesystem>
 #include <string>
 #include <string_view>
-#include <system_error>
 
 #include "shadowd/policy/policy.h"
+#include "tests/unit/common/temp_dir.h"
 
 namespace vs::hook::testing {
 
@@ -39,29 +37,6 @@ inline std::string TaggedXml(std::string_view attributes = "", std::string_view 
 }
 
 inline std::string UntaggedXml() { return DomainXml("<!-- no virt-shadow policy -->"); }
-
-// A fresh directory under $TMPDIR (or /tmp), removed with its contents at scope exit. Kept short:
-// unix socket paths inside it must fit in sun_path (108 bytes).
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/vs_hook.XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) std::abort();  // no directory: no meaningful test
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string Sub(std::string_view name) const { return path_ + "/" + std::string(name); }
-
- private:
-  std::string path_;
-};
+using vs::test_support::TempDir;
 
 }  // namespace vs::hook::testing

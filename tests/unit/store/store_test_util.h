@@ -1,13 +1,11 @@
 // Helpers shared by the store tests. Test-only.
 #pragma once
 
-#include <cstdlib>
-#include <filesystem>
 #include <optional>
 #include <string>
-#include <system_error>
 
 #include "common/status.h"
+#include "tests/unit/common/temp_dir.h"
 
 namespace vs::store {
 
@@ -17,30 +15,6 @@ inline std::string Describe(const StatusOr<std::optional<std::string>>& got) {
   return got->has_value() ? **got : "<absent>";
 }
 
-// A fresh directory under $TMPDIR (or /tmp) for one test, removed with everything in it when
-// the object goes out of scope. Not thread-safe.
-
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/vs_store_test.XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) std::abort();  // no directory: no meaningful test
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  // A path inside the directory, for a store that does not exist yet.
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using vs::test_support::TempDir;
 
 }  // namespace vs::store
