@@ -249,14 +249,12 @@ cmd_install() {
 cmd_shape() {
   local rate=${1:?usage: lab.sh shape RATE|off (e.g. 1gbit)}
   for i in $(known_hosts); do
-    for dev in "vsh${i}r"; do
-      tc qdisc del dev "$dev" root 2>/dev/null || true
-      ip netns exec "$(host_ns "$i")" tc qdisc del dev eth0 root 2>/dev/null || true
-      [ "$rate" = off ] && continue
-      # Both directions: the bridge side shapes traffic into the host, eth0 inside shapes traffic out of it.
-      tc qdisc add dev "$dev" root tbf rate "$rate" burst 256kb latency 50ms
-      ip netns exec "$(host_ns "$i")" tc qdisc add dev eth0 root tbf rate "$rate" burst 256kb latency 50ms
-    done
+    tc qdisc del dev "vsh${i}r" root 2>/dev/null || true
+    ip netns exec "$(host_ns "$i")" tc qdisc del dev eth0 root 2>/dev/null || true
+    [ "$rate" = off ] && continue
+    # Both directions: the bridge side shapes traffic into the host, eth0 inside shapes traffic out of it.
+    tc qdisc add dev "vsh${i}r" root tbf rate "$rate" burst 256kb latency 50ms
+    ip netns exec "$(host_ns "$i")" tc qdisc add dev eth0 root tbf rate "$rate" burst 256kb latency 50ms
   done
   echo "lab links: ${rate}"
 }
