@@ -2,25 +2,11 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "proto/grpc_status.h"
+
 namespace vs::cli {
 
 namespace v1 = virtshadow::v1;
-
-Status FromGrpcStatus(const grpc::Status& status) {
-  const std::string& message = status.error_message();
-  switch (status.error_code()) {
-    case grpc::StatusCode::OK: return Status::Ok();
-    case grpc::StatusCode::UNAVAILABLE: return Unavailable(message);
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return DeadlineExceeded(message);
-    case grpc::StatusCode::NOT_FOUND: return NotFound(message);
-    case grpc::StatusCode::INVALID_ARGUMENT: return InvalidArgument(message);
-    case grpc::StatusCode::FAILED_PRECONDITION: return FailedPrecondition(message);
-    case grpc::StatusCode::UNIMPLEMENTED:  // an older shadowd
-      return FailedPrecondition("this shadowd does not implement the call (" + message + "); update shadowd");
-    default:
-      return Internal("gRPC code " + std::to_string(static_cast<int>(status.error_code())) + ": " + message);
-  }
-}
 
 ShadowdClient::ShadowdClient(const std::string& socket_path, std::chrono::seconds timeout, Clock& clock)
     : stub_(v1::ShadowD::NewStub(grpc::CreateChannel("unix:" + socket_path, grpc::InsecureChannelCredentials()))),
@@ -64,6 +50,26 @@ StatusOr<v1::ListHostsReply> ShadowdClient::ListHosts() {
   SetDeadline(context);
   v1::ListHostsReply reply;
   VS_RETURN_IF_ERROR(FromGrpcStatus(stub_->ListHosts(&context, v1::ListHostsRequest(), &reply)));
+  return reply;
+}
+
+StatusOr<v1::SyncReply> ShadowdClient::Sync(const std::string& vm) {
+  grpc::ClientContext context;
+  SetDeadline(context);
+  v1::SyncRequest request;
+  request.set_vm(vm);
+  v1::SyncReply reply;
+  VS_RETURN_IF_ERROR(FromGrpcStatus(stub_->Sync(&context, request, &reply)));
+  return reply;
+}
+
+StatusOr<v1::VerifyReply> ShadowdClient::Verify(const std::string& vm) {
+  grpc::ClientContext context;
+  SetDeadline(context);
+  v1::VerifyRequest request;
+  request.set_vm(vm);
+  v1::VerifyReply reply;
+  VS_RETURN_IF_ERROR(FromGrpcStatus(stub_->Verify(&context, request, &reply)));
   return reply;
 }
 

@@ -2,7 +2,7 @@
 //
 // Each call has its own deadline (`timeout` after it starts) and fails fast: no wait-for-ready, so a
 // missing socket or a refused connection is Unavailable at once, and a hung shadowd DeadlineExceeded
-// at the deadline. gRPC statuses become vs::Status here (FromGrpcStatus) and nowhere else.
+// at the deadline. gRPC statuses become vs::Status through proto/grpc_status.h.
 //
 // Ownership: owns its channel; borrows `clock`, which must outlive the client.
 // Thread-safety: calls may run concurrently (gRPC channels are thread-safe).
@@ -20,11 +20,6 @@
 
 namespace vs::cli {
 
-// UNAVAILABLE -> Unavailable, DEADLINE_EXCEEDED -> DeadlineExceeded, NOT_FOUND -> NotFound,
-// INVALID_ARGUMENT -> InvalidArgument, FAILED_PRECONDITION and UNIMPLEMENTED -> FailedPrecondition,
-// anything else -> Internal naming the gRPC code. The message is gRPC's.
-Status FromGrpcStatus(const grpc::Status& status);
-
 class ShadowdClient {
  public:
   ShadowdClient(const std::string& socket_path, std::chrono::seconds timeout, Clock& clock);
@@ -32,6 +27,8 @@ class ShadowdClient {
   StatusOr<virtshadow::v1::ListVmsReply> ListVms();
   StatusOr<virtshadow::v1::VmStatus> GetVm(const std::string& vm);  // name or UUID
   StatusOr<virtshadow::v1::ExplainReply> Explain(const std::string& vm);
+  StatusOr<virtshadow::v1::SyncReply> Sync(const std::string& vm);
+  StatusOr<virtshadow::v1::VerifyReply> Verify(const std::string& vm);
   StatusOr<virtshadow::v1::ListHostsReply> ListHosts();
 
  private:

@@ -4,7 +4,7 @@
 #include <cctype>
 #include <cstddef>
 
-#include "shadowd/lifecycle/sha1.h"
+#include "common/sha1.h"
 
 namespace vs::lifecycle {
 namespace {

@@ -1,5 +1,6 @@
 // Exit codes from shadowd's and libvirt's statuses, gRPC codes into vs::Status, and the one-line
 // error messages.
+#include "proto/grpc_status.h"
 #include "cli/errors.h"
 
 #include <gmock/gmock.h>
@@ -61,16 +62,16 @@ TEST(CliFromGrpcStatusTest, EveryGrpcCodeMaps) {
       {grpc::StatusCode::INVALID_ARGUMENT, Code::kInvalidArgument},
       {grpc::StatusCode::DEADLINE_EXCEEDED, Code::kDeadlineExceeded},
       {grpc::StatusCode::NOT_FOUND, Code::kNotFound},
-      {grpc::StatusCode::ALREADY_EXISTS, Code::kInternal},
+      {grpc::StatusCode::ALREADY_EXISTS, Code::kAlreadyExists},
       {grpc::StatusCode::PERMISSION_DENIED, Code::kInternal},
-      {grpc::StatusCode::RESOURCE_EXHAUSTED, Code::kInternal},
+      {grpc::StatusCode::RESOURCE_EXHAUSTED, Code::kResourceExhausted},
       {grpc::StatusCode::FAILED_PRECONDITION, Code::kFailedPrecondition},
-      {grpc::StatusCode::ABORTED, Code::kInternal},
+      {grpc::StatusCode::ABORTED, Code::kAborted},
       {grpc::StatusCode::OUT_OF_RANGE, Code::kInternal},
       {grpc::StatusCode::UNIMPLEMENTED, Code::kFailedPrecondition},
       {grpc::StatusCode::INTERNAL, Code::kInternal},
       {grpc::StatusCode::UNAVAILABLE, Code::kUnavailable},
-      {grpc::StatusCode::DATA_LOSS, Code::kInternal},
+      {grpc::StatusCode::DATA_LOSS, Code::kDataLoss},
       {grpc::StatusCode::UNAUTHENTICATED, Code::kInternal},
   };
   for (const auto& [grpc_code, code] : cases) {
@@ -80,9 +81,20 @@ TEST(CliFromGrpcStatusTest, EveryGrpcCodeMaps) {
       EXPECT_THAT(status.message(), HasSubstr("the message")) << static_cast<int>(grpc_code);
     }
   }
-  EXPECT_THAT(FromGrpcStatus(grpc::Status(grpc::StatusCode::DATA_LOSS, "m")).message(), StartsWith("gRPC code 15"));
+  EXPECT_THAT(FromGrpcStatus(grpc::Status(grpc::StatusCode::OUT_OF_RANGE, "m")).message(), StartsWith("gRPC code 11"));
   EXPECT_THAT(FromGrpcStatus(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "m")).message(),
-              HasSubstr("update shadowd"));
+              HasSubstr("update its virt-shadow"));
+}
+
+TEST(CliFromGrpcStatusTest, EveryStatusCodeSurvivesTheRoundTrip) {
+  for (Code code : {Code::kInvalidArgument, Code::kNotFound, Code::kAlreadyExists, Code::kFailedPrecondition,
+                    Code::kUnavailable, Code::kDeadlineExceeded, Code::kAborted, Code::kResourceExhausted,
+                    Code::kDataLoss, Code::kInternal}) {
+    const Status back = FromGrpcStatus(ToGrpcStatus(Status(code, "why")));
+    EXPECT_EQ(back.code(), code) << CodeName(code);
+    EXPECT_EQ(back.message(), "why");
+  }
+  EXPECT_TRUE(FromGrpcStatus(ToGrpcStatus(Status::Ok())).ok());
 }
 
 TEST(CliErrorLineTest, PrefixedAndAlwaysOneLine) {

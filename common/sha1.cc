@@ -1,9 +1,9 @@
-#include "shadowd/lifecycle/sha1.h"
+#include "common/sha1.h"
 
 #include <cstddef>
 #include <string>
 
-namespace vs::lifecycle {
+namespace vs {
 namespace {
 
 std::uint32_t RotateLeft(std::uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
@@ -73,4 +73,4 @@ Sha1Digest Sha1(std::string_view bytes) {
   return digest;
 }
 
-}  // namespace vs::lifecycle
+}  // namespace vs
