@@ -1,0 +1,292 @@
+#include "shadowd/nbd/nbd_device.h"
+
+#include <libnbd.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "shadowd/nbd/image_args.h"
+
+namespace vs::nbd {
+namespace {
+
+using replication::BlockDevice;
+using replication::MappedExtent;
+
+// Reads and writes go out in pieces of at most this size (or the server's maximum if smaller): large
+// enough to keep the link busy, small enough that a server's own limit (often 32 MiB) is never hit.
+constexpr uint64_t kMaxIoBytes = uint64_t{4} << 20;
+// Block status and zero requests cover at most this much each: the NBD length field is 32 bits and
+// some servers reject block-status counts of 4 GiB or more.
+constexpr uint64_t kMaxRangeBytes = uint64_t{1} << 30;
+
+struct HandleCloser {
+  void operator()(nbd_handle* handle) const { nbd_close(handle); }
+};
+using Handle = std::unique_ptr<nbd_handle, HandleCloser>;
+
+std::string At(uint64_t length, uint64_t offset) {
+  return std::to_string(length) + " bytes at offset " + std::to_string(offset);
+}
+
+// libnbd's error after a failed call on `handle` (read immediately: it is per thread and the next
+// libnbd call replaces it) as a Status naming what was done on which export.
+Status LastError(nbd_handle* handle, std::string_view export_name, std::string_view what) {
+  const int err = nbd_get_errno();
+  const char* text = nbd_get_error();
+  const std::string message = std::string(what) + " on " + std::string(export_name) + ": " +
+                              (text != nullptr ? text : "unknown libnbd error");
+  const bool connection_lost = nbd_aio_is_dead(handle) == 1 || nbd_aio_is_closed(handle) == 1 ||
+                               err == ECONNRESET || err == EPIPE || err == ENOTCONN || err == ESHUTDOWN;
+  if (connection_lost) return Unavailable(message);
+  if (err == ENOSPC || err == EDQUOT) return ResourceExhausted(message);
+  return Internal(message);
+}
+
+StatusOr<Handle> NewHandle() {
+  Handle handle(nbd_create());
+  if (handle == nullptr) return Internal(std::string("cannot create a libnbd handle: ") + nbd_get_error());
+  return handle;
+}
+
+// The extents one block-status reply gave for one meta context.
+struct StatusReply {
+  std::string_view context;
+  bool seen = false;
+  std::vector<std::pair<uint64_t, uint32_t>> extents;  // (length, flags) from the request's offset on
+};
+
+int CollectExtents(void* user_data, const char* meta_context, uint64_t /*offset*/, uint32_t* entries,
+                   size_t entry_count, int* /*error*/) {
+  auto* reply = static_cast<StatusReply*>(user_data);
+  // Other contexts negotiated on the same connection answer too; and a (buggy) server may repeat one.
+  if (reply->seen || reply->context != meta_context) return 0;
+  reply->seen = true;
+  for (size_t i = 0; i + 1 < entry_count; i += 2) reply->extents.emplace_back(entries[i], entries[i + 1]);
+  return 0;
+}
+
+class NbdDevice final : public BlockDevice {
+ public:
+  NbdDevice(Handle handle, std::string name, uint64_t size, bool read_only, uint64_t max_io)
+      : handle_(std::move(handle)), name_(std::move(name)), size_(size), read_only_(read_only), max_io_(max_io) {}
+
+  // An orderly disconnect, so that the server does not log an aborted client; a private qemu-nbd then
+  // exits and nbd_close reaps it.
+  ~NbdDevice() override { nbd_shutdown(handle_.get(), 0); }
+
+  uint64_t size() const override { return size_; }
+
+  StatusOr<std::vector<MappedExtent>> Map(std::string_view meta_context) override {
+    const std::string context(meta_context);
+    if (nbd_can_meta_context(handle_.get(), context.c_str()) != 1) {
+      return FailedPrecondition("meta context '" + context + "' was not negotiated on " + name_ +
+                                "; request it when connecting");
+    }
+    std::vector<MappedExtent> map;
+    uint64_t offset = 0;
+    while (offset < size_) {
+      StatusReply reply{.context = meta_context};
+      const uint64_t count = std::min(kMaxRangeBytes, size_ - offset);
+      const nbd_extent_callback collect = {.callback = CollectExtents, .user_data = &reply};
+      if (nbd_block_status(handle_.get(), count, offset, collect, 0) == -1) {
+        return LastError(handle_.get(), name_, "block status of '" + context + "' for " + At(count, offset));
+      }
+      // The server may describe less than asked (we continue after it) or more (the end is clipped).
+      uint64_t position = offset;
+      for (auto [length, flags] : reply.extents) {
+        if (position == size_) break;
+        length = std::min(length, size_ - position);
+        if (length == 0) continue;
+        if (!map.empty() && map.back().flags == flags) {
+          map.back().length += length;
+        } else {
+          map.push_back({.offset = position, .length = length, .flags = flags});
+        }
+        position += length;
+      }
+      if (position == offset) {
+        return Internal("block status of '" + context + "' on " + name_ + " described nothing at offset " +
+                        std::to_string(offset) + " (no progress)");
+      }
+      offset = position;
+    }
+    return map;
+  }
+
+  Status Read(uint64_t offset, std::span<std::byte> out) override {
+    VS_RETURN_IF_ERROR(CheckRange("read", offset, out.size()));
+    for (size_t done = 0; done < out.size();) {
+      const size_t piece = std::min<uint64_t>(max_io_, out.size() - done);
+      if (nbd_pread(handle_.get(), out.data() + done, piece, offset + done, 0) == -1) {
+        return LastError(handle_.get(), name_, "read of " + At(piece, offset + done));
+      }
+      done += piece;
+    }
+    return Status::Ok();
+  }
+
+  Status Write(uint64_t offset, std::span<const std::byte> data) override {
+    VS_RETURN_IF_ERROR(CheckRange("write", offset, data.size()));
+    VS_RETURN_IF_ERROR(CheckWritable("write", offset, data.size()));
+    for (size_t done = 0; done < data.size();) {
+      const size_t piece = std::min<uint64_t>(max_io_, data.size() - done);
+      if (nbd_pwrite(handle_.get(), data.data() + done, piece, offset + done, 0) == -1) {
+        return LastError(handle_.get(), name_, "write of " + At(piece, offset + done));
+      }
+      done += piece;
+    }
+    return Status::Ok();
+  }
+
+  Status Zero(uint64_t offset, uint64_t length) override {
+    VS_RETURN_IF_ERROR(CheckRange("zero", offset, length));
+    VS_RETURN_IF_ERROR(CheckWritable("zero", offset, length));
+    if (nbd_can_zero(handle_.get()) != 1) return WriteZeros(offset, length);
+    for (uint64_t done = 0; done < length;) {
+      const uint64_t piece = std::min(kMaxRangeBytes, length - done);
+      if (nbd_zero(handle_.get(), piece, offset + done, 0) == -1) {
+        return LastError(handle_.get(), name_, "zero of " + At(piece, offset + done));
+      }
+      done += piece;
+    }
+    return Status::Ok();
+  }
+
+  Status Flush() override {
+    if (read_only_) return Status::Ok();
+    if (nbd_flush(handle_.get(), 0) == -1) return LastError(handle_.get(), name_, "flush");
+    return Status::Ok();
+  }
+
+ private:
+  Status CheckRange(std::string_view what, uint64_t offset, uint64_t length) const {
+    if (offset > size_ || length > size_ - offset) {
+      return InvalidArgument(std::string(what) + " of " + At(length, offset) + " is outside " + name_ + " (size " +
+                             std::to_string(size_) + ")");
+    }
+    return Status::Ok();
+  }
+
+  Status CheckWritable(std::string_view what, uint64_t offset, uint64_t length) const {
+    if (!read_only_) return Status::Ok();
+    return FailedPrecondition(std::string(what) + " of " + At(length, offset) + ": " + name_ + " is read-only");
+  }
+
+  // For a server that cannot zero: the zeros go over the wire after all.
+  Status WriteZeros(uint64_t offset, uint64_t length) {
+    const std::vector<std::byte> zeros(std::min(length, max_io_));
+    for (uint64_t done = 0; done < length;) {
+      const uint64_t piece = std::min<uint64_t>(zeros.size(), length - done);
+      VS_RETURN_IF_ERROR(Write(offset + done, std::span(zeros).first(piece)));
+      done += piece;
+    }
+    return Status::Ok();
+  }
+
+  const Handle handle_;
+  const std::string name_;  // for messages: the uri, or the image behind a private qemu-nbd
+  const uint64_t size_;
+  const bool read_only_;
+  const uint64_t max_io_;
+};
+
+// Wraps a connected handle, reading what the handshake told about the export.
+StatusOr<std::unique_ptr<BlockDevice>> WrapConnected(Handle handle, std::string name) {
+  const int64_t size = nbd_get_size(handle.get());
+  if (size < 0) return LastError(handle.get(), name, "reading the export size");
+  const int read_only = nbd_is_read_only(handle.get());
+  if (read_only < 0) return LastError(handle.get(), name, "reading the read-only flag");
+  const int64_t server_max = nbd_get_block_size(handle.get(), LIBNBD_SIZE_MAXIMUM);
+  if (server_max < 0) return LastError(handle.get(), name, "reading the maximum block size");
+  const uint64_t max_io = server_max > 0 ? std::min<uint64_t>(kMaxIoBytes, server_max) : kMaxIoBytes;
+  return std::unique_ptr<BlockDevice>(
+      std::make_unique<NbdDevice>(std::move(handle), std::move(name), size, read_only == 1, max_io));
+}
+
+// qemu's option syntax ends a value at a comma; a literal comma is written twice.
+std::string EscapeOptionValue(std::string_view value) {
+  std::string escaped;
+  for (char c : value) {
+    escaped += c;
+    if (c == ',') escaped += ',';
+  }
+  return escaped;
+}
+
+std::vector<std::string> QemuNbdArgv(const std::string& path, std::string_view format, OpenMode mode) {
+  std::vector<std::string> argv = {"qemu-nbd", "--cache=writeback"};
+  switch (mode) {
+    case OpenMode::kReadOnly:
+      argv.insert(argv.end(), {"--read-only", "--format=" + std::string(format), path});
+      break;
+    case OpenMode::kReadOnlyShared:
+      // qemu-nbd has no -U; force-share is only reachable as a block option.
+      argv.insert(argv.end(), {"--read-only", "--image-opts",
+                               "driver=" + std::string(format) + ",read-only=on,force-share=on,file.filename=" +
+                                   EscapeOptionValue(path)});
+      break;
+    case OpenMode::kWritable:
+      argv.insert(argv.end(),
+                  {"--format=" + std::string(format), "--discard=unmap", "--detect-zeroes=unmap", path});
+      break;
+  }
+  return argv;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<BlockDevice>> ConnectExport(const std::string& uri,
+                                                     const std::vector<std::string>& meta_contexts) {
+  VS_ASSIGN_OR_RETURN(Handle handle, NewHandle());
+  for (const std::string& context : meta_contexts) {
+    if (context.empty()) return InvalidArgument("empty meta context name requested for " + uri);
+    if (nbd_add_meta_context(handle.get(), context.c_str()) == -1) {
+      return LastError(handle.get(), uri, "requesting meta context '" + context + "'");
+    }
+  }
+  if (nbd_connect_uri(handle.get(), uri.c_str()) == -1) {
+    const bool bad_uri = nbd_get_errno() == EINVAL;
+    const Status error = LastError(handle.get(), uri, "connecting");
+    // A malformed uri fails the same way on every retry; anything else may be a server not up yet.
+    return bad_uri ? InvalidArgument(error.message()) : Unavailable(error.message());
+  }
+  for (const std::string& context : meta_contexts) {
+    if (nbd_can_meta_context(handle.get(), context.c_str()) != 1) {
+      return FailedPrecondition("NBD export " + uri + " does not offer meta context '" + context +
+                                "'; check that the export was started with it (e.g. the backup job's bitmap)");
+    }
+  }
+  return WrapConnected(std::move(handle), uri);
+}
+
+StatusOr<std::unique_ptr<BlockDevice>> OpenImage(const std::string& path, std::string_view format, OpenMode mode) {
+  VS_RETURN_IF_ERROR(CheckImagePath(path, "image"));
+  VS_RETURN_IF_ERROR(CheckImageFormat(format));
+  struct stat info;
+  if (stat(path.c_str(), &info) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return NotFound("image " + path + " does not exist");
+    return Internal("cannot stat image " + path + ": " + strerrordesc_np(errno));
+  }
+  const std::string name = "image " + path + " (" + std::string(format) + ", private qemu-nbd)";
+  VS_ASSIGN_OR_RETURN(Handle handle, NewHandle());
+  if (nbd_add_meta_context(handle.get(), std::string(kBaseAllocation).c_str()) == -1) {
+    return LastError(handle.get(), name, "requesting meta context 'base:allocation'");
+  }
+  std::vector<std::string> argv = QemuNbdArgv(path, format, mode);
+  std::vector<char*> c_argv;
+  for (std::string& arg : argv) c_argv.push_back(arg.data());
+  c_argv.push_back(nullptr);
+  if (nbd_connect_systemd_socket_activation(handle.get(), c_argv.data()) == -1) {
+    const Status error = LastError(handle.get(), name, "starting qemu-nbd");
+    return FailedPrecondition(error.message() + " (qemu-nbd's reason, e.g. a wrong format or a lock held by "
+                              "another process, is on shadowd's stderr)");
+  }
+  return WrapConnected(std::move(handle), name);
+}
+
+}  // namespace vs::nbd

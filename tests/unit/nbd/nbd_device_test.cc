@@ -1,0 +1,315 @@
+// BlockDevice over libnbd, against the real qemu-nbd: private servers (OpenImage) and a server started
+// by the test on a unix socket (ConnectExport).
+#include "shadowd/nbd/nbd_device.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "common/subprocess.h"
+#include "shadowd/nbd/qemu_img.h"
+#include "tests/unit/common/temp_dir.h"
+#include "tests/unit/nbd/test_images.h"
+
+namespace vs::nbd {
+namespace {
+
+using ::testing::HasSubstr;
+using replication::BlockDevice;
+using replication::kNbdStateDirty;
+using replication::kNbdStateZero;
+using replication::MappedExtent;
+using namespace vs::nbd::testing;
+
+constexpr Duration kToolTimeout = std::chrono::seconds(20);
+
+// Not a multiple of 64 KiB (a qcow2 cluster), nor of 4 MiB (a read/write piece).
+constexpr uint64_t kImageSize = 9 * kMiB + 3 * 512;
+
+class OpenImageTest : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override { ASSERT_TRUE(qemu_img_.Create(path_, format_, kImageSize).ok()); }
+
+  std::unique_ptr<BlockDevice> Open(OpenMode mode) {
+    auto device = OpenImage(path_, format_, mode);
+    EXPECT_TRUE(device.ok()) << device.status().ToString();
+    return device.ok() ? std::move(device).value() : nullptr;
+  }
+
+  std::vector<MappedExtent> MapAllocation(BlockDevice& device) {
+    auto map = device.Map(kBaseAllocation);
+    EXPECT_TRUE(map.ok()) << map.status().ToString();
+    if (!map.ok()) return {};
+    ExpectWellFormedMap(*map, device.size());
+    return *map;
+  }
+
+  test_support::TempDir dir_;
+  std::unique_ptr<Clock> clock_ = NewRealClock();
+  QemuImg qemu_img_{*clock_, kToolTimeout};
+  const std::string format_ = GetParam();
+  const std::string path_ = dir_.Sub("disk." + format_);
+};
+
+INSTANTIATE_TEST_SUITE_P(Formats, OpenImageTest, ::testing::Values("raw", "qcow2"));
+
+TEST_P(OpenImageTest, WriteReadZeroFlushRoundTripAndTheMapFollows) {
+  auto device = Open(OpenMode::kWritable);
+  ASSERT_NE(device, nullptr);
+  ASSERT_EQ(device->size(), kImageSize);
+  // (qemu-img writes the first block of a new raw file, so that block reads as zeros but is data.)
+  for (const MappedExtent& extent : MapAllocation(*device)) {
+    if (extent.offset >= 64 * kKiB) {
+      EXPECT_TRUE(extent.flags & kNbdStateZero) << extent.offset;
+    }
+  }
+
+  const auto data = Pattern(2 * kMiB, 7);
+  ASSERT_TRUE(device->Write(1 * kMiB, data).ok());
+  const auto tail = Pattern(1000, 9);  // the last bytes of an image whose end is not cluster-aligned
+  ASSERT_TRUE(device->Write(kImageSize - tail.size(), tail).ok());
+  ASSERT_TRUE(device->Zero(1 * kMiB + 512 * kKiB, 256 * kKiB).ok());
+  ASSERT_TRUE(device->Flush().ok());
+
+  auto expected = data;
+  std::fill(expected.begin() + 512 * kKiB, expected.begin() + 768 * kKiB, std::byte{0});
+  EXPECT_EQ(ReadAll(*device, 1 * kMiB, 2 * kMiB), expected);
+  EXPECT_EQ(ReadAll(*device, kImageSize - tail.size(), tail.size()), tail);
+  EXPECT_TRUE(AllZero(ReadAll(*device, 0, 1 * kMiB)));
+
+  const auto map = MapAllocation(*device);
+  EXPECT_TRUE(FlagsAt(map, 512 * kKiB) & kNbdStateZero);                 // never written
+  EXPECT_TRUE(FlagsAt(map, 5 * kMiB) & kNbdStateZero);                   // never written
+  EXPECT_FALSE(FlagsAt(map, 1 * kMiB) & kNbdStateZero);                  // written
+  EXPECT_FALSE(FlagsAt(map, 1 * kMiB + 400 * kKiB) & kNbdStateZero);     // written
+  EXPECT_TRUE(FlagsAt(map, 1 * kMiB + 512 * kKiB) & kNbdStateZero);      // zeroed
+  EXPECT_TRUE(FlagsAt(map, 1 * kMiB + 700 * kKiB) & kNbdStateZero);      // zeroed
+  EXPECT_FALSE(FlagsAt(map, 1 * kMiB + 800 * kKiB) & kNbdStateZero);     // written
+  EXPECT_FALSE(FlagsAt(map, kImageSize - 1) & kNbdStateZero);            // the unaligned tail
+  device.reset();
+
+  // What was flushed is in the file: a fresh server sees it.
+  auto reopened = Open(OpenMode::kReadOnly);
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_EQ(ReadAll(*reopened, 1 * kMiB, 2 * kMiB), expected);
+  EXPECT_EQ(ReadAll(*reopened, kImageSize - tail.size(), tail.size()), tail);
+  reopened.reset();
+  EXPECT_EQ(waitpid(-1, nullptr, WNOHANG), -1) << "a qemu-nbd was left unreaped";
+}
+
+TEST_P(OpenImageTest, RequestsLargerThanAPieceAreSplitAndReassembledInOrder) {
+  auto device = Open(OpenMode::kWritable);
+  ASSERT_NE(device, nullptr);
+  const auto whole = Pattern(kImageSize, 3);
+  ASSERT_TRUE(device->Write(0, whole).ok());
+  EXPECT_EQ(ReadAll(*device, 0, kImageSize), whole);
+  // Unaligned, across both 4 MiB boundaries.
+  const uint64_t offset = 3 * kMiB + 123;
+  const uint64_t length = 5 * kMiB + 7;
+  EXPECT_EQ(ReadAll(*device, offset, length),
+            std::vector<std::byte>(whole.begin() + offset, whole.begin() + offset + length));
+  // A large zero as well.
+  ASSERT_TRUE(device->Zero(512, 6 * kMiB).ok());
+  EXPECT_TRUE(AllZero(ReadAll(*device, 512, 6 * kMiB)));
+  EXPECT_EQ(ReadAll(*device, 0, 512), std::vector<std::byte>(whole.begin(), whole.begin() + 512));
+}
+
+TEST_P(OpenImageTest, RequestsOutsideTheDeviceAreRefusedNamingTheOffset) {
+  auto device = Open(OpenMode::kWritable);
+  ASSERT_NE(device, nullptr);
+  std::vector<std::byte> buffer(20);
+  Status read = device->Read(kImageSize - 10, buffer);
+  EXPECT_EQ(read.code(), Code::kInvalidArgument);
+  EXPECT_THAT(read.message(), HasSubstr("offset " + std::to_string(kImageSize - 10)));
+  EXPECT_THAT(read.message(), HasSubstr(path_));
+  EXPECT_EQ(device->Write(kImageSize + 1, std::span(buffer).first(0)).code(), Code::kInvalidArgument);
+  EXPECT_EQ(device->Zero(UINT64_MAX, 2).code(), Code::kInvalidArgument);
+  EXPECT_TRUE(device->Read(kImageSize, std::span(buffer).first(0)).ok());
+}
+
+TEST_P(OpenImageTest, ReadOnlyRefusesWritesAndZeroes) {
+  auto device = Open(OpenMode::kReadOnly);
+  ASSERT_NE(device, nullptr);
+  const auto data = Pattern(4096, 1);
+  Status write = device->Write(0, data);
+  EXPECT_EQ(write.code(), Code::kFailedPrecondition);
+  EXPECT_THAT(write.message(), HasSubstr("read-only"));
+  EXPECT_EQ(device->Zero(0, 4096).code(), Code::kFailedPrecondition);
+  EXPECT_TRUE(device->Flush().ok());
+  EXPECT_TRUE(AllZero(ReadAll(*device, 0, 4096)));
+}
+
+TEST_P(OpenImageTest, SharedReadOnlyReadsAnImageThatAnotherServerHasOpenForWriting) {
+  auto writer = Open(OpenMode::kWritable);
+  ASSERT_NE(writer, nullptr);
+  const auto data = Pattern(64 * kKiB, 5);
+  ASSERT_TRUE(writer->Write(128 * kKiB, data).ok());
+  ASSERT_TRUE(writer->Flush().ok());
+
+  // qcow2 keeps metadata, so its writer locks others out; a raw export shares writes, so no lock there.
+  if (format_ == "qcow2") {
+    auto locked_out = OpenImage(path_, format_, OpenMode::kReadOnly);
+    EXPECT_EQ(locked_out.status().code(), Code::kFailedPrecondition);
+    EXPECT_THAT(locked_out.status().message(), HasSubstr(path_));
+  }
+
+  auto shared = Open(OpenMode::kReadOnlyShared);
+  ASSERT_NE(shared, nullptr);
+  EXPECT_EQ(ReadAll(*shared, 128 * kKiB, data.size()), data);
+  EXPECT_EQ(shared->Write(0, data).code(), Code::kFailedPrecondition);
+}
+
+TEST_P(OpenImageTest, MapOfAContextThatWasNotRequestedIsRefused) {
+  auto device = Open(OpenMode::kReadOnly);
+  ASSERT_NE(device, nullptr);
+  auto map = device->Map("qemu:dirty-bitmap:b0");
+  EXPECT_EQ(map.status().code(), Code::kFailedPrecondition);
+  EXPECT_THAT(map.status().message(), HasSubstr("qemu:dirty-bitmap:b0"));
+}
+
+TEST(OpenImage, MapsLargeImagesChunkByChunkAndMergesAcrossChunks) {
+  test_support::TempDir dir;
+  auto clock = NewRealClock();
+  const std::string path = dir.Sub("big.qcow2");
+  constexpr uint64_t kGiB = 1024 * kMiB;
+  constexpr uint64_t kCluster = 64 * kKiB;
+  constexpr uint64_t kSize = 3 * kGiB + 512;  // three block-status requests, the last one short
+  ASSERT_TRUE(QemuImg(*clock, kToolTimeout).Create(path, "qcow2", kSize).ok());
+  auto device = OpenImage(path, "qcow2", OpenMode::kWritable);
+  ASSERT_TRUE(device.ok()) << device.status().ToString();
+  // Data in the clusters on both sides of the first request's end (whole clusters: the zeros of a
+  // partly written one would show as a zero extent within it).
+  ASSERT_TRUE((*device)->Write(kGiB - kCluster, Pattern(2 * kCluster, 4)).ok());
+  auto map = (*device)->Map(kBaseAllocation);
+  ASSERT_TRUE(map.ok()) << map.status().ToString();
+  const uint32_t kUnallocated = replication::kNbdStateHole | kNbdStateZero;
+  EXPECT_THAT(*map, ::testing::ElementsAre(MappedExtent{0, kGiB - kCluster, kUnallocated},
+                                           MappedExtent{kGiB - kCluster, 2 * kCluster, 0},
+                                           MappedExtent{kGiB + kCluster, kSize - kGiB - kCluster, kUnallocated}));
+}
+
+TEST(OpenImage, RefusesMissingFilesRelativePathsAndHostileFormats) {
+  test_support::TempDir dir;
+  auto missing = OpenImage(dir.Sub("absent.qcow2"), "qcow2", OpenMode::kReadOnly);
+  EXPECT_EQ(missing.status().code(), Code::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr(dir.Sub("absent.qcow2")));
+
+  auto relative = OpenImage("disk.qcow2", "qcow2", OpenMode::kReadOnly);
+  EXPECT_EQ(relative.status().code(), Code::kInvalidArgument);
+  EXPECT_THAT(relative.status().message(), HasSubstr("'disk.qcow2'"));
+  auto protocol = OpenImage("nbd:localhost:10809", "raw", OpenMode::kReadOnly);
+  EXPECT_EQ(protocol.status().code(), Code::kInvalidArgument);
+
+  std::ofstream(dir.Sub("disk.raw")) << "x";
+  auto injected = OpenImage(dir.Sub("disk.raw"), "raw,file.driver=nbd", OpenMode::kReadOnlyShared);
+  EXPECT_EQ(injected.status().code(), Code::kInvalidArgument);
+  EXPECT_THAT(injected.status().message(), HasSubstr("'raw,file.driver=nbd'"));
+}
+
+TEST(OpenImage, AWrongFormatIsAFailedPreconditionNamingTheImage) {
+  test_support::TempDir dir;
+  auto clock = NewRealClock();
+  const std::string path = dir.Sub("disk,with,commas.raw");
+  ASSERT_TRUE(QemuImg(*clock, kToolTimeout).Create(path, "raw", 1 * kMiB).ok());
+  auto as_qcow2 = OpenImage(path, "qcow2", OpenMode::kReadOnly);
+  EXPECT_EQ(as_qcow2.status().code(), Code::kFailedPrecondition);
+  EXPECT_THAT(as_qcow2.status().message(), HasSubstr(path));
+  // The same name, escaped inside qemu's option syntax, opens fine as what it is.
+  auto shared = OpenImage(path, "raw", OpenMode::kReadOnlyShared);
+  ASSERT_TRUE(shared.ok()) << shared.status().ToString();
+  EXPECT_EQ((*shared)->size(), 1 * kMiB);
+}
+
+// A qemu-nbd the test starts itself, serving a qcow2 image with a persistent dirty bitmap "b0" as
+// export "vda" on a unix socket, like libvirt's backup export; stopped when the test ends.
+class ConnectExportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(qemu_img_.Create(image_, "qcow2", kSize).ok());
+    ASSERT_TRUE(RunChecked({"qemu-img", "bitmap", "--add", image_, "b0"}, kToolTimeout, *clock_).ok());
+    // --fork returns once the socket accepts connections.
+    Status started = RunChecked({"qemu-nbd", "--fork", "--persistent", "--pid-file=" + pid_file_, "--socket=" + socket_,
+                                 "--export-name=vda", "--format=qcow2", "--bitmap=b0", image_},
+                                kToolTimeout, *clock_);
+    ASSERT_TRUE(started.ok()) << started.ToString();
+    std::ifstream(pid_file_) >> server_pid_;
+    ASSERT_GT(server_pid_, 0);
+  }
+  void TearDown() override {
+    if (server_pid_ > 0) kill(server_pid_, SIGTERM);
+  }
+
+  static constexpr uint64_t kSize = 4 * kMiB;
+  test_support::TempDir dir_;
+  std::unique_ptr<Clock> clock_ = NewRealClock();
+  QemuImg qemu_img_{*clock_, kToolTimeout};
+  const std::string image_ = dir_.Sub("export.qcow2");
+  const std::string socket_ = dir_.Sub("nbd.sock");
+  const std::string pid_file_ = dir_.Sub("qemu-nbd.pid");
+  const std::string uri_ = "nbd+unix:///vda?socket=" + socket_;
+  pid_t server_pid_ = 0;
+};
+
+TEST_F(ConnectExportTest, MapsTheDirtyBitmapAndAllocationSeparately) {
+  auto device = ConnectExport(uri_, {"base:allocation", "qemu:dirty-bitmap:b0"});
+  ASSERT_TRUE(device.ok()) << device.status().ToString();
+  ASSERT_EQ((*device)->size(), kSize);
+
+  auto clean = (*device)->Map("qemu:dirty-bitmap:b0");
+  ASSERT_TRUE(clean.ok()) << clean.status().ToString();
+  EXPECT_THAT(*clean, ::testing::ElementsAre(MappedExtent{0, kSize, 0}));
+
+  const auto data = Pattern(64 * kKiB, 2);
+  ASSERT_TRUE((*device)->Write(1 * kMiB, data).ok());
+  auto dirty = (*device)->Map("qemu:dirty-bitmap:b0");
+  ASSERT_TRUE(dirty.ok()) << dirty.status().ToString();
+  EXPECT_THAT(*dirty, ::testing::ElementsAre(MappedExtent{0, 1 * kMiB, 0},
+                                             MappedExtent{1 * kMiB, 64 * kKiB, kNbdStateDirty},
+                                             MappedExtent{1 * kMiB + 64 * kKiB, 3 * kMiB - 64 * kKiB, 0}));
+  auto allocation = (*device)->Map("base:allocation");
+  ASSERT_TRUE(allocation.ok()) << allocation.status().ToString();
+  ExpectWellFormedMap(*allocation, kSize);
+  EXPECT_FALSE(FlagsAt(*allocation, 1 * kMiB) & kNbdStateZero);
+  EXPECT_TRUE(FlagsAt(*allocation, 2 * kMiB) & kNbdStateZero);
+  EXPECT_EQ(ReadAll(**device, 1 * kMiB, data.size()), data);
+}
+
+TEST_F(ConnectExportTest, AMissingMetaContextIsAFailedPreconditionNamingIt) {
+  auto device = ConnectExport(uri_, {"base:allocation", "qemu:dirty-bitmap:nope"});
+  EXPECT_EQ(device.status().code(), Code::kFailedPrecondition);
+  EXPECT_THAT(device.status().message(), HasSubstr("'qemu:dirty-bitmap:nope'"));
+  EXPECT_THAT(device.status().message(), HasSubstr(uri_));
+}
+
+TEST_F(ConnectExportTest, ABrokenConnectionIsUnavailable) {
+  auto device = ConnectExport(uri_, {"base:allocation"});
+  ASSERT_TRUE(device.ok()) << device.status().ToString();
+  ASSERT_EQ(kill(server_pid_, SIGKILL), 0);
+  server_pid_ = 0;
+  std::vector<std::byte> buffer(4096);
+  Status read = (*device)->Read(8192, buffer);
+  EXPECT_EQ(read.code(), Code::kUnavailable) << read.ToString();
+  EXPECT_THAT(read.message(), HasSubstr("offset 8192"));
+  EXPECT_THAT(read.message(), HasSubstr(uri_));
+}
+
+TEST(ConnectExport, NoServerIsUnavailableAndAMalformedUriIsInvalid) {
+  test_support::TempDir dir;
+  const std::string uri = "nbd+unix:///vda?socket=" + dir.Sub("nobody.sock");
+  auto absent = ConnectExport(uri, {"base:allocation"});
+  EXPECT_EQ(absent.status().code(), Code::kUnavailable);
+  EXPECT_THAT(absent.status().message(), HasSubstr(uri));
+
+  auto malformed = ConnectExport("http://10.77.0.11/vda", {});
+  EXPECT_EQ(malformed.status().code(), Code::kInvalidArgument);
+  EXPECT_THAT(malformed.status().message(), HasSubstr("http://10.77.0.11/vda"));
+
+  EXPECT_EQ(ConnectExport(uri, {""}).status().code(), Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace vs::nbd
