@@ -61,6 +61,29 @@ struct NodeCapacity {
 
 enum class ImageFormat { kRaw, kQcow2 };
 
+// A pull-mode backup (libvirt's virDomainBackupBegin): QEMU exports a frozen point-in-time view of each
+// listed disk over NBD on TCP, export name = the disk's target ("vda"); for an incremental backup the
+// export also carries the meta context "qemu:dirty-bitmap:backup-<target>" with the blocks written since
+// `incremental_from`. Guest writes made while the export is open go to `<source>.vs-scratch` files that
+// libvirt creates and deletes.
+struct BackupDisk {
+  std::string target;       // <target dev=...>, a <disk device='disk'> with a file source
+  std::string source_path;  // its <source file=...>; the scratch file goes next to it
+  // Gets a bitmap in the new checkpoint (qcow2 only: raw images cannot keep persistent bitmaps).
+  bool join_checkpoint = true;
+  // Exported with only the changes since `incremental_from` (else whole: backupmode='full').
+  bool incremental = true;
+};
+struct PullBackupRequest {
+  std::string domain;
+  std::vector<BackupDisk> disks;
+  std::string incremental_from;              // empty: full backup
+  std::string new_checkpoint;                // empty: no checkpoint is created
+  std::string listen_address;                // the NBD server's address, e.g. "10.77.0.11"
+  int port = 0;                              // libvirt 9.0 needs an explicit TCP port
+};
+inline constexpr std::string_view kScratchSuffix = ".vs-scratch";
+
 // A domain lifecycle or metadata change seen by libvirtd.
 struct DomainEvent {
   enum class Kind { kDefined, kUndefined, kStarted, kStopped, kSuspended, kResumed, kMetadataChanged, kOther };
@@ -110,6 +133,20 @@ class Hypervisor {
   virtual Status CreateImage(const std::string& path, uint64_t virtual_size_bytes, ImageFormat format) = 0;
   virtual Status DeleteImage(const std::string& path) = 0;
   virtual StatusOr<uint64_t> ImageVirtualSize(const std::string& path) = 0;
+
+  // Starts a pull-mode backup (and the new checkpoint, atomically with it). kDataLoss when the bitmap of
+  // `incremental_from` is unusable (QEMU was killed: its bitmaps reload as inconsistent), kNotFound when
+  // that checkpoint does not exist; kAborted when another job runs on the domain.
+  virtual Status BeginPullBackup(const PullBackupRequest& request) = 0;
+  // The running backup job's XML, or nullopt when the domain has none.
+  virtual StatusOr<std::optional<std::string>> GetBackupXml(const std::string& domain) = 0;
+  // Ends the backup job (for pull mode this is how a backup finishes). OK when none runs.
+  virtual Status EndBackup(const std::string& domain) = 0;
+  // The domain's checkpoints, oldest first.
+  virtual StatusOr<std::vector<std::string>> ListCheckpoints(const std::string& domain) = 0;
+  // Deletes a checkpoint and its bitmaps; when QEMU lost the bitmaps (after a SIGKILL) only libvirt's
+  // metadata is left, and that is deleted instead. OK when it does not exist.
+  virtual Status DeleteCheckpoint(const std::string& domain, const std::string& checkpoint) = 0;
 
   // Calls `on_event` for every domain event of this connection until the Subscription is destroyed.
   // The callback runs on libvirt's event-loop thread (LibvirtRuntime): it must be quick and must not call back

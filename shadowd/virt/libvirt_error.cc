@@ -41,6 +41,8 @@ Code CodeFor(int vir_code) {
       return Code::kAborted;
     case VIR_ERR_DOM_EXIST:
       return Code::kAlreadyExists;
+    case VIR_ERR_CHECKPOINT_INCONSISTENT:  // a bitmap QEMU reloaded as inconsistent after a crash
+      return Code::kDataLoss;
     default:
       return Code::kInternal;
   }

@@ -325,6 +325,90 @@ class LibvirtHypervisor final : public Hypervisor {
     return static_cast<uint64_t>(info.capacity);
   }
 
+  Status BeginPullBackup(const PullBackupRequest& request) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(request.domain));
+    std::string backup = "<domainbackup mode='pull'>";
+    if (!request.incremental_from.empty()) {
+      backup += "<incremental>" + XmlEscape(request.incremental_from) + "</incremental>";
+    }
+    backup += "<server transport='tcp' name='" + XmlEscape(request.listen_address) + "' port='" +
+              std::to_string(request.port) + "'/><disks>";
+    std::string checkpoint = "<domaincheckpoint><name>" + XmlEscape(request.new_checkpoint) + "</name><disks>";
+    for (const BackupDisk& disk : request.disks) {
+      const bool whole = !disk.incremental && !request.incremental_from.empty();
+      backup += "<disk name='" + XmlEscape(disk.target) + "' backup='yes' type='file'" +
+                (whole ? " backupmode='full'" : "") + "><scratch file='" +
+                XmlEscape(disk.source_path + std::string(kScratchSuffix)) + "'/></disk>";
+      checkpoint += "<disk name='" + XmlEscape(disk.target) + "' checkpoint='" + (disk.join_checkpoint ? "bitmap" : "no") + "'/>";
+    }
+    backup += "</disks></domainbackup>";
+    checkpoint += "</disks></domaincheckpoint>";
+    const char* checkpoint_xml = request.new_checkpoint.empty() ? nullptr : checkpoint.c_str();
+    if (virDomainBackupBegin(dom.get(), backup.c_str(), checkpoint_xml, 0) < 0) {
+      return LastLibvirtError("pull backup of " + request.domain + " on " + uri_);
+    }
+    return Status::Ok();
+  }
+
+  StatusOr<std::optional<std::string>> GetBackupXml(const std::string& domain) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(domain));
+    char* xml = virDomainBackupGetXMLDesc(dom.get(), 0);
+    if (xml == nullptr) {
+      virErrorPtr err = virGetLastError();
+      if (err != nullptr && err->code == VIR_ERR_NO_DOMAIN_BACKUP) {
+        virResetLastError();
+        return std::optional<std::string>();
+      }
+      return LastLibvirtError("backup job of " + domain + " on " + uri_);
+    }
+    std::string result(xml);
+    free(xml);
+    return std::optional<std::string>(std::move(result));
+  }
+
+  Status EndBackup(const std::string& domain) override {
+    VS_ASSIGN_OR_RETURN(std::optional<std::string> running, GetBackupXml(domain));
+    if (!running) return Status::Ok();
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(domain));
+    if (virDomainAbortJob(dom.get()) < 0) {
+      Status err = LastLibvirtError("ending the backup of " + domain + " on " + uri_);
+      // It may have ended by itself in between.
+      auto again = GetBackupXml(domain);
+      if (again.ok() && !*again) return Status::Ok();
+      return err;
+    }
+    return Status::Ok();
+  }
+
+  StatusOr<std::vector<std::string>> ListCheckpoints(const std::string& domain) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(domain));
+    virDomainCheckpointPtr* checkpoints = nullptr;
+    int n = virDomainListAllCheckpoints(dom.get(), &checkpoints, VIR_DOMAIN_CHECKPOINT_LIST_TOPOLOGICAL);
+    if (n < 0) return LastLibvirtError("checkpoints of " + domain + " on " + uri_);
+    std::vector<std::string> names;
+    for (int i = 0; i < n; ++i) {
+      names.emplace_back(virDomainCheckpointGetName(checkpoints[i]));
+      virDomainCheckpointFree(checkpoints[i]);
+    }
+    free(checkpoints);
+    return names;
+  }
+
+  Status DeleteCheckpoint(const std::string& domain, const std::string& checkpoint) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(domain));
+    virDomainCheckpointPtr cp = virDomainCheckpointLookupByName(dom.get(), checkpoint.c_str(), 0);
+    if (cp == nullptr) {
+      Status err = LastLibvirtError("checkpoint " + checkpoint + " of " + domain);
+      return err.code() == Code::kNotFound ? Status::Ok() : err;
+    }
+    std::unique_ptr<virDomainCheckpoint, decltype(&virDomainCheckpointFree)> handle(cp, &virDomainCheckpointFree);
+    if (virDomainCheckpointDelete(cp, 0) == 0) return Status::Ok();
+    Status err = LastLibvirtError("deleting checkpoint " + checkpoint + " of " + domain + " on " + uri_);
+    // After QEMU was killed its bitmaps are gone ("bitmap not found in backing chain"): drop the metadata.
+    if (virDomainCheckpointDelete(cp, VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY) == 0) return Status::Ok();
+    return err;
+  }
+
   StatusOr<std::unique_ptr<Subscription>> WatchDomains(std::function<void(const DomainEvent&)> on_event) override {
     auto subscription = std::make_unique<LibvirtSubscription>(conn_, std::move(on_event));
     VS_RETURN_IF_ERROR(subscription->Register());

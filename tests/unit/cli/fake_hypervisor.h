@@ -91,6 +91,13 @@ class FakeHypervisor final : public virt::Hypervisor {
                                               const virt::MigrationOptions&) override {
     return Unused("MigrateLive");
   }
+  Status BeginPullBackup(const virt::PullBackupRequest&) override { return Unused("BeginPullBackup"); }
+  StatusOr<std::optional<std::string>> GetBackupXml(const std::string&) override { return Unused("GetBackupXml"); }
+  Status EndBackup(const std::string&) override { return Unused("EndBackup"); }
+  StatusOr<std::vector<std::string>> ListCheckpoints(const std::string&) override {
+    return Unused("ListCheckpoints");
+  }
+  Status DeleteCheckpoint(const std::string&, const std::string&) override { return Unused("DeleteCheckpoint"); }
 
  private:
   static Status Unused(const std::string& method) { return Internal(method + " is not used by the CLI"); }
