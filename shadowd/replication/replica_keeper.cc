@@ -1,0 +1,264 @@
+#include "shadowd/replication/replica_keeper.h"
+
+#include "shadowd/replication/block_map.h"
+
+namespace vs::replication {
+
+using virtshadow::v1::ApplyRoundReply;
+using virtshadow::v1::ApplyRoundRequest;
+using virtshadow::v1::DiskRound;
+using virtshadow::v1::DiskRoundResult;
+using virtshadow::v1::FinishRoundRequest;
+using virtshadow::v1::GetReplicaReply;
+using virtshadow::v1::GetReplicaRequest;
+using virtshadow::v1::ReplicaDigestsReply;
+using virtshadow::v1::ReplicaDigestsRequest;
+using virtshadow::v1::ReplicaRecord;
+
+std::string ReplicaRecordKey(const std::string& vm_uuid) {
+  return store::Key(store::Table::kCheckpoint, "replica:" + vm_uuid);
+}
+std::string PrimaryRecordKey(const std::string& vm_uuid) {
+  return store::Key(store::Table::kCheckpoint, "primary:" + vm_uuid);
+}
+
+ReplicaKeeper::ReplicaKeeper(store::Store& store, ReplicaStorage& storage, ShadowCheck shadow_check, Clock& clock)
+    : store_(store), storage_(storage), shadow_check_(std::move(shadow_check)), clock_(clock) {}
+
+std::mutex& ReplicaKeeper::LockFor(const std::string& vm_uuid) {
+  std::lock_guard<std::mutex> guard(locks_mutex_);
+  auto& slot = vm_locks_[vm_uuid];
+  if (!slot) slot = std::make_unique<std::mutex>();
+  return *slot;
+}
+
+StatusOr<ReplicaRecord> ReplicaKeeper::Load(const std::string& vm_uuid) const {
+  VS_ASSIGN_OR_RETURN(auto stored, store::GetProto<ReplicaRecord>(store_, ReplicaRecordKey(vm_uuid)));
+  if (stored) return *stored;
+  ReplicaRecord fresh;
+  fresh.set_vm_uuid(vm_uuid);
+  return fresh;
+}
+
+Status ReplicaKeeper::Save(const ReplicaRecord& record) {
+  store::WriteBatch batch;
+  batch.PutProto(ReplicaRecordKey(record.vm_uuid()), record);
+  return store_.Write(batch);
+}
+
+Status ReplicaKeeper::DiscardOverlays(ReplicaRecord& record) {
+  for (auto& disk : *record.mutable_disks()) {
+    if (!disk.overlay_path().empty()) VS_RETURN_IF_ERROR(storage_.Remove(disk.overlay_path()));
+    disk.clear_overlay_path();
+  }
+  record.set_phase(ReplicaRecord::PHASE_IDLE);
+  record.clear_pending();
+  return Save(record);
+}
+
+Status ReplicaKeeper::Settle(ReplicaRecord& record) {
+  switch (record.phase()) {
+    case ReplicaRecord::PHASE_IDLE:
+      return Status::Ok();
+    case ReplicaRecord::PHASE_COPYING:
+    case ReplicaRecord::PHASE_COPIED:
+      return DiscardOverlays(record);
+    case ReplicaRecord::PHASE_COMMITTING:
+      for (auto& disk : *record.mutable_disks()) {
+        if (disk.overlay_path().empty()) continue;
+        VS_RETURN_IF_ERROR(storage_.Commit(disk.overlay_path()));
+      }
+      *record.mutable_applied() = record.pending();
+      record.mutable_applied()->set_applied_unix_ms(ToUnixMillis(clock_.WallNow()));
+      return DiscardOverlays(record);
+    default:
+      return DataLoss("replica record of " + record.vm_uuid() + " has unknown phase " +
+                      std::to_string(record.phase()));
+  }
+}
+
+Status ReplicaKeeper::Recover() {
+  VS_ASSIGN_OR_RETURN(auto entries, store_.Scan(ReplicaRecordKey("")));
+  for (const auto& entry : entries) {
+    VS_ASSIGN_OR_RETURN(ReplicaRecord record, store::ParseProto<ReplicaRecord>(entry.key, entry.value));
+    std::lock_guard<std::mutex> guard(LockFor(record.vm_uuid()));
+    VS_RETURN_IF_ERROR(Settle(record));
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::vector<ReplicaRecord>> ReplicaKeeper::List() const {
+  VS_ASSIGN_OR_RETURN(auto entries, store_.Scan(ReplicaRecordKey("")));
+  std::vector<ReplicaRecord> records;
+  for (const auto& entry : entries) {
+    VS_ASSIGN_OR_RETURN(ReplicaRecord record, store::ParseProto<ReplicaRecord>(entry.key, entry.value));
+    records.push_back(std::move(record));
+  }
+  return records;
+}
+
+StatusOr<GetReplicaReply> ReplicaKeeper::GetReplica(const GetReplicaRequest& request) {
+  std::lock_guard<std::mutex> guard(LockFor(request.vm_uuid()));
+  VS_ASSIGN_OR_RETURN(auto stored, store::GetProto<ReplicaRecord>(store_, ReplicaRecordKey(request.vm_uuid())));
+  GetReplicaReply reply;
+  reply.set_known(stored.has_value());
+  if (!stored) return reply;
+  VS_RETURN_IF_ERROR(Settle(*stored));
+  for (const auto& disk : stored->disks()) {
+    VS_ASSIGN_OR_RETURN(auto image, storage_.Inspect(disk.replica_path()));
+    if (!image) reply.add_missing_replicas(disk.replica_path());
+  }
+  *reply.mutable_record() = std::move(*stored);
+  return reply;
+}
+
+StatusOr<DiskRoundResult> ReplicaKeeper::CopyDisk(const DiskRound& disk, const std::string& overlay_path) {
+  std::vector<std::string> contexts = {std::string(kAllocationContext)};
+  if (disk.mode() == virtshadow::v1::ROUND_MODE_INCREMENTAL) contexts.push_back(disk.dirty_context());
+  VS_ASSIGN_OR_RETURN(auto source, storage_.ConnectExport(disk.source_uri(), contexts));
+  if (source->size() != disk.virtual_size()) {
+    return FailedPrecondition("export " + disk.source_uri() + " has " + std::to_string(source->size()) +
+                              " bytes, the round announced " + std::to_string(disk.virtual_size()));
+  }
+  VS_ASSIGN_OR_RETURN(auto overlay, storage_.OpenImage(overlay_path, "qcow2", /*writable=*/true));
+  const uint64_t size = source->size();
+  VS_ASSIGN_OR_RETURN(auto allocation, source->Map(kAllocationContext));
+  VS_ASSIGN_OR_RETURN(std::vector<bool> zero, ZeroBlocks(allocation, size));
+
+  std::vector<bool> changed;
+  switch (disk.mode()) {
+    case virtshadow::v1::ROUND_MODE_FULL:
+      changed.assign(BlockCount(size), true);
+      break;
+    case virtshadow::v1::ROUND_MODE_INCREMENTAL: {
+      VS_ASSIGN_OR_RETURN(auto dirty_map, source->Map(disk.dirty_context()));
+      VS_ASSIGN_OR_RETURN(changed, BlocksWithFlag(dirty_map, size, kNbdStateDirty));
+      break;
+    }
+    case virtshadow::v1::ROUND_MODE_RESYNC: {
+      // The fresh overlay reads through to the replica: these are the replica's digests.
+      VS_ASSIGN_OR_RETURN(auto replica_digests, DigestAllBlocks(*overlay, {}));
+      const std::vector<uint64_t> source_digests(disk.source_digests().begin(), disk.source_digests().end());
+      VS_ASSIGN_OR_RETURN(changed, DifferingBlocks(source_digests, replica_digests));
+      break;
+    }
+    default:
+      return InvalidArgument("disk " + disk.target() + ": round mode " + std::to_string(disk.mode()) +
+                             " is not FULL, INCREMENTAL or RESYNC");
+  }
+  const std::vector<BlockOp> ops = PlanOps(changed, zero, size);
+  VS_ASSIGN_OR_RETURN(uint64_t bytes_sent, ApplyOps(*source, *overlay, ops));
+  // Read back what landed in the overlay: the primary compares these with its own reading.
+  VS_ASSIGN_OR_RETURN(auto digests, DigestOps(*overlay, ops, {}));
+
+  DiskRoundResult result;
+  result.set_target(disk.target());
+  result.set_bytes_sent(bytes_sent);
+  for (const BlockOp& op : ops) {
+    auto* msg = result.add_ops();
+    msg->set_offset(op.offset);
+    msg->set_length(op.length);
+    msg->set_zero(op.action == BlockAction::kZero);
+  }
+  for (uint64_t digest : digests) result.add_digests(digest);
+  return result;
+}
+
+StatusOr<ApplyRoundReply> ReplicaKeeper::ApplyRound(const ApplyRoundRequest& request) {
+  std::vector<std::string> paths;
+  for (const auto& disk : request.disks()) paths.push_back(disk.replica_path());
+  if (paths.empty()) return InvalidArgument("round " + request.round().checkpoint() + " names no disk");
+  VS_RETURN_IF_ERROR(shadow_check_(request.vm_uuid(), paths));
+
+  std::lock_guard<std::mutex> guard(LockFor(request.vm_uuid()));
+  VS_ASSIGN_OR_RETURN(ReplicaRecord record, Load(request.vm_uuid()));
+  VS_RETURN_IF_ERROR(Settle(record));
+
+  bool needs_base = false;
+  for (const auto& disk : request.disks()) needs_base |= disk.mode() == virtshadow::v1::ROUND_MODE_INCREMENTAL;
+  if (needs_base && record.applied().checkpoint() != request.base_checkpoint()) {
+    return FailedPrecondition("replica of " + request.vm_uuid() + " is at checkpoint '" +
+                              record.applied().checkpoint() + "', the incremental round is based on '" +
+                              request.base_checkpoint() + "': a resync is needed");
+  }
+  for (const auto& disk : request.disks()) {
+    VS_ASSIGN_OR_RETURN(auto image, storage_.Inspect(disk.replica_path()));
+    if (!image) {
+      if (disk.mode() != virtshadow::v1::ROUND_MODE_FULL) {
+        return FailedPrecondition("replica " + disk.replica_path() + " is missing: it needs a full round");
+      }
+      // A blank replica is at no checkpoint: forget the old one first, so that if this round is not
+      // committed the next one cannot build incrementally on the blank image.
+      record.clear_applied();
+      VS_RETURN_IF_ERROR(Save(record));
+      VS_RETURN_IF_ERROR(storage_.Create(disk.replica_path(), disk.format(), disk.virtual_size()));
+    } else if (image->virtual_size != disk.virtual_size()) {
+      // A resized source disk: growing reads as zeros on both sides, so the replica stays consistent.
+      VS_RETURN_IF_ERROR(storage_.Resize(disk.replica_path(), image->format, disk.virtual_size()));
+    }
+  }
+
+  // Intent first: after a crash from here on, the overlays named in the record are discarded.
+  record.set_primary_host(request.primary_host());
+  record.set_phase(ReplicaRecord::PHASE_COPYING);
+  *record.mutable_pending() = request.round();
+  record.clear_disks();
+  for (const auto& disk : request.disks()) {
+    auto* entry = record.add_disks();
+    entry->set_target(disk.target());
+    entry->set_replica_path(disk.replica_path());
+    entry->set_format(disk.format());
+    entry->set_overlay_path(disk.replica_path() + std::string(kOverlaySuffix));
+  }
+  VS_RETURN_IF_ERROR(Save(record));
+
+  ApplyRoundReply reply;
+  for (int i = 0; i < request.disks_size(); ++i) {
+    const DiskRound& disk = request.disks(i);
+    const std::string& overlay = record.disks(i).overlay_path();
+    Status status = storage_.Remove(overlay);  // left by a crash before the intent was cleared
+    if (status.ok()) status = storage_.CreateOverlay(overlay, disk.replica_path(), disk.format());
+    StatusOr<DiskRoundResult> result = status.ok() ? CopyDisk(disk, overlay) : StatusOr<DiskRoundResult>(status);
+    if (!result.ok()) {
+      Status discard = DiscardOverlays(record);
+      if (!discard.ok()) {
+        return Status(result.status().code(), result.status().message() + " (and discarding the overlays failed: " +
+                                                  discard.message() + ")");
+      }
+      return result.status();
+    }
+    *reply.add_disks() = std::move(*result);
+  }
+  record.set_phase(ReplicaRecord::PHASE_COPIED);
+  VS_RETURN_IF_ERROR(Save(record));
+  return reply;
+}
+
+Status ReplicaKeeper::FinishRound(const FinishRoundRequest& request) {
+  std::lock_guard<std::mutex> guard(LockFor(request.vm_uuid()));
+  VS_ASSIGN_OR_RETURN(ReplicaRecord record, Load(request.vm_uuid()));
+  if (record.phase() != ReplicaRecord::PHASE_COPIED || record.pending().checkpoint() != request.checkpoint()) {
+    return FailedPrecondition("no copied round '" + request.checkpoint() + "' is pending for " + request.vm_uuid() +
+                              " (it was discarded after a restart or replaced): run the round again");
+  }
+  if (!request.commit()) return DiscardOverlays(record);
+  record.set_phase(ReplicaRecord::PHASE_COMMITTING);
+  *record.mutable_pending() = request.round();
+  VS_RETURN_IF_ERROR(Save(record));
+  return Settle(record);
+}
+
+StatusOr<ReplicaDigestsReply> ReplicaKeeper::ReplicaDigests(const ReplicaDigestsRequest& request) {
+  VS_RETURN_IF_ERROR(shadow_check_(request.vm_uuid(), {request.replica_path()}));
+  std::lock_guard<std::mutex> guard(LockFor(request.vm_uuid()));
+  VS_ASSIGN_OR_RETURN(ReplicaRecord record, Load(request.vm_uuid()));
+  VS_RETURN_IF_ERROR(Settle(record));
+  VS_ASSIGN_OR_RETURN(auto replica, storage_.OpenImage(request.replica_path(), request.format(), /*writable=*/false));
+  VS_ASSIGN_OR_RETURN(auto digests, DigestAllBlocks(*replica, {}));
+  ReplicaDigestsReply reply;
+  reply.set_size(replica->size());
+  for (uint64_t digest : digests) reply.add_digests(digest);
+  return reply;
+}
+
+}  // namespace vs::replication

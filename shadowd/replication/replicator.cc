@@ -1,0 +1,428 @@
+#include "shadowd/replication/replicator.h"
+
+#include <algorithm>
+
+#include "common/sha1.h"
+#include "shadowd/policy/domain_xml.h"
+#include "shadowd/replication/block_map.h"
+#include "shadowd/replication/replica_keeper.h"
+
+namespace vs::replication {
+
+using virtshadow::v1::AppliedRound;
+using virtshadow::v1::ApplyRoundRequest;
+using virtshadow::v1::ReplicationRecord;
+using virtshadow::v1::RoundMode;
+
+struct Replicator::Disk {
+  std::string target;
+  std::string path;
+  std::string format;
+  bool bitmaps = false;  // qcow2: QEMU keeps persistent dirty bitmaps for it
+};
+
+struct Replicator::Plan {
+  std::vector<Disk> disks;
+  std::vector<RoundMode> modes;  // per disk
+  std::string base_checkpoint;   // for the INCREMENTAL disks
+};
+
+bool VerifyReport::ok() const {
+  return std::all_of(disks.begin(), disks.end(), [](const DiskVerification& d) { return d.blocks_mismatched == 0; });
+}
+
+namespace {
+
+bool IsOurs(const std::string& checkpoint) { return checkpoint.rfind(kCheckpointPrefix, 0) == 0; }
+
+// A digest over a round's block digests, in order: what both sides record for the round.
+uint64_t FoldDigests(const std::vector<uint64_t>& digests) {
+  std::string bytes;
+  bytes.reserve(digests.size() * 8);
+  for (uint64_t d : digests) bytes.append(reinterpret_cast<const char*>(&d), sizeof d);
+  const Sha1Digest sha = Sha1(bytes);
+  uint64_t folded = 0;
+  for (int i = 0; i < 8; ++i) folded = (folded << 8) | sha[i];
+  return folded;
+}
+
+// The shadow host's ops, checked before this host reads anything by them: block-aligned, in order, inside
+// the disk (the last block may be short).
+StatusOr<std::vector<BlockOp>> OpsFromReply(const virtshadow::v1::DiskRoundResult& result, uint64_t size) {
+  std::vector<BlockOp> ops;
+  uint64_t end = 0;
+  for (const auto& op : result.ops()) {
+    const bool aligned = op.offset() % kBlockSize == 0 && (op.length() % kBlockSize == 0 || op.offset() + op.length() == size);
+    if (!aligned || op.length() == 0 || op.offset() < end || op.offset() + op.length() > size) {
+      return DataLoss("disk " + result.target() + ": the shadow host reported a malformed block range " +
+                      std::to_string(op.offset()) + "+" + std::to_string(op.length()) + " for a " +
+                      std::to_string(size) + "-byte disk");
+    }
+    end = op.offset() + op.length();
+    ops.push_back({op.offset(), op.length(), op.zero() ? BlockAction::kZero : BlockAction::kCopy});
+  }
+  return ops;
+}
+
+Status WithContext(const Status& status, const std::string& context) {
+  if (status.ok()) return status;
+  return Status(status.code(), context + ": " + status.message());
+}
+
+}  // namespace
+
+Replicator::Replicator(virt::Hypervisor& local, ReplicaPeer& peer, ReplicaStorage& storage, store::Store& store,
+                       Clock& clock, ReplicatorOptions options)
+    : local_(local), peer_(peer), storage_(storage), store_(store), clock_(clock), options_(std::move(options)) {}
+
+std::string Replicator::ExportUri(const std::string& target) const {
+  const bool ipv6 = options_.nbd_address.find(':') != std::string::npos;
+  const std::string host = ipv6 ? "[" + options_.nbd_address + "]" : options_.nbd_address;
+  return "nbd://" + host + ":" + std::to_string(options_.nbd_port) + "/" + target;
+}
+
+StatusOr<ReplicationRecord> Replicator::Record(const std::string& vm_uuid) const {
+  VS_ASSIGN_OR_RETURN(auto stored, store::GetProto<ReplicationRecord>(store_, PrimaryRecordKey(vm_uuid)));
+  if (stored) return *stored;
+  ReplicationRecord fresh;
+  fresh.set_vm_uuid(vm_uuid);
+  return fresh;
+}
+
+StatusOr<std::vector<ReplicationRecord>> Replicator::ListRecords() const {
+  VS_ASSIGN_OR_RETURN(auto entries, store_.Scan(PrimaryRecordKey("")));
+  std::vector<ReplicationRecord> records;
+  for (const auto& entry : entries) {
+    VS_ASSIGN_OR_RETURN(auto record, store::ParseProto<ReplicationRecord>(entry.key, entry.value));
+    records.push_back(std::move(record));
+  }
+  return records;
+}
+
+Status Replicator::Save(const ReplicationRecord& record) {
+  store::WriteBatch batch;
+  batch.PutProto(PrimaryRecordKey(record.vm_uuid()), record);
+  return store_.Write(batch);
+}
+
+Status Replicator::EndOurBackup(const std::string& vm_name) {
+  VS_ASSIGN_OR_RETURN(auto running, local_.GetBackupXml(vm_name));
+  // Only jobs we started (their scratch files carry our suffix): an admin's own backup is left alone.
+  if (!running || running->find(virt::kScratchSuffix) == std::string::npos) return Status::Ok();
+  return local_.EndBackup(vm_name);
+}
+
+Status Replicator::Recover(const std::vector<std::string>& domains) {
+  for (const std::string& name : domains) {
+    Status status = EndOurBackup(name);
+    if (!status.ok() && status.code() != Code::kNotFound) return WithContext(status, "ending a stale backup");
+  }
+  return Status::Ok();
+}
+
+Status Replicator::DeleteCheckpointsExcept(const std::string& vm_name, const std::string& keep) {
+  VS_ASSIGN_OR_RETURN(auto checkpoints, local_.ListCheckpoints(vm_name));
+  // Newest first: deleting a leaf never has to merge its bitmap into a child.
+  for (auto it = checkpoints.rbegin(); it != checkpoints.rend(); ++it) {
+    if (IsOurs(*it) && *it != keep) VS_RETURN_IF_ERROR(local_.DeleteCheckpoint(vm_name, *it));
+  }
+  return Status::Ok();
+}
+
+Status Replicator::Forget(const std::string& vm_uuid, const std::string& vm_name) {
+  if (!vm_name.empty()) {
+    Status status = EndOurBackup(vm_name);
+    if (status.ok()) status = DeleteCheckpointsExcept(vm_name, "");
+    if (!status.ok() && status.code() != Code::kNotFound) return status;
+  }
+  store::WriteBatch batch;
+  batch.Delete(PrimaryRecordKey(vm_uuid));
+  return store_.Write(batch);
+}
+
+StatusOr<std::vector<Replicator::Disk>> Replicator::ReplicatedDisks(const std::string& vm_name) {
+  VS_ASSIGN_OR_RETURN(std::string xml, local_.GetDomainXml(vm_name));
+  VS_ASSIGN_OR_RETURN(policy::DomainFacts facts, policy::ParseDomain(xml));
+  std::vector<Disk> disks;
+  for (const auto& disk : facts.disks) {
+    if (disk.source_kind != policy::DiskFacts::SourceKind::kFile || disk.source_path.empty()) continue;
+    const std::string format = disk.format.empty() ? "raw" : disk.format;
+    if (format != "qcow2" && format != "raw") {
+      return FailedPrecondition("disk " + disk.target_dev + " of " + vm_name + " is " + format +
+                                ": only qcow2 and raw images are replicated");
+    }
+    disks.push_back({disk.target_dev, disk.source_path, format, format == "qcow2"});
+  }
+  if (disks.empty()) return FailedPrecondition(vm_name + " has no file-backed disk to replicate");
+  return disks;
+}
+
+StatusOr<Replicator::Plan> Replicator::MakePlan(const ReplicationTarget& target, const std::vector<Disk>& disks,
+                                                const ReplicationRecord& record) {
+  virtshadow::v1::GetReplicaRequest request;
+  request.set_vm_uuid(target.vm_uuid);
+  VS_ASSIGN_OR_RETURN(auto replica, peer_.GetReplica(target.shadow_host, request));
+  VS_ASSIGN_OR_RETURN(auto checkpoints, local_.ListCheckpoints(target.vm_name));
+
+  Plan plan;
+  plan.disks = disks;
+  // The replica is the truth about where it stands; use its checkpoint if libvirt still has it.
+  const std::string& replica_at = replica.record().applied().checkpoint();
+  const bool chain_usable = replica.known() && !record.resync_needed() && !replica_at.empty() &&
+                            std::find(checkpoints.begin(), checkpoints.end(), replica_at) != checkpoints.end();
+  for (const Disk& disk : disks) {
+    const bool missing = !replica.known() || std::find(replica.missing_replicas().begin(),
+                                                       replica.missing_replicas().end(),
+                                                       disk.path) != replica.missing_replicas().end();
+    bool known_disk = false;
+    for (const auto& d : replica.record().disks()) known_disk |= d.replica_path() == disk.path;
+    if (missing || !known_disk) {
+      plan.modes.push_back(virtshadow::v1::ROUND_MODE_FULL);
+    } else if (disk.bitmaps && chain_usable) {
+      plan.modes.push_back(virtshadow::v1::ROUND_MODE_INCREMENTAL);
+      plan.base_checkpoint = replica_at;
+    } else {
+      plan.modes.push_back(virtshadow::v1::ROUND_MODE_RESYNC);
+    }
+  }
+  return plan;
+}
+
+StatusOr<AppliedRound> Replicator::RunRound(const ReplicationTarget& target) {
+  VS_ASSIGN_OR_RETURN(ReplicationRecord record, Record(target.vm_uuid));
+  record.set_vm_name(target.vm_name);
+  record.set_shadow_host(target.shadow_host);
+
+  StatusOr<AppliedRound> round = [&]() -> StatusOr<AppliedRound> {
+    VS_ASSIGN_OR_RETURN(auto disks, ReplicatedDisks(target.vm_name));
+    VS_ASSIGN_OR_RETURN(Plan plan, MakePlan(target, disks, record));
+    bool chain_broken = false;
+    StatusOr<AppliedRound> result = RunPlannedRound(target, plan, &chain_broken);
+    if (!chain_broken) return result;
+    // The base checkpoint's bitmap is unusable (QEMU was killed) or gone: start a new chain now,
+    // comparing digests instead of copying everything.
+    record.set_resync_needed(true);
+    VS_RETURN_IF_ERROR(Save(record));
+    VS_RETURN_IF_ERROR(DeleteCheckpointsExcept(target.vm_name, ""));
+    for (size_t i = 0; i < plan.modes.size(); ++i) {
+      if (plan.modes[i] == virtshadow::v1::ROUND_MODE_INCREMENTAL) plan.modes[i] = virtshadow::v1::ROUND_MODE_RESYNC;
+    }
+    plan.base_checkpoint.clear();
+    return RunPlannedRound(target, plan, &chain_broken);
+  }();
+
+  if (!round.ok()) {
+    record.set_rounds_failed(record.rounds_failed() + 1);
+    record.set_consecutive_failures(record.consecutive_failures() + 1);
+    record.set_last_error(round.status().message());
+    record.set_last_failure_unix_ms(ToUnixMillis(clock_.WallNow()));
+    Status saved = Save(record);
+    (void)saved;  // the round's own error is the one to report
+    return round.status();
+  }
+  *record.mutable_applied() = *round;
+  *record.add_recent_rounds() = *round;
+  if (record.recent_rounds_size() > kRecentRounds) {
+    record.mutable_recent_rounds()->DeleteSubrange(0, record.recent_rounds_size() - kRecentRounds);
+  }
+  record.set_resync_needed(false);
+  record.set_rounds_applied(record.rounds_applied() + 1);
+  record.set_consecutive_failures(0);
+  VS_RETURN_IF_ERROR(Save(record));
+  // Housekeeping after the record: a crash in between only leaves checkpoints the next round deletes.
+  VS_RETURN_IF_ERROR(WithContext(DeleteCheckpointsExcept(target.vm_name, round->checkpoint()),
+                                 "deleting old checkpoints of " + target.vm_name));
+  return round;
+}
+
+StatusOr<AppliedRound> Replicator::RunPlannedRound(const ReplicationTarget& target, const Plan& plan,
+                                                   bool* chain_broken) {
+  const MonoTime started = clock_.Now();
+  VS_RETURN_IF_ERROR(WithContext(EndOurBackup(target.vm_name), "ending a stale backup of " + target.vm_name));
+
+  virt::PullBackupRequest backup;
+  backup.domain = target.vm_name;
+  backup.listen_address = options_.nbd_address;
+  backup.port = options_.nbd_port;
+  backup.incremental_from = plan.base_checkpoint;
+  bool any_bitmaps = false;
+  for (size_t i = 0; i < plan.disks.size(); ++i) {
+    const Disk& disk = plan.disks[i];
+    // Only an INCREMENTAL disk is exported incrementally; the others are exported whole.
+    const bool incremental = plan.modes[i] == virtshadow::v1::ROUND_MODE_INCREMENTAL;
+    backup.disks.push_back({disk.target, disk.path, /*join_checkpoint=*/disk.bitmaps, incremental});
+    any_bitmaps |= disk.bitmaps;
+  }
+  AppliedRound round;
+  if (any_bitmaps) round.set_checkpoint(std::string(kCheckpointPrefix) + std::to_string(ToUnixMillis(clock_.WallNow())));
+  backup.new_checkpoint = round.checkpoint();
+  round.set_taken_unix_ms(ToUnixMillis(clock_.WallNow()));
+  if (Status begun = local_.BeginPullBackup(backup); !begun.ok()) {
+    // Only libvirt refusing the base checkpoint (its bitmap is inconsistent after QEMU was killed, or it is
+    // gone) means the chain is broken; every other failure is just this round's.
+    *chain_broken = !plan.base_checkpoint.empty() &&
+                    (begun.code() == Code::kDataLoss || begun.code() == Code::kNotFound);
+    return begun;
+  }
+
+  StatusOr<AppliedRound> result = [&]() -> StatusOr<AppliedRound> {
+    ApplyRoundRequest request;
+    request.set_vm_uuid(target.vm_uuid);
+    request.set_primary_host(options_.this_host);
+    request.set_base_checkpoint(plan.base_checkpoint);
+    *request.mutable_round() = round;
+    for (size_t i = 0; i < plan.disks.size(); ++i) {
+      const Disk& disk = plan.disks[i];
+      VS_ASSIGN_OR_RETURN(auto source, storage_.ConnectExport(ExportUri(disk.target), {std::string(kAllocationContext)}));
+      auto* msg = request.add_disks();
+      msg->set_target(disk.target);
+      msg->set_replica_path(disk.path);
+      msg->set_format(disk.format);
+      msg->set_virtual_size(source->size());
+      msg->set_source_uri(ExportUri(disk.target));
+      msg->set_mode(plan.modes[i]);
+      if (plan.modes[i] == virtshadow::v1::ROUND_MODE_INCREMENTAL) {
+        msg->set_dirty_context(std::string(kDirtyContextPrefix) + disk.target);
+      }
+      if (plan.modes[i] == virtshadow::v1::ROUND_MODE_RESYNC) {
+        VS_ASSIGN_OR_RETURN(auto allocation, source->Map(kAllocationContext));
+        VS_ASSIGN_OR_RETURN(auto zero, ZeroBlocks(allocation, source->size()));
+        VS_ASSIGN_OR_RETURN(auto digests, DigestAllBlocks(*source, zero));
+        for (uint64_t d : digests) msg->add_source_digests(d);
+      }
+    }
+    VS_ASSIGN_OR_RETURN(auto reply, peer_.ApplyRound(target.shadow_host, request));
+
+    // Verify every block the shadow host wrote against this host's own reading of the export.
+    std::vector<uint64_t> all_digests;
+    uint64_t bytes_sent = 0, bytes_zeroed = 0, changed = 0;
+    std::string mismatch;
+    if (reply.disks_size() != request.disks_size()) {
+      return DataLoss(target.shadow_host + " answered for " + std::to_string(reply.disks_size()) + " of " +
+                      std::to_string(request.disks_size()) + " disks of " + target.vm_name);
+    }
+    for (int i = 0; i < reply.disks_size(); ++i) {
+      const auto& result = reply.disks(i);
+      if (result.target() != request.disks(i).target()) {
+        return DataLoss(target.shadow_host + " answered for disk " + result.target() + " instead of " +
+                        request.disks(i).target());
+      }
+      VS_ASSIGN_OR_RETURN(auto source, storage_.ConnectExport(ExportUri(result.target()), {std::string(kAllocationContext)}));
+      VS_ASSIGN_OR_RETURN(std::vector<BlockOp> ops, OpsFromReply(result, source->size()));
+      VS_ASSIGN_OR_RETURN(auto allocation, source->Map(kAllocationContext));
+      VS_ASSIGN_OR_RETURN(auto zero, ZeroBlocks(allocation, source->size()));
+      VS_ASSIGN_OR_RETURN(auto ours, DigestOps(*source, ops, zero));
+      const std::vector<uint64_t> theirs(result.digests().begin(), result.digests().end());
+      if (ours != theirs) {
+        mismatch += (mismatch.empty() ? "" : "; ") + result.target() + ": " + std::to_string(ours.size()) +
+                    " block digests here, " + std::to_string(theirs.size()) + " on " + target.shadow_host;
+        for (size_t b = 0; b < std::min(ours.size(), theirs.size()); ++b) {
+          if (ours[b] != theirs[b]) { mismatch += ", first difference at block " + std::to_string(b) + " of the round"; break; }
+        }
+      }
+      all_digests.insert(all_digests.end(), theirs.begin(), theirs.end());
+      const OpTotals totals = Totals(ops);
+      bytes_sent += result.bytes_sent();
+      bytes_zeroed += totals.zero_bytes;
+      changed += totals.copy_bytes + totals.zero_bytes;
+    }
+    virtshadow::v1::FinishRoundRequest finish;
+    finish.set_vm_uuid(target.vm_uuid);
+    finish.set_checkpoint(round.checkpoint());
+    if (!mismatch.empty()) {
+      finish.set_commit(false);
+      Status discarded = peer_.FinishRound(target.shadow_host, finish);
+      return DataLoss("round " + round.checkpoint() + " of " + target.vm_name + " was discarded: the replica's " +
+                      "digests differ from the source's (" + mismatch + ")" +
+                      (discarded.ok() ? "" : "; discarding failed: " + discarded.message()));
+    }
+    AppliedRound applied = round;
+    RoundMode mode = virtshadow::v1::ROUND_MODE_INCREMENTAL;
+    for (RoundMode m : plan.modes) {
+      if (m == virtshadow::v1::ROUND_MODE_FULL) mode = m;
+      if (m == virtshadow::v1::ROUND_MODE_RESYNC && mode != virtshadow::v1::ROUND_MODE_FULL) mode = m;
+    }
+    applied.set_mode(mode);
+    applied.set_bytes_sent(bytes_sent);
+    applied.set_bytes_zeroed(bytes_zeroed);
+    applied.set_changed_bytes(changed);
+    applied.set_digest(FoldDigests(all_digests));
+    applied.set_duration_ms(std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count());
+    finish.set_commit(true);
+    *finish.mutable_round() = applied;
+    VS_RETURN_IF_ERROR(peer_.FinishRound(target.shadow_host, finish));
+    applied.set_applied_unix_ms(ToUnixMillis(clock_.WallNow()));
+    return applied;
+  }();
+
+  Status ended = local_.EndBackup(target.vm_name);
+  if (!result.ok()) return WithContext(result.status(), "round of " + target.vm_name + " to " + target.shadow_host);
+  VS_RETURN_IF_ERROR(WithContext(ended, "ending the backup of " + target.vm_name));
+  return result;
+}
+
+StatusOr<VerifyReport> Replicator::Verify(const ReplicationTarget& target) {
+  VS_ASSIGN_OR_RETURN(ReplicationRecord record, Record(target.vm_uuid));
+  if (record.applied().taken_unix_ms() == 0) {
+    return FailedPrecondition(target.vm_name + " has no applied round yet: nothing to verify against");
+  }
+  VS_ASSIGN_OR_RETURN(auto disks, ReplicatedDisks(target.vm_name));
+  VS_RETURN_IF_ERROR(EndOurBackup(target.vm_name));
+  const std::string& checkpoint = record.applied().checkpoint();
+  virt::PullBackupRequest backup;
+  backup.domain = target.vm_name;
+  backup.listen_address = options_.nbd_address;
+  backup.port = options_.nbd_port;
+  backup.incremental_from = checkpoint;  // no new checkpoint: the chain is not touched
+  for (const Disk& disk : disks) {
+    backup.disks.push_back({disk.target, disk.path, /*join_checkpoint=*/false, disk.bitmaps && !checkpoint.empty()});
+  }
+  VS_RETURN_IF_ERROR(WithContext(local_.BeginPullBackup(backup), "verify of " + target.vm_name));
+
+  StatusOr<VerifyReport> report = [&]() -> StatusOr<VerifyReport> {
+    VerifyReport out;
+    out.checkpoint = checkpoint;
+    for (const Disk& disk : disks) {
+      std::vector<std::string> contexts = {std::string(kAllocationContext)};
+      const bool incremental = disk.bitmaps && !checkpoint.empty();
+      if (incremental) contexts.push_back(std::string(kDirtyContextPrefix) + disk.target);
+      VS_ASSIGN_OR_RETURN(auto source, storage_.ConnectExport(ExportUri(disk.target), contexts));
+      const uint64_t size = source->size();
+      VS_ASSIGN_OR_RETURN(auto allocation, source->Map(kAllocationContext));
+      VS_ASSIGN_OR_RETURN(auto zero, ZeroBlocks(allocation, size));
+      std::vector<bool> changed(BlockCount(size), false);
+      if (incremental) {
+        VS_ASSIGN_OR_RETURN(auto dirty, source->Map(contexts[1]));
+        VS_ASSIGN_OR_RETURN(changed, BlocksWithFlag(dirty, size, kNbdStateDirty));
+      }
+      VS_ASSIGN_OR_RETURN(auto ours, DigestAllBlocks(*source, zero));
+      virtshadow::v1::ReplicaDigestsRequest request;
+      request.set_vm_uuid(target.vm_uuid);
+      request.set_replica_path(disk.path);
+      request.set_format(disk.format);
+      VS_ASSIGN_OR_RETURN(auto reply, peer_.ReplicaDigests(target.shadow_host, request));
+      const std::vector<uint64_t> theirs(reply.digests().begin(), reply.digests().end());
+      DiskVerification result{disk.target, disk.path};
+      std::vector<bool> bad(ours.size(), false);
+      if (theirs.size() != ours.size()) {
+        result.mismatches = "the replica has " + std::to_string(reply.size()) + " bytes, the source " + std::to_string(size);
+        result.blocks_mismatched = ours.size();
+      } else {
+        for (size_t b = 0; b < ours.size(); ++b) {
+          if (changed[b]) { ++result.blocks_changed_since; continue; }
+          ++result.blocks_compared;
+          if (ours[b] != theirs[b]) { bad[b] = true; ++result.blocks_mismatched; }
+        }
+        result.mismatches = DescribeBlocks(bad, size);
+      }
+      out.disks.push_back(std::move(result));
+    }
+    return out;
+  }();
+  Status ended = local_.EndBackup(target.vm_name);
+  if (!report.ok()) return report;
+  VS_RETURN_IF_ERROR(ended);
+  return report;
+}
+
+}  // namespace vs::replication

@@ -1,0 +1,115 @@
+// Replicator: the primary host's half of disk replication: one call runs one round for one VM.
+//
+// A round (see replica_keeper.h for the shadow host's half and why the replica stays consistent):
+//   1. Plan: ask the shadow host where its replica stands (GetReplica) and pick, per disk,
+//        FULL        when the shadow host has no replica of it (the seed; zero blocks send no data),
+//        INCREMENTAL when the replica is at a checkpoint libvirt still has (only dirty blocks cross),
+//        RESYNC      otherwise: QEMU was killed (bitmaps inconsistent), the chain was lost, or the disk
+//                    is raw (no persistent bitmaps): only blocks whose digests differ cross.
+//   2. Freeze: libvirt pull-mode backup (virDomainBackupBegin) with a new checkpoint "vs-<unix ms>":
+//      QEMU exports each disk as it is at that instant over NBD/TCP, plus the dirty bitmap since the
+//      base checkpoint. No QMP is used: libvirt has an API for all of this.
+//   3. Copy: the shadow host reads the chosen blocks from the export into overlays (ApplyRound).
+//   4. Verify: this host reads the same blocks from its export and compares the 64 KiB block digests
+//      with those the shadow host read back from its overlays; a mismatch discards the round.
+//   5. Commit (FinishRound), end the backup job, record the round here, and delete every older "vs-"
+//      checkpoint so that bitmaps do not pile up.
+// A failure at any step ends the backup job and leaves the replica at its previous round; the next
+// round starts from whatever checkpoint the replica is really at, so a shadowd restart resumes without
+// a full copy.
+//
+// Ownership: borrows everything it is given. Thread-safety: RunRound/Verify for one VM must not run
+// concurrently (libvirt allows one backup job per domain); the daemon calls them from one worker
+// thread. Failure modes: the returned Status names the step and the VM; the failure is also counted in
+// the VM's ReplicationRecord.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "proto/replication.pb.h"
+#include "shadowd/replication/replica_peer.h"
+#include "shadowd/replication/replica_storage.h"
+#include "shadowd/store/store.h"
+#include "shadowd/virt/hypervisor.h"
+
+namespace vs::replication {
+
+inline constexpr std::string_view kCheckpointPrefix = "vs-";
+// How many applied rounds a ReplicationRecord keeps (status shows them; a seed or resync stays visible).
+inline constexpr int kRecentRounds = 16;
+
+struct ReplicationTarget {
+  std::string vm_uuid;
+  std::string vm_name;
+  std::string shadow_host;
+};
+
+struct ReplicatorOptions {
+  std::string this_host;
+  std::string nbd_address;  // where libvirt's backup exports listen (this host's address on the peers' network)
+  int nbd_port = 10809;
+};
+
+// One disk's part of `virt-shadow verify`.
+struct DiskVerification {
+  std::string target;
+  std::string replica_path;
+  uint64_t blocks_compared = 0;
+  uint64_t blocks_changed_since = 0;  // written after the checkpoint: not comparable, skipped
+  uint64_t blocks_mismatched = 0;
+  std::string mismatches;  // byte ranges, DescribeBlocks form
+};
+struct VerifyReport {
+  std::string checkpoint;
+  std::vector<DiskVerification> disks;
+  bool ok() const;
+};
+
+class Replicator {
+ public:
+  Replicator(virt::Hypervisor& local, ReplicaPeer& peer, ReplicaStorage& storage, store::Store& store, Clock& clock,
+             ReplicatorOptions options);
+
+  // Settles what a crash left behind: backup jobs of ours still running on `domains` are ended.
+  Status Recover(const std::vector<std::string>& domains);
+
+  // Runs one round; returns what was applied.
+  StatusOr<virtshadow::v1::AppliedRound> RunRound(const ReplicationTarget& target);
+  // Compares the replica with the source as of the last applied checkpoint (blocks written since are
+  // skipped and counted), by digests computed on each host: no disk data crosses the network.
+  StatusOr<VerifyReport> Verify(const ReplicationTarget& target);
+
+  // The persisted record of a VM (a default one when it has none yet).
+  StatusOr<virtshadow::v1::ReplicationRecord> Record(const std::string& vm_uuid) const;
+  // Every VM's record.
+  StatusOr<std::vector<virtshadow::v1::ReplicationRecord>> ListRecords() const;
+  // Forgets a VM that is no longer replicated: deletes its record and its "vs-" checkpoints (when the
+  // domain still exists here).
+  Status Forget(const std::string& vm_uuid, const std::string& vm_name);
+
+ private:
+  struct Disk;
+  struct Plan;
+  StatusOr<std::vector<Disk>> ReplicatedDisks(const std::string& vm_name);
+  StatusOr<Plan> MakePlan(const ReplicationTarget& target, const std::vector<Disk>& disks,
+                          const virtshadow::v1::ReplicationRecord& record);
+  // Sets *chain_broken when libvirt refused the plan's base checkpoint (a resync with a new chain is due).
+  StatusOr<virtshadow::v1::AppliedRound> RunPlannedRound(const ReplicationTarget& target, const Plan& plan,
+                                                         bool* chain_broken);
+  Status EndOurBackup(const std::string& vm_name);
+  Status DeleteCheckpointsExcept(const std::string& vm_name, const std::string& keep);
+  Status Save(const virtshadow::v1::ReplicationRecord& record);
+  std::string ExportUri(const std::string& target) const;
+
+  virt::Hypervisor& local_;
+  ReplicaPeer& peer_;
+  ReplicaStorage& storage_;
+  store::Store& store_;
+  Clock& clock_;
+  const ReplicatorOptions options_;
+};
+
+}  // namespace vs::replication

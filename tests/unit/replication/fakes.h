@@ -1,0 +1,274 @@
+// In-memory stand-ins for everything replication talks to, so that the round protocol (block_map,
+// ReplicaKeeper, Replicator) is tested without QEMU, libvirt, libnbd or a network:
+//   MemoryImage          - an image file's bytes; an overlay reads through to its backing image.
+//   MemoryBlockDevice    - a BlockDevice over a MemoryImage whose Map() answers are derived from the
+//                          bytes ("base:allocation") and from a dirty set (the backup's dirty bitmap),
+//                          or set explicitly; counts its I/O.
+//   FakeReplicaStorage   - ReplicaStorage over MemoryImages; ConnectExport is handed to a resolver.
+//   FakeBackupHypervisor - the backup/checkpoint part of virt::Hypervisor for running domains whose
+//                          disks are MemoryImages: frozen exports, per-checkpoint dirty bitmaps, QEMU
+//                          kills that make bitmaps inconsistent.
+//   InProcessPeer        - a ReplicaPeer calling a ReplicaKeeper directly, with injectable failures.
+// Faults are injected through hooks; SimulatedCrash thrown from a hook models a kill -9 at that point
+// (the code under test gets no chance to clean up; only what it already persisted survives).
+//
+// Test-only; not thread-safe. Objects handed out by reference (images, counters) live as long as
+// the fake that owns them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shadowd/replication/block_device.h"
+#include "shadowd/replication/replica_keeper.h"
+#include "shadowd/replication/replica_peer.h"
+#include "shadowd/replication/replica_storage.h"
+#include "shadowd/virt/hypervisor.h"
+
+namespace vs::replication::testing {
+
+// Thrown by a fault hook to model the process being killed at that instant.
+struct SimulatedCrash {};
+
+struct MemoryImage {
+  std::string format;  // "qcow2" or "raw"
+  std::vector<std::byte> bytes;
+  // Overlay only: the image it reads through to, and per byte whether the overlay holds its own data.
+  std::shared_ptr<MemoryImage> backing;
+  std::string backing_path;
+  std::vector<bool> written;
+
+  uint64_t size() const { return bytes.size(); }
+  std::byte At(uint64_t offset) const;
+  void Put(uint64_t offset, std::byte value);
+  void Resize(uint64_t size);
+  // What a reader of the image sees, backing included.
+  std::vector<std::byte> Contents() const;
+};
+
+// `size` bytes of zeros, or filled with a pattern derived from `seed` (never a zero byte).
+std::vector<std::byte> Zeros(uint64_t size);
+std::vector<std::byte> Pattern(uint64_t size, uint8_t seed);
+// `size` bytes with data (a pattern seeded by the block number plus `seed`) in `blocks` only.
+std::vector<std::byte> DataInBlocks(uint64_t size, const std::vector<uint64_t>& blocks, uint8_t seed = 0);
+
+// "base:allocation" as QEMU would answer it for `bytes`: runs of zero bytes are holes reading as
+// zeros, the rest data. Byte-exact, so extents are not block aligned.
+std::vector<MappedExtent> AllocationExtents(const std::vector<std::byte>& bytes);
+// A dirty-bitmap context: the blocks in `dirty` flagged, runs merged, the last extent ending at `size`.
+std::vector<MappedExtent> DirtyExtents(const std::set<uint64_t>& dirty, uint64_t size);
+
+struct IoCounts {
+  uint64_t reads = 0;
+  uint64_t bytes_read = 0;
+  uint64_t writes = 0;
+  uint64_t bytes_written = 0;
+  uint64_t zeroes = 0;
+  uint64_t bytes_zeroed = 0;
+  uint64_t flushes = 0;
+};
+
+class MemoryBlockDevice final : public BlockDevice {
+ public:
+  struct Options {
+    std::string name = "memory";               // for error messages
+    std::vector<std::string> meta_contexts;    // negotiated at open: Map() refuses any other
+    std::map<std::string, std::set<uint64_t>> dirty;  // context -> dirty blocks
+    bool writable = true;
+    IoCounts* counts = nullptr;                // optional; must outlive the device
+    // Sees (and may change, or throw SimulatedCrash on) every write before it lands.
+    std::function<void(uint64_t offset, std::vector<std::byte>& data)> on_write;
+  };
+  MemoryBlockDevice(std::shared_ptr<MemoryImage> image, Options options);
+
+  // Makes Map(context) return `extents` verbatim (for malformed answers).
+  void SetMap(const std::string& context, std::vector<MappedExtent> extents);
+  const IoCounts& counts() const { return *counts_; }
+
+  uint64_t size() const override { return image_->size(); }
+  StatusOr<std::vector<MappedExtent>> Map(std::string_view meta_context) override;
+  Status Read(uint64_t offset, std::span<std::byte> out) override;
+  Status Write(uint64_t offset, std::span<const std::byte> data) override;
+  Status Zero(uint64_t offset, uint64_t length) override;
+  Status Flush() override;
+
+ private:
+  Status CheckRange(std::string_view what, uint64_t offset, uint64_t length) const;
+
+  std::shared_ptr<MemoryImage> image_;
+  Options options_;
+  IoCounts own_counts_;
+  IoCounts* counts_;
+  std::map<std::string, std::vector<MappedExtent>> fixed_maps_;
+};
+
+class FakeReplicaStorage final : public ReplicaStorage {
+ public:
+  using ExportResolver = std::function<StatusOr<std::unique_ptr<BlockDevice>>(
+      const std::string& uri, const std::vector<std::string>& meta_contexts, IoCounts& counts)>;
+  explicit FakeReplicaStorage(ExportResolver exports) : exports_(std::move(exports)) {}
+
+  // Files on this host, by path.
+  std::map<std::string, std::shared_ptr<MemoryImage>> images;
+  // Called first by every operation with its name ("Inspect", "Create", "Resize", "CreateOverlay",
+  // "Commit", "Remove", "OpenImage", "ConnectExport") and path/uri: a non-OK Status fails the operation.
+  std::function<Status(std::string_view op, const std::string& path)> fault;
+  // Sees every write into an image opened here (the path is the image's).
+  std::function<void(const std::string& path, uint64_t offset, std::vector<std::byte>& data)> on_write;
+  IoCounts export_io;  // reads from exports connected here
+  std::vector<std::string> commits;  // overlay paths, in call order
+
+  std::vector<std::byte> Contents(const std::string& path) const;
+  bool Has(const std::string& path) const { return images.count(path) != 0; }
+
+  StatusOr<std::optional<ImageState>> Inspect(const std::string& path) override;
+  Status Create(const std::string& path, const std::string& format, uint64_t size) override;
+  Status Resize(const std::string& path, const std::string& format, uint64_t size) override;
+  Status CreateOverlay(const std::string& overlay, const std::string& base, const std::string& base_format) override;
+  Status Commit(const std::string& overlay) override;
+  Status Remove(const std::string& path) override;
+  StatusOr<std::unique_ptr<BlockDevice>> OpenImage(const std::string& path, const std::string& format,
+                                                   bool writable) override;
+  StatusOr<std::unique_ptr<BlockDevice>> ConnectExport(const std::string& uri,
+                                                       const std::vector<std::string>& meta_contexts) override;
+
+ private:
+  Status Fault(std::string_view op, const std::string& path);
+  StatusOr<std::shared_ptr<MemoryImage>> Find(const std::string& path) const;
+
+  ExportResolver exports_;
+};
+
+// The backup and checkpoint API of one libvirtd, plus the domain XML of its domains. Other
+// Hypervisor methods fail with Internal.
+class FakeBackupHypervisor final : public virt::Hypervisor {
+ public:
+  struct Disk {
+    std::string target;
+    std::string path;
+    std::string format;
+    std::shared_ptr<MemoryImage> live;
+  };
+  struct Checkpoint {
+    std::string name;
+    // target -> blocks written after this checkpoint and before the next one (disks that joined it).
+    std::map<std::string, std::set<uint64_t>> bitmaps;
+    bool broken = false;  // QEMU was killed: the bitmaps reloaded as inconsistent
+  };
+  struct Export {
+    std::shared_ptr<MemoryImage> frozen;
+    std::optional<std::set<uint64_t>> dirty;  // incremental exports only
+  };
+  struct Job {
+    virt::PullBackupRequest request;
+    std::map<std::string, Export> exports;  // by target
+  };
+  struct Domain {
+    std::string uuid;
+    std::vector<Disk> disks;
+    std::string extra_devices_xml;  // more <devices> children, verbatim
+    std::vector<Checkpoint> checkpoints;  // oldest first
+    std::optional<Job> job;
+    std::optional<std::string> foreign_job_xml;  // a backup job someone else started
+    std::map<std::string, std::shared_ptr<MemoryImage>> last_frozen;  // by target, outlives the job
+  };
+
+  std::map<std::string, Domain> domains;
+  std::vector<virt::PullBackupRequest> backups;  // every BeginPullBackup that succeeded
+  int end_backup_calls = 0;
+
+  // Test setup and guest activity.
+  Domain& AddDomain(const std::string& name, const std::string& uuid);
+  std::shared_ptr<MemoryImage> AddDisk(const std::string& domain, const std::string& target, const std::string& path,
+                                       const std::string& format, uint64_t size);
+  // A guest write: changes the live disk (growing it when the write ends past it, like a resize
+  // followed by a write) and marks the blocks in the newest checkpoint's bitmap.
+  void GuestWrite(const std::string& domain, const std::string& target, uint64_t offset,
+                  const std::vector<std::byte>& data);
+  // QEMU was SIGKILLed and restarted: every persistent bitmap reloads as inconsistent.
+  void KillQemu(const std::string& domain);
+  // A checkpoint someone else made (joined by every qcow2 disk).
+  void AddForeignCheckpoint(const std::string& domain, const std::string& name);
+  std::vector<std::byte> LastFrozen(const std::string& domain, const std::string& target) const;
+
+  // What libvirt's NBD server answers at "nbd://ADDRESS:PORT/TARGET".
+  StatusOr<std::unique_ptr<BlockDevice>> ConnectExport(const std::string& uri,
+                                                       const std::vector<std::string>& meta_contexts,
+                                                       IoCounts& counts);
+
+  const std::string& uri() const override { return uri_; }
+  StatusOr<std::string> Hostname() override { return Unused("Hostname"); }
+  StatusOr<std::vector<std::string>> ListDomainNames() override { return Unused("ListDomainNames"); }
+  StatusOr<std::string> DefineDomain(const std::string&) override { return Unused("DefineDomain"); }
+  Status StartDomain(const std::string&) override { return Unused("StartDomain"); }
+  Status DestroyDomain(const std::string&) override { return Unused("DestroyDomain"); }
+  Status UndefineDomain(const std::string&) override { return Unused("UndefineDomain"); }
+  StatusOr<virt::DomainState> GetDomainState(const std::string&) override { return Unused("GetDomainState"); }
+  StatusOr<std::string> GetDomainXml(const std::string& name) override;
+  StatusOr<virt::NodeCapacity> GetNodeCapacity() override { return Unused("GetNodeCapacity"); }
+  StatusOr<std::optional<std::string>> GetMetadata(const std::string&, const std::string&) override {
+    return Unused("GetMetadata");
+  }
+  Status SetMetadata(const std::string&, const std::string&, const std::string&, const std::string&) override {
+    return Unused("SetMetadata");
+  }
+  Status CreateImage(const std::string&, uint64_t, virt::ImageFormat) override { return Unused("CreateImage"); }
+  Status DeleteImage(const std::string&) override { return Unused("DeleteImage"); }
+  StatusOr<uint64_t> ImageVirtualSize(const std::string&) override { return Unused("ImageVirtualSize"); }
+  Status BeginPullBackup(const virt::PullBackupRequest& request) override;
+  StatusOr<std::optional<std::string>> GetBackupXml(const std::string& domain) override;
+  Status EndBackup(const std::string& domain) override;
+  StatusOr<std::vector<std::string>> ListCheckpoints(const std::string& domain) override;
+  Status DeleteCheckpoint(const std::string& domain, const std::string& checkpoint) override;
+  StatusOr<std::unique_ptr<virt::Subscription>> WatchDomains(std::function<void(const virt::DomainEvent&)>) override {
+    return Unused("WatchDomains");
+  }
+  StatusOr<virt::MigrationResult> MigrateLive(const std::string&, const std::string&,
+                                              const virt::MigrationOptions&) override {
+    return Unused("MigrateLive");
+  }
+
+ private:
+  static Status Unused(const std::string& method) { return Internal(method + " is not part of the backup fake"); }
+  StatusOr<Domain*> Find(const std::string& name);
+
+  std::string uri_ = "fake+backup:///";
+};
+
+// ReplicaPeer calling a ReplicaKeeper in this process. `keeper` may be swapped between (or, from a
+// fault hook, during) calls to model a restarted shadowd.
+class InProcessPeer final : public ReplicaPeer {
+ public:
+  explicit InProcessPeer(std::string host) : host_(std::move(host)) {}
+
+  ReplicaKeeper* keeper = nullptr;
+  // Called with the method name before the call reaches the keeper (after=false) and after it
+  // returned (after=true); a non-OK Status is returned to the caller instead (after=true: the keeper
+  // did the work, the reply was lost).
+  std::function<Status(std::string_view method, bool after)> fault;
+  std::vector<std::string> calls;
+
+  StatusOr<virtshadow::v1::GetReplicaReply> GetReplica(const std::string& host,
+                                                       const virtshadow::v1::GetReplicaRequest& request) override;
+  StatusOr<virtshadow::v1::ApplyRoundReply> ApplyRound(const std::string& host,
+                                                       const virtshadow::v1::ApplyRoundRequest& request) override;
+  Status FinishRound(const std::string& host, const virtshadow::v1::FinishRoundRequest& request) override;
+  StatusOr<virtshadow::v1::ReplicaDigestsReply> ReplicaDigests(
+      const std::string& host, const virtshadow::v1::ReplicaDigestsRequest& request) override;
+
+ private:
+  Status Before(std::string_view method, const std::string& host);
+  Status After(std::string_view method);
+
+  std::string host_;
+};
+
+}  // namespace vs::replication::testing

@@ -1,0 +1,566 @@
+// ReplicaKeeper: the shadow host's half of a round, driven directly with the requests a primary sends,
+// over in-memory storage and exports; crashes are modelled by throwing the keeper away mid-round and
+// starting a new one on the same store and images.
+#include "shadowd/replication/replica_keeper.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "shadowd/replication/block_map.h"
+#include "shadowd/store/memory_store.h"
+#include "tests/unit/replication/fakes.h"
+
+namespace vs::replication {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::DataInBlocks;
+using testing::FakeReplicaStorage;
+using testing::IoCounts;
+using testing::MemoryBlockDevice;
+using testing::MemoryImage;
+using testing::SimulatedCrash;
+using virtshadow::v1::ApplyRoundReply;
+using virtshadow::v1::ApplyRoundRequest;
+using virtshadow::v1::DiskRound;
+using virtshadow::v1::FinishRoundRequest;
+using virtshadow::v1::GetReplicaRequest;
+using virtshadow::v1::ReplicaRecord;
+using virtshadow::v1::RoundMode;
+
+constexpr uint64_t B = kBlockSize;
+constexpr uint64_t kSize = 8 * B + 4096;  // nine blocks, the last one short
+constexpr char kUuid[] = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+constexpr char kVda[] = "/var/lib/libvirt/images/vm1-vda.qcow2";
+constexpr char kVdb[] = "/var/lib/libvirt/images/vm1-vdb.qcow2";
+
+std::string UriOf(const std::string& target) { return "nbd://10.0.0.1:10809/" + target; }
+std::string PathOf(const std::string& target) { return target == "vda" ? kVda : kVdb; }
+
+class ReplicaKeeperTest : public ::testing::Test {
+ protected:
+  // What the primary's backup job exports right now, by target.
+  struct SourceDisk {
+    std::vector<std::byte> bytes;
+    std::optional<std::set<uint64_t>> dirty;
+  };
+
+  ReplicaKeeperTest() { keeper_ = NewKeeper(); }
+
+  std::unique_ptr<ReplicaKeeper> NewKeeper() {
+    return std::make_unique<ReplicaKeeper>(
+        store_, storage_,
+        [this](const std::string& uuid, const std::vector<std::string>& paths) {
+          checked_.push_back(uuid + ":" + (paths.empty() ? "" : paths.front()));
+          return shadow_check_;
+        },
+        clock_);
+  }
+
+  // kill -9 of shadowd and its restart: the keeper object goes, a new one recovers from the store.
+  void Restart() {
+    keeper_ = NewKeeper();
+    Status recovered = keeper_->Recover();
+    ASSERT_TRUE(recovered.ok()) << recovered.ToString();
+  }
+
+  StatusOr<std::unique_ptr<BlockDevice>> Export(const std::string& uri, const std::vector<std::string>& contexts,
+                                                IoCounts& counts) {
+    for (auto& [target, disk] : sources_) {
+      if (UriOf(target) != uri) continue;
+      auto image = std::make_shared<MemoryImage>();
+      image->format = "qcow2";
+      image->bytes = disk.bytes;
+      MemoryBlockDevice::Options options;
+      options.name = uri;
+      options.writable = false;
+      options.counts = &counts;
+      for (const std::string& context : contexts) {
+        if (context == kAllocationContext) options.meta_contexts.push_back(context);
+        if (context == std::string(kDirtyContextPrefix) + target && disk.dirty) {
+          options.meta_contexts.push_back(context);
+          options.dirty[context] = *disk.dirty;
+        }
+      }
+      return std::unique_ptr<BlockDevice>(std::make_unique<MemoryBlockDevice>(image, std::move(options)));
+    }
+    return Unavailable("nothing exported at " + uri);
+  }
+
+  static DiskRound Disk(const std::string& target, RoundMode mode, uint64_t size = kSize) {
+    DiskRound disk;
+    disk.set_target(target);
+    disk.set_replica_path(PathOf(target));
+    disk.set_format("qcow2");
+    disk.set_virtual_size(size);
+    disk.set_source_uri(UriOf(target));
+    disk.set_mode(mode);
+    if (mode == virtshadow::v1::ROUND_MODE_INCREMENTAL) disk.set_dirty_context(std::string(kDirtyContextPrefix) + target);
+    return disk;
+  }
+
+  static ApplyRoundRequest Round(const std::string& checkpoint, const std::string& base,
+                                 const std::vector<DiskRound>& disks) {
+    ApplyRoundRequest request;
+    request.set_vm_uuid(kUuid);
+    request.set_primary_host("h1");
+    request.set_base_checkpoint(base);
+    request.mutable_round()->set_checkpoint(checkpoint);
+    request.mutable_round()->set_taken_unix_ms(1'800'000'000'000);
+    for (const DiskRound& disk : disks) *request.add_disks() = disk;
+    return request;
+  }
+
+  static FinishRoundRequest Finish(const std::string& checkpoint, bool commit) {
+    FinishRoundRequest request;
+    request.set_vm_uuid(kUuid);
+    request.set_checkpoint(checkpoint);
+    request.set_commit(commit);
+    request.mutable_round()->set_checkpoint(checkpoint);
+    request.mutable_round()->set_bytes_sent(4242);
+    return request;
+  }
+
+  // ApplyRound + FinishRound(commit), both expected to succeed.
+  ApplyRoundReply Commit(const ApplyRoundRequest& request) {
+    auto reply = keeper_->ApplyRound(request);
+    EXPECT_TRUE(reply.ok()) << reply.status().ToString();
+    if (!reply.ok()) return {};
+    Status finished = keeper_->FinishRound(Finish(request.round().checkpoint(), true));
+    EXPECT_TRUE(finished.ok()) << finished.ToString();
+    return *reply;
+  }
+
+  ReplicaRecord StoredRecord() {
+    auto stored = store::GetProto<ReplicaRecord>(store_, ReplicaRecordKey(kUuid));
+    EXPECT_TRUE(stored.ok() && stored->has_value());
+    return stored.ok() && stored->has_value() ? **stored : ReplicaRecord();
+  }
+
+  std::vector<std::string> Overlays() const {
+    std::vector<std::string> overlays;
+    for (const auto& [path, image] : storage_.images) {
+      if (path.ends_with(kOverlaySuffix)) overlays.push_back(path);
+    }
+    return overlays;
+  }
+
+  // A seeded replica of vda at "vs-1" equal to `bytes`.
+  void SeedVda(const std::vector<std::byte>& bytes) {
+    sources_["vda"] = {bytes, std::nullopt};
+    Commit(Round("vs-1", "", {Disk("vda", virtshadow::v1::ROUND_MODE_FULL)}));
+    ASSERT_TRUE(storage_.Contents(kVda) == bytes);
+  }
+
+  store::MemoryStore store_;
+  FakeClock clock_;
+  std::map<std::string, SourceDisk> sources_;
+  FakeReplicaStorage storage_{[this](const std::string& uri, const std::vector<std::string>& contexts,
+                                     IoCounts& counts) { return Export(uri, contexts, counts); }};
+  Status shadow_check_;
+  std::vector<std::string> checked_;
+  std::unique_ptr<ReplicaKeeper> keeper_;
+};
+
+TEST_F(ReplicaKeeperTest, FullRoundSeedsTheReplicaOnlyAtCommit) {
+  const auto source = DataInBlocks(kSize, {0, 1, 5, 8});
+  sources_["vda"] = {source, std::nullopt};
+  auto reply = keeper_->ApplyRound(Round("vs-1", "", {Disk("vda", virtshadow::v1::ROUND_MODE_FULL)}));
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  ASSERT_EQ(reply->disks_size(), 1);
+  const auto& disk = reply->disks(0);
+  EXPECT_EQ(disk.target(), "vda");
+  EXPECT_EQ(disk.bytes_sent(), 3 * B + 4096);  // zero blocks are zero writes: no data crosses
+  EXPECT_EQ(storage_.export_io.bytes_read, 3 * B + 4096);
+  ASSERT_EQ(disk.ops_size(), 5);
+  EXPECT_EQ(disk.ops(1).offset(), 2 * B);
+  EXPECT_EQ(disk.ops(1).length(), 3 * B);
+  EXPECT_TRUE(disk.ops(1).zero());
+  EXPECT_EQ(disk.ops(4).offset(), 8 * B);
+  EXPECT_EQ(disk.ops(4).length(), 4096u);
+  ASSERT_EQ(disk.digests_size(), 9);
+  for (uint64_t b = 0; b < 9; ++b) {
+    const uint64_t length = std::min(B, kSize - b * B);
+    EXPECT_EQ(disk.digests(b), BlockDigest(std::span<const std::byte>(source).subspan(b * B, length))) << b;
+  }
+  // Copied, not committed: the replica exists but still reads as it was created (zeros).
+  EXPECT_TRUE(storage_.Contents(kVda) == std::vector<std::byte>(kSize));
+  EXPECT_THAT(Overlays(), ElementsAre(std::string(kVda) + ".vs-round"));
+  EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_COPIED);
+  EXPECT_EQ(StoredRecord().primary_host(), "h1");
+
+  clock_.Advance(std::chrono::seconds(3));
+  Status finished = keeper_->FinishRound(Finish("vs-1", true));
+  ASSERT_TRUE(finished.ok()) << finished.ToString();
+  EXPECT_TRUE(storage_.Contents(kVda) == source);
+  EXPECT_TRUE(Overlays().empty());
+  const ReplicaRecord record = StoredRecord();
+  EXPECT_EQ(record.phase(), ReplicaRecord::PHASE_IDLE);
+  EXPECT_EQ(record.applied().checkpoint(), "vs-1");
+  EXPECT_EQ(record.applied().bytes_sent(), 4242u);  // the figures the primary sent with the commit
+  EXPECT_EQ(record.applied().applied_unix_ms(), ToUnixMillis(clock_.WallNow()));
+  EXPECT_FALSE(record.has_pending());
+}
+
+TEST_F(ReplicaKeeperTest, IncrementalRoundCopiesOnlyTheDirtyBlocks) {
+  const auto seed = DataInBlocks(kSize, {0, 1, 5, 8});
+  SeedVda(seed);
+
+  auto source = seed;
+  const auto block1 = DataInBlocks(kSize, {1}, 100);
+  std::copy_n(block1.begin() + B, B, source.begin() + B);                // rewritten
+  std::fill_n(source.begin() + 5 * B, B, std::byte{0});                   // discarded by the guest
+  const auto block3 = DataInBlocks(kSize, {3}, 50);
+  std::copy_n(block3.begin() + 3 * B, B, source.begin() + 3 * B);         // newly written
+  auto unmarked = source;
+  unmarked[7 * B] = std::byte{0x7f};  // not in the bitmap: an incremental round must not look at it
+  sources_["vda"] = {unmarked, std::set<uint64_t>{1, 3, 5}};
+
+  const uint64_t read_before = storage_.export_io.bytes_read;
+  const ApplyRoundReply reply =
+      Commit(Round("vs-2", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL)}));
+  ASSERT_EQ(reply.disks_size(), 1);
+  EXPECT_EQ(reply.disks(0).bytes_sent(), 2 * B);
+  EXPECT_EQ(storage_.export_io.bytes_read - read_before, 2 * B);
+  ASSERT_EQ(reply.disks(0).ops_size(), 3);
+  EXPECT_FALSE(reply.disks(0).ops(0).zero());
+  EXPECT_FALSE(reply.disks(0).ops(1).zero());
+  EXPECT_TRUE(reply.disks(0).ops(2).zero());
+  EXPECT_EQ(reply.disks(0).digests_size(), 3);
+  EXPECT_TRUE(storage_.Contents(kVda) == source);
+  EXPECT_EQ(StoredRecord().applied().checkpoint(), "vs-2");
+}
+
+TEST_F(ReplicaKeeperTest, ResyncCopiesOnlyBlocksWhoseDigestsDiffer) {
+  const auto seed = DataInBlocks(kSize, {0, 1, 2, 3});
+  SeedVda(seed);
+  auto source = seed;
+  source[2 * B + 10] = std::byte{0};
+  source[6 * B] = std::byte{1};
+  std::fill_n(source.begin(), B, std::byte{0});
+  sources_["vda"] = {source, std::nullopt};
+
+  DiskRound disk = Disk("vda", virtshadow::v1::ROUND_MODE_RESYNC);
+  for (uint64_t b = 0; b < BlockCount(kSize); ++b) {
+    disk.add_source_digests(BlockDigest(std::span<const std::byte>(source).subspan(b * B, std::min(B, kSize - b * B))));
+  }
+  const uint64_t read_before = storage_.export_io.bytes_read;
+  const ApplyRoundReply reply = Commit(Round("vs-2", "", {disk}));
+  ASSERT_EQ(reply.disks_size(), 1);
+  EXPECT_EQ(reply.disks(0).bytes_sent(), 2 * B);  // blocks 2 and 6; block 0 became zero: a zero write
+  EXPECT_EQ(storage_.export_io.bytes_read - read_before, 2 * B);
+  EXPECT_EQ(reply.disks(0).digests_size(), 3);
+  EXPECT_TRUE(storage_.Contents(kVda) == source);
+}
+
+TEST_F(ReplicaKeeperTest, IncrementalRoundOnAnotherBaseIsRefused) {
+  SeedVda(DataInBlocks(kSize, {0}));
+  sources_["vda"] = {DataInBlocks(kSize, {0, 1}), std::set<uint64_t>{1}};
+  auto reply = keeper_->ApplyRound(Round("vs-3", "vs-2", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL)}));
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.status().code(), Code::kFailedPrecondition);
+  EXPECT_THAT(reply.status().message(), HasSubstr("at checkpoint 'vs-1'"));
+  EXPECT_THAT(reply.status().message(), HasSubstr("based on 'vs-2'"));
+  EXPECT_THAT(reply.status().message(), HasSubstr("resync"));
+  EXPECT_TRUE(Overlays().empty());
+  EXPECT_TRUE(storage_.Contents(kVda) == DataInBlocks(kSize, {0}));
+  EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_IDLE);
+  EXPECT_EQ(StoredRecord().applied().checkpoint(), "vs-1");
+}
+
+TEST_F(ReplicaKeeperTest, AMissingReplicaNeedsAFullRound) {
+  sources_["vda"] = {DataInBlocks(kSize, {2}), std::set<uint64_t>{2}};
+  for (RoundMode mode : {virtshadow::v1::ROUND_MODE_INCREMENTAL, virtshadow::v1::ROUND_MODE_RESYNC}) {
+    DiskRound disk = Disk("vda", mode);
+    for (uint64_t b = 0; b < BlockCount(kSize); ++b) disk.add_source_digests(0);
+    auto reply = keeper_->ApplyRound(Round("vs-1", "", {disk}));
+    ASSERT_FALSE(reply.ok()) << mode;
+    EXPECT_EQ(reply.status().code(), Code::kFailedPrecondition);
+    EXPECT_THAT(reply.status().message(), HasSubstr(std::string(kVda) + " is missing: it needs a full round"));
+  }
+  EXPECT_TRUE(storage_.images.empty());
+  auto records = keeper_->List();
+  ASSERT_TRUE(records.ok());
+  EXPECT_TRUE(records->empty());
+
+  Commit(Round("vs-1", "", {Disk("vda", virtshadow::v1::ROUND_MODE_FULL)}));
+  EXPECT_TRUE(storage_.Contents(kVda) == DataInBlocks(kSize, {2}));
+}
+
+TEST_F(ReplicaKeeperTest, ReplicaGrowsWithItsSource) {
+  SeedVda(DataInBlocks(kSize, {0, 8}));
+  const uint64_t grown = kSize + 3 * B;
+  auto source = DataInBlocks(grown, {0});
+  std::copy_n(DataInBlocks(kSize, {8}).begin() + 8 * B, 4096, source.begin() + 8 * B);
+  source[grown - 1] = std::byte{0x55};
+  sources_["vda"] = {source, std::set<uint64_t>{11}};
+  Commit(Round("vs-2", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL, grown)}));
+  auto state = storage_.Inspect(kVda);
+  ASSERT_TRUE(state.ok() && state->has_value());
+  EXPECT_EQ((*state)->virtual_size, grown);
+  EXPECT_EQ((*state)->format, "qcow2");
+  EXPECT_TRUE(storage_.Contents(kVda) == source);
+}
+
+TEST_F(ReplicaKeeperTest, AnExportOfAnotherSizeThanAnnouncedIsRefusedAndCleanedUp) {
+  SeedVda(DataInBlocks(kSize, {0}));
+  sources_["vda"] = {DataInBlocks(kSize + B, {0}), std::set<uint64_t>{}};
+  auto reply = keeper_->ApplyRound(Round("vs-2", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL)}));
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.status().code(), Code::kFailedPrecondition);
+  EXPECT_THAT(reply.status().message(), HasSubstr(UriOf("vda") + " has " + std::to_string(kSize + B) + " bytes"));
+  EXPECT_TRUE(Overlays().empty());
+  EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_IDLE);
+  EXPECT_EQ(StoredRecord().applied().checkpoint(), "vs-1");
+}
+
+TEST_F(ReplicaKeeperTest, MalformedRoundsAreRefused) {
+  auto no_disks = keeper_->ApplyRound(Round("vs-1", "", {}));
+  ASSERT_FALSE(no_disks.ok());
+  EXPECT_EQ(no_disks.status().code(), Code::kInvalidArgument);
+  EXPECT_THAT(no_disks.status().message(), HasSubstr("round vs-1 names no disk"));
+
+  SeedVda(DataInBlocks(kSize, {0}));
+  auto unknown = keeper_->ApplyRound(Round("vs-2", "", {Disk("vda", virtshadow::v1::ROUND_MODE_UNSPECIFIED)}));
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().code(), Code::kInvalidArgument);
+  EXPECT_THAT(unknown.status().message(), HasSubstr("disk vda: round mode 0"));
+  EXPECT_TRUE(Overlays().empty());
+  EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_IDLE);
+}
+
+TEST_F(ReplicaKeeperTest, ShadowCheckRefusalWritesNothing) {
+  shadow_check_ = FailedPrecondition("shadow of vm1 is running on h2: its images are in use");
+  sources_["vda"] = {DataInBlocks(kSize, {0}), std::nullopt};
+  auto reply = keeper_->ApplyRound(Round("vs-1", "", {Disk("vda", virtshadow::v1::ROUND_MODE_FULL)}));
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.status().code(), Code::kFailedPrecondition);
+  EXPECT_EQ(reply.status().message(), "shadow of vm1 is running on h2: its images are in use");
+  EXPECT_THAT(checked_, ElementsAre(std::string(kUuid) + ":" + kVda));
+  EXPECT_TRUE(storage_.images.empty());
+  auto keys = store_.ScanKeys("");
+  ASSERT_TRUE(keys.ok());
+  EXPECT_TRUE(keys->empty());
+
+  virtshadow::v1::ReplicaDigestsRequest digests;
+  digests.set_vm_uuid(kUuid);
+  digests.set_replica_path(kVda);
+  digests.set_format("qcow2");
+  auto digest_reply = keeper_->ReplicaDigests(digests);
+  ASSERT_FALSE(digest_reply.ok());
+  EXPECT_EQ(digest_reply.status().code(), Code::kFailedPrecondition);
+}
+
+TEST_F(ReplicaKeeperTest, FinishWithoutCommitDiscardsTheRound) {
+  const auto seed = DataInBlocks(kSize, {0, 1});
+  SeedVda(seed);
+  sources_["vda"] = {DataInBlocks(kSize, {0, 1, 2}, 9), std::set<uint64_t>{0, 1, 2}};
+  auto reply = keeper_->ApplyRound(Round("vs-2", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL)}));
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  Status discarded = keeper_->FinishRound(Finish("vs-2", false));
+  ASSERT_TRUE(discarded.ok()) << discarded.ToString();
+  EXPECT_TRUE(storage_.Contents(kVda) == seed);
+  EXPECT_TRUE(Overlays().empty());
+  EXPECT_TRUE(storage_.commits.size() == 1u);  // the seed's only
+  EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_IDLE);
+  EXPECT_EQ(StoredRecord().applied().checkpoint(), "vs-1");
+
+  Status late = keeper_->FinishRound(Finish("vs-2", true));
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.code(), Code::kFailedPrecondition);
+  EXPECT_THAT(late.message(), HasSubstr("no copied round 'vs-2'"));
+  EXPECT_TRUE(storage_.Contents(kVda) == seed);
+}
+
+TEST_F(ReplicaKeeperTest, FinishForAnotherCheckpointIsRefusedAndKeepsThePendingRound) {
+  SeedVda(DataInBlocks(kSize, {0}));
+  sources_["vda"] = {DataInBlocks(kSize, {0, 1}), std::set<uint64_t>{1}};
+  ASSERT_TRUE(keeper_->ApplyRound(Round("vs-2", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL)})).ok());
+  Status wrong = keeper_->FinishRound(Finish("vs-9", true));
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.code(), Code::kFailedPrecondition);
+  EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_COPIED);
+  Status right = keeper_->FinishRound(Finish("vs-2", true));
+  ASSERT_TRUE(right.ok()) << right.ToString();
+  EXPECT_TRUE(storage_.Contents(kVda) == DataInBlocks(kSize, {0, 1}));
+}
+
+TEST_F(ReplicaKeeperTest, CrashAfterCopyingDiscardsTheOverlaysAtRecover) {
+  const auto seed = DataInBlocks(kSize, {0, 1});
+  SeedVda(seed);
+  sources_["vda"] = {DataInBlocks(kSize, {0, 1, 2}, 9), std::set<uint64_t>{0, 1, 2}};
+  ASSERT_TRUE(keeper_->ApplyRound(Round("vs-2", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL)})).ok());
+  EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_COPIED);
+
+  Restart();
+  EXPECT_TRUE(Overlays().empty());
+  EXPECT_TRUE(storage_.Contents(kVda) == seed);
+  EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_IDLE);
+  EXPECT_EQ(StoredRecord().applied().checkpoint(), "vs-1");
+  Status late = keeper_->FinishRound(Finish("vs-2", true));
+  EXPECT_EQ(late.code(), Code::kFailedPrecondition);
+}
+
+TEST_F(ReplicaKeeperTest, CrashWhileCopyingDiscardsTheOverlaysAtRecover) {
+  const auto seed = DataInBlocks(kSize, {0, 1});
+  SeedVda(seed);
+  sources_["vda"] = {DataInBlocks(kSize, {0, 1, 2, 3}, 9), std::set<uint64_t>{0, 2}};
+  storage_.on_write = [](const std::string& path, uint64_t offset, std::vector<std::byte>&) {
+    if (path.ends_with(kOverlaySuffix) && offset == 2 * B) throw SimulatedCrash{};
+  };
+  EXPECT_THROW((void)keeper_->ApplyRound(Round("vs-2", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL)})),
+               SimulatedCrash);
+  storage_.on_write = nullptr;
+  EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_COPYING);
+  EXPECT_FALSE(Overlays().empty());
+
+  Restart();
+  EXPECT_TRUE(Overlays().empty());
+  EXPECT_TRUE(storage_.Contents(kVda) == seed);
+  EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_IDLE);
+  // The next round starts cleanly from the replica's checkpoint.
+  Commit(Round("vs-3", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL)}));
+  auto expected = seed;
+  const auto now = DataInBlocks(kSize, {0, 1, 2, 3}, 9);
+  std::copy_n(now.begin(), B, expected.begin());
+  std::copy_n(now.begin() + 2 * B, B, expected.begin() + 2 * B);
+  EXPECT_TRUE(storage_.Contents(kVda) == expected);
+}
+
+TEST_F(ReplicaKeeperTest, CrashWhileCommittingIsRolledForwardAtRecover) {
+  sources_["vda"] = {DataInBlocks(kSize, {0}), std::nullopt};
+  sources_["vdb"] = {DataInBlocks(kSize, {1}), std::nullopt};
+  Commit(Round("vs-1", "", {Disk("vda", virtshadow::v1::ROUND_MODE_FULL), Disk("vdb", virtshadow::v1::ROUND_MODE_FULL)}));
+
+  const auto vda = DataInBlocks(kSize, {0, 4}, 7);
+  const auto vdb = DataInBlocks(kSize, {1, 5}, 7);
+  sources_["vda"] = {vda, std::set<uint64_t>{0, 4}};
+  sources_["vdb"] = {vdb, std::set<uint64_t>{1, 5}};
+  ASSERT_TRUE(keeper_->ApplyRound(Round("vs-2", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL),
+                                                          Disk("vdb", virtshadow::v1::ROUND_MODE_INCREMENTAL)}))
+                  .ok());
+  // Killed between the two commits: vda's replica has the new round, vdb's does not.
+  storage_.fault = [](std::string_view op, const std::string& path) -> Status {
+    if (op == "Commit" && path == std::string(kVdb) + std::string(kOverlaySuffix)) throw SimulatedCrash{};
+    return Status::Ok();
+  };
+  EXPECT_THROW((void)keeper_->FinishRound(Finish("vs-2", true)), SimulatedCrash);
+  storage_.fault = nullptr;
+  EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_COMMITTING);
+  EXPECT_TRUE(storage_.Contents(kVda) == vda);
+  EXPECT_TRUE(storage_.Contents(kVdb) == DataInBlocks(kSize, {1}));
+
+  Restart();
+  EXPECT_TRUE(storage_.Contents(kVda) == vda);
+  EXPECT_TRUE(storage_.Contents(kVdb) == vdb);
+  EXPECT_TRUE(Overlays().empty());
+  const ReplicaRecord record = StoredRecord();
+  EXPECT_EQ(record.phase(), ReplicaRecord::PHASE_IDLE);
+  EXPECT_EQ(record.applied().checkpoint(), "vs-2");
+  EXPECT_EQ(record.applied().bytes_sent(), 4242u);
+}
+
+TEST_F(ReplicaKeeperTest, AFailedCommitIsFinishedByTheNextCall) {
+  SeedVda(DataInBlocks(kSize, {0}));
+  const auto source = DataInBlocks(kSize, {0, 3}, 2);
+  sources_["vda"] = {source, std::set<uint64_t>{0, 3}};
+  ASSERT_TRUE(keeper_->ApplyRound(Round("vs-2", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL)})).ok());
+  int failures = 1;
+  storage_.fault = [&failures](std::string_view op, const std::string&) {
+    return op == "Commit" && failures-- > 0 ? Unavailable("qemu-img commit: I/O error") : Status::Ok();
+  };
+  Status finished = keeper_->FinishRound(Finish("vs-2", true));
+  ASSERT_FALSE(finished.ok());
+  EXPECT_THAT(finished.message(), HasSubstr("I/O error"));
+  EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_COMMITTING);
+
+  GetReplicaRequest request;
+  request.set_vm_uuid(kUuid);
+  auto replica = keeper_->GetReplica(request);
+  ASSERT_TRUE(replica.ok()) << replica.status().ToString();
+  EXPECT_EQ(replica->record().applied().checkpoint(), "vs-2");
+  EXPECT_EQ(replica->record().phase(), ReplicaRecord::PHASE_IDLE);
+  EXPECT_TRUE(storage_.Contents(kVda) == source);
+  EXPECT_TRUE(Overlays().empty());
+}
+
+TEST_F(ReplicaKeeperTest, GetReplicaAnswersUnknownAndListsMissingReplicas) {
+  GetReplicaRequest request;
+  request.set_vm_uuid(kUuid);
+  auto unknown = keeper_->GetReplica(request);
+  ASSERT_TRUE(unknown.ok()) << unknown.status().ToString();
+  EXPECT_FALSE(unknown->known());
+  EXPECT_EQ(unknown->missing_replicas_size(), 0);
+
+  sources_["vda"] = {DataInBlocks(kSize, {0}), std::nullopt};
+  sources_["vdb"] = {DataInBlocks(kSize, {1}), std::nullopt};
+  Commit(Round("vs-1", "", {Disk("vda", virtshadow::v1::ROUND_MODE_FULL), Disk("vdb", virtshadow::v1::ROUND_MODE_FULL)}));
+  ASSERT_TRUE(storage_.Remove(kVdb).ok());
+
+  auto known = keeper_->GetReplica(request);
+  ASSERT_TRUE(known.ok()) << known.status().ToString();
+  EXPECT_TRUE(known->known());
+  EXPECT_THAT(known->missing_replicas(), ElementsAre(kVdb));
+  EXPECT_EQ(known->record().applied().checkpoint(), "vs-1");
+  ASSERT_EQ(known->record().disks_size(), 2);
+  EXPECT_EQ(known->record().primary_host(), "h1");
+
+  auto records = keeper_->List();
+  ASSERT_TRUE(records.ok());
+  ASSERT_EQ(records->size(), 1u);
+  EXPECT_EQ((*records)[0].vm_uuid(), kUuid);
+}
+
+TEST_F(ReplicaKeeperTest, GetReplicaDiscardsARoundLeftCopied) {
+  SeedVda(DataInBlocks(kSize, {0}));
+  sources_["vda"] = {DataInBlocks(kSize, {0, 1}), std::set<uint64_t>{1}};
+  ASSERT_TRUE(keeper_->ApplyRound(Round("vs-2", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL)})).ok());
+  GetReplicaRequest request;
+  request.set_vm_uuid(kUuid);
+  auto replica = keeper_->GetReplica(request);
+  ASSERT_TRUE(replica.ok());
+  EXPECT_EQ(replica->record().phase(), ReplicaRecord::PHASE_IDLE);
+  EXPECT_EQ(replica->record().applied().checkpoint(), "vs-1");
+  EXPECT_TRUE(Overlays().empty());
+  EXPECT_TRUE(storage_.Contents(kVda) == DataInBlocks(kSize, {0}));
+}
+
+TEST_F(ReplicaKeeperTest, ReplicaDigestsAreTheReplicasBlockDigests) {
+  const auto seed = DataInBlocks(kSize, {0, 8});
+  SeedVda(seed);
+  virtshadow::v1::ReplicaDigestsRequest request;
+  request.set_vm_uuid(kUuid);
+  request.set_replica_path(kVda);
+  request.set_format("qcow2");
+  auto reply = keeper_->ReplicaDigests(request);
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  EXPECT_EQ(reply->size(), kSize);
+  ASSERT_EQ(reply->digests_size(), 9);
+  EXPECT_EQ(reply->digests(0), BlockDigest(std::span<const std::byte>(seed).first(B)));
+  EXPECT_EQ(reply->digests(1), ZeroBlockDigest(B));
+  EXPECT_EQ(reply->digests(8), BlockDigest(std::span<const std::byte>(seed).subspan(8 * B)));
+}
+
+// A replica that a FULL round re-created but never committed must not pass for the replica of the
+// previous checkpoint: otherwise the primary plans an INCREMENTAL round onto a blank image.
+TEST_F(ReplicaKeeperTest, AReplicaRecreatedByAnUncommittedRoundIsNotAtTheOldCheckpoint) {
+  GTEST_SKIP() << "BUG (replica_keeper.cc ApplyRound, storage_.Create of a missing replica): the record "
+                  "keeps applied=vs-1 while the replica is a blank image; see the report";
+  SeedVda(DataInBlocks(kSize, {0, 1, 2}));
+  ASSERT_TRUE(storage_.Remove(kVda).ok());  // the replica file was lost on the shadow host
+  ASSERT_TRUE(keeper_->ApplyRound(Round("vs-2", "", {Disk("vda", virtshadow::v1::ROUND_MODE_FULL)})).ok());
+  Restart();  // or FinishRound(commit=false), or a failed copy: the round is discarded
+
+  GetReplicaRequest request;
+  request.set_vm_uuid(kUuid);
+  auto replica = keeper_->GetReplica(request);
+  ASSERT_TRUE(replica.ok());
+  const bool still_missing = replica->missing_replicas_size() == 1;
+  const bool chain_dropped = replica->record().applied().checkpoint() != "vs-1";
+  EXPECT_TRUE(still_missing || chain_dropped)
+      << "the replica reads as zeros but the record says it is at vs-1";
+}
+
+}  // namespace
+}  // namespace vs::replication

@@ -1,0 +1,548 @@
+// Replicator end to end: a primary (fake libvirt backup API, its own store) replicating to a shadow
+// host (a real ReplicaKeeper over in-memory images) through an in-process peer link. After every round
+// that succeeds the replica must equal the frozen source of that round, byte for byte.
+#include "shadowd/replication/replicator.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "shadowd/replication/block_map.h"
+#include "shadowd/replication/replica_keeper.h"
+#include "shadowd/store/memory_store.h"
+#include "tests/unit/replication/fakes.h"
+
+namespace vs::replication {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using testing::DataInBlocks;
+using testing::FakeBackupHypervisor;
+using testing::FakeReplicaStorage;
+using testing::InProcessPeer;
+using testing::IoCounts;
+using testing::Pattern;
+using virtshadow::v1::AppliedRound;
+using virtshadow::v1::ReplicaRecord;
+using virtshadow::v1::ReplicationRecord;
+
+constexpr uint64_t B = kBlockSize;
+constexpr uint64_t kSize = 8 * B + 4096;  // nine blocks, the last one short
+constexpr char kUuid[] = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+constexpr char kVda[] = "/var/lib/libvirt/images/vm1-vda.qcow2";
+constexpr char kVdb[] = "/var/lib/libvirt/images/vm1-vdb.img";
+
+class ReplicatorTest : public ::testing::Test {
+ protected:
+  ReplicatorTest() {
+    libvirt_.AddDomain("vm1", kUuid);
+    libvirt_.AddDisk("vm1", "vda", kVda, "qcow2", kSize)->bytes = DataInBlocks(kSize, {0, 3, 8});
+    RestartShadow();
+  }
+
+  // shadowd on the shadow host (re)starts: a new keeper on the same store and images.
+  void RestartShadow() {
+    keeper_ = std::make_unique<ReplicaKeeper>(
+        shadow_store_, shadow_storage_, [](const std::string&, const std::vector<std::string>&) { return Status::Ok(); },
+        clock_);
+    Status recovered = keeper_->Recover();
+    ASSERT_TRUE(recovered.ok()) << recovered.ToString();
+    peer_.keeper = keeper_.get();
+  }
+
+  ReplicationTarget Target(const std::string& vm = "vm1") const {
+    return {vm == "vm1" ? kUuid : "uuid-of-" + vm, vm, "h2"};
+  }
+
+  // One round a second after the previous one (checkpoint names carry the time in ms).
+  StatusOr<AppliedRound> Round(Replicator* replicator = nullptr) {
+    clock_.Advance(std::chrono::seconds(1));
+    return (replicator ? *replicator : replicator_).RunRound(Target());
+  }
+
+  AppliedRound GoodRound() {
+    auto round = Round();
+    EXPECT_TRUE(round.ok()) << round.status().ToString();
+    ExpectReplicaIsFrozenSource("vda", kVda);
+    EXPECT_FALSE(libvirt_.domains.at("vm1").job.has_value()) << "the backup job was left running";
+    return round.ok() ? *round : AppliedRound();
+  }
+
+  void ExpectReplicaIsFrozenSource(const std::string& target, const std::string& path) {
+    const auto frozen = libvirt_.LastFrozen("vm1", target);
+    ASSERT_FALSE(frozen.empty());
+    EXPECT_TRUE(shadow_storage_.Contents(path) == frozen) << target << ": the replica differs from its source";
+  }
+
+  void GuestWrite(const std::string& target, uint64_t block, uint8_t seed) {
+    libvirt_.GuestWrite("vm1", target, block * B, Pattern(std::min(B, kSize - block * B), seed));
+  }
+
+  std::vector<std::string> Checkpoints() { return *libvirt_.ListCheckpoints("vm1"); }
+  ReplicationRecord PrimaryRecord() { return *replicator_.Record(kUuid); }
+
+  bool ShadowHasOverlays() const {
+    for (const auto& [path, image] : shadow_storage_.images) {
+      if (path.ends_with(kOverlaySuffix)) return true;
+    }
+    return false;
+  }
+
+  FakeClock clock_;
+  FakeBackupHypervisor libvirt_;  // the primary's libvirtd
+  store::MemoryStore primary_store_;
+  store::MemoryStore shadow_store_;
+  FakeReplicaStorage::ExportResolver exports_ = [this](const std::string& uri, const std::vector<std::string>& contexts,
+                                                       IoCounts& counts) {
+    return libvirt_.ConnectExport(uri, contexts, counts);
+  };
+  FakeReplicaStorage primary_storage_{exports_};
+  FakeReplicaStorage shadow_storage_{exports_};
+  std::unique_ptr<ReplicaKeeper> keeper_;
+  InProcessPeer peer_{"h2"};
+  Replicator replicator_{libvirt_, peer_, primary_storage_, primary_store_, clock_,
+                         ReplicatorOptions{"h1", "10.0.0.1", 10809}};
+};
+
+TEST_F(ReplicatorTest, FirstRoundIsFullAndSendsNoZeroBlocks) {
+  clock_.Advance(std::chrono::seconds(1));
+  const std::string expected_checkpoint = "vs-" + std::to_string(ToUnixMillis(clock_.WallNow()));
+  auto round = replicator_.RunRound(Target());
+  ASSERT_TRUE(round.ok()) << round.status().ToString();
+  ExpectReplicaIsFrozenSource("vda", kVda);
+
+  EXPECT_EQ(round->mode(), virtshadow::v1::ROUND_MODE_FULL);
+  EXPECT_EQ(round->checkpoint(), expected_checkpoint);
+  EXPECT_EQ(round->taken_unix_ms(), ToUnixMillis(clock_.WallNow()));
+  EXPECT_EQ(round->bytes_sent(), 2 * B + 4096);  // blocks 0, 3 and the short block 8
+  EXPECT_EQ(round->bytes_zeroed(), 6 * B);
+  EXPECT_EQ(round->changed_bytes(), kSize);
+  EXPECT_NE(round->digest(), 0u);
+  EXPECT_THAT(Checkpoints(), ElementsAre(expected_checkpoint));
+
+  ASSERT_EQ(libvirt_.backups.size(), 1u);
+  const virt::PullBackupRequest& backup = libvirt_.backups[0];
+  EXPECT_EQ(backup.domain, "vm1");
+  EXPECT_EQ(backup.incremental_from, "");
+  EXPECT_EQ(backup.new_checkpoint, expected_checkpoint);
+  EXPECT_EQ(backup.listen_address, "10.0.0.1");
+  EXPECT_EQ(backup.port, 10809);
+  ASSERT_EQ(backup.disks.size(), 1u);
+  EXPECT_EQ(backup.disks[0].target, "vda");
+  EXPECT_EQ(backup.disks[0].source_path, kVda);
+  EXPECT_TRUE(backup.disks[0].join_checkpoint);
+  EXPECT_FALSE(backup.disks[0].incremental);
+  EXPECT_FALSE(libvirt_.domains.at("vm1").job.has_value());
+
+  const ReplicationRecord record = PrimaryRecord();
+  EXPECT_EQ(record.vm_name(), "vm1");
+  EXPECT_EQ(record.shadow_host(), "h2");
+  EXPECT_EQ(record.rounds_applied(), 1u);
+  EXPECT_EQ(record.rounds_failed(), 0u);
+  EXPECT_EQ(record.applied().checkpoint(), expected_checkpoint);
+  EXPECT_EQ(record.applied().digest(), round->digest());
+
+  auto held = keeper_->List();
+  ASSERT_TRUE(held.ok());
+  ASSERT_EQ(held->size(), 1u);
+  EXPECT_EQ((*held)[0].applied().checkpoint(), expected_checkpoint);
+  EXPECT_EQ((*held)[0].applied().bytes_sent(), 2 * B + 4096);
+  EXPECT_EQ((*held)[0].primary_host(), "h1");
+}
+
+TEST_F(ReplicatorTest, LaterRoundsAreIncrementalAndSendOnlyDirtyBlocks) {
+  const AppliedRound first = GoodRound();
+  GuestWrite("vda", 2, 10);
+  GuestWrite("vda", 5, 11);
+  libvirt_.GuestWrite("vm1", "vda", 3 * B, std::vector<std::byte>(B));  // the guest zeroed block 3
+
+  const uint64_t exported_before = shadow_storage_.export_io.bytes_read;
+  const AppliedRound second = GoodRound();
+  EXPECT_EQ(second.mode(), virtshadow::v1::ROUND_MODE_INCREMENTAL);
+  EXPECT_EQ(second.bytes_sent(), 2 * B);
+  EXPECT_EQ(shadow_storage_.export_io.bytes_read - exported_before, 2 * B);
+  EXPECT_EQ(second.bytes_zeroed(), B);
+  EXPECT_EQ(second.changed_bytes(), 3 * B);
+  EXPECT_EQ(libvirt_.backups.back().incremental_from, first.checkpoint());
+  EXPECT_TRUE(libvirt_.backups.back().disks[0].incremental);
+  EXPECT_THAT(Checkpoints(), ElementsAre(second.checkpoint()));
+
+  const AppliedRound quiet = GoodRound();  // nothing written: nothing crosses
+  EXPECT_EQ(quiet.mode(), virtshadow::v1::ROUND_MODE_INCREMENTAL);
+  EXPECT_EQ(quiet.bytes_sent(), 0u);
+  EXPECT_EQ(quiet.changed_bytes(), 0u);
+  EXPECT_EQ(libvirt_.backups.back().incremental_from, second.checkpoint());
+  EXPECT_THAT(Checkpoints(), ElementsAre(quiet.checkpoint()));
+  EXPECT_EQ(PrimaryRecord().rounds_applied(), 3u);
+}
+
+TEST_F(ReplicatorTest, TheRecordKeepsTheMostRecentRoundsOldestFirst) {
+  std::vector<std::string> checkpoints;
+  for (int i = 0; i < kRecentRounds + 2; ++i) checkpoints.push_back(GoodRound().checkpoint());
+  auto failed_round = [this] {
+    peer_.fault = [](std::string_view, bool) { return Unavailable("down"); };
+    auto round = Round();
+    peer_.fault = nullptr;
+    return round.ok();
+  };
+  EXPECT_FALSE(failed_round());  // failures are not rounds
+  const ReplicationRecord record = PrimaryRecord();
+  ASSERT_EQ(record.recent_rounds_size(), kRecentRounds);
+  EXPECT_EQ(record.recent_rounds(0).checkpoint(), checkpoints[2]);
+  EXPECT_EQ(record.recent_rounds(kRecentRounds - 1).checkpoint(), checkpoints.back());
+  EXPECT_EQ(record.recent_rounds(kRecentRounds - 1).digest(), record.applied().digest());
+  EXPECT_EQ(record.recent_rounds(0).mode(), virtshadow::v1::ROUND_MODE_INCREMENTAL);
+}
+
+TEST_F(ReplicatorTest, OnlyOurOwnCheckpointsAreDeleted) {
+  GoodRound();
+  libvirt_.AddForeignCheckpoint("vm1", "nightly-backup");
+  GuestWrite("vda", 1, 3);
+  const AppliedRound second = GoodRound();
+  EXPECT_EQ(second.mode(), virtshadow::v1::ROUND_MODE_INCREMENTAL);
+  EXPECT_EQ(second.bytes_sent(), B);
+  EXPECT_THAT(Checkpoints(), ElementsAre("nightly-backup", second.checkpoint()));
+  GuestWrite("vda", 6, 4);
+  const AppliedRound third = GoodRound();
+  EXPECT_EQ(third.bytes_sent(), B);
+  EXPECT_THAT(Checkpoints(), ElementsAre("nightly-backup", third.checkpoint()));
+}
+
+TEST_F(ReplicatorTest, ABrokenBitmapIsResyncedInTheSameCall) {
+  GoodRound();
+  GuestWrite("vda", 1, 20);
+  GuestWrite("vda", 6, 21);
+  libvirt_.KillQemu("vm1");
+  GuestWrite("vda", 7, 22);  // after the restart: not in any bitmap at all
+
+  const uint64_t exported_before = shadow_storage_.export_io.bytes_read;
+  const AppliedRound resync = GoodRound();
+  EXPECT_EQ(resync.mode(), virtshadow::v1::ROUND_MODE_RESYNC);
+  EXPECT_EQ(resync.bytes_sent(), 3 * B);  // the differing blocks only
+  EXPECT_EQ(shadow_storage_.export_io.bytes_read - exported_before, 3 * B);
+  EXPECT_EQ(libvirt_.backups.back().incremental_from, "");
+  EXPECT_THAT(Checkpoints(), ElementsAre(resync.checkpoint()));
+  const ReplicationRecord record = PrimaryRecord();
+  EXPECT_FALSE(record.resync_needed());
+  EXPECT_EQ(record.rounds_failed(), 0u);
+  EXPECT_EQ(record.rounds_applied(), 2u);
+
+  GuestWrite("vda", 4, 23);  // the new chain works
+  const AppliedRound next = GoodRound();
+  EXPECT_EQ(next.mode(), virtshadow::v1::ROUND_MODE_INCREMENTAL);
+  EXPECT_EQ(next.bytes_sent(), B);
+  EXPECT_EQ(libvirt_.backups.back().incremental_from, resync.checkpoint());
+}
+
+TEST_F(ReplicatorTest, ALostCheckpointIsResynced) {
+  const AppliedRound first = GoodRound();
+  ASSERT_TRUE(libvirt_.DeleteCheckpoint("vm1", first.checkpoint()).ok());  // someone deleted our chain
+  GuestWrite("vda", 2, 30);
+  const AppliedRound resync = GoodRound();
+  EXPECT_EQ(resync.mode(), virtshadow::v1::ROUND_MODE_RESYNC);
+  EXPECT_EQ(resync.bytes_sent(), B);
+  EXPECT_THAT(Checkpoints(), ElementsAre(resync.checkpoint()));
+}
+
+TEST_F(ReplicatorTest, ADeletedReplicaIsSeededAgain) {
+  GoodRound();
+  GuestWrite("vda", 2, 40);
+  ASSERT_TRUE(shadow_storage_.Remove(kVda).ok());
+  const AppliedRound full = GoodRound();
+  EXPECT_EQ(full.mode(), virtshadow::v1::ROUND_MODE_FULL);
+  EXPECT_EQ(full.bytes_sent(), 3 * B + 4096);  // blocks 0, 2, 3 and the short block 8
+  EXPECT_THAT(Checkpoints(), ElementsAre(full.checkpoint()));
+}
+
+TEST_F(ReplicatorTest, AGrownDiskGrowsItsReplica) {
+  GoodRound();
+  libvirt_.GuestWrite("vm1", "vda", kSize + B, Pattern(B, 7));  // now 10 blocks and 4096 bytes
+  const AppliedRound grown = GoodRound();
+  EXPECT_EQ(grown.mode(), virtshadow::v1::ROUND_MODE_INCREMENTAL);
+  EXPECT_EQ(grown.bytes_sent(), B + 4096);  // blocks 9 and 10; the rest of the new space reads as zeros
+  auto replica = shadow_storage_.Inspect(kVda);
+  ASSERT_TRUE(replica.ok() && replica->has_value());
+  EXPECT_EQ((*replica)->virtual_size, 10 * B + 4096);
+}
+
+TEST_F(ReplicatorTest, ADigestMismatchDiscardsTheRoundAndCountsTheFailure) {
+  GoodRound();
+  const auto replica_before = shadow_storage_.Contents(kVda);
+  GuestWrite("vda", 2, 50);
+  // Every write into the round's overlay arrives with one bit flipped.
+  shadow_storage_.on_write = [](const std::string& path, uint64_t, std::vector<std::byte>& data) {
+    if (path.ends_with(kOverlaySuffix)) data[data.size() / 2] ^= std::byte{1};
+  };
+  auto round = Round();
+  ASSERT_FALSE(round.ok());
+  EXPECT_EQ(round.status().code(), Code::kDataLoss);
+  EXPECT_THAT(round.status().message(), HasSubstr("digests differ from the source's"));
+  EXPECT_THAT(round.status().message(), HasSubstr("vda"));
+  EXPECT_TRUE(shadow_storage_.Contents(kVda) == replica_before);
+  EXPECT_FALSE(ShadowHasOverlays());
+  EXPECT_FALSE(libvirt_.domains.at("vm1").job.has_value());
+  auto held = keeper_->List();
+  ASSERT_TRUE(held.ok() && held->size() == 1u);
+  EXPECT_EQ((*held)[0].phase(), ReplicaRecord::PHASE_IDLE);
+
+  const ReplicationRecord record = PrimaryRecord();
+  EXPECT_EQ(record.rounds_failed(), 1u);
+  EXPECT_EQ(record.consecutive_failures(), 1u);
+  EXPECT_EQ(record.rounds_applied(), 1u);
+  EXPECT_THAT(record.last_error(), HasSubstr("digests differ"));
+  EXPECT_EQ(record.last_failure_unix_ms(), ToUnixMillis(clock_.WallNow()));
+
+  shadow_storage_.on_write = nullptr;
+  GoodRound();
+  EXPECT_EQ(PrimaryRecord().consecutive_failures(), 0u);
+}
+
+// A one-off corruption on the wire is a failed round like any other: reported and counted, not
+// hidden by the retry that exists for broken bitmaps.
+TEST_F(ReplicatorTest, AOneOffDigestMismatchIsReportedNotRetriedAway) {
+  GTEST_SKIP() << "BUG (replicator.cc RunRound: every kDataLoss of RunPlannedRound, including the digest "
+                  "mismatch, is taken for a broken bitmap: the chain is deleted and the round silently "
+                  "retried as RESYNC); see the report";
+  GoodRound();
+  GuestWrite("vda", 2, 51);
+  bool corrupted = false;
+  shadow_storage_.on_write = [&corrupted](const std::string& path, uint64_t, std::vector<std::byte>& data) {
+    if (path.ends_with(kOverlaySuffix) && !corrupted) {
+      data[0] ^= std::byte{1};
+      corrupted = true;
+    }
+  };
+  auto round = Round();
+  ASSERT_TRUE(corrupted);
+  EXPECT_FALSE(round.ok()) << "the corrupted round was retried as " << (round.ok() ? round->mode() : 0);
+  EXPECT_EQ(PrimaryRecord().rounds_failed(), 1u);
+}
+
+TEST_F(ReplicatorTest, ARawDiskIsResyncedEveryRound) {
+  libvirt_.AddDisk("vm1", "vdb", kVdb, "raw", 4 * B)->bytes = DataInBlocks(4 * B, {1, 2});
+  const AppliedRound first = GoodRound();
+  ExpectReplicaIsFrozenSource("vdb", kVdb);
+  EXPECT_EQ(first.mode(), virtshadow::v1::ROUND_MODE_FULL);
+  EXPECT_EQ(first.bytes_sent(), 2 * B + 4096 + 2 * B);
+  ASSERT_EQ(libvirt_.backups.back().disks.size(), 2u);
+  EXPECT_TRUE(libvirt_.backups.back().disks[0].join_checkpoint);
+  EXPECT_FALSE(libvirt_.backups.back().disks[1].join_checkpoint);  // raw images keep no bitmaps
+  ASSERT_TRUE(shadow_storage_.Inspect(kVdb).ok());
+  EXPECT_EQ((*shadow_storage_.Inspect(kVdb))->format, "raw");
+
+  for (uint8_t round = 0; round < 2; ++round) {
+    GuestWrite("vda", 4, 60 + round);
+    libvirt_.GuestWrite("vm1", "vdb", 3 * B + 17, Pattern(10, 70 + round));
+    const AppliedRound next = GoodRound();
+    ExpectReplicaIsFrozenSource("vdb", kVdb);
+    EXPECT_EQ(next.mode(), virtshadow::v1::ROUND_MODE_RESYNC);
+    EXPECT_EQ(next.bytes_sent(), 2 * B);  // vda's dirty block, vdb's differing block
+    const virt::PullBackupRequest& backup = libvirt_.backups.back();
+    EXPECT_FALSE(backup.incremental_from.empty());
+    EXPECT_TRUE(backup.disks[0].incremental);
+    EXPECT_FALSE(backup.disks[1].incremental);
+    EXPECT_THAT(Checkpoints(), ElementsAre(next.checkpoint()));
+  }
+}
+
+TEST_F(ReplicatorTest, ARawOnlyVmReplicatesWithoutCheckpoints) {
+  libvirt_.AddDomain("vm2", "uuid-of-vm2");
+  libvirt_.AddDisk("vm2", "vda", "/images/vm2.img", "raw", 3 * B)->bytes = DataInBlocks(3 * B, {1});
+  const ReplicationTarget target = Target("vm2");
+  clock_.Advance(std::chrono::seconds(1));
+  auto first = replicator_.RunRound(target);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->checkpoint(), "");
+  libvirt_.GuestWrite("vm2", "vda", 2 * B, Pattern(B, 1));
+  clock_.Advance(std::chrono::seconds(1));
+  auto second = replicator_.RunRound(target);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(second->mode(), virtshadow::v1::ROUND_MODE_RESYNC);
+  EXPECT_EQ(second->bytes_sent(), B);
+  EXPECT_TRUE(shadow_storage_.Contents("/images/vm2.img") == libvirt_.LastFrozen("vm2", "vda"));
+  EXPECT_THAT(*libvirt_.ListCheckpoints("vm2"), IsEmpty());
+}
+
+TEST_F(ReplicatorTest, VerifyComparesBlocksAndNamesTheCorruptRange) {
+  auto before = replicator_.Verify(Target());
+  ASSERT_FALSE(before.ok());
+  EXPECT_EQ(before.status().code(), Code::kFailedPrecondition);
+  EXPECT_THAT(before.status().message(), HasSubstr("no applied round"));
+
+  const AppliedRound round = GoodRound();
+  auto clean = replicator_.Verify(Target());
+  ASSERT_TRUE(clean.ok()) << clean.status().ToString();
+  EXPECT_TRUE(clean->ok());
+  EXPECT_EQ(clean->checkpoint, round.checkpoint());
+  ASSERT_EQ(clean->disks.size(), 1u);
+  EXPECT_EQ(clean->disks[0].target, "vda");
+  EXPECT_EQ(clean->disks[0].replica_path, kVda);
+  EXPECT_EQ(clean->disks[0].blocks_compared, 9u);
+  EXPECT_EQ(clean->disks[0].blocks_mismatched, 0u);
+  EXPECT_EQ(clean->disks[0].mismatches, "");
+
+  GuestWrite("vda", 2, 80);
+  GuestWrite("vda", 3, 81);
+  shadow_storage_.images.at(kVda)->bytes[5 * B + 100] ^= std::byte{0x40};  // rot in the replica
+  auto report = replicator_.Verify(Target());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_FALSE(report->ok());
+  ASSERT_EQ(report->disks.size(), 1u);
+  EXPECT_EQ(report->disks[0].blocks_changed_since, 2u);
+  EXPECT_EQ(report->disks[0].blocks_compared, 7u);
+  EXPECT_EQ(report->disks[0].blocks_mismatched, 1u);
+  EXPECT_EQ(report->disks[0].mismatches, std::to_string(5 * B) + "+" + std::to_string(B));
+
+  // Verify reads without touching the chain or leaving a job behind.
+  EXPECT_THAT(Checkpoints(), ElementsAre(round.checkpoint()));
+  EXPECT_EQ(libvirt_.backups.back().new_checkpoint, "");
+  EXPECT_EQ(libvirt_.backups.back().incremental_from, round.checkpoint());
+  EXPECT_FALSE(libvirt_.domains.at("vm1").job.has_value());
+}
+
+TEST_F(ReplicatorTest, AVmWithoutFileDisksIsRefused) {
+  libvirt_.AddDomain("vm3", "uuid-of-vm3").extra_devices_xml =
+      "<disk type='network' device='disk'><driver name='qemu' type='raw'/>"
+      "<source protocol='rbd' name='pool/vm3'/><target dev='vda' bus='virtio'/></disk>";
+  auto round = replicator_.RunRound(Target("vm3"));
+  ASSERT_FALSE(round.ok());
+  EXPECT_EQ(round.status().code(), Code::kFailedPrecondition);
+  EXPECT_THAT(round.status().message(), HasSubstr("vm3 has no file-backed disk to replicate"));
+  EXPECT_THAT(peer_.calls, IsEmpty());
+  EXPECT_TRUE(libvirt_.backups.empty());
+  auto record = replicator_.Record("uuid-of-vm3");
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->rounds_failed(), 1u);
+}
+
+TEST_F(ReplicatorTest, AnUnsupportedImageFormatIsRefusedNamingTheDisk) {
+  libvirt_.AddDomain("vm4", "uuid-of-vm4");
+  libvirt_.AddDisk("vm4", "vdc", "/images/vm4.vmdk", "vmdk", B);
+  auto round = replicator_.RunRound(Target("vm4"));
+  ASSERT_FALSE(round.ok());
+  EXPECT_EQ(round.status().code(), Code::kFailedPrecondition);
+  EXPECT_THAT(round.status().message(), HasSubstr("disk vdc of vm4 is vmdk"));
+}
+
+TEST_F(ReplicatorTest, AShadowdCrashAfterCopyingIsRecoveredByTheNextRound) {
+  const AppliedRound first = GoodRound();
+  const auto replica_before = shadow_storage_.Contents(kVda);
+  GuestWrite("vda", 1, 90);
+  peer_.fault = [this](std::string_view method, bool after) -> Status {
+    if (method != "ApplyRound" || !after) return Status::Ok();
+    RestartShadow();  // killed right after it copied: the reply never left
+    return Unavailable("connection reset by peer");
+  };
+  auto failed = Round();
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), Code::kUnavailable);
+  EXPECT_TRUE(shadow_storage_.Contents(kVda) == replica_before);
+  EXPECT_FALSE(ShadowHasOverlays());
+  EXPECT_FALSE(libvirt_.domains.at("vm1").job.has_value());
+  peer_.fault = nullptr;
+
+  GuestWrite("vda", 6, 91);
+  const AppliedRound next = GoodRound();
+  EXPECT_EQ(next.mode(), virtshadow::v1::ROUND_MODE_INCREMENTAL);
+  EXPECT_EQ(libvirt_.backups.back().incremental_from, first.checkpoint());
+  EXPECT_EQ(next.bytes_sent(), 2 * B);  // both writes since the replica's checkpoint
+  EXPECT_THAT(Checkpoints(), ElementsAre(next.checkpoint()));
+}
+
+TEST_F(ReplicatorTest, ALostCommitReplyIsPickedUpFromTheReplica) {
+  GoodRound();
+  GuestWrite("vda", 1, 92);
+  peer_.fault = [](std::string_view method, bool after) {
+    return method == "FinishRound" && after ? Unavailable("deadline exceeded") : Status::Ok();
+  };
+  auto failed = Round();
+  ASSERT_FALSE(failed.ok());
+  peer_.fault = nullptr;
+  const std::string committed = (*keeper_->List())[0].applied().checkpoint();
+  EXPECT_NE(committed, PrimaryRecord().applied().checkpoint());
+
+  GuestWrite("vda", 6, 93);
+  const AppliedRound next = GoodRound();
+  EXPECT_EQ(next.mode(), virtshadow::v1::ROUND_MODE_INCREMENTAL);
+  EXPECT_EQ(libvirt_.backups.back().incremental_from, committed);
+  EXPECT_EQ(next.bytes_sent(), B);
+}
+
+// A replica re-created by a round that then failed is blank, yet the next round must not treat it as
+// the replica of the old checkpoint.
+TEST_F(ReplicatorTest, AReplicaRecreatedByAFailedRoundIsNotUpdatedIncrementally) {
+  GTEST_SKIP() << "BUG (replica_keeper.cc ApplyRound creates the missing replica but the record keeps "
+                  "applied=<old checkpoint>; the next round is INCREMENTAL onto a blank image); see the report";
+  GoodRound();
+  GuestWrite("vda", 2, 94);
+  ASSERT_TRUE(shadow_storage_.Remove(kVda).ok());
+  peer_.fault = [](std::string_view method, bool after) {
+    return method == "FinishRound" && !after ? Unavailable("connection refused") : Status::Ok();
+  };
+  ASSERT_FALSE(Round().ok());
+  peer_.fault = nullptr;
+  GoodRound();  // fails: the replica holds only the blocks dirtied since the first round
+}
+
+TEST_F(ReplicatorTest, RecoverEndsOnlyOurOwnStaleBackupJobs) {
+  virt::PullBackupRequest stale{"vm1", {{"vda", kVda, true, false}}, "", "", "10.0.0.1", 10809};
+  ASSERT_TRUE(libvirt_.BeginPullBackup(stale).ok());
+  libvirt_.AddDomain("vm5", "uuid-of-vm5").foreign_job_xml =
+      "<domainbackup mode='push'><disks><disk name='vda'/></disks></domainbackup>";
+  Status recovered = replicator_.Recover({"vm1", "vm5", "undefined-meanwhile"});
+  ASSERT_TRUE(recovered.ok()) << recovered.ToString();
+  EXPECT_FALSE(libvirt_.domains.at("vm1").job.has_value());
+  EXPECT_TRUE(libvirt_.domains.at("vm5").foreign_job_xml.has_value());
+}
+
+TEST_F(ReplicatorTest, AStaleJobOfOursDoesNotBlockARoundButAForeignOneDoes) {
+  virt::PullBackupRequest stale{"vm1", {{"vda", kVda, true, false}}, "", "", "10.0.0.1", 10809};
+  ASSERT_TRUE(libvirt_.BeginPullBackup(stale).ok());
+  GoodRound();
+
+  libvirt_.domains.at("vm1").foreign_job_xml = "<domainbackup mode='push'/>";
+  auto blocked = Round();
+  ASSERT_FALSE(blocked.ok());
+  EXPECT_EQ(blocked.status().code(), Code::kAborted);
+  EXPECT_TRUE(libvirt_.domains.at("vm1").foreign_job_xml.has_value());
+  EXPECT_EQ(PrimaryRecord().consecutive_failures(), 1u);
+}
+
+TEST_F(ReplicatorTest, ForgetDropsTheRecordAndOurCheckpointsOnly) {
+  GoodRound();
+  libvirt_.AddForeignCheckpoint("vm1", "nightly-backup");
+  Status forgotten = replicator_.Forget(kUuid, "vm1");
+  ASSERT_TRUE(forgotten.ok()) << forgotten.ToString();
+  EXPECT_THAT(Checkpoints(), ElementsAre("nightly-backup"));
+  auto records = replicator_.ListRecords();
+  ASSERT_TRUE(records.ok());
+  EXPECT_THAT(*records, IsEmpty());
+  EXPECT_TRUE(replicator_.Forget(kUuid, "undefined-meanwhile").ok());
+}
+
+TEST_F(ReplicatorTest, ListRecordsHasOneRecordPerReplicatedVm) {
+  GoodRound();
+  libvirt_.AddDomain("vm2", "uuid-of-vm2");
+  libvirt_.AddDisk("vm2", "vda", "/images/vm2.qcow2", "qcow2", 2 * B);
+  ASSERT_TRUE(replicator_.RunRound(Target("vm2")).ok());
+  auto records = replicator_.ListRecords();
+  ASSERT_TRUE(records.ok());
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ((*records)[0].vm_uuid(), kUuid);
+  EXPECT_EQ((*records)[1].vm_uuid(), "uuid-of-vm2");
+}
+
+// The export URI must be a valid NBD URI for an IPv6 address too (config.cc accepts IPv6 addresses and
+// PeerTarget brackets them).
+TEST_F(ReplicatorTest, ExportsOnAnIpv6AddressAreReachable) {
+  GTEST_SKIP() << "BUG (replicator.cc Replicator::ExportUri): an IPv6 nbd_address is not bracketed, "
+                  "\"nbd://fd00::1:10809/vda\" is not a valid URI; see the report";
+  Replicator ipv6(libvirt_, peer_, primary_storage_, primary_store_, clock_, ReplicatorOptions{"h1", "fd00::1", 10809});
+  auto round = Round(&ipv6);
+  ASSERT_TRUE(round.ok()) << round.status().ToString();
+  EXPECT_EQ(libvirt_.backups.back().listen_address, "fd00::1");
+}
+
+}  // namespace
+}  // namespace vs::replication
