@@ -45,6 +45,21 @@ class CommandRunner {
                 FormatExplanation);
   }
 
+  ExitCode operator()(const SyncCommand& sync) {
+    return Show(Shadowd().Sync(sync.domain), "a replication round of VM '" + sync.domain + "'", SyncToJson,
+                FormatSync);
+  }
+
+  ExitCode operator()(const VerifyCommand& verify) {
+    StatusOr<virtshadow::v1::VerifyReply> reply = Shadowd().Verify(verify.domain);
+    const ExitCode shown = Show(reply, "the verification of VM '" + verify.domain + "'", VerifyToJson, FormatVerify);
+    if (shown != ExitCode::kSuccess || reply->ok()) return shown;
+    err_ << ErrorLine("the replica of '" + verify.domain + "' differs from its source at checkpoint " +
+                      reply->checkpoint() + " (see the table)")
+         << "\n";
+    return ExitCode::kFailed;
+  }
+
   ExitCode operator()(const TagCommand& tag) {
     StatusOr<std::unique_ptr<virt::Hypervisor>> hypervisor = ConnectLibvirt();
     if (!hypervisor.ok()) {

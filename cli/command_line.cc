@@ -37,14 +37,16 @@ constexpr std::array<OptionSpec, 12> kTagOptions = {{
     {"config", 0, "", "change the persistent definition only (with --live: both)"},
 }};
 
-constexpr std::array<CommandSpec, 6> kCommands = {{
+constexpr std::array<CommandSpec, 8> kCommands = {{
     {"list", false, "every VM with a record on this host's shadowd",
      "Lists every VM that has a record on this host's shadowd: its protection state, shadow host(s), shadow\n"
      "size, and a note (the last error, or why it is unprotected).",
      {}},
     {"status", true, "one VM in detail",
      "Shows one VM (by libvirt domain name or UUID) in detail: state, primary and shadow hosts, shadow size,\n"
-     "the policy in force and the last error.",
+     "the policy in force and the last error; for a VM replicated from this host also the replication:\n"
+     "interval, last applied checkpoint and its age (the lag), the last round's mode, bytes and duration,\n"
+     "and the round and failure counts.",
      {}},
     {"hosts", false, "the hosts shadowd knows, with capacity and reservations",
      "Lists the hosts this shadowd knows: zone, whether it is up, cost per hour, CPUs and memory, what\n"
@@ -66,6 +68,18 @@ constexpr std::array<CommandSpec, 6> kCommands = {{
     {"untag", true, "stop protecting a VM: remove its policy",
      "Removes the policy element from the domain's metadata through libvirt (running domain and\n"
      "persistent definition alike). shadowd then removes the VM's shadow(s).",
+     {}},
+    {"sync", true, "run a disk replication round of a VM now",
+     "Runs one disk replication round of the VM now (it is protected and runs on this host) and waits for it:\n"
+     "QEMU freezes a point-in-time view of every disk, the shadow host copies what changed since its\n"
+     "replica's checkpoint into an overlay, both hosts compare block digests, and the overlay is committed.\n"
+     "A first round, or one after the replica was lost, copies the whole disk: raise --timeout for it.",
+     {}},
+    {"verify", true, "compare a VM's replica with its disks, by checksums",
+     "Compares the replica of every disk of the VM with the disk as it was at the last applied checkpoint:\n"
+     "each host computes the digests of its 64 KiB blocks, so no disk data crosses the network. Blocks the\n"
+     "guest wrote after the checkpoint are skipped and counted. Mismatching byte ranges are named; the exit\n"
+     "status is 1 when there is any.",
      {}},
 }};
 
@@ -148,6 +162,8 @@ StatusOr<Command> BuildCommand(const CommandSpec& spec, const std::vector<std::s
   if (spec.name == "hosts") return Command(HostsCommand{});
   if (spec.name == "explain") return Command(ExplainCommand{domain});
   if (spec.name == "untag") return Command(UntagCommand{domain});
+  if (spec.name == "sync") return Command(SyncCommand{domain});
+  if (spec.name == "verify") return Command(VerifyCommand{domain});
   TagCommand tag;
   tag.domain = domain;
   for (const GivenOption& g : given) {

@@ -70,6 +70,14 @@ struct UntagCommand {
   std::string domain;
   bool operator==(const UntagCommand&) const = default;
 };
+struct SyncCommand {
+  std::string domain;
+  bool operator==(const SyncCommand&) const = default;
+};
+struct VerifyCommand {
+  std::string domain;
+  bool operator==(const VerifyCommand&) const = default;
+};
 struct HelpCommand {
   std::optional<std::string> command;  // help for this command; nullopt: the general help
   bool operator==(const HelpCommand&) const = default;
@@ -79,7 +87,7 @@ struct VersionCommand {
 };
 
 using Command = std::variant<ListCommand, StatusCommand, HostsCommand, ExplainCommand, TagCommand, UntagCommand,
-                             HelpCommand, VersionCommand>;
+                             SyncCommand, VerifyCommand, HelpCommand, VersionCommand>;
 
 struct Invocation {
   GlobalOptions global;

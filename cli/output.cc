@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdio>
 #include <string_view>
 
 namespace vs::cli {
@@ -121,6 +122,42 @@ std::string FormatVmTable(const v1::ListVmsReply& reply) {
   return RenderTable({"Name", "State", "Shadow host(s)", "Shadow size", "Note"}, rows);
 }
 
+std::string FormatBytes(std::uint64_t bytes) {
+  return bytes < 1024 ? std::to_string(bytes) + " B" : FormatKiB(bytes / 1024);
+}
+
+namespace {
+
+std::string ModeName(v1::RoundMode mode) {
+  switch (mode) {
+    case v1::ROUND_MODE_FULL: return "full";
+    case v1::ROUND_MODE_INCREMENTAL: return "incremental";
+    case v1::ROUND_MODE_RESYNC: return "resync";
+    default: return "-";
+  }
+}
+
+std::string Seconds(std::int64_t ms) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f s", ms / 1000.0);
+  return text;
+}
+
+std::string DescribeRound(const v1::AppliedRound& round) {
+  return ModeName(round.mode()) + ", " + FormatBytes(round.bytes_sent()) + " sent for " +
+         FormatBytes(round.changed_bytes()) + " changed, " + std::to_string(round.duration_ms()) + " ms";
+}
+
+json RoundToJson(const v1::AppliedRound& round) {
+  return {{"checkpoint", round.checkpoint()},     {"taken_unix_ms", round.taken_unix_ms()},
+          {"applied_unix_ms", round.applied_unix_ms()}, {"mode", ModeName(round.mode())},
+          {"bytes_sent", round.bytes_sent()},     {"bytes_zeroed", round.bytes_zeroed()},
+          {"changed_bytes", round.changed_bytes()}, {"duration_ms", round.duration_ms()},
+          {"digest", round.digest()}};
+}
+
+}  // namespace
+
 std::string FormatVmDetail(const v1::VmStatus& vm) {
   std::string text;
   AddField(text, "Name", OrDash(vm.name()));
@@ -138,7 +175,55 @@ std::string FormatVmDetail(const v1::VmStatus& vm) {
   AddField(text, "Policy", vm.policy().empty() ? "- (no valid policy)" : Printable(vm.policy()));
   AddField(text, "Last error", OrDash(vm.last_error()));
   AddField(text, "Unprotected reason", OrDash(vm.unprotected_reason()));
+  if (vm.has_replication()) {
+    const v1::ReplicationInfo& r = vm.replication();
+    AddField(text, "Replication", r.interval_ms() > 0 ? "every " + Seconds(r.interval_ms()) : "not scheduled");
+    AddField(text, "Checkpoint", r.lag_ms() < 0 ? "- (no round applied yet)"
+                                                : OrDash(Printable(r.last_round().checkpoint())) + ", " +
+                                                      Seconds(r.lag_ms()) + " ago");
+    if (r.lag_ms() >= 0) AddField(text, "Last round", DescribeRound(r.last_round()));
+    AddField(text, "Rounds", std::to_string(r.rounds_applied()) + " applied, " + std::to_string(r.rounds_failed()) +
+                                 " failed (" + std::to_string(r.consecutive_failures()) + " in a row)" +
+                                 (r.resync_needed() ? ", resync needed" : ""));
+    AddField(text, "Replication error", OrDash(Printable(r.last_error())));
+  }
   return text;
+}
+
+std::string FormatSync(const v1::SyncReply& reply) {
+  std::string text;
+  AddField(text, "Checkpoint", OrDash(Printable(reply.round().checkpoint())));
+  AddField(text, "Round", DescribeRound(reply.round()));
+  return text;
+}
+
+std::string FormatVerify(const v1::VerifyReply& reply) {
+  std::string text;
+  AddField(text, "Checkpoint", OrDash(Printable(reply.checkpoint())));
+  AddField(text, "Verdict", reply.ok() ? "replica matches the source" : "MISMATCH");
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::DiskVerifyResult& disk : reply.disks()) {
+    rows.push_back({Printable(disk.target()), Printable(disk.replica_path()), std::to_string(disk.blocks_compared()),
+                    std::to_string(disk.blocks_changed_since()), std::to_string(disk.blocks_mismatched()),
+                    disk.mismatches().empty() ? "-" : Printable(disk.mismatches())});
+  }
+  return text + "\n" +
+         RenderTable({"Disk", "Replica", "Compared", "Changed since", "Mismatched", "Mismatching bytes"}, rows);
+}
+
+json SyncToJson(const v1::SyncReply& reply) { return {{"round", RoundToJson(reply.round())}}; }
+
+json VerifyToJson(const v1::VerifyReply& reply) {
+  json disks = json::array();
+  for (const v1::DiskVerifyResult& disk : reply.disks()) {
+    disks.push_back({{"target", disk.target()},
+                     {"replica_path", disk.replica_path()},
+                     {"blocks_compared", disk.blocks_compared()},
+                     {"blocks_changed_since", disk.blocks_changed_since()},
+                     {"blocks_mismatched", disk.blocks_mismatched()},
+                     {"mismatches", disk.mismatches()}});
+  }
+  return {{"checkpoint", reply.checkpoint()}, {"ok", reply.ok()}, {"disks", disks}};
 }
 
 std::string FormatHostTable(const v1::ListHostsReply& reply) {
@@ -168,6 +253,19 @@ std::string FormatExplanation(const v1::ExplainReply& reply) {
   return text + "\n" + RenderTable({"Host", "Zone", "Verdict", "Rank", "Reason"}, rows);
 }
 
+namespace {
+json ReplicationToJson(const v1::VmStatus& vm) {
+  if (!vm.has_replication()) return nullptr;
+  const v1::ReplicationInfo& r = vm.replication();
+  json recent = json::array();
+  for (const v1::AppliedRound& round : r.recent_rounds()) recent.push_back(RoundToJson(round));
+  return {{"last_round", RoundToJson(r.last_round())}, {"lag_ms", r.lag_ms()}, {"recent_rounds", recent},
+          {"rounds_applied", r.rounds_applied()},     {"rounds_failed", r.rounds_failed()},
+          {"consecutive_failures", r.consecutive_failures()}, {"last_error", r.last_error()},
+          {"resync_needed", r.resync_needed()},       {"interval_ms", r.interval_ms()}};
+}
+}  // namespace
+
 json VmToJson(const v1::VmStatus& vm) {
   json shadows = json::array();
   for (const v1::ShadowInfo& shadow : vm.shadows()) {
@@ -183,7 +281,8 @@ json VmToJson(const v1::VmStatus& vm) {
           {"shadow_memory_kib", vm.shadow_memory_kib()},
           {"policy", vm.policy()},
           {"last_error", vm.last_error()},
-          {"unprotected_reason", vm.unprotected_reason()}};
+          {"unprotected_reason", vm.unprotected_reason()},
+          {"replication", ReplicationToJson(vm)}};
 }
 
 json VmListToJson(const v1::ListVmsReply& reply) {

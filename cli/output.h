@@ -30,11 +30,17 @@ std::string FormatVmTable(const virtshadow::v1::ListVmsReply& reply);   // list
 std::string FormatVmDetail(const virtshadow::v1::VmStatus& vm);         // status
 std::string FormatHostTable(const virtshadow::v1::ListHostsReply& reply);  // hosts
 std::string FormatExplanation(const virtshadow::v1::ExplainReply& reply);  // explain
+std::string FormatSync(const virtshadow::v1::SyncReply& reply);            // sync
+std::string FormatVerify(const virtshadow::v1::VerifyReply& reply);        // verify
+// "1.5 MiB" from bytes, like FormatKiB.
+std::string FormatBytes(std::uint64_t bytes);
 
 nlohmann::json VmToJson(const virtshadow::v1::VmStatus& vm);
 nlohmann::json VmListToJson(const virtshadow::v1::ListVmsReply& reply);  // {"vms": [...]}
 nlohmann::json HostsToJson(const virtshadow::v1::ListHostsReply& reply);  // {"this_host", "hosts": [...]}
 nlohmann::json ExplanationToJson(const virtshadow::v1::ExplainReply& reply);
+nlohmann::json SyncToJson(const virtshadow::v1::SyncReply& reply);      // {"round": {...}}
+nlohmann::json VerifyToJson(const virtshadow::v1::VerifyReply& reply);  // {"checkpoint", "ok", "disks": [...]}
 
 // Indented JSON and a final newline.
 std::string DumpJson(const nlohmann::json& value);

@@ -194,8 +194,10 @@ shadowd_pid() { cat "$LAB/h$1/shadowd.pid" 2>/dev/null || true; }
 
 write_shadowd_conf() {  # write_shadowd_conf I: host I's shadowd configuration, from the inventory
   local i=$1
+  local addr; addr=$(awk -F'\t' -v h="h$i" '$1 == h {print $3}' "$LAB/hosts.tsv")
   { printf '[shadowd]\nhost = h%d\nlibvirt = qemu:///system\ngrace_seconds = %s\nrefresh_seconds = 2\n' \
       "$i" "${VS_LAB_GRACE_SECONDS:-20}"
+    printf 'metrics = %s:9177\n' "$addr"
     tail -n +2 "$LAB/hosts.tsv" | while IFS=$'\t' read -r name zone addr uri cost; do
       printf '\n[host.%s]\nzone = %s\nuri = %s\ncost = %s\n' "$name" "$zone" "$uri" "$cost"
     done; } > "$LAB/h$i/shadowd.conf"

@@ -37,15 +37,33 @@ Status CheckKeys(const pt::ptree& section, const std::string& where, const std::
   return Status::Ok();
 }
 
+// "10.0.0.2" from "qemu+tcp://10.0.0.2/system" or "qemu+ssh://root@h2:22/system"; empty when none.
+std::string UriHost(const std::string& uri) {
+  const size_t scheme = uri.find("://");
+  if (scheme == std::string::npos) return "";
+  std::string authority = uri.substr(scheme + 3, uri.find('/', scheme + 3) - scheme - 3);
+  if (const size_t at = authority.rfind('@'); at != std::string::npos) authority = authority.substr(at + 1);
+  if (!authority.empty() && authority.front() == '[') return authority.substr(1, authority.find(']') - 1);
+  return authority.substr(0, authority.find(':'));
+}
+
 StatusOr<HostConfig> ParseHost(const std::string& name, const pt::ptree& section) {
   const std::string where = kHostPrefix + name;
-  VS_RETURN_IF_ERROR(CheckKeys(section, where, {"zone", "uri", "cost", "vcpus", "memory_mib"}));
+  VS_RETURN_IF_ERROR(CheckKeys(section, where, {"zone", "uri", "address", "cost", "vcpus", "memory_mib"}));
   HostConfig host;
   host.name = name;
   host.zone = section.get<std::string>("zone", "");
   host.uri = section.get<std::string>("uri", "");
   if (host.zone.empty()) return InvalidArgument("[" + where + "] needs a zone, e.g. zone = zone-a");
   if (host.uri.empty()) return InvalidArgument("[" + where + "] needs a uri, e.g. uri = qemu+tcp://10.0.0.2/system");
+  host.address = section.get<std::string>("address", UriHost(host.uri));
+  if (host.address.size() > 2 && host.address.front() == '[' && host.address.back() == ']') {
+    host.address = host.address.substr(1, host.address.size() - 2);  // [::1] -> ::1, bracketed where used
+  }
+  if (host.address.empty()) {
+    return InvalidArgument("[" + where + "] uri = " + host.uri +
+                           " names no host; add address = IP where its peer service listens");
+  }
   if (section.count("cost")) { VS_ASSIGN_OR_RETURN(host.cost_per_hour, Number<double>(section, where, "cost", 0, 1e9)); }
   if (section.count("vcpus")) {
     VS_ASSIGN_OR_RETURN(uint32_t vcpus, Number<uint32_t>(section, where, "vcpus", 1, 1 << 16));
@@ -67,6 +85,11 @@ const HostConfig* Config::FindHost(const std::string& name) const {
   return nullptr;
 }
 
+std::string Config::PeerTarget(const HostConfig& host) const {
+  const bool ipv6 = host.address.find(':') != std::string::npos;
+  return (ipv6 ? "[" + host.address + "]" : host.address) + ":" + std::to_string(peer_port);
+}
+
 StatusOr<Config> ParseConfig(const std::string& text) {
   pt::ptree tree;
   try {
@@ -79,7 +102,8 @@ StatusOr<Config> ParseConfig(const std::string& text) {
   auto daemon = tree.get_child_optional("shadowd");
   if (!daemon) return InvalidArgument("config has no [shadowd] section; it needs at least 'host = NAME'");
   VS_RETURN_IF_ERROR(CheckKeys(*daemon, "shadowd",
-                               {"host", "socket", "store", "spool", "libvirt", "grace_seconds", "refresh_seconds"}));
+                               {"host", "socket", "store", "spool", "libvirt", "grace_seconds", "refresh_seconds",
+                                "peer_port", "nbd_port", "metrics"}));
   config.this_host = daemon->get<std::string>("host", "");
   config.socket_path = daemon->get<std::string>("socket", config.socket_path);
   config.store_path = daemon->get<std::string>("store", config.store_path);
@@ -93,6 +117,13 @@ StatusOr<Config> ParseConfig(const std::string& text) {
     VS_ASSIGN_OR_RETURN(int64_t s, Number<int64_t>(*daemon, "shadowd", "refresh_seconds", 1, 3600));
     config.refresh = std::chrono::seconds(s);
   }
+  if (daemon->count("peer_port")) {
+    VS_ASSIGN_OR_RETURN(config.peer_port, Number<int>(*daemon, "shadowd", "peer_port", 1, 65535));
+  }
+  if (daemon->count("nbd_port")) {
+    VS_ASSIGN_OR_RETURN(config.nbd_port, Number<int>(*daemon, "shadowd", "nbd_port", 1, 65535));
+  }
+  config.metrics_listen = daemon->get<std::string>("metrics", "");
   for (const auto& [section_name, section] : tree) {
     if (section_name == "shadowd") continue;
     if (section_name.rfind(kHostPrefix, 0) != 0 || section_name.size() == sizeof(kHostPrefix) - 1) {

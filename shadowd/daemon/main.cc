@@ -8,8 +8,11 @@
 //   4. replay the hook spool           events the hook left while shadowd was down, oldest first;
 //   5. ReconcileLocalDomains           the local domains as they are now (newer than any spooled event);
 //   6. SweepOrphans, RunPending        release shadows nobody accounts for; perform the queued work;
-//   7. watch libvirt's domain events and serve gRPC (hook + CLI); then the loop ticks every 500 ms:
-//      timers, spool, periodic refresh (capacity grew -> retry unprotected VMs; orphan sweep), queued work.
+//   7. replication: settle rounds a crash left pending (as a shadow host) and backup jobs of ours (as a primary);
+//      serve the peer service on this host's address, start the replication worker and the metrics endpoint;
+//   8. watch libvirt's domain events and serve gRPC (hook + CLI); then the loop ticks every 500 ms:
+//      timers, spool, periodic refresh (capacity grew -> retry unprotected VMs; orphan sweep), queued work,
+//      and hands the protected, running VMs to the replication worker.
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -20,11 +23,19 @@
 #include <string>
 #include <thread>
 
+#include "shadowd/controller/canonical_policy.h"
 #include "shadowd/controller/controller.h"
 #include "shadowd/daemon/config.h"
 #include "shadowd/daemon/event_loop.h"
 #include "shadowd/daemon/libvirt_cluster.h"
+#include "shadowd/daemon/peer_service.h"
+#include "shadowd/daemon/replication_metrics.h"
+#include "shadowd/daemon/replication_worker.h"
 #include "shadowd/daemon/service.h"
+#include "shadowd/metrics/http_endpoint.h"
+#include "shadowd/replication/qemu_replica_storage.h"
+#include "shadowd/replication/replica_keeper.h"
+#include "shadowd/replication/replicator.h"
 #include "shadowd/spool/spool.h"
 #include "shadowd/store/rocksdb_store.h"
 #include "shadowd/virt/hypervisor.h"
@@ -92,6 +103,19 @@ void OnDomainEvent(const virt::DomainEvent& event, LibvirtCluster& cluster,
   }
 }
 
+// The VMs whose disks this host replicates: protected (shadow defined) and running here.
+std::vector<ReplicationSchedule> SchedulesFrom(const std::vector<controller::VmStatusView>& views) {
+  std::vector<ReplicationSchedule> schedules;
+  for (const auto& view : views) {
+    if (view.state != "Protected" || !view.running || view.shadow_hosts.empty()) continue;
+    auto policy = controller::ParseCanonicalPolicy(view.policy);
+    ReplicationSchedule schedule{{view.uuid, view.name, view.shadow_hosts.front()}, {}};
+    schedule.interval = policy.ok() ? Duration(policy->interval) : Duration(policy::Policy().interval);
+    schedules.push_back(std::move(schedule));
+  }
+  return schedules;
+}
+
 int Run(const std::string& config_path) {
   // Signals are taken by one thread with sigwait, so no handler runs in the middle of other code.
   sigset_t signals;
@@ -132,12 +156,52 @@ int Run(const std::string& config_path) {
   if (auto shadows = cluster.Shadows(); shadows.ok()) Log("orphan sweep", controller.SweepOrphans(*shadows));
   Log("start-up work", controller.RunPending());
 
+  // Replication runs off the loop thread, on its own libvirt connection (connections are thread-safe).
+  auto replication_libvirt = (*runtime)->Connect(config->local_libvirt_uri, *clock);
+  if (!replication_libvirt.ok()) return Log("the local libvirtd (replication)", replication_libvirt.status()), 1;
+  std::unique_ptr<replication::ReplicaStorage> storage = replication::NewQemuReplicaStorage(*clock);
+  replication::ReplicaKeeper keeper(
+      **store, *storage,
+      [&](const std::string& vm_uuid, const std::vector<std::string>& paths) {
+        return CheckShadowOwnsReplicas(**replication_libvirt, config->this_host, vm_uuid, paths);
+      },
+      *clock);
+  Log("settling replica rounds", keeper.Recover());
+  GrpcReplicaPeer peer_client(*config, *clock);
+  const HostConfig& this_host = *config->FindHost(config->this_host);
+  replication::Replicator replicator(**replication_libvirt, peer_client, *storage, **store, *clock,
+                                     {.this_host = config->this_host, .nbd_address = this_host.address,
+                                      .nbd_port = config->nbd_port});
+  if (auto names = (*local)->ListDomainNames(); names.ok()) Log("ending stale backups", replicator.Recover(*names));
+  PeerService peer_service(keeper);
+  grpc::ServerBuilder peer_builder;
+  peer_builder.AddListeningPort(config->PeerTarget(this_host), grpc::InsecureServerCredentials());
+  peer_builder.SetMaxReceiveMessageSize(256 << 20);
+  peer_builder.SetMaxSendMessageSize(256 << 20);
+  peer_builder.RegisterService(&peer_service);
+  std::unique_ptr<grpc::Server> peer_server = peer_builder.BuildAndStart();
+  if (!peer_server) return Log("peer service", Unavailable("cannot listen on " + config->PeerTarget(this_host))), 1;
+  ReplicationWorker replication_worker(replicator, *clock, [](const std::string& message) {
+    std::fprintf(stderr, "shadowd: %s\n", message.c_str());
+  });
+  replication_worker.Start();
+  std::unique_ptr<metrics::MetricsHttpEndpoint> metrics_endpoint;
+  if (!config->metrics_listen.empty()) {
+    auto endpoint = metrics::MetricsHttpEndpoint::Start(config->metrics_listen, [&]() -> StatusOr<std::string> {
+      VS_ASSIGN_OR_RETURN(auto replicated, replicator.ListRecords());
+      VS_ASSIGN_OR_RETURN(auto held, keeper.List());
+      return metrics::RenderPrometheusText(ReplicationMetrics(replicated, held, clock->WallNow()));
+    });
+    if (!endpoint.ok()) return Log("metrics endpoint", endpoint.status()), 1;
+    metrics_endpoint = std::move(*endpoint);
+  }
+
   auto watch = (*local)->WatchDomains([&](const virt::DomainEvent& event) {
     loop.Post([&, event] { OnDomainEvent(event, cluster, controller); });
   });
   if (!watch.ok()) return Log("watching domain events", watch.status()), 1;
 
-  ShadowService service(*config, loop, controller, cluster);
+  ShadowService service(*config, loop, controller, cluster, replicator, replication_worker, *clock);
   std::filesystem::remove(config->socket_path);
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + config->socket_path, grpc::InsecureServerCredentials());
@@ -154,6 +218,7 @@ int Run(const std::string& config_path) {
     sigwait(&signals, &sig);
     std::fprintf(stderr, "shadowd: signal %d, stopping\n", sig);
     server->Shutdown();
+    peer_server->Shutdown();
     loop.Stop();
   });
 
@@ -167,9 +232,11 @@ int Run(const std::string& config_path) {
       ReplaySpool(spool, controller);
     }
     Log("queued work", controller.RunPending());
+    if (auto views = controller.List(); views.ok()) replication_worker.SetTargets(SchedulesFrom(*views));
   });
 
   signal_thread.join();
+  replication_worker.Stop();
   return 0;
 }
 

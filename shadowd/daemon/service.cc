@@ -2,22 +2,12 @@
 
 #include <cstdio>
 
+#include "proto/grpc_status.h"
 #include "shadowd/daemon/hook_verdict.h"
 #include "shadowd/lifecycle/shadow_identity.h"
 
 namespace vs::daemon {
 namespace {
-
-grpc::Status ToGrpc(const Status& status) {
-  switch (status.code()) {
-    case Code::kOk: return grpc::Status::OK;
-    case Code::kNotFound: return {grpc::StatusCode::NOT_FOUND, status.message()};
-    case Code::kInvalidArgument: return {grpc::StatusCode::INVALID_ARGUMENT, status.message()};
-    case Code::kFailedPrecondition: return {grpc::StatusCode::FAILED_PRECONDITION, status.message()};
-    case Code::kUnavailable: return {grpc::StatusCode::UNAVAILABLE, status.message()};
-    default: return {grpc::StatusCode::INTERNAL, status.message()};
-  }
-}
 
 void Fill(const controller::VmStatusView& view, const std::string& this_host, virtshadow::v1::VmStatus* out) {
   out->set_name(view.name);
@@ -65,23 +55,86 @@ grpc::Status ShadowService::DeliverHookEvent(grpc::ServerContext*, const virtsha
 grpc::Status ShadowService::ListVms(grpc::ServerContext*, const virtshadow::v1::ListVmsRequest*,
                                     virtshadow::v1::ListVmsReply* reply) {
   auto vms = loop_.Call([this] { return controller_.List(); });
-  if (!vms.ok()) return ToGrpc(vms.status());
-  for (const auto& view : *vms) Fill(view, config_.this_host, reply->add_vms());
+  if (!vms.ok()) return ToGrpcStatus(vms.status());
+  for (const auto& view : *vms) {
+    auto* out = reply->add_vms();
+    Fill(view, config_.this_host, out);
+    FillReplication(view.uuid, out);
+  }
   return grpc::Status::OK;
 }
 
 grpc::Status ShadowService::GetVm(grpc::ServerContext*, const virtshadow::v1::GetVmRequest* request,
                                   virtshadow::v1::VmStatus* reply) {
   auto view = loop_.Call([&] { return controller_.StatusOf(request->vm()); });
-  if (!view.ok()) return ToGrpc(view.status());
+  if (!view.ok()) return ToGrpcStatus(view.status());
   Fill(*view, config_.this_host, reply);
+  FillReplication(view->uuid, reply);
+  return grpc::Status::OK;
+}
+
+void ShadowService::FillReplication(const std::string& vm_uuid, virtshadow::v1::VmStatus* out) const {
+  auto record = replicator_.Record(vm_uuid);
+  if (!record.ok()) return;
+  Duration interval{0};
+  for (const auto& schedule : replication_.Targets()) {
+    if (schedule.target.vm_uuid == vm_uuid) interval = schedule.interval;
+  }
+  const bool replicated = interval.count() > 0 || record->rounds_applied() > 0 || record->rounds_failed() > 0;
+  if (!replicated) return;
+  auto* info = out->mutable_replication();
+  *info->mutable_last_round() = record->applied();
+  const int64_t taken = record->applied().taken_unix_ms();
+  info->set_lag_ms(taken == 0 ? -1 : ToUnixMillis(clock_.WallNow()) - taken);
+  info->set_rounds_applied(record->rounds_applied());
+  info->set_rounds_failed(record->rounds_failed());
+  info->set_consecutive_failures(record->consecutive_failures());
+  info->set_last_error(record->last_error());
+  info->set_resync_needed(record->resync_needed());
+  info->set_interval_ms(std::chrono::duration_cast<std::chrono::milliseconds>(interval).count());
+  *info->mutable_recent_rounds() = record->recent_rounds();
+}
+
+StatusOr<std::string> ShadowService::ResolveUuid(const std::string& vm) {
+  auto view = loop_.Call([&] { return controller_.StatusOf(vm); });
+  if (!view.ok()) return view.status();
+  return view->uuid;
+}
+
+grpc::Status ShadowService::Sync(grpc::ServerContext*, const virtshadow::v1::SyncRequest* request,
+                                 virtshadow::v1::SyncReply* reply) {
+  auto uuid = ResolveUuid(request->vm());
+  if (!uuid.ok()) return ToGrpcStatus(uuid.status());
+  auto round = replication_.RequestRound(*uuid).get();
+  if (!round.ok()) return ToGrpcStatus(round.status());
+  *reply->mutable_round() = *round;
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::Verify(grpc::ServerContext*, const virtshadow::v1::VerifyRequest* request,
+                                   virtshadow::v1::VerifyReply* reply) {
+  auto uuid = ResolveUuid(request->vm());
+  if (!uuid.ok()) return ToGrpcStatus(uuid.status());
+  auto report = replication_.RequestVerify(*uuid).get();
+  if (!report.ok()) return ToGrpcStatus(report.status());
+  reply->set_checkpoint(report->checkpoint);
+  reply->set_ok(report->ok());
+  for (const auto& disk : report->disks) {
+    auto* out = reply->add_disks();
+    out->set_target(disk.target);
+    out->set_replica_path(disk.replica_path);
+    out->set_blocks_compared(disk.blocks_compared);
+    out->set_blocks_changed_since(disk.blocks_changed_since);
+    out->set_blocks_mismatched(disk.blocks_mismatched);
+    out->set_mismatches(disk.mismatches);
+  }
   return grpc::Status::OK;
 }
 
 grpc::Status ShadowService::Explain(grpc::ServerContext*, const virtshadow::v1::ExplainRequest* request,
                                     virtshadow::v1::ExplainReply* reply) {
   auto explanation = loop_.Call([&] { return controller_.Explain(request->vm()); });
-  if (!explanation.ok()) return ToGrpc(explanation.status());
+  if (!explanation.ok()) return ToGrpcStatus(explanation.status());
   auto hosts = loop_.Call([this] { return cluster_.Hosts(); });
   reply->set_vm(request->vm());
   reply->set_summary(explanation->placement.summary);
@@ -104,7 +157,7 @@ grpc::Status ShadowService::ListHosts(grpc::ServerContext*, const virtshadow::v1
     StatusOr<std::vector<controller::PeerShadow>> shadows;
   };
   Snapshot snap = loop_.Call([this] { return Snapshot{cluster_.Hosts(), cluster_.Shadows()}; });
-  if (!snap.hosts.ok()) return ToGrpc(snap.hosts.status());
+  if (!snap.hosts.ok()) return ToGrpcStatus(snap.hosts.status());
   reply->set_this_host(config_.this_host);
   for (const auto& host : *snap.hosts) {
     auto* out = reply->add_hosts();

@@ -2,7 +2,10 @@
 // threads; everything that touches the controller or the cluster is handed to the EventLoop (Post for hook
 // events, Call for queries), so the handlers themselves hold no state.
 //
-// Ownership: borrows the loop, controller and cluster, which must outlive the server.
+// Sync and Verify hand the work to the ReplicationWorker and wait for it (a round of a small delta takes well
+// under a second; the CLI's --timeout bounds the wait).
+//
+// Ownership: borrows the loop, controller, cluster and replication parts, which must outlive the server.
 // Failure modes: controller errors map to gRPC codes (NotFound -> NOT_FOUND, InvalidArgument ->
 // INVALID_ARGUMENT, FailedPrecondition -> FAILED_PRECONDITION, others -> INTERNAL) with the message kept.
 #pragma once
@@ -12,14 +15,17 @@
 #include "shadowd/daemon/config.h"
 #include "shadowd/daemon/event_loop.h"
 #include "shadowd/daemon/libvirt_cluster.h"
+#include "shadowd/daemon/replication_worker.h"
 
 namespace vs::daemon {
 
 class ShadowService final : public virtshadow::v1::ShadowD::Service {
  public:
   ShadowService(const Config& config, EventLoop& loop, controller::ProtectionController& controller,
-                LibvirtCluster& cluster)
-      : config_(config), loop_(loop), controller_(controller), cluster_(cluster) {}
+                LibvirtCluster& cluster, replication::Replicator& replicator, ReplicationWorker& replication,
+                const Clock& clock)
+      : config_(config), loop_(loop), controller_(controller), cluster_(cluster), replicator_(replicator),
+        replication_(replication), clock_(clock) {}
 
   grpc::Status DeliverHookEvent(grpc::ServerContext*, const virtshadow::v1::HookEvent* event,
                                 virtshadow::v1::HookVerdict* verdict) override;
@@ -31,12 +37,22 @@ class ShadowService final : public virtshadow::v1::ShadowD::Service {
                        virtshadow::v1::ExplainReply* reply) override;
   grpc::Status ListHosts(grpc::ServerContext*, const virtshadow::v1::ListHostsRequest*,
                          virtshadow::v1::ListHostsReply* reply) override;
+  grpc::Status Sync(grpc::ServerContext*, const virtshadow::v1::SyncRequest* request,
+                    virtshadow::v1::SyncReply* reply) override;
+  grpc::Status Verify(grpc::ServerContext*, const virtshadow::v1::VerifyRequest* request,
+                      virtshadow::v1::VerifyReply* reply) override;
 
  private:
   const Config& config_;
   EventLoop& loop_;
   controller::ProtectionController& controller_;
   LibvirtCluster& cluster_;
+  replication::Replicator& replicator_;
+  ReplicationWorker& replication_;
+  const Clock& clock_;
+
+  void FillReplication(const std::string& vm_uuid, virtshadow::v1::VmStatus* out) const;
+  StatusOr<std::string> ResolveUuid(const std::string& vm);
 };
 
 }  // namespace vs::daemon

@@ -71,6 +71,12 @@ StatusOr<std::unique_ptr<TestGuest>> TestGuest::Define(virt::Hypervisor& host_co
     CommandResult r = RunCommand("qemu-img create -q -f qcow2 '" + file + "' " + std::to_string(options.disk_mib) + "M");
     if (r.exit_code != 0) return Internal("qemu-img create " + file + ": " + r.output);
     files.push_back(file);
+    if (options.raw_disk_mib > 0) {
+      std::string raw = HostPath(*h, "/var/lib/libvirt/images/" + options.name + "-data.raw");
+      r = RunCommand("qemu-img create -q -f raw '" + raw + "' " + std::to_string(options.raw_disk_mib) + "M");
+      if (r.exit_code != 0) return Internal("qemu-img create " + raw + ": " + r.output);
+      files.push_back(raw);
+    }
   }
   std::string log = LabDir() + "/logs/" + options.name + ".log";
   std::remove(log.c_str());
@@ -78,6 +84,12 @@ StatusOr<std::unique_ptr<TestGuest>> TestGuest::Define(virt::Hypervisor& host_co
                           "' --memory " + std::to_string(options.memory_mib) + " --cmdline '" +
                           options.kernel_args + "' --metadata \"" + options.metadata + "\"");
   if (xml.exit_code != 0) return Internal("domain-xml.sh: " + xml.output);
+  if (options.raw_disk_mib > 0) {
+    const size_t after_first_disk = xml.output.find("</disk>") + std::string("</disk>").size();
+    xml.output.insert(after_first_disk, "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='"
+                                        "/var/lib/libvirt/images/" + options.name + "-data.raw'/><target dev='vdb' "
+                                        "bus='virtio'/></disk>");
+  }
   std::unique_ptr<TestGuest> guest(new TestGuest(host_conn, options, files));
   VS_RETURN_IF_ERROR(host_conn.DefineDomain(xml.output).status());
   return guest;
@@ -127,6 +139,26 @@ void LabTest::SetUp() {
     ASSERT_TRUE(conn.ok()) << conn.status().ToString();
     conns_.push_back(std::move(*conn));
   }
+}
+
+std::string PolicyElement(const std::string& attributes) {
+  return "<shadow:policy xmlns:shadow='http://virt-shadow.org/xmlns/policy/1.0' " + attributes + "/>";
+}
+
+CommandResult LabTest::Cli(size_t host, const std::string& args) const {
+  return RunCommand(LabScript() + " exec " + hosts_[host].name + " " + BinaryDir() + "/cli/virt-shadow " + args);
+}
+
+StatusOr<nlohmann::json> LabTest::CliJson(size_t host, const std::string& args) const {
+  CommandResult r = Cli(host, "--json " + args);
+  if (r.exit_code != 0) return Internal("virt-shadow " + args + " exited " + std::to_string(r.exit_code) + ": " + r.output);
+  auto json = nlohmann::json::parse(r.output, nullptr, false);
+  if (json.is_discarded()) return Internal("virt-shadow " + args + " printed no JSON: " + r.output);
+  return json;
+}
+
+CommandResult LabTest::Virsh(size_t host, const std::string& args) const {
+  return RunCommand("virsh -q -c " + hosts_[host].uri + " " + args);
 }
 
 }  // namespace vs::lab

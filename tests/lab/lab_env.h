@@ -13,6 +13,9 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+#include <thread>
+
 #include "common/status.h"
 #include "images/oracle/oracle.h"
 #include "shadowd/virt/hypervisor.h"
@@ -41,6 +44,20 @@ struct CommandResult {
 };
 CommandResult RunCommand(const std::string& command);
 
+// Polls `done` every 250 ms until it is true or `timeout` passes.
+template <typename F>
+bool WaitUntil(F done, std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return done();
+}
+
+// A virt-shadow policy element for <metadata>, e.g. PolicyElement("vcpus='1' interval='2s'").
+std::string PolicyElement(const std::string& attributes);
+
 // A test guest (images/): a domain whose workload writes acknowledged records. Its disk is a qcow2 under each
 // host's private /var/lib/libvirt/images; its serial log is in the lab's shared logs/ folder, so that it continues
 // across migrations. The destructor destroys and undefines it wherever it was last placed and removes its files.
@@ -52,6 +69,7 @@ class TestGuest {
     int memory_mib = 256;
     std::string kernel_args = "vs.rate=5";
     std::string metadata;  // a child of <metadata>, e.g. a virt-shadow policy element
+    uint64_t raw_disk_mib = 0;  // > 0: a second disk, vdb, a raw image the guest does not touch
   };
   // Creates the disk on `host`, empty images of the same size on `also_on` (migration targets), defines and
   // starts the domain on `host`.
@@ -64,6 +82,7 @@ class TestGuest {
 
   const std::string& name() const { return options_.name; }
   std::string disk_path() const { return "/var/lib/libvirt/images/" + options_.name + ".qcow2"; }
+  std::string raw_disk_path() const { return "/var/lib/libvirt/images/" + options_.name + "-data.raw"; }
   std::string serial_log_path() const { return LabDir() + "/logs/" + options_.name + ".log"; }
   std::string SerialLog() const;
 
@@ -92,6 +111,12 @@ class LabTest : public ::testing::Test {
   std::unique_ptr<virt::LibvirtRuntime> runtime_;
   std::unique_ptr<Clock> clock_ = NewRealClock();
   std::vector<std::unique_ptr<virt::Hypervisor>> conns_;
+
+  // Runs the virt-shadow CLI inside host `host` (it talks to that host's shadowd and libvirtd).
+  CommandResult Cli(size_t host, const std::string& args) const;
+  // The same with --json, parsed; an error carries the exit code and the output.
+  StatusOr<nlohmann::json> CliJson(size_t host, const std::string& args) const;
+  CommandResult Virsh(size_t host, const std::string& args) const;
 };
 
 }  // namespace vs::lab

@@ -20,20 +20,7 @@ namespace {
 using namespace std::chrono_literals;
 constexpr char kNs[] = "http://virt-shadow.org/xmlns/policy/1.0";
 
-std::string Policy(const std::string& attributes) {
-  return "<shadow:policy xmlns:shadow='" + std::string(kNs) + "' " + attributes + "/>";
-}
-
-// Polls `done` every 250 ms until it is true or `timeout` passes.
-template <typename F>
-bool WaitUntil(F done, std::chrono::seconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(250ms);
-  }
-  return done();
-}
+std::string Policy(const std::string& attributes) { return PolicyElement(attributes); }
 
 struct FoundShadow {
   size_t host = 0;  // index into hosts_
@@ -55,23 +42,6 @@ class ShadowTest : public LabTest {
       }
     }
     return found;
-  }
-
-  // Runs the virt-shadow CLI inside host `host` (it talks to that host's shadowd and libvirtd).
-  CommandResult Cli(size_t host, const std::string& args) {
-    return RunCommand(LabScript() + " exec " + hosts_[host].name + " " + BinaryDir() + "/cli/virt-shadow " + args);
-  }
-
-  StatusOr<nlohmann::json> CliJson(size_t host, const std::string& args) {
-    CommandResult r = Cli(host, "--json " + args);
-    if (r.exit_code != 0) return Internal("virt-shadow " + args + " exited " + std::to_string(r.exit_code) + ": " + r.output);
-    auto json = nlohmann::json::parse(r.output, nullptr, false);
-    if (json.is_discarded()) return Internal("virt-shadow " + args + " printed no JSON: " + r.output);
-    return json;
-  }
-
-  CommandResult Virsh(size_t host, const std::string& args) {
-    return RunCommand("virsh -q -c " + hosts_[host].uri + " " + args);
   }
 
   // Stops the guest and waits until its shadow and replica are released (grace time included).

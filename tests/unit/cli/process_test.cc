@@ -327,7 +327,7 @@ TEST_F(CliProcessTest, NoLibvirtIsExit1) {
 }
 
 TEST_F(CliProcessTest, BashCompletesCommandsOptionsValuesAndDomains) {
-  EXPECT_THAT(Complete("virt-shadow "), ElementsAre("list", "status", "hosts", "explain", "tag", "untag"));
+  EXPECT_THAT(Complete("virt-shadow "), ElementsAre("list", "status", "hosts", "explain", "tag", "untag", "sync", "verify"));
   EXPECT_THAT(Complete("virt-shadow --json st"), ElementsAre("status"));
   EXPECT_THAT(Complete("virt-shadow tag web --cr"), ElementsAre("--critical"));
   EXPECT_THAT(Complete("virt-shadow list --c"), ElementsAre("--connect"));  // tag's --config only after tag

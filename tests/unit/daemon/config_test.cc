@@ -67,9 +67,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"[shadowd]\nport = 1\n", "unknown key 'port'"},
         BadCase{"[shadowd]\nhost = h1\n[host.h1]\nuri = x\n", "needs a zone"},
         BadCase{"[shadowd]\nhost = h1\n[host.h1]\nzone = a\n", "needs a uri"},
-        BadCase{"[shadowd]\nhost = h1\n[host.h1]\nzone = a\nuri = x\ncost = cheap\n", "cost = 'cheap'"},
-        BadCase{"[shadowd]\nhost = h1\n[host.h1]\nzone = a\nuri = x\nmemory_mib = 1\n", "memory_mib = '1'"},
+        BadCase{"[shadowd]\nhost = h1\n[host.h1]\nzone = a\nuri = qemu+tcp://h1/system\ncost = cheap\n", "cost = 'cheap'"},
+        BadCase{"[shadowd]\nhost = h1\n[host.h1]\nzone = a\nuri = qemu+tcp://h1/system\nmemory_mib = 1\n", "memory_mib = '1'"},
         BadCase{"[shadowd]\nhost = h1\ngrace_seconds = -5\n[host.h1]\nzone = a\nuri = x\n", "grace_seconds"},
+        BadCase{"[shadowd]\nhost = h1\n[host.h1]\nzone = a\nuri = x\n", "names no host"},
         BadCase{"[shadowd]\nhost = h1\n[hosts]\nx = 1\n", "unknown section [hosts]"},
         BadCase{"[shadowd\nhost = h1\n", "config:"}));
 

@@ -1,0 +1,130 @@
+#include "shadowd/daemon/peer_service.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+
+#include "proto/grpc_status.h"
+#include "shadowd/controller/shadow_domain_xml.h"
+
+namespace vs::daemon {
+
+namespace v1 = virtshadow::v1;
+
+namespace {
+
+// A round reads and writes up to whole disks (a seed); the quick calls answer from records.
+constexpr Duration kRoundTimeout = std::chrono::minutes(15);
+constexpr Duration kQueryTimeout = std::chrono::seconds(30);
+
+template <typename Reply>
+grpc::Status Answer(StatusOr<Reply> result, Reply* reply) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *reply = std::move(*result);
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+Status CheckShadowOwnsReplicas(virt::Hypervisor& local, const std::string& this_host, const std::string& vm_uuid,
+                               const std::vector<std::string>& replica_paths) {
+  VS_ASSIGN_OR_RETURN(auto names, local.ListDomainNames());
+  for (const auto& name : names) {
+    auto xml = local.GetDomainXml(name);
+    if (!xml.ok()) continue;  // undefined meanwhile
+    auto shadow = controller::DescribeShadowDomain(this_host, *xml);
+    if (!shadow.ok() || !*shadow || (*shadow)->primary_uuid != vm_uuid) continue;
+    VS_ASSIGN_OR_RETURN(virt::DomainState state, local.GetDomainState(name));
+    if (state != virt::DomainState::kShutoff) {
+      return FailedPrecondition("shadow " + name + " of " + vm_uuid + " is " + std::string(virt::DomainStateName(state)) +
+                                " on " + this_host + ": its replicas are in use and cannot be written");
+    }
+    for (const auto& path : replica_paths) {
+      const auto& owned = (*shadow)->replica_paths;
+      if (std::find(owned.begin(), owned.end(), path) == owned.end()) {
+        return FailedPrecondition(path + " is not a disk of shadow " + name + " on " + this_host +
+                                  ": refusing to write it");
+      }
+    }
+    return Status::Ok();
+  }
+  return FailedPrecondition("no shadow of VM " + vm_uuid + " is defined on " + this_host +
+                            ": its primary must place one before replicating");
+}
+
+grpc::Status PeerService::GetReplica(grpc::ServerContext*, const v1::GetReplicaRequest* request,
+                                     v1::GetReplicaReply* reply) {
+  return Answer(keeper_.GetReplica(*request), reply);
+}
+grpc::Status PeerService::ApplyRound(grpc::ServerContext*, const v1::ApplyRoundRequest* request,
+                                     v1::ApplyRoundReply* reply) {
+  return Answer(keeper_.ApplyRound(*request), reply);
+}
+grpc::Status PeerService::FinishRound(grpc::ServerContext*, const v1::FinishRoundRequest* request,
+                                      v1::FinishRoundReply*) {
+  return ToGrpcStatus(keeper_.FinishRound(*request));
+}
+grpc::Status PeerService::ReplicaDigests(grpc::ServerContext*, const v1::ReplicaDigestsRequest* request,
+                                         v1::ReplicaDigestsReply* reply) {
+  return Answer(keeper_.ReplicaDigests(*request), reply);
+}
+
+StatusOr<v1::ShadowPeer::Stub*> GrpcReplicaPeer::StubFor(const std::string& host) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  auto& stub = stubs_[host];
+  if (!stub) {
+    const HostConfig* config = config_.FindHost(host);
+    if (config == nullptr) return NotFound("host " + host + " is not in shadowd's configuration");
+    grpc::ChannelArguments args;
+    // Digest lists of large disks and resync requests exceed gRPC's 4 MiB default.
+    args.SetMaxReceiveMessageSize(256 << 20);
+    args.SetMaxSendMessageSize(256 << 20);
+    stub = v1::ShadowPeer::NewStub(
+        grpc::CreateCustomChannel(config_.PeerTarget(*config), grpc::InsecureChannelCredentials(), args));
+  }
+  return stub.get();
+}
+
+void GrpcReplicaPeer::SetDeadline(grpc::ClientContext& context, Duration timeout) const {
+  context.set_deadline(clock_.WallNow() + std::chrono::duration_cast<std::chrono::system_clock::duration>(timeout));
+}
+
+StatusOr<v1::GetReplicaReply> GrpcReplicaPeer::GetReplica(const std::string& host,
+                                                          const v1::GetReplicaRequest& request) {
+  VS_ASSIGN_OR_RETURN(auto* stub, StubFor(host));
+  grpc::ClientContext context;
+  SetDeadline(context, kQueryTimeout);
+  v1::GetReplicaReply reply;
+  VS_RETURN_IF_ERROR(FromGrpcStatus(stub->GetReplica(&context, request, &reply)).Annotate("replica state on " + host));
+  return reply;
+}
+
+StatusOr<v1::ApplyRoundReply> GrpcReplicaPeer::ApplyRound(const std::string& host,
+                                                          const v1::ApplyRoundRequest& request) {
+  VS_ASSIGN_OR_RETURN(auto* stub, StubFor(host));
+  grpc::ClientContext context;
+  SetDeadline(context, kRoundTimeout);
+  v1::ApplyRoundReply reply;
+  VS_RETURN_IF_ERROR(FromGrpcStatus(stub->ApplyRound(&context, request, &reply)).Annotate("applying on " + host));
+  return reply;
+}
+
+Status GrpcReplicaPeer::FinishRound(const std::string& host, const v1::FinishRoundRequest& request) {
+  VS_ASSIGN_OR_RETURN(auto* stub, StubFor(host));
+  grpc::ClientContext context;
+  SetDeadline(context, kRoundTimeout);
+  v1::FinishRoundReply reply;
+  return FromGrpcStatus(stub->FinishRound(&context, request, &reply)).Annotate("finishing on " + host);
+}
+
+StatusOr<v1::ReplicaDigestsReply> GrpcReplicaPeer::ReplicaDigests(const std::string& host,
+                                                                  const v1::ReplicaDigestsRequest& request) {
+  VS_ASSIGN_OR_RETURN(auto* stub, StubFor(host));
+  grpc::ClientContext context;
+  SetDeadline(context, kRoundTimeout);
+  v1::ReplicaDigestsReply reply;
+  VS_RETURN_IF_ERROR(FromGrpcStatus(stub->ReplicaDigests(&context, request, &reply)).Annotate("digests on " + host));
+  return reply;
+}
+
+}  // namespace vs::daemon

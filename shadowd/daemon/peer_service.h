@@ -1,0 +1,73 @@
+// shadowd's peer-to-peer surface, for disk replication: the ShadowPeer gRPC service (a thin shell over
+// ReplicaKeeper, served on this host's peer address) and GrpcReplicaPeer, the client a primary's
+// Replicator uses to reach the shadow hosts' services.
+//
+// The peer address carries no authentication yet (see the roadmap: TLS for peer RPC); it listens only
+// on the configured address, and every write request is checked against the shadow domains of this
+// host (ReplicaKeeper's shadow check), so a peer can only write into replicas of shadows held here.
+//
+// Ownership: the service borrows its keeper; the client owns one channel per host. Thread-safety: both
+// are safe for concurrent calls. Failure modes: keeper errors travel with their code (proto/grpc_status.h);
+// an unreachable peer is kUnavailable, a slow one kDeadlineExceeded.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/clock.h"
+#include "proto/replication.grpc.pb.h"
+#include "shadowd/daemon/config.h"
+#include "shadowd/replication/replica_keeper.h"
+#include "shadowd/replication/replica_peer.h"
+#include "shadowd/virt/hypervisor.h"
+
+namespace vs::daemon {
+
+// ReplicaKeeper's shadow check: OK when `local` (this host, `this_host`) has a shadow domain of `vm_uuid`
+// that is not running and whose disks include every one of `replica_paths`; FailedPrecondition naming
+// what is missing otherwise.
+Status CheckShadowOwnsReplicas(virt::Hypervisor& local, const std::string& this_host, const std::string& vm_uuid,
+                               const std::vector<std::string>& replica_paths);
+
+class PeerService final : public virtshadow::v1::ShadowPeer::Service {
+ public:
+  explicit PeerService(replication::ReplicaKeeper& keeper) : keeper_(keeper) {}
+
+  grpc::Status GetReplica(grpc::ServerContext*, const virtshadow::v1::GetReplicaRequest* request,
+                          virtshadow::v1::GetReplicaReply* reply) override;
+  grpc::Status ApplyRound(grpc::ServerContext*, const virtshadow::v1::ApplyRoundRequest* request,
+                          virtshadow::v1::ApplyRoundReply* reply) override;
+  grpc::Status FinishRound(grpc::ServerContext*, const virtshadow::v1::FinishRoundRequest* request,
+                           virtshadow::v1::FinishRoundReply* reply) override;
+  grpc::Status ReplicaDigests(grpc::ServerContext*, const virtshadow::v1::ReplicaDigestsRequest* request,
+                              virtshadow::v1::ReplicaDigestsReply* reply) override;
+
+ private:
+  replication::ReplicaKeeper& keeper_;
+};
+
+class GrpcReplicaPeer final : public replication::ReplicaPeer {
+ public:
+  GrpcReplicaPeer(const Config& config, Clock& clock) : config_(config), clock_(clock) {}
+
+  StatusOr<virtshadow::v1::GetReplicaReply> GetReplica(const std::string& host,
+                                                       const virtshadow::v1::GetReplicaRequest& request) override;
+  StatusOr<virtshadow::v1::ApplyRoundReply> ApplyRound(const std::string& host,
+                                                       const virtshadow::v1::ApplyRoundRequest& request) override;
+  Status FinishRound(const std::string& host, const virtshadow::v1::FinishRoundRequest& request) override;
+  StatusOr<virtshadow::v1::ReplicaDigestsReply> ReplicaDigests(
+      const std::string& host, const virtshadow::v1::ReplicaDigestsRequest& request) override;
+
+ private:
+  StatusOr<virtshadow::v1::ShadowPeer::Stub*> StubFor(const std::string& host);
+  void SetDeadline(grpc::ClientContext& context, Duration timeout) const;
+
+  const Config& config_;
+  Clock& clock_;
+  std::mutex mutex_;
+  std::map<std::string, std::unique_ptr<virtshadow::v1::ShadowPeer::Stub>> stubs_;
+};
+
+}  // namespace vs::daemon

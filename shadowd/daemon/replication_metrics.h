@@ -1,0 +1,19 @@
+// What shadowd's Prometheus endpoint shows about disk replication: per replicated VM (primary side)
+// the lag, the last round's bytes and duration, round and failure counters; per replica held here
+// (shadow side) the age of its applied point in time. Pure: built from records, rendered by
+// shadowd/metrics. Thread-safety: none needed (values in, values out).
+#pragma once
+
+#include <vector>
+
+#include "common/clock.h"
+#include "proto/replication.pb.h"
+#include "shadowd/metrics/prometheus_text.h"
+
+namespace vs::daemon {
+
+std::vector<metrics::MetricFamily> ReplicationMetrics(
+    const std::vector<virtshadow::v1::ReplicationRecord>& replicated,
+    const std::vector<virtshadow::v1::ReplicaRecord>& held, WallTime now);
+
+}  // namespace vs::daemon
