@@ -37,14 +37,24 @@ acks() { grep -c 'VS-ACK' "$LAB/logs/$VM.log" 2>/dev/null || true; }
 for _ in $(seq 1 120); do [ "$(acks)" -ge 5 ] && break; sleep 1; done
 echo "the guest has acknowledged $(acks) records"
 
-step "tag it: virt-shadow tag $VM --memory 50%"
-cli h1 tag $VM --memory 50%
+step "tag it: virt-shadow tag $VM --memory 50% --interval 1h (rounds on demand here, to show each one)"
+cli h1 tag $VM --memory 50% --interval 1h
 for _ in $(seq 1 60); do virsh -q -c "$H2" domstate $VM-shadow >/dev/null 2>&1 && break; sleep 0.5; done
 cli h1 list
 cli h1 explain $VM
 echo; echo "the shadow on h2 (defined, not running; reduced size; same disk path, with its own replica image):"
 virsh -q -c "$H2" list --all
 virsh -q -c "$H2" dumpxml $VM-shadow | grep -E '<currentMemory|<vcpu|shadow-of|source file'
+
+step "disk replication: the seed, then rounds that send only the dirty 64 KiB blocks"
+for _ in $(seq 1 120); do cli h1 status $VM | grep -q '^Rounds: *[1-9]' && break; sleep 0.5; done
+sleep 3; cli h1 sync $VM
+sleep 2; cli h1 sync $VM
+cli h1 verify $VM
+cli h1 status $VM | sed -n '/^Replication/,$p'
+echo; echo "the replica on h2, checked by the oracle as a lagging copy (a gap-free prefix of the acknowledged records):"
+"$BUILD/images/oracle/vs-oracle" --prefix --disk "$LAB/h2/var/lib/libvirt/images/$VM.qcow2" --serial "$LAB/logs/$VM.log" |
+  grep -E '^(verdict|records on disk|acks|holes|corrupt)'
 
 step "live migration h1 -> h3 with postcopy (precopy capped at 8 MiB/s, below the guest's dirty rate)"
 start=$(ms)

@@ -15,7 +15,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
   # runtime: libvirt and QEMU (TCG works without /dev/kvm), NBD tools
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
-  qemu-system-x86 qemu-system-common qemu-utils libnbd-bin
+  qemu-system-x86 qemu-system-common qemu-utils libnbd-bin curl
   # lab: namespaces, bridges, link shaping; guest image build
   iproute2 util-linux procps psmisc busybox-static cpio xz-utils gzip
 )

@@ -145,12 +145,12 @@ std::string PolicyElement(const std::string& attributes) {
   return "<shadow:policy xmlns:shadow='http://virt-shadow.org/xmlns/policy/1.0' " + attributes + "/>";
 }
 
-CommandResult LabTest::Cli(size_t host, const std::string& args) const {
-  return RunCommand(LabScript() + " exec " + hosts_[host].name + " " + BinaryDir() + "/cli/virt-shadow " + args);
+CommandResult RunCli(const LabHost& host, const std::string& args) {
+  return RunCommand(LabScript() + " exec " + host.name + " " + BinaryDir() + "/cli/virt-shadow " + args);
 }
 
-StatusOr<nlohmann::json> LabTest::CliJson(size_t host, const std::string& args) const {
-  CommandResult r = Cli(host, "--json " + args);
+StatusOr<nlohmann::json> RunCliJson(const LabHost& host, const std::string& args) {
+  CommandResult r = RunCli(host, "--json " + args);
   if (r.exit_code != 0) return Internal("virt-shadow " + args + " exited " + std::to_string(r.exit_code) + ": " + r.output);
   auto json = nlohmann::json::parse(r.output, nullptr, false);
   if (json.is_discarded()) return Internal("virt-shadow " + args + " printed no JSON: " + r.output);

@@ -55,6 +55,11 @@ bool WaitUntil(F done, std::chrono::seconds timeout) {
   return done();
 }
 
+// Runs the virt-shadow CLI inside lab host `host` (it talks to that host's shadowd and libvirtd).
+CommandResult RunCli(const LabHost& host, const std::string& args);
+// The same with --json, parsed; an error carries the exit code and the output.
+StatusOr<nlohmann::json> RunCliJson(const LabHost& host, const std::string& args);
+
 // A virt-shadow policy element for <metadata>, e.g. PolicyElement("vcpus='1' interval='2s'").
 std::string PolicyElement(const std::string& attributes);
 
@@ -112,10 +117,11 @@ class LabTest : public ::testing::Test {
   std::unique_ptr<Clock> clock_ = NewRealClock();
   std::vector<std::unique_ptr<virt::Hypervisor>> conns_;
 
-  // Runs the virt-shadow CLI inside host `host` (it talks to that host's shadowd and libvirtd).
-  CommandResult Cli(size_t host, const std::string& args) const;
-  // The same with --json, parsed; an error carries the exit code and the output.
-  StatusOr<nlohmann::json> CliJson(size_t host, const std::string& args) const;
+  // RunCli / RunCliJson on hosts_[host].
+  CommandResult Cli(size_t host, const std::string& args) const { return RunCli(hosts_[host], args); }
+  StatusOr<nlohmann::json> CliJson(size_t host, const std::string& args) const {
+    return RunCliJson(hosts_[host], args);
+  }
   CommandResult Virsh(size_t host, const std::string& args) const;
 };
 
