@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -114,6 +115,23 @@ std::vector<ReplicationSchedule> SchedulesFrom(const std::vector<controller::VmS
     schedules.push_back(std::move(schedule));
   }
   return schedules;
+}
+
+// Replication state of VMs that are gone: the primary's records (and "vs-" checkpoints) of VMs without a
+// protection record, and the replica records of shadows released on this host.
+void ForgetUnreplicated(controller::ProtectionController& controller, replication::Replicator& replicator,
+                        replication::ReplicaKeeper& keeper) {
+  auto views = controller.List();
+  auto records = replicator.ListRecords();
+  if (views.ok() && records.ok()) {
+    for (const auto& record : *records) {
+      const bool known = std::any_of(views->begin(), views->end(),
+                                     [&](const auto& view) { return view.uuid == record.vm_uuid(); });
+      if (!known) Log(("forgetting the replication of " + record.vm_name()).c_str(),
+                      replicator.Forget(record.vm_uuid(), record.vm_name()));
+    }
+  }
+  if (auto forgotten = keeper.ForgetReleased(); !forgotten.ok()) Log("forgetting released replicas", forgotten.status());
 }
 
 int Run(const std::string& config_path) {
@@ -230,6 +248,7 @@ int Run(const std::string& config_path) {
       if (cluster.Refresh()) Log("capacity change", controller.OnCapacityChanged());
       if (auto shadows = cluster.Shadows(); shadows.ok()) Log("orphan sweep", controller.SweepOrphans(*shadows));
       ReplaySpool(spool, controller);
+      ForgetUnreplicated(controller, replicator, keeper);
     }
     Log("queued work", controller.RunPending());
     if (auto views = controller.List(); views.ok()) replication_worker.SetTargets(SchedulesFrom(*views));

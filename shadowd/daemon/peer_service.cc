@@ -48,8 +48,8 @@ Status CheckShadowOwnsReplicas(virt::Hypervisor& local, const std::string& this_
     }
     return Status::Ok();
   }
-  return FailedPrecondition("no shadow of VM " + vm_uuid + " is defined on " + this_host +
-                            ": its primary must place one before replicating");
+  return NotFound("no shadow of VM " + vm_uuid + " is defined on " + this_host +
+                  ": its primary must place one before replicating");
 }
 
 grpc::Status PeerService::GetReplica(grpc::ServerContext*, const v1::GetReplicaRequest* request,

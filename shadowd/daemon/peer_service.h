@@ -26,8 +26,8 @@
 namespace vs::daemon {
 
 // ReplicaKeeper's shadow check: OK when `local` (this host, `this_host`) has a shadow domain of `vm_uuid`
-// that is not running and whose disks include every one of `replica_paths`; FailedPrecondition naming
-// what is missing otherwise.
+// that is not running and whose disks include every one of `replica_paths`; NotFound when no shadow of it
+// is defined here, FailedPrecondition naming what is wrong otherwise.
 Status CheckShadowOwnsReplicas(virt::Hypervisor& local, const std::string& this_host, const std::string& vm_uuid,
                                const std::vector<std::string>& replica_paths);
 

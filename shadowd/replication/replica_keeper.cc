@@ -87,6 +87,22 @@ Status ReplicaKeeper::Recover() {
   return Status::Ok();
 }
 
+StatusOr<int> ReplicaKeeper::ForgetReleased() {
+  VS_ASSIGN_OR_RETURN(auto records, List());
+  int forgotten = 0;
+  for (const auto& record : records) {
+    std::lock_guard<std::mutex> guard(LockFor(record.vm_uuid()));
+    if (record.phase() != ReplicaRecord::PHASE_IDLE) continue;
+    const Status owned = shadow_check_(record.vm_uuid(), {});
+    if (owned.code() != Code::kNotFound) continue;  // still a shadow here, or the check itself failed
+    store::WriteBatch batch;
+    batch.Delete(ReplicaRecordKey(record.vm_uuid()));
+    VS_RETURN_IF_ERROR(store_.Write(batch));
+    ++forgotten;
+  }
+  return forgotten;
+}
+
 StatusOr<std::vector<ReplicaRecord>> ReplicaKeeper::List() const {
   VS_ASSIGN_OR_RETURN(auto entries, store_.Scan(ReplicaRecordKey("")));
   std::vector<ReplicaRecord> records;

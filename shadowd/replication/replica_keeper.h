@@ -57,6 +57,10 @@ class ReplicaKeeper {
   Status FinishRound(const virtshadow::v1::FinishRoundRequest& request);
   StatusOr<virtshadow::v1::ReplicaDigestsReply> ReplicaDigests(const virtshadow::v1::ReplicaDigestsRequest& request);
 
+  // Deletes the records of VMs whose shadow is no longer defined here (released by its primary); records with
+  // a round in flight are kept. Returns how many went.
+  StatusOr<int> ForgetReleased();
+
   // Every replica record (for status and metrics).
   StatusOr<std::vector<virtshadow::v1::ReplicaRecord>> List() const;
 

@@ -138,6 +138,11 @@ class ReplicaKeeperTest : public ::testing::Test {
     return stored.ok() && stored->has_value() ? **stored : ReplicaRecord();
   }
 
+  bool StoredRecordExists() {
+    auto stored = store::GetProto<ReplicaRecord>(store_, ReplicaRecordKey(kUuid));
+    return stored.ok() && stored->has_value();
+  }
+
   std::vector<std::string> Overlays() const {
     std::vector<std::string> overlays;
     for (const auto& [path, image] : storage_.images) {
@@ -545,8 +550,6 @@ TEST_F(ReplicaKeeperTest, ReplicaDigestsAreTheReplicasBlockDigests) {
 // A replica that a FULL round re-created but never committed must not pass for the replica of the
 // previous checkpoint: otherwise the primary plans an INCREMENTAL round onto a blank image.
 TEST_F(ReplicaKeeperTest, AReplicaRecreatedByAnUncommittedRoundIsNotAtTheOldCheckpoint) {
-  GTEST_SKIP() << "BUG (replica_keeper.cc ApplyRound, storage_.Create of a missing replica): the record "
-                  "keeps applied=vs-1 while the replica is a blank image; see the report";
   SeedVda(DataInBlocks(kSize, {0, 1, 2}));
   ASSERT_TRUE(storage_.Remove(kVda).ok());  // the replica file was lost on the shadow host
   ASSERT_TRUE(keeper_->ApplyRound(Round("vs-2", "", {Disk("vda", virtshadow::v1::ROUND_MODE_FULL)})).ok());
@@ -560,6 +563,32 @@ TEST_F(ReplicaKeeperTest, AReplicaRecreatedByAnUncommittedRoundIsNotAtTheOldChec
   const bool chain_dropped = replica->record().applied().checkpoint() != "vs-1";
   EXPECT_TRUE(still_missing || chain_dropped)
       << "the replica reads as zeros but the record says it is at vs-1";
+}
+
+}  // namespace
+}  // namespace vs::replication
+
+namespace vs::replication {
+namespace {
+
+TEST_F(ReplicaKeeperTest, RecordsOfReleasedShadowsAreForgottenOthersKept) {
+  SeedVda(DataInBlocks(kSize, {0}));
+  ASSERT_TRUE(StoredRecordExists());
+  // The shadow is still defined (the check passes): kept.
+  auto kept = keeper_->ForgetReleased();
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  EXPECT_EQ(*kept, 0);
+  EXPECT_TRUE(StoredRecordExists());
+  // A check that fails for another reason (the shadow runs) is no proof of a release: kept.
+  shadow_check_ = FailedPrecondition("shadow of vm1 is running");
+  ASSERT_TRUE(keeper_->ForgetReleased().ok());
+  EXPECT_TRUE(StoredRecordExists());
+  // Released by its primary: forgotten.
+  shadow_check_ = NotFound("no shadow of VM vm1 is defined on h2");
+  auto forgotten = keeper_->ForgetReleased();
+  ASSERT_TRUE(forgotten.ok()) << forgotten.status().ToString();
+  EXPECT_EQ(*forgotten, 1);
+  EXPECT_FALSE(StoredRecordExists());
 }
 
 }  // namespace

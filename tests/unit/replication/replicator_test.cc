@@ -301,9 +301,6 @@ TEST_F(ReplicatorTest, ADigestMismatchDiscardsTheRoundAndCountsTheFailure) {
 // A one-off corruption on the wire is a failed round like any other: reported and counted, not
 // hidden by the retry that exists for broken bitmaps.
 TEST_F(ReplicatorTest, AOneOffDigestMismatchIsReportedNotRetriedAway) {
-  GTEST_SKIP() << "BUG (replicator.cc RunRound: every kDataLoss of RunPlannedRound, including the digest "
-                  "mismatch, is taken for a broken bitmap: the chain is deleted and the round silently "
-                  "retried as RESYNC); see the report";
   GoodRound();
   GuestWrite("vda", 2, 51);
   bool corrupted = false;
@@ -472,8 +469,6 @@ TEST_F(ReplicatorTest, ALostCommitReplyIsPickedUpFromTheReplica) {
 // A replica re-created by a round that then failed is blank, yet the next round must not treat it as
 // the replica of the old checkpoint.
 TEST_F(ReplicatorTest, AReplicaRecreatedByAFailedRoundIsNotUpdatedIncrementally) {
-  GTEST_SKIP() << "BUG (replica_keeper.cc ApplyRound creates the missing replica but the record keeps "
-                  "applied=<old checkpoint>; the next round is INCREMENTAL onto a blank image); see the report";
   GoodRound();
   GuestWrite("vda", 2, 94);
   ASSERT_TRUE(shadow_storage_.Remove(kVda).ok());
@@ -536,8 +531,6 @@ TEST_F(ReplicatorTest, ListRecordsHasOneRecordPerReplicatedVm) {
 // The export URI must be a valid NBD URI for an IPv6 address too (config.cc accepts IPv6 addresses and
 // PeerTarget brackets them).
 TEST_F(ReplicatorTest, ExportsOnAnIpv6AddressAreReachable) {
-  GTEST_SKIP() << "BUG (replicator.cc Replicator::ExportUri): an IPv6 nbd_address is not bracketed, "
-                  "\"nbd://fd00::1:10809/vda\" is not a valid URI; see the report";
   Replicator ipv6(libvirt_, peer_, primary_storage_, primary_store_, clock_, ReplicatorOptions{"h1", "fd00::1", 10809});
   auto round = Round(&ipv6);
   ASSERT_TRUE(round.ok()) << round.status().ToString();
