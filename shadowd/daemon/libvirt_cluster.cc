@@ -22,6 +22,25 @@ Status LibvirtCluster::Track(const std::string& host, Status status) {
   return status;
 }
 
+StatusOr<std::optional<std::string>> LibvirtCluster::OrdinaryDomainUsing(virt::Hypervisor& conn, const std::string& host,
+                                                                        const std::string& path) {
+  auto names = conn.ListDomainNames();
+  if (!names.ok()) return Track(host, names.status());
+  for (const auto& name : *names) {
+    auto xml = conn.GetDomainXml(name);
+    if (!xml.ok()) continue;  // undefined meanwhile
+    auto shadow = controller::DescribeShadowDomain(host, *xml);
+    auto facts = policy::ParseDomain(*xml);
+    if (!facts.ok() || (shadow.ok() && shadow->has_value())) continue;
+    for (const auto& disk : facts->disks) {
+      if (disk.source_path == path) return std::optional<std::string>(name);
+    }
+    // Backing files appear only in <backingStore>: libvirt writes every file source as <source file='PATH'/>.
+    if (xml->find("<source file='" + path + "'") != std::string::npos) return std::optional<std::string>(name);
+  }
+  return std::optional<std::string>();
+}
+
 Status LibvirtCluster::CreateReplicaImage(const std::string& host, const std::string& path,
                                           uint64_t virtual_size_bytes, const std::string& format) {
   VS_ASSIGN_OR_RETURN(virt::Hypervisor * conn, Conn(host));
@@ -30,20 +49,10 @@ Status LibvirtCluster::CreateReplicaImage(const std::string& host, const std::st
   }
   // The replica lives at the primary's path on the target. If an ordinary domain there uses that path, an
   // existing image would be adopted as the replica and later overwritten: refuse.
-  auto names = conn->ListDomainNames();
-  if (!names.ok()) return Track(host, names.status());
-  for (const auto& name : *names) {
-    auto xml = conn->GetDomainXml(name);
-    if (!xml.ok()) continue;
-    auto shadow = controller::DescribeShadowDomain(host, *xml);
-    auto facts = policy::ParseDomain(*xml);
-    if (!facts.ok() || (shadow.ok() && shadow->has_value())) continue;
-    for (const auto& disk : facts->disks) {
-      if (disk.source_path == path) {
-        return FailedPrecondition("cannot place a replica at " + path + " on " + host + ": domain " + name +
-                                  " uses that path");
-      }
-    }
+  VS_ASSIGN_OR_RETURN(std::optional<std::string> user, OrdinaryDomainUsing(*conn, host, path));
+  if (user) {
+    return FailedPrecondition("cannot place a replica at " + path + " on " + host + ": domain " + *user +
+                              " uses that path");
   }
   return Track(host, conn->CreateImage(path, virtual_size_bytes,
                                        format == "qcow2" ? virt::ImageFormat::kQcow2 : virt::ImageFormat::kRaw));
@@ -66,7 +75,11 @@ Status LibvirtCluster::ReleaseShadow(const std::string& host, const std::string&
   if (!state.ok() && state.status().code() != Code::kNotFound) return Track(host, state.status());
   // Images first: while the definition exists, a failed release is found again (ListShadows) and retried;
   // an undefined shadow's images would be nobody's.
-  for (const auto& path : replica_paths) VS_RETURN_IF_ERROR(Track(host, conn->DeleteImage(path)));
+  for (const auto& path : replica_paths) {
+    // An image another domain runs on (a VM switched over onto its replica, whose backing file it now is) stays.
+    VS_ASSIGN_OR_RETURN(std::optional<std::string> user, OrdinaryDomainUsing(*conn, host, path));
+    if (!user) VS_RETURN_IF_ERROR(Track(host, conn->DeleteImage(path)));
+  }
   return Track(host, conn->UndefineDomain(shadow_name));
 }
 

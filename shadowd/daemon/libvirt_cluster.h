@@ -15,6 +15,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,9 @@ class LibvirtCluster final : public controller::PeerOps, public controller::Clus
   StatusOr<virt::Hypervisor*> Conn(const std::string& host);
   // Drops the cached connection when `status` says the host could not be reached.
   Status Track(const std::string& host, Status status);
+  // The name of a domain on `host` that is not a shadow and uses `path` as a disk or a backing file, if any.
+  StatusOr<std::optional<std::string>> OrdinaryDomainUsing(virt::Hypervisor& conn, const std::string& host,
+                                                           const std::string& path);
 
   const Config& config_;
   virt::LibvirtRuntime& runtime_;

@@ -349,5 +349,36 @@ TEST_F(ShadowTest, WithoutCapacityTheVmRunsUnprotectedUntilCapacityAppears) {
   StopAndExpectRelease(std::move(*second));
 }
 
+// A replica that another domain runs on (as after a switchover onto the shadow's host, where the replica becomes
+// the VM's backing file) must survive the release of the shadow: only the shadow's definition goes.
+TEST_F(ShadowTest, ReleaseKeepsAReplicaAnotherRunningDomainUsesAsItsBackingFile) {
+  auto guest = TestGuest::Start(*conns_[0], hosts_[0], {}, {.name = "st-keep", .metadata = Policy("vcpus='1' interval='1h'")});
+  ASSERT_TRUE(guest.ok()) << guest.status().ToString();
+  ASSERT_TRUE(WaitUntil([&] { return Shadows("st-keep").size() == 1; }, 60s)) << "no shadow";
+  const size_t shadow_host = Shadows("st-keep")[0].host;
+  const std::string replica = (*guest)->disk_path();
+  const std::string top = "/var/lib/libvirt/images/st-keep-user.qcow2";
+  // -u: the backing path is the host's own, not visible from here.
+  CommandResult overlay = RunCommand("qemu-img create -q -f qcow2 -u -b " + replica + " -F qcow2 " +
+                                     HostPath(hosts_[shadow_host], top) + " 64M");
+  ASSERT_EQ(overlay.exit_code, 0) << overlay.output;
+  CommandResult xml = RunCommand(SourceDir() + "/images/domain-xml.sh st-keep-user " + top + " " + LabDir() +
+                                 "/logs/st-keep-user.log --memory 128");
+  ASSERT_EQ(xml.exit_code, 0) << xml.output;
+  ASSERT_TRUE(conns_[shadow_host]->DefineDomain(xml.output).ok());
+  ASSERT_TRUE(conns_[shadow_host]->StartDomain("st-keep-user").ok());
+
+  CommandResult untag = Cli(0, "untag st-keep");
+  ASSERT_EQ(untag.exit_code, 0) << untag.output;
+  EXPECT_TRUE(WaitUntil([&] { return Shadows("st-keep").empty(); }, 60s)) << "the shadow was not released";
+  EXPECT_TRUE(std::filesystem::exists(HostPath(hosts_[shadow_host], replica)))
+      << "the release deleted the backing file of a running domain";
+
+  conns_[shadow_host]->DestroyDomain("st-keep-user").IgnoreError();
+  conns_[shadow_host]->UndefineDomain("st-keep-user").IgnoreError();
+  std::filesystem::remove(HostPath(hosts_[shadow_host], top));
+  std::filesystem::remove(HostPath(hosts_[shadow_host], replica));
+}
+
 }  // namespace
 }  // namespace vs::lab
