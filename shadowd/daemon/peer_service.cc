@@ -85,46 +85,34 @@ StatusOr<v1::ShadowPeer::Stub*> GrpcReplicaPeer::StubFor(const std::string& host
   return stub.get();
 }
 
-void GrpcReplicaPeer::SetDeadline(grpc::ClientContext& context, Duration timeout) const {
+template <typename Request, typename Reply>
+StatusOr<Reply> GrpcReplicaPeer::Call(const std::string& host, RpcMethod<Request, Reply> method,
+                                      const Request& request, Duration timeout, const std::string& what) {
+  VS_ASSIGN_OR_RETURN(auto* stub, StubFor(host));
+  grpc::ClientContext context;
   context.set_deadline(clock_.WallNow() + std::chrono::duration_cast<std::chrono::system_clock::duration>(timeout));
+  Reply reply;
+  VS_RETURN_IF_ERROR(FromGrpcStatus((stub->*method)(&context, request, &reply)).Annotate(what + " on " + host));
+  return reply;
 }
 
 StatusOr<v1::GetReplicaReply> GrpcReplicaPeer::GetReplica(const std::string& host,
                                                           const v1::GetReplicaRequest& request) {
-  VS_ASSIGN_OR_RETURN(auto* stub, StubFor(host));
-  grpc::ClientContext context;
-  SetDeadline(context, kQueryTimeout);
-  v1::GetReplicaReply reply;
-  VS_RETURN_IF_ERROR(FromGrpcStatus(stub->GetReplica(&context, request, &reply)).Annotate("replica state on " + host));
-  return reply;
+  return Call(host, &v1::ShadowPeer::Stub::GetReplica, request, kQueryTimeout, "replica state");
 }
 
 StatusOr<v1::ApplyRoundReply> GrpcReplicaPeer::ApplyRound(const std::string& host,
                                                           const v1::ApplyRoundRequest& request) {
-  VS_ASSIGN_OR_RETURN(auto* stub, StubFor(host));
-  grpc::ClientContext context;
-  SetDeadline(context, kRoundTimeout);
-  v1::ApplyRoundReply reply;
-  VS_RETURN_IF_ERROR(FromGrpcStatus(stub->ApplyRound(&context, request, &reply)).Annotate("applying on " + host));
-  return reply;
+  return Call(host, &v1::ShadowPeer::Stub::ApplyRound, request, kRoundTimeout, "applying");
 }
 
 Status GrpcReplicaPeer::FinishRound(const std::string& host, const v1::FinishRoundRequest& request) {
-  VS_ASSIGN_OR_RETURN(auto* stub, StubFor(host));
-  grpc::ClientContext context;
-  SetDeadline(context, kRoundTimeout);
-  v1::FinishRoundReply reply;
-  return FromGrpcStatus(stub->FinishRound(&context, request, &reply)).Annotate("finishing on " + host);
+  return Call(host, &v1::ShadowPeer::Stub::FinishRound, request, kRoundTimeout, "finishing").status();
 }
 
 StatusOr<v1::ReplicaDigestsReply> GrpcReplicaPeer::ReplicaDigests(const std::string& host,
                                                                   const v1::ReplicaDigestsRequest& request) {
-  VS_ASSIGN_OR_RETURN(auto* stub, StubFor(host));
-  grpc::ClientContext context;
-  SetDeadline(context, kRoundTimeout);
-  v1::ReplicaDigestsReply reply;
-  VS_RETURN_IF_ERROR(FromGrpcStatus(stub->ReplicaDigests(&context, request, &reply)).Annotate("digests on " + host));
-  return reply;
+  return Call(host, &v1::ShadowPeer::Stub::ReplicaDigests, request, kRoundTimeout, "digests");
 }
 
 }  // namespace vs::daemon

@@ -61,8 +61,14 @@ class GrpcReplicaPeer final : public replication::ReplicaPeer {
       const std::string& host, const virtshadow::v1::ReplicaDigestsRequest& request) override;
 
  private:
+  template <typename Request, typename Reply>
+  using RpcMethod = grpc::Status (virtshadow::v1::ShadowPeer::Stub::*)(grpc::ClientContext*, const Request&, Reply*);
+
   StatusOr<virtshadow::v1::ShadowPeer::Stub*> StubFor(const std::string& host);
-  void SetDeadline(grpc::ClientContext& context, Duration timeout) const;
+  // One unary call with a deadline; errors name `what` and the host.
+  template <typename Request, typename Reply>
+  StatusOr<Reply> Call(const std::string& host, RpcMethod<Request, Reply> method, const Request& request,
+                       Duration timeout, const std::string& what);
 
   const Config& config_;
   Clock& clock_;

@@ -78,9 +78,8 @@ Status ReplicaKeeper::Settle(ReplicaRecord& record) {
 }
 
 Status ReplicaKeeper::Recover() {
-  VS_ASSIGN_OR_RETURN(auto entries, store_.Scan(ReplicaRecordKey("")));
-  for (const auto& entry : entries) {
-    VS_ASSIGN_OR_RETURN(ReplicaRecord record, store::ParseProto<ReplicaRecord>(entry.key, entry.value));
+  VS_ASSIGN_OR_RETURN(auto records, List());
+  for (ReplicaRecord& record : records) {
     std::lock_guard<std::mutex> guard(LockFor(record.vm_uuid()));
     VS_RETURN_IF_ERROR(Settle(record));
   }
@@ -104,13 +103,7 @@ StatusOr<int> ReplicaKeeper::ForgetReleased() {
 }
 
 StatusOr<std::vector<ReplicaRecord>> ReplicaKeeper::List() const {
-  VS_ASSIGN_OR_RETURN(auto entries, store_.Scan(ReplicaRecordKey("")));
-  std::vector<ReplicaRecord> records;
-  for (const auto& entry : entries) {
-    VS_ASSIGN_OR_RETURN(ReplicaRecord record, store::ParseProto<ReplicaRecord>(entry.key, entry.value));
-    records.push_back(std::move(record));
-  }
-  return records;
+  return store::ScanProtos<ReplicaRecord>(store_, ReplicaRecordKey(""));
 }
 
 StatusOr<GetReplicaReply> ReplicaKeeper::GetReplica(const GetReplicaRequest& request) {

@@ -90,13 +90,7 @@ StatusOr<ReplicationRecord> Replicator::Record(const std::string& vm_uuid) const
 }
 
 StatusOr<std::vector<ReplicationRecord>> Replicator::ListRecords() const {
-  VS_ASSIGN_OR_RETURN(auto entries, store_.Scan(PrimaryRecordKey("")));
-  std::vector<ReplicationRecord> records;
-  for (const auto& entry : entries) {
-    VS_ASSIGN_OR_RETURN(auto record, store::ParseProto<ReplicationRecord>(entry.key, entry.value));
-    records.push_back(std::move(record));
-  }
-  return records;
+  return store::ScanProtos<ReplicationRecord>(store_, PrimaryRecordKey(""));
 }
 
 Status Replicator::Save(const ReplicationRecord& record) {

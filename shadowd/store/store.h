@@ -108,4 +108,16 @@ StatusOr<std::optional<M>> GetProto(const Store& store, std::string_view key) {
   return std::optional<M>(std::move(message));
 }
 
+// Every entry under `prefix`, parsed as M (DataLoss naming the key when one does not parse).
+template <typename M>
+StatusOr<std::vector<M>> ScanProtos(const Store& store, std::string_view prefix) {
+  VS_ASSIGN_OR_RETURN(std::vector<Entry> entries, store.Scan(prefix));
+  std::vector<M> messages;
+  for (const Entry& entry : entries) {
+    VS_ASSIGN_OR_RETURN(M message, ParseProto<M>(entry.key, entry.value));
+    messages.push_back(std::move(message));
+  }
+  return messages;
+}
+
 }  // namespace vs::store
