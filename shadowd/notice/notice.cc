@@ -1,0 +1,31 @@
+#include "shadowd/notice/notice.h"
+
+namespace vs::notice {
+
+std::string_view SourceName(Notice::Source source) {
+  switch (source) {
+    case Notice::Source::kAcpiPowerButton:
+      return "acpi-power-button";
+    case Notice::Source::kGce:
+      return "gce";
+    case Notice::Source::kAws:
+      return "aws";
+    case Notice::Source::kAzure:
+      return "azure";
+    case Notice::Source::kDrain:
+      return "drain";
+  }
+  return "unknown";
+}
+
+std::string_view KindName(Notice::Kind kind) {
+  switch (kind) {
+    case Notice::Kind::kPreemption:
+      return "preemption";
+    case Notice::Kind::kEarlyWarning:
+      return "early-warning";
+  }
+  return "unknown";
+}
+
+}  // namespace vs::notice
