@@ -242,6 +242,10 @@ cmd_install() {
     local i; i=$(host_index "$h")
     install -m 755 "$LAB/hook/qemu" "$LAB/h$i/etc/libvirt/hooks/qemu"
     kill -HUP "$(libvirtd_pid "$i")"  # libvirtd discovers hooks only at start or on SIGHUP
+    local uri; uri=$(host_uri "$i")
+    for _ in $(seq 1 50); do virsh -q -c "$uri" uri >/dev/null 2>&1 && break; sleep 0.1; done
+    virsh -q -c "$uri" uri >/dev/null 2>&1 ||
+      die "h$i: libvirtd stopped answering after SIGHUP; see $LAB/h$i/var/log/libvirt/libvirtd.log"
     write_shadowd_conf "$i"
     cmd_shadowd "h$i" stop >/dev/null
     cmd_shadowd "h$i" start
