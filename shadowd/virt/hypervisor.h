@@ -6,7 +6,7 @@
 //
 // Ownership: a Hypervisor owns its connection and closes it on destruction.
 // Thread-safety: all methods may be called concurrently from several threads (libvirt connections are
-// thread-safe); a MigrateLive call blocks its caller until the migration ends.
+// thread-safe); MigrateLive and BlockCommitActive block their caller until the job ends.
 // Failure modes: every call returns a Status; kUnavailable means the daemon could not be reached (retryable),
 // kNotFound an unknown domain; libvirt's message is kept in the Status text.
 #pragma once
@@ -28,14 +28,23 @@ enum class DomainState { kNoState, kRunning, kBlocked, kPaused, kShutdown, kShut
 std::string_view DomainStateName(DomainState state);
 
 struct MigrationOptions {
-  // Switch to postcopy as soon as libvirt accepts it (it refuses while a storage copy is still syncing);
-  // without it the migration stays precopy.
+  // Allow the switch to postcopy (VIR_MIGRATE_POSTCOPY); when and whether it happens is `switch_to_postcopy`'s
+  // decision. Without it the migration stays precopy.
   bool postcopy = true;
+  // Asked about every 100 ms while the migration runs (postcopy only), with the time since MigrateLive started,
+  // on MigrateLive's calling thread. Once it has returned true MigrateLive asks libvirt to switch to postcopy at
+  // every poll until libvirt accepts (it refuses until the first precopy pass and the storage mirror's first
+  // sync are done; those refusals are expected and not errors). Empty: switch as soon as libvirt accepts.
+  std::function<bool(Duration since_start)> switch_to_postcopy;
   // Memory and storage bandwidth cap in MiB/s during precopy; 0 = unlimited. libvirt 9.0 applies it to the
   // storage mirror too, and it cannot be changed once the migration runs.
   uint64_t precopy_bandwidth_mibs = 0;
   // Copy every disk to the destination (which must have images of the same size at the same paths).
   bool copy_storage_all = false;
+  // Copy only the top layer of each disk (VIR_MIGRATE_NON_SHARED_INC): the destination must already have the
+  // backing chain at the paths the domain XML names, and a qcow2 top image over it at the top's path.
+  // Excludes copy_storage_all.
+  bool copy_storage_incremental = false;
   // Make the domain persistent on the destination and undefine it on the source.
   bool move_definition = true;
   // How long to wait for the whole migration; it is aborted after that.
@@ -44,12 +53,31 @@ struct MigrationOptions {
 
 struct MigrationResult {
   Duration elapsed{0};                         // migrate call start to return, measured by the caller's clock
-  std::optional<Duration> postcopy_started_after;  // when postcopy was accepted, from the start
+  std::optional<Duration> postcopy_requested_after;  // when switch_to_postcopy first said yes (empty: first poll)
+  std::optional<Duration> postcopy_started_after;    // when libvirt accepted the switch, from the start
   // From libvirt's job-completed event on the source, when it arrived:
   std::optional<uint64_t> downtime_ms;
   std::optional<uint64_t> memory_bytes_processed;
   std::optional<uint64_t> disk_bytes_processed;
   std::optional<uint64_t> postcopy_page_requests;
+};
+
+// A snapshot of the outgoing migration job of a domain (libvirt's job stats on the source). Fields libvirt
+// does not report (yet) are 0.
+struct MigrationProgress {
+  bool active = false;  // an outgoing migration of the domain runs (a backup job does not count)
+  uint64_t memory_remaining_bytes = 0;
+  uint64_t memory_total_bytes = 0;
+  uint64_t memory_dirty_rate_bytes_per_s = 0;  // the guest's page dirtying rate times the page size
+  uint64_t disk_remaining_bytes = 0;            // storage still to mirror (copy_storage_*)
+  uint64_t data_remaining_bytes = 0;            // memory + disk
+};
+
+// One disk of a disk-only external snapshot: from the snapshot on, the domain writes to a new qcow2 overlay at
+// `overlay_path` whose backing file is the disk's current image, which stays frozen.
+struct SnapshotOverlay {
+  std::string target;        // <target dev=...>, e.g. "vda"
+  std::string overlay_path;  // must not exist yet; libvirt creates it on the domain's host
 };
 
 struct NodeCapacity {
@@ -154,8 +182,30 @@ class Hypervisor {
   virtual StatusOr<std::unique_ptr<Subscription>> WatchDomains(std::function<void(const DomainEvent&)> on_event) = 0;
 
   // Live-migrates `name` to the libvirtd at `dest_uri` (peer to peer) and returns what it measured.
+  // kInvalidArgument when both copy_storage_all and copy_storage_incremental are set; kDeadlineExceeded when
+  // it was aborted after options.timeout; otherwise libvirt's error (the domain then stays on the source).
   virtual StatusOr<MigrationResult> MigrateLive(const std::string& name, const std::string& dest_uri,
                                                 const MigrationOptions& options) = 0;
+  // The outgoing migration job of `domain`, meant to be polled from another thread while MigrateLive runs.
+  // active=false when no migration runs. kNotFound once a migration that moved the definition finished.
+  virtual StatusOr<MigrationProgress> GetMigrationProgress(const std::string& domain) = 0;
+
+  // Atomically (all disks or none) switches each listed disk of `domain` onto a new external qcow2 overlay
+  // (virDomainSnapshotCreateXML, disk-only, no snapshot metadata is kept); the other disks of the domain are
+  // left alone (snapshot='no'). On a running domain QEMU switches live (the guest keeps running).
+  // Failure modes: kInvalidArgument for an empty list, a duplicate target, a target that is not a disk of the
+  // domain or a relative overlay path; kAlreadyExists naming the path when an overlay file exists (it is never
+  // reused: delete stale ones first); kNotFound for an unknown domain; otherwise libvirt's error, and then no
+  // disk was switched.
+  virtual Status CreateDiskOnlySnapshot(const std::string& domain, const std::vector<SnapshotOverlay>& overlays) = 0;
+  // Commits the active (top) layer of disk `target` into its backing image and pivots the running domain onto
+  // that backing image (active block commit, then pivot), waiting for both; the old top file is left on disk
+  // for the caller to delete. kFailedPrecondition, naming the domain, when it does not run; kInvalidArgument
+  // when the disk has no backing image; kDeadlineExceeded when the commit is not done within `timeout` (the
+  // job is then cancelled and the domain stays on its top image); kAborted when the job vanished before it
+  // was ready (cancelled by someone else, or an I/O error).
+  virtual Status BlockCommitActive(const std::string& domain, const std::string& target,
+                                   std::chrono::seconds timeout) = 0;
 };
 
 // Process-wide libvirt initialisation plus the thread that runs libvirt's default event loop (needed for

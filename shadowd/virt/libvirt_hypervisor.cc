@@ -2,10 +2,12 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "shadowd/virt/hypervisor.h"
@@ -53,13 +55,15 @@ struct JobCompletion {
   MigrationResult stats;
 };
 
+std::optional<uint64_t> TypedULLong(virTypedParameterPtr params, int nparams, const char* field) {
+  unsigned long long v = 0;
+  if (virTypedParamsGetULLong(params, nparams, field, &v) == 1) return v;
+  return std::nullopt;
+}
+
 void OnJobCompleted(virConnectPtr, virDomainPtr, virTypedParameterPtr params, int nparams, void* opaque) {
   auto* completion = static_cast<JobCompletion*>(opaque);
-  auto get = [&](const char* field) -> std::optional<uint64_t> {
-    unsigned long long v = 0;
-    if (virTypedParamsGetULLong(params, nparams, field, &v) == 1) return v;
-    return std::nullopt;
-  };
+  auto get = [&](const char* field) { return TypedULLong(params, nparams, field); };
   std::lock_guard lock(completion->mu);
   completion->stats.downtime_ms = get(VIR_DOMAIN_JOB_DOWNTIME);
   completion->stats.memory_bytes_processed = get(VIR_DOMAIN_JOB_MEMORY_PROCESSED);
@@ -301,7 +305,10 @@ class LibvirtHypervisor final : public Hypervisor {
     }
     std::string xml = "<volume><name>" + XmlEscape(Basename(path)) + "</name><capacity unit='bytes'>" +
                       std::to_string(virtual_size_bytes) + "</capacity><target><format type='" +
-                      (format == ImageFormat::kQcow2 ? "qcow2" : "raw") + "'/></target></volume>";
+                      (format == ImageFormat::kQcow2 ? "qcow2'/><compat>1.1</compat>" : "raw'/>") +
+                      "</target></volume>";
+    // compat 1.1 (qcow2 v3): a replica becomes the VM's disk after a switchover, and persistent dirty
+    // bitmaps (the next replication chain) cannot be stored in v2 images, libvirt's default here.
     virStorageVolPtr vol = virStorageVolCreateXML(pool.get(), xml.c_str(), 0);
     if (vol == nullptr) return LastLibvirtError("creating " + path + " on " + uri_);
     virStorageVolFree(vol);
@@ -416,10 +423,15 @@ class LibvirtHypervisor final : public Hypervisor {
   }
 
   // Sequence: register for the source's job-completed event; start virDomainMigrateToURI3 on a worker thread;
-  // meanwhile ask for postcopy every 200 ms until libvirt accepts (it refuses while the storage mirror is
-  // still syncing or before the first precopy pass); the worker's return ends the migration.
+  // meanwhile, every 100 ms, ask the caller whether to switch and, once it said yes, ask libvirt for postcopy
+  // until it accepts (it refuses while the storage mirror is still syncing or before the first precopy pass);
+  // the worker's return ends the migration.
   StatusOr<MigrationResult> MigrateLive(const std::string& name, const std::string& dest_uri,
                                         const MigrationOptions& options) override {
+    if (options.copy_storage_all && options.copy_storage_incremental) {
+      return InvalidArgument("migration of " + name + ": copy_storage_all and copy_storage_incremental exclude "
+                             "each other; set at most one");
+    }
     VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(name));
     JobCompletion completion;
     int callback_id = virConnectDomainEventRegisterAny(
@@ -430,6 +442,7 @@ class LibvirtHypervisor final : public Hypervisor {
     unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER;
     if (options.postcopy) flags |= VIR_MIGRATE_POSTCOPY;
     if (options.copy_storage_all) flags |= VIR_MIGRATE_NON_SHARED_DISK;
+    if (options.copy_storage_incremental) flags |= VIR_MIGRATE_NON_SHARED_INC;
     if (options.move_definition) flags |= VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE;
     virTypedParameterPtr params = nullptr;
     int nparams = 0, maxparams = 0;
@@ -451,11 +464,18 @@ class LibvirtHypervisor final : public Hypervisor {
 
     MigrationResult result;
     bool aborted = false;
-    while (migrated_future.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
-      if (options.postcopy && !result.postcopy_started_after && virDomainMigrateStartPostCopy(dom.get(), 0) == 0) {
-        result.postcopy_started_after = clock_.Now() - start;
+    while (migrated_future.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+      if (options.postcopy && !result.postcopy_requested_after &&
+          (!options.switch_to_postcopy || options.switch_to_postcopy(clock_.Now() - start))) {
+        result.postcopy_requested_after = clock_.Now() - start;
       }
-      virResetLastError();  // refusals before the switch is possible are expected
+      if (result.postcopy_requested_after && !result.postcopy_started_after) {
+        if (virDomainMigrateStartPostCopy(dom.get(), 0) == 0) {
+          result.postcopy_started_after = clock_.Now() - start;
+        } else {
+          virResetLastError();  // refusals before the switch is possible are expected
+        }
+      }
       if (!aborted && clock_.Now() - start > options.timeout) {
         aborted = true;
         if (virDomainAbortJob(dom.get()) < 0) virResetLastError();
@@ -488,7 +508,170 @@ class LibvirtHypervisor final : public Hypervisor {
     return result;
   }
 
+  StatusOr<MigrationProgress> GetMigrationProgress(const std::string& domain) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(domain));
+    int type = VIR_DOMAIN_JOB_NONE;
+    virTypedParameterPtr params = nullptr;
+    int nparams = 0;
+    if (virDomainGetJobStats(dom.get(), &type, &params, &nparams, 0) < 0) {
+      return LastLibvirtError("job of " + domain + " on " + uri_);
+    }
+    MigrationProgress progress;
+    int operation = 0;
+    progress.active = type != VIR_DOMAIN_JOB_NONE &&
+                      virTypedParamsGetInt(params, nparams, VIR_DOMAIN_JOB_OPERATION, &operation) == 1 &&
+                      operation == VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT;
+    if (progress.active) {
+      auto get = [&](const char* field) { return TypedULLong(params, nparams, field).value_or(0); };
+      progress.memory_remaining_bytes = get(VIR_DOMAIN_JOB_MEMORY_REMAINING);
+      progress.memory_total_bytes = get(VIR_DOMAIN_JOB_MEMORY_TOTAL);
+      progress.memory_dirty_rate_bytes_per_s =
+          get(VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE) * get(VIR_DOMAIN_JOB_MEMORY_PAGE_SIZE);
+      progress.disk_remaining_bytes = get(VIR_DOMAIN_JOB_DISK_REMAINING);
+      progress.data_remaining_bytes = get(VIR_DOMAIN_JOB_DATA_REMAINING);
+    }
+    virTypedParamsFree(params, nparams);
+    return progress;
+  }
+
+  // Every other disk is listed as snapshot='no': left out, libvirt would give it an external overlay with a
+  // generated name too. The targets come from the block stats, so no domain XML is parsed here.
+  Status CreateDiskOnlySnapshot(const std::string& domain, const std::vector<SnapshotOverlay>& overlays) override {
+    const std::string what = "disk-only snapshot of " + domain + " on " + uri_;
+    if (overlays.empty()) return InvalidArgument(what + ": no disk to snapshot; list at least one overlay");
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(domain));
+    VS_ASSIGN_OR_RETURN(std::vector<std::string> targets, DiskTargets(dom.get(), domain));
+    std::set<std::string> listed;
+    for (const SnapshotOverlay& overlay : overlays) {
+      if (std::find(targets.begin(), targets.end(), overlay.target) == targets.end()) {
+        std::string known;
+        for (const auto& t : targets) known += (known.empty() ? "" : ", ") + t;
+        return InvalidArgument(what + ": '" + overlay.target + "' is not a disk of the domain (its disks: " +
+                               known + ")");
+      }
+      if (!listed.insert(overlay.target).second) {
+        return InvalidArgument(what + ": disk '" + overlay.target + "' is listed twice");
+      }
+      if (overlay.overlay_path.empty() || overlay.overlay_path.front() != '/') {
+        return InvalidArgument(what + ": the overlay path of disk '" + overlay.target + "' must be absolute, not '" +
+                               overlay.overlay_path + "'");
+      }
+    }
+    std::string xml = "<domainsnapshot><name>vs-switchover-" + std::to_string(ToUnixMillis(clock_.WallNow())) +
+                      "</name><disks>";
+    for (const std::string& target : targets) {
+      auto overlay = std::find_if(overlays.begin(), overlays.end(), [&](const auto& o) { return o.target == target; });
+      if (overlay == overlays.end()) {
+        xml += "<disk name='" + XmlEscape(target) + "' snapshot='no'/>";
+      } else {
+        xml += "<disk name='" + XmlEscape(target) + "' snapshot='external' type='file'><driver type='qcow2'/>"
+               "<source file='" + XmlEscape(overlay->overlay_path) + "'/></disk>";
+      }
+    }
+    xml += "</disks></domainsnapshot>";
+    const unsigned flags = VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY | VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA |
+                           VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC;
+    virDomainSnapshotPtr snapshot = virDomainSnapshotCreateXML(dom.get(), xml.c_str(), flags);
+    if (snapshot == nullptr) {
+      Status err = LastLibvirtError(what);
+      // libvirt refuses an existing file with a generic "config unsupported"; say which file is in the way.
+      for (const SnapshotOverlay& overlay : overlays) {
+        if (ImageExists(overlay.overlay_path)) {
+          return AlreadyExists(what + ": the overlay " + overlay.overlay_path + " of disk '" + overlay.target +
+                               "' exists; overlays are never reused, delete it first");
+        }
+      }
+      return err;
+    }
+    virDomainSnapshotFree(snapshot);
+    return Status::Ok();
+  }
+
+  // Polls the block job (libvirt reports cur == end for an active commit only once QEMU says it is ready to
+  // pivot) rather than waiting for the ready event: 50 ms of latency is nothing next to the copy.
+  Status BlockCommitActive(const std::string& domain, const std::string& target,
+                           std::chrono::seconds timeout) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(domain));
+    const std::string what = "active block commit of disk '" + target + "' of " + domain + " on " + uri_;
+    const int running = virDomainIsActive(dom.get());
+    if (running < 0) return LastLibvirtError(what);
+    if (running == 0) return FailedPrecondition(what + ": " + domain + " does not run; start it first");
+    if (virDomainBlockCommit(dom.get(), target.c_str(), nullptr, nullptr, 0, VIR_DOMAIN_BLOCK_COMMIT_ACTIVE) < 0) {
+      return LastLibvirtError(what);
+    }
+    const MonoTime deadline = clock_.Now() + timeout;
+    auto cancel = [&] {
+      if (virDomainBlockJobAbort(dom.get(), target.c_str(), 0) < 0) virResetLastError();
+    };
+    for (;;) {
+      virDomainBlockJobInfo info;
+      const int rc = virDomainGetBlockJobInfo(dom.get(), target.c_str(), &info, 0);
+      if (rc < 0) {
+        Status err = LastLibvirtError(what);
+        cancel();
+        return err;
+      }
+      if (rc == 0) {
+        return Aborted(what + ": the job ended before it was ready to pivot (cancelled by someone else, or an "
+                              "I/O error; see libvirtd's log)");
+      }
+      if (info.cur == info.end) break;
+      if (clock_.Now() >= deadline) {
+        cancel();
+        return DeadlineExceeded(what + ": not ready within " + std::to_string(timeout.count()) + " s (" +
+                                std::to_string(info.cur) + " of " + std::to_string(info.end) +
+                                " bytes); cancelled, the domain stays on its top image");
+      }
+      clock_.SleepFor(std::chrono::milliseconds(50));
+    }
+    if (virDomainBlockJobAbort(dom.get(), target.c_str(), VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) < 0) {
+      Status err = LastLibvirtError("pivoting the " + what);
+      cancel();
+      return err;
+    }
+    // The pivot may complete after the call returns: done once the disk has no job left.
+    for (;;) {
+      virDomainBlockJobInfo info;
+      const int rc = virDomainGetBlockJobInfo(dom.get(), target.c_str(), &info, 0);
+      if (rc < 0) return LastLibvirtError("pivoting the " + what);
+      if (rc == 0) return Status::Ok();
+      if (clock_.Now() >= deadline) {
+        return DeadlineExceeded(what + ": the pivot was requested but had not finished after " +
+                                std::to_string(timeout.count()) + " s");
+      }
+      clock_.SleepFor(std::chrono::milliseconds(50));
+    }
+  }
+
  private:
+  // The target names of the domain's disks (every <disk>, cdroms included), from its block stats.
+  StatusOr<std::vector<std::string>> DiskTargets(virDomainPtr dom, const std::string& name) {
+    virDomainPtr domains[] = {dom, nullptr};
+    virDomainStatsRecordPtr* records = nullptr;
+    const int n = virDomainListGetStats(domains, VIR_DOMAIN_STATS_BLOCK, &records, 0);
+    if (n < 0) return LastLibvirtError("disks of " + name + " on " + uri_);
+    std::vector<std::string> targets;
+    if (n == 1) {
+      unsigned count = 0;
+      virTypedParamsGetUInt(records[0]->params, records[0]->nparams, "block.count", &count);
+      for (unsigned i = 0; i < count; ++i) {
+        const char* target = nullptr;
+        const std::string field = "block." + std::to_string(i) + ".name";
+        if (virTypedParamsGetString(records[0]->params, records[0]->nparams, field.c_str(), &target) == 1) {
+          targets.emplace_back(target);
+        }
+      }
+    }
+    virDomainStatsRecordListFree(records);
+    return targets;
+  }
+
+  // Whether an image exists at `path` on this libvirtd's host; a failing look-up counts as "no".
+  bool ImageExists(const std::string& path) {
+    if (!PoolFor(path).ok()) return false;
+    return LookupVolume(path).ok();
+  }
+
   // The (transient, refreshed) directory pool over `path`'s folder, created on first use. NotFound when the
   // folder does not exist on that host.
   StatusOr<PoolHandle> PoolFor(const std::string& path) {

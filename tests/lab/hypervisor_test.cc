@@ -1,13 +1,16 @@
 // Lab test of the libvirt layer beyond migration, against real libvirtds: each lab host is its own host
-// (hostname, storage), images are created on a peer over qemu+tcp, metadata is set and watched live.
+// (hostname, storage), images are created on a peer over qemu+tcp, metadata is set and watched live, a running
+// guest is switched onto a disk-only snapshot overlay and committed back.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdio>
 #include <filesystem>
 #include <mutex>
 #include <set>
 
+#include "images/oracle/serial_log.h"
 #include "tests/lab/lab_env.h"
 
 namespace vs::lab {
@@ -17,6 +20,16 @@ using namespace std::chrono_literals;
 constexpr char kPolicyNs[] = "http://virt-shadow.org/xmlns/policy/1.0";
 
 using HypervisorTest = LabTest;
+
+// The names of the files in `host`'s image folder that start with `prefix`.
+std::set<std::string> GuestFiles(const LabHost& host, const std::string& prefix) {
+  std::set<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(HostPath(host, "/var/lib/libvirt/images"))) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) == 0) names.insert(name);
+  }
+  return names;
+}
 
 TEST_F(HypervisorTest, EveryLabHostIsItsOwnHost) {
   std::set<std::string> names;
@@ -103,6 +116,83 @@ TEST_F(HypervisorTest, MetadataIsSetReadRemovedAndWatchedLive) {
   ASSERT_TRUE(host.UndefineDomain(name).ok());
   EXPECT_TRUE(wait_for(virt::DomainEvent::Kind::kUndefined)) << "no 'undefined' event";
   EXPECT_EQ(host.GetDomainState(name).status().code(), Code::kNotFound);
+}
+
+// The disk half of the live switchover: a running guest moves onto an overlay (its base image freezes), then an
+// active commit folds the overlay back and pivots onto the base, and no acknowledged record is lost on the way.
+TEST_F(HypervisorTest, DiskOnlySnapshotThenActiveCommitPivotsBackWithTheGuestRunning) {
+  virt::Hypervisor& host = *conns_[0];
+  // vdb (raw, untouched by the guest) is not listed: it must stay on its image, without an overlay.
+  auto started =
+      TestGuest::Start(host, hosts_[0], {}, {.name = "hvsnap", .kernel_args = "vs.rate=20", .raw_disk_mib = 8});
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  TestGuest& guest = **started;
+  const std::string base = guest.disk_path();
+  const std::string top = base + ".vs-top";
+  std::remove(HostPath(hosts_[0], top).c_str());  // left by an earlier failed run
+  ASSERT_TRUE(guest.WaitForAcks(10, 90s).ok());
+
+  EXPECT_EQ(host.CreateDiskOnlySnapshot(guest.name(), {{.target = "vdz", .overlay_path = top}}).code(),
+            Code::kInvalidArgument);
+  Status snapshot = host.CreateDiskOnlySnapshot(guest.name(), {{.target = "vda", .overlay_path = top}});
+  ASSERT_TRUE(snapshot.ok()) << snapshot.ToString();
+  auto xml = host.GetDomainXml(guest.name());
+  ASSERT_TRUE(xml.ok()) << xml.status().ToString();
+  const size_t top_source = xml->find("<source file='" + top + "'");
+  ASSERT_NE(top_source, std::string::npos) << "vda is not on the overlay:\n" << *xml;
+  const size_t backing = xml->find("<backingStore type='file'", top_source);
+  ASSERT_NE(backing, std::string::npos) << *xml;
+  EXPECT_EQ(xml->find("<source file='" + base + "'", backing), xml->find("<source file='", backing))
+      << "the overlay's backing file is not the base image:\n" << *xml;
+  EXPECT_EQ(xml->find("<backingStore type='file'", backing + 1), std::string::npos)
+      << "a disk besides vda got an overlay:\n" << *xml;
+  EXPECT_EQ(GuestFiles(hosts_[0], guest.name()),
+            (std::set<std::string>{"hvsnap.qcow2", "hvsnap.qcow2.vs-top", "hvsnap-data.raw"}))
+      << "libvirt names an overlay of an unlisted disk <image minus extension>.<snapshot name>";
+
+  // The base is frozen: records acknowledged from now on land only in the overlay.
+  auto frozen = guest.Check(hosts_[0], {.prefix_mode = true});
+  ASSERT_TRUE(frozen.ok() && frozen->ok() && frozen->newest_seq_on_disk) << oracle::FormatReportText(*frozen);
+  auto acked = guest.WaitForAcks(oracle::ParseSerialLog(guest.SerialLog()).acks.size() + 40, 90s);
+  ASSERT_TRUE(acked.ok()) << acked.status().ToString();
+  auto still_frozen = guest.Check(hosts_[0], {.prefix_mode = true});
+  ASSERT_TRUE(still_frozen.ok());
+  EXPECT_EQ(still_frozen->newest_seq_on_disk, frozen->newest_seq_on_disk) << "the base changed under the overlay";
+
+  Status commit = host.BlockCommitActive(guest.name(), "vda", 60s);
+  ASSERT_TRUE(commit.ok()) << commit.ToString();
+  xml = host.GetDomainXml(guest.name());
+  ASSERT_TRUE(xml.ok()) << xml.status().ToString();
+  EXPECT_NE(xml->find("<source file='" + base + "'"), std::string::npos) << "vda is not back on the base:\n" << *xml;
+  EXPECT_EQ(xml->find("<source file='" + top + "'"), std::string::npos) << *xml;
+  auto state = host.GetDomainState(guest.name());
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  EXPECT_EQ(*state, virt::DomainState::kRunning);
+  EXPECT_TRUE(std::filesystem::exists(HostPath(hosts_[0], top))) << "the old overlay is the caller's to delete";
+
+  // The overlay file is still there: it is never reused, and nothing is switched.
+  Status again = host.CreateDiskOnlySnapshot(guest.name(), {{.target = "vda", .overlay_path = top}});
+  EXPECT_EQ(again.code(), Code::kAlreadyExists) << again.ToString();
+  EXPECT_NE(again.message().find(top), std::string::npos) << again.ToString();
+  xml = host.GetDomainXml(guest.name());
+  ASSERT_TRUE(xml.ok());
+  EXPECT_EQ(xml->find("<backingStore type='file'"), std::string::npos)
+      << "a refused snapshot switched a disk:\n" << *xml;
+
+  // Every record acknowledged so far, including those written to the overlay, is in the base now.
+  auto after = guest.WaitForAcks(*acked + 10, 60s);
+  ASSERT_TRUE(after.ok()) << "no progress after the pivot: " << after.status().ToString();
+  auto report = guest.Check(hosts_[0]);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->ok()) << oracle::FormatReportText(*report);
+  EXPECT_GE(report->newest_seq_on_disk.value_or(0), *after) << oracle::FormatReportText(*report);
+  EXPECT_EQ(report->boot_ids.size(), 1u) << "the guest restarted";
+
+  EXPECT_EQ(host.BlockCommitActive(guest.name(), "vda", 10s).code(), Code::kInvalidArgument)
+      << "a disk without a backing image has nothing to commit";
+  ASSERT_TRUE(host.DestroyDomain(guest.name()).ok());
+  EXPECT_EQ(host.BlockCommitActive(guest.name(), "vda", 10s).code(), Code::kFailedPrecondition);
+  std::remove(HostPath(hosts_[0], top).c_str());
 }
 
 }  // namespace

@@ -91,6 +91,15 @@ class FakeHypervisor final : public virt::Hypervisor {
                                               const virt::MigrationOptions&) override {
     return Unused("MigrateLive");
   }
+  StatusOr<virt::MigrationProgress> GetMigrationProgress(const std::string&) override {
+    return Unused("GetMigrationProgress");
+  }
+  Status CreateDiskOnlySnapshot(const std::string&, const std::vector<virt::SnapshotOverlay>&) override {
+    return Unused("CreateDiskOnlySnapshot");
+  }
+  Status BlockCommitActive(const std::string&, const std::string&, std::chrono::seconds) override {
+    return Unused("BlockCommitActive");
+  }
   Status BeginPullBackup(const virt::PullBackupRequest&) override { return Unused("BeginPullBackup"); }
   StatusOr<std::optional<std::string>> GetBackupXml(const std::string&) override { return Unused("GetBackupXml"); }
   Status EndBackup(const std::string&) override { return Unused("EndBackup"); }

@@ -235,6 +235,15 @@ class FakeBackupHypervisor final : public virt::Hypervisor {
                                               const virt::MigrationOptions&) override {
     return Unused("MigrateLive");
   }
+  StatusOr<virt::MigrationProgress> GetMigrationProgress(const std::string&) override {
+    return Unused("GetMigrationProgress");
+  }
+  Status CreateDiskOnlySnapshot(const std::string&, const std::vector<virt::SnapshotOverlay>&) override {
+    return Unused("CreateDiskOnlySnapshot");
+  }
+  Status BlockCommitActive(const std::string&, const std::string&, std::chrono::seconds) override {
+    return Unused("BlockCommitActive");
+  }
 
  private:
   static Status Unused(const std::string& method) { return Internal(method + " is not part of the backup fake"); }
