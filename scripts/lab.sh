@@ -200,7 +200,15 @@ write_shadowd_conf() {  # write_shadowd_conf I: host I's shadowd configuration, 
     printf 'metrics = %s:9177\n' "$addr"
     tail -n +2 "$LAB/hosts.tsv" | while IFS=$'\t' read -r name zone addr uri cost; do
       printf '\n[host.%s]\nzone = %s\nuri = %s\ncost = %s\n' "$name" "$zone" "$uri" "$cost"
-    done; } > "$LAB/h$i/shadowd.conf"
+    done
+    # Notices come from the tests' fakes: acpid's socket in the host's directory (seen by the root
+    # namespace and the host alike) and one fake metadata server for all clouds on the bridge, each host
+    # under its own path prefix (tests/unit/notice/fake_cloud.h). While no test runs them, shadowd's
+    # pollers get "connection refused", logged once.
+    local cloud="http://$NET.1:18169/h$i"
+    printf '\n[notice]\nacpid_socket = %s\ngce = %s\naws = %s\nazure = %s\nazure_vm_name = h%d\n' \
+      "$LAB/h$i/acpid.socket" "$cloud" "$cloud" "$cloud" "$i"
+    printf 'poll_seconds = 1\ndrain_deadline_seconds = 60\n'; } > "$LAB/h$i/shadowd.conf"
 }
 
 cmd_shadowd() {

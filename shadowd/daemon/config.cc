@@ -1,8 +1,13 @@
 #include "shadowd/daemon/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/un.h>
+
 #include <boost/property_tree/ini_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -76,6 +81,143 @@ StatusOr<HostConfig> ParseHost(const std::string& name, const pt::ptree& section
   return host;
 }
 
+// `url` is a base URL the metadata pollers can append their paths to: http://IP[:PORT][/PREFIX].
+// The host must be an IP address because the HTTP client resolves no names (see beast_http_client.h).
+Status CheckBaseUrl(const std::string& key, const std::string& url) {
+  auto bad = [&](const std::string& why) {
+    return InvalidArgument("[notice] " + key + " = '" + url + "' " + why +
+                           "; expected http://IP[:PORT][/PREFIX], e.g. " + key + " = http://169.254.169.254");
+  };
+  constexpr std::string_view kScheme = "http://";
+  if (!url.starts_with(kScheme)) return bad("is not a plain http:// URL");
+  for (char c : url) {
+    if (c <= 0x20 || c >= 0x7f || c == '?' || c == '#') return bad("contains a space, control character, '?' or '#'");
+  }
+  const size_t path = url.find('/', kScheme.size());
+  const std::string authority = url.substr(kScheme.size(), path == std::string::npos ? path : path - kScheme.size());
+  std::string host = authority;
+  std::optional<std::string> port;
+  if (authority.starts_with('[')) {
+    const size_t close = authority.find(']');
+    if (close == std::string::npos) return bad("has '[' without ']'");
+    host = authority.substr(1, close - 1);
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') return bad("has text after ']' that is not a port");
+      port = authority.substr(close + 2);
+    }
+  } else if (const size_t colon = authority.find(':'); colon != std::string::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  in6_addr address;
+  if (inet_pton(AF_INET, host.c_str(), &address) != 1 && inet_pton(AF_INET6, host.c_str(), &address) != 1) {
+    return bad("does not name its host by IP address (host names are not resolved)");
+  }
+  if (port) {
+    const bool digits =
+        !port->empty() && port->size() <= 5 && port->find_first_not_of("0123456789") == std::string::npos;
+    if (!digits || std::stoi(*port) < 1 || std::stoi(*port) > 65535) {
+      return bad("has port '" + *port + "', not a number in 1..65535");
+    }
+  }
+  return Status::Ok();
+}
+
+// An absolute path of at most `max_bytes` bytes, for a key that is present.
+Status CheckPath(const pt::ptree& section, const std::string& where, const std::string& key, size_t max_bytes,
+                 const std::string& example) {
+  const std::string path = section.get<std::string>(key);
+  if (path.empty() || path.front() != '/') {
+    return InvalidArgument("[" + where + "] " + key + " = '" + path + "' is not an absolute path; e.g. " + key +
+                           " = " + example + ", or remove the key to leave this source off");
+  }
+  if (path.size() > max_bytes) {
+    return InvalidArgument("[" + where + "] " + key + " is " + std::to_string(path.size()) +
+                           " bytes long; at most " + std::to_string(max_bytes) + " fit");
+  }
+  return Status::Ok();
+}
+
+Status ParseNotice(const pt::ptree& section, Config& config) {
+  const std::string where = "notice";
+  VS_RETURN_IF_ERROR(CheckKeys(section, where,
+                               {"acpid_socket", "input_device", "power_button_deadline_seconds", "gce", "aws", "azure",
+                                "azure_vm_name", "poll_seconds", "drain_deadline_seconds"}));
+  notice::NoticeSourcesOptions& notice = config.notice;
+  if (section.count("acpid_socket")) {
+    VS_RETURN_IF_ERROR(
+        CheckPath(section, where, "acpid_socket", sizeof(sockaddr_un::sun_path) - 1, "/var/run/acpid.socket"));
+    notice.acpid_socket = section.get<std::string>("acpid_socket");
+  }
+  if (section.count("input_device")) {
+    VS_RETURN_IF_ERROR(CheckPath(section, where, "input_device", 4096, "/dev/input/event0"));
+    notice.input_device = section.get<std::string>("input_device");
+  }
+  if (section.count("power_button_deadline_seconds")) {
+    VS_ASSIGN_OR_RETURN(int64_t s, Number<int64_t>(section, where, "power_button_deadline_seconds", 1, 3600));
+    notice.power_button_deadline = std::chrono::seconds(s);
+  }
+  for (auto [key, url] : {std::pair{"gce", &notice.gce_url}, std::pair{"aws", &notice.aws_url},
+                          std::pair{"azure", &notice.azure_url}}) {
+    if (!section.count(key)) continue;
+    *url = section.get<std::string>(key);
+    VS_RETURN_IF_ERROR(CheckBaseUrl(key, *url));
+  }
+  notice.azure_vm_name = section.get<std::string>("azure_vm_name", "");
+  if (!notice.azure_url.empty() && notice.azure_vm_name.empty()) {
+    return InvalidArgument(
+        "[notice] azure is set but azure_vm_name is not; add azure_vm_name = this VM's name at Azure "
+        "(Scheduled Events also lists the events of the other VMs of its scale set)");
+  }
+  if (notice.azure_url.empty() && section.count("azure_vm_name")) {
+    return InvalidArgument("[notice] azure_vm_name is set but azure is not; add azure = http://169.254.169.254 "
+                           "or remove azure_vm_name");
+  }
+  if (section.count("poll_seconds")) {
+    VS_ASSIGN_OR_RETURN(int64_t s, Number<int64_t>(section, where, "poll_seconds", 1, 3600));
+    notice.poll_interval = std::chrono::seconds(s);
+  }
+  if (section.count("drain_deadline_seconds")) {
+    VS_ASSIGN_OR_RETURN(int64_t s, Number<int64_t>(section, where, "drain_deadline_seconds", 1, 86400));
+    config.drain_deadline = std::chrono::seconds(s);
+  }
+  return Status::Ok();
+}
+
+Status ParseSwitchover(const pt::ptree& section, SwitchoverConfig& switchover) {
+  const std::string where = "switchover";
+  VS_RETURN_IF_ERROR(CheckKeys(section, where,
+                               {"bandwidth_mibs", "safety_margin", "start_cost_ms", "snapshot_cost_ms",
+                                "warmup_bandwidth_mibs"}));
+  if (section.count("bandwidth_mibs")) {
+    VS_ASSIGN_OR_RETURN(switchover.bandwidth_mibs, Number<double>(section, where, "bandwidth_mibs", 0, 1e6));
+    if (switchover.bandwidth_mibs == 0) {
+      return InvalidArgument("[switchover] bandwidth_mibs = '" + section.get<std::string>("bandwidth_mibs") +
+                             "' must be above 0: the expected migration bandwidth to the peers in MiB/s, e.g. "
+                             "bandwidth_mibs = 100");
+    }
+  }
+  if (section.count("safety_margin")) {
+    VS_ASSIGN_OR_RETURN(switchover.safety_margin, Number<double>(section, where, "safety_margin", 0, 1));
+    if (switchover.safety_margin == 1) {
+      return InvalidArgument("[switchover] safety_margin = '" + section.get<std::string>("safety_margin") +
+                             "' leaves no time at all; it is the share of the time to the deadline kept spare, "
+                             "in [0, 1), e.g. safety_margin = 0.2");
+    }
+  }
+  for (auto [key, cost] : {std::pair{"start_cost_ms", &switchover.start_cost},
+                           std::pair{"snapshot_cost_ms", &switchover.snapshot_cost}}) {
+    if (!section.count(key)) continue;
+    VS_ASSIGN_OR_RETURN(int64_t ms, Number<int64_t>(section, where, key, 0, 600'000));
+    *cost = std::chrono::milliseconds(ms);
+  }
+  if (section.count("warmup_bandwidth_mibs")) {
+    VS_ASSIGN_OR_RETURN(switchover.warmup_bandwidth_mibs,
+                        Number<uint64_t>(section, where, "warmup_bandwidth_mibs", 1, 1'000'000));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 const HostConfig* Config::FindHost(const std::string& name) const {
@@ -126,9 +268,17 @@ StatusOr<Config> ParseConfig(const std::string& text) {
   config.metrics_listen = daemon->get<std::string>("metrics", "");
   for (const auto& [section_name, section] : tree) {
     if (section_name == "shadowd") continue;
+    if (section_name == "notice") {
+      VS_RETURN_IF_ERROR(ParseNotice(section, config));
+      continue;
+    }
+    if (section_name == "switchover") {
+      VS_RETURN_IF_ERROR(ParseSwitchover(section, config.switchover));
+      continue;
+    }
     if (section_name.rfind(kHostPrefix, 0) != 0 || section_name.size() == sizeof(kHostPrefix) - 1) {
       return InvalidArgument("config has an unknown section [" + section_name +
-                             "]; sections are [shadowd] and [host.NAME]");
+                             "]; sections are [shadowd], [host.NAME], [notice] and [switchover]");
     }
     VS_ASSIGN_OR_RETURN(HostConfig host, ParseHost(section_name.substr(sizeof(kHostPrefix) - 1), section));
     config.hosts.push_back(std::move(host));

@@ -19,7 +19,24 @@
 //   address = 10.77.0.11                       ; optional: where peers reach it (default: the uri's host)
 //   vcpus = 8                                  ; optional: cap the vCPUs offered to guests (default: the host's)
 //   memory_mib = 4096                          ; optional: cap the memory offered to guests
+//   [notice]                                   ; optional: where preemption notices come from (all off by default)
+//   acpid_socket = /var/run/acpid.socket       ; the power button via acpid; absent: off
+//   input_device = /dev/input/event0           ; the power button's input device; absent: off
+//   power_button_deadline_seconds = 30         ; how long the host lasts after a press
+//   gce = http://169.254.169.254               ; base URL of the GCE metadata server; absent: off
+//   aws = http://169.254.169.254               ; base URL of the AWS instance metadata (IMDSv2); absent: off
+//   azure = http://169.254.169.254             ; base URL of Azure's Scheduled Events; absent: off
+//   azure_vm_name = NAME                       ; this VM's name at Azure; required with azure
+//   poll_seconds = 2                           ; how often the metadata services are asked
+//   drain_deadline_seconds = 120               ; default deadline of `virt-shadow drain HOST`
+//   [switchover]                               ; optional: the switchover planner's assumptions
+//   bandwidth_mibs = 100                       ; migration bandwidth to peers before any was measured (MiB/s, > 0)
+//   safety_margin = 0.2                        ; share of the time to the deadline kept spare, in [0, 1)
+//   start_cost_ms = 1500                       ; starting the destination QEMU
+//   snapshot_cost_ms = 150                     ; the disk-only snapshot before the final disk round
+//   warmup_bandwidth_mibs = 5                  ; precopy cap while warming up ahead of a notice (MiB/s, >= 1)
 //
+// Base URLs are http://IP[:PORT][/PREFIX]: the pollers append their paths to them.
 // Pure: parsing takes text and returns a value or an error naming the key and the fix. Thread-compatible.
 #pragma once
 
@@ -29,7 +46,9 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/status.h"
+#include "shadowd/notice/notice_sources.h"
 
 namespace vs::daemon {
 
@@ -41,6 +60,14 @@ struct HostConfig {
   double cost_per_hour = 0;
   std::optional<uint32_t> vcpus_cap;
   std::optional<uint64_t> memory_mib_cap;
+};
+
+struct SwitchoverConfig {
+  double bandwidth_mibs = 100;  // MiB/s, > 0: the estimate's seed until a switchover measured one
+  double safety_margin = 0.2;   // [0, 1)
+  Duration start_cost = std::chrono::milliseconds(1500);
+  Duration snapshot_cost = std::chrono::milliseconds(150);
+  uint64_t warmup_bandwidth_mibs = 5;  // MiB/s, >= 1
 };
 
 struct Config {
@@ -55,6 +82,9 @@ struct Config {
   int nbd_port = 10809;
   std::string metrics_listen;  // empty: no metrics endpoint
   std::vector<HostConfig> hosts;  // in file order; this_host is one of them
+  notice::NoticeSourcesOptions notice;  // every source off unless [notice] names it
+  std::chrono::seconds drain_deadline{120};
+  SwitchoverConfig switchover;
 
   const HostConfig* FindHost(const std::string& name) const;
   // "ADDRESS:PORT" of `host`'s peer service.

@@ -80,12 +80,16 @@ StatusOr<std::string> GcePoller::Get(std::string_view path) {
 StatusOr<std::optional<Notice>> GcePoller::PollPreempted(WallTime now) {
   VS_ASSIGN_OR_RETURN(const std::string body, Get(kGcePreemptedPath));
   VS_ASSIGN_OR_RETURN(const bool preempted, ParseGcePreempted(body));
-  if (!preempted) return std::optional<Notice>();
+  if (!preempted) {
+    preempted_since_.reset();
+    return std::optional<Notice>();
+  }
+  if (!preempted_since_) preempted_since_ = now;
   return std::optional<Notice>(
       Notice{.source = Notice::Source::kGce,
              .kind = Notice::Kind::kPreemption,
-             .deadline = now + kGcePreemptionNotice,
-             .id = "gce/preempted",
+             .deadline = *preempted_since_ + kGcePreemptionNotice,
+             .id = "gce/preempted/" + std::to_string(ToUnixMillis(*preempted_since_)),
              .detail = "GCE instance/preempted is TRUE; deadline assumed 30 s after it was seen"});
 }
 

@@ -2,7 +2,8 @@
 // go away and returns the notices it has not reported before. shadowd calls PollOnce every few
 // seconds; the pollers hold no thread and never sleep.
 //
-//   GcePoller:   instance/preempted (TRUE -> preemption, deadline 30 s after it was first seen)
+//   GcePoller:   instance/preempted (TRUE -> preemption, deadline 30 s after it was first seen; TRUE
+//                again after a FALSE is a new preemption)
 //                and instance/maintenance-event (MIGRATE/TERMINATE_ON_HOST_MAINTENANCE -> early
 //                warning, the earliest loss kGceMaintenanceNotice after first seen).
 //   AwsPoller:   IMDSv2 token, then spot/instance-action and events/recommendations/rebalance
@@ -89,6 +90,9 @@ class GcePoller final : public MetadataPoller {
   Clock& clock_;
   const MetadataEndpoint endpoint_;
   std::optional<Maintenance> maintenance_;  // the maintenance event under way, if any
+  // When instance/preempted was first seen TRUE in its current run of TRUEs: the flag has no event id of
+  // its own, so a TRUE that comes back after a FALSE (the host was back) is a new preemption.
+  std::optional<WallTime> preempted_since_;
   RecentIds reported_;
 };
 

@@ -72,6 +72,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"[shadowd]\nhost = h1\ngrace_seconds = -5\n[host.h1]\nzone = a\nuri = x\n", "grace_seconds"},
         BadCase{"[shadowd]\nhost = h1\n[host.h1]\nzone = a\nuri = x\n", "names no host"},
         BadCase{"[shadowd]\nhost = h1\n[hosts]\nx = 1\n", "unknown section [hosts]"},
+        BadCase{"[shadowd]\nhost = h1\n[notices]\nx = 1\n", "[shadowd], [host.NAME], [notice] and [switchover]"},
         BadCase{"[shadowd\nhost = h1\n", "config:"}));
 
 TEST(ConfigTest, MissingFileSaysWhichAndWhatToDo) {
@@ -80,6 +81,131 @@ TEST(ConfigTest, MissingFileSaysWhichAndWhatToDo) {
   EXPECT_EQ(config.status().code(), Code::kNotFound);
   EXPECT_THAT(config.status().message(), HasSubstr("--config"));
 }
+
+// ---- [notice] and [switchover]
+
+// A valid config whose last section is `extra` (e.g. "[notice]\ngce = ...\n").
+std::string WithSection(const std::string& extra) {
+  return "[shadowd]\nhost = h1\n[host.h1]\nzone = a\nuri = qemu+tcp://10.0.0.1/system\n" + extra;
+}
+
+TEST(ConfigNoticeTest, EverySourceIsOffByDefault) {
+  auto config = ParseConfig(WithSection(""));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const notice::NoticeSourcesOptions& n = config->notice;
+  EXPECT_EQ(n.acpid_socket, "");
+  EXPECT_EQ(n.input_device, "");
+  EXPECT_EQ(n.gce_url, "");
+  EXPECT_EQ(n.aws_url, "");
+  EXPECT_EQ(n.azure_url, "");
+  EXPECT_EQ(n.power_button_deadline, std::chrono::seconds(30));
+  EXPECT_EQ(n.poll_interval, std::chrono::seconds(2));
+  EXPECT_EQ(config->drain_deadline, std::chrono::seconds(120));
+}
+
+TEST(ConfigNoticeTest, ReadsEveryKey) {
+  auto config = ParseConfig(WithSection(R"([notice]
+acpid_socket = /var/run/acpid.socket
+input_device = /dev/input/event3
+power_button_deadline_seconds = 25
+gce = http://169.254.169.254
+aws = http://[fd00:ec2::254]:8080
+azure = http://10.77.0.1:18169/h1/
+azure_vm_name = vm-7
+poll_seconds = 1
+drain_deadline_seconds = 60
+)"));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const notice::NoticeSourcesOptions& n = config->notice;
+  EXPECT_EQ(n.acpid_socket, "/var/run/acpid.socket");
+  EXPECT_EQ(n.input_device, "/dev/input/event3");
+  EXPECT_EQ(n.power_button_deadline, std::chrono::seconds(25));
+  EXPECT_EQ(n.gce_url, "http://169.254.169.254");
+  EXPECT_EQ(n.aws_url, "http://[fd00:ec2::254]:8080");
+  EXPECT_EQ(n.azure_url, "http://10.77.0.1:18169/h1/");
+  EXPECT_EQ(n.azure_vm_name, "vm-7");
+  EXPECT_EQ(n.poll_interval, std::chrono::seconds(1));
+  EXPECT_EQ(config->drain_deadline, std::chrono::seconds(60));
+}
+
+TEST(ConfigSwitchoverTest, Defaults) {
+  auto config = ParseConfig(WithSection(""));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_DOUBLE_EQ(config->switchover.bandwidth_mibs, 100);
+  EXPECT_DOUBLE_EQ(config->switchover.safety_margin, 0.2);
+  EXPECT_EQ(config->switchover.start_cost, std::chrono::milliseconds(1500));
+  EXPECT_EQ(config->switchover.snapshot_cost, std::chrono::milliseconds(150));
+  EXPECT_EQ(config->switchover.warmup_bandwidth_mibs, 5u);
+}
+
+TEST(ConfigSwitchoverTest, ReadsEveryKey) {
+  auto config = ParseConfig(WithSection(R"([switchover]
+bandwidth_mibs = 12.5
+safety_margin = 0
+start_cost_ms = 0
+snapshot_cost_ms = 90
+warmup_bandwidth_mibs = 1
+)"));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_DOUBLE_EQ(config->switchover.bandwidth_mibs, 12.5);
+  EXPECT_DOUBLE_EQ(config->switchover.safety_margin, 0);
+  EXPECT_EQ(config->switchover.start_cost, std::chrono::milliseconds(0));
+  EXPECT_EQ(config->switchover.snapshot_cost, std::chrono::milliseconds(90));
+  EXPECT_EQ(config->switchover.warmup_bandwidth_mibs, 1u);
+}
+
+struct BadSection {
+  std::string text;  // the section, appended to a valid config
+  std::string message;
+};
+
+class BadSectionTest : public ::testing::TestWithParam<BadSection> {};
+
+TEST_P(BadSectionTest, NamesTheKeyAndTheFix) {
+  auto config = ParseConfig(WithSection(GetParam().text));
+  ASSERT_FALSE(config.ok()) << GetParam().text;
+  EXPECT_EQ(config.status().code(), Code::kInvalidArgument);
+  EXPECT_THAT(config.status().message(), HasSubstr(GetParam().message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Notice, BadSectionTest,
+    ::testing::Values(
+        BadSection{"[notice]\nacpid = /var/run/acpid.socket\n", "[notice] has an unknown key 'acpid'"},
+        BadSection{"[notice]\nacpid_socket = acpid.socket\n", "acpid_socket = 'acpid.socket' is not an absolute path"},
+        BadSection{"[notice]\nacpid_socket =\n", "remove the key to leave this source off"},
+        BadSection{"[notice]\nacpid_socket = /" + std::string(120, 'a') + "\n", "acpid_socket is 121 bytes long"},
+        BadSection{"[notice]\ninput_device = event0\n", "input_device = 'event0' is not an absolute path"},
+        BadSection{"[notice]\npower_button_deadline_seconds = 0\n", "power_button_deadline_seconds = '0'"},
+        BadSection{"[notice]\ngce = https://169.254.169.254\n",
+                   "gce = 'https://169.254.169.254' is not a plain http://"},
+        BadSection{"[notice]\ngce = http://metadata.google.internal\n", "does not name its host by IP address"},
+        BadSection{"[notice]\naws = http://169.254.169.254:0\n", "has port '0'"},
+        BadSection{"[notice]\naws = http://169.254.169.254:\n", "has port ''"},
+        BadSection{"[notice]\naws = http://169.254.169.254:80x\n", "has port '80x'"},
+        BadSection{"[notice]\naws = http://[fd00::1\n", "'[' without ']'"},
+        BadSection{"[notice]\naws = http://10.0.0.1/latest?x=1\n", "contains a space, control character, '?' or '#'"},
+        BadSection{"[notice]\nazure = http://169.254.169.254\n", "add azure_vm_name = "},
+        BadSection{"[notice]\nazure_vm_name = vm1\n", "azure_vm_name is set but azure is not"},
+        BadSection{"[notice]\npoll_seconds = 0\n", "poll_seconds = '0' is not a number in 1..3600"},
+        BadSection{"[notice]\npoll_seconds = 1.5\n", "poll_seconds = '1.5'"},
+        BadSection{"[notice]\ndrain_deadline_seconds = -1\n", "drain_deadline_seconds = '-1'"}));
+
+INSTANTIATE_TEST_SUITE_P(
+    Switchover, BadSectionTest,
+    ::testing::Values(
+        BadSection{"[switchover]\nbandwidth = 5\n", "[switchover] has an unknown key 'bandwidth'"},
+        BadSection{"[switchover]\nbandwidth_mibs = 0\n", "bandwidth_mibs = '0' must be above 0"},
+        BadSection{"[switchover]\nbandwidth_mibs = -3\n", "bandwidth_mibs = '-3'"},
+        BadSection{"[switchover]\nbandwidth_mibs = nan\n", "bandwidth_mibs = 'nan'"},
+        BadSection{"[switchover]\nsafety_margin = 1\n", "safety_margin = '1' leaves no time"},
+        BadSection{"[switchover]\nsafety_margin = 1.5\n", "safety_margin = '1.5' is not a number in 0..1"},
+        BadSection{"[switchover]\nsafety_margin = -0.1\n", "safety_margin = '-0.1'"},
+        BadSection{"[switchover]\nstart_cost_ms = fast\n", "start_cost_ms = 'fast'"},
+        BadSection{"[switchover]\nsnapshot_cost_ms = -1\n", "snapshot_cost_ms = '-1'"},
+        BadSection{"[switchover]\nwarmup_bandwidth_mibs = 0\n", "warmup_bandwidth_mibs = '0'"},
+        BadSection{"[switchover]\nwarmup_bandwidth_mibs = -1\n", "warmup_bandwidth_mibs = '-1'"},
+        BadSection{"[switchover]\nwarmup_bandwidth_mibs = 2.5\n", "warmup_bandwidth_mibs = '2.5'"}));
 
 }  // namespace
 }  // namespace vs::daemon

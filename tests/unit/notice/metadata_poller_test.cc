@@ -70,12 +70,35 @@ TEST(GcePollerTest, PreemptionIsReportedOnceWithADeadlineThirtySecondsAfterFirst
   EXPECT_EQ((*first)[0], (Notice{.source = Notice::Source::kGce,
                                  .kind = Notice::Kind::kPreemption,
                                  .deadline = first_seen + seconds(30),
-                                 .id = "gce/preempted",
+                                 .id = "gce/preempted/" + std::to_string(ToUnixMillis(first_seen)),
                                  .detail = (*first)[0].detail}));
   clock.Advance(seconds(5));
   StatusOr<std::vector<Notice>> again = poller.PollOnce();
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->empty());
+}
+
+// The flag has no event id: TRUE after a FALSE (the host was back) is a new preemption, with its own deadline.
+TEST(GcePollerTest, PreemptedAgainAfterFalseIsANewPreemption) {
+  FakeHttpClient http;
+  FakeClock clock;
+  std::string preempted = "TRUE";
+  http.On("GET", kGcePreempted, [&](const HttpRequest&) -> StatusOr<HttpResponse> { return Gce(preempted); });
+  http.Reply("GET", kGceMaintenance, Gce("NONE"));
+  GcePoller poller(http, clock);
+  ASSERT_EQ(poller.PollOnce()->size(), 1u);
+  preempted = "FALSE";
+  clock.Advance(seconds(60));
+  EXPECT_TRUE(poller.PollOnce()->empty());
+  preempted = "TRUE";
+  clock.Advance(seconds(60));
+  const WallTime second_seen = clock.WallNow();
+  StatusOr<std::vector<Notice>> second = poller.PollOnce();
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  ASSERT_EQ(second->size(), 1u);
+  EXPECT_EQ((*second)[0].deadline, second_seen + seconds(30));
+  clock.Advance(seconds(5));
+  EXPECT_TRUE(poller.PollOnce()->empty());
 }
 
 TEST(GcePollerTest, EachMaintenanceEventIsOneEarlyWarning) {

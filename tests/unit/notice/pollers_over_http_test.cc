@@ -34,7 +34,7 @@ TEST(PollersOverHttpTest, Gce) {
   StatusOr<std::vector<Notice>> notices = poller.PollOnce();
   ASSERT_TRUE(notices.ok()) << notices.status().ToString();
   ASSERT_EQ(notices->size(), 1u);
-  EXPECT_EQ((*notices)[0].id, "gce/preempted");
+  EXPECT_EQ((*notices)[0].id, "gce/preempted/" + std::to_string(ToUnixMillis(clock.WallNow())));
   EXPECT_EQ(server.requests().size(), 2u);
 }
 
