@@ -22,6 +22,7 @@ using Duration = std::chrono::nanoseconds;
 inline int64_t ToUnixMillis(WallTime t) {
   return std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
+inline WallTime FromUnixMillis(int64_t ms) { return WallTime(std::chrono::milliseconds(ms)); }
 
 class Clock {
  public:

@@ -10,6 +10,7 @@
 #include "shadowd/lifecycle/shadow_identity.h"
 #include "shadowd/policy/policy.h"
 #include "shadowd/store/keys.h"
+#include "shadowd/switchover/top_path.h"
 
 namespace vs::controller {
 namespace {
@@ -81,7 +82,7 @@ std::vector<std::string> FileDiskPaths(const policy::DomainFacts& facts) {
   std::vector<std::string> paths;
   for (const policy::DiskFacts& disk : facts.disks) {
     if (disk.source_kind == policy::DiskFacts::SourceKind::kFile && !disk.source_path.empty()) {
-      paths.push_back(disk.source_path);
+      paths.push_back(switchover::BasePathOf(disk.source_path));
     }
   }
   return paths;
@@ -474,6 +475,27 @@ Status ProtectionController::OnTimer() {
   return first.Get();
 }
 
+Status ProtectionController::OnSwitchedOver(std::string_view vm_uuid, const std::string& host) {
+  VS_RETURN_IF_ERROR(RequireStarted());
+  VS_ASSIGN_OR_RETURN(std::string uuid, lifecycle::CanonicalUuid(vm_uuid));
+  return ApplyEventTo(uuid, lifecycle::SwitchedOver{host});
+}
+
+Status ProtectionController::RequestShadowMove(std::string_view vm, const std::string& host) {
+  VS_RETURN_IF_ERROR(RequireStarted());
+  VS_ASSIGN_OR_RETURN(v1::VmRecord record, FindRecord(vm));
+  VS_ASSIGN_OR_RETURN(std::optional<v1::VmRecord> current, LoadRecord(record.vm_uuid()));
+  if (!current) return NotFound("VM '" + std::string(vm) + "' has no protection record here any more");
+  if (current->state() != v1::PROTECTION_STATE_PROTECTED && current->state() != v1::PROTECTION_STATE_UNPROTECTED) {
+    return FailedPrecondition("VM '" + current->vm_name() + "' is " + lifecycle::ToString(current->state()) +
+                              "; its shadow can be moved once it is Protected (or Unprotected); try again shortly");
+  }
+  StatusOr<lifecycle::Transition> transition =
+      lifecycle::Apply(*current, lifecycle::ShadowMoveRequested{host}, clock_.WallNow(), options_.grace_period);
+  if (!transition.ok()) return transition.status();
+  return ApplyEvent(*current, lifecycle::ShadowMoveRequested{host});
+}
+
 Status ProtectionController::OnCapacityChanged() {
   VS_RETURN_IF_ERROR(RequireStarted());
   VS_ASSIGN_OR_RETURN(LoadedRecords loaded, LoadAllRecords());
@@ -582,6 +604,11 @@ Status ProtectionController::Perform(const std::string& vm_uuid, const lifecycle
   auto place = [&]() -> StatusOr<scheduler::Placement> {
     VS_ASSIGN_OR_RETURN(scheduler::ShadowRequest request, RequestFor(*record));
     VS_ASSIGN_OR_RETURN(std::vector<scheduler::Host> hosts, HostsWithReservations(vm_uuid));
+    if (!record->pinned_host().empty()) {  // a requested move (failback): that host or none
+      for (const scheduler::Host& host : hosts) {
+        if (host.name != record->pinned_host()) request.exclude_hosts.push_back(host.name);
+      }
+    }
     return scheduler::Place(hosts, request, options_.placement);
   };
   StatusOr<scheduler::Placement> placement = place();
@@ -618,11 +645,15 @@ Status ProtectionController::DefineOn(const v1::VmRecord& record, const Observed
                                               command.shadow_size, {record.vm_uuid(), record.vm_name(), options_.this_host});
   if (!xml.ok()) return xml.status().Annotate("building the shadow's domain XML");
   for (const policy::DiskFacts& disk : observed.facts.disks) {
-    StatusOr<std::uint64_t> size = images_.VirtualSize(disk.source_path);
-    if (!size.ok()) return size.status().Annotate("reading the virtual size of " + disk.source_path);
-    const std::string format = disk.format.empty() ? "raw" : disk.format;  // libvirt's default
-    VS_RETURN_IF_ERROR(peers_.CreateReplicaImage(command.host, disk.source_path, *size, format)
-                           .Annotate("creating replica image " + disk.source_path));
+    // Just after a switchover the disk is still on its top: the replica stands for the image beneath.
+    const bool on_top = switchover::IsTopPath(disk.source_path);
+    const std::string path = switchover::BasePathOf(disk.source_path);
+    StatusOr<std::uint64_t> size = images_.VirtualSize(path);
+    if (!size.ok()) return size.status().Annotate("reading the virtual size of " + path);
+    const std::string given = on_top ? disk.backing_format : disk.format;
+    const std::string format = given.empty() ? "raw" : given;  // libvirt's default
+    VS_RETURN_IF_ERROR(peers_.CreateReplicaImage(command.host, path, *size, format)
+                           .Annotate("creating replica image " + path));
   }
   return peers_.DefineShadow(command.host, *xml);
 }

@@ -10,6 +10,7 @@
 #include "shadowd/lifecycle/shadow_identity.h"
 #include "shadowd/policy/policy.h"
 #include "shadowd/policy/xml_document.h"
+#include "shadowd/switchover/top_path.h"
 
 namespace vs::controller {
 namespace {
@@ -182,6 +183,17 @@ Status RewriteDisk(xmlNode* disk) {
     return InvalidArgument("disk '" + dev + "' has no <source file=...>: an empty disk cannot be replicated");
   }
   UnsetAttr(source, "index");               // live: libvirt's node numbering
+  // A VM that just arrived by a switchover runs on "<image>.vs-top" until its new host flattens it: its
+  // shadow's replica is <image> itself, in the format of the image beneath.
+  if (const std::string file = *Attr(source, "file"); switchover::IsTopPath(file)) {
+    SetAttr(source, "file", switchover::BasePathOf(file));
+    xmlNode* backing = Child(disk, "backingStore");
+    const xmlNode* backing_format = backing != nullptr ? Child(backing, "format") : nullptr;
+    xmlNode* driver = Child(disk, "driver");
+    if (driver != nullptr && backing_format != nullptr) {
+      SetAttr(driver, "type", Attr(backing_format, "type").value_or("qcow2"));
+    }
+  }
   RemoveChildren(disk, "backingStore");     // the replica is a standalone image
   RemoveChildren(source, "backingStore");
   return Status::Ok();

@@ -66,6 +66,8 @@ std::string_view EventKindName(EventKind kind) {
     case EventKind::kCapacityChanged: return "CapacityChanged";
     case EventKind::kRetryTimerFired: return "RetryTimerFired";
     case EventKind::kShadowLost: return "ShadowLost";
+    case EventKind::kSwitchedOver: return "SwitchedOver";
+    case EventKind::kShadowMoveRequested: return "ShadowMoveRequested";
   }
   return "UnknownEvent";
 }
@@ -98,6 +100,8 @@ Status Validate(const Event& event) {
             return ValidateFailure(e.kKind, e.error);
           },
           [](const ShadowLost& e) { return ValidateHost(e.kKind, e.host); },
+          [](const SwitchedOver& e) { return ValidateHost(e.kKind, e.host); },
+          [](const ShadowMoveRequested& e) { return ValidateHost(e.kKind, e.host); },
           [](const auto&) { return Status::Ok(); },  // events without payload
       },
       event);

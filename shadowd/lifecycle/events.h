@@ -41,6 +41,8 @@ enum class EventKind {
   kCapacityChanged,
   kRetryTimerFired,
   kShadowLost,
+  kSwitchedOver,
+  kShadowMoveRequested,
 };
 
 // The VM's tag holds a valid policy. The caller parsed it (the policy module) and resolved the size.
@@ -117,13 +119,26 @@ struct ShadowLost {
   std::string detail;
 };
 
+// The VM moved live onto its shadow's host (a switchover): the shadow became the VM there, so nothing is
+// left to release, and the VM's new host protects it from now on.
+struct SwitchedOver {
+  static constexpr EventKind kKind = EventKind::kSwitchedOver;
+  std::string host;
+};
+// Move the shadow to `host` (failback: the VM is to return there): release the current shadow and
+// place the next one on `host` only.
+struct ShadowMoveRequested {
+  static constexpr EventKind kKind = EventKind::kShadowMoveRequested;
+  std::string host;
+};
+
 using Event = std::variant<PolicySeen, PolicyRejected, PolicyRemoved, VmStarted, VmStopped, VmUndefined,
                            PlacementChosen, PlacementFailed, ShadowDefined, ShadowDefineFailed,
                            ShadowReleased, ReleaseFailed, GraceExpired, CapacityChanged, RetryTimerFired,
-                           ShadowLost>;
+                           ShadowLost, SwitchedOver, ShadowMoveRequested>;
 
 inline constexpr int kEventKindCount = static_cast<int>(std::variant_size_v<Event>);
-static_assert(static_cast<int>(EventKind::kShadowLost) + 1 == kEventKindCount,
+static_assert(static_cast<int>(EventKind::kShadowMoveRequested) + 1 == kEventKindCount,
               "EventKind must have one value per Event alternative");
 
 EventKind KindOf(const Event& event);

@@ -31,11 +31,6 @@ constexpr std::uint32_t kShadowIndex = 0;
 // Upper bound for the grace period: keeps deadline arithmetic far from overflow.
 constexpr Duration kMaxGracePeriod = std::chrono::hours(24 * 365);
 
-std::int64_t ToUnixMs(WallTime t) { return std::chrono::floor<milliseconds>(t.time_since_epoch()).count(); }
-WallTime FromUnixMs(std::int64_t ms) {
-  return WallTime(std::chrono::duration_cast<WallTime::duration>(milliseconds(ms)));
-}
-
 ShadowSize SizeOf(const VmRecord& r) { return {r.shadow_size().vcpus(), r.shadow_size().memory_kib()}; }
 
 std::string DescribeSize(const ShadowSize& size) {
@@ -59,8 +54,8 @@ ReleaseShadow ReleaseShadowFor(const VmRecord& r) {
   const v1::ShadowAssignment& a = r.shadows(0);
   return {a.host(), a.domain_uuid(), a.domain_name()};
 }
-StartGraceTimer GraceTimerFor(const VmRecord& r) { return {FromUnixMs(r.grace_deadline_unix_ms())}; }
-ScheduleRetry RetryFor(const VmRecord& r) { return {FromUnixMs(r.next_retry_unix_ms())}; }
+StartGraceTimer GraceTimerFor(const VmRecord& r) { return {FromUnixMillis(r.grace_deadline_unix_ms())}; }
+ScheduleRetry RetryFor(const VmRecord& r) { return {FromUnixMillis(r.next_retry_unix_ms())}; }
 
 Status ValidateRecord(const VmRecord& r) {
   if (!v1::ProtectionState_IsValid(r.state())) {
@@ -111,7 +106,7 @@ class Step {
 
   Transition Finish() && {
     record_.set_version(record_.version() + 1);
-    record_.set_updated_at_unix_ms(ToUnixMs(now_));
+    record_.set_updated_at_unix_ms(ToUnixMillis(now_));
     return {std::move(record_), std::move(commands_)};
   }
 
@@ -201,7 +196,7 @@ Status WaitForRetry(Step& s) {
   VmRecord& r = s.record();
   const std::int64_t backoff_ms = std::chrono::duration_cast<milliseconds>(RetryBackoff(r.retry_count())).count();
   r.set_retry_backoff_ms(backoff_ms);
-  r.set_next_retry_unix_ms(ToUnixMs(s.now()) + backoff_ms);
+  r.set_next_retry_unix_ms(ToUnixMillis(s.now()) + backoff_ms);
   s.Emit(RetryFor(r));
   return Status::Ok();
 }
@@ -269,6 +264,7 @@ Status EnterProtected(Step& s) {
   r.set_next_retry_unix_ms(0);
   r.set_grace_deadline_unix_ms(0);
   r.clear_unprotected_reason();
+  r.clear_pinned_host();
   s.To(kProtected);
   return Status::Ok();
 }
@@ -282,7 +278,7 @@ Status BeginRelease(Step& s) {
 }
 
 Status EnterGrace(Step& s) {
-  s.record().set_grace_deadline_unix_ms(ToUnixMs(s.now() + s.grace_period()));
+  s.record().set_grace_deadline_unix_ms(ToUnixMillis(s.now() + s.grace_period()));
   s.To(kGracePeriod);
   s.Emit(GraceTimerFor(s.record()));
   return Status::Ok();
@@ -297,7 +293,7 @@ Status ResumeIfWanted(Step& s) {
 // outlived a newer wait, or the wall clock stepped. Acting early would cut a grace period or a backoff
 // short, and dropping the event could strand the record, so the timer is re-armed instead.
 Status WhenRetryDue(Step& s, Status (*act)(Step&)) {
-  if (ToUnixMs(s.now()) < s.record().next_retry_unix_ms()) {
+  if (ToUnixMillis(s.now()) < s.record().next_retry_unix_ms()) {
     s.Emit(RetryFor(s.record()));
     return Status::Ok();
   }
@@ -305,7 +301,7 @@ Status WhenRetryDue(Step& s, Status (*act)(Step&)) {
 }
 
 Status WhenGraceOver(Step& s) {
-  if (ToUnixMs(s.now()) < s.record().grace_deadline_unix_ms()) {
+  if (ToUnixMillis(s.now()) < s.record().grace_deadline_unix_ms()) {
     s.Emit(GraceTimerFor(s.record()));
     return Status::Ok();
   }
@@ -344,6 +340,29 @@ Status LoseShadow(Step& s, const ShadowLost& e) {
   if (!e.detail.empty()) message += ": " + e.detail;
   Report(s, std::move(message));
   return SettleWithoutShadow(s);
+}
+
+// The VM now runs on its shadow's host: the shadow is consumed, the record ends without a release.
+Status EndAfterSwitchover(Step& s, const SwitchedOver& e) {
+  const VmRecord& r = s.record();
+  if (r.shadows_size() != 1 || r.shadows(0).host() != e.host) {
+    return Refuse(r, r.state(), e.kKind, "the VM's shadow is not on host " + e.host);
+  }
+  Report(s, "switched over to its shadow on host " + e.host + "; that host protects it from now on");
+  return EndRecord(s);
+}
+
+// Failback: the shadow goes to `host` first. The pin is kept until the VM is protected again.
+Status BeginShadowMove(Step& s, const ShadowMoveRequested& e) {
+  VmRecord& r = s.record();
+  if (e.host == r.primary_host()) {
+    return InvalidArgument("ShadowMoveRequested.host '" + e.host + "' is the primary's own host for " + Who(r));
+  }
+  if (r.shadows_size() == 1 && r.shadows(0).host() == e.host) return Stay(s);  // already there: no pin needed
+  r.set_pinned_host(e.host);
+  if (r.shadows_size() == 1) return BeginRelease(s);
+  r.set_retry_count(0);
+  return RequestPlacement(s);
 }
 
 constexpr int Cell(ProtectionState state, EventKind kind) {
@@ -389,6 +408,7 @@ Status ApplyCell(Step& s, const Event& event) {
     case Cell(kUnprotected, kVmUndefined):        return SettleWithoutShadow(s);
     case Cell(kUnprotected, kCapacityChanged):    return RequestPlacement(s);
     case Cell(kUnprotected, kRetryTimerFired):    return WhenRetryDue(s, RequestPlacement);
+    case Cell(kUnprotected, kShadowMoveRequested): return BeginShadowMove(s, As<ShadowMoveRequested>(event));
 
     // Placing: DefineShadow is outstanding. Never protected yet, so losing interest skips the grace period.
     case Cell(kPlacing, kPolicySeen):             return policy_changed ? BeginRelease(s) : Stay(s);
@@ -410,6 +430,8 @@ Status ApplyCell(Step& s, const Event& event) {
     case Cell(kProtected, kVmStopped):            return EnterGrace(s);
     case Cell(kProtected, kVmUndefined):          return EnterGrace(s);
     case Cell(kProtected, kShadowLost):           return LoseShadow(s, As<ShadowLost>(event));
+    case Cell(kProtected, kSwitchedOver):         return EndAfterSwitchover(s, As<SwitchedOver>(event));
+    case Cell(kProtected, kShadowMoveRequested):  return BeginShadowMove(s, As<ShadowMoveRequested>(event));
 
     // GracePeriod: the shadow is kept until the deadline in case the VM is wanted again.
     case Cell(kGracePeriod, kPolicySeen):         return policy_changed ? BeginRelease(s) : ResumeIfWanted(s);
@@ -420,6 +442,7 @@ Status ApplyCell(Step& s, const Event& event) {
     case Cell(kGracePeriod, kVmUndefined):        return Stay(s);
     case Cell(kGracePeriod, kGraceExpired):       return WhenGraceOver(s);
     case Cell(kGracePeriod, kShadowLost):         return LoseShadow(s, As<ShadowLost>(event));
+    case Cell(kGracePeriod, kSwitchedOver):       return EndAfterSwitchover(s, As<SwitchedOver>(event));
 
     // Releasing: ReleaseShadow is outstanding; what follows is decided from the facts when it is done.
     case Cell(kReleasing, kPolicySeen):           return Stay(s);
@@ -432,6 +455,7 @@ Status ApplyCell(Step& s, const Event& event) {
     case Cell(kReleasing, kReleaseFailed):        return ReleaseFailedBackoff(s, As<ReleaseFailed>(event));
     case Cell(kReleasing, kRetryTimerFired):      return WhenRetryDue(s, ReissueRelease);
     case Cell(kReleasing, kShadowLost):           return LoseShadow(s, As<ShadowLost>(event));
+    case Cell(kReleasing, kSwitchedOver):         return EndAfterSwitchover(s, As<SwitchedOver>(event));
 
     // Released: terminal; the record is being deleted and accepts nothing.
     default: break;

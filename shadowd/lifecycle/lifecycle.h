@@ -9,7 +9,10 @@
 //   Detours:   PlacementFailed -> Unprotected -CapacityChanged/RetryTimerFired-> Unplaced;
 //              GracePeriod -VmStarted (still tagged, same policy)-> Protected, without a new placement;
 //              ShadowLost -> Unplaced (place again); a changed policy -> Releasing -> Unplaced;
-//              PolicyRejected while no valid policy is known -> PolicyInvalid.
+//              PolicyRejected while no valid policy is known -> PolicyInvalid;
+//              SwitchedOver (the VM moved live onto its shadow: Protected/GracePeriod/Releasing) -> Released
+//              without a release; ShadowMoveRequested (failback) -> Releasing, then a placement pinned to
+//              that host (pinned_host, cleared once Protected again).
 //
 // The whole table is the one switch in lifecycle.cc (ApplyCell): one `case` per allowed (state, event)
 // cell; every other pair is refused with FailedPrecondition naming the state and the event, which the

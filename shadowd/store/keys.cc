@@ -7,7 +7,7 @@ namespace vs::store {
 namespace {
 
 constexpr std::array kAllTables = {Table::kMeta,       Table::kVm,        Table::kHost, Table::kReservation,
-                                   Table::kCheckpoint, Table::kHeartbeat, Table::kSpool};
+                                   Table::kCheckpoint, Table::kHeartbeat, Table::kSpool, Table::kSwitchover};
 
 // Escapes the separator and the escape character itself, which keeps the mapping injective
 // and guarantees an escaped id contains no '/'.
@@ -44,6 +44,8 @@ std::string_view TableName(Table table) {
       return "heartbeat";
     case Table::kSpool:
       return "spool";
+    case Table::kSwitchover:
+      return "switchover";
   }
   return "invalid";  // unreachable for a valid enum value; -Wswitch flags missing cases
 }

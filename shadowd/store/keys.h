@@ -29,6 +29,7 @@ enum class Table {
   kCheckpoint,   // replication checkpoints
   kHeartbeat,    // bounded heartbeat history per peer
   kSpool,        // hook events accepted while a peer was unreachable
+  kSwitchover,   // live switchovers of this host's VMs (SwitchoverRecord per VM)
 };
 
 // "vm", "host", ...: the table's name, without the '/' separator.

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <chrono>
 #include <memory>
 
@@ -627,6 +628,108 @@ TEST_F(ControllerTest, StatusSaysWhenThePolicyAsksForMoreShadowsThanAreKept) {
   view = controller_->StatusOf(kVmName);
   ASSERT_TRUE(view.ok());
   EXPECT_THAT(view->last_error, ::testing::Not(HasSubstr("shadows")));
+}
+
+}  // namespace
+}  // namespace vs::controller
+
+// ---- Switchover and requested shadow moves (failback)
+
+namespace vs::controller {
+namespace {
+
+TEST_F(ControllerTest, SwitchedOverEndsTheRecordWithoutReleasingTheShadow) {
+  Protect();
+  const size_t calls_before = peers_.calls.size();
+  std::string upper_uuid = kVmUuid;
+  for (char& c : upper_uuid) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  VS_ASSERT_OK(controller_->OnSwitchedOver(upper_uuid, "h4"));
+  VS_ASSERT_OK(controller_->RunPending());
+  EXPECT_FALSE(MaybeRecord().has_value()) << "the record ends";
+  EXPECT_EQ(peers_.CallCount("ReleaseShadow"), 0) << "the shadow became the VM: it must not be released";
+  EXPECT_EQ(peers_.calls.size(), calls_before);
+  EXPECT_EQ(peers_.hosts["h4"].domains.count(kShadowUuid), 1u);
+  EXPECT_EQ(peers_.hosts["h4"].images.size(), 2u) << "the running VM's disks are left alone";
+  EXPECT_FALSE(controller_->NextTimerDeadline().has_value());
+  EXPECT_EQ(controller_->StatusOf(kVmName).status().code(), Code::kNotFound);
+}
+
+TEST_F(ControllerTest, SwitchedOverToAHostWithoutTheShadowChangesNothing) {
+  Protect();
+  const v1::VmRecord before = Record();
+  VS_ASSERT_OK(controller_->OnSwitchedOver(kVmUuid, "h3"));  // refused by the lifecycle: ignored
+  VS_ASSERT_OK(controller_->RunPending());
+  EXPECT_EQ(Record().SerializeAsString(), before.SerializeAsString());
+  EXPECT_EQ(peers_.CallCount("ReleaseShadow"), 0);
+  EXPECT_EQ(controller_->OnSwitchedOver("not-a-uuid", "h4").code(), Code::kInvalidArgument);
+}
+
+TEST_F(ControllerTest, ShadowMovePlacesTheNextShadowOnlyOnThePinnedHost) {
+  Protect();
+  ASSERT_EQ(Record().shadows(0).host(), "h4");  // h4 is the scheduler's choice; h3 is dearer
+  peers_.calls.clear();
+  VS_ASSERT_OK(controller_->RequestShadowMove(kVmName, "h3"));
+  EXPECT_EQ(Record().state(), v1::PROTECTION_STATE_RELEASING);
+  EXPECT_EQ(Record().pinned_host(), "h3");
+  VS_ASSERT_OK(controller_->RunPending());
+
+  EXPECT_THAT(peers_.calls, ElementsAre("ListShadows h4 ", "ReleaseShadow h4 " + kShadowUuid,
+                                        "CreateReplicaImage h3 " + kRootDisk,
+                                        "CreateReplicaImage h3 " + kDataDisk, "DefineShadow h3 " + kShadowUuid));
+  const v1::VmRecord record = Record();
+  ASSERT_EQ(record.state(), v1::PROTECTION_STATE_PROTECTED) << record.last_error();
+  ASSERT_EQ(record.shadows_size(), 1);
+  EXPECT_EQ(record.shadows(0).host(), "h3");
+  EXPECT_EQ(record.pinned_host(), "");
+  EXPECT_TRUE(peers_.hosts["h4"].domains.empty());
+  EXPECT_THAT(peers_.hosts["h4"].images, IsEmpty());
+  EXPECT_EQ(DomainsEverywhere(), 1);
+}
+
+TEST_F(ControllerTest, ShadowMoveToAFullHostLeavesTheVmUnprotectedInsteadOfPlacingElsewhere) {
+  Protect();
+  cluster_.hosts[2].total_memory_kib = 512 * 1024;  // h3 cannot take the 1 GiB shadow
+  VS_ASSERT_OK(controller_->RequestShadowMove(kVmUuid, "h3"));
+  VS_ASSERT_OK(controller_->RunPending());
+  const v1::VmRecord record = Record();
+  EXPECT_EQ(record.state(), v1::PROTECTION_STATE_UNPROTECTED);
+  EXPECT_EQ(record.pinned_host(), "h3") << "the pin holds until protected again";
+  EXPECT_EQ(DomainsEverywhere(), 0);
+  EXPECT_EQ(peers_.CallCount("DefineShadow"), 1) << "only the first define, none on another host";
+
+  cluster_.hosts[2].total_memory_kib = std::uint64_t{64} << 20;  // h3 has room now
+  VS_ASSERT_OK(controller_->OnCapacityChanged());
+  VS_ASSERT_OK(controller_->RunPending());
+  EXPECT_EQ(Record().state(), v1::PROTECTION_STATE_PROTECTED);
+  EXPECT_EQ(Record().shadows(0).host(), "h3");
+  EXPECT_EQ(Record().pinned_host(), "");
+}
+
+TEST_F(ControllerTest, ShadowMoveIsRefusedWhileTheShadowIsBeingPlaced) {
+  Start();
+  VS_ASSERT_OK(Observe(PrimaryXml()));
+  StatusOr<bool> stepped = controller_->Step();  // ComputePlacement: now Placing, the define queued
+  ASSERT_TRUE(stepped.ok() && *stepped) << stepped.status().ToString();
+  ASSERT_EQ(Record().state(), v1::PROTECTION_STATE_PLACING);
+  const v1::VmRecord before = Record();
+
+  const Status refused = controller_->RequestShadowMove(kVmName, "h3");
+  EXPECT_EQ(refused.code(), Code::kFailedPrecondition) << refused.ToString();
+  EXPECT_THAT(refused.message(), HasSubstr("Placing"));
+  EXPECT_EQ(Record().SerializeAsString(), before.SerializeAsString());
+  VS_ASSERT_OK(controller_->RunPending());
+  EXPECT_EQ(Record().shadows(0).host(), "h4");
+}
+
+TEST_F(ControllerTest, ShadowMoveToThePrimarysHostOrOfAnUnknownVmIsRejected) {
+  Protect();
+  const v1::VmRecord before = Record();
+  const Status own_host = controller_->RequestShadowMove(kVmName, "h1");
+  EXPECT_EQ(own_host.code(), Code::kInvalidArgument) << own_host.ToString();
+  EXPECT_THAT(own_host.message(), HasSubstr("'h1'"));
+  EXPECT_EQ(controller_->RequestShadowMove("no-such-vm", "h3").code(), Code::kNotFound);
+  EXPECT_EQ(Record().SerializeAsString(), before.SerializeAsString());
+  EXPECT_FALSE(controller_->HasPending());
 }
 
 }  // namespace

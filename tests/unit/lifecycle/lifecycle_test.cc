@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -239,6 +240,115 @@ TEST(LifecycleShadowLost, VmStartedDuringAReleaseIsPlacedAgainOnceTheReleaseIsDo
   EXPECT_THAT(released.commands, ElementsAre(Command{ComputePlacement{kSizeA}}));
 }
 
+// ---- Switchover (the VM moved onto its shadow) and requested shadow moves (failback)
+
+TEST(LifecycleSwitchover, EndsTheRecordWithoutAReleaseFromEveryStateHoldingADefinedShadow) {
+  for (ProtectionState state : {kProtected, kGracePeriod, kReleasing}) {
+    SCOPED_TRACE(ToString(state));
+    const Transition ended = Accept(RecordIn(state), SwitchedOver{kTarget});
+    EXPECT_EQ(ended.record.state(), kReleased);
+    EXPECT_THAT(ended.record.last_error(), HasSubstr("switched over"));
+    // The shadow became the VM: releasing it would destroy the running VM's disks.
+    for (const Command& command : ended.commands) {
+      EXPECT_FALSE(std::holds_alternative<ReleaseShadow>(command)) << ToString(command);
+    }
+    EXPECT_TRUE(std::holds_alternative<DeleteRecord>(ended.commands.back()));
+  }
+}
+
+TEST(LifecycleSwitchover, IsRefusedWhenTheShadowIsOnAnotherHost) {
+  for (ProtectionState state : {kProtected, kGracePeriod, kReleasing}) {
+    SCOPED_TRACE(ToString(state));
+    StatusOr<Transition> result = Apply(RecordIn(state), SwitchedOver{kOtherHost}, kNow, kGrace);
+    EXPECT_EQ(result.status().code(), Code::kFailedPrecondition);
+    EXPECT_THAT(result.status().message(), HasSubstr("not on host hostC"));
+  }
+  // A shadow still being defined cannot have taken the VM.
+  EXPECT_EQ(Apply(RecordIn(kPlacing), SwitchedOver{kTarget}, kNow, kGrace).status().code(),
+            Code::kFailedPrecondition);
+}
+
+TEST(LifecycleShadowMove, FromProtectedReleasesThenPlacesUnderThePinAndProtectionClearsIt) {
+  const Transition releasing = Accept(RecordIn(kProtected), ShadowMoveRequested{kOtherHost});
+  EXPECT_EQ(releasing.record.state(), kReleasing);
+  EXPECT_EQ(releasing.record.pinned_host(), kOtherHost);
+  EXPECT_THAT(releasing.commands, ElementsAre(ReleaseOn(kTarget)));
+
+  // The pin is persisted: a restart in the middle keeps it.
+  const v1::VmRecord reloaded = Reload(releasing.record);
+  EXPECT_EQ(reloaded.pinned_host(), kOtherHost);
+  EXPECT_THAT(MustRecover(reloaded), ElementsAre(ReleaseOn(kTarget)));
+
+  const Transition unplaced = Accept(reloaded, ShadowReleased{kTarget});
+  EXPECT_EQ(unplaced.record.state(), kUnplaced);
+  EXPECT_EQ(unplaced.record.pinned_host(), kOtherHost);
+  EXPECT_THAT(unplaced.commands, ElementsAre(Command{ComputePlacement{kSizeA}}));
+
+  const Transition placing = Accept(unplaced.record, PlacementChosen{kOtherHost, kSizeA});
+  EXPECT_EQ(placing.record.state(), kPlacing);
+  EXPECT_EQ(placing.record.pinned_host(), kOtherHost);
+  EXPECT_THAT(placing.commands, ElementsAre(DefineOn(kOtherHost)));
+
+  const Transition is_protected = Accept(placing.record, ShadowDefined{kOtherHost});
+  EXPECT_EQ(is_protected.record.state(), kProtected);
+  EXPECT_EQ(is_protected.record.shadows(0).host(), kOtherHost);
+  EXPECT_EQ(is_protected.record.pinned_host(), "");
+}
+
+TEST(LifecycleShadowMove, ThePinOutlivesAFailedPlacementAndItsRetry) {
+  const Transition unplaced = Accept(RecordIn(kUnprotected), ShadowMoveRequested{kOtherHost});
+  const Transition failed = Accept(unplaced.record, PlacementFailed{"hostC is full"});
+  EXPECT_EQ(failed.record.state(), kUnprotected);
+  EXPECT_EQ(failed.record.pinned_host(), kOtherHost);
+  const Transition retried = Accept(failed.record, RetryTimerFired{}, kNow + 1h);
+  EXPECT_EQ(retried.record.state(), kUnplaced);
+  EXPECT_EQ(retried.record.pinned_host(), kOtherHost);
+}
+
+TEST(LifecycleShadowMove, FromUnprotectedPlacesAtOnceWithTheRetryCountReset) {
+  v1::VmRecord waiting = RecordIn(kUnprotected);
+  waiting.set_next_retry_unix_ms(UnixMs(kNow + 1h));  // the backoff is not waited out
+  const Transition unplaced = Accept(waiting, ShadowMoveRequested{kOtherHost});
+  EXPECT_EQ(unplaced.record.state(), kUnplaced);
+  EXPECT_EQ(unplaced.record.pinned_host(), kOtherHost);
+  EXPECT_EQ(unplaced.record.retry_count(), 0u);
+  EXPECT_THAT(unplaced.commands, ElementsAre(Command{ComputePlacement{kSizeA}}));
+}
+
+TEST(LifecycleShadowMove, AShadowAlreadyOnTheRequestedHostStaysWithoutAPin) {
+  const Transition stays = Accept(RecordIn(kProtected), ShadowMoveRequested{kTarget});
+  EXPECT_EQ(stays.record.state(), kProtected);
+  EXPECT_EQ(stays.record.shadows(0).host(), kTarget);
+  EXPECT_EQ(stays.record.pinned_host(), "");  // a pin left behind would confine a later re-placement
+  EXPECT_THAT(stays.commands, IsEmpty());
+}
+
+TEST(LifecycleShadowMove, ToThePrimarysOwnHostIsRejectedNamingTheHost) {
+  for (ProtectionState state : {kProtected, kUnprotected}) {
+    SCOPED_TRACE(ToString(state));
+    StatusOr<Transition> result = Apply(RecordIn(state), ShadowMoveRequested{kPrimary}, kNow, kGrace);
+    EXPECT_EQ(result.status().code(), Code::kInvalidArgument);
+    EXPECT_THAT(result.status().message(), HasSubstr("ShadowMoveRequested.host 'hostA'"));
+    EXPECT_THAT(result.status().message(), HasSubstr("primary"));
+  }
+}
+
+TEST(LifecycleShadowMove, EveryWayIntoProtectedClearsThePin) {
+  v1::VmRecord placing = RecordIn(kPlacing);
+  placing.set_pinned_host(kTarget);
+  EXPECT_EQ(Accept(placing, ShadowDefined{kTarget}).record.pinned_host(), "");
+
+  // Pinned (a move whose placement was under way), stopped, started again within the grace period.
+  v1::VmRecord pinned = RecordIn(kProtected);
+  pinned.set_pinned_host(kTarget);
+  const Transition grace = Accept(pinned, VmStopped{});
+  ASSERT_EQ(grace.record.state(), kGracePeriod);
+  EXPECT_EQ(grace.record.pinned_host(), kTarget);
+  const Transition resumed = Accept(grace.record, VmStarted{});
+  EXPECT_EQ(resumed.record.state(), kProtected);
+  EXPECT_EQ(resumed.record.pinned_host(), "");
+}
+
 // ---- Retry backoff
 
 TEST(LifecycleBackoff, DoublesFromTwoSecondsAndCapsAtSixtySeconds) {
@@ -416,6 +526,8 @@ TEST(LifecycleValidation, MalformedEventsAreRejectedNamingTheField) {
       {ReleaseFailed{kTarget, Status::Ok()}, "ReleaseFailed.error is OK"},
       {ShadowReleased{""}, "ShadowReleased.host is empty"},
       {ShadowLost{"", "gone"}, "ShadowLost.host is empty"},
+      {SwitchedOver{""}, "SwitchedOver.host is empty"},
+      {ShadowMoveRequested{""}, "ShadowMoveRequested.host is empty"},
   };
   for (const auto& [event, message] : cases) {
     StatusOr<Transition> t = Apply(RecordIn(kUnplaced), event, kNow, kGrace);

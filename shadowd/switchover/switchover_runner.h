@@ -1,0 +1,88 @@
+// SwitchoverRunner: drives one VM's live switchover through the phases of switchover_machine.h,
+// persisting the SwitchoverRecord (store table "switchover", one per VM) before every step, so that a
+// shadowd killed at any point resumes (ResumeAll) from what is true afterwards.
+//
+// The steps themselves (libvirt on this host, the peer service on the target, the replication worker)
+// are behind SwitchoverSteps; shadowd/daemon/switchover_steps.h is the production implementation and
+// the unit tests use a scripted fake. The runner decides nothing about WHICH VM goes WHERE or WHEN:
+// the coordinator (shadowd/daemon/switchover_coordinator.h) plans that from the deadline.
+//
+// Ownership: borrows the store, the steps and the clock. Thread-safety: not thread-safe; one thread
+// runs switchovers (one at a time: they share the link and the host's backup port). Failure modes: a
+// failing step is not an error of Run(): it is recorded in the record (error, phase FAILED or DONE with
+// a note) and the record is returned; Run() returns an error only when the store fails or a switchover
+// of the VM is already in progress (FailedPrecondition).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "proto/switchover.pb.h"
+#include "shadowd/store/store.h"
+#include "shadowd/switchover/switchover_machine.h"
+
+namespace vs::switchover {
+
+using virtshadow::v1::SwitchoverRecord;
+
+struct CheckFindings {
+  std::vector<std::string> problems;  // empty: the shadow can take the VM as planned
+  bool fallback_possible = false;     // a plain --copy-storage-all migration to the target can still work
+};
+
+struct MigrationFigures {
+  uint64_t disk_bytes = 0;
+  uint64_t memory_bytes = 0;
+  uint64_t downtime_ms = 0;
+  std::optional<WallTime> running_on_target;  // when the postcopy switch was accepted
+};
+
+class SwitchoverSteps {
+ public:
+  virtual ~SwitchoverSteps() = default;
+  // CHECKING. Fills record.disks with the VM's disks (base, top, format). An error means the target
+  // cannot be used at all (unreachable): the switchover fails without a fallback.
+  virtual StatusOr<CheckFindings> Check(SwitchoverRecord& record) = 0;
+  virtual Status Prepare(const SwitchoverRecord& record) = 0;      // tops over the replicas on the target
+  virtual Status Snapshot(const SwitchoverRecord& record) = 0;     // freezes the bases here
+  virtual StatusOr<uint64_t> FinalRound(const SwitchoverRecord& record) = 0;  // bytes sent
+  // The live migration; `copy_storage_all` for the fallback, else only the tops cross.
+  virtual StatusOr<MigrationFigures> Migrate(const SwitchoverRecord& record, bool copy_storage_all) = 0;
+  virtual Status Complete(const SwitchoverRecord& record) = 0;     // idempotent
+  virtual Status RollBack(const SwitchoverRecord& record) = 0;     // idempotent
+  virtual StatusOr<VmLocation> Locate(const SwitchoverRecord& record) = 0;
+};
+
+class SwitchoverRunner {
+ public:
+  SwitchoverRunner(store::Store& store, SwitchoverSteps& steps, Clock& clock,
+                   std::function<void(const std::string&)> log);
+
+  // Runs a new switchover from CHECKING to DONE or FAILED. `request` names the VM, the source and
+  // target hosts, the reason and the deadline; its phase and results are set here.
+  StatusOr<SwitchoverRecord> Run(SwitchoverRecord request);
+  // Drives every unfinished record to its end (start-up). A migration libvirt still runs is waited
+  // for (up to `migration_wait`). Returns the records it finished; a store error; or, after all others
+  // were resumed, the first record that cannot be resumed (unknown phase).
+  StatusOr<std::vector<SwitchoverRecord>> ResumeAll(Duration migration_wait = std::chrono::minutes(10));
+
+  StatusOr<std::optional<SwitchoverRecord>> Get(const std::string& vm_uuid) const;
+  StatusOr<std::vector<SwitchoverRecord>> List() const;
+
+ private:
+  StatusOr<SwitchoverRecord> Drive(SwitchoverRecord record);
+  StepOutcome Perform(SwitchoverRecord& record);
+  Status Save(SwitchoverRecord& record);
+
+  store::Store& store_;
+  SwitchoverSteps& steps_;
+  Clock& clock_;
+  const std::function<void(const std::string&)> log_;
+};
+
+}  // namespace vs::switchover
