@@ -1,5 +1,6 @@
 #include "cli/app.h"
 
+#include <algorithm>
 #include <optional>
 #include <variant>
 
@@ -10,6 +11,8 @@
 
 namespace vs::cli {
 namespace {
+
+namespace v1 = virtshadow::v1;
 
 // Runs one parsed command; each operator() returns the exit code.
 class CommandRunner {
@@ -60,6 +63,50 @@ class CommandRunner {
     return ExitCode::kFailed;
   }
 
+  ExitCode operator()(const SwitchoverCommand& switchover) {
+    const std::string vm = "VM '" + switchover.domain + "'";
+    StatusOr<v1::SwitchoverReply> reply = Shadowd().Switchover(switchover.domain, switchover.deadline_seconds);
+    const ExitCode shown = Show(reply, "a switchover of " + vm, ProtoToJson, FormatSwitchover);
+    return shown != ExitCode::kSuccess ? shown : OutcomeOf(reply->record(), "the switchover of " + vm);
+  }
+
+  ExitCode operator()(const DrainCommand& drain) {
+    if (const ExitCode refused = RefuseOtherHost(drain.host, "drain"); refused != ExitCode::kSuccess) return refused;
+    StatusOr<v1::DrainReply> reply = Shadowd().Drain(drain.deadline_seconds, drain.reason);
+    const ExitCode shown = Show(reply, "the drain of host '" + drain.host + "'", ProtoToJson, FormatDrain);
+    if (shown != ExitCode::kSuccess) return shown;
+    const auto failed = std::count_if(reply->records().begin(), reply->records().end(), [](const auto& record) {
+      return record.phase() == v1::SWITCHOVER_PHASE_FAILED;
+    });
+    if (failed == 0 && reply->skipped().empty()) return ExitCode::kSuccess;
+    err_ << ErrorLine("the drain of host '" + drain.host + "' is incomplete: " + std::to_string(failed) +
+                      " switchover(s) failed and " + std::to_string(reply->skipped_size()) +
+                      " VM(s) were skipped (see above); those VMs still run here unless their error says otherwise, "
+                      "see shadowd's log on this host")
+         << "\n";
+    return ExitCode::kFailed;
+  }
+
+  ExitCode operator()(const UndrainCommand& undrain) {
+    if (const ExitCode refused = RefuseOtherHost(undrain.host, "undrain"); refused != ExitCode::kSuccess) {
+      return refused;
+    }
+    return Show(Shadowd().Undrain(), "the drain of host '" + undrain.host + "'", ProtoToJson,
+                [&](const v1::UndrainReply& reply) { return FormatUndrain(reply, undrain.host); });
+  }
+
+  ExitCode operator()(const FailbackCommand& failback) {
+    // shadowd stops trying when virt-shadow stops waiting, so that no move goes on unobserved.
+    StatusOr<v1::FailbackReply> reply = Shadowd().Failback(failback.domain, global_.timeout);
+    const std::string vm = "VM '" + failback.domain + "'";
+    const ExitCode shown = Show(reply, "a failback of " + vm, ProtoToJson, FormatFailback);
+    return shown != ExitCode::kSuccess ? shown : OutcomeOf(reply->record(), "the failback of " + vm);
+  }
+
+  ExitCode operator()(const SwitchoversCommand&) {
+    return Show(Shadowd().ListSwitchovers(), "the switchovers of this host", ProtoToJson, FormatSwitchoverList);
+  }
+
   ExitCode operator()(const TagCommand& tag) {
     StatusOr<std::unique_ptr<virt::Hypervisor>> hypervisor = ConnectLibvirt();
     if (!hypervisor.ok()) {
@@ -99,6 +146,42 @@ class CommandRunner {
   }
 
   StatusOr<std::unique_ptr<virt::Hypervisor>> ConnectLibvirt() { return connect_libvirt_(global_.libvirt_uri); }
+
+  // A printed switchover record: a failed one is exit 1, with the error on `err_` too.
+  ExitCode OutcomeOf(const v1::SwitchoverRecord& record, const std::string& what) {
+    if (record.phase() != v1::SWITCHOVER_PHASE_FAILED) return ExitCode::kSuccess;
+    const std::string target = record.target_host().empty() ? "" : " to host '" + record.target_host() + "'";
+    err_ << ErrorLine(what + target + " failed: " +
+                      (record.error().empty() ? "shadowd gave no reason" : record.error()) +
+                      "; the VM still runs where it was unless the error says otherwise, see shadowd's log on "
+                      "this host")
+         << "\n";
+    return ExitCode::kFailed;
+  }
+
+  // Each shadowd drains only the host it runs on; `host` names it, so that a drain typed on the wrong
+  // host's shell cannot move that host's VMs. kSuccess when `host` is this host.
+  ExitCode RefuseOtherHost(const std::string& host, const std::string& command) {
+    StatusOr<v1::ListHostsReply> hosts = Shadowd().ListHosts();
+    if (!hosts.ok()) {
+      err_ << ErrorLine(DescribeShadowdFailure(hosts.status(), "the host it runs on", global_.shadowd_socket,
+                                               global_.timeout))
+           << "\n";
+      return ExitCodeForShadowd(hosts.status());
+    }
+    if (hosts->this_host() == host) return ExitCode::kSuccess;
+    if (hosts->this_host().empty()) {
+      err_ << ErrorLine("cannot " + command + " host '" + host +
+                        "': shadowd did not say which host it runs on; check its configuration and its log")
+           << "\n";
+      return ExitCode::kFailed;
+    }
+    err_ << ErrorLine("cannot " + command + " host '" + host + "': this shadowd runs on '" + hosts->this_host() +
+                      "' and each shadowd " + command + "s only its own host; run 'virt-shadow " + command + " " +
+                      host + "' on " + host)
+         << "\n";
+    return ExitCode::kUsage;
+  }
 
   template <typename Reply, typename ToJson, typename ToText>
   ExitCode Show(const StatusOr<Reply>& reply, const std::string& subject, ToJson to_json, ToText to_text) {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -27,6 +28,10 @@ inline constexpr std::string_view kDefaultLibvirtUri = "qemu:///system";
 inline constexpr std::string_view kDefaultShadowdSocket = "/run/virt-shadow/shadowd.sock";
 inline constexpr std::chrono::seconds kDefaultTimeout{10};
 inline constexpr std::chrono::seconds kMaxTimeout{3600};
+// What switchover, drain and failback wait without --timeout: a live migration of a large VM takes minutes.
+inline constexpr std::chrono::seconds kSwitchoverTimeout{900};
+// --deadline's range; 0 is not given on the wire (it means shadowd's configured drain deadline).
+inline constexpr std::uint32_t kMaxDeadlineSeconds = 3600;
 
 // The process environment variables the CLI reads; unset and empty are the same.
 struct Environment {
@@ -78,6 +83,28 @@ struct VerifyCommand {
   std::string domain;
   bool operator==(const VerifyCommand&) const = default;
 };
+struct SwitchoverCommand {
+  std::string domain;
+  std::uint32_t deadline_seconds = 0;  // --deadline; 0: shadowd's configured drain deadline
+  bool operator==(const SwitchoverCommand&) const = default;
+};
+struct DrainCommand {
+  std::string host;
+  std::uint32_t deadline_seconds = 0;  // --deadline; 0: shadowd's configured drain deadline
+  std::string reason;                  // --reason; empty: shadowd's default
+  bool operator==(const DrainCommand&) const = default;
+};
+struct UndrainCommand {
+  std::string host;
+  bool operator==(const UndrainCommand&) const = default;
+};
+struct FailbackCommand {
+  std::string domain;
+  bool operator==(const FailbackCommand&) const = default;
+};
+struct SwitchoversCommand {
+  bool operator==(const SwitchoversCommand&) const = default;
+};
 struct HelpCommand {
   std::optional<std::string> command;  // help for this command; nullopt: the general help
   bool operator==(const HelpCommand&) const = default;
@@ -87,7 +114,8 @@ struct VersionCommand {
 };
 
 using Command = std::variant<ListCommand, StatusCommand, HostsCommand, ExplainCommand, TagCommand, UntagCommand,
-                             SyncCommand, VerifyCommand, HelpCommand, VersionCommand>;
+                             SyncCommand, VerifyCommand, SwitchoverCommand, DrainCommand, UndrainCommand,
+                             FailbackCommand, SwitchoversCommand, HelpCommand, VersionCommand>;
 
 struct Invocation {
   GlobalOptions global;
@@ -97,6 +125,8 @@ struct Invocation {
 // `args` excludes argv[0]. --help and --version win over everything after them.
 StatusOr<Invocation> ParseCommandLine(std::span<const std::string> args, const Environment& env);
 
+// An option name may belong to several commands (e.g. --deadline to switchover and drain): it then has the
+// same value_name in each, since the scan that meets it may not know the command yet.
 struct OptionSpec {
   std::string_view name;        // long name without "--"; for tag's policy options, the attribute name
   char short_name = 0;          // 0: none
@@ -104,12 +134,19 @@ struct OptionSpec {
   std::string_view help;
 };
 
+// What a command's one operand names, if it takes one.
+enum class Operand { kNone, kDomain, kHost };
+
+// The operand's placeholder in usage lines: "DOMAIN", "HOST", or "" for kNone.
+std::string_view OperandName(Operand operand);
+
 struct CommandSpec {
   std::string_view name;
-  bool takes_domain = false;
+  Operand operand = Operand::kNone;
   std::string_view summary;      // one line, for the command list
   std::string_view description;  // for the command's --help
   std::span<const OptionSpec> options;  // the command's own options, beside the global ones
+  std::chrono::seconds default_timeout = kDefaultTimeout;  // the wait for shadowd without --timeout
 };
 
 std::span<const CommandSpec> Commands();

@@ -4,7 +4,10 @@
 #include <array>
 #include <charconv>
 #include <cstdio>
+#include <ctime>
 #include <string_view>
+
+#include <google/protobuf/util/json_util.h>
 
 namespace vs::cli {
 namespace {
@@ -230,12 +233,14 @@ std::string FormatHostTable(const v1::ListHostsReply& reply) {
   std::vector<std::vector<std::string>> rows;
   for (const v1::HostInfo& host : reply.hosts()) {
     const bool local = !reply.this_host().empty() && host.name() == reply.this_host();
-    rows.push_back({Printable(host.name()) + (local ? " (this host)" : ""), OrDash(host.zone()), YesNo(host.up()),
+    // A draining host takes no new shadows: placement sees it as down, whatever its health.
+    const std::string state = host.draining() ? "draining" : host.up() ? "up" : "down";
+    rows.push_back({Printable(host.name()) + (local ? " (this host)" : ""), OrDash(host.zone()), state,
                     Decimal(host.cost_per_hour()), std::to_string(host.cpus()), FormatKiB(host.memory_kib()),
                     VcpusAndMemory(host.used_vcpus(), host.used_memory_kib()),
                     VcpusAndMemory(host.reserved_vcpus(), host.reserved_memory_kib()), std::to_string(host.shadows())});
   }
-  return RenderTable({"Name", "Zone", "Up", "Cost/h", "CPUs", "Memory", "Used", "Reserved", "Shadows"}, rows);
+  return RenderTable({"Name", "Zone", "State", "Cost/h", "CPUs", "Memory", "Used", "Reserved", "Shadows"}, rows);
 }
 
 std::string FormatExplanation(const v1::ExplainReply& reply) {
@@ -299,6 +304,7 @@ json HostsToJson(const v1::ListHostsReply& reply) {
                      {"uri", host.uri()},
                      {"cost_per_hour", host.cost_per_hour()},
                      {"up", host.up()},
+                     {"draining", host.draining()},
                      {"cpus", host.cpus()},
                      {"memory_kib", host.memory_kib()},
                      {"used_vcpus", host.used_vcpus()},
@@ -323,6 +329,154 @@ json ExplanationToJson(const v1::ExplainReply& reply) {
           {"summary", reply.summary()},
           {"chosen_hosts", Strings(reply.chosen_hosts())},
           {"hosts", hosts}};
+}
+
+std::string PhaseName(v1::SwitchoverPhase phase) {
+  switch (phase) {
+    case v1::SWITCHOVER_PHASE_CHECKING: return "Checking";
+    case v1::SWITCHOVER_PHASE_PREPARING: return "Preparing";
+    case v1::SWITCHOVER_PHASE_SNAPSHOTTING: return "Snapshotting";
+    case v1::SWITCHOVER_PHASE_FINAL_ROUND: return "FinalRound";
+    case v1::SWITCHOVER_PHASE_MIGRATING: return "Migrating";
+    case v1::SWITCHOVER_PHASE_FALLBACK_MIGRATING: return "FallbackMigrating";
+    case v1::SWITCHOVER_PHASE_COMPLETING: return "Completing";
+    case v1::SWITCHOVER_PHASE_ROLLING_BACK: return "RollingBack";
+    case v1::SWITCHOVER_PHASE_DONE: return "Done";
+    case v1::SWITCHOVER_PHASE_FAILED: return "Failed";
+    default: return "Unknown";
+  }
+}
+
+std::string FormatUnixMillis(std::int64_t unix_ms) {
+  if (unix_ms <= 0) return "-";
+  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm utc{};
+  if (gmtime_r(&seconds, &utc) == nullptr) return "-";
+  char text[40];
+  const std::size_t length = std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &utc);
+  return length == 0 ? "-" : std::string(text, length);
+}
+
+namespace {
+
+// How long after the request the guest ran on the target; "-" when it never did.
+std::string TimeToTarget(const v1::SwitchoverRecord& record) {
+  if (record.running_on_target_unix_ms() <= 0 || record.requested_unix_ms() <= 0) return "-";
+  return Seconds(record.running_on_target_unix_ms() - record.requested_unix_ms());
+}
+
+// The time to spare before the deadline when the guest ran on the target (or, if it never did, when the
+// switchover ended); "-" without a deadline or an end.
+std::string DeadlineMargin(const v1::SwitchoverRecord& record) {
+  const std::int64_t at =
+      record.running_on_target_unix_ms() > 0 ? record.running_on_target_unix_ms() : record.finished_unix_ms();
+  if (record.deadline_unix_ms() <= 0 || at <= 0) return "-";
+  const std::int64_t left = record.deadline_unix_ms() - at;
+  return left >= 0 ? Seconds(left) + " left" : "missed by " + Seconds(-left);
+}
+
+std::string Downtime(const v1::SwitchoverRecord& record) {
+  return record.downtime_ms() > 0 ? std::to_string(record.downtime_ms()) + " ms" : "-";
+}
+
+// For a table line: the error, else why the fallback was taken.
+std::string RecordNote(const v1::SwitchoverRecord& record) {
+  const std::string& note = !record.error().empty() ? record.error() : record.fallback() ? record.check_result() : "";
+  return Shorten(OrDash(note), kMaxNoteBytes);
+}
+
+std::string FormatRecord(const v1::SwitchoverRecord& record) {
+  std::string text;
+  const std::string uuid = record.vm_uuid().empty() ? "" : " (" + Printable(record.vm_uuid()) + ")";
+  AddField(text, "Domain", OrDash(record.vm_name()) + uuid);
+  AddField(text, "Phase", PhaseName(record.phase()));
+  AddField(text, "Source host", OrDash(record.source_host()));
+  AddField(text, "Target host", OrDash(record.target_host()));
+  AddField(text, "Reason", OrDash(record.reason()));
+  AddField(text, "Fallback", record.fallback() ? "yes (--copy-storage-all)" : "no");
+  AddField(text, "Health check", OrDash(record.check_result()));
+  AddField(text, "Final round", FormatBytes(record.final_round_bytes()));
+  AddField(text, "Migrated disk", FormatBytes(record.migrated_disk_bytes()));
+  AddField(text, "Migrated memory", FormatBytes(record.migrated_memory_bytes()));
+  AddField(text, "Downtime", Downtime(record));
+  const std::string to_target = TimeToTarget(record);
+  AddField(text, "Running on target", to_target == "-" ? "- (it never ran there)" : to_target + " after the request");
+  AddField(text, "Deadline", record.deadline_unix_ms() <= 0
+                                 ? "- (none)"
+                                 : DeadlineMargin(record) + " (" + FormatUnixMillis(record.deadline_unix_ms()) + ")");
+  AddField(text, "Error", OrDash(record.error()));
+  return text;
+}
+
+}  // namespace
+
+std::string FormatSwitchover(const v1::SwitchoverReply& reply) { return FormatRecord(reply.record()); }
+
+std::string FormatFailback(const v1::FailbackReply& reply) {
+  std::string text;
+  AddField(text, "Origin host", OrDash(reply.origin_host()));
+  return text + FormatRecord(reply.record());
+}
+
+std::string FormatDrain(const v1::DrainReply& reply) {
+  int done = 0, failed = 0;
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::SwitchoverRecord& record : reply.records()) {
+    done += record.phase() == v1::SWITCHOVER_PHASE_DONE;
+    failed += record.phase() == v1::SWITCHOVER_PHASE_FAILED;
+    rows.push_back({OrDash(record.vm_name()), OrDash(record.target_host()), PhaseName(record.phase()),
+                    YesNo(record.fallback()), Downtime(record), TimeToTarget(record), DeadlineMargin(record),
+                    RecordNote(record)});
+  }
+  std::string text;
+  AddField(text, "Drain", std::to_string(done) + " moved, " + std::to_string(failed) + " failed, " +
+                              std::to_string(reply.skipped_size()) + " skipped");
+  text += "\n" + RenderTable({"VM", "Target", "Phase", "Fallback", "Downtime", "On target after", "Deadline", "Note"},
+                             rows);
+  if (!reply.skipped().empty()) {
+    text += "\nSkipped:\n";
+    for (const std::string& skipped : reply.skipped()) text += "  " + Printable(skipped) + "\n";
+  }
+  return text;
+}
+
+std::string FormatUndrain(const v1::UndrainReply& reply, const std::string& host) {
+  return "Host '" + Printable(host) + "' " +
+         (reply.was_draining() ? "was draining: new shadows may be placed on it again\n"
+                               : "was not draining; nothing changed\n");
+}
+
+std::string FormatSwitchoverList(const v1::ListSwitchoversReply& reply) {
+  std::string text;
+  const v1::HostStateReply& host = reply.host();
+  std::string draining = "no";
+  if (host.draining()) {
+    draining = "yes: " + OrDash(host.drain_reason()) + ", deadline " +
+               (host.drain_deadline_unix_ms() > 0 ? FormatUnixMillis(host.drain_deadline_unix_ms()) : "none");
+  }
+  AddField(text, "Draining", draining);
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::SwitchoverRecord& record : reply.records()) {
+    const bool finished = record.finished_unix_ms() > 0 && record.requested_unix_ms() > 0;
+    rows.push_back({OrDash(record.vm_name()), OrDash(record.target_host()), PhaseName(record.phase()),
+                    Shorten(OrDash(record.reason()), kMaxNoteBytes), FormatUnixMillis(record.requested_unix_ms()),
+                    finished ? Seconds(record.finished_unix_ms() - record.requested_unix_ms()) : "-",
+                    Downtime(record), Shorten(OrDash(record.error()), kMaxNoteBytes)});
+  }
+  return text + "\n" +
+         RenderTable({"VM", "Target", "Phase", "Reason", "Requested", "Duration", "Downtime", "Error"}, rows);
+}
+
+json ProtoToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string text;
+  const auto status = google::protobuf::util::MessageToJsonString(message, &text, options);
+  if (!status.ok()) return {{"error", "cannot print " + message.GetTypeName() + " as JSON: " + status.ToString()}};
+  json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return {{"error", "protobuf printed " + message.GetTypeName() + " as invalid JSON"}};
+  return parsed;
 }
 
 std::string DumpJson(const json& value) {

@@ -1,7 +1,9 @@
 // What virt-shadow prints: shadowd's answers as virsh-style tables and text, or as JSON.
 //
 // JSON keys are the proto field names (snake_case), so scripts can rely on proto/shadowd.proto's
-// comments for their meaning; every field is present, also when empty. Text output replaces control
+// comments for their meaning; every field is present, also when empty. The switchover commands' JSON
+// is protobuf's own JSON printing of the reply (ProtoToJson), so it follows the proto3 JSON mapping:
+// enums by name, 64-bit integers as strings. Text output replaces control
 // characters in names and messages with '?' (a domain name may contain anything) and shortens the
 // list's note column; `status` and --json always show the full text.
 //
@@ -41,6 +43,24 @@ nlohmann::json HostsToJson(const virtshadow::v1::ListHostsReply& reply);  // {"t
 nlohmann::json ExplanationToJson(const virtshadow::v1::ExplainReply& reply);
 nlohmann::json SyncToJson(const virtshadow::v1::SyncReply& reply);      // {"round": {...}}
 nlohmann::json VerifyToJson(const virtshadow::v1::VerifyReply& reply);  // {"checkpoint", "ok", "disks": [...]}
+
+// switchover: the record in detail (phase, hosts, fallback and why, bytes moved, downtime, time to
+// running on the target, time left before the deadline, error).
+std::string FormatSwitchover(const virtshadow::v1::SwitchoverReply& reply);
+std::string FormatFailback(const virtshadow::v1::FailbackReply& reply);  // the origin, then as switchover
+// drain: a summary line, one table line per record, then the skipped VMs with why.
+std::string FormatDrain(const virtshadow::v1::DrainReply& reply);
+std::string FormatUndrain(const virtshadow::v1::UndrainReply& reply, const std::string& host);
+// switchovers: whether this host is draining, then one table line per record.
+std::string FormatSwitchoverList(const virtshadow::v1::ListSwitchoversReply& reply);
+// "Done", "FinalRound", ...; "Unknown" for a value this CLI does not know.
+std::string PhaseName(virtshadow::v1::SwitchoverPhase phase);
+// A Unix time in ms as "2024-05-01 12:03:04 UTC"; "-" for 0 (not set).
+std::string FormatUnixMillis(std::int64_t unix_ms);
+
+// protobuf's JSON printer with the proto field names and every field present. It cannot fail for
+// shadowd's messages (they hold no Any); should it, the result is {"error": why}.
+nlohmann::json ProtoToJson(const google::protobuf::Message& message);
 
 // Indented JSON and a final newline.
 std::string DumpJson(const nlohmann::json& value);

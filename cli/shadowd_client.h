@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -30,9 +31,22 @@ class ShadowdClient {
   StatusOr<virtshadow::v1::SyncReply> Sync(const std::string& vm);
   StatusOr<virtshadow::v1::VerifyReply> Verify(const std::string& vm);
   StatusOr<virtshadow::v1::ListHostsReply> ListHosts();
+  // The switchover calls wait for the outcome: they need a timeout of minutes, not seconds.
+  // deadline_seconds 0: shadowd's configured drain deadline.
+  StatusOr<virtshadow::v1::SwitchoverReply> Switchover(const std::string& vm, std::uint32_t deadline_seconds);
+  StatusOr<virtshadow::v1::DrainReply> Drain(std::uint32_t deadline_seconds, const std::string& reason);
+  StatusOr<virtshadow::v1::UndrainReply> Undrain();
+  // shadowd gives up on the move after `give_up_after`.
+  StatusOr<virtshadow::v1::FailbackReply> Failback(const std::string& vm, std::chrono::seconds give_up_after);
+  StatusOr<virtshadow::v1::ListSwitchoversReply> ListSwitchovers();
 
  private:
-  void SetDeadline(grpc::ClientContext& context) const;
+  template <typename Request, typename Reply>
+  using StubMethod = grpc::Status (virtshadow::v1::ShadowD::Stub::*)(grpc::ClientContext*, const Request&, Reply*);
+
+  // One unary call with this client's deadline.
+  template <typename Request, typename Reply>
+  StatusOr<Reply> Call(StubMethod<Request, Reply> method, const Request& request);
 
   std::unique_ptr<virtshadow::v1::ShadowD::Stub> stub_;
   std::chrono::seconds timeout_;

@@ -2,8 +2,9 @@
 # demo.sh - virt-shadow's main job in the lab, end to end, for a newcomer:
 #   set up and build; start 3 libvirt hosts in 2 zones with the hook and shadowd installed; boot a guest on h1
 #   that writes acknowledged records; tag it with `virt-shadow tag`; watch its reduced shadow appear on a host of
-#   the other zone (list, explain); migrate the guest live with postcopy to h3 and see h3's shadowd take over its
-#   protection; finally the data-loss oracle checks h3's disk against the guest's serial log.
+#   the other zone (list, explain); replicate its disk in rounds (sync, verify, status); drain h1 for maintenance:
+#   the guest switches over live to its shadow on h2, which places a new shadow; undrain h1 and fail the guest
+#   back; finally the data-loss oracle checks h1's disk against the guest's serial log (one boot, nothing lost).
 # Stops the lab at the end unless --keep is given.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,7 +28,7 @@ lab status
 H1=$(lab uri h1); H2=$(lab uri h2); H3=$(lab uri h3)
 
 step "a guest on h1 (256 MiB, 1 vCPU) writing acknowledged records"
-for h in h1 h3; do qemu-img create -q -f qcow2 "$LAB/$h/var/lib/libvirt/images/$VM.qcow2" 64M; done
+qemu-img create -q -f qcow2 "$LAB/h1/var/lib/libvirt/images/$VM.qcow2" 64M
 rm -f "$LAB/logs/$VM.log"
 "$SRC/images/domain-xml.sh" $VM /var/lib/libvirt/images/$VM.qcow2 "$LAB/logs/$VM.log" \
   --cmdline "vs.rate=5 vs.dirty=32 vs.dirtyrate=16" > "$LAB/$VM.xml"
@@ -56,23 +57,25 @@ echo; echo "the replica on h2, checked by the oracle as a lagging copy (a gap-fr
 "$BUILD/images/oracle/vs-oracle" --prefix --disk "$LAB/h2/var/lib/libvirt/images/$VM.qcow2" --serial "$LAB/logs/$VM.log" |
   grep -E '^(verdict|records on disk|acks|holes|corrupt)'
 
-step "live migration h1 -> h3 with postcopy (precopy capped at 8 MiB/s, below the guest's dirty rate)"
-start=$(ms)
-virsh -c "$H1" migrate --live --p2p --persistent --undefinesource --copy-storage-all --postcopy --bandwidth 8 \
-  $VM "$H3" & mig=$!
-until virsh -c "$H1" migrate-postcopy $VM >/dev/null 2>&1; do kill -0 $mig 2>/dev/null || break; sleep 0.3; done
-echo "postcopy requested after $(( $(ms) - start )) ms"
-wait $mig
-echo "migration done after $(( $(ms) - start )) ms"
+step "maintenance on h1: virt-shadow drain h1 --deadline 30 (a preemption notice does the same)"
+echo "shadowd on h1 checks the shadow, snapshots the disk, sends the last delta, migrates live with postcopy:"
+cli h1 --timeout 300 drain h1 --deadline 30
 n=$(acks); for _ in $(seq 1 60); do [ "$(acks)" -ge $((n + 5)) ] && break; sleep 1; done
-echo "the guest, now on h3, has acknowledged $(acks) records"
-for _ in $(seq 1 60); do
-  virsh -q -c "$H2" dumpxml $VM-shadow 2>/dev/null | grep -q 'host="h3"' && break; sleep 0.5
-done
-echo "h3's shadowd protects it now:"
-cli h3 list
-virsh -q -c "$H2" dumpxml $VM-shadow | grep shadow-of
+echo "the guest, now on h2 with its full size, has acknowledged $(acks) records"
+virsh -q -c "$H2" dominfo $VM | grep -E '^(State|CPU\(s\)|Max memory)'
+echo "h2's shadowd protects it now, with a new shadow (not on draining h1):"
+for _ in $(seq 1 120); do cli h2 status $VM 2>/dev/null | grep -q '^Rounds: *[1-9]' && break; sleep 0.5; done
+cli h2 list
+cli h1 switchovers
 
-step "data-loss oracle on h3's disk (after pulling the plug)"
-virsh -q -c "$H3" destroy $VM
-"$BUILD/images/oracle/vs-oracle" --disk "$LAB/h3/var/lib/libvirt/images/$VM.qcow2" --serial "$LAB/logs/$VM.log"
+step "h1 is back: undrain it and fail the guest back (its shadow moves to h1 first, seeded from the image there)"
+cli h1 undrain h1
+cli h2 --timeout 600 failback $VM
+n=$(acks); for _ in $(seq 1 60); do [ "$(acks)" -ge $((n + 5)) ] && break; sleep 1; done
+echo "the guest, back on h1, has acknowledged $(acks) records"
+for _ in $(seq 1 120); do cli h1 status $VM 2>/dev/null | grep -q '^Rounds: *[1-9]' && break; sleep 0.5; done
+cli h1 list
+
+step "data-loss oracle on h1's disk (after pulling the plug): every acknowledged record, one boot"
+virsh -q -c "$H1" destroy $VM
+"$BUILD/images/oracle/vs-oracle" --disk "$LAB/h1/var/lib/libvirt/images/$VM.qcow2" --serial "$LAB/logs/$VM.log"

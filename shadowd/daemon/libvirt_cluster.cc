@@ -102,6 +102,15 @@ StatusOr<std::vector<controller::PeerShadow>> LibvirtCluster::ListShadows(const 
 
 StatusOr<std::vector<scheduler::Host>> LibvirtCluster::Hosts() {
   if (!refreshed_) return Unavailable("the cluster has not been read yet");
+  // Drains are asked afresh: a VM that arrives by a switchover is placed within seconds of its old host's
+  // notice, before the next refresh could have seen it, and its new shadow must not go back there.
+  if (drain_probe_) {
+    for (scheduler::Host& host : hosts_) {
+      if (!host.up || !drain_probe_(host.name)) continue;
+      draining_.insert(host.name);
+      host.up = false;
+    }
+  }
   return hosts_;
 }
 
@@ -120,6 +129,7 @@ StatusOr<uint64_t> LibvirtCluster::VirtualSize(const std::string& path) {
 bool LibvirtCluster::Refresh() {
   std::vector<scheduler::Host> hosts;
   std::vector<controller::PeerShadow> shadows;
+  draining_.clear();
   for (const auto& cfg : config_.hosts) {
     scheduler::Host host{.name = cfg.name, .zone = cfg.zone, .up = false, .cost_per_hour = cfg.cost_per_hour};
     auto conn = Conn(cfg.name);
@@ -133,6 +143,10 @@ bool LibvirtCluster::Refresh() {
         host.used_vcpus = static_cast<uint32_t>(capacity->running_vcpus);
         host.used_memory_kib = capacity->running_memory_kib;
         shadows.insert(shadows.end(), found->begin(), found->end());
+        if (drain_probe_ && drain_probe_(cfg.name)) {
+          draining_.insert(cfg.name);
+          host.up = false;  // under a notice: no new shadow goes there
+        }
       } else {
         Track(cfg.name, capacity.ok() ? found.status() : capacity.status()).IgnoreError();
       }

@@ -13,7 +13,9 @@
 // kNotFound for a host that is not in the configuration.
 #pragma once
 
+#include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,6 +52,10 @@ class LibvirtCluster final : public controller::PeerOps, public controller::Clus
   // controller then retries unprotected VMs).
   bool Refresh();
 
+  // Asked for every reachable host at each Refresh() and Hosts(): a draining host is offered to placement as
+  // down.
+  void SetDrainProbe(std::function<bool(const std::string& host)> probe) { drain_probe_ = std::move(probe); }
+  bool IsDraining(const std::string& host) const { return draining_.count(host) > 0; }
   // The local libvirtd (for the daemon's domain events and listing).
   StatusOr<virt::Hypervisor*> Local() { return Conn(config_.this_host); }
 
@@ -68,6 +74,8 @@ class LibvirtCluster final : public controller::PeerOps, public controller::Clus
   bool refreshed_ = false;
   std::vector<scheduler::Host> hosts_;
   std::vector<controller::PeerShadow> shadows_;
+  std::function<bool(const std::string&)> drain_probe_;
+  std::set<std::string> draining_;
 };
 
 }  // namespace vs::daemon

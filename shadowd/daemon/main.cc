@@ -10,7 +10,8 @@
 //   6. SweepOrphans, RunPending        release shadows nobody accounts for; perform the queued work;
 //   7. replication: settle rounds a crash left pending (as a shadow host) and backup jobs of ours (as a primary);
 //      serve the peer service on this host's address, start the replication worker and the metrics endpoint;
-//   8. watch libvirt's domain events and serve gRPC (hook + CLI); then the loop ticks every 500 ms:
+//   8. switchovers: resume unfinished ones (and a drain in progress), start the notice sources (shadowd/notice);
+//   9. watch libvirt's domain events and serve gRPC (hook + CLI); then the loop ticks every 500 ms:
 //      timers, spool, periodic refresh (capacity grew -> retry unprotected VMs; orphan sweep), queued work,
 //      and hands the protected, running VMs to the replication worker.
 #include <grpcpp/grpcpp.h>
@@ -27,18 +28,25 @@
 #include "shadowd/controller/canonical_policy.h"
 #include "shadowd/controller/controller.h"
 #include "shadowd/daemon/config.h"
+#include "shadowd/daemon/drain_state.h"
 #include "shadowd/daemon/event_loop.h"
 #include "shadowd/daemon/libvirt_cluster.h"
 #include "shadowd/daemon/peer_service.h"
 #include "shadowd/daemon/replication_metrics.h"
 #include "shadowd/daemon/replication_worker.h"
 #include "shadowd/daemon/service.h"
+#include "shadowd/daemon/switchover_coordinator.h"
+#include "shadowd/daemon/switchover_steps.h"
+#include "shadowd/daemon/switchover_target.h"
 #include "shadowd/metrics/http_endpoint.h"
+#include "shadowd/notice/beast_http_client.h"
+#include "shadowd/notice/notice_sources.h"
 #include "shadowd/replication/qemu_replica_storage.h"
 #include "shadowd/replication/replica_keeper.h"
 #include "shadowd/replication/replicator.h"
 #include "shadowd/spool/spool.h"
 #include "shadowd/store/rocksdb_store.h"
+#include "shadowd/switchover/switchover_runner.h"
 #include "shadowd/virt/hypervisor.h"
 
 namespace vs::daemon {
@@ -186,12 +194,20 @@ int Run(const std::string& config_path) {
       *clock);
   Log("settling replica rounds", keeper.Recover());
   GrpcReplicaPeer peer_client(*config, *clock);
+  DrainState drain(**store);
+  Log("loading the drain state", drain.Load());
+  SwitchoverTarget switchover_target(**replication_libvirt, keeper, **store, drain, config->this_host, *clock);
+  cluster.SetDrainProbe([&](const std::string& host) {
+    if (host == config->this_host) return drain.Current().has_value();
+    auto state = peer_client.HostState(host);
+    return state.ok() && state->draining();  // a peer whose shadowd is down is judged by its libvirtd alone
+  });
   const HostConfig& this_host = *config->FindHost(config->this_host);
   replication::Replicator replicator(**replication_libvirt, peer_client, *storage, **store, *clock,
                                      {.this_host = config->this_host, .nbd_address = this_host.address,
                                       .nbd_port = config->nbd_port});
   if (auto names = (*local)->ListDomainNames(); names.ok()) Log("ending stale backups", replicator.Recover(*names));
-  PeerService peer_service(keeper);
+  PeerService peer_service(keeper, switchover_target);
   grpc::ServerBuilder peer_builder;
   peer_builder.AddListeningPort(config->PeerTarget(this_host), grpc::InsecureServerCredentials());
   peer_builder.SetMaxReceiveMessageSize(256 << 20);
@@ -203,6 +219,39 @@ int Run(const std::string& config_path) {
     std::fprintf(stderr, "shadowd: %s\n", message.c_str());
   });
   replication_worker.Start();
+
+  // Switchovers run on their own libvirt connection too (a migration blocks its caller for its whole length).
+  auto switchover_libvirt = (*runtime)->Connect(config->local_libvirt_uri, *clock);
+  if (!switchover_libvirt.ok()) return Log("the local libvirtd (switchover)", switchover_libvirt.status()), 1;
+  WarmUpGate warm_up;
+  LibvirtSwitchoverSteps switchover_steps(*config, **runtime, **switchover_libvirt, peer_client, replication_worker,
+                                          replicator, warm_up, *clock, [&](const std::string& vm_uuid, const std::string& host) {
+                                            loop.Post([&controller, vm_uuid, host] {
+                                              Log("ending the record of a switched VM", controller.OnSwitchedOver(vm_uuid, host));
+                                            });
+                                          });
+  switchover::SwitchoverRunner switchover_runner(**store, switchover_steps, *clock, [](const std::string& message) {
+    std::fprintf(stderr, "shadowd: %s\n", message.c_str());
+  });
+  notice::BeastHttpClient http_client;
+  std::unique_ptr<notice::NoticeSources> notice_sources;
+  SwitchoverCoordinator switchovers(
+      *config,
+      {.loop = loop, .controller = controller, .runner = switchover_runner, .local = **switchover_libvirt,
+       .peer = peer_client, .drain = drain, .target = switchover_target, .worker = replication_worker,
+       .replicator = replicator, .warm_up = warm_up, .clock = *clock},
+      [](const std::string& message) { std::fprintf(stderr, "shadowd: %s\n", message.c_str()); },
+      [&](const notice::Notice& notice) {
+        // Azure waits for the approval (or its NotBefore time): once everything moved, let it proceed.
+        if (notice.source == notice::Notice::Source::kAzure && notice_sources) {
+          Log("approving the Azure event", notice_sources->ApproveAzure(notice.id));
+        }
+      });
+  switchovers.Start();
+  notice_sources = std::make_unique<notice::NoticeSources>(
+      config->notice, http_client, *clock, [&](const notice::Notice& notice) { switchovers.OnNotice(notice); },
+      [](const std::string& message) { std::fprintf(stderr, "shadowd: notice: %s\n", message.c_str()); });
+  Log("starting the notice sources", notice_sources->Start());
   std::unique_ptr<metrics::MetricsHttpEndpoint> metrics_endpoint;
   if (!config->metrics_listen.empty()) {
     auto endpoint = metrics::MetricsHttpEndpoint::Start(config->metrics_listen, [&]() -> StatusOr<std::string> {
@@ -219,7 +268,8 @@ int Run(const std::string& config_path) {
   });
   if (!watch.ok()) return Log("watching domain events", watch.status()), 1;
 
-  ShadowService service(*config, loop, controller, cluster, replicator, replication_worker, *clock);
+  ShadowService service(*config, loop, controller, cluster, replicator, replication_worker, switchovers,
+                        switchover_runner, drain, switchover_target, *clock);
   std::filesystem::remove(config->socket_path);
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + config->socket_path, grpc::InsecureServerCredentials());
@@ -237,6 +287,9 @@ int Run(const std::string& config_path) {
     std::fprintf(stderr, "shadowd: signal %d, stopping\n", sig);
     server->Shutdown();
     peer_server->Shutdown();
+    // Before the loop: a running switchover still asks the controller (EventLoop::Call) until it ends.
+    notice_sources->Stop();
+    switchovers.Stop();
     loop.Stop();
   });
 

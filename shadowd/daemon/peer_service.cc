@@ -69,6 +69,27 @@ grpc::Status PeerService::ReplicaDigests(grpc::ServerContext*, const v1::Replica
   return Answer(keeper_.ReplicaDigests(*request), reply);
 }
 
+grpc::Status PeerService::CheckSwitchover(grpc::ServerContext*, const v1::CheckSwitchoverRequest* request,
+                                          v1::CheckSwitchoverReply* reply) {
+  return Answer(switchover_.Check(*request), reply);
+}
+grpc::Status PeerService::PrepareSwitchover(grpc::ServerContext*, const v1::PrepareSwitchoverRequest* request,
+                                            v1::PrepareSwitchoverReply*) {
+  return ToGrpcStatus(switchover_.Prepare(*request));
+}
+grpc::Status PeerService::CompleteSwitchover(grpc::ServerContext*, const v1::CompleteSwitchoverRequest* request,
+                                             v1::CompleteSwitchoverReply*) {
+  return ToGrpcStatus(switchover_.Complete(*request));
+}
+grpc::Status PeerService::AbortSwitchover(grpc::ServerContext*, const v1::AbortSwitchoverRequest* request,
+                                          v1::AbortSwitchoverReply*) {
+  return ToGrpcStatus(switchover_.Abort(*request));
+}
+grpc::Status PeerService::HostState(grpc::ServerContext*, const v1::HostStateRequest*, v1::HostStateReply* reply) {
+  *reply = switchover_.HostState();
+  return grpc::Status::OK;
+}
+
 StatusOr<v1::ShadowPeer::Stub*> GrpcReplicaPeer::StubFor(const std::string& host) {
   std::lock_guard<std::mutex> guard(mutex_);
   auto& stub = stubs_[host];
@@ -113,6 +134,31 @@ Status GrpcReplicaPeer::FinishRound(const std::string& host, const v1::FinishRou
 StatusOr<v1::ReplicaDigestsReply> GrpcReplicaPeer::ReplicaDigests(const std::string& host,
                                                                   const v1::ReplicaDigestsRequest& request) {
   return Call(host, &v1::ShadowPeer::Stub::ReplicaDigests, request, kRoundTimeout, "digests");
+}
+
+StatusOr<v1::CheckSwitchoverReply> GrpcReplicaPeer::CheckSwitchover(const std::string& host,
+                                                                    const v1::CheckSwitchoverRequest& request) {
+  return Call(host, &v1::ShadowPeer::Stub::CheckSwitchover, request, kQueryTimeout, "switchover health check");
+}
+
+Status GrpcReplicaPeer::PrepareSwitchover(const std::string& host, const v1::PrepareSwitchoverRequest& request) {
+  return Call(host, &v1::ShadowPeer::Stub::PrepareSwitchover, request, kQueryTimeout, "preparing the switchover")
+      .status();
+}
+
+Status GrpcReplicaPeer::CompleteSwitchover(const std::string& host, const v1::CompleteSwitchoverRequest& request) {
+  // Flattening the tops copies what the guest wrote during the migration: bounded by the disk size.
+  return Call(host, &v1::ShadowPeer::Stub::CompleteSwitchover, request, kRoundTimeout, "completing the switchover")
+      .status();
+}
+
+Status GrpcReplicaPeer::AbortSwitchover(const std::string& host, const v1::AbortSwitchoverRequest& request) {
+  return Call(host, &v1::ShadowPeer::Stub::AbortSwitchover, request, kQueryTimeout, "aborting the switchover")
+      .status();
+}
+
+StatusOr<v1::HostStateReply> GrpcReplicaPeer::HostState(const std::string& host) {
+  return Call(host, &v1::ShadowPeer::Stub::HostState, v1::HostStateRequest(), std::chrono::seconds(2), "host state");
 }
 
 }  // namespace vs::daemon

@@ -17,8 +17,9 @@
 #include <string>
 
 #include "common/clock.h"
-#include "proto/replication.grpc.pb.h"
+#include "proto/peer.grpc.pb.h"
 #include "shadowd/daemon/config.h"
+#include "shadowd/daemon/switchover_target.h"
 #include "shadowd/replication/replica_keeper.h"
 #include "shadowd/replication/replica_peer.h"
 #include "shadowd/virt/hypervisor.h"
@@ -33,7 +34,8 @@ Status CheckShadowOwnsReplicas(virt::Hypervisor& local, const std::string& this_
 
 class PeerService final : public virtshadow::v1::ShadowPeer::Service {
  public:
-  explicit PeerService(replication::ReplicaKeeper& keeper) : keeper_(keeper) {}
+  PeerService(replication::ReplicaKeeper& keeper, SwitchoverTarget& switchover)
+      : keeper_(keeper), switchover_(switchover) {}
 
   grpc::Status GetReplica(grpc::ServerContext*, const virtshadow::v1::GetReplicaRequest* request,
                           virtshadow::v1::GetReplicaReply* reply) override;
@@ -43,9 +45,20 @@ class PeerService final : public virtshadow::v1::ShadowPeer::Service {
                            virtshadow::v1::FinishRoundReply* reply) override;
   grpc::Status ReplicaDigests(grpc::ServerContext*, const virtshadow::v1::ReplicaDigestsRequest* request,
                               virtshadow::v1::ReplicaDigestsReply* reply) override;
+  grpc::Status CheckSwitchover(grpc::ServerContext*, const virtshadow::v1::CheckSwitchoverRequest* request,
+                               virtshadow::v1::CheckSwitchoverReply* reply) override;
+  grpc::Status PrepareSwitchover(grpc::ServerContext*, const virtshadow::v1::PrepareSwitchoverRequest* request,
+                                 virtshadow::v1::PrepareSwitchoverReply* reply) override;
+  grpc::Status CompleteSwitchover(grpc::ServerContext*, const virtshadow::v1::CompleteSwitchoverRequest* request,
+                                  virtshadow::v1::CompleteSwitchoverReply* reply) override;
+  grpc::Status AbortSwitchover(grpc::ServerContext*, const virtshadow::v1::AbortSwitchoverRequest* request,
+                               virtshadow::v1::AbortSwitchoverReply* reply) override;
+  grpc::Status HostState(grpc::ServerContext*, const virtshadow::v1::HostStateRequest* request,
+                         virtshadow::v1::HostStateReply* reply) override;
 
  private:
   replication::ReplicaKeeper& keeper_;
+  SwitchoverTarget& switchover_;
 };
 
 class GrpcReplicaPeer final : public replication::ReplicaPeer {
@@ -59,6 +72,15 @@ class GrpcReplicaPeer final : public replication::ReplicaPeer {
   Status FinishRound(const std::string& host, const virtshadow::v1::FinishRoundRequest& request) override;
   StatusOr<virtshadow::v1::ReplicaDigestsReply> ReplicaDigests(
       const std::string& host, const virtshadow::v1::ReplicaDigestsRequest& request) override;
+
+  // The switchover calls (switchover_target.h describes them).
+  StatusOr<virtshadow::v1::CheckSwitchoverReply> CheckSwitchover(const std::string& host,
+                                                                 const virtshadow::v1::CheckSwitchoverRequest& request);
+  Status PrepareSwitchover(const std::string& host, const virtshadow::v1::PrepareSwitchoverRequest& request);
+  Status CompleteSwitchover(const std::string& host, const virtshadow::v1::CompleteSwitchoverRequest& request);
+  Status AbortSwitchover(const std::string& host, const virtshadow::v1::AbortSwitchoverRequest& request);
+  // Short timeout: placement asks every host on each refresh.
+  StatusOr<virtshadow::v1::HostStateReply> HostState(const std::string& host);
 
  private:
   template <typename Request, typename Reply>

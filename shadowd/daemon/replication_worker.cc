@@ -55,7 +55,7 @@ std::vector<ReplicationSchedule> ReplicationWorker::Targets() const {
 
 template <typename T>
 std::future<StatusOr<T>> ReplicationWorker::Enqueue(
-    const std::string& vm_uuid, std::function<StatusOr<T>(const replication::ReplicationTarget&)> work) {
+    const std::string& vm_uuid, std::function<StatusOr<T>(const replication::ReplicationTarget&)> work, bool first) {
   auto promise = std::make_shared<std::promise<StatusOr<T>>>();
   std::future<StatusOr<T>> future = promise->get_future();
   std::lock_guard<std::mutex> guard(mutex_);
@@ -63,8 +63,13 @@ std::future<StatusOr<T>> ReplicationWorker::Enqueue(
     promise->set_value(Unavailable("shadowd is stopping"));
     return future;
   }
-  requests_.push_back({vm_uuid, [promise, work](const replication::ReplicationTarget& t) { promise->set_value(work(t)); },
-                       [promise](Status status) { promise->set_value(status); }});
+  Request request{vm_uuid, [promise, work](const replication::ReplicationTarget& t) { promise->set_value(work(t)); },
+                  [promise](Status status) { promise->set_value(status); }};
+  if (first) {
+    requests_.push_front(std::move(request));
+  } else {
+    requests_.push_back(std::move(request));
+  }
   wake_.notify_all();
   return future;
 }
@@ -77,6 +82,28 @@ std::future<StatusOr<virtshadow::v1::AppliedRound>> ReplicationWorker::RequestRo
 std::future<StatusOr<replication::VerifyReport>> ReplicationWorker::RequestVerify(const std::string& vm_uuid) {
   return Enqueue<replication::VerifyReport>(
       vm_uuid, [this](const replication::ReplicationTarget& target) { return replicator_.Verify(target); });
+}
+
+std::future<StatusOr<virtshadow::v1::AppliedRound>> ReplicationWorker::RequestFinalRound(const std::string& vm_uuid) {
+  return Enqueue<virtshadow::v1::AppliedRound>(
+      vm_uuid, [this](const replication::ReplicationTarget& target) { return replicator_.RunFinalRound(target); },
+      /*first=*/true);
+}
+
+std::future<StatusOr<bool>> ReplicationWorker::Quiesce(const std::string& vm_uuid) {
+  return Enqueue<bool>(vm_uuid, [](const replication::ReplicationTarget&) -> StatusOr<bool> { return true; },
+                       /*first=*/true);
+}
+
+void ReplicationWorker::Hold(const std::string& vm_uuid) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  held_.insert(vm_uuid);
+}
+
+void ReplicationWorker::Unhold(const std::string& vm_uuid) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  held_.erase(vm_uuid);
+  wake_.notify_all();
 }
 
 StatusOr<virtshadow::v1::AppliedRound> ReplicationWorker::RunRoundOf(const replication::ReplicationTarget& target) {
@@ -123,8 +150,10 @@ void ReplicationWorker::Run() {
       continue;
     }
     // The VM whose round is due first.
-    auto due = std::min_element(vms_.begin(), vms_.end(),
-                                [](const auto& a, const auto& b) { return a.second.next_due < b.second.next_due; });
+    auto due = vms_.end();
+    for (auto it = vms_.begin(); it != vms_.end(); ++it) {
+      if (held_.count(it->first) == 0 && (due == vms_.end() || it->second.next_due < due->second.next_due)) due = it;
+    }
     if (due == vms_.end()) {
       wake_.wait(lock);
       continue;

@@ -18,6 +18,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,6 +46,14 @@ class ReplicationWorker {
   // Runs a round (or a verification) of a scheduled VM as soon as the running one ends.
   std::future<StatusOr<virtshadow::v1::AppliedRound>> RequestRound(const std::string& vm_uuid);
   std::future<StatusOr<replication::VerifyReport>> RequestVerify(const std::string& vm_uuid);
+  // A switchover's final round (Replicator::RunFinalRound), ahead of every other queued request.
+  std::future<StatusOr<virtshadow::v1::AppliedRound>> RequestFinalRound(const std::string& vm_uuid);
+  // While held (during its switchover), a VM gets no scheduled rounds; requested work still runs.
+  void Hold(const std::string& vm_uuid);
+  void Unhold(const std::string& vm_uuid);
+  // Ready once no round runs (the worker reached this request, queued ahead of the others); the value
+  // is an error when the VM is not a target.
+  std::future<StatusOr<bool>> Quiesce(const std::string& vm_uuid);
   // The scheduled VMs.
   std::vector<ReplicationSchedule> Targets() const;
 
@@ -64,7 +73,8 @@ class ReplicationWorker {
   // Runs a round, logs a failure and schedules the VM's next round (interval, or backoff after failures).
   StatusOr<virtshadow::v1::AppliedRound> RunRoundOf(const replication::ReplicationTarget& target);
   template <typename T>
-  std::future<StatusOr<T>> Enqueue(const std::string& vm_uuid, std::function<StatusOr<T>(const replication::ReplicationTarget&)> work);
+  std::future<StatusOr<T>> Enqueue(const std::string& vm_uuid, std::function<StatusOr<T>(const replication::ReplicationTarget&)> work,
+                                   bool first = false);
 
   replication::Replicator& replicator_;
   Clock& clock_;
@@ -73,6 +83,7 @@ class ReplicationWorker {
   std::condition_variable wake_;
   std::map<std::string, Scheduled> vms_;  // by VM uuid
   std::deque<Request> requests_;
+  std::set<std::string> held_;  // VM uuids
   bool stopping_ = false;
   std::thread thread_;
 };

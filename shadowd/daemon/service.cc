@@ -131,6 +131,60 @@ grpc::Status ShadowService::Verify(grpc::ServerContext*, const virtshadow::v1::V
   return grpc::Status::OK;
 }
 
+grpc::Status ShadowService::Switchover(grpc::ServerContext*, const virtshadow::v1::SwitchoverRequest* request,
+                                       virtshadow::v1::SwitchoverReply* reply) {
+  const uint32_t seconds = request->deadline_seconds() > 0
+                               ? request->deadline_seconds()
+                               : static_cast<uint32_t>(config_.drain_deadline.count());
+  auto record = switchovers_.SwitchoverVm(request->vm(), request->to_host(), std::chrono::seconds(seconds), "cli").get();
+  if (!record.ok()) return ToGrpcStatus(record.status());
+  *reply->mutable_record() = *record;
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::Drain(grpc::ServerContext*, const virtshadow::v1::DrainRequest* request,
+                                  virtshadow::v1::DrainReply* reply) {
+  const uint32_t seconds = request->deadline_seconds() > 0
+                               ? request->deadline_seconds()
+                               : static_cast<uint32_t>(config_.drain_deadline.count());
+  notice::Notice notice;
+  notice.source = notice::Notice::Source::kDrain;
+  notice.kind = notice::Notice::Kind::kPreemption;
+  notice.deadline = clock_.WallNow() + std::chrono::seconds(seconds);
+  notice.id = "drain-" + std::to_string(ToUnixMillis(clock_.WallNow()));
+  notice.detail = request->reason().empty() ? "virt-shadow drain" : request->reason();
+  auto drained = switchovers_.Drain(notice).get();
+  if (!drained.ok()) return ToGrpcStatus(drained.status());
+  *reply = *drained;
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::Undrain(grpc::ServerContext*, const virtshadow::v1::UndrainRequest*,
+                                    virtshadow::v1::UndrainReply* reply) {
+  auto was = drain_.Clear();
+  if (!was.ok()) return ToGrpcStatus(was.status());
+  reply->set_was_draining(*was);
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::Failback(grpc::ServerContext*, const virtshadow::v1::FailbackRequest* request,
+                                     virtshadow::v1::FailbackReply* reply) {
+  const uint32_t seconds = request->timeout_seconds() > 0 ? request->timeout_seconds() : 600;
+  auto done = switchovers_.Failback(request->vm(), std::chrono::seconds(seconds)).get();
+  if (!done.ok()) return ToGrpcStatus(done.status());
+  *reply = *done;
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::ListSwitchovers(grpc::ServerContext*, const virtshadow::v1::ListSwitchoversRequest*,
+                                            virtshadow::v1::ListSwitchoversReply* reply) {
+  auto records = runner_.List();
+  if (!records.ok()) return ToGrpcStatus(records.status());
+  for (const auto& record : *records) *reply->add_records() = record;
+  *reply->mutable_host() = target_.HostState();
+  return grpc::Status::OK;
+}
+
 grpc::Status ShadowService::Explain(grpc::ServerContext*, const virtshadow::v1::ExplainRequest* request,
                                     virtshadow::v1::ExplainReply* reply) {
   auto explanation = loop_.Call([&] { return controller_.Explain(request->vm()); });
@@ -166,6 +220,7 @@ grpc::Status ShadowService::ListHosts(grpc::ServerContext*, const virtshadow::v1
     if (const HostConfig* cfg = config_.FindHost(host.name)) out->set_uri(cfg->uri);
     out->set_cost_per_hour(host.cost_per_hour);
     out->set_up(host.up);
+    out->set_draining(cluster_.IsDraining(host.name));
     out->set_cpus(host.total_vcpus);
     out->set_memory_kib(host.total_memory_kib);
     out->set_used_vcpus(host.used_vcpus);

@@ -16,6 +16,7 @@
 #include "shadowd/daemon/event_loop.h"
 #include "shadowd/daemon/libvirt_cluster.h"
 #include "shadowd/daemon/replication_worker.h"
+#include "shadowd/daemon/switchover_coordinator.h"
 
 namespace vs::daemon {
 
@@ -23,9 +24,11 @@ class ShadowService final : public virtshadow::v1::ShadowD::Service {
  public:
   ShadowService(const Config& config, EventLoop& loop, controller::ProtectionController& controller,
                 LibvirtCluster& cluster, replication::Replicator& replicator, ReplicationWorker& replication,
-                const Clock& clock)
+                SwitchoverCoordinator& switchovers, switchover::SwitchoverRunner& runner, DrainState& drain,
+                SwitchoverTarget& target, const Clock& clock)
       : config_(config), loop_(loop), controller_(controller), cluster_(cluster), replicator_(replicator),
-        replication_(replication), clock_(clock) {}
+        replication_(replication), switchovers_(switchovers), runner_(runner), drain_(drain), target_(target),
+        clock_(clock) {}
 
   grpc::Status DeliverHookEvent(grpc::ServerContext*, const virtshadow::v1::HookEvent* event,
                                 virtshadow::v1::HookVerdict* verdict) override;
@@ -41,6 +44,16 @@ class ShadowService final : public virtshadow::v1::ShadowD::Service {
                     virtshadow::v1::SyncReply* reply) override;
   grpc::Status Verify(grpc::ServerContext*, const virtshadow::v1::VerifyRequest* request,
                       virtshadow::v1::VerifyReply* reply) override;
+  grpc::Status Switchover(grpc::ServerContext*, const virtshadow::v1::SwitchoverRequest* request,
+                          virtshadow::v1::SwitchoverReply* reply) override;
+  grpc::Status Drain(grpc::ServerContext*, const virtshadow::v1::DrainRequest* request,
+                     virtshadow::v1::DrainReply* reply) override;
+  grpc::Status Undrain(grpc::ServerContext*, const virtshadow::v1::UndrainRequest* request,
+                       virtshadow::v1::UndrainReply* reply) override;
+  grpc::Status Failback(grpc::ServerContext*, const virtshadow::v1::FailbackRequest* request,
+                        virtshadow::v1::FailbackReply* reply) override;
+  grpc::Status ListSwitchovers(grpc::ServerContext*, const virtshadow::v1::ListSwitchoversRequest* request,
+                               virtshadow::v1::ListSwitchoversReply* reply) override;
 
  private:
   const Config& config_;
@@ -49,6 +62,10 @@ class ShadowService final : public virtshadow::v1::ShadowD::Service {
   LibvirtCluster& cluster_;
   replication::Replicator& replicator_;
   ReplicationWorker& replication_;
+  SwitchoverCoordinator& switchovers_;
+  switchover::SwitchoverRunner& runner_;
+  DrainState& drain_;
+  SwitchoverTarget& target_;
   const Clock& clock_;
 
   void FillReplication(const std::string& vm_uuid, virtshadow::v1::VmStatus* out) const;

@@ -54,6 +54,9 @@ StatusOr<ImageFacts> ParseImageInfo(std::string_view json_text, std::string_view
     return Internal(where + " has no non-negative integer 'virtual-size'");
   }
   facts.virtual_size = size->get<uint64_t>();
+  if (const auto actual = info.find("actual-size"); actual != info.end() && actual->is_number_unsigned()) {
+    facts.allocated_bytes = actual->get<uint64_t>();
+  }
   // full-backing-filename is the name resolved against the image's directory; qemu-img omits it when
   // it cannot resolve the name, and then the name as stored is all there is.
   VS_ASSIGN_OR_RETURN(facts.backing_file, OptionalString(info, "full-backing-filename", path));

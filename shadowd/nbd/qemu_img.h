@@ -28,6 +28,7 @@ struct ImageFacts {
   uint64_t virtual_size = 0;  // bytes the guest sees
   // The backing file as qemu resolves it (absolute when qemu-img could resolve it); empty for none.
   std::string backing_file;
+  uint64_t allocated_bytes = 0;  // "actual-size": what the file takes on the host (0 when not reported)
   bool operator==(const ImageFacts&) const = default;
 };
 

@@ -133,6 +133,14 @@ DiskFacts ParseDisk(const xmlNode* disk) {
     facts.bus = Attribute(target, "bus").value_or("");
   }
   if (const xmlNode* driver = Child(disk, "driver")) facts.format = Attribute(driver, "type").value_or("");
+  if (const xmlNode* backing = Child(disk, "backingStore"); backing != nullptr && Attribute(backing, "type") == "file") {
+    if (const xmlNode* backing_source = Child(backing, "source")) {
+      facts.backing_path = Attribute(backing_source, "file").value_or("");
+    }
+    if (const xmlNode* backing_format = Child(backing, "format")) {
+      facts.backing_format = Attribute(backing_format, "type").value_or("");
+    }
+  }
   return facts;
 }
 

@@ -43,6 +43,10 @@ struct DiskFacts {
   SourceKind source_kind = SourceKind::kOther;
   std::string source_path;  // empty for kOther or for a drive without <source>
   std::string format;       // <driver type=...>, e.g. "qcow2" or "raw"; empty if not given
+  // The first <backingStore type='file'>: its <source file> and <format type>; empty without one (libvirt
+  // shows the chain of running domains only).
+  std::string backing_path;
+  std::string backing_format;
 
   bool operator==(const DiskFacts&) const = default;
 };

@@ -23,7 +23,7 @@ class QemuReplicaStorage final : public ReplicaStorage {
       return std::optional<ImageState>();
     }
     VS_ASSIGN_OR_RETURN(nbd::ImageFacts facts, qemu_img_.Info(path));
-    return std::optional<ImageState>(ImageState{facts.format, facts.virtual_size});
+    return std::optional<ImageState>(ImageState{facts.format, facts.virtual_size, facts.allocated_bytes});
   }
   Status Create(const std::string& path, const std::string& format, uint64_t size) override {
     return qemu_img_.Create(path, format, size);

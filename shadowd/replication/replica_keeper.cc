@@ -111,7 +111,13 @@ StatusOr<GetReplicaReply> ReplicaKeeper::GetReplica(const GetReplicaRequest& req
   VS_ASSIGN_OR_RETURN(auto stored, store::GetProto<ReplicaRecord>(store_, ReplicaRecordKey(request.vm_uuid())));
   GetReplicaReply reply;
   reply.set_known(stored.has_value());
-  if (!stored) return reply;
+  if (!stored) {
+    for (const auto& path : request.replica_paths()) {
+      VS_ASSIGN_OR_RETURN(auto image, storage_.Inspect(path));
+      if (image && image->allocated_bytes >= kSeedWorthyAllocation) reply.add_unrecorded_images(path);
+    }
+    return reply;
+  }
   VS_RETURN_IF_ERROR(Settle(*stored));
   for (const auto& disk : stored->disks()) {
     VS_ASSIGN_OR_RETURN(auto image, storage_.Inspect(disk.replica_path()));

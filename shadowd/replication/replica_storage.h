@@ -21,7 +21,10 @@ namespace vs::replication {
 struct ImageState {
   std::string format;  // "qcow2", "raw"
   uint64_t virtual_size = 0;
+  uint64_t allocated_bytes = 0;  // on the host's file system
 };
+// An image with less allocated than this holds no data worth a resync (a blank qcow2 takes ~200 KiB).
+inline constexpr uint64_t kSeedWorthyAllocation = 4 << 20;
 
 class ReplicaStorage {
  public:

@@ -25,7 +25,9 @@ struct Replicator::Plan {
   std::vector<Disk> disks;
   std::vector<RoundMode> modes;  // per disk
   std::string base_checkpoint;   // for the INCREMENTAL disks
+  bool final_round = false;      // a switchover's: no new checkpoint, the replica keeps base_checkpoint
 };
+
 
 bool VerifyReport::ok() const {
   return std::all_of(disks.begin(), disks.end(), [](const DiskVerification& d) { return d.blocks_mismatched == 0; });
@@ -145,7 +147,11 @@ StatusOr<std::vector<Replicator::Disk>> Replicator::ReplicatedDisks(const std::s
       return FailedPrecondition("disk " + disk.target_dev + " of " + vm_name + " is " + format +
                                 ": only qcow2 and raw images are replicated");
     }
-    disks.push_back({disk.target_dev, disk.source_path, format, format == "qcow2"});
+    // On a switchover top the format to mirror is the base's (the top is always qcow2).
+    // On a switchover top, the image beneath (frozen by the snapshot) is what the replica mirrors.
+    const bool on_top = switchover::IsTopPath(disk.source_path);
+    const std::string base_format = on_top && !disk.backing_format.empty() ? disk.backing_format : format;
+    disks.push_back({disk.target_dev, switchover::BasePathOf(disk.source_path), base_format, base_format == "qcow2"});
   }
   if (disks.empty()) return FailedPrecondition(vm_name + " has no file-backed disk to replicate");
   return disks;
@@ -155,6 +161,7 @@ StatusOr<Replicator::Plan> Replicator::MakePlan(const ReplicationTarget& target,
                                                 const ReplicationRecord& record) {
   virtshadow::v1::GetReplicaRequest request;
   request.set_vm_uuid(target.vm_uuid);
+  for (const Disk& disk : disks) request.add_replica_paths(disk.path);
   VS_ASSIGN_OR_RETURN(auto replica, peer_.GetReplica(target.shadow_host, request));
   VS_ASSIGN_OR_RETURN(auto checkpoints, local_.ListCheckpoints(target.vm_name));
 
@@ -170,7 +177,11 @@ StatusOr<Replicator::Plan> Replicator::MakePlan(const ReplicationTarget& target,
                                                        disk.path) != replica.missing_replicas().end();
     bool known_disk = false;
     for (const auto& d : replica.record().disks()) known_disk |= d.replica_path() == disk.path;
-    if (missing || !known_disk) {
+    const bool unrecorded = std::find(replica.unrecorded_images().begin(), replica.unrecorded_images().end(),
+                                      disk.path) != replica.unrecorded_images().end();
+    if (!replica.known() && unrecorded) {
+      plan.modes.push_back(virtshadow::v1::ROUND_MODE_RESYNC);  // data already there: send what differs
+    } else if (missing || !known_disk) {
       plan.modes.push_back(virtshadow::v1::ROUND_MODE_FULL);
     } else if (disk.bitmaps && chain_usable) {
       plan.modes.push_back(virtshadow::v1::ROUND_MODE_INCREMENTAL);
@@ -205,6 +216,14 @@ StatusOr<AppliedRound> Replicator::RunRound(const ReplicationTarget& target) {
     return RunPlannedRound(target, plan, &chain_broken);
   }();
 
+  VS_RETURN_IF_ERROR(RecordOutcome(record, round));
+  // Housekeeping after the record: a crash in between only leaves checkpoints the next round deletes.
+  VS_RETURN_IF_ERROR(WithContext(DeleteCheckpointsExcept(target.vm_name, round->checkpoint()),
+                                 "deleting old checkpoints of " + target.vm_name));
+  return round;
+}
+
+Status Replicator::RecordOutcome(ReplicationRecord& record, const StatusOr<AppliedRound>& round) {
   if (!round.ok()) {
     record.set_rounds_failed(record.rounds_failed() + 1);
     record.set_consecutive_failures(record.consecutive_failures() + 1);
@@ -222,10 +241,29 @@ StatusOr<AppliedRound> Replicator::RunRound(const ReplicationTarget& target) {
   record.set_resync_needed(false);
   record.set_rounds_applied(record.rounds_applied() + 1);
   record.set_consecutive_failures(0);
-  VS_RETURN_IF_ERROR(Save(record));
-  // Housekeeping after the record: a crash in between only leaves checkpoints the next round deletes.
-  VS_RETURN_IF_ERROR(WithContext(DeleteCheckpointsExcept(target.vm_name, round->checkpoint()),
-                                 "deleting old checkpoints of " + target.vm_name));
+  return Save(record);
+}
+
+StatusOr<AppliedRound> Replicator::RunFinalRound(const ReplicationTarget& target) {
+  VS_ASSIGN_OR_RETURN(ReplicationRecord record, Record(target.vm_uuid));
+  record.set_vm_name(target.vm_name);
+  record.set_shadow_host(target.shadow_host);
+  StatusOr<AppliedRound> round = [&]() -> StatusOr<AppliedRound> {
+    VS_ASSIGN_OR_RETURN(auto disks, ReplicatedDisks(target.vm_name));
+    VS_ASSIGN_OR_RETURN(Plan plan, MakePlan(target, disks, record));
+    for (size_t i = 0; i < plan.modes.size(); ++i) {
+      if (plan.modes[i] == virtshadow::v1::ROUND_MODE_FULL) {
+        return FailedPrecondition("the shadow host " + target.shadow_host + " has no replica of disk " +
+                                  plan.disks[i].target + " of " + target.vm_name +
+                                  " yet: a switchover's final round cannot seed it");
+      }
+    }
+    plan.final_round = true;
+    bool chain_broken = false;
+    return RunPlannedRound(target, plan, &chain_broken);
+  }();
+  if (!round.ok()) return RecordOutcome(record, round).Annotate("final round");
+  VS_RETURN_IF_ERROR(RecordOutcome(record, round));
   return round;
 }
 
@@ -244,12 +282,16 @@ StatusOr<AppliedRound> Replicator::RunPlannedRound(const ReplicationTarget& targ
     const Disk& disk = plan.disks[i];
     // Only an INCREMENTAL disk is exported incrementally; the others are exported whole.
     const bool incremental = plan.modes[i] == virtshadow::v1::ROUND_MODE_INCREMENTAL;
-    backup.disks.push_back({disk.target, disk.path, /*join_checkpoint=*/disk.bitmaps, incremental});
+    backup.disks.push_back({disk.target, disk.path, /*join_checkpoint=*/disk.bitmaps && !plan.final_round, incremental});
     any_bitmaps |= disk.bitmaps;
   }
   AppliedRound round;
-  if (any_bitmaps) round.set_checkpoint(std::string(kCheckpointPrefix) + std::to_string(ToUnixMillis(clock_.WallNow())));
-  backup.new_checkpoint = round.checkpoint();
+  if (plan.final_round) {
+    round.set_checkpoint(plan.base_checkpoint);  // backup.new_checkpoint stays empty
+  } else if (any_bitmaps) {
+    round.set_checkpoint(std::string(kCheckpointPrefix) + std::to_string(ToUnixMillis(clock_.WallNow())));
+    backup.new_checkpoint = round.checkpoint();
+  }
   round.set_taken_unix_ms(ToUnixMillis(clock_.WallNow()));
   if (Status begun = local_.BeginPullBackup(backup); !begun.ok()) {
     // Only libvirt refusing the base checkpoint (its bitmap is inconsistent after QEMU was killed, or it is

@@ -33,6 +33,7 @@
 #include "shadowd/replication/replica_peer.h"
 #include "shadowd/replication/replica_storage.h"
 #include "shadowd/store/store.h"
+#include "shadowd/switchover/top_path.h"
 #include "shadowd/virt/hypervisor.h"
 
 namespace vs::replication {
@@ -78,6 +79,11 @@ class Replicator {
 
   // Runs one round; returns what was applied.
   StatusOr<virtshadow::v1::AppliedRound> RunRound(const ReplicationTarget& target);
+  // A switchover's final round, after its snapshot froze the bases: copies the blocks written since the
+  // replica's checkpoint from the frozen images into the replica, verified like any round, without a new
+  // checkpoint (the replica stays labelled with its checkpoint, still a valid base for later rounds if the
+  // switchover is rolled back). FailedPrecondition when a disk would need a full copy (no replica yet).
+  StatusOr<virtshadow::v1::AppliedRound> RunFinalRound(const ReplicationTarget& target);
   // Compares the replica with the source as of the last applied checkpoint (blocks written since are
   // skipped and counted), by digests computed on each host: no disk data crosses the network.
   StatusOr<VerifyReport> Verify(const ReplicationTarget& target);
@@ -99,6 +105,8 @@ class Replicator {
   // Sets *chain_broken when libvirt refused the plan's base checkpoint (a resync with a new chain is due).
   StatusOr<virtshadow::v1::AppliedRound> RunPlannedRound(const ReplicationTarget& target, const Plan& plan,
                                                          bool* chain_broken);
+  // Records an applied round (or a failure) in the VM's ReplicationRecord.
+  Status RecordOutcome(virtshadow::v1::ReplicationRecord& record, const StatusOr<virtshadow::v1::AppliedRound>& round);
   Status EndOurBackup(const std::string& vm_name);
   Status DeleteCheckpointsExcept(const std::string& vm_name, const std::string& keep);
   Status Save(const virtshadow::v1::ReplicationRecord& record);

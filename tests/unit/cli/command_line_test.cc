@@ -44,6 +44,111 @@ TEST(CliCommandLineTest, EveryCommandParsesToItsStruct) {
   EXPECT_EQ(CommandOf<ExplainCommand>({"explain", "web-1"}), ExplainCommand{"web-1"});
   EXPECT_EQ(CommandOf<UntagCommand>({"untag", "web-1"}), UntagCommand{"web-1"});
   EXPECT_EQ(CommandOf<TagCommand>({"tag", "web-1"}), (TagCommand{.domain = "web-1"}));
+  EXPECT_EQ(CommandOf<SyncCommand>({"sync", "web-1"}), SyncCommand{"web-1"});
+  EXPECT_EQ(CommandOf<VerifyCommand>({"verify", "web-1"}), VerifyCommand{"web-1"});
+  EXPECT_EQ(CommandOf<SwitchoverCommand>({"switchover", "web-1"}), (SwitchoverCommand{.domain = "web-1"}));
+  EXPECT_EQ(CommandOf<DrainCommand>({"drain", "h1"}), (DrainCommand{.host = "h1"}));
+  EXPECT_EQ(CommandOf<UndrainCommand>({"undrain", "h1"}), UndrainCommand{"h1"});
+  EXPECT_EQ(CommandOf<FailbackCommand>({"failback", "web-1"}), FailbackCommand{"web-1"});
+  EXPECT_EQ(CommandOf<SwitchoversCommand>({"switchovers"}), SwitchoversCommand{});
+}
+
+TEST(CliCommandLineTest, SwitchoverAndDrainTakeADeadlineBeforeOrAfterTheCommand) {
+  EXPECT_EQ(CommandOf<SwitchoverCommand>({"switchover", "db-1", "--deadline", "60"}),
+            (SwitchoverCommand{.domain = "db-1", .deadline_seconds = 60}));
+  // --deadline belongs to two commands; before the command it is settled once the command is known.
+  EXPECT_EQ(CommandOf<SwitchoverCommand>({"--deadline=3600", "switchover", "db-1"}),
+            (SwitchoverCommand{.domain = "db-1", .deadline_seconds = 3600}));
+  EXPECT_EQ(CommandOf<DrainCommand>({"--deadline", "1", "drain", "h1", "--reason", "kernel upgrade, ticket #42"}),
+            (DrainCommand{.host = "h1", .deadline_seconds = 1, .reason = "kernel upgrade, ticket #42"}));
+  EXPECT_EQ(CommandOf<DrainCommand>({"drain", "--reason=spot reclaim", "h1"}),
+            (DrainCommand{.host = "h1", .deadline_seconds = 0, .reason = "spot reclaim"}));
+}
+
+TEST(CliCommandLineTest, LongCommandsWait900SecondsUnlessTimeoutIsGiven) {
+  for (const char* command : {"switchover", "drain", "failback"}) {
+    StatusOr<Invocation> waiting = Parse({command, "x"});
+    ASSERT_TRUE(waiting.ok()) << waiting.status().ToString();
+    EXPECT_EQ(waiting->global.timeout, std::chrono::seconds(900)) << command;
+    StatusOr<Invocation> given = Parse({"--timeout", "30", command, "x"});
+    ASSERT_TRUE(given.ok()) << given.status().ToString();
+    EXPECT_EQ(given->global.timeout, std::chrono::seconds(30)) << command;
+  }
+  EXPECT_EQ(Parse({"undrain", "h1"})->global.timeout, std::chrono::seconds(10));
+  EXPECT_EQ(Parse({"switchovers"})->global.timeout, std::chrono::seconds(10));
+  EXPECT_EQ(Parse({"sync", "web"})->global.timeout, std::chrono::seconds(10));
+}
+
+TEST(CliCommandLineTest, DeadlineMustBeWholeSecondsFromOneTo3600) {
+  for (const char* command : {"switchover", "drain"}) {
+    for (const char* bad : {"0", "3601", "abc", "-5", "1.5", "60s", "99999999999999999999999", " 60"}) {
+      std::string message = ErrorOf({command, "x", "--deadline", bad});
+      EXPECT_THAT(message, StartsWith("invalid value for --deadline: '" + std::string(bad) +
+                                      "' is not a whole number of seconds from 1 to 3600"))
+          << command << " " << bad;
+      EXPECT_THAT(message, HasSubstr("--deadline 120")) << bad;
+    }
+    EXPECT_THAT(ErrorOf({command, "x", "--deadline"}), StartsWith("option --deadline needs a value"));
+    EXPECT_THAT(ErrorOf({command, "x", "--deadline", "5", "--deadline=6"}),
+                StartsWith("option --deadline is given twice"));
+  }
+}
+
+TEST(CliCommandLineTest, ReasonMustBeOneBoundedLine) {
+  std::string message = ErrorOf({"drain", "h1", "--reason", "two\nlines"});
+  EXPECT_THAT(message, StartsWith("invalid value for --reason: it contains the control character 10"));
+  EXPECT_THAT(message, HasSubstr("one line"));
+  EXPECT_THAT(ErrorOf({"drain", "h1", "--reason", "esc\x1b[31m"}), HasSubstr("control character 27"));
+  EXPECT_EQ(CommandOf<DrainCommand>({"drain", "h1", "--reason", std::string(256, 'r')}).reason, std::string(256, 'r'));
+  message = ErrorOf({"drain", "h1", "--reason", std::string(257, 'r')});
+  EXPECT_THAT(message, StartsWith("invalid value for --reason: it is 257 bytes long; give at most 256"));
+  EXPECT_LT(message.size(), 200u);  // the value is not echoed
+  EXPECT_THAT(ErrorOf({"drain", "h1", "--reason="}), StartsWith("option --reason needs a value"));
+}
+
+TEST(CliCommandLineTest, HostCommandsNeedExactlyOneHost) {
+  for (const char* command : {"drain", "undrain"}) {
+    std::string message = ErrorOf({command});
+    EXPECT_THAT(message, StartsWith("missing HOST for '" + std::string(command) + "'")) << command;
+    EXPECT_THAT(message, HasSubstr("the host this shadowd runs on"));
+    EXPECT_THAT(message, HasSubstr("'virt-shadow " + std::string(command) + " --help'"));
+    EXPECT_THAT(ErrorOf({command, ""}), StartsWith("missing HOST")) << command;
+    EXPECT_THAT(ErrorOf({command, "h1", "h2"}),
+                StartsWith("unexpected argument 'h2' for '" + std::string(command) + "': it takes one HOST"));
+  }
+  EXPECT_THAT(ErrorOf({"drain", "--deadline", "60"}), StartsWith("missing HOST for 'drain'"));
+}
+
+TEST(CliCommandLineTest, SwitchoverOptionsBelongToTheirCommandsOnly) {
+  std::string message = ErrorOf({"undrain", "h1", "--deadline", "5"});
+  EXPECT_THAT(message, StartsWith("option --deadline does not apply to 'undrain'"));
+  EXPECT_THAT(message, HasSubstr("it is an option of 'switchover', 'drain'"));
+  EXPECT_THAT(message, HasSubstr("'virt-shadow undrain --help'"));
+  EXPECT_THAT(ErrorOf({"switchover", "web", "--reason", "x"}),
+              StartsWith("option --reason does not apply to 'switchover': it is an option of 'drain';"));
+  EXPECT_THAT(ErrorOf({"--deadline", "5", "failback", "web"}),
+              StartsWith("option --deadline does not apply to 'failback'"));
+  EXPECT_THAT(ErrorOf({"switchovers", "--deadline", "5"}),
+              StartsWith("option --deadline does not apply to 'switchovers'"));
+  EXPECT_THAT(ErrorOf({"drain", "h1", "--vcpus", "2"}), StartsWith("option --vcpus does not apply to 'drain'"));
+  EXPECT_THAT(ErrorOf({"tag", "web", "--deadline", "5"}), StartsWith("option --deadline does not apply to 'tag'"));
+}
+
+TEST(CliCommandLineTest, AnOptionSharedByCommandsTakesTheSameValueInEach) {
+  for (const CommandSpec& a : Commands()) {
+    for (const CommandSpec& b : Commands()) {
+      for (const OptionSpec& x : a.options) {
+        for (const OptionSpec& y : b.options) {
+          if (x.name == y.name) {
+            EXPECT_EQ(x.value_name, y.value_name) << x.name << " of " << a.name << "/" << b.name;
+          }
+        }
+      }
+      for (const OptionSpec& global : GlobalOptionSpecs()) {
+        for (const OptionSpec& own : a.options) EXPECT_NE(own.name, global.name) << a.name;
+      }
+    }
+  }
 }
 
 TEST(CliCommandLineTest, TagTakesEveryPolicyOptionInOrder) {
@@ -150,13 +255,14 @@ TEST(CliCommandLineTest, MissingOrUnknownCommandIsNamed) {
 }
 
 TEST(CliCommandLineTest, EveryDomainCommandNeedsExactlyOneDomain) {
-  for (const char* command : {"status", "explain", "tag", "untag"}) {
+  for (const char* command : {"status", "explain", "tag", "untag", "sync", "verify", "switchover", "failback"}) {
     EXPECT_THAT(ErrorOf({command}), StartsWith("missing DOMAIN for '" + std::string(command) + "'")) << command;
     EXPECT_THAT(ErrorOf({command, ""}), StartsWith("missing DOMAIN")) << command;
     EXPECT_THAT(ErrorOf({command, "a", "b"}), StartsWith("unexpected argument 'b' for '" + std::string(command) + "'"));
   }
-  for (const char* command : {"list", "hosts"}) {
-    EXPECT_THAT(ErrorOf({command, "web"}), StartsWith("unexpected argument 'web' for '" + std::string(command) + "'"));
+  for (const char* command : {"list", "hosts", "switchovers"}) {
+    EXPECT_THAT(ErrorOf({command, "web"}), StartsWith("unexpected argument 'web' for '" + std::string(command) +
+                                                      "': it takes no argument"));
   }
 }
 
@@ -245,6 +351,31 @@ TEST(CliCommandLineTest, HelpListsEveryCommandOptionAndExitCode) {
   EXPECT_THAT(list, StartsWith("Usage: virt-shadow list\n"));
   EXPECT_THAT(list, Not(HasSubstr("--vcpus")));
   EXPECT_EQ(HelpText("nonsense"), general);
+}
+
+TEST(CliCommandLineTest, HelpShowsEachCommandsOperandAndTheLongerWait) {
+  const std::string general = HelpText(std::nullopt);
+  for (const char* synopsis : {"  switchover DOMAIN  ", "  drain HOST  ", "  undrain HOST  ", "  failback DOMAIN  ",
+                               "  switchovers  ", "  status DOMAIN  ", "  list  "}) {
+    EXPECT_THAT(general, HasSubstr(synopsis));
+  }
+  const std::string drain = HelpText("drain");
+  EXPECT_THAT(drain, StartsWith("Usage: virt-shadow drain HOST [OPTIONS]\n"));
+  EXPECT_THAT(drain, HasSubstr("--deadline SECONDS"));
+  EXPECT_THAT(drain, HasSubstr("--reason TEXT"));
+  EXPECT_THAT(HelpText("undrain"), StartsWith("Usage: virt-shadow undrain HOST\n"));
+  EXPECT_THAT(HelpText("switchover"), StartsWith("Usage: virt-shadow switchover DOMAIN [OPTIONS]\n"));
+  EXPECT_THAT(HelpText("switchover"), Not(HasSubstr("--reason")));
+  EXPECT_THAT(HelpText("switchovers"), StartsWith("Usage: virt-shadow switchovers\n"));
+  std::string timeout_help;
+  for (const OptionSpec& option : GlobalOptionSpecs()) {
+    if (option.name == "timeout") timeout_help = option.help;
+  }
+  for (const CommandSpec& command : Commands()) {
+    if (command.default_timeout == kDefaultTimeout) continue;
+    EXPECT_THAT(std::string(command.description), HasSubstr("Waits up to 900 s")) << command.name;
+    EXPECT_THAT(timeout_help, HasSubstr(std::string(command.name))) << command.name;
+  }
 }
 
 }  // namespace

@@ -39,6 +39,12 @@ std::string Section(const std::string& page, const std::string& name) {
   return page.substr(start, page.find("\n.SH ", start + 1) - start);
 }
 
+// `name` set in bold as a word of its own: ".B name" or ".BR name ," (followed by punctuation).
+bool NamesCommand(const std::string& text, std::string_view name) {
+  const std::string word(name);
+  return text.find(".B " + word + "\n") != std::string::npos || text.find(".BR " + word + " ") != std::string::npos;
+}
+
 const std::string kManPage = VS_CLI_SOURCE_DIR "/virt-shadow.1";
 const std::string kCompletion = VS_CLI_SOURCE_DIR "/virt-shadow.bash-completion";
 
@@ -49,7 +55,8 @@ TEST(CliManPageTest, DocumentsEveryCommandOptionAndExitCode) {
   for (const CommandSpec& command : Commands()) {
     const std::string name(command.name);
     EXPECT_THAT(synopsis, HasSubstr(".B " + name + "\n")) << name;
-    EXPECT_THAT(commands, HasSubstr(command.takes_domain ? ".BI " + name + " \" DOMAIN\"" : ".B " + name + "\n"))
+    const std::string operand(OperandName(command.operand));
+    EXPECT_THAT(commands, HasSubstr(operand.empty() ? ".B " + name + "\n" : ".BI " + name + " \" " + operand + "\""))
         << name;
     for (const OptionSpec& option : command.options) {
       EXPECT_THAT(commands, HasSubstr(Troff("--" + std::string(option.name)))) << option.name;
@@ -65,6 +72,17 @@ TEST(CliManPageTest, DocumentsEveryCommandOptionAndExitCode) {
   const std::string exit_status = Section(page, "EXIT STATUS");
   for (const ExitCodeDoc& doc : ExitCodeDocs()) {
     EXPECT_THAT(exit_status, HasSubstr(".B " + std::to_string(static_cast<int>(doc.code)) + "\n"));
+  }
+  // The switchover sequence and its fallback, and which commands wait longer without --timeout.
+  const std::string switchover = Section(page, "SWITCHOVER");
+  EXPECT_THAT(switchover, HasSubstr(Troff("--copy-storage-inc")));
+  EXPECT_THAT(switchover, HasSubstr(Troff("--copy-storage-all")));
+  EXPECT_THAT(switchover, HasSubstr(std::to_string(kSwitchoverTimeout.count()) + " seconds"));
+  for (const CommandSpec& command : Commands()) {
+    if (command.default_timeout != kDefaultTimeout) {
+      EXPECT_TRUE(NamesCommand(switchover, command.name)) << command.name;
+      EXPECT_TRUE(NamesCommand(options, command.name)) << command.name;  // under --timeout
+    }
   }
   const std::string environment = Section(page, "ENVIRONMENT");
   EXPECT_THAT(environment, HasSubstr("LIBVIRT_DEFAULT_URI"));

@@ -38,14 +38,57 @@ class FakeShadowd::Service final : public v1::ShadowD::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status ListHosts(grpc::ServerContext*, const v1::ListHostsRequest*, v1::ListHostsReply* reply) override {
+  grpc::Status ListHosts(grpc::ServerContext*, const v1::ListHostsRequest* request,
+                         v1::ListHostsReply* reply) override {
+    Log("ListHosts", *request);
     *reply = answers_.hosts;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Switchover(grpc::ServerContext*, const v1::SwitchoverRequest* request,
+                          v1::SwitchoverReply* reply) override {
+    Log("Switchover", *request);
+    auto it = answers_.switchovers.find(request->vm());
+    if (it == answers_.switchovers.end()) return NoRecord(request->vm());
+    *reply->mutable_record() = it->second;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Drain(grpc::ServerContext*, const v1::DrainRequest* request, v1::DrainReply* reply) override {
+    Log("Drain", *request);
+    *reply = answers_.drain;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Undrain(grpc::ServerContext*, const v1::UndrainRequest* request, v1::UndrainReply* reply) override {
+    Log("Undrain", *request);
+    reply->set_was_draining(answers_.draining);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Failback(grpc::ServerContext*, const v1::FailbackRequest* request, v1::FailbackReply* reply) override {
+    Log("Failback", *request);
+    auto it = answers_.failbacks.find(request->vm());
+    if (it == answers_.failbacks.end()) return NoRecord(request->vm());
+    *reply = it->second;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListSwitchovers(grpc::ServerContext*, const v1::ListSwitchoversRequest* request,
+                               v1::ListSwitchoversReply* reply) override {
+    Log("ListSwitchovers", *request);
+    *reply = answers_.switchover_list;
     return grpc::Status::OK;
   }
 
   std::vector<std::string> requested_vms() const {
     std::lock_guard<std::mutex> lock(mu_);
     return requested_vms_;
+  }
+
+  std::vector<std::string> calls() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
   }
 
  private:
@@ -56,10 +99,16 @@ class FakeShadowd::Service final : public v1::ShadowD::Service {
     std::lock_guard<std::mutex> lock(mu_);
     requested_vms_.push_back(vm);
   }
+  void Log(const std::string& method, const google::protobuf::Message& request) {
+    const std::string fields = request.ShortDebugString();
+    std::lock_guard<std::mutex> lock(mu_);
+    calls_.push_back(fields.empty() ? method : method + " " + fields);
+  }
 
   const ShadowdAnswers answers_;
   mutable std::mutex mu_;
   std::vector<std::string> requested_vms_;  // guarded by mu_
+  std::vector<std::string> calls_;          // guarded by mu_
 };
 
 FakeShadowd::FakeShadowd(ShadowdAnswers answers) : service_(std::make_unique<Service>(std::move(answers))) {}
@@ -80,5 +129,7 @@ FakeShadowd::~FakeShadowd() {
 }
 
 std::vector<std::string> FakeShadowd::requested_vms() const { return service_->requested_vms(); }
+
+std::vector<std::string> FakeShadowd::calls() const { return service_->calls(); }
 
 }  // namespace vs::cli::testing

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@ namespace v1 = virtshadow::v1;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ::testing::StartsWith;
 using nlohmann::json;
 
 std::vector<std::string> Lines(const std::string& text) {
@@ -189,18 +191,24 @@ v1::ListHostsReply SampleHosts() {
     host->set_reserved_memory_kib(i == 1 ? 0 : 1024 * 1024);
     host->set_shadows(i == 1 ? 0 : 1);
   }
+  v1::HostInfo* draining = reply.add_hosts();
+  draining->set_name("h3");
+  draining->set_zone("zone-b");
+  draining->set_up(false);  // shadowd reports a draining host as down to placement
+  draining->set_draining(true);
   return reply;
 }
 
 TEST(CliHostTableTest, OneRowPerHostAndThisHostMarked) {
   std::vector<std::string> lines = Lines(FormatHostTable(SampleHosts()));
-  ASSERT_EQ(lines.size(), 4u);
+  ASSERT_EQ(lines.size(), 5u);
   EXPECT_THAT(Cells(lines[0]),
-              ElementsAre("Name", "Zone", "Up", "Cost/h", "CPUs", "Memory", "Used", "Reserved", "Shadows"));
+              ElementsAre("Name", "Zone", "State", "Cost/h", "CPUs", "Memory", "Used", "Reserved", "Shadows"));
   EXPECT_THAT(Cells(lines[2]),
-              ElementsAre("h1 (this host)", "zone-a", "yes", "0.25", "8", "16 GiB", "3 vCPU, 4 GiB", "-", "0"));
+              ElementsAre("h1 (this host)", "zone-a", "up", "0.25", "8", "16 GiB", "3 vCPU, 4 GiB", "-", "0"));
   EXPECT_THAT(Cells(lines[3]),
-              ElementsAre("h2", "zone-b", "no", "1.5", "8", "16 GiB", "3 vCPU, 4 GiB", "2 vCPU, 1 GiB", "1"));
+              ElementsAre("h2", "zone-b", "down", "1.5", "8", "16 GiB", "3 vCPU, 4 GiB", "2 vCPU, 1 GiB", "1"));
+  EXPECT_THAT(Cells(lines[4]), ElementsAre("h3", "zone-b", "draining", "0", "0", "0 KiB", "-", "-", "0"));
 }
 
 v1::ExplainReply SampleExplanation() {
@@ -260,8 +268,10 @@ TEST(CliJsonTest, VmListHasEveryFieldUnderProtoNames) {
 TEST(CliJsonTest, HostsAndExplanationUseProtoNames) {
   json hosts = json::parse(DumpJson(HostsToJson(SampleHosts())));
   EXPECT_EQ(hosts["this_host"], "h1");
-  ASSERT_EQ(hosts["hosts"].size(), 2u);
+  ASSERT_EQ(hosts["hosts"].size(), 3u);
+  EXPECT_EQ(hosts["hosts"][2]["draining"], true);
   const json& h2 = hosts["hosts"][1];
+  EXPECT_EQ(h2["draining"], false);
   EXPECT_EQ(h2["name"], "h2");
   EXPECT_EQ(h2["uri"], "qemu+tcp://10.77.0.12/system");
   EXPECT_DOUBLE_EQ(h2["cost_per_hour"].get<double>(), 1.5);
@@ -289,6 +299,229 @@ TEST(CliJsonTest, InvalidUtf8AndControlCharactersStillGiveValidJson) {
   EXPECT_EQ(text.back(), '\n');
   json parsed = json::parse(text);
   EXPECT_EQ(parsed["last_error"], "bad \xEF\xBF\xBD\xEF\xBF\xBD bytes\nand a newline");
+}
+
+constexpr std::int64_t kRequested = 1714564984000;  // 2024-05-01 12:03:04 UTC
+
+// web-1 moved h1 -> h2 by the fast path, 8.3 s after the request and 21.7 s before its deadline.
+v1::SwitchoverRecord DoneRecord() {
+  v1::SwitchoverRecord record;
+  record.set_vm_uuid("11111111-2222-3333-4444-555555555555");
+  record.set_vm_name("web-1");
+  record.set_source_host("h1");
+  record.set_target_host("h2");
+  record.set_phase(v1::SWITCHOVER_PHASE_DONE);
+  record.set_reason("cli");
+  record.set_requested_unix_ms(kRequested);
+  record.set_deadline_unix_ms(kRequested + 30'000);
+  record.set_running_on_target_unix_ms(kRequested + 8'300);
+  record.set_finished_unix_ms(kRequested + 9'000);
+  record.set_final_round_bytes(12 * 1024 * 1024);
+  record.set_migrated_disk_bytes(3 * 1024 * 1024 / 2);
+  record.set_migrated_memory_bytes(std::uint64_t{1} << 30);
+  record.set_downtime_ms(45);
+  return record;
+}
+
+// db-1's check failed, the fallback migration failed too, 2.5 s after its deadline; it never left h1.
+v1::SwitchoverRecord FailedRecord() {
+  v1::SwitchoverRecord record;
+  record.set_vm_name("db-1");
+  record.set_source_host("h1");
+  record.set_target_host("h3");
+  record.set_phase(v1::SWITCHOVER_PHASE_FAILED);
+  record.set_reason("drain");
+  record.set_requested_unix_ms(kRequested);
+  record.set_deadline_unix_ms(kRequested + 60'000);
+  record.set_finished_unix_ms(kRequested + 62'500);
+  record.set_fallback(true);
+  record.set_check_result("replica of vda is 3 rounds behind");
+  record.set_error("migrating: operation failed: job 'migration out' was cancelled");
+  return record;
+}
+
+// The value after "Label:" in detail text, or "" when the label is missing.
+std::string Field(const std::string& text, const std::string& label) {
+  for (const std::string& line : Lines(text)) {
+    if (line.starts_with(label + ":")) {
+      const std::size_t value = line.find_first_not_of(' ', label.size() + 1);
+      return value == std::string::npos ? "" : line.substr(value);
+    }
+  }
+  return "";
+}
+
+TEST(CliSwitchoverTest, DoneRecordShowsTheOutcomeAndTheFigures) {
+  v1::SwitchoverReply reply;
+  *reply.mutable_record() = DoneRecord();
+  const std::string text = FormatSwitchover(reply);
+  EXPECT_EQ(Field(text, "Domain"), "web-1 (11111111-2222-3333-4444-555555555555)");
+  EXPECT_EQ(Field(text, "Phase"), "Done");
+  EXPECT_EQ(Field(text, "Source host"), "h1");
+  EXPECT_EQ(Field(text, "Target host"), "h2");
+  EXPECT_EQ(Field(text, "Reason"), "cli");
+  EXPECT_EQ(Field(text, "Fallback"), "no");
+  EXPECT_EQ(Field(text, "Health check"), "-");
+  EXPECT_EQ(Field(text, "Final round"), "12 MiB");
+  EXPECT_EQ(Field(text, "Migrated disk"), "1.5 MiB");
+  EXPECT_EQ(Field(text, "Migrated memory"), "1 GiB");
+  EXPECT_EQ(Field(text, "Downtime"), "45 ms");
+  EXPECT_EQ(Field(text, "Running on target"), "8.3 s after the request");
+  EXPECT_EQ(Field(text, "Deadline"), "21.7 s left (2024-05-01 12:03:34 UTC)");
+  EXPECT_EQ(Field(text, "Error"), "-");
+}
+
+TEST(CliSwitchoverTest, FailedRecordShowsWhyTheFallbackAndTheError) {
+  v1::SwitchoverReply reply;
+  *reply.mutable_record() = FailedRecord();
+  const std::string text = FormatSwitchover(reply);
+  EXPECT_EQ(Field(text, "Phase"), "Failed");
+  EXPECT_EQ(Field(text, "Fallback"), "yes (--copy-storage-all)");
+  EXPECT_EQ(Field(text, "Health check"), "replica of vda is 3 rounds behind");
+  EXPECT_EQ(Field(text, "Downtime"), "-");
+  EXPECT_EQ(Field(text, "Running on target"), "- (it never ran there)");
+  EXPECT_EQ(Field(text, "Deadline"), "missed by 2.5 s (2024-05-01 12:04:04 UTC)");
+  EXPECT_EQ(Field(text, "Error"), "migrating: operation failed: job 'migration out' was cancelled");
+}
+
+TEST(CliSwitchoverTest, NoDeadlineAndHostileTextStayOnTheirLines) {
+  v1::SwitchoverReply reply;
+  *reply.mutable_record() = DoneRecord();
+  reply.mutable_record()->set_deadline_unix_ms(0);
+  reply.mutable_record()->set_error("line one\nFake: field");
+  const std::string text = FormatSwitchover(reply);
+  EXPECT_EQ(Field(text, "Deadline"), "- (none)");
+  EXPECT_EQ(Field(text, "Error"), "line one?Fake: field");
+  EXPECT_EQ(Field(text, "Fake"), "");
+}
+
+TEST(CliSwitchoverTest, FailbackShowsTheOriginFirst) {
+  v1::FailbackReply reply;
+  reply.set_origin_host("h1");
+  *reply.mutable_record() = DoneRecord();
+  reply.mutable_record()->set_reason("failback");
+  const std::string text = FormatFailback(reply);
+  EXPECT_THAT(Lines(text).front(), StartsWith("Origin host:"));
+  EXPECT_EQ(Field(text, "Origin host"), "h1");
+  EXPECT_EQ(Field(text, "Reason"), "failback");
+  EXPECT_EQ(Field(text, "Phase"), "Done");
+}
+
+TEST(CliDrainTest, OneLinePerRecordThenTheSkippedVms) {
+  v1::DrainReply reply;
+  v1::SwitchoverRecord fallback_done = DoneRecord();
+  fallback_done.set_fallback(true);
+  fallback_done.set_check_result("postcopy unavailable on h2");
+  *reply.add_records() = fallback_done;
+  *reply.add_records() = FailedRecord();
+  reply.add_skipped("batch-7: no shadow (Unprotected)");
+  reply.add_skipped("evil\nname: shut off");
+  const std::string text = FormatDrain(reply);
+  std::vector<std::string> lines = Lines(text);
+  ASSERT_EQ(lines.size(), 10u) << text;
+  EXPECT_EQ(Field(text, "Drain"), "1 moved, 1 failed, 2 skipped");
+  EXPECT_THAT(Cells(lines[2]), ElementsAre("VM", "Target", "Phase", "Fallback", "Downtime", "On target after",
+                                           "Deadline", "Note"));
+  EXPECT_THAT(Cells(lines[4]), ElementsAre("web-1", "h2", "Done", "yes", "45 ms", "8.3 s", "21.7 s left",
+                                           "postcopy unavailable on h2"));
+  EXPECT_THAT(Cells(lines[5]), ElementsAre("db-1", "h3", "Failed", "yes", "-", "-", "missed by 2.5 s",
+                                           "migrating: operation failed: job 'migration out' was canc..."));
+  EXPECT_EQ(lines[6], "");
+  EXPECT_EQ(lines[7], "Skipped:");
+  EXPECT_EQ(lines[8], "  batch-7: no shadow (Unprotected)");
+  EXPECT_EQ(lines[9], "  evil?name: shut off");
+}
+
+TEST(CliDrainTest, NothingToMoveIsAnEmptyTableWithoutSkippedSection) {
+  const std::string text = FormatDrain(v1::DrainReply());
+  EXPECT_EQ(Field(text, "Drain"), "0 moved, 0 failed, 0 skipped");
+  EXPECT_THAT(text, Not(HasSubstr("Skipped")));
+  EXPECT_EQ(Lines(text).size(), 4u);
+}
+
+TEST(CliDrainTest, UndrainSaysWhetherTheHostWasDraining) {
+  v1::UndrainReply reply;
+  reply.set_was_draining(true);
+  EXPECT_EQ(FormatUndrain(reply, "h1"), "Host 'h1' was draining: new shadows may be placed on it again\n");
+  reply.set_was_draining(false);
+  EXPECT_EQ(FormatUndrain(reply, "h1"), "Host 'h1' was not draining; nothing changed\n");
+}
+
+TEST(CliSwitchoverListTest, DrainStateThenOneLinePerRecord) {
+  v1::ListSwitchoversReply reply;
+  reply.mutable_host()->set_draining(true);
+  reply.mutable_host()->set_drain_reason("notice gce preemption");
+  reply.mutable_host()->set_drain_deadline_unix_ms(kRequested + 30'000);
+  *reply.add_records() = DoneRecord();
+  v1::SwitchoverRecord running = FailedRecord();
+  running.set_phase(v1::SWITCHOVER_PHASE_FINAL_ROUND);
+  running.set_finished_unix_ms(0);
+  running.clear_error();
+  *reply.add_records() = running;
+  const std::string text = FormatSwitchoverList(reply);
+  std::vector<std::string> lines = Lines(text);
+  ASSERT_EQ(lines.size(), 6u) << text;
+  EXPECT_EQ(Field(text, "Draining"), "yes: notice gce preemption, deadline 2024-05-01 12:03:34 UTC");
+  EXPECT_THAT(Cells(lines[2]),
+              ElementsAre("VM", "Target", "Phase", "Reason", "Requested", "Duration", "Downtime", "Error"));
+  EXPECT_THAT(Cells(lines[4]),
+              ElementsAre("web-1", "h2", "Done", "cli", "2024-05-01 12:03:04 UTC", "9.0 s", "45 ms", "-"));
+  EXPECT_THAT(Cells(lines[5]),
+              ElementsAre("db-1", "h3", "FinalRound", "drain", "2024-05-01 12:03:04 UTC", "-", "-", "-"));
+
+  EXPECT_EQ(Field(FormatSwitchoverList(v1::ListSwitchoversReply()), "Draining"), "no");
+}
+
+TEST(CliSwitchoverTest, EveryPhaseHasItsOwnName) {
+  const google::protobuf::EnumDescriptor* phases = v1::SwitchoverPhase_descriptor();
+  std::set<std::string> names;
+  for (int i = 0; i < phases->value_count(); ++i) {
+    const auto phase = static_cast<v1::SwitchoverPhase>(phases->value(i)->number());
+    const std::string name = PhaseName(phase);
+    if (phase == v1::SWITCHOVER_PHASE_UNSPECIFIED) {
+      EXPECT_EQ(name, "Unknown");
+    } else {
+      EXPECT_NE(name, "Unknown") << phases->value(i)->name();
+      EXPECT_TRUE(names.insert(name).second) << name;
+    }
+  }
+  EXPECT_EQ(PhaseName(static_cast<v1::SwitchoverPhase>(99)), "Unknown");  // from a newer shadowd
+}
+
+TEST(CliSwitchoverTest, UnixMillisAreUtcAndZeroIsUnset) {
+  EXPECT_EQ(FormatUnixMillis(kRequested + 999), "2024-05-01 12:03:04 UTC");
+  EXPECT_EQ(FormatUnixMillis(0), "-");
+  EXPECT_EQ(FormatUnixMillis(-5), "-");
+}
+
+TEST(CliJsonTest, SwitchoverRepliesAreProtobufsJsonWithEveryField) {
+  v1::DrainReply drain;
+  *drain.add_records() = DoneRecord();
+  *drain.add_records() = FailedRecord();
+  drain.add_skipped("batch-7: no shadow");
+  json parsed = json::parse(DumpJson(ProtoToJson(drain)));
+  ASSERT_EQ(parsed["records"].size(), 2u);
+  const json& done = parsed["records"][0];
+  EXPECT_EQ(done["vm_name"], "web-1");
+  EXPECT_EQ(done["phase"], "SWITCHOVER_PHASE_DONE");
+  EXPECT_EQ(done["downtime_ms"], "45");  // proto3 JSON: 64-bit integers are strings
+  EXPECT_EQ(done["fallback"], false);    // present although false
+  EXPECT_EQ(done["error"], "");
+  EXPECT_EQ(done["disks"], json::array());
+  for (const char* key : {"vm_uuid", "source_host", "target_host", "reason", "deadline_unix_ms", "requested_unix_ms",
+                          "finished_unix_ms", "check_result", "final_round_bytes", "migrated_disk_bytes",
+                          "migrated_memory_bytes", "running_on_target_unix_ms", "precopy_planned_ms", "version",
+                          "warm"}) {
+    EXPECT_TRUE(done.contains(key)) << key;
+  }
+  EXPECT_EQ(parsed["records"][1]["check_result"], "replica of vda is 3 rounds behind");
+  EXPECT_EQ(parsed["skipped"], json::array({"batch-7: no shadow"}));
+
+  v1::ListSwitchoversReply list;
+  json empty = ProtoToJson(list);
+  EXPECT_EQ(empty["records"], json::array());
+  EXPECT_FALSE(empty.contains("host"));  // an unset message field is left out, as protobuf prints it
+  EXPECT_EQ(ProtoToJson(v1::UndrainReply())["was_draining"], false);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // The real virt-shadow binary, run as a user runs it: against a fake shadowd on a temporary unix
-// socket (list, status, explain, hosts, NOT_FOUND), no shadowd and a hung one (exit 3 within the
-// timeout), libvirt's test:///default driver for tag/untag (in-process in virt-shadow: no libvirtd),
-// and the bash completion sourced into bash.
+// socket (list, status, explain, hosts, NOT_FOUND, and the switchover commands: switchover, drain,
+// undrain, failback, switchovers), no shadowd and a hung one (exit 3 within the timeout), libvirt's
+// test:///default driver for tag/untag (in-process in virt-shadow: no libvirtd), and the bash
+// completion sourced into bash.
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -18,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -124,7 +126,9 @@ class CliProcessTest : public ::testing::Test {
     return words;
   }
 
-  void StartShadowd() {
+  // A shadowd on h1 that knows web-1 (moved to h2 by a switchover that worked, and back by a failback)
+  // and db-1 (whose switchover to h3 failed); `adjust` changes the answers before it starts.
+  void StartShadowd(const std::function<void(testing::ShadowdAnswers&)>& adjust = {}) {
     testing::ShadowdAnswers answers;
     v1::VmStatus web;
     web.set_name("web-1");
@@ -169,6 +173,41 @@ class CliProcessTest : public ::testing::Test {
       host->set_cpus(4);
       host->set_memory_kib(8 * 1024 * 1024);
     }
+    answers.hosts.mutable_hosts(1)->set_draining(true);
+    v1::SwitchoverRecord done;
+    done.set_vm_name("web-1");
+    done.set_source_host("h1");
+    done.set_target_host("h2");
+    done.set_phase(v1::SWITCHOVER_PHASE_DONE);
+    done.set_reason("cli");
+    done.set_requested_unix_ms(1714564984000);
+    done.set_running_on_target_unix_ms(1714564984000 + 4'200);
+    done.set_finished_unix_ms(1714564984000 + 5'000);
+    done.set_downtime_ms(38);
+    answers.switchovers["web-1"] = done;
+    v1::SwitchoverRecord failed;
+    failed.set_vm_name("db-1");
+    failed.set_source_host("h1");
+    failed.set_target_host("h3");
+    failed.set_phase(v1::SWITCHOVER_PHASE_FAILED);
+    failed.set_fallback(true);
+    failed.set_check_result("no shadow domain of db-1 on h3");
+    failed.set_error("migrating: unable to connect to h3");
+    answers.switchovers["db-1"] = failed;
+    *answers.drain.add_records() = done;
+    *answers.drain.add_records() = failed;
+    answers.drain.add_skipped("batch-7: unprotected, no shadow to go to");
+    answers.draining = true;
+    v1::FailbackReply failback;
+    failback.set_origin_host("h1");
+    *failback.mutable_record() = done;
+    failback.mutable_record()->set_reason("failback");
+    answers.failbacks["web-1"] = failback;
+    *answers.switchover_list.add_records() = done;
+    *answers.switchover_list.add_records() = failed;
+    answers.switchover_list.mutable_host()->set_draining(true);
+    answers.switchover_list.mutable_host()->set_drain_reason("kernel upgrade");
+    if (adjust) adjust(answers);
     StatusOr<std::unique_ptr<testing::FakeShadowd>> started = testing::FakeShadowd::Start(socket_, answers);
     ASSERT_TRUE(started.ok()) << started.status().ToString();
     shadowd_ = std::move(started).value();
@@ -236,6 +275,123 @@ TEST_F(CliProcessTest, HostsMarksThisHost) {
   EXPECT_EQ(json::parse(as_json.out)["this_host"], "h1");
 }
 
+TEST_F(CliProcessTest, HostsShowsADrainingHost) {
+  StartShadowd();
+  ProcessResult result = RunCli({"hosts", "--socket", socket_});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("draining"));
+  ProcessResult as_json = RunCli({"hosts", "--socket", socket_, "--json"});
+  ASSERT_EQ(as_json.exit_code, 0) << as_json.err;
+  EXPECT_EQ(json::parse(as_json.out)["hosts"][1]["draining"], true);
+}
+
+TEST_F(CliProcessTest, SwitchoverPassesTheDeadlineAndPrintsTheOutcome) {
+  StartShadowd();
+  ProcessResult result = RunCli({"switchover", "web-1", "--deadline", "60", "--socket", socket_});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.err, "");
+  EXPECT_THAT(result.out, HasSubstr("Phase:              Done\n"));
+  EXPECT_THAT(result.out, HasSubstr("Target host:        h2\n"));
+  EXPECT_THAT(result.out, HasSubstr("Running on target:  4.2 s after the request\n"));
+  ProcessResult as_json = RunCli({"--json", "switchover", "web-1", "--socket", socket_});
+  ASSERT_EQ(as_json.exit_code, 0) << as_json.err;
+  EXPECT_EQ(json::parse(as_json.out)["record"]["phase"], "SWITCHOVER_PHASE_DONE");
+  EXPECT_THAT(shadowd_->calls(),
+              ElementsAre("Switchover vm: \"web-1\" deadline_seconds: 60", "Switchover vm: \"web-1\""));
+}
+
+TEST_F(CliProcessTest, FailedSwitchoverIsExit1WithTheErrorOnOneLine) {
+  StartShadowd();
+  for (const bool as_json : {false, true}) {
+    std::vector<std::string> args = {"switchover", "db-1", "--socket", socket_};
+    if (as_json) args.push_back("--json");
+    ProcessResult result = RunCli(args);
+    EXPECT_EQ(result.exit_code, 1) << result.err;
+    EXPECT_THAT(result.err, StartsWith("virt-shadow: the switchover of VM 'db-1' to host 'h3' failed: migrating: "
+                                       "unable to connect to h3; "));
+    EXPECT_EQ(LineCount(result.err), 1) << result.err;
+    if (as_json) {
+      EXPECT_EQ(json::parse(result.out)["record"]["check_result"], "no shadow domain of db-1 on h3");
+    } else {
+      EXPECT_THAT(result.out, HasSubstr("Fallback:           yes (--copy-storage-all)\n"));
+      EXPECT_THAT(result.out, HasSubstr("no shadow domain of db-1 on h3"));
+    }
+  }
+  ProcessResult unknown = RunCli({"switchover", "nosuch", "--socket", socket_});
+  EXPECT_EQ(unknown.exit_code, 4);
+  EXPECT_THAT(unknown.err, StartsWith("virt-shadow: shadowd has no record of a switchover of VM 'nosuch'"));
+}
+
+TEST_F(CliProcessTest, DrainAndUndrainRefuseAnotherHostBeforeAskingShadowd) {
+  StartShadowd();
+  for (const char* command : {"drain", "undrain"}) {
+    ProcessResult result = RunCli({command, "h2", "--socket", socket_});
+    EXPECT_EQ(result.exit_code, 2) << command;
+    EXPECT_EQ(result.out, "");
+    EXPECT_EQ(result.err, "virt-shadow: cannot " + std::string(command) + " host 'h2': this shadowd runs on 'h1' and "
+                              "each shadowd " + command + "s only its own host; run 'virt-shadow " + command +
+                              " h2' on h2\n");
+  }
+  EXPECT_THAT(shadowd_->calls(), ElementsAre("ListHosts", "ListHosts"));  // neither Drain nor Undrain
+}
+
+TEST_F(CliProcessTest, DrainOfThisHostIsExit1WhenAVmFailedOrWasSkipped) {
+  StartShadowd();
+  ProcessResult result =
+      RunCli({"drain", "h1", "--deadline", "30", "--reason", "kernel upgrade", "--socket", socket_});
+  EXPECT_EQ(result.exit_code, 1) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("1 moved, 1 failed, 1 skipped"));
+  EXPECT_THAT(result.out, HasSubstr("  batch-7: unprotected, no shadow to go to\n"));
+  EXPECT_THAT(result.err, StartsWith("virt-shadow: the drain of host 'h1' is incomplete: 1 switchover(s) failed and "
+                                     "1 VM(s) were skipped (see above); "));
+  EXPECT_EQ(LineCount(result.err), 1) << result.err;
+  EXPECT_THAT(shadowd_->calls(),
+              ElementsAre("ListHosts", "Drain deadline_seconds: 30 reason: \"kernel upgrade\""));
+}
+
+TEST_F(CliProcessTest, CompleteDrainIsExit0AndUndrainSaysWhatItEnded) {
+  StartShadowd([](testing::ShadowdAnswers& answers) {
+    answers.drain.mutable_records()->RemoveLast();
+    answers.drain.clear_skipped();
+  });
+  ProcessResult drained = RunCli({"--json", "drain", "h1", "--socket", socket_});
+  EXPECT_EQ(drained.exit_code, 0) << drained.err;
+  json parsed = json::parse(drained.out);
+  EXPECT_EQ(parsed["records"].size(), 1u);
+  EXPECT_EQ(parsed["skipped"], json::array());
+  ProcessResult undrained = RunCli({"undrain", "h1", "--socket", socket_});
+  EXPECT_EQ(undrained.exit_code, 0) << undrained.err;
+  EXPECT_EQ(undrained.out, "Host 'h1' was draining: new shadows may be placed on it again\n");
+  EXPECT_THAT(shadowd_->calls(), ElementsAre("ListHosts", "Drain", "ListHosts", "Undrain"));
+}
+
+TEST_F(CliProcessTest, FailbackGivesShadowdAsLongAsItWaits) {
+  StartShadowd();
+  ProcessResult result = RunCli({"failback", "web-1", "--socket", socket_});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out, StartsWith("Origin host:        h1\n"));
+  EXPECT_THAT(result.out, HasSubstr("Reason:             failback\n"));
+  ProcessResult shorter = RunCli({"failback", "web-1", "--timeout", "120", "--socket", socket_, "--json"});
+  EXPECT_EQ(shorter.exit_code, 0) << shorter.err;
+  EXPECT_EQ(json::parse(shorter.out)["origin_host"], "h1");
+  EXPECT_THAT(shadowd_->calls(), ElementsAre("Failback vm: \"web-1\" timeout_seconds: 900",
+                                             "Failback vm: \"web-1\" timeout_seconds: 120"));
+}
+
+TEST_F(CliProcessTest, SwitchoversListsTheRecordsAndTheDrainState) {
+  StartShadowd();
+  ProcessResult result = RunCli({"switchovers", "--socket", socket_});
+  EXPECT_EQ(result.exit_code, 0) << result.err;  // a failed record in the list is history, not an error
+  EXPECT_THAT(result.out, StartsWith("Draining:           yes: kernel upgrade, deadline none\n"));
+  EXPECT_THAT(result.out, HasSubstr("2024-05-01 12:03:04 UTC"));
+  EXPECT_THAT(result.out, HasSubstr("migrating: unable to connect to h3"));
+  ProcessResult as_json = RunCli({"switchovers", "--socket", socket_, "--json"});
+  ASSERT_EQ(as_json.exit_code, 0) << as_json.err;
+  json parsed = json::parse(as_json.out);
+  EXPECT_EQ(parsed["host"]["draining"], true);
+  EXPECT_EQ(parsed["records"][1]["phase"], "SWITCHOVER_PHASE_FAILED");
+}
+
 TEST_F(CliProcessTest, NoRecordIsExit4WithOneLine) {
   StartShadowd();
   for (const char* command : {"status", "explain"}) {
@@ -289,6 +445,12 @@ TEST_F(CliProcessTest, UsageErrorsAreExit2WithOneLine) {
   ProcessResult missing = RunCli({"status"});
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_THAT(missing.err, StartsWith("virt-shadow: missing DOMAIN for 'status'"));
+  ProcessResult no_host = RunCli({"drain", "--deadline", "30"});
+  EXPECT_EQ(no_host.exit_code, 2);
+  EXPECT_THAT(no_host.err, StartsWith("virt-shadow: missing HOST for 'drain'"));
+  ProcessResult bad_deadline = RunCli({"switchover", "web", "--deadline", "0"});
+  EXPECT_EQ(bad_deadline.exit_code, 2);
+  EXPECT_THAT(bad_deadline.err, StartsWith("virt-shadow: invalid value for --deadline: '0'"));
   ProcessResult bad = RunCli({"tag", "web", "--vcpus", "many"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.err, StartsWith("virt-shadow: invalid value for --vcpus: policy attribute 'vcpus': 'many'"));
@@ -327,7 +489,17 @@ TEST_F(CliProcessTest, NoLibvirtIsExit1) {
 }
 
 TEST_F(CliProcessTest, BashCompletesCommandsOptionsValuesAndDomains) {
-  EXPECT_THAT(Complete("virt-shadow "), ElementsAre("list", "status", "hosts", "explain", "tag", "untag", "sync", "verify"));
+  EXPECT_THAT(Complete("virt-shadow "), ElementsAre("list", "status", "hosts", "explain", "tag", "untag", "sync",
+                                                    "verify", "switchover", "drain", "undrain", "failback",
+                                                    "switchovers"));
+  EXPECT_THAT(Complete("virt-shadow switchover"), ElementsAre("switchover", "switchovers"));
+  EXPECT_THAT(Complete("virt-shadow switchover web --d"), ElementsAre("--deadline"));
+  EXPECT_THAT(Complete("virt-shadow drain h1 --re"), ElementsAre("--reason"));
+  EXPECT_THAT(Complete("virt-shadow undrain h1 --re"), ElementsAre());  // drain's options only after drain
+  EXPECT_THAT(Complete("virt-shadow drain h1 --reason "), ElementsAre());
+  EXPECT_THAT(Complete("virt-shadow -c test:///default drain "), ElementsAre());  // HOST is not completed
+  EXPECT_THAT(Complete("virt-shadow -c test:///default switchover --deadline 60 "), ElementsAre("test"));
+  EXPECT_THAT(Complete("virt-shadow -c test:///default failback t"), ElementsAre("test"));
   EXPECT_THAT(Complete("virt-shadow --json st"), ElementsAre("status"));
   EXPECT_THAT(Complete("virt-shadow tag web --cr"), ElementsAre("--critical"));
   EXPECT_THAT(Complete("virt-shadow list --c"), ElementsAre("--connect"));  // tag's --config only after tag

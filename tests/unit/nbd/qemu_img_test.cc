@@ -32,7 +32,11 @@ class QemuImgTest : public ::testing::Test {
   ImageFacts InfoOf(const std::string& path) {
     auto facts = qemu_img_.Info(path);
     EXPECT_TRUE(facts.ok()) << facts.status().ToString();
-    return facts.ok() ? *facts : ImageFacts{};
+    if (!facts.ok()) return ImageFacts{};
+    // What the file system allocates varies from one to the next; ParseImageInfo's test checks the field.
+    ImageFacts comparable = *facts;
+    comparable.allocated_bytes = 0;
+    return comparable;
   }
 
   test_support::TempDir dir_;
@@ -175,10 +179,12 @@ TEST_F(QemuImgTest, ResizeWithTheWrongFormatIsRefusedAndTouchesNothing) {
 
 TEST(ParseImageInfo, ReadsTheFieldsAndPrefersTheResolvedBackingName) {
   auto facts = ParseImageInfo(R"({"virtual-size": 10737418240, "format": "qcow2", "backing-filename": "base.raw",
-                                  "full-backing-filename": "/images/base.raw", "cluster-size": 65536})",
+                                  "full-backing-filename": "/images/base.raw", "cluster-size": 65536,
+                                  "actual-size": 200704})",
                               "/images/top.qcow2");
   ASSERT_TRUE(facts.ok()) << facts.status().ToString();
-  EXPECT_EQ(*facts, (ImageFacts{.format = "qcow2", .virtual_size = 10737418240, .backing_file = "/images/base.raw"}));
+  EXPECT_EQ(*facts, (ImageFacts{.format = "qcow2", .virtual_size = 10737418240, .backing_file = "/images/base.raw",
+                                .allocated_bytes = 200704}));
   auto unresolved = ParseImageInfo(R"({"virtual-size": 1, "format": "qcow2", "backing-filename": "nbd:x:1"})", "/t");
   ASSERT_TRUE(unresolved.ok()) << unresolved.status().ToString();
   EXPECT_EQ(unresolved->backing_file, "nbd:x:1");

@@ -1,0 +1,372 @@
+#include "shadowd/daemon/switchover_coordinator.h"
+
+#include <algorithm>
+
+#include "shadowd/controller/canonical_policy.h"
+#include "shadowd/policy/domain_xml.h"
+
+namespace vs::daemon {
+
+namespace v1 = virtshadow::v1;
+
+namespace {
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
+std::string Seconds(Duration d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count() / 1000.0).substr(0, 6) + " s";
+}
+
+template <typename T>
+std::future<StatusOr<T>> Failed(Status status) {
+  std::promise<StatusOr<T>> promise;
+  promise.set_value(std::move(status));
+  return promise.get_future();
+}
+
+}  // namespace
+
+SwitchoverCoordinator::SwitchoverCoordinator(const Config& config, Parts parts,
+                                             std::function<void(const std::string&)> log,
+                                             std::function<void(const notice::Notice&)> on_drained)
+    : config_(config), parts_(parts), log_(std::move(log)), on_drained_(std::move(on_drained)),
+      bandwidth_(*switchover::BandwidthEstimator::Create(config.switchover.bandwidth_mibs * kMiB, 0.5)) {}
+
+SwitchoverCoordinator::~SwitchoverCoordinator() { Stop(); }
+
+void SwitchoverCoordinator::Start() {
+  thread_ = std::thread([this] { Run(); });
+  Post([this] {
+    auto resumed = parts_.runner.ResumeAll();
+    if (!resumed.ok()) return log_("resuming switchovers: " + resumed.status().ToString());
+    for (const auto& record : *resumed) {
+      if (record.phase() == v1::SWITCHOVER_PHASE_DONE) Observe(record);
+    }
+    if (auto drain = parts_.drain.Current(); drain && drain->kind() == "preemption") {
+      notice::Notice notice;
+      notice.deadline = FromUnixMillis(drain->deadline_unix_ms());
+      notice.id = drain->notice_id();
+      notice.detail = "resumed after a restart: " + drain->detail();
+      auto reply = DrainNow(notice);
+      if (!reply.ok()) log_("resuming the drain: " + reply.status().ToString());
+    }
+  });
+}
+
+void SwitchoverCoordinator::Stop() {
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  // A held warm-up ends at its deadline guard; shadowd's stop does not wait that long for it to switch.
+  for (auto& [uuid, warm] : warm_ups_) {
+    parts_.warm_up.Release(uuid);
+    if (warm.thread.joinable()) warm.thread.join();
+  }
+  warm_ups_.clear();
+}
+
+void SwitchoverCoordinator::Post(std::function<void()> job) {
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    jobs_.push_back(std::move(job));
+  }
+  wake_.notify_all();
+}
+
+void SwitchoverCoordinator::Run() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (true) {
+    wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+    if (stopping_) break;
+    auto job = std::move(jobs_.front());
+    jobs_.pop_front();
+    lock.unlock();
+    job();
+    lock.lock();
+  }
+  // Jobs never started: their promises break, which their callers see as an error.
+  jobs_.clear();
+}
+
+switchover::LinkFacts SwitchoverCoordinator::Link() const {
+  return {.bandwidth_bytes_per_s = bandwidth_.bytes_per_s(),
+          .fixed_start_cost = config_.switchover.start_cost,
+          .snapshot_cost = config_.switchover.snapshot_cost,
+          .safety_margin = config_.switchover.safety_margin};
+}
+
+void SwitchoverCoordinator::Observe(const v1::SwitchoverRecord& record) {
+  // The migration kept the link busy from its start to its end; fold in what it moved.
+  const int64_t elapsed_ms = record.finished_unix_ms() - record.requested_unix_ms();
+  const uint64_t bytes = record.migrated_memory_bytes() + record.migrated_disk_bytes() + record.final_round_bytes();
+  if (elapsed_ms > 0 && bytes > 64 * kMiB) {
+    bandwidth_.Observe(bytes, std::chrono::milliseconds(elapsed_ms)).IgnoreError();
+  }
+}
+
+StatusOr<std::vector<SwitchoverCoordinator::Candidate>> SwitchoverCoordinator::ProtectedVms(
+    std::vector<std::string>* skipped) {
+  VS_ASSIGN_OR_RETURN(auto views, parts_.loop.Call([this] { return parts_.controller.List(); }));
+  std::vector<Candidate> candidates;
+  for (const auto& view : views) {
+    if (!view.running) continue;
+    if (view.state != "Protected" || view.shadow_hosts.empty()) {
+      skipped->push_back(view.name + ": not protected (" + view.state +
+                         (view.unprotected_reason.empty() ? "" : ": " + view.unprotected_reason) + ")");
+      continue;
+    }
+    auto xml = parts_.local.GetDomainXml(view.name);
+    if (!xml.ok()) {
+      skipped->push_back(view.name + ": " + xml.status().message());
+      continue;
+    }
+    auto facts = policy::ParseDomain(*xml);
+    if (!facts.ok()) {
+      skipped->push_back(view.name + ": " + facts.status().message());
+      continue;
+    }
+    auto policy = controller::ParseCanonicalPolicy(view.policy);
+    candidates.push_back({view, std::move(*facts), policy.ok() ? policy->priority : 0, !policy.ok() || policy->warmup});
+  }
+  return candidates;
+}
+
+StatusOr<v1::SwitchoverRecord> SwitchoverCoordinator::SwitchOne(const Candidate& vm, const std::string& reason,
+                                                                  WallTime deadline, Duration precopy) {
+  v1::SwitchoverRecord request;
+  request.set_vm_uuid(vm.view.uuid);
+  request.set_vm_name(vm.view.name);
+  request.set_source_host(config_.this_host);
+  request.set_target_host(vm.view.shadow_hosts.front());
+  request.set_reason(reason);
+  request.set_deadline_unix_ms(ToUnixMillis(deadline));
+  request.set_precopy_planned_ms(std::chrono::duration_cast<std::chrono::milliseconds>(precopy).count());
+  VS_ASSIGN_OR_RETURN(v1::SwitchoverRecord record, parts_.runner.Run(std::move(request)));
+  const WallTime running_at = FromUnixMillis(record.running_on_target_unix_ms());
+  log_("switchover of " + record.vm_name() + " to " + record.target_host() + ": " +
+       switchover::PhaseName(record.phase()) +
+       (record.phase() == v1::SWITCHOVER_PHASE_DONE
+            ? ", running there " + Seconds(running_at - FromUnixMillis(record.requested_unix_ms())) +
+                  " after the request, " + Seconds(deadline - running_at) + " before the deadline, downtime " +
+                  std::to_string(record.downtime_ms()) + " ms"
+            : "") +
+       (record.error().empty() ? "" : " (" + record.error() + ")"));
+  if (record.phase() == v1::SWITCHOVER_PHASE_DONE) Observe(record);
+  return record;
+}
+
+std::string SwitchoverCoordinator::ReasonOf(const notice::Notice& notice) {
+  return std::string(notice::SourceName(notice.source)) + " " + std::string(notice::KindName(notice.kind)) +
+         (notice.id.empty() ? "" : " " + notice.id);
+}
+
+Status SwitchoverCoordinator::EnterDrain(const notice::Notice& notice) {
+  v1::DrainRecord drain;
+  drain.set_source(std::string(notice::SourceName(notice.source)));
+  drain.set_kind(std::string(notice::KindName(notice.kind)));
+  drain.set_notice_id(notice.id);
+  drain.set_detail(notice.detail);
+  drain.set_received_unix_ms(ToUnixMillis(parts_.clock.WallNow()));
+  drain.set_deadline_unix_ms(ToUnixMillis(notice.deadline));
+  return parts_.drain.Enter(drain).status();
+}
+
+Status SwitchoverCoordinator::WarmUpNow(const notice::Notice& notice) {
+  VS_RETURN_IF_ERROR(EnterDrain(notice));
+  std::vector<std::string> skipped;
+  VS_ASSIGN_OR_RETURN(std::vector<Candidate> candidates, ProtectedVms(&skipped));
+  for (const Candidate& vm : candidates) {
+    if (!vm.warmup || warm_ups_.count(vm.view.uuid) > 0) continue;
+    v1::SwitchoverRecord request;
+    request.set_vm_uuid(vm.view.uuid);
+    request.set_vm_name(vm.view.name);
+    request.set_source_host(config_.this_host);
+    request.set_target_host(vm.view.shadow_hosts.front());
+    request.set_reason(ReasonOf(notice));
+    request.set_deadline_unix_ms(ToUnixMillis(notice.deadline));
+    request.set_warm(true);
+    log_("warm-up of " + vm.view.name + " to " + request.target_host() + ": precopy held at " +
+         std::to_string(config_.switchover.warmup_bandwidth_mibs) + " MiB/s until the notice");
+    auto promise = std::make_shared<std::promise<StatusOr<v1::SwitchoverRecord>>>();
+    WarmUp& warm = warm_ups_[vm.view.uuid];
+    warm.vm_name = vm.view.name;
+    warm.outcome = promise->get_future();
+    warm.thread = std::thread([this, promise, request] { promise->set_value(parts_.runner.Run(request)); });
+  }
+  for (const std::string& s : skipped) log_("warm-up: skipped " + s);
+  return Status::Ok();
+}
+
+void SwitchoverCoordinator::FinishWarmUps(v1::DrainReply& reply) {
+  for (auto& [uuid, warm] : warm_ups_) parts_.warm_up.Release(uuid);
+  for (auto& [uuid, warm] : warm_ups_) {
+    StatusOr<v1::SwitchoverRecord> record = warm.outcome.get();
+    warm.thread.join();
+    if (!record.ok()) {
+      reply.add_skipped(warm.vm_name + ": warm-up: " + record.status().message());
+      continue;
+    }
+    log_("warm switchover of " + record->vm_name() + " to " + record->target_host() + ": " +
+         switchover::PhaseName(record->phase()) + (record->error().empty() ? "" : " (" + record->error() + ")"));
+    *reply.add_records() = *record;
+  }
+  warm_ups_.clear();
+}
+
+StatusOr<v1::DrainReply> SwitchoverCoordinator::DrainNow(const notice::Notice& notice) {
+  VS_RETURN_IF_ERROR(EnterDrain(notice));
+  v1::DrainReply reply;
+  FinishWarmUps(reply);  // warmed-up VMs only need their postcopy switch: they go first
+  std::vector<std::string> skipped;
+  VS_ASSIGN_OR_RETURN(std::vector<Candidate> candidates, ProtectedVms(&skipped));
+  std::vector<switchover::VmToMove> moves;
+  for (const Candidate& c : candidates) {
+    VS_ASSIGN_OR_RETURN(v1::ReplicationRecord replication, parts_.replicator.Record(c.view.uuid));
+    // The disk delta the final round will send: about what the last round found changed.
+    moves.push_back({.name = c.view.name, .priority = c.priority, .ram_bytes = std::max<uint64_t>(c.facts.memory_kib, 1) * 1024,
+                     .dirty_rate_bytes_per_s = 0, .disk_delta_bytes = replication.applied().changed_bytes()});
+  }
+  const Duration time_left = notice.deadline - parts_.clock.WallNow();
+  VS_ASSIGN_OR_RETURN(switchover::SwitchoverPlan plan,
+                      switchover::PlanSwitchover(moves, Link(), std::max(time_left, Duration::zero())));
+  const std::string reason = ReasonOf(notice);
+  log_("drain (" + reason + "): " + std::to_string(candidates.size()) + " protected VMs, deadline in " +
+       Seconds(time_left) + ", bandwidth estimate " + std::to_string(static_cast<int>(bandwidth_.bytes_per_s() / kMiB)) +
+       " MiB/s");
+  for (const switchover::VmPlan& step : plan.vms) {
+    auto vm = std::find_if(candidates.begin(), candidates.end(), [&](const Candidate& c) { return c.view.name == step.name; });
+    if (vm == candidates.end()) continue;
+    if (step.fallback == switchover::Fallback::kSkip) {
+      skipped.push_back(step.name + ": cannot make the deadline (" + step.reason +
+                        "); its shadow keeps the last consistent replica");
+      log_("drain: " + skipped.back());
+      continue;
+    }
+    if (step.fallback == switchover::Fallback::kPostcopyImmediately) {
+      log_("drain: " + step.name + " misses the safety margin (" + step.reason + "): postcopy at once");
+    }
+    StatusOr<v1::SwitchoverRecord> record = SwitchOne(*vm, reason, notice.deadline, step.precopy);
+    if (!record.ok()) {
+      skipped.push_back(step.name + ": " + record.status().message());
+      continue;
+    }
+    *reply.add_records() = *record;
+  }
+  for (auto& s : skipped) reply.add_skipped(std::move(s));
+  if (on_drained_) on_drained_(notice);
+  return reply;
+}
+
+std::future<StatusOr<v1::DrainReply>> SwitchoverCoordinator::Drain(const notice::Notice& notice) {
+  auto promise = std::make_shared<std::promise<StatusOr<v1::DrainReply>>>();
+  auto future = promise->get_future();
+  Post([this, promise, notice] { promise->set_value(DrainNow(notice)); });
+  return future;
+}
+
+void SwitchoverCoordinator::OnNotice(const notice::Notice& notice) {
+  log_("notice from " + std::string(notice::SourceName(notice.source)) + ": " +
+       std::string(notice::KindName(notice.kind)) + ", deadline in " +
+       Seconds(notice.deadline - parts_.clock.WallNow()) + (notice.detail.empty() ? "" : " (" + notice.detail + ")"));
+  Post([this, notice] {
+    if (notice.kind == notice::Notice::Kind::kEarlyWarning) {
+      Status warmed = WarmUpNow(notice);
+      if (!warmed.ok()) log_("warm-up after the early warning: " + warmed.ToString());
+      return;
+    }
+    auto reply = DrainNow(notice);
+    if (!reply.ok()) log_("drain after the notice: " + reply.status().ToString());
+  });
+}
+
+std::future<StatusOr<v1::SwitchoverRecord>> SwitchoverCoordinator::SwitchoverVm(const std::string& vm,
+                                                                                const std::string& to_host,
+                                                                                Duration deadline, std::string reason) {
+  auto promise = std::make_shared<std::promise<StatusOr<v1::SwitchoverRecord>>>();
+  auto future = promise->get_future();
+  Post([this, promise, vm, to_host, deadline, reason] {
+    promise->set_value([&]() -> StatusOr<v1::SwitchoverRecord> {
+      std::vector<std::string> skipped;
+      VS_ASSIGN_OR_RETURN(std::vector<Candidate> candidates, ProtectedVms(&skipped));
+      auto found = std::find_if(candidates.begin(), candidates.end(),
+                                [&](const Candidate& c) { return c.view.name == vm || c.view.uuid == vm; });
+      if (found == candidates.end()) {
+        for (const std::string& s : skipped) {
+          if (s.rfind(vm + ":", 0) == 0) return FailedPrecondition("cannot switch over " + s);
+        }
+        return NotFound("no running, protected VM '" + vm + "' on this host; see virt-shadow list");
+      }
+      if (!to_host.empty() && to_host != found->view.shadow_hosts.front()) {
+        return InvalidArgument("the shadow of " + found->view.name + " is on " + found->view.shadow_hosts.front() +
+                               ", not " + to_host + ": a switchover goes to the shadow (omit --to)");
+      }
+      std::vector<switchover::VmToMove> moves = {{.name = found->view.name, .priority = found->priority,
+                                                  .ram_bytes = std::max<uint64_t>(found->facts.memory_kib, 1) * 1024}};
+      VS_ASSIGN_OR_RETURN(switchover::SwitchoverPlan plan, switchover::PlanSwitchover(moves, Link(), deadline));
+      return SwitchOne(*found, reason, parts_.clock.WallNow() + std::chrono::duration_cast<WallTime::duration>(deadline),
+                       plan.vms.front().precopy);
+    }());
+  });
+  return future;
+}
+
+std::future<StatusOr<v1::FailbackReply>> SwitchoverCoordinator::Failback(const std::string& vm, Duration timeout) {
+  auto promise = std::make_shared<std::promise<StatusOr<v1::FailbackReply>>>();
+  auto future = promise->get_future();
+  Post([this, promise, vm, timeout] { promise->set_value(FailbackNow(vm, timeout)); });
+  return future;
+}
+
+StatusOr<v1::FailbackReply> SwitchoverCoordinator::FailbackNow(const std::string& vm, Duration timeout) {
+  VS_ASSIGN_OR_RETURN(controller::VmStatusView view, parts_.loop.Call([&] { return parts_.controller.StatusOf(vm); }));
+  VS_ASSIGN_OR_RETURN(auto origin, parts_.target.OriginOf(view.uuid));
+  if (!origin) {
+    return FailedPrecondition(view.name + " did not arrive on " + config_.this_host +
+                              " by a switchover: there is no origin to fail back to");
+  }
+  const std::string& home = origin->origin_host();
+  VS_ASSIGN_OR_RETURN(v1::HostStateReply state, parts_.peer.HostState(home));
+  if (state.draining()) {
+    return FailedPrecondition(home + " is still draining (" + state.drain_reason() +
+                              "); once it is back, run `virt-shadow undrain` there, then fail back");
+  }
+  const MonoTime give_up = parts_.clock.Now() + timeout;
+  // 1. The shadow goes to the origin host (seeded there from the image the VM left behind).
+  if (view.shadow_hosts.empty() || view.shadow_hosts.front() != home) {
+    VS_RETURN_IF_ERROR(parts_.loop.Call([&] { return parts_.controller.RequestShadowMove(view.uuid, home); }));
+    log_("failback of " + view.name + ": moving its shadow to " + home);
+  }
+  // 2. Protected there, with a round applied to that replica.
+  while (true) {
+    VS_ASSIGN_OR_RETURN(view, parts_.loop.Call([&] { return parts_.controller.StatusOf(view.uuid); }));
+    if (view.state == "Protected" && !view.shadow_hosts.empty() && view.shadow_hosts.front() == home) {
+      auto round = parts_.worker.RequestRound(view.uuid).get();
+      if (round.ok()) {
+        VS_ASSIGN_OR_RETURN(v1::ReplicationRecord replication, parts_.replicator.Record(view.uuid));
+        if (replication.shadow_host() == home) break;
+      }
+    }
+    if (parts_.clock.Now() >= give_up) {
+      return DeadlineExceeded("failback of " + view.name + ": its shadow is not protected and replicated on " + home +
+                              " yet (state " + view.state + (view.last_error.empty() ? "" : ": " + view.last_error) +
+                              "); try again later");
+    }
+    parts_.clock.SleepFor(std::chrono::milliseconds(500));
+  }
+  // 3. The same switchover as for a notice.
+  std::vector<std::string> skipped;
+  VS_ASSIGN_OR_RETURN(std::vector<Candidate> candidates, ProtectedVms(&skipped));
+  auto found = std::find_if(candidates.begin(), candidates.end(), [&](const Candidate& c) { return c.view.uuid == view.uuid; });
+  if (found == candidates.end()) return FailedPrecondition(view.name + " is no longer protected here");
+  VS_ASSIGN_OR_RETURN(v1::SwitchoverRecord record,
+                      SwitchOne(*found, "failback", parts_.clock.WallNow() + std::chrono::minutes(5), Duration::zero()));
+  v1::FailbackReply reply;
+  *reply.mutable_record() = record;
+  reply.set_origin_host(home);
+  return reply;
+}
+
+}  // namespace vs::daemon

@@ -1,0 +1,124 @@
+// SwitchoverCoordinator: decides which of this host's VMs switch over, where, in which order and with
+// how much precopy, and runs them one after another on its own thread (they share the link and the
+// host's backup port; planner.h explains why one at a time).
+//
+//   Notice / Drain   this host is going away by `deadline`: it is marked draining (DrainState: peers
+//                    stop placing shadows here), every protected, running VM is planned with
+//                    switchover::PlanSwitchover (priority order, precopy from the slack, VMs that cannot
+//                    make it are reported and skipped: their shadows keep the last consistent replica
+//                    for a promotion) and switched over; an Azure notice is approved once all went.
+//   Early warning    (AWS rebalance recommendation, GCE maintenance-event) the VMs are warmed up: the
+//                    switchover starts at once and its migration is held in precopy under a bandwidth
+//                    cap, so that the notice that follows only has to make the postcopy switch.
+//   SwitchoverVm     one VM, now (`virt-shadow switchover`).
+//   Failback         a VM that arrived here by a switchover returns to its origin host: its shadow is
+//                    moved there first (the controller pins the placement), one round brings it up to
+//                    date, then the same switchover runs.
+//
+// Ownership: borrows everything; owns its thread and the warm-up threads. Thread-safety: the public
+// methods may be called from any thread; work runs on the coordinator's threads; the controller is only
+// touched through the EventLoop. Failure modes: futures carry Status naming the VM and the step;
+// per-VM failures of a drain are in its reply (records with phase FAILED, or skipped with the reason).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "proto/shadowd.pb.h"
+#include "shadowd/controller/controller.h"
+#include "shadowd/daemon/config.h"
+#include "shadowd/daemon/drain_state.h"
+#include "shadowd/daemon/event_loop.h"
+#include "shadowd/daemon/peer_service.h"
+#include "shadowd/daemon/replication_worker.h"
+#include "shadowd/daemon/switchover_steps.h"
+#include "shadowd/daemon/switchover_target.h"
+#include "shadowd/notice/notice.h"
+#include "shadowd/switchover/planner.h"
+#include "shadowd/switchover/switchover_runner.h"
+#include "shadowd/virt/hypervisor.h"
+
+namespace vs::daemon {
+
+class SwitchoverCoordinator {
+ public:
+  struct Parts {
+    EventLoop& loop;
+    controller::ProtectionController& controller;
+    switchover::SwitchoverRunner& runner;
+    virt::Hypervisor& local;
+    GrpcReplicaPeer& peer;
+    DrainState& drain;
+    SwitchoverTarget& target;
+    ReplicationWorker& worker;
+    replication::Replicator& replicator;
+    WarmUpGate& warm_up;
+    Clock& clock;
+  };
+  // `on_drained` runs after a notice's drain finished (e.g. to approve an Azure event); may be empty.
+  SwitchoverCoordinator(const Config& config, Parts parts, std::function<void(const std::string&)> log,
+                        std::function<void(const notice::Notice&)> on_drained);
+  ~SwitchoverCoordinator();
+
+  // Starts the thread; its first job resumes unfinished switchovers and, when this host was draining,
+  // moves what is still here.
+  void Start();
+  void Stop();
+
+  std::future<StatusOr<virtshadow::v1::SwitchoverRecord>> SwitchoverVm(const std::string& vm, const std::string& to_host,
+                                                                       Duration deadline, std::string reason);
+  std::future<StatusOr<virtshadow::v1::DrainReply>> Drain(const notice::Notice& notice);
+  std::future<StatusOr<virtshadow::v1::FailbackReply>> Failback(const std::string& vm, Duration timeout);
+  // A notice from a source (shadowd/notice): preemptions drain, early warnings warm up.
+  void OnNotice(const notice::Notice& notice);
+
+ private:
+  struct Candidate {
+    controller::VmStatusView view;
+    policy::DomainFacts facts;
+    uint32_t priority = 0;
+    bool warmup = true;  // the policy's `warmup`
+  };
+  void Post(std::function<void()> job);
+  void Run();
+  StatusOr<std::vector<Candidate>> ProtectedVms(std::vector<std::string>* skipped);
+  StatusOr<virtshadow::v1::DrainReply> DrainNow(const notice::Notice& notice);
+  Status WarmUpNow(const notice::Notice& notice);
+  // Releases every warm-up into its postcopy switch and waits for them; their outcomes go into `reply`.
+  void FinishWarmUps(virtshadow::v1::DrainReply& reply);
+  Status EnterDrain(const notice::Notice& notice);
+  static std::string ReasonOf(const notice::Notice& notice);
+  StatusOr<virtshadow::v1::SwitchoverRecord> SwitchOne(const Candidate& vm, const std::string& reason,
+                                                       WallTime deadline, Duration precopy);
+  StatusOr<virtshadow::v1::FailbackReply> FailbackNow(const std::string& vm, Duration timeout);
+  switchover::LinkFacts Link() const;
+  void Observe(const virtshadow::v1::SwitchoverRecord& record);
+
+  const Config& config_;
+  Parts parts_;
+  const std::function<void(const std::string&)> log_;
+  const std::function<void(const notice::Notice&)> on_drained_;
+  switchover::BandwidthEstimator bandwidth_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::function<void()>> jobs_;
+  bool stopping_ = false;
+  std::thread thread_;
+  // Warm-up switchovers in progress, by VM uuid: each on its own thread, held in precopy.
+  struct WarmUp {
+    std::string vm_name;
+    std::thread thread;
+    std::future<StatusOr<virtshadow::v1::SwitchoverRecord>> outcome;
+  };
+  std::map<std::string, WarmUp> warm_ups_;  // touched on the coordinator's thread only
+};
+
+}  // namespace vs::daemon

@@ -1,0 +1,209 @@
+#include "shadowd/daemon/switchover_steps.h"
+
+#include <filesystem>
+
+#include "shadowd/policy/domain_xml.h"
+
+namespace vs::daemon {
+
+namespace v1 = virtshadow::v1;
+using switchover::SwitchoverRecord;
+
+namespace {
+
+// How close to the deadline the postcopy switch is forced whatever the plan said: the remaining RAM
+// then crosses on demand, which is the fastest way to finish.
+constexpr Duration kDeadlineGuard = std::chrono::seconds(5);
+
+v1::AbortSwitchoverRequest AbortRequestFor(const SwitchoverRecord& record) {
+  v1::AbortSwitchoverRequest abort;
+  abort.set_vm_uuid(record.vm_uuid());
+  *abort.mutable_disks() = record.disks();
+  return abort;
+}
+
+}  // namespace
+
+LibvirtSwitchoverSteps::LibvirtSwitchoverSteps(const Config& config, virt::LibvirtRuntime& runtime,
+                                               virt::Hypervisor& local, GrpcReplicaPeer& peer,
+                                               ReplicationWorker& worker, replication::Replicator& replicator,
+                                               WarmUpGate& warm_up, Clock& clock, SwitchedCallback on_switched)
+    : config_(config), runtime_(runtime), local_(local), peer_(peer), worker_(worker), replicator_(replicator),
+      warm_up_(warm_up), clock_(clock), on_switched_(std::move(on_switched)) {}
+
+StatusOr<virt::Hypervisor*> LibvirtSwitchoverSteps::TargetConn(const std::string& host) {
+  auto& conn = targets_[host];
+  if (!conn) {
+    const HostConfig* target = config_.FindHost(host);
+    if (target == nullptr) return NotFound("host " + host + " is not in shadowd's configuration");
+    VS_ASSIGN_OR_RETURN(conn, runtime_.Connect(target->uri, clock_));
+  }
+  return conn.get();
+}
+
+StatusOr<switchover::CheckFindings> LibvirtSwitchoverSteps::Check(SwitchoverRecord& record) {
+  VS_ASSIGN_OR_RETURN(std::string xml, local_.GetDomainXml(record.vm_name()));
+  VS_ASSIGN_OR_RETURN(policy::DomainFacts facts, policy::ParseDomain(xml));
+  record.clear_disks();
+  for (const auto& disk : facts.disks) {
+    if (disk.source_kind != policy::DiskFacts::SourceKind::kFile || disk.source_path.empty()) continue;
+    const bool on_top = switchover::IsTopPath(disk.source_path);
+    auto* out = record.add_disks();
+    out->set_target(disk.target_dev);
+    out->set_base_path(switchover::BasePathOf(disk.source_path));
+    out->set_top_path(switchover::TopPathOf(out->base_path()));
+    const std::string format = on_top ? disk.backing_format : disk.format;
+    out->set_format(format.empty() ? "raw" : format);
+  }
+  // No scheduled round may start from now on, and one that runs must end before the snapshot.
+  worker_.Hold(record.vm_uuid());
+  (void)worker_.Quiesce(record.vm_uuid()).get();
+
+  v1::CheckSwitchoverRequest request;
+  request.set_vm_uuid(record.vm_uuid());
+  request.set_vcpus(facts.current_vcpus);
+  request.set_memory_kib(facts.memory_kib);
+  VS_ASSIGN_OR_RETURN(v1::CheckSwitchoverReply reply, peer_.CheckSwitchover(record.target_host(), request));
+  switchover::CheckFindings findings;
+  findings.problems.assign(reply.problems().begin(), reply.problems().end());
+
+  VS_ASSIGN_OR_RETURN(v1::ReplicationRecord ours, replicator_.Record(record.vm_uuid()));
+  const v1::AppliedRound& theirs = reply.replica().applied();
+  if (ours.applied().taken_unix_ms() == 0) {
+    findings.problems.push_back("no replication round of " + record.vm_name() + " was ever applied");
+  } else if (reply.replica_known() && (theirs.checkpoint() != ours.applied().checkpoint() ||
+                                       theirs.taken_unix_ms() != ours.applied().taken_unix_ms() ||
+                                       theirs.digest() != ours.applied().digest())) {
+    findings.problems.push_back("the replica on " + record.target_host() + " is at round '" + theirs.checkpoint() +
+                                "' (digest " + std::to_string(theirs.digest()) + "), this host applied '" +
+                                ours.applied().checkpoint() + "' (digest " + std::to_string(ours.applied().digest()) +
+                                ")");
+  }
+  // The plain migration only needs the target's capacity and images of the right paths.
+  findings.fallback_possible = reply.capacity_ok() && !reply.draining() && reply.replica().disks_size() > 0;
+  if (!findings.problems.empty() && !findings.fallback_possible) worker_.Unhold(record.vm_uuid());
+  return findings;
+}
+
+Status LibvirtSwitchoverSteps::Prepare(const SwitchoverRecord& record) {
+  v1::PrepareSwitchoverRequest request;
+  request.set_vm_uuid(record.vm_uuid());
+  *request.mutable_disks() = record.disks();
+  return peer_.PrepareSwitchover(record.target_host(), request);
+}
+
+Status LibvirtSwitchoverSteps::Snapshot(const SwitchoverRecord& record) {
+  std::vector<virt::SnapshotOverlay> overlays;
+  for (const auto& disk : record.disks()) {
+    std::error_code ec;
+    std::filesystem::remove(disk.top_path(), ec);  // a stale top of an aborted attempt (the VM does not use it)
+    overlays.push_back({disk.target(), disk.top_path()});
+  }
+  return local_.CreateDiskOnlySnapshot(record.vm_name(), overlays);
+}
+
+StatusOr<uint64_t> LibvirtSwitchoverSteps::FinalRound(const SwitchoverRecord& record) {
+  VS_ASSIGN_OR_RETURN(v1::AppliedRound round, worker_.RequestFinalRound(record.vm_uuid()).get());
+  return round.bytes_sent();
+}
+
+StatusOr<switchover::MigrationFigures> LibvirtSwitchoverSteps::Migrate(const SwitchoverRecord& record,
+                                                                       bool copy_storage_all) {
+  const HostConfig* target = config_.FindHost(record.target_host());
+  if (target == nullptr) return NotFound("host " + record.target_host() + " is not in shadowd's configuration");
+  const Duration hold = std::chrono::milliseconds(record.precopy_planned_ms());
+  const std::optional<WallTime> deadline =
+      record.deadline_unix_ms() > 0 ? std::optional<WallTime>(FromUnixMillis(record.deadline_unix_ms())) : std::nullopt;
+  virt::MigrationOptions options;
+  options.postcopy = true;
+  options.copy_storage_all = copy_storage_all;
+  options.copy_storage_incremental = !copy_storage_all;
+  options.move_definition = true;
+  options.timeout = std::chrono::minutes(10);
+  const bool warm = record.warm();
+  if (warm) options.precopy_bandwidth_mibs = config_.switchover.warmup_bandwidth_mibs;
+  options.switch_to_postcopy = [this, hold, deadline, warm, vm = record.vm_uuid()](Duration since_start) {
+    if (deadline && clock_.WallNow() + kDeadlineGuard >= *deadline) return true;
+    return warm ? warm_up_.Released(vm) : since_start >= hold;
+  };
+  const WallTime started = clock_.WallNow();
+  StatusOr<virt::MigrationResult> migrated = local_.MigrateLive(record.vm_name(), target->uri, options);
+  warm_up_.Forget(record.vm_uuid());
+  VS_ASSIGN_OR_RETURN(virt::MigrationResult result, std::move(migrated));
+  switchover::MigrationFigures figures;
+  figures.disk_bytes = result.disk_bytes_processed.value_or(0);
+  figures.memory_bytes = result.memory_bytes_processed.value_or(0);
+  figures.downtime_ms = result.downtime_ms.value_or(0);
+  if (result.postcopy_started_after) {
+    figures.running_on_target =
+        started + std::chrono::duration_cast<WallTime::duration>(*result.postcopy_started_after);
+  } else {
+    figures.running_on_target = started + std::chrono::duration_cast<WallTime::duration>(result.elapsed);
+  }
+  return figures;
+}
+
+Status LibvirtSwitchoverSteps::Complete(const SwitchoverRecord& record) {
+  v1::CompleteSwitchoverRequest request;
+  request.set_vm_uuid(record.vm_uuid());
+  request.set_vm_name(record.vm_name());
+  request.set_origin_host(record.source_host());
+  if (!record.fallback()) *request.mutable_disks() = record.disks();
+  Status completed = peer_.CompleteSwitchover(record.target_host(), request);
+  for (const auto& disk : record.disks()) {
+    std::error_code ec;
+    std::filesystem::remove(disk.top_path(), ec);  // the domain left this host with its definition
+  }
+  worker_.Unhold(record.vm_uuid());
+  Status forgotten = replicator_.Forget(record.vm_uuid(), "");
+  if (on_switched_) on_switched_(record.vm_uuid(), record.target_host());
+  VS_RETURN_IF_ERROR(completed);
+  return forgotten;
+}
+
+Status LibvirtSwitchoverSteps::RollBack(const SwitchoverRecord& record) {
+  Status first;
+  auto note = [&first](Status status) { if (first.ok() && !status.ok()) first = std::move(status); };
+  StatusOr<std::string> xml = local_.GetDomainXml(record.vm_name());
+  if (xml.ok()) {
+    StatusOr<policy::DomainFacts> facts = policy::ParseDomain(*xml);
+    if (facts.ok()) {
+      for (const auto& disk : facts->disks) {
+        if (!switchover::IsTopPath(disk.source_path)) continue;
+        note(local_.BlockCommitActive(record.vm_name(), disk.target_dev, std::chrono::seconds(300))
+                 .Annotate("committing " + disk.source_path + " back"));
+      }
+    } else {
+      note(facts.status());
+    }
+  } else if (xml.status().code() != Code::kNotFound) {
+    note(xml.status());
+  }
+  if (first.ok()) {
+    for (const auto& disk : record.disks()) {
+      std::error_code ec;
+      std::filesystem::remove(disk.top_path(), ec);
+    }
+  }
+  note(peer_.AbortSwitchover(record.target_host(), AbortRequestFor(record)));
+  worker_.Unhold(record.vm_uuid());
+  return first;
+}
+
+StatusOr<switchover::VmLocation> LibvirtSwitchoverSteps::Locate(const SwitchoverRecord& record) {
+  StatusOr<virt::DomainState> here = local_.GetDomainState(record.vm_name());
+  if (here.ok() && (*here == virt::DomainState::kRunning || *here == virt::DomainState::kPaused)) {
+    VS_ASSIGN_OR_RETURN(virt::MigrationProgress progress, local_.GetMigrationProgress(record.vm_name()));
+    return progress.active ? switchover::VmLocation::kMigratingFromHere : switchover::VmLocation::kRunningHere;
+  }
+  if (!here.ok() && here.status().code() != Code::kNotFound) return here.status();
+  VS_ASSIGN_OR_RETURN(virt::Hypervisor * target, TargetConn(record.target_host()));
+  VS_ASSIGN_OR_RETURN(virt::DomainState there, target->GetDomainState(record.vm_name()));
+  if (there == virt::DomainState::kRunning || there == virt::DomainState::kPaused) {
+    return switchover::VmLocation::kRunningOnTarget;
+  }
+  return FailedPrecondition(record.vm_name() + " runs neither here nor on " + record.target_host() + " (" +
+                            std::string(virt::DomainStateName(there)) + " there)");
+}
+
+}  // namespace vs::daemon

@@ -1,0 +1,98 @@
+// LibvirtSwitchoverSteps: the production SwitchoverSteps (shadowd/switchover/switchover_runner.h) on the
+// VM's current host: libvirt here, the peer service on the target (switchover_target.h), the replication
+// worker for the final round. The sequence is the one verified on this platform (docs/switchover.md):
+//
+//   Check      the target's findings (CheckSwitchover) plus the replica's checkpoint and round digest
+//              compared with this host's ReplicationRecord ("the replica is where we think, and it
+//              verified"); holds the VM's scheduled rounds and waits for a running one to end.
+//   Prepare    "<image>.vs-top" over each replica on the target.
+//   Snapshot   disk-only, atomic, external snapshot of every disk onto "<image>.vs-top" here (no metadata):
+//              the images beneath are frozen from this instant.
+//   FinalRound the frozen images' changes since the replica's checkpoint, into the replicas (verified).
+//   Migrate    virDomainMigrateToURI3 --live --p2p --persistent --undefinesource --postcopy with
+//              --copy-storage-inc: only the tops' blocks cross with the memory; the postcopy switch comes
+//              after the planned precopy hold (record.precopy_planned_ms), or at once when the deadline
+//              draws near. The fallback uses --copy-storage-all onto the replica images instead. A warm-up
+//              (record.warm) runs capped at [switchover] warmup_bandwidth_mibs and switches only once the
+//              WarmUpGate releases the VM (or the deadline draws near).
+//   Complete   the target undefines the used shadow and flattens the tops; here the local tops go, the
+//              replication record is forgotten and the controller ends the VM's record (`on_switched`).
+//   RollBack   the tops are committed back into the images here (the VM keeps running on them), the
+//              target's tops are deleted, rounds resume.
+//
+// Ownership: borrows everything. Thread-safety: one switchover at a time (the coordinator's thread).
+// Failure modes: Status naming the step and the host; see switchover_runner.h for what follows.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "shadowd/daemon/config.h"
+#include "shadowd/daemon/peer_service.h"
+#include "shadowd/daemon/replication_worker.h"
+#include "shadowd/replication/replicator.h"
+#include "shadowd/switchover/switchover_runner.h"
+#include "shadowd/virt/hypervisor.h"
+
+namespace vs::daemon {
+
+// The postcopy switch of warm-up migrations (record.warm): held until the coordinator releases the VM (the
+// notice came) or the deadline draws near. Thread-safe.
+class WarmUpGate {
+ public:
+  void Release(const std::string& vm_uuid) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    released_.insert(vm_uuid);
+  }
+  bool Released(const std::string& vm_uuid) const {
+    std::lock_guard<std::mutex> guard(mutex_);
+    return released_.count(vm_uuid) > 0;
+  }
+  void Forget(const std::string& vm_uuid) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    released_.erase(vm_uuid);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::set<std::string> released_;
+};
+
+class LibvirtSwitchoverSteps final : public switchover::SwitchoverSteps {
+ public:
+  using SwitchedCallback = std::function<void(const std::string& vm_uuid, const std::string& host)>;
+
+  LibvirtSwitchoverSteps(const Config& config, virt::LibvirtRuntime& runtime, virt::Hypervisor& local,
+                         GrpcReplicaPeer& peer, ReplicationWorker& worker, replication::Replicator& replicator,
+                         WarmUpGate& warm_up, Clock& clock, SwitchedCallback on_switched);
+
+  StatusOr<switchover::CheckFindings> Check(switchover::SwitchoverRecord& record) override;
+  Status Prepare(const switchover::SwitchoverRecord& record) override;
+  Status Snapshot(const switchover::SwitchoverRecord& record) override;
+  StatusOr<uint64_t> FinalRound(const switchover::SwitchoverRecord& record) override;
+  StatusOr<switchover::MigrationFigures> Migrate(const switchover::SwitchoverRecord& record,
+                                                 bool copy_storage_all) override;
+  Status Complete(const switchover::SwitchoverRecord& record) override;
+  Status RollBack(const switchover::SwitchoverRecord& record) override;
+  StatusOr<switchover::VmLocation> Locate(const switchover::SwitchoverRecord& record) override;
+
+ private:
+  StatusOr<virt::Hypervisor*> TargetConn(const std::string& host);
+
+  const Config& config_;
+  virt::LibvirtRuntime& runtime_;
+  virt::Hypervisor& local_;
+  GrpcReplicaPeer& peer_;
+  ReplicationWorker& worker_;
+  replication::Replicator& replicator_;
+  WarmUpGate& warm_up_;
+  Clock& clock_;
+  const SwitchedCallback on_switched_;
+  std::map<std::string, std::unique_ptr<virt::Hypervisor>> targets_;
+};
+
+}  // namespace vs::daemon

@@ -1,0 +1,197 @@
+#include "shadowd/daemon/switchover_target.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "shadowd/controller/shadow_domain_xml.h"
+#include "shadowd/daemon/peer_service.h"
+#include "shadowd/policy/domain_xml.h"
+#include "shadowd/store/keys.h"
+#include "shadowd/switchover/top_path.h"
+
+namespace vs::daemon {
+
+namespace v1 = virtshadow::v1;
+
+namespace {
+
+constexpr Duration kBlockJobSettle = std::chrono::seconds(20);
+
+std::string OriginKey(const std::string& vm_uuid) { return store::Key(store::Table::kHost, "origin:" + vm_uuid); }
+
+std::vector<std::string> BasePaths(const google::protobuf::RepeatedPtrField<v1::SwitchoverDisk>& disks) {
+  std::vector<std::string> paths;
+  for (const auto& disk : disks) paths.push_back(disk.base_path());
+  return paths;
+}
+
+// Tops must be "<base>.vs-top": the only files a peer may ask this host to create or delete.
+Status CheckTops(const google::protobuf::RepeatedPtrField<v1::SwitchoverDisk>& disks) {
+  for (const auto& disk : disks) {
+    if (disk.base_path().empty() || disk.top_path() != switchover::TopPathOf(disk.base_path())) {
+      return InvalidArgument("switchover disk " + disk.target() + ": top '" + disk.top_path() +
+                             "' must be its base path plus .vs-top");
+    }
+  }
+  return Status::Ok();
+}
+
+// The shadow domain of `vm_uuid` on this host, if one is defined.
+StatusOr<std::optional<controller::PeerShadow>> FindShadow(virt::Hypervisor& local, const std::string& this_host,
+                                                           const std::string& vm_uuid) {
+  VS_ASSIGN_OR_RETURN(auto names, local.ListDomainNames());
+  for (const auto& name : names) {
+    auto xml = local.GetDomainXml(name);
+    if (!xml.ok()) continue;
+    auto shadow = controller::DescribeShadowDomain(this_host, *xml);
+    if (shadow.ok() && *shadow && (*shadow)->primary_uuid == vm_uuid) return *shadow;
+  }
+  return std::optional<controller::PeerShadow>();
+}
+
+bool PostcopyReady() {
+  std::ifstream in("/proc/sys/vm/unprivileged_userfaultfd");
+  int value = 0;
+  return (in >> value) && value == 1;
+}
+
+}  // namespace
+
+SwitchoverTarget::SwitchoverTarget(virt::Hypervisor& local, replication::ReplicaKeeper& keeper, store::Store& store,
+                                   DrainState& drain, std::string this_host, Clock& clock)
+    : local_(local), keeper_(keeper), store_(store), drain_(drain), this_host_(std::move(this_host)), clock_(clock),
+      qemu_img_(clock, std::chrono::seconds(60)) {}
+
+v1::HostStateReply SwitchoverTarget::HostState() const {
+  v1::HostStateReply reply;
+  if (auto drain = drain_.Current()) {
+    reply.set_draining(true);
+    reply.set_drain_deadline_unix_ms(drain->deadline_unix_ms());
+    reply.set_drain_reason(drain->source() + " " + drain->kind() + (drain->detail().empty() ? "" : ": " + drain->detail()));
+  }
+  return reply;
+}
+
+StatusOr<v1::CheckSwitchoverReply> SwitchoverTarget::Check(const v1::CheckSwitchoverRequest& request) {
+  v1::CheckSwitchoverReply reply;
+  auto problem = [&](std::string text) { reply.add_problems(this_host_ + ": " + std::move(text)); };
+
+  VS_ASSIGN_OR_RETURN(auto shadow, FindShadow(local_, this_host_, request.vm_uuid()));
+  if (!shadow) {
+    problem("no shadow of VM " + request.vm_uuid() + " is defined here (its capacity is not reserved)");
+  } else {
+    VS_ASSIGN_OR_RETURN(virt::DomainState state, local_.GetDomainState(shadow->shadow_name));
+    reply.set_shadow_defined(state == virt::DomainState::kShutoff);
+    if (state != virt::DomainState::kShutoff) {
+      problem("shadow " + shadow->shadow_name + " is " + std::string(virt::DomainStateName(state)) + ", not shut off");
+    }
+  }
+  v1::GetReplicaRequest get;
+  get.set_vm_uuid(request.vm_uuid());
+  VS_ASSIGN_OR_RETURN(auto replica, keeper_.GetReplica(get));
+  reply.set_replica_known(replica.known());
+  *reply.mutable_replica() = replica.record();
+  if (!replica.known()) {
+    problem("no replica of VM " + request.vm_uuid() + " has been applied here yet");
+  } else if (replica.record().phase() != v1::ReplicaRecord::PHASE_IDLE) {
+    problem("a replication round of VM " + request.vm_uuid() + " is still pending here");
+  }
+  for (const auto& missing : replica.missing_replicas()) problem("replica " + missing + " is missing");
+  reply.set_postcopy_ready(PostcopyReady());
+  if (!reply.postcopy_ready()) problem("vm.unprivileged_userfaultfd is not 1: QEMU cannot use postcopy here");
+  if (auto drain = drain_.Current()) {
+    reply.set_draining(true);
+    problem("this host is draining itself (" + drain->source() + " " + drain->kind() + ")");
+  }
+  VS_ASSIGN_OR_RETURN(virt::NodeCapacity capacity, local_.GetNodeCapacity());
+  const uint64_t free_kib = capacity.memory_kib > capacity.running_memory_kib
+                                ? capacity.memory_kib - capacity.running_memory_kib : 0;
+  reply.set_capacity_ok(free_kib >= request.memory_kib());
+  if (!reply.capacity_ok()) {
+    problem("only " + std::to_string(free_kib / 1024) + " MiB of memory are free, the VM needs " +
+            std::to_string(request.memory_kib() / 1024) + " MiB");
+  }
+  return reply;
+}
+
+Status SwitchoverTarget::Prepare(const v1::PrepareSwitchoverRequest& request) {
+  VS_RETURN_IF_ERROR(CheckTops(request.disks()));
+  VS_RETURN_IF_ERROR(CheckShadowOwnsReplicas(local_, this_host_, request.vm_uuid(), BasePaths(request.disks())));
+  for (const auto& disk : request.disks()) {
+    if (!std::filesystem::exists(disk.base_path())) {
+      return FailedPrecondition("replica " + disk.base_path() + " does not exist on " + this_host_);
+    }
+    VS_RETURN_IF_ERROR(DeleteUnlessUsed(disk.top_path()));  // a stale top of an earlier attempt
+    VS_RETURN_IF_ERROR(qemu_img_.CreateOverlay(disk.top_path(), disk.base_path(), disk.format())
+                           .Annotate("creating the switchover top on " + this_host_));
+  }
+  return Status::Ok();
+}
+
+Status SwitchoverTarget::Complete(const v1::CompleteSwitchoverRequest& request) {
+  VS_RETURN_IF_ERROR(CheckTops(request.disks()));
+  v1::OriginRecord origin;
+  origin.set_vm_uuid(request.vm_uuid());
+  origin.set_vm_name(request.vm_name());
+  origin.set_origin_host(request.origin_host());
+  origin.set_arrived_unix_ms(ToUnixMillis(clock_.WallNow()));
+  store::WriteBatch batch;
+  batch.PutProto(OriginKey(request.vm_uuid()), origin);
+  VS_RETURN_IF_ERROR(store_.Write(batch));
+
+  // The shadow's images are the VM's now: only its definition goes.
+  VS_ASSIGN_OR_RETURN(auto shadow, FindShadow(local_, this_host_, request.vm_uuid()));
+  if (shadow) VS_RETURN_IF_ERROR(local_.UndefineDomain(shadow->shadow_name).Annotate("undefining the used shadow"));
+
+  VS_ASSIGN_OR_RETURN(std::string xml, local_.GetDomainXml(request.vm_name()));
+  VS_ASSIGN_OR_RETURN(policy::DomainFacts facts, policy::ParseDomain(xml));
+  for (const auto& disk : request.disks()) {
+    for (const auto& running : facts.disks) {
+      if (running.target_dev != disk.target() || running.source_path != disk.top_path()) continue;
+      // Right after an incoming migration libvirt may still hold the storage migration's block job on the
+      // disk for a moment ("has a blockjob assigned"); a refused commit changed nothing, so try again.
+      const MonoTime give_up = clock_.Now() + kBlockJobSettle;
+      Status committed;
+      do {
+        committed = local_.BlockCommitActive(request.vm_name(), disk.target(), std::chrono::seconds(300));
+        if (committed.ok() || clock_.Now() >= give_up) break;
+        clock_.SleepFor(std::chrono::milliseconds(250));
+      } while (true);
+      VS_RETURN_IF_ERROR(committed.Annotate("flattening " + disk.top_path() + " into " + disk.base_path()));
+    }
+    VS_RETURN_IF_ERROR(DeleteUnlessUsed(disk.top_path()));
+  }
+  return Status::Ok();
+}
+
+Status SwitchoverTarget::Abort(const v1::AbortSwitchoverRequest& request) {
+  VS_RETURN_IF_ERROR(CheckTops(request.disks()));
+  for (const auto& disk : request.disks()) VS_RETURN_IF_ERROR(DeleteUnlessUsed(disk.top_path()));
+  return Status::Ok();
+}
+
+StatusOr<std::optional<v1::OriginRecord>> SwitchoverTarget::OriginOf(const std::string& vm_uuid) const {
+  return store::GetProto<v1::OriginRecord>(store_, OriginKey(vm_uuid));
+}
+
+Status SwitchoverTarget::DeleteUnlessUsed(const std::string& path) {
+  if (!std::filesystem::exists(path)) return Status::Ok();
+  VS_ASSIGN_OR_RETURN(auto names, local_.ListDomainNames());
+  for (const auto& name : names) {
+    auto xml = local_.GetDomainXml(name);
+    if (!xml.ok()) continue;
+    auto facts = policy::ParseDomain(*xml);
+    if (!facts.ok()) continue;
+    for (const auto& disk : facts->disks) {
+      if (disk.source_path == path || disk.backing_path == path) {
+        return FailedPrecondition(path + " on " + this_host_ + " is in use by domain " + name + "; not deleting it");
+      }
+    }
+  }
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+  if (ec) return Internal("deleting " + path + " on " + this_host_ + ": " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace vs::daemon

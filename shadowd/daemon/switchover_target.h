@@ -1,0 +1,62 @@
+// SwitchoverTarget: the shadow host's half of a live switchover, behind the peer calls CheckSwitchover,
+// PrepareSwitchover, CompleteSwitchover, AbortSwitchover and HostState (PeerService forwards them here).
+//
+//   Check     health of the shadow as the VM's primary sees it before it commits to the switchover: the
+//             shadow domain is defined and shut off (its capacity is still reserved), the replica is
+//             settled (no round pending) and names its checkpoint, userfaultfd is open to QEMU (postcopy),
+//             this host is not draining itself, and its memory fits the VM's full size.
+//   Prepare   creates "<replica>.vs-top" over each replica (qemu-img), the file the migration's storage
+//             mirror writes into; a stale top nobody uses is replaced.
+//   Complete  after the migration: remembers where the VM came from (OriginRecord, for failback),
+//             undefines the shadow domain (its images are now the VM's), and flattens each top into its
+//             replica (active block commit + pivot), so that the VM runs on the image at its usual path.
+//   Abort     deletes the tops no domain uses.
+// Only paths of this VM's shadow domain are touched (CheckShadowOwnsReplicas), so a peer cannot make this
+// host create or delete other files.
+//
+// Ownership: borrows everything. Thread-safety: calls may come concurrently from gRPC threads; libvirt
+// and the store are thread-safe, and calls for one VM come from its primary one at a time. Failure
+// modes: Status naming the step, the VM and the path.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "common/clock.h"
+#include "proto/switchover.pb.h"
+#include "shadowd/daemon/drain_state.h"
+#include "shadowd/nbd/qemu_img.h"
+#include "shadowd/replication/replica_keeper.h"
+#include "shadowd/store/store.h"
+#include "shadowd/virt/hypervisor.h"
+
+namespace vs::daemon {
+
+class SwitchoverTarget {
+ public:
+  SwitchoverTarget(virt::Hypervisor& local, replication::ReplicaKeeper& keeper, store::Store& store,
+                   DrainState& drain, std::string this_host, Clock& clock);
+
+  StatusOr<virtshadow::v1::CheckSwitchoverReply> Check(const virtshadow::v1::CheckSwitchoverRequest& request);
+  Status Prepare(const virtshadow::v1::PrepareSwitchoverRequest& request);
+  Status Complete(const virtshadow::v1::CompleteSwitchoverRequest& request);
+  Status Abort(const virtshadow::v1::AbortSwitchoverRequest& request);
+  virtshadow::v1::HostStateReply HostState() const;
+
+  // Where a VM that arrived here by a switchover came from; nullopt for any other VM.
+  StatusOr<std::optional<virtshadow::v1::OriginRecord>> OriginOf(const std::string& vm_uuid) const;
+
+ private:
+  // Deletes `path` unless a domain here uses it (as its disk or the disk's backing file).
+  Status DeleteUnlessUsed(const std::string& path);
+
+  virt::Hypervisor& local_;
+  replication::ReplicaKeeper& keeper_;
+  store::Store& store_;
+  DrainState& drain_;
+  const std::string this_host_;
+  Clock& clock_;
+  nbd::QemuImg qemu_img_;
+};
+
+}  // namespace vs::daemon
