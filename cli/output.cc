@@ -9,6 +9,8 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "shadowd/switchover/switchover_machine.h"
+
 namespace vs::cli {
 namespace {
 
@@ -331,22 +333,6 @@ json ExplanationToJson(const v1::ExplainReply& reply) {
           {"hosts", hosts}};
 }
 
-std::string PhaseName(v1::SwitchoverPhase phase) {
-  switch (phase) {
-    case v1::SWITCHOVER_PHASE_CHECKING: return "Checking";
-    case v1::SWITCHOVER_PHASE_PREPARING: return "Preparing";
-    case v1::SWITCHOVER_PHASE_SNAPSHOTTING: return "Snapshotting";
-    case v1::SWITCHOVER_PHASE_FINAL_ROUND: return "FinalRound";
-    case v1::SWITCHOVER_PHASE_MIGRATING: return "Migrating";
-    case v1::SWITCHOVER_PHASE_FALLBACK_MIGRATING: return "FallbackMigrating";
-    case v1::SWITCHOVER_PHASE_COMPLETING: return "Completing";
-    case v1::SWITCHOVER_PHASE_ROLLING_BACK: return "RollingBack";
-    case v1::SWITCHOVER_PHASE_DONE: return "Done";
-    case v1::SWITCHOVER_PHASE_FAILED: return "Failed";
-    default: return "Unknown";
-  }
-}
-
 std::string FormatUnixMillis(std::int64_t unix_ms) {
   if (unix_ms <= 0) return "-";
   const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
@@ -389,7 +375,7 @@ std::string FormatRecord(const v1::SwitchoverRecord& record) {
   std::string text;
   const std::string uuid = record.vm_uuid().empty() ? "" : " (" + Printable(record.vm_uuid()) + ")";
   AddField(text, "Domain", OrDash(record.vm_name()) + uuid);
-  AddField(text, "Phase", PhaseName(record.phase()));
+  AddField(text, "Phase", switchover::PhaseName(record.phase()));
   AddField(text, "Source host", OrDash(record.source_host()));
   AddField(text, "Target host", OrDash(record.target_host()));
   AddField(text, "Reason", OrDash(record.reason()));
@@ -424,7 +410,7 @@ std::string FormatDrain(const v1::DrainReply& reply) {
   for (const v1::SwitchoverRecord& record : reply.records()) {
     done += record.phase() == v1::SWITCHOVER_PHASE_DONE;
     failed += record.phase() == v1::SWITCHOVER_PHASE_FAILED;
-    rows.push_back({OrDash(record.vm_name()), OrDash(record.target_host()), PhaseName(record.phase()),
+    rows.push_back({OrDash(record.vm_name()), OrDash(record.target_host()), switchover::PhaseName(record.phase()),
                     YesNo(record.fallback()), Downtime(record), TimeToTarget(record), DeadlineMargin(record),
                     RecordNote(record)});
   }
@@ -458,7 +444,7 @@ std::string FormatSwitchoverList(const v1::ListSwitchoversReply& reply) {
   std::vector<std::vector<std::string>> rows;
   for (const v1::SwitchoverRecord& record : reply.records()) {
     const bool finished = record.finished_unix_ms() > 0 && record.requested_unix_ms() > 0;
-    rows.push_back({OrDash(record.vm_name()), OrDash(record.target_host()), PhaseName(record.phase()),
+    rows.push_back({OrDash(record.vm_name()), OrDash(record.target_host()), switchover::PhaseName(record.phase()),
                     Shorten(OrDash(record.reason()), kMaxNoteBytes), FormatUnixMillis(record.requested_unix_ms()),
                     finished ? Seconds(record.finished_unix_ms() - record.requested_unix_ms()) : "-",
                     Downtime(record), Shorten(OrDash(record.error()), kMaxNoteBytes)});

@@ -53,8 +53,6 @@ std::string FormatDrain(const virtshadow::v1::DrainReply& reply);
 std::string FormatUndrain(const virtshadow::v1::UndrainReply& reply, const std::string& host);
 // switchovers: whether this host is draining, then one table line per record.
 std::string FormatSwitchoverList(const virtshadow::v1::ListSwitchoversReply& reply);
-// "Done", "FinalRound", ...; "Unknown" for a value this CLI does not know.
-std::string PhaseName(virtshadow::v1::SwitchoverPhase phase);
 // A Unix time in ms as "2024-05-01 12:03:04 UTC"; "-" for 0 (not set).
 std::string FormatUnixMillis(std::int64_t unix_ms);
 

@@ -16,6 +16,8 @@ namespace {
 // A round reads and writes up to whole disks (a seed); the quick calls answer from records.
 constexpr Duration kRoundTimeout = std::chrono::minutes(15);
 constexpr Duration kQueryTimeout = std::chrono::seconds(30);
+// How long a call waits for the channel to (re)connect before it reports the peer unreachable.
+constexpr Duration kConnectTimeout = std::chrono::seconds(5);
 
 template <typename Reply>
 grpc::Status Answer(StatusOr<Reply> result, Reply* reply) {
@@ -90,30 +92,40 @@ grpc::Status PeerService::HostState(grpc::ServerContext*, const v1::HostStateReq
   return grpc::Status::OK;
 }
 
-StatusOr<v1::ShadowPeer::Stub*> GrpcReplicaPeer::StubFor(const std::string& host) {
+StatusOr<GrpcReplicaPeer::Peer*> GrpcReplicaPeer::PeerFor(const std::string& host) {
   std::lock_guard<std::mutex> guard(mutex_);
-  auto& stub = stubs_[host];
-  if (!stub) {
+  Peer& peer = peers_[host];
+  if (!peer.stub) {
     const HostConfig* config = config_.FindHost(host);
     if (config == nullptr) return NotFound("host " + host + " is not in shadowd's configuration");
     grpc::ChannelArguments args;
     // Digest lists of large disks and resync requests exceed gRPC's 4 MiB default.
     args.SetMaxReceiveMessageSize(256 << 20);
     args.SetMaxSendMessageSize(256 << 20);
-    stub = v1::ShadowPeer::NewStub(
-        grpc::CreateCustomChannel(config_.PeerTarget(*config), grpc::InsecureChannelCredentials(), args));
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    peer.channel = grpc::CreateCustomChannel(config_.PeerTarget(*config), grpc::InsecureChannelCredentials(), args);
+    peer.stub = v1::ShadowPeer::NewStub(peer.channel);
   }
-  return stub.get();
+  return &peer;
 }
 
 template <typename Request, typename Reply>
 StatusOr<Reply> GrpcReplicaPeer::Call(const std::string& host, RpcMethod<Request, Reply> method,
                                       const Request& request, Duration timeout, const std::string& what) {
-  VS_ASSIGN_OR_RETURN(auto* stub, StubFor(host));
+  VS_ASSIGN_OR_RETURN(Peer* peer, PeerFor(host));
+  auto deadline_in = [&](Duration d) {
+    return clock_.WallNow() + std::chrono::duration_cast<std::chrono::system_clock::duration>(d);
+  };
+  if (!peer->channel->WaitForConnected(deadline_in(std::min<Duration>(timeout, kConnectTimeout)))) {
+    return Unavailable(what + " on " + host + ": cannot connect to its peer service at " +
+                       config_.PeerTarget(*config_.FindHost(host)) + "; is shadowd running there?");
+  }
   grpc::ClientContext context;
-  context.set_deadline(clock_.WallNow() + std::chrono::duration_cast<std::chrono::system_clock::duration>(timeout));
+  context.set_deadline(deadline_in(timeout));
   Reply reply;
-  VS_RETURN_IF_ERROR(FromGrpcStatus((stub->*method)(&context, request, &reply)).Annotate(what + " on " + host));
+  VS_RETURN_IF_ERROR(FromGrpcStatus((peer->stub.get()->*method)(&context, request, &reply)).Annotate(what + " on " + host));
   return reply;
 }
 
@@ -158,7 +170,9 @@ Status GrpcReplicaPeer::AbortSwitchover(const std::string& host, const v1::Abort
 }
 
 StatusOr<v1::HostStateReply> GrpcReplicaPeer::HostState(const std::string& host) {
-  return Call(host, &v1::ShadowPeer::Stub::HostState, v1::HostStateRequest(), std::chrono::seconds(2), "host state");
+  // Short: placement asks every host on the loop thread, and a host whose shadowd is down must not stall it.
+  return Call(host, &v1::ShadowPeer::Stub::HostState, v1::HostStateRequest(), std::chrono::milliseconds(500),
+              "host state");
 }
 
 }  // namespace vs::daemon

@@ -8,7 +8,9 @@
 //
 // Ownership: the service borrows its keeper; the client owns one channel per host. Thread-safety: both
 // are safe for concurrent calls. Failure modes: keeper errors travel with their code (proto/grpc_status.h);
-// an unreachable peer is kUnavailable, a slow one kDeadlineExceeded.
+// an unreachable peer is kUnavailable, a slow one kDeadlineExceeded. Each call first waits (a few seconds at
+// most) for the channel to connect, with gRPC's reconnect backoff capped at 1 s: a peer that was down (and that
+// placement kept asking) is reached as soon as it is back, instead of failing fast for up to gRPC's 2 minutes.
 #pragma once
 
 #include <map>
@@ -79,14 +81,18 @@ class GrpcReplicaPeer final : public replication::ReplicaPeer {
   Status PrepareSwitchover(const std::string& host, const virtshadow::v1::PrepareSwitchoverRequest& request);
   Status CompleteSwitchover(const std::string& host, const virtshadow::v1::CompleteSwitchoverRequest& request);
   Status AbortSwitchover(const std::string& host, const virtshadow::v1::AbortSwitchoverRequest& request);
-  // Short timeout: placement asks every host on each refresh.
+  // 500 ms: placement asks every host on each refresh, on the loop thread.
   StatusOr<virtshadow::v1::HostStateReply> HostState(const std::string& host);
 
  private:
   template <typename Request, typename Reply>
   using RpcMethod = grpc::Status (virtshadow::v1::ShadowPeer::Stub::*)(grpc::ClientContext*, const Request&, Reply*);
 
-  StatusOr<virtshadow::v1::ShadowPeer::Stub*> StubFor(const std::string& host);
+  struct Peer {
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<virtshadow::v1::ShadowPeer::Stub> stub;
+  };
+  StatusOr<Peer*> PeerFor(const std::string& host);
   // One unary call with a deadline; errors name `what` and the host.
   template <typename Request, typename Reply>
   StatusOr<Reply> Call(const std::string& host, RpcMethod<Request, Reply> method, const Request& request,
@@ -95,7 +101,7 @@ class GrpcReplicaPeer final : public replication::ReplicaPeer {
   const Config& config_;
   Clock& clock_;
   std::mutex mutex_;
-  std::map<std::string, std::unique_ptr<virtshadow::v1::ShadowPeer::Stub>> stubs_;
+  std::map<std::string, Peer> peers_;
 };
 
 }  // namespace vs::daemon

@@ -144,7 +144,10 @@ StatusOr<v1::SwitchoverRecord> SwitchoverCoordinator::SwitchOne(const Candidate&
   request.set_reason(reason);
   request.set_deadline_unix_ms(ToUnixMillis(deadline));
   request.set_precopy_planned_ms(std::chrono::duration_cast<std::chrono::milliseconds>(precopy).count());
-  VS_ASSIGN_OR_RETURN(v1::SwitchoverRecord record, parts_.runner.Run(std::move(request)));
+  StatusOr<v1::SwitchoverRecord> ran = parts_.runner.Run(std::move(request));
+  // A switchover that did not end with the VM elsewhere leaves it here: its rounds go on.
+  if (!ran.ok() || ran->phase() != v1::SWITCHOVER_PHASE_DONE) parts_.worker.Unhold(vm.view.uuid);
+  VS_ASSIGN_OR_RETURN(v1::SwitchoverRecord record, std::move(ran));
   const WallTime running_at = FromUnixMillis(record.running_on_target_unix_ms());
   log_("switchover of " + record.vm_name() + " to " + record.target_host() + ": " +
        switchover::PhaseName(record.phase()) +
@@ -205,6 +208,7 @@ void SwitchoverCoordinator::FinishWarmUps(v1::DrainReply& reply) {
   for (auto& [uuid, warm] : warm_ups_) {
     StatusOr<v1::SwitchoverRecord> record = warm.outcome.get();
     warm.thread.join();
+    if (!record.ok() || record->phase() != v1::SWITCHOVER_PHASE_DONE) parts_.worker.Unhold(uuid);
     if (!record.ok()) {
       reply.add_skipped(warm.vm_name + ": warm-up: " + record.status().message());
       continue;

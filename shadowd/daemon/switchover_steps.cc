@@ -81,7 +81,6 @@ StatusOr<switchover::CheckFindings> LibvirtSwitchoverSteps::Check(SwitchoverReco
   }
   // The plain migration only needs the target's capacity and images of the right paths.
   findings.fallback_possible = reply.capacity_ok() && !reply.draining() && reply.replica().disks_size() > 0;
-  if (!findings.problems.empty() && !findings.fallback_possible) worker_.Unhold(record.vm_uuid());
   return findings;
 }
 

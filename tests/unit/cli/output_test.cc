@@ -472,20 +472,11 @@ TEST(CliSwitchoverListTest, DrainStateThenOneLinePerRecord) {
   EXPECT_EQ(Field(FormatSwitchoverList(v1::ListSwitchoversReply()), "Draining"), "no");
 }
 
-TEST(CliSwitchoverTest, EveryPhaseHasItsOwnName) {
-  const google::protobuf::EnumDescriptor* phases = v1::SwitchoverPhase_descriptor();
-  std::set<std::string> names;
-  for (int i = 0; i < phases->value_count(); ++i) {
-    const auto phase = static_cast<v1::SwitchoverPhase>(phases->value(i)->number());
-    const std::string name = PhaseName(phase);
-    if (phase == v1::SWITCHOVER_PHASE_UNSPECIFIED) {
-      EXPECT_EQ(name, "Unknown");
-    } else {
-      EXPECT_NE(name, "Unknown") << phases->value(i)->name();
-      EXPECT_TRUE(names.insert(name).second) << name;
-    }
-  }
-  EXPECT_EQ(PhaseName(static_cast<v1::SwitchoverPhase>(99)), "Unknown");  // from a newer shadowd
+TEST(CliSwitchoverTest, APhaseFromANewerShadowdIsShownByNumber) {
+  v1::SwitchoverReply reply;
+  reply.mutable_record()->set_vm_name("vm1");
+  reply.mutable_record()->set_phase(static_cast<v1::SwitchoverPhase>(99));
+  EXPECT_NE(FormatSwitchover(reply).find("SwitchoverPhase(99)"), std::string::npos) << FormatSwitchover(reply);
 }
 
 TEST(CliSwitchoverTest, UnixMillisAreUtcAndZeroIsUnset) {
