@@ -70,6 +70,9 @@ class SwitchoverCoordinator {
   // Starts the thread; its first job resumes unfinished switchovers and, when this host was draining,
   // moves what is still here.
   void Start();
+  // Waits for the running job. Held warm-ups are released into their postcopy switch first: a held
+  // migration cannot outlive the shadowd that decides when it switches (after a restart it could never
+  // finish), and the host is about to go away anyway.
   void Stop();
 
   std::future<StatusOr<virtshadow::v1::SwitchoverRecord>> SwitchoverVm(const std::string& vm, const std::string& to_host,
