@@ -28,30 +28,39 @@ grpc::Status Answer(StatusOr<Reply> result, Reply* reply) {
 
 }  // namespace
 
-Status CheckShadowOwnsReplicas(virt::Hypervisor& local, const std::string& this_host, const std::string& vm_uuid,
-                               const std::vector<std::string>& replica_paths) {
+StatusOr<std::optional<controller::PeerShadow>> FindShadowOf(virt::Hypervisor& local, const std::string& this_host,
+                                                             const std::string& vm_uuid) {
   VS_ASSIGN_OR_RETURN(auto names, local.ListDomainNames());
   for (const auto& name : names) {
     auto xml = local.GetDomainXml(name);
     if (!xml.ok()) continue;  // undefined meanwhile
     auto shadow = controller::DescribeShadowDomain(this_host, *xml);
-    if (!shadow.ok() || !*shadow || (*shadow)->primary_uuid != vm_uuid) continue;
-    VS_ASSIGN_OR_RETURN(virt::DomainState state, local.GetDomainState(name));
-    if (state != virt::DomainState::kShutoff) {
-      return FailedPrecondition("shadow " + name + " of " + vm_uuid + " is " + std::string(virt::DomainStateName(state)) +
-                                " on " + this_host + ": its replicas are in use and cannot be written");
-    }
-    for (const auto& path : replica_paths) {
-      const auto& owned = (*shadow)->replica_paths;
-      if (std::find(owned.begin(), owned.end(), path) == owned.end()) {
-        return FailedPrecondition(path + " is not a disk of shadow " + name + " on " + this_host +
-                                  ": refusing to write it");
-      }
-    }
-    return Status::Ok();
+    if (shadow.ok() && *shadow && (*shadow)->primary_uuid == vm_uuid) return *shadow;
   }
-  return NotFound("no shadow of VM " + vm_uuid + " is defined on " + this_host +
-                  ": its primary must place one before replicating");
+  return std::optional<controller::PeerShadow>();
+}
+
+Status CheckShadowOwnsReplicas(virt::Hypervisor& local, const std::string& this_host, const std::string& vm_uuid,
+                               const std::vector<std::string>& replica_paths) {
+  VS_ASSIGN_OR_RETURN(auto shadow, FindShadowOf(local, this_host, vm_uuid));
+  if (!shadow) {
+    return NotFound("no shadow of VM " + vm_uuid + " is defined on " + this_host +
+                    ": its primary must place one before replicating");
+  }
+  const std::string& name = shadow->shadow_name;
+  VS_ASSIGN_OR_RETURN(virt::DomainState state, local.GetDomainState(name));
+  if (state != virt::DomainState::kShutoff) {
+    return FailedPrecondition("shadow " + name + " of " + vm_uuid + " is " + std::string(virt::DomainStateName(state)) +
+                              " on " + this_host + ": its replicas are in use and cannot be written");
+  }
+  for (const auto& path : replica_paths) {
+    const auto& owned = shadow->replica_paths;
+    if (std::find(owned.begin(), owned.end(), path) == owned.end()) {
+      return FailedPrecondition(path + " is not a disk of shadow " + name + " on " + this_host +
+                                ": refusing to write it");
+    }
+  }
+  return Status::Ok();
 }
 
 grpc::Status PeerService::GetReplica(grpc::ServerContext*, const v1::GetReplicaRequest* request,

@@ -16,10 +16,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "common/clock.h"
 #include "proto/peer.grpc.pb.h"
+#include "shadowd/controller/peer_ops.h"
 #include "shadowd/daemon/config.h"
 #include "shadowd/daemon/switchover_target.h"
 #include "shadowd/replication/replica_keeper.h"
@@ -27,6 +29,10 @@
 #include "shadowd/virt/hypervisor.h"
 
 namespace vs::daemon {
+
+// The shadow domain of `vm_uuid` defined on `local` (this host, `this_host`), if any.
+StatusOr<std::optional<controller::PeerShadow>> FindShadowOf(virt::Hypervisor& local, const std::string& this_host,
+                                                             const std::string& vm_uuid);
 
 // ReplicaKeeper's shadow check: OK when `local` (this host, `this_host`) has a shadow domain of `vm_uuid`
 // that is not running and whose disks include every one of `replica_paths`; NotFound when no shadow of it

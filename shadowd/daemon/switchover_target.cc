@@ -36,19 +36,6 @@ Status CheckTops(const google::protobuf::RepeatedPtrField<v1::SwitchoverDisk>& d
   return Status::Ok();
 }
 
-// The shadow domain of `vm_uuid` on this host, if one is defined.
-StatusOr<std::optional<controller::PeerShadow>> FindShadow(virt::Hypervisor& local, const std::string& this_host,
-                                                           const std::string& vm_uuid) {
-  VS_ASSIGN_OR_RETURN(auto names, local.ListDomainNames());
-  for (const auto& name : names) {
-    auto xml = local.GetDomainXml(name);
-    if (!xml.ok()) continue;
-    auto shadow = controller::DescribeShadowDomain(this_host, *xml);
-    if (shadow.ok() && *shadow && (*shadow)->primary_uuid == vm_uuid) return *shadow;
-  }
-  return std::optional<controller::PeerShadow>();
-}
-
 bool PostcopyReady() {
   std::ifstream in("/proc/sys/vm/unprivileged_userfaultfd");
   int value = 0;
@@ -76,7 +63,7 @@ StatusOr<v1::CheckSwitchoverReply> SwitchoverTarget::Check(const v1::CheckSwitch
   v1::CheckSwitchoverReply reply;
   auto problem = [&](std::string text) { reply.add_problems(this_host_ + ": " + std::move(text)); };
 
-  VS_ASSIGN_OR_RETURN(auto shadow, FindShadow(local_, this_host_, request.vm_uuid()));
+  VS_ASSIGN_OR_RETURN(auto shadow, FindShadowOf(local_, this_host_, request.vm_uuid()));
   if (!shadow) {
     problem("no shadow of VM " + request.vm_uuid() + " is defined here (its capacity is not reserved)");
   } else {
@@ -140,7 +127,7 @@ Status SwitchoverTarget::Complete(const v1::CompleteSwitchoverRequest& request) 
   VS_RETURN_IF_ERROR(store_.Write(batch));
 
   // The shadow's images are the VM's now: only its definition goes.
-  VS_ASSIGN_OR_RETURN(auto shadow, FindShadow(local_, this_host_, request.vm_uuid()));
+  VS_ASSIGN_OR_RETURN(auto shadow, FindShadowOf(local_, this_host_, request.vm_uuid()));
   if (shadow) VS_RETURN_IF_ERROR(local_.UndefineDomain(shadow->shadow_name).Annotate("undefining the used shadow"));
 
   VS_ASSIGN_OR_RETURN(std::string xml, local_.GetDomainXml(request.vm_name()));
