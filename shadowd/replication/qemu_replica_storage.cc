@@ -1,5 +1,9 @@
 #include "shadowd/replication/qemu_replica_storage.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <filesystem>
 #include <system_error>
 
@@ -11,6 +15,8 @@ namespace {
 
 // qemu-img on a large image (commit of a full seed) can take a while; longer means something hangs.
 constexpr Duration kQemuImgTimeout = std::chrono::minutes(10);
+
+std::string ErrnoMessage(int error) { return std::error_code(error, std::generic_category()).message(); }
 
 class QemuReplicaStorage final : public ReplicaStorage {
  public:
@@ -39,6 +45,15 @@ class QemuReplicaStorage final : public ReplicaStorage {
     std::error_code ec;
     std::filesystem::remove(path, ec);
     if (ec) return Internal("removing " + path + ": " + ec.message());
+    return Status::Ok();
+  }
+  Status SyncDirectory(const std::string& directory) override {
+    const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Internal("opening directory " + directory + " to sync it: " + ErrnoMessage(errno));
+    const int synced = ::fsync(fd);
+    const int error = errno;
+    ::close(fd);
+    if (synced != 0) return Internal("syncing directory " + directory + ": " + ErrnoMessage(error));
     return Status::Ok();
   }
   StatusOr<std::unique_ptr<BlockDevice>> OpenImage(const std::string& path, const std::string& format,

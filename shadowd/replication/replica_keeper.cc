@@ -1,5 +1,9 @@
 #include "shadowd/replication/replica_keeper.h"
 
+#include <filesystem>
+#include <optional>
+#include <set>
+
 #include "shadowd/replication/block_map.h"
 
 namespace vs::replication {
@@ -46,31 +50,51 @@ Status ReplicaKeeper::Save(const ReplicaRecord& record) {
   return store_.Write(batch);
 }
 
-Status ReplicaKeeper::DiscardOverlays(ReplicaRecord& record) {
+Status ReplicaKeeper::RemoveOverlays(ReplicaRecord& record) {
+  bool any = false;
   for (auto& disk : *record.mutable_disks()) {
-    if (!disk.overlay_path().empty()) VS_RETURN_IF_ERROR(storage_.Remove(disk.overlay_path()));
+    if (disk.overlay_path().empty()) continue;
+    VS_RETURN_IF_ERROR(storage_.Remove(disk.overlay_path()));
     disk.clear_overlay_path();
+    any = true;
   }
+  // Only tidies the record: an overlay it still names would merely be removed again.
+  return any ? Save(record) : Status::Ok();
+}
+
+Status ReplicaKeeper::EndRound(ReplicaRecord& record) {
+  // The round's outcome is recorded before any overlay goes, so that no crash can leave a record
+  // that still waits for an overlay which is already gone.
   record.set_phase(ReplicaRecord::PHASE_IDLE);
   record.clear_pending();
-  return Save(record);
+  VS_RETURN_IF_ERROR(Save(record));
+  return RemoveOverlays(record);
+}
+
+Status ReplicaKeeper::CommitOverlays(ReplicaRecord& record) {
+  for (auto& disk : *record.mutable_disks()) {
+    if (disk.overlay_path().empty()) continue;
+    VS_ASSIGN_OR_RETURN(std::optional<ImageState> overlay, storage_.Inspect(disk.overlay_path()));
+    // Overlays exist durably from PHASE_COPIED on (their directory is synced before) and are removed
+    // only after the round is recorded as applied, except by older versions, which removed them
+    // after committing every one and before recording it: a missing overlay was committed.
+    if (!overlay) continue;
+    VS_RETURN_IF_ERROR(storage_.Commit(disk.overlay_path()));
+  }
+  *record.mutable_applied() = record.pending();
+  record.mutable_applied()->set_applied_unix_ms(ToUnixMillis(clock_.WallNow()));
+  return EndRound(record);
 }
 
 Status ReplicaKeeper::Settle(ReplicaRecord& record) {
   switch (record.phase()) {
     case ReplicaRecord::PHASE_IDLE:
-      return Status::Ok();
+      return RemoveOverlays(record);  // left by a crash after the round ended
     case ReplicaRecord::PHASE_COPYING:
     case ReplicaRecord::PHASE_COPIED:
-      return DiscardOverlays(record);
+      return EndRound(record);  // discarded: the replicas were not touched
     case ReplicaRecord::PHASE_COMMITTING:
-      for (auto& disk : *record.mutable_disks()) {
-        if (disk.overlay_path().empty()) continue;
-        VS_RETURN_IF_ERROR(storage_.Commit(disk.overlay_path()));
-      }
-      *record.mutable_applied() = record.pending();
-      record.mutable_applied()->set_applied_unix_ms(ToUnixMillis(clock_.WallNow()));
-      return DiscardOverlays(record);
+      return CommitOverlays(record);
     default:
       return DataLoss("replica record of " + record.vm_uuid() + " has unknown phase " +
                       std::to_string(record.phase()));
@@ -78,22 +102,36 @@ Status ReplicaKeeper::Settle(ReplicaRecord& record) {
 }
 
 Status ReplicaKeeper::Recover() {
-  VS_ASSIGN_OR_RETURN(auto records, List());
-  for (ReplicaRecord& record : records) {
-    std::lock_guard<std::mutex> guard(LockFor(record.vm_uuid()));
-    VS_RETURN_IF_ERROR(Settle(record));
+  // Keys, not records: a damaged record must not keep the others from being settled.
+  const std::string prefix = ReplicaRecordKey("");
+  VS_ASSIGN_OR_RETURN(std::vector<std::string> keys, store_.ScanKeys(prefix));
+  std::vector<Status> failures;
+  for (const std::string& key : keys) {
+    const std::string vm_uuid = key.substr(prefix.size());
+    std::lock_guard<std::mutex> guard(LockFor(vm_uuid));
+    StatusOr<std::optional<ReplicaRecord>> stored = store::GetProto<ReplicaRecord>(store_, key);
+    Status settled = stored.status();
+    if (stored.ok() && stored->has_value()) settled = Settle(**stored);
+    if (!settled.ok()) failures.push_back(settled.Annotate("VM " + vm_uuid));
   }
-  return Status::Ok();
+  if (failures.empty()) return Status::Ok();
+  std::string message = std::to_string(failures.size()) + " of " + std::to_string(keys.size()) +
+                        " replica records could not be settled (the others were): ";
+  for (size_t i = 0; i < failures.size(); ++i) message += (i ? "; " : "") + failures[i].message();
+  return Status(failures.front().code(), message);
 }
 
 StatusOr<int> ReplicaKeeper::ForgetReleased() {
   VS_ASSIGN_OR_RETURN(auto records, List());
   int forgotten = 0;
-  for (const auto& record : records) {
+  for (auto& record : records) {
     std::lock_guard<std::mutex> guard(LockFor(record.vm_uuid()));
     if (record.phase() != ReplicaRecord::PHASE_IDLE) continue;
     const Status owned = shadow_check_(record.vm_uuid(), {});
     if (owned.code() != Code::kNotFound) continue;  // still a shadow here, or the check itself failed
+    // Overlays a crash left after the round ended go first: the record is the last to name them. If
+    // that fails, the record stays for a later pass.
+    if (!RemoveOverlays(record).ok()) continue;
     store::WriteBatch batch;
     batch.Delete(ReplicaRecordKey(record.vm_uuid()));
     VS_RETURN_IF_ERROR(store_.Write(batch));
@@ -227,22 +265,30 @@ StatusOr<ApplyRoundReply> ReplicaKeeper::ApplyRound(const ApplyRoundRequest& req
   }
   VS_RETURN_IF_ERROR(Save(record));
 
+  // Any failure from here on discards the round, and reports the discard's failure too.
+  auto discard = [&](const Status& failure) {
+    Status discarded = EndRound(record);
+    if (discarded.ok()) return failure;
+    return Status(failure.code(),
+                  failure.message() + " (and discarding the overlays failed: " + discarded.message() + ")");
+  };
   ApplyRoundReply reply;
+  std::set<std::string> directories;
   for (int i = 0; i < request.disks_size(); ++i) {
     const DiskRound& disk = request.disks(i);
     const std::string& overlay = record.disks(i).overlay_path();
     Status status = storage_.Remove(overlay);  // left by a crash before the intent was cleared
     if (status.ok()) status = storage_.CreateOverlay(overlay, disk.replica_path(), disk.format());
     StatusOr<DiskRoundResult> result = status.ok() ? CopyDisk(disk, overlay) : StatusOr<DiskRoundResult>(status);
-    if (!result.ok()) {
-      Status discard = DiscardOverlays(record);
-      if (!discard.ok()) {
-        return Status(result.status().code(), result.status().message() + " (and discarding the overlays failed: " +
-                                                  discard.message() + ")");
-      }
-      return result.status();
-    }
+    if (!result.ok()) return discard(result.status());
     *reply.add_disks() = std::move(*result);
+    std::string directory = std::filesystem::path(overlay).parent_path().string();
+    directories.insert(directory.empty() ? "." : directory);
+  }
+  // The overlays (and replicas this round created) must survive a power cut once the round can be
+  // committed: a committing round whose overlay is missing counts as committed (CommitOverlays).
+  for (const std::string& directory : directories) {
+    if (Status synced = storage_.SyncDirectory(directory); !synced.ok()) return discard(synced);
   }
   record.set_phase(ReplicaRecord::PHASE_COPIED);
   VS_RETURN_IF_ERROR(Save(record));
@@ -256,11 +302,11 @@ Status ReplicaKeeper::FinishRound(const FinishRoundRequest& request) {
     return FailedPrecondition("no copied round '" + request.checkpoint() + "' is pending for " + request.vm_uuid() +
                               " (it was discarded after a restart or replaced): run the round again");
   }
-  if (!request.commit()) return DiscardOverlays(record);
+  if (!request.commit()) return EndRound(record);
   record.set_phase(ReplicaRecord::PHASE_COMMITTING);
   *record.mutable_pending() = request.round();
   VS_RETURN_IF_ERROR(Save(record));
-  return Settle(record);
+  return CommitOverlays(record);
 }
 
 StatusOr<ReplicaDigestsReply> ReplicaKeeper::ReplicaDigests(const ReplicaDigestsRequest& request) {

@@ -5,15 +5,22 @@
 //   ApplyRound   - record the round as PHASE_COPYING, put a fresh qcow2 overlay on every replica
 //                  (<replica>.vs-round), read the chosen blocks from the primary's point-in-time NBD
 //                  export and write them into the overlays, read them back and return their digests;
-//                  then PHASE_COPIED. The replicas themselves are not touched.
+//                  fsync the overlays' directories (their data is flushed as it is written); then
+//                  PHASE_COPIED. The replicas themselves are not touched.
 //   FinishRound  - the primary compared those digests with its own: on commit=true the record becomes
-//                  PHASE_COMMITTING, `qemu-img commit` writes each overlay into its replica, the overlays
-//                  go, and the round becomes `applied`; on commit=false the overlays are discarded.
+//                  PHASE_COMMITTING, `qemu-img commit` writes each overlay into its replica, the round
+//                  is recorded as `applied` (PHASE_IDLE, the overlays still named), and only then the
+//                  overlays go and the record forgets them; on commit=false the record becomes
+//                  PHASE_IDLE first and then the overlays are removed the same way.
 // A crash (of either shadowd, of the network, of qemu-nbd) before PHASE_COMMITTING leaves the replicas at
 // the previous round, and the overlays are discarded at the next call or at Recover(). A crash during
 // the commit is rolled forward: the complete overlays are committed again (the same bytes, so repeating
 // it is harmless). The consistent image is therefore always "replica" or, while committing, "replica +
-// overlay", never a half-written mix.
+// overlay", never a half-written mix. A PHASE_IDLE record still naming overlays only has leftovers to
+// remove. Because an overlay of a PHASE_COMMITTING round is durable (directory fsync before
+// PHASE_COPIED) and removed only after PHASE_IDLE is stored, a missing one can only have been committed
+// and removed (older versions removed the overlays before storing PHASE_IDLE): it counts as committed.
+// A power cut may resurrect a removed overlay; the next round removes it before creating its own.
 //
 // Safety: a peer may only write into images of a shadow domain defined here for that VM: every request
 // goes through `shadow_check` (the shadow exists on this host, is not running, and owns these paths).
@@ -49,7 +56,9 @@ class ReplicaKeeper {
 
   ReplicaKeeper(store::Store& store, ReplicaStorage& storage, ShadowCheck shadow_check, Clock& clock);
 
-  // Settles every round a crash left pending (see above). Call once at startup, before serving.
+  // Settles every round a crash left pending (see above). Call once at startup, before serving. A record
+  // that cannot be settled (damaged, or a storage error) does not stop the others: they are all tried,
+  // and the error (the first failure's code) then names every VM whose record failed, with its reason.
   Status Recover();
 
   StatusOr<virtshadow::v1::GetReplicaReply> GetReplica(const virtshadow::v1::GetReplicaRequest& request);
@@ -68,9 +77,15 @@ class ReplicaKeeper {
   std::mutex& LockFor(const std::string& vm_uuid);
   StatusOr<virtshadow::v1::ReplicaRecord> Load(const std::string& vm_uuid) const;
   Status Save(const virtshadow::v1::ReplicaRecord& record);
-  // Commits (PHASE_COMMITTING) or discards (COPYING, COPIED) a pending round; IDLE stays as it is.
+  // Commits (PHASE_COMMITTING) or discards (COPYING, COPIED) a pending round; IDLE only loses the
+  // overlays a crash left behind.
   Status Settle(virtshadow::v1::ReplicaRecord& record);
-  Status DiscardOverlays(virtshadow::v1::ReplicaRecord& record);
+  // Commits the overlays that still exist (see above), then EndRound with `pending` as `applied`.
+  Status CommitOverlays(virtshadow::v1::ReplicaRecord& record);
+  // Stores PHASE_IDLE without `pending`, then RemoveOverlays.
+  Status EndRound(virtshadow::v1::ReplicaRecord& record);
+  // Removes the overlays the record names and, when there were any, stores it without them.
+  Status RemoveOverlays(virtshadow::v1::ReplicaRecord& record);
   StatusOr<virtshadow::v1::DiskRoundResult> CopyDisk(const virtshadow::v1::DiskRound& disk,
                                                      const std::string& overlay_path);
 

@@ -39,6 +39,9 @@ class ReplicaStorage {
   virtual Status Commit(const std::string& overlay) = 0;
   // OK when nothing is at `path`.
   virtual Status Remove(const std::string& path) = 0;
+  // fsync(2) of `directory`: until then, the files created (or removed) in it may be gone (or back)
+  // after a power cut, whatever was synced inside them.
+  virtual Status SyncDirectory(const std::string& directory) = 0;
   virtual StatusOr<std::unique_ptr<BlockDevice>> OpenImage(const std::string& path, const std::string& format,
                                                            bool writable) = 0;
   // An NBD export (e.g. libvirt's backup export), with the meta contexts to map it by.

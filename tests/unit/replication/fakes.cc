@@ -1,6 +1,7 @@
 #include "tests/unit/replication/fakes.h"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "shadowd/replication/block_map.h"
 
@@ -127,9 +128,15 @@ Status MemoryBlockDevice::Read(uint64_t offset, std::span<std::byte> out) {
   return Status::Ok();
 }
 
+Status MemoryBlockDevice::Spend(std::string_view op) {
+  if (options_.budget == nullptr || options_.budget->Admit(std::string(op) + " " + options_.name)) return Status::Ok();
+  return Unavailable("simulated crash: " + std::string(op) + " " + options_.name + " never happened");
+}
+
 Status MemoryBlockDevice::Write(uint64_t offset, std::span<const std::byte> data) {
   if (!options_.writable) return InvalidArgument(options_.name + " is read-only");
   VS_RETURN_IF_ERROR(CheckRange("write", offset, data.size()));
+  VS_RETURN_IF_ERROR(Spend("Write"));
   std::vector<std::byte> copy(data.begin(), data.end());
   if (options_.on_write) options_.on_write(offset, copy);
   for (uint64_t i = 0; i < copy.size(); ++i) image_->Put(offset + i, copy[i]);
@@ -141,6 +148,7 @@ Status MemoryBlockDevice::Write(uint64_t offset, std::span<const std::byte> data
 Status MemoryBlockDevice::Zero(uint64_t offset, uint64_t length) {
   if (!options_.writable) return InvalidArgument(options_.name + " is read-only");
   VS_RETURN_IF_ERROR(CheckRange("zero", offset, length));
+  VS_RETURN_IF_ERROR(Spend("Zero"));
   for (uint64_t i = 0; i < length; ++i) image_->Put(offset + i, std::byte{0});
   ++counts_->zeroes;
   counts_->bytes_zeroed += length;
@@ -148,6 +156,7 @@ Status MemoryBlockDevice::Zero(uint64_t offset, uint64_t length) {
 }
 
 Status MemoryBlockDevice::Flush() {
+  VS_RETURN_IF_ERROR(Spend("Flush"));
   ++counts_->flushes;
   return Status::Ok();
 }
@@ -156,6 +165,17 @@ Status MemoryBlockDevice::Flush() {
 
 Status FakeReplicaStorage::Fault(std::string_view op, const std::string& path) {
   return fault ? fault(op, path) : Status::Ok();
+}
+
+Status FakeReplicaStorage::Effect(std::string_view op, const std::string& path) {
+  VS_RETURN_IF_ERROR(Fault(op, path));
+  if (budget == nullptr || budget->Admit(std::string(op) + " " + path)) return Status::Ok();
+  return Unavailable("simulated crash: " + std::string(op) + " " + path + " never happened");
+}
+
+void FakeReplicaStorage::LosePower() {
+  for (const std::string& path : unsynced_) images.erase(path);
+  unsynced_.clear();
 }
 
 StatusOr<std::shared_ptr<MemoryImage>> FakeReplicaStorage::Find(const std::string& path) const {
@@ -177,17 +197,18 @@ StatusOr<std::optional<ImageState>> FakeReplicaStorage::Inspect(const std::strin
 }
 
 Status FakeReplicaStorage::Create(const std::string& path, const std::string& format, uint64_t size) {
-  VS_RETURN_IF_ERROR(Fault("Create", path));
+  VS_RETURN_IF_ERROR(Effect("Create", path));
   if (Has(path)) return AlreadyExists("an image exists at " + path);
   auto image = std::make_shared<MemoryImage>();
   image->format = format;
   image->bytes.resize(size);
   images[path] = image;
+  unsynced_.insert(path);
   return Status::Ok();
 }
 
 Status FakeReplicaStorage::Resize(const std::string& path, const std::string& format, uint64_t size) {
-  VS_RETURN_IF_ERROR(Fault("Resize", path));
+  VS_RETURN_IF_ERROR(Effect("Resize", path));
   VS_ASSIGN_OR_RETURN(auto image, Find(path));
   if (image->format != format) return InvalidArgument(path + " is " + image->format + ", not " + format);
   image->Resize(size);
@@ -196,7 +217,7 @@ Status FakeReplicaStorage::Resize(const std::string& path, const std::string& fo
 
 Status FakeReplicaStorage::CreateOverlay(const std::string& overlay, const std::string& base,
                                          const std::string& base_format) {
-  VS_RETURN_IF_ERROR(Fault("CreateOverlay", overlay));
+  VS_RETURN_IF_ERROR(Effect("CreateOverlay", overlay));
   if (Has(overlay)) return AlreadyExists("an image exists at " + overlay);
   VS_ASSIGN_OR_RETURN(auto backing, Find(base));
   if (backing->format != base_format) return InvalidArgument(base + " is " + backing->format + ", not " + base_format);
@@ -207,11 +228,12 @@ Status FakeReplicaStorage::CreateOverlay(const std::string& overlay, const std::
   image->bytes.resize(backing->size());
   image->written.resize(backing->size(), false);
   images[overlay] = image;
+  unsynced_.insert(overlay);
   return Status::Ok();
 }
 
 Status FakeReplicaStorage::Commit(const std::string& overlay) {
-  VS_RETURN_IF_ERROR(Fault("Commit", overlay));
+  VS_RETURN_IF_ERROR(Effect("Commit", overlay));
   VS_ASSIGN_OR_RETURN(auto image, Find(overlay));
   if (!image->backing) return InvalidArgument(overlay + " has no backing file");
   VS_ASSIGN_OR_RETURN(auto base, Find(image->backing_path));
@@ -224,8 +246,18 @@ Status FakeReplicaStorage::Commit(const std::string& overlay) {
 }
 
 Status FakeReplicaStorage::Remove(const std::string& path) {
-  VS_RETURN_IF_ERROR(Fault("Remove", path));
+  VS_RETURN_IF_ERROR(Effect("Remove", path));
   images.erase(path);
+  unsynced_.erase(path);
+  return Status::Ok();
+}
+
+Status FakeReplicaStorage::SyncDirectory(const std::string& directory) {
+  VS_RETURN_IF_ERROR(Effect("SyncDirectory", directory));
+  std::erase_if(unsynced_, [&directory](const std::string& path) {
+    const std::string parent = std::filesystem::path(path).parent_path().string();
+    return (parent.empty() ? "." : parent) == directory;
+  });
   return Status::Ok();
 }
 
@@ -238,6 +270,7 @@ StatusOr<std::unique_ptr<BlockDevice>> FakeReplicaStorage::OpenImage(const std::
   options.name = path;
   options.meta_contexts = {std::string(kAllocationContext)};
   options.writable = writable;
+  options.budget = writable ? budget : nullptr;
   if (on_write) {
     options.on_write = [this, path](uint64_t offset, std::vector<std::byte>& data) { on_write(path, offset, data); };
   }
@@ -248,6 +281,14 @@ StatusOr<std::unique_ptr<BlockDevice>> FakeReplicaStorage::ConnectExport(const s
                                                                          const std::vector<std::string>& meta_contexts) {
   VS_RETURN_IF_ERROR(Fault("ConnectExport", uri));
   return exports_(uri, meta_contexts, export_io);
+}
+
+// ---- BudgetStore ----
+
+Status BudgetStore::Write(const store::WriteBatch& batch) {
+  const std::string first = batch.ops().empty() ? "" : batch.ops().front().key;
+  if (!budget_.Admit("StoreWrite " + first)) return Unavailable("simulated crash: the store write never happened");
+  return target_.Write(batch);
 }
 
 // ---- FakeBackupHypervisor ----

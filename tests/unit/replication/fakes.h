@@ -9,8 +9,12 @@
 //                          disks are MemoryImages: frozen exports, per-checkpoint dirty bitmaps, QEMU
 //                          kills that make bitmaps inconsistent.
 //   InProcessPeer        - a ReplicaPeer calling a ReplicaKeeper directly, with injectable failures.
+//   CrashBudget, BudgetStore - the controller's crash tests' cut: every effect (file operation, store
+//                          write) after the first N fails without happening.
 // Faults are injected through hooks; SimulatedCrash thrown from a hook models a kill -9 at that point
 // (the code under test gets no chance to clean up; only what it already persisted survives).
+// FakeReplicaStorage::LosePower models a power cut on top: created files whose directory was not
+// synced since are gone.
 //
 // Test-only; not thread-safe. Objects handed out by reference (images, counters) live as long as
 // the fake that owns them.
@@ -19,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -31,12 +36,48 @@
 #include "shadowd/replication/replica_keeper.h"
 #include "shadowd/replication/replica_peer.h"
 #include "shadowd/replication/replica_storage.h"
+#include "shadowd/store/store.h"
 #include "shadowd/virt/hypervisor.h"
 
 namespace vs::replication::testing {
 
 // Thrown by a fault hook to model the process being killed at that instant.
 struct SimulatedCrash {};
+
+// Counts effects; once `remaining` reaches 0, every further effect fails without happening: from the
+// outside, the process is dead from that point on (as tests/unit/controller/fakes.h's CrashBudget).
+struct CrashBudget {
+  int remaining = std::numeric_limits<int>::max();
+  int used = 0;
+  int refused = 0;
+  std::vector<std::string> effects;  // every effect that happened, "<Op> <path>", in order
+  bool Admit(std::string effect) {
+    if (remaining == 0) {
+      ++refused;
+      return false;
+    }
+    --remaining;
+    ++used;
+    effects.push_back(std::move(effect));
+    return true;
+  }
+};
+
+// A Store whose writes spend the crash budget (each as "StoreWrite <first key>").
+class BudgetStore final : public store::Store {
+ public:
+  BudgetStore(store::Store& target, CrashBudget& budget) : target_(target), budget_(budget) {}
+  StatusOr<std::optional<std::string>> Get(std::string_view key) const override { return target_.Get(key); }
+  Status Write(const store::WriteBatch& batch) override;
+  StatusOr<std::vector<store::Entry>> Scan(std::string_view prefix) const override { return target_.Scan(prefix); }
+  StatusOr<std::vector<std::string>> ScanKeys(std::string_view prefix) const override {
+    return target_.ScanKeys(prefix);
+  }
+
+ private:
+  store::Store& target_;
+  CrashBudget& budget_;
+};
 
 struct MemoryImage {
   std::string format;  // "qcow2" or "raw"
@@ -84,6 +125,7 @@ class MemoryBlockDevice final : public BlockDevice {
     std::map<std::string, std::set<uint64_t>> dirty;  // context -> dirty blocks
     bool writable = true;
     IoCounts* counts = nullptr;                // optional; must outlive the device
+    CrashBudget* budget = nullptr;             // optional; Write, Zero and Flush spend it
     // Sees (and may change, or throw SimulatedCrash on) every write before it lands.
     std::function<void(uint64_t offset, std::vector<std::byte>& data)> on_write;
   };
@@ -102,6 +144,7 @@ class MemoryBlockDevice final : public BlockDevice {
 
  private:
   Status CheckRange(std::string_view what, uint64_t offset, uint64_t length) const;
+  Status Spend(std::string_view op);
 
   std::shared_ptr<MemoryImage> image_;
   Options options_;
@@ -119,15 +162,22 @@ class FakeReplicaStorage final : public ReplicaStorage {
   // Files on this host, by path.
   std::map<std::string, std::shared_ptr<MemoryImage>> images;
   // Called first by every operation with its name ("Inspect", "Create", "Resize", "CreateOverlay",
-  // "Commit", "Remove", "OpenImage", "ConnectExport") and path/uri: a non-OK Status fails the operation.
+  // "Commit", "Remove", "SyncDirectory", "OpenImage", "ConnectExport") and path/uri: a non-OK Status
+  // fails the operation.
   std::function<Status(std::string_view op, const std::string& path)> fault;
   // Sees every write into an image opened here (the path is the image's).
   std::function<void(const std::string& path, uint64_t offset, std::vector<std::byte>& data)> on_write;
+  // Optional, must outlive this: spent by every operation that changes a file (Create, Resize,
+  // CreateOverlay, Commit, Remove, SyncDirectory; Write, Zero, Flush of images opened here).
+  CrashBudget* budget = nullptr;
   IoCounts export_io;  // reads from exports connected here
   std::vector<std::string> commits;  // overlay paths, in call order
 
   std::vector<std::byte> Contents(const std::string& path) const;
   bool Has(const std::string& path) const { return images.count(path) != 0; }
+  // A power cut: the files created by Create or CreateOverlay since the last SyncDirectory of their
+  // directory are gone (data written into surviving files stays: writers flush).
+  void LosePower();
 
   StatusOr<std::optional<ImageState>> Inspect(const std::string& path) override;
   Status Create(const std::string& path, const std::string& format, uint64_t size) override;
@@ -135,6 +185,7 @@ class FakeReplicaStorage final : public ReplicaStorage {
   Status CreateOverlay(const std::string& overlay, const std::string& base, const std::string& base_format) override;
   Status Commit(const std::string& overlay) override;
   Status Remove(const std::string& path) override;
+  Status SyncDirectory(const std::string& directory) override;
   StatusOr<std::unique_ptr<BlockDevice>> OpenImage(const std::string& path, const std::string& format,
                                                    bool writable) override;
   StatusOr<std::unique_ptr<BlockDevice>> ConnectExport(const std::string& uri,
@@ -142,9 +193,12 @@ class FakeReplicaStorage final : public ReplicaStorage {
 
  private:
   Status Fault(std::string_view op, const std::string& path);
+  // Fault, then spends the budget for an operation that changes a file.
+  Status Effect(std::string_view op, const std::string& path);
   StatusOr<std::shared_ptr<MemoryImage>> Find(const std::string& path) const;
 
   ExportResolver exports_;
+  std::set<std::string> unsynced_;  // created, directory not synced since
 };
 
 // The backup and checkpoint API of one libvirtd, plus the domain XML of its domains. Other
@@ -228,6 +282,9 @@ class FakeBackupHypervisor final : public virt::Hypervisor {
   Status EndBackup(const std::string& domain) override;
   StatusOr<std::vector<std::string>> ListCheckpoints(const std::string& domain) override;
   Status DeleteCheckpoint(const std::string& domain, const std::string& checkpoint) override;
+  Status DiscardForeignBitmap(const std::string&, const std::string&, const std::string&) override {
+    return FailedPrecondition("the replication fake keeps no bitmaps of other hosts");
+  }
   StatusOr<std::unique_ptr<virt::Subscription>> WatchDomains(std::function<void(const virt::DomainEvent&)>) override {
     return Unused("WatchDomains");
   }

@@ -1,6 +1,7 @@
 // ReplicaKeeper: the shadow host's half of a round, driven directly with the requests a primary sends,
 // over in-memory storage and exports; crashes are modelled by throwing the keeper away mid-round and
-// starting a new one on the same store and images.
+// starting a new one on the same store and images, and (ReplicaKeeperCutTest) by cutting a round
+// after each of its effects in turn, as the controller's crash tests do.
 #include "shadowd/replication/replica_keeper.h"
 
 #include <gmock/gmock.h>
@@ -15,6 +16,9 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
+using testing::BudgetStore;
+using testing::CrashBudget;
 using testing::DataInBlocks;
 using testing::FakeReplicaStorage;
 using testing::IoCounts;
@@ -48,9 +52,10 @@ class ReplicaKeeperTest : public ::testing::Test {
 
   ReplicaKeeperTest() { keeper_ = NewKeeper(); }
 
-  std::unique_ptr<ReplicaKeeper> NewKeeper() {
+  std::unique_ptr<ReplicaKeeper> NewKeeper() { return NewKeeper(store_); }
+  std::unique_ptr<ReplicaKeeper> NewKeeper(store::Store& through) {
     return std::make_unique<ReplicaKeeper>(
-        store_, storage_,
+        through, storage_,
         [this](const std::string& uuid, const std::vector<std::string>& paths) {
           checked_.push_back(uuid + ":" + (paths.empty() ? "" : paths.front()));
           return shadow_check_;
@@ -466,6 +471,96 @@ TEST_F(ReplicaKeeperTest, CrashWhileCommittingIsRolledForwardAtRecover) {
   EXPECT_EQ(record.applied().bytes_sent(), 4242u);
 }
 
+// Killed after both commits, between removing the two overlays: the replicas already hold the new
+// round, and no later call may trip over the overlay that is gone (it used to: every Recover,
+// GetReplica and round of this VM failed with NOT_FOUND from then on).
+TEST_F(ReplicaKeeperTest, KilledWhileRemovingTheOverlaysOfACommittedRoundLeavesNoStuckReplica) {
+  sources_["vda"] = {DataInBlocks(kSize, {0}), std::nullopt};
+  sources_["vdb"] = {DataInBlocks(kSize, {1}), std::nullopt};
+  Commit(Round("vs-1", "", {Disk("vda", virtshadow::v1::ROUND_MODE_FULL), Disk("vdb", virtshadow::v1::ROUND_MODE_FULL)}));
+  const auto vda = DataInBlocks(kSize, {0, 4}, 7);
+  const auto vdb = DataInBlocks(kSize, {1, 5}, 7);
+  sources_["vda"] = {vda, std::set<uint64_t>{0, 4}};
+  sources_["vdb"] = {vdb, std::set<uint64_t>{1, 5}};
+  const auto round2 = Round("vs-2", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL),
+                                             Disk("vdb", virtshadow::v1::ROUND_MODE_INCREMENTAL)});
+  ASSERT_TRUE(keeper_->ApplyRound(round2).ok());
+  storage_.fault = [](std::string_view op, const std::string& path) -> Status {
+    if (op == "Remove" && path == std::string(kVdb) + std::string(kOverlaySuffix)) throw SimulatedCrash{};
+    return Status::Ok();
+  };
+  EXPECT_THROW((void)keeper_->FinishRound(Finish("vs-2", true)), SimulatedCrash);
+  storage_.fault = nullptr;
+  ASSERT_EQ(storage_.commits.size(), 4u);  // vs-1's two and vs-2's two: the kill came after the commit
+  EXPECT_FALSE(storage_.Has(std::string(kVda) + std::string(kOverlaySuffix)));
+
+  keeper_ = NewKeeper();
+  Status recovered = keeper_->Recover();
+  ASSERT_TRUE(recovered.ok()) << recovered.ToString();
+  GetReplicaRequest request;
+  request.set_vm_uuid(kUuid);
+  auto replica = keeper_->GetReplica(request);
+  ASSERT_TRUE(replica.ok()) << replica.status().ToString();
+  EXPECT_EQ(replica->record().phase(), ReplicaRecord::PHASE_IDLE);
+  EXPECT_EQ(replica->record().applied().checkpoint(), "vs-2");
+  EXPECT_EQ(replica->missing_replicas_size(), 0);
+  EXPECT_TRUE(storage_.Contents(kVda) == vda);
+  EXPECT_TRUE(storage_.Contents(kVdb) == vdb);
+  EXPECT_TRUE(Overlays().empty());
+
+  const auto vda3 = DataInBlocks(kSize, {0, 2, 4}, 11);
+  sources_["vda"] = {vda3, std::set<uint64_t>{0, 2, 4}};
+  sources_["vdb"] = {vdb, std::set<uint64_t>{}};
+  Commit(Round("vs-3", "vs-2", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL),
+                                Disk("vdb", virtshadow::v1::ROUND_MODE_INCREMENTAL)}));
+  EXPECT_TRUE(storage_.Contents(kVda) == vda3);
+  EXPECT_EQ(StoredRecord().applied().checkpoint(), "vs-3");
+}
+
+// What older versions left after that kill: a PHASE_COMMITTING record naming overlays that were
+// committed and then removed. The commit happened, so every call rolls the round forward.
+TEST_F(ReplicaKeeperTest, ACommittingRoundWhoseOverlaysAreGoneCountsAsCommitted) {
+  sources_["vda"] = {DataInBlocks(kSize, {0}), std::nullopt};
+  sources_["vdb"] = {DataInBlocks(kSize, {1}), std::nullopt};
+  Commit(Round("vs-1", "", {Disk("vda", virtshadow::v1::ROUND_MODE_FULL), Disk("vdb", virtshadow::v1::ROUND_MODE_FULL)}));
+  const auto vda = DataInBlocks(kSize, {0, 4}, 7);
+  const auto vdb = DataInBlocks(kSize, {1, 5}, 7);
+  sources_["vda"] = {vda, std::set<uint64_t>{0, 4}};
+  sources_["vdb"] = {vdb, std::set<uint64_t>{1, 5}};
+  ASSERT_TRUE(keeper_->ApplyRound(Round("vs-2", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL),
+                                                          Disk("vdb", virtshadow::v1::ROUND_MODE_INCREMENTAL)}))
+                  .ok());
+  ReplicaRecord stuck = StoredRecord();
+  stuck.set_phase(ReplicaRecord::PHASE_COMMITTING);
+  *stuck.mutable_pending() = Finish("vs-2", true).round();
+  store::WriteBatch batch;
+  batch.PutProto(ReplicaRecordKey(kUuid), stuck);
+  ASSERT_TRUE(store_.Write(batch).ok());
+  const std::string vda_overlay = std::string(kVda) + std::string(kOverlaySuffix);
+  const std::string vdb_overlay = std::string(kVdb) + std::string(kOverlaySuffix);
+  ASSERT_TRUE(storage_.Commit(vda_overlay).ok());
+  ASSERT_TRUE(storage_.Commit(vdb_overlay).ok());
+  ASSERT_TRUE(storage_.Remove(vda_overlay).ok());
+  const size_t commits_before = storage_.commits.size();
+
+  GetReplicaRequest request;
+  request.set_vm_uuid(kUuid);
+  auto replica = keeper_->GetReplica(request);
+  ASSERT_TRUE(replica.ok()) << replica.status().ToString();
+  EXPECT_EQ(replica->record().phase(), ReplicaRecord::PHASE_IDLE);
+  EXPECT_EQ(replica->record().applied().checkpoint(), "vs-2");
+  EXPECT_EQ(replica->record().applied().bytes_sent(), 4242u);
+  EXPECT_EQ(StoredRecord().applied().checkpoint(), "vs-2");
+  EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_IDLE);
+  // Only the overlay still there was committed (again: the same bytes).
+  EXPECT_THAT(std::vector<std::string>(storage_.commits.begin() + static_cast<std::ptrdiff_t>(commits_before),
+                                       storage_.commits.end()),
+              ElementsAre(vdb_overlay));
+  EXPECT_TRUE(storage_.Contents(kVda) == vda);
+  EXPECT_TRUE(storage_.Contents(kVdb) == vdb);
+  EXPECT_TRUE(Overlays().empty());
+}
+
 TEST_F(ReplicaKeeperTest, AFailedCommitIsFinishedByTheNextCall) {
   SeedVda(DataInBlocks(kSize, {0}));
   const auto source = DataInBlocks(kSize, {0, 3}, 2);
@@ -590,6 +685,249 @@ TEST_F(ReplicaKeeperTest, RecordsOfReleasedShadowsAreForgottenOthersKept) {
   EXPECT_EQ(*forgotten, 1);
   EXPECT_FALSE(StoredRecordExists());
 }
+
+}  // namespace
+}  // namespace vs::replication
+
+namespace vs::replication {
+namespace {
+
+// A record that cannot be settled at start-up (damaged, or its commit keeps failing) must not keep
+// the others from being settled; Recover reports the bad ones, and only them, after trying all.
+TEST_F(ReplicaKeeperTest, RecoverSettlesTheOtherRecordsPastBadOnesAndNamesTheBadOnes) {
+  const auto seed = DataInBlocks(kSize, {0});
+  SeedVda(seed);
+  sources_["vda"] = {DataInBlocks(kSize, {0, 1}), std::set<uint64_t>{1}};
+  ASSERT_TRUE(keeper_->ApplyRound(Round("vs-2", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL)})).ok());
+  ASSERT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_COPIED);
+
+  // Both sort before kUuid, so a Recover that stops at the first failure never reaches it.
+  const std::string damaged = "0000aaaa-0000-0000-0000-000000000001";
+  store_.PutRawForTesting(ReplicaRecordKey(damaged), "not an envelope");
+  const std::string failing = "0000bbbb-0000-0000-0000-000000000002";
+  const std::string vdb_overlay = std::string(kVdb) + std::string(kOverlaySuffix);
+  ASSERT_TRUE(storage_.Create(kVdb, "qcow2", kSize).ok());
+  ASSERT_TRUE(storage_.CreateOverlay(vdb_overlay, kVdb, "qcow2").ok());
+  ReplicaRecord committing;
+  committing.set_vm_uuid(failing);
+  committing.set_phase(ReplicaRecord::PHASE_COMMITTING);
+  committing.mutable_pending()->set_checkpoint("vs-7");
+  auto* disk = committing.add_disks();
+  disk->set_target("vdb");
+  disk->set_replica_path(kVdb);
+  disk->set_format("qcow2");
+  disk->set_overlay_path(vdb_overlay);
+  store::WriteBatch batch;
+  batch.PutProto(ReplicaRecordKey(failing), committing);
+  ASSERT_TRUE(store_.Write(batch).ok());
+  storage_.fault = [&vdb_overlay](std::string_view op, const std::string& path) {
+    return op == "Commit" && path == vdb_overlay ? Unavailable("qemu-img commit: I/O error") : Status::Ok();
+  };
+
+  keeper_ = NewKeeper();
+  Status recovered = keeper_->Recover();
+  ASSERT_FALSE(recovered.ok());
+  EXPECT_THAT(recovered.message(), HasSubstr("2 of 3 replica records"));
+  EXPECT_THAT(recovered.message(), HasSubstr("VM " + damaged + ": "));
+  EXPECT_THAT(recovered.message(), HasSubstr("VM " + failing + ": qemu-img commit: I/O error"));
+  EXPECT_THAT(recovered.message(), Not(HasSubstr(kUuid)));
+  // The good record was settled all the same.
+  EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_IDLE);
+  EXPECT_EQ(StoredRecord().applied().checkpoint(), "vs-1");
+  EXPECT_FALSE(storage_.Has(std::string(kVda) + std::string(kOverlaySuffix)));
+  EXPECT_TRUE(storage_.Contents(kVda) == seed);
+  // The failing one is kept as it was, and settled once the storage works again.
+  auto kept = store::GetProto<ReplicaRecord>(store_, ReplicaRecordKey(failing));
+  ASSERT_TRUE(kept.ok() && kept->has_value());
+  EXPECT_EQ((*kept)->phase(), ReplicaRecord::PHASE_COMMITTING);
+  EXPECT_TRUE(storage_.Has(vdb_overlay));
+  storage_.fault = nullptr;
+  GetReplicaRequest request;
+  request.set_vm_uuid(failing);
+  auto replica = keeper_->GetReplica(request);
+  ASSERT_TRUE(replica.ok()) << replica.status().ToString();
+  EXPECT_EQ(replica->record().applied().checkpoint(), "vs-7");
+  EXPECT_FALSE(storage_.Has(vdb_overlay));
+}
+
+// ---- Killed after every effect of a round ----
+// As the controller's crash tests: the round vs-2 (over two disks at vs-1) is cut after its first
+// `cut` effects (file operations and store writes), for every cut; the dead keeper is dropped, the
+// store and the files are kept (with a power cut on top: created files whose directory was not synced
+// are lost), a new keeper recovers, and the replicas must be wholly at one round that the record
+// names, with no overlay left, and take the next round.
+
+constexpr int kApplyEffects = 13;    // see ARoundHasTheExpectedCutPoints
+constexpr int kCommitEffects = 20;   // ApplyRound and FinishRound(commit=true)
+constexpr int kDiscardEffects = 17;  // ApplyRound and FinishRound(commit=false)
+
+class ReplicaKeeperCrashTest : public ReplicaKeeperTest {
+ protected:
+  struct Contents {
+    std::vector<std::byte> vda;
+    std::vector<std::byte> vdb;
+  };
+  const Contents round1_{DataInBlocks(kSize, {0}), DataInBlocks(kSize, {1})};
+  const Contents round2_{DataInBlocks(kSize, {0, 4}, 7), DataInBlocks(kSize, {1, 5}, 7)};
+  const Contents round3_{DataInBlocks(kSize, {0, 2, 4}, 11), DataInBlocks(kSize, {1, 3, 5}, 11)};
+
+  // vda and vdb committed at vs-1 (uncut), and vs-2 exported: two changed blocks per disk.
+  void SetUpRounds() {
+    sources_["vda"] = {round1_.vda, std::nullopt};
+    sources_["vdb"] = {round1_.vdb, std::nullopt};
+    Commit(Round("vs-1", "",
+                 {Disk("vda", virtshadow::v1::ROUND_MODE_FULL), Disk("vdb", virtshadow::v1::ROUND_MODE_FULL)}));
+    ASSERT_TRUE(storage_.Contents(kVda) == round1_.vda && storage_.Contents(kVdb) == round1_.vdb);
+    sources_["vda"] = {round2_.vda, std::set<uint64_t>{0, 4}};
+    sources_["vdb"] = {round2_.vdb, std::set<uint64_t>{1, 5}};
+  }
+
+  // vs-2 through a keeper whose every effect spends budget_: ApplyRound, then FinishRound. Every
+  // call must fail once an effect was refused, and succeed otherwise.
+  void RunCutRound(bool commit) {
+    BudgetStore store(store_, budget_);
+    storage_.budget = &budget_;
+    std::unique_ptr<ReplicaKeeper> keeper = NewKeeper(store);
+    auto applied = keeper->ApplyRound(Round("vs-2", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL),
+                                                             Disk("vdb", virtshadow::v1::ROUND_MODE_INCREMENTAL)}));
+    EXPECT_EQ(applied.ok(), budget_.refused == 0) << applied.status().ToString();
+    if (applied.ok()) {
+      Status finished = keeper->FinishRound(Finish("vs-2", commit));
+      EXPECT_EQ(finished.ok(), budget_.refused == 0) << finished.ToString();
+    }
+    storage_.budget = nullptr;
+  }
+
+  // Runs an uncut round from a fresh start and checks its effects.
+  void ExpectCutPoints(bool commit) {
+    store::WriteBatch wipe;
+    wipe.Delete(ReplicaRecordKey(kUuid));
+    ASSERT_TRUE(store_.Write(wipe).ok());
+    storage_.images.clear();
+    ASSERT_NO_FATAL_FAILURE(SetUpRounds());
+    budget_ = CrashBudget();
+    RunCutRound(commit);
+    EXPECT_EQ(budget_.used, commit ? kCommitEffects : kDiscardEffects);
+    EXPECT_EQ(budget_.refused, 0);
+    const std::string vda_overlay = std::string(kVda) + std::string(kOverlaySuffix);
+    const std::string vdb_overlay = std::string(kVdb) + std::string(kOverlaySuffix);
+    const std::string store_write = "StoreWrite " + ReplicaRecordKey(kUuid);
+    std::vector<std::string> io;
+    std::vector<std::string> others;
+    for (const std::string& effect : budget_.effects) {
+      const bool data = effect.starts_with("Write ") || effect.starts_with("Zero ") || effect.starts_with("Flush ");
+      (data ? io : others).push_back(effect);
+    }
+    // Two changed blocks, then a flush, per overlay.
+    EXPECT_THAT(io, ElementsAre("Write " + vda_overlay, "Write " + vda_overlay, "Flush " + vda_overlay,
+                                "Write " + vdb_overlay, "Write " + vdb_overlay, "Flush " + vdb_overlay));
+    // The overlays' directory is synced before the round can be committed, and the round's end is
+    // stored before any overlay is removed.
+    std::vector<std::string> expected = {store_write,  // PHASE_COPYING
+                                         "Remove " + vda_overlay,
+                                         "CreateOverlay " + vda_overlay,
+                                         "Remove " + vdb_overlay,
+                                         "CreateOverlay " + vdb_overlay,
+                                         "SyncDirectory /var/lib/libvirt/images",
+                                         store_write};  // PHASE_COPIED
+    if (commit) {
+      expected.insert(expected.end(), {store_write,  // PHASE_COMMITTING
+                                       "Commit " + vda_overlay, "Commit " + vdb_overlay});
+    }
+    expected.insert(expected.end(), {store_write,  // PHASE_IDLE, overlays still named
+                                     "Remove " + vda_overlay, "Remove " + vdb_overlay,
+                                     store_write});  // overlays forgotten
+    EXPECT_EQ(others, expected);
+    ASSERT_GE(budget_.effects.size(), static_cast<size_t>(kApplyEffects));
+    EXPECT_EQ(budget_.effects[kApplyEffects - 1], store_write);  // ApplyRound ends with PHASE_COPIED
+    EXPECT_EQ(StoredRecord().applied().checkpoint(), commit ? "vs-2" : "vs-1");
+    EXPECT_TRUE(Overlays().empty());
+  }
+
+  CrashBudget budget_;
+};
+
+// An uncut round, effect by effect.
+TEST_F(ReplicaKeeperCrashTest, ARoundHasTheExpectedCutPoints) {
+  for (bool commit : {true, false}) {
+    SCOPED_TRACE(commit ? "commit" : "discard");
+    ExpectCutPoints(commit);
+  }
+}
+
+class ReplicaKeeperCutTest : public ReplicaKeeperCrashTest,
+                             public ::testing::WithParamInterface<std::tuple<bool, bool, int>> {};
+
+TEST_P(ReplicaKeeperCutTest, RecoveryLeavesTheReplicasWhollyAtTheRecordedRound) {
+  const auto [commit, power_cut, cut] = GetParam();
+  ASSERT_NO_FATAL_FAILURE(SetUpRounds());
+  budget_.remaining = cut;
+  RunCutRound(commit);
+  const bool cut_short = budget_.refused > 0;
+  EXPECT_EQ(cut_short, cut < (commit ? kCommitEffects : kDiscardEffects));
+  // Some of the states a cut leaves, to show what recovery has to deal with.
+  if (commit && cut == kApplyEffects + 1) {  // PHASE_COMMITTING stored, nothing committed yet
+    EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_COMMITTING);
+    EXPECT_TRUE(storage_.Contents(kVda) == round1_.vda);
+  }
+  if (commit && cut == kApplyEffects + 2) {  // a mix: vda committed, vdb not
+    EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_COMMITTING);
+    EXPECT_TRUE(storage_.Contents(kVda) == round2_.vda);
+    EXPECT_TRUE(storage_.Contents(kVdb) == round1_.vdb);
+  }
+  if (commit && cut == kApplyEffects + 4) {  // the round's end stored, the overlays still there and named
+    EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_IDLE);
+    EXPECT_EQ(StoredRecord().applied().checkpoint(), "vs-2");
+    EXPECT_EQ(Overlays().size(), 2u);
+    const ReplicaRecord ended = StoredRecord();
+    ASSERT_EQ(ended.disks_size(), 2);
+    EXPECT_FALSE(ended.disks(0).overlay_path().empty());
+    EXPECT_FALSE(ended.disks(1).overlay_path().empty());
+  }
+  if (power_cut) storage_.LosePower();
+
+  keeper_ = NewKeeper();
+  Status recovered = keeper_->Recover();
+  ASSERT_TRUE(recovered.ok()) << recovered.ToString();
+  const ReplicaRecord record = StoredRecord();
+  EXPECT_EQ(record.phase(), ReplicaRecord::PHASE_IDLE);
+  EXPECT_FALSE(record.has_pending());
+  for (const auto& disk : record.disks()) EXPECT_EQ(disk.overlay_path(), "") << disk.target();
+  EXPECT_TRUE(Overlays().empty());
+  // Once PHASE_COMMITTING is stored the round is rolled forward; before, it is discarded.
+  const std::string expected = commit && cut > kApplyEffects ? "vs-2" : "vs-1";
+  EXPECT_EQ(record.applied().checkpoint(), expected);
+  const Contents& at = record.applied().checkpoint() == "vs-2" ? round2_ : round1_;
+  EXPECT_TRUE(storage_.Contents(kVda) == at.vda) << "vda is not at " << record.applied().checkpoint();
+  EXPECT_TRUE(storage_.Contents(kVdb) == at.vdb) << "vdb is not at " << record.applied().checkpoint();
+
+  GetReplicaRequest request;
+  request.set_vm_uuid(kUuid);
+  auto replica = keeper_->GetReplica(request);
+  ASSERT_TRUE(replica.ok()) << replica.status().ToString();
+  EXPECT_EQ(replica->missing_replicas_size(), 0);
+  EXPECT_EQ(replica->record().applied().checkpoint(), record.applied().checkpoint());
+
+  // The primary's next round builds on what the replica reports; these dirty blocks cover the
+  // changes since vs-1 as well as since vs-2.
+  sources_["vda"] = {round3_.vda, std::set<uint64_t>{0, 2, 4}};
+  sources_["vdb"] = {round3_.vdb, std::set<uint64_t>{1, 3, 5}};
+  Commit(Round("vs-3", record.applied().checkpoint(), {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL),
+                                                       Disk("vdb", virtshadow::v1::ROUND_MODE_INCREMENTAL)}));
+  EXPECT_EQ(StoredRecord().applied().checkpoint(), "vs-3");
+  EXPECT_TRUE(storage_.Contents(kVda) == round3_.vda);
+  EXPECT_TRUE(storage_.Contents(kVdb) == round3_.vdb);
+  EXPECT_TRUE(Overlays().empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryCut, ReplicaKeeperCutTest,
+                         ::testing::Combine(::testing::Bool(), ::testing::Bool(),
+                                            ::testing::Range(0, kCommitEffects + 1)),
+                         [](const ::testing::TestParamInfo<ReplicaKeeperCutTest::ParamType>& info) {
+                           return std::string(std::get<0>(info.param) ? "Commit" : "Discard") +
+                                  (std::get<1>(info.param) ? "PowerCut" : "Kill") + "After" +
+                                  std::to_string(std::get<2>(info.param));
+                         });
 
 }  // namespace
 }  // namespace vs::replication
