@@ -112,6 +112,28 @@ struct PullBackupRequest {
 };
 inline constexpr std::string_view kScratchSuffix = ".vs-scratch";
 
+// What the host can see of a guest doing work, for the check after a switchover (which of these count as
+// progress, and why, is in shadowd/switchover/guest_check.h). The counters are QEMU's since its process started
+// on this host, summed over every disk (block.N.*) and every interface (net.N.*) libvirt reports; a migrated
+// domain's counters start again at zero on the destination, so compare samples of one host only.
+enum class AgentPing {
+  kNoChannel,  // the domain has no guest-agent channel (org.qemu.guest_agent.0)
+  kAnswered,   // guest-ping was answered
+  kSilent,     // it has a channel, but the agent did not answer (not connected, timed out, failed)
+  kNotAsked,   // the domain does not run (libvirt refuses agent commands then); channel unknown
+};
+struct GuestActivity {
+  DomainState state = DomainState::kNoState;
+  uint64_t block_read_requests = 0;
+  uint64_t block_write_requests = 0;
+  uint64_t block_read_bytes = 0;
+  uint64_t block_write_bytes = 0;
+  uint64_t net_rx_packets = 0;  // received by the guest (libvirt reports interfaces from the guest's side)
+  uint64_t net_tx_packets = 0;  // sent by the guest
+  AgentPing agent = AgentPing::kNotAsked;
+  std::string agent_error;  // kSilent, kNotAsked: why there was no answer
+};
+
 // A domain lifecycle or metadata change seen by libvirtd.
 struct DomainEvent {
   enum class Kind { kDefined, kUndefined, kStarted, kStopped, kSuspended, kResumed, kMetadataChanged, kOther };
@@ -189,6 +211,15 @@ class Hypervisor {
   // The outgoing migration job of `domain`, meant to be polled from another thread while MigrateLive runs.
   // active=false when no migration runs. kNotFound once a migration that moved the definition finished.
   virtual StatusOr<MigrationProgress> GetMigrationProgress(const std::string& domain) = 0;
+
+  // One sample of what the host sees of `domain`'s guest doing work: its state, its block and interface
+  // counters (virDomainListGetStats) and, only while it runs, one guest-ping to its QEMU guest agent that waits
+  // at most `agent_timeout` (whole seconds, as libvirt counts them). Blocks up to about twice agent_timeout when
+  // the agent is silent (libvirt first syncs with the agent, with the same timeout). A silent agent, a domain
+  // without an agent channel or one that does not run are not errors: `agent` says which (agent_error why).
+  // Failure modes: kInvalidArgument for agent_timeout < 1 s; kNotFound for an unknown domain (also when it
+  // vanished during the call); kUnavailable when libvirtd cannot be reached; otherwise libvirt's error.
+  virtual StatusOr<GuestActivity> GetGuestActivity(const std::string& domain, std::chrono::seconds agent_timeout) = 0;
 
   // Atomically (all disks or none) switches each listed disk of `domain` onto a new external qcow2 overlay
   // (virDomainSnapshotCreateXML, disk-only, no snapshot metadata is kept); the other disks of the domain are

@@ -1,4 +1,5 @@
 // The libvirt implementation of Hypervisor and LibvirtRuntime. The only file that calls libvirt's API.
+#include <libvirt/libvirt-qemu.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
@@ -6,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <future>
+#include <limits>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -71,6 +73,33 @@ void OnJobCompleted(virConnectPtr, virDomainPtr, virTypedParameterPtr params, in
   completion->stats.postcopy_page_requests = get(VIR_DOMAIN_JOB_MEMORY_POSTCOPY_REQS);
   completion->arrived = true;
   completion->cv.notify_all();
+}
+
+DomainState StateFromLibvirt(int state) {
+  switch (state) {
+    case VIR_DOMAIN_RUNNING: return DomainState::kRunning;
+    case VIR_DOMAIN_BLOCKED: return DomainState::kBlocked;
+    case VIR_DOMAIN_PAUSED: return DomainState::kPaused;
+    case VIR_DOMAIN_SHUTDOWN: return DomainState::kShutdown;
+    case VIR_DOMAIN_SHUTOFF: return DomainState::kShutoff;
+    case VIR_DOMAIN_CRASHED: return DomainState::kCrashed;
+    case VIR_DOMAIN_PMSUSPENDED: return DomainState::kSuspended;
+    default: return DomainState::kNoState;
+  }
+}
+
+// The sum of "<prefix>.N.<field>" over N < "<prefix>.count" in one bulk-stats record; a field libvirt leaves
+// out (a cdrom without media, an interface type without counters) counts as 0.
+uint64_t SumStat(const virDomainStatsRecord& record, const char* prefix, const char* field) {
+  unsigned count = 0;
+  const std::string count_field = std::string(prefix) + ".count";
+  if (virTypedParamsGetUInt(record.params, record.nparams, count_field.c_str(), &count) != 1) return 0;
+  uint64_t sum = 0;
+  for (unsigned i = 0; i < count; ++i) {
+    const std::string name = std::string(prefix) + "." + std::to_string(i) + "." + field;
+    sum += TypedULLong(record.params, record.nparams, name.c_str()).value_or(0);
+  }
+  return sum;
 }
 
 using PoolHandle = std::unique_ptr<virStoragePool, decltype(&virStoragePoolFree)>;
@@ -226,16 +255,7 @@ class LibvirtHypervisor final : public Hypervisor {
     if (virDomainGetState(dom.get(), &state, &reason, 0) < 0) {
       return LastLibvirtError("state of " + name + " on " + uri_);
     }
-    switch (state) {
-      case VIR_DOMAIN_RUNNING: return DomainState::kRunning;
-      case VIR_DOMAIN_BLOCKED: return DomainState::kBlocked;
-      case VIR_DOMAIN_PAUSED: return DomainState::kPaused;
-      case VIR_DOMAIN_SHUTDOWN: return DomainState::kShutdown;
-      case VIR_DOMAIN_SHUTOFF: return DomainState::kShutoff;
-      case VIR_DOMAIN_CRASHED: return DomainState::kCrashed;
-      case VIR_DOMAIN_PMSUSPENDED: return DomainState::kSuspended;
-      default: return DomainState::kNoState;
-    }
+    return StateFromLibvirt(state);
   }
 
   StatusOr<std::string> GetDomainXml(const std::string& name) override {
@@ -532,6 +552,68 @@ class LibvirtHypervisor final : public Hypervisor {
     }
     virTypedParamsFree(params, nparams);
     return progress;
+  }
+
+  // Three calls, not one: the state first (libvirt refuses agent commands unless the domain runs), the counters
+  // (one bulk-stats record), then the ping. Whether the domain has an agent channel is read from the ping's
+  // refusal (VIR_ERR_ARGUMENT_UNSUPPORTED, "QEMU guest agent is not configured", which libvirt reports only
+  // when no org.qemu.guest_agent.0 channel is defined) rather than from a parse of the domain XML.
+  StatusOr<GuestActivity> GetGuestActivity(const std::string& domain, std::chrono::seconds agent_timeout) override {
+    const std::string where = domain + " on " + uri_;
+    if (agent_timeout < std::chrono::seconds(1)) {
+      return InvalidArgument("activity of " + where + ": the agent timeout must be at least 1 s (libvirt counts "
+                             "whole seconds), not " + std::to_string(agent_timeout.count()) + " s");
+    }
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(domain));
+    GuestActivity activity;
+    int state = 0, reason = 0;
+    if (virDomainGetState(dom.get(), &state, &reason, 0) < 0) return LastLibvirtError("state of " + where);
+    activity.state = StateFromLibvirt(state);
+
+    virDomainPtr domains[] = {dom.get(), nullptr};
+    virDomainStatsRecordPtr* records = nullptr;
+    const int n = virDomainListGetStats(domains, VIR_DOMAIN_STATS_BLOCK | VIR_DOMAIN_STATS_INTERFACE, &records, 0);
+    if (n < 0) return LastLibvirtError("block and interface counters of " + where);
+    if (n != 1) {
+      // Zeros here would read as counters that went backwards; say what happened instead.
+      virDomainStatsRecordListFree(records);
+      return NotFound("block and interface counters of " + where + ": libvirt returned " + std::to_string(n) +
+                      " records for the domain (did it vanish?)");
+    }
+    const virDomainStatsRecord& record = *records[0];
+    activity.block_read_requests = SumStat(record, "block", "rd.reqs");
+    activity.block_write_requests = SumStat(record, "block", "wr.reqs");
+    activity.block_read_bytes = SumStat(record, "block", "rd.bytes");
+    activity.block_write_bytes = SumStat(record, "block", "wr.bytes");
+    activity.net_rx_packets = SumStat(record, "net", "rx.pkts");
+    activity.net_tx_packets = SumStat(record, "net", "tx.pkts");
+    virDomainStatsRecordListFree(records);
+
+    if (state != VIR_DOMAIN_RUNNING) {
+      activity.agent = AgentPing::kNotAsked;
+      activity.agent_error = "the domain is " + std::string(DomainStateName(activity.state)) + ", not running";
+      return activity;
+    }
+    const int timeout_s = static_cast<int>(std::min<int64_t>(agent_timeout.count(), std::numeric_limits<int>::max()));
+    char* reply = virDomainQemuAgentCommand(dom.get(), R"({"execute":"guest-ping"})", timeout_s, 0);
+    if (reply != nullptr) {
+      free(reply);
+      activity.agent = AgentPing::kAnswered;
+      return activity;
+    }
+    virErrorPtr err = virGetLastError();
+    const int code = err != nullptr ? err->code : VIR_ERR_OK;
+    Status silent = LastLibvirtError("guest-ping to the agent of " + where);
+    if (code == VIR_ERR_ARGUMENT_UNSUPPORTED) {
+      activity.agent = AgentPing::kNoChannel;
+      return activity;
+    }
+    // The domain or the connection going away is the caller's problem, not the agent's silence. Errors of the
+    // agent's own socket (VIR_ERR_SYSTEM_ERROR, which LastLibvirtError reads as kUnavailable) are silence.
+    if (code == VIR_ERR_NO_DOMAIN || code == VIR_ERR_NO_CONNECT || code == VIR_ERR_RPC) return silent;
+    activity.agent = AgentPing::kSilent;
+    activity.agent_error = silent.message();
+    return activity;
   }
 
   // Every other disk is listed as snapshot='no': left out, libvirt would give it an external overlay with a

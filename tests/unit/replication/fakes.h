@@ -295,6 +295,9 @@ class FakeBackupHypervisor final : public virt::Hypervisor {
   StatusOr<virt::MigrationProgress> GetMigrationProgress(const std::string&) override {
     return Unused("GetMigrationProgress");
   }
+  StatusOr<virt::GuestActivity> GetGuestActivity(const std::string&, std::chrono::seconds) override {
+    return Unused("GetGuestActivity");
+  }
   Status CreateDiskOnlySnapshot(const std::string&, const std::vector<virt::SnapshotOverlay>&) override {
     return Unused("CreateDiskOnlySnapshot");
   }
