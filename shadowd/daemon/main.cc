@@ -196,7 +196,6 @@ int Run(const std::string& config_path) {
   GrpcReplicaPeer peer_client(*config, *clock);
   DrainState drain(**store);
   Log("loading the drain state", drain.Load());
-  SwitchoverTarget switchover_target(**replication_libvirt, keeper, **store, drain, config->this_host, *clock);
   cluster.SetDrainProbe([&](const std::string& host) {
     if (host == config->this_host) return drain.Current().has_value();
     auto state = peer_client.HostState(host);
@@ -207,6 +206,13 @@ int Run(const std::string& config_path) {
                                      {.this_host = config->this_host, .nbd_address = this_host.address,
                                       .nbd_port = config->nbd_port});
   if (auto names = (*local)->ListDomainNames(); names.ok()) Log("ending stale backups", replicator.Recover(*names));
+  ReplicationWorker replication_worker(replicator, *clock, [](const std::string& message) {
+    std::fprintf(stderr, "shadowd: %s\n", message.c_str());
+  });
+  SwitchoverTarget switchover_target(**replication_libvirt, keeper, **store, drain, replication_worker,
+                                     config->this_host, *clock, [](const std::string& message) {
+                                       std::fprintf(stderr, "shadowd: switchover target: %s\n", message.c_str());
+                                     });
   PeerService peer_service(keeper, switchover_target);
   grpc::ServerBuilder peer_builder;
   peer_builder.AddListeningPort(config->PeerTarget(this_host), grpc::InsecureServerCredentials());
@@ -215,9 +221,6 @@ int Run(const std::string& config_path) {
   peer_builder.RegisterService(&peer_service);
   std::unique_ptr<grpc::Server> peer_server = peer_builder.BuildAndStart();
   if (!peer_server) return Log("peer service", Unavailable("cannot listen on " + config->PeerTarget(this_host))), 1;
-  ReplicationWorker replication_worker(replicator, *clock, [](const std::string& message) {
-    std::fprintf(stderr, "shadowd: %s\n", message.c_str());
-  });
   replication_worker.Start();
 
   // Switchovers run on their own libvirt connection too (a migration blocks its caller for its whole length).

@@ -102,6 +102,8 @@ class SwitchoverCoordinator {
                                                        WallTime deadline, Duration precopy);
   StatusOr<virtshadow::v1::FailbackReply> FailbackNow(const std::string& vm, Duration timeout);
   switchover::LinkFacts Link() const;
+  // Drives the switchovers left in COMPLETING (their target could not flatten yet) once more.
+  void RetryCompletions();
   void Observe(const virtshadow::v1::SwitchoverRecord& record);
 
   const Config& config_;

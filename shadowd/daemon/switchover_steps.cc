@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "shadowd/daemon/disk_layers.h"
 #include "shadowd/policy/domain_xml.h"
 
 namespace vs::daemon {
@@ -14,6 +15,8 @@ namespace {
 // How close to the deadline the postcopy switch is forced whatever the plan said: the remaining RAM
 // then crosses on demand, which is the fastest way to finish.
 constexpr Duration kDeadlineGuard = std::chrono::seconds(5);
+// How long a pending flatten found at the start of a switchover may take before the switchover refuses.
+constexpr Duration kRepairGiveUp = std::chrono::seconds(30);
 
 v1::AbortSwitchoverRequest AbortRequestFor(const SwitchoverRecord& record) {
   v1::AbortSwitchoverRequest abort;
@@ -42,22 +45,27 @@ StatusOr<virt::Hypervisor*> LibvirtSwitchoverSteps::TargetConn(const std::string
 }
 
 StatusOr<switchover::CheckFindings> LibvirtSwitchoverSteps::Check(SwitchoverRecord& record) {
+  // No scheduled round may start from now on, and one that runs must end before the snapshot (and before
+  // a repair below: a round's backup job holds the disks).
+  worker_.Hold(record.vm_uuid());
+  (void)worker_.Quiesce(record.vm_uuid()).get();
+  // A VM still on the tops of an earlier switchover (its new host could not flatten them) must be on its
+  // own images before it moves again: a snapshot over a live top loses the writes in it.
+  VS_RETURN_IF_ERROR(FlattenTops(local_, record.vm_name(), clock_, kRepairGiveUp)
+                         .Annotate(record.vm_name() + " still runs on the tops of an earlier switchover and they "
+                                   "could not be flattened; it does not move until they are"));
   VS_ASSIGN_OR_RETURN(std::string xml, local_.GetDomainXml(record.vm_name()));
   VS_ASSIGN_OR_RETURN(policy::DomainFacts facts, policy::ParseDomain(xml));
   record.clear_disks();
+  const std::string tag = std::to_string(record.requested_unix_ms());
   for (const auto& disk : facts.disks) {
     if (disk.source_kind != policy::DiskFacts::SourceKind::kFile || disk.source_path.empty()) continue;
-    const bool on_top = switchover::IsTopPath(disk.source_path);
     auto* out = record.add_disks();
     out->set_target(disk.target_dev);
-    out->set_base_path(switchover::BasePathOf(disk.source_path));
-    out->set_top_path(switchover::TopPathOf(out->base_path()));
-    const std::string format = on_top ? disk.backing_format : disk.format;
-    out->set_format(format.empty() ? "raw" : format);
+    out->set_base_path(disk.source_path);
+    out->set_top_path(switchover::TopPathOf(disk.source_path, tag));
+    out->set_format(disk.format.empty() ? "raw" : disk.format);
   }
-  // No scheduled round may start from now on, and one that runs must end before the snapshot.
-  worker_.Hold(record.vm_uuid());
-  (void)worker_.Quiesce(record.vm_uuid()).get();
 
   v1::CheckSwitchoverRequest request;
   request.set_vm_uuid(record.vm_uuid());
@@ -94,8 +102,18 @@ Status LibvirtSwitchoverSteps::Prepare(const SwitchoverRecord& record) {
 Status LibvirtSwitchoverSteps::Snapshot(const SwitchoverRecord& record) {
   std::vector<virt::SnapshotOverlay> overlays;
   for (const auto& disk : record.disks()) {
-    std::error_code ec;
-    std::filesystem::remove(disk.top_path(), ec);  // a stale top of an aborted attempt (the VM does not use it)
+    // This switchover's own top, left by a crash before the snapshot took, is removed; a file that any
+    // domain's chain contains never is.
+    if (std::filesystem::exists(disk.top_path())) {
+      VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsingPath(local_, disk.top_path()));
+      if (user) {
+        return FailedPrecondition("the snapshot's overlay " + disk.top_path() + " is already in use by domain " +
+                                  *user + "; not snapshotting over it");
+      }
+      std::error_code ec;
+      std::filesystem::remove(disk.top_path(), ec);
+      if (ec) return Internal("removing the stale overlay " + disk.top_path() + ": " + ec.message());
+    }
     overlays.push_back({disk.target(), disk.top_path()});
   }
   return local_.CreateDiskOnlySnapshot(record.vm_name(), overlays);
@@ -148,16 +166,17 @@ Status LibvirtSwitchoverSteps::Complete(const SwitchoverRecord& record) {
   request.set_vm_name(record.vm_name());
   request.set_origin_host(record.source_host());
   if (!record.fallback()) *request.mutable_disks() = record.disks();
-  Status completed = peer_.CompleteSwitchover(record.target_host(), request);
+  // The VM left this host with its definition: what is ours to tidy goes whatever the target says.
   for (const auto& disk : record.disks()) {
     std::error_code ec;
-    std::filesystem::remove(disk.top_path(), ec);  // the domain left this host with its definition
+    std::filesystem::remove(disk.top_path(), ec);
   }
   worker_.Unhold(record.vm_uuid());
-  Status forgotten = replicator_.Forget(record.vm_uuid(), "");
+  VS_RETURN_IF_ERROR(replicator_.Forget(record.vm_uuid(), ""));
   if (on_switched_) on_switched_(record.vm_uuid(), record.target_host());
-  VS_RETURN_IF_ERROR(completed);
-  return forgotten;
+  // Done only once the target runs the VM on its own images (a failure here is retried, see the runner).
+  return peer_.CompleteSwitchover(record.target_host(), request)
+      .Annotate("completing the switchover on " + record.target_host());
 }
 
 Status LibvirtSwitchoverSteps::RollBack(const SwitchoverRecord& record) {

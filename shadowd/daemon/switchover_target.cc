@@ -1,11 +1,13 @@
 #include "shadowd/daemon/switchover_target.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "shadowd/controller/shadow_domain_xml.h"
+#include "shadowd/daemon/disk_layers.h"
 #include "shadowd/daemon/peer_service.h"
-#include "shadowd/policy/domain_xml.h"
+#include "shadowd/replication/replicator.h"
 #include "shadowd/store/keys.h"
 #include "shadowd/switchover/top_path.h"
 
@@ -15,7 +17,10 @@ namespace v1 = virtshadow::v1;
 
 namespace {
 
-constexpr Duration kBlockJobSettle = std::chrono::seconds(20);
+// How long the flatten keeps retrying while something still holds the disk (libvirt lets go of the incoming
+// migration's storage job a moment after the migration ends). Past it the completion fails and is retried
+// later as a whole: the switchover is not Done while the VM runs on a top.
+constexpr Duration kFlattenGiveUp = std::chrono::seconds(30);
 
 std::string OriginKey(const std::string& vm_uuid) { return store::Key(store::Table::kHost, "origin:" + vm_uuid); }
 
@@ -25,12 +30,13 @@ std::vector<std::string> BasePaths(const google::protobuf::RepeatedPtrField<v1::
   return paths;
 }
 
-// Tops must be "<base>.vs-top": the only files a peer may ask this host to create or delete.
+// Tops must be "<base>.vs-top-<tag>": the only files a peer may ask this host to create or delete.
 Status CheckTops(const google::protobuf::RepeatedPtrField<v1::SwitchoverDisk>& disks) {
   for (const auto& disk : disks) {
-    if (disk.base_path().empty() || disk.top_path() != switchover::TopPathOf(disk.base_path())) {
+    if (disk.base_path().empty() || !switchover::IsTopPath(disk.top_path()) ||
+        switchover::BasePathOf(disk.top_path()) != disk.base_path()) {
       return InvalidArgument("switchover disk " + disk.target() + ": top '" + disk.top_path() +
-                             "' must be its base path plus .vs-top");
+                             "' must be its base path plus .vs-top-<letters and digits>");
     }
   }
   return Status::Ok();
@@ -45,9 +51,10 @@ bool PostcopyReady() {
 }  // namespace
 
 SwitchoverTarget::SwitchoverTarget(virt::Hypervisor& local, replication::ReplicaKeeper& keeper, store::Store& store,
-                                   DrainState& drain, std::string this_host, Clock& clock)
-    : local_(local), keeper_(keeper), store_(store), drain_(drain), this_host_(std::move(this_host)), clock_(clock),
-      qemu_img_(clock, std::chrono::seconds(60)) {}
+                                   DrainState& drain, ReplicationWorker& worker, std::string this_host, Clock& clock,
+                                   std::function<void(const std::string&)> log)
+    : local_(local), keeper_(keeper), store_(store), drain_(drain), worker_(worker), this_host_(std::move(this_host)),
+      clock_(clock), log_(std::move(log)), qemu_img_(clock, std::chrono::seconds(60)) {}
 
 v1::HostStateReply SwitchoverTarget::HostState() const {
   v1::HostStateReply reply;
@@ -130,24 +137,15 @@ Status SwitchoverTarget::Complete(const v1::CompleteSwitchoverRequest& request) 
   VS_ASSIGN_OR_RETURN(auto shadow, FindShadowOf(local_, this_host_, request.vm_uuid()));
   if (shadow) VS_RETURN_IF_ERROR(local_.UndefineDomain(shadow->shadow_name).Annotate("undefining the used shadow"));
 
-  VS_ASSIGN_OR_RETURN(std::string xml, local_.GetDomainXml(request.vm_name()));
-  VS_ASSIGN_OR_RETURN(policy::DomainFacts facts, policy::ParseDomain(xml));
-  for (const auto& disk : request.disks()) {
-    for (const auto& running : facts.disks) {
-      if (running.target_dev != disk.target() || running.source_path != disk.top_path()) continue;
-      // Right after an incoming migration libvirt may still hold the storage migration's block job on the
-      // disk for a moment ("has a blockjob assigned"); a refused commit changed nothing, so try again.
-      const MonoTime give_up = clock_.Now() + kBlockJobSettle;
-      Status committed;
-      do {
-        committed = local_.BlockCommitActive(request.vm_name(), disk.target(), std::chrono::seconds(300));
-        if (committed.ok() || clock_.Now() >= give_up) break;
-        clock_.SleepFor(std::chrono::milliseconds(250));
-      } while (true);
-      VS_RETURN_IF_ERROR(committed.Annotate("flattening " + disk.top_path() + " into " + disk.base_path()));
-    }
-    VS_RETURN_IF_ERROR(DeleteUnlessUsed(disk.top_path()));
-  }
+  // The arrived VM runs on its tops until they are flattened. No round of this host may hold its disks
+  // meanwhile (a round refuses a VM on a top anyway; one that began earlier is waited for).
+  worker_.Hold(request.vm_uuid());
+  (void)worker_.Quiesce(request.vm_uuid()).get();  // an error only says the VM is not scheduled here yet
+  Status flattened = FlattenTops(local_, request.vm_name(), clock_, kFlattenGiveUp);
+  if (flattened.ok()) DiscardForeignBitmaps(request);  // before a round of this host makes its own
+  worker_.Unhold(request.vm_uuid());
+  VS_RETURN_IF_ERROR(flattened.Annotate("completing the switchover of " + request.vm_name() + " on " + this_host_));
+  for (const auto& disk : request.disks()) VS_RETURN_IF_ERROR(DeleteUnlessUsed(disk.top_path()));
   return Status::Ok();
 }
 
@@ -161,20 +159,32 @@ StatusOr<std::optional<v1::OriginRecord>> SwitchoverTarget::OriginOf(const std::
   return store::GetProto<v1::OriginRecord>(store_, OriginKey(vm_uuid));
 }
 
-Status SwitchoverTarget::DeleteUnlessUsed(const std::string& path) {
-  if (!std::filesystem::exists(path)) return Status::Ok();
-  VS_ASSIGN_OR_RETURN(auto names, local_.ListDomainNames());
-  for (const auto& name : names) {
-    auto xml = local_.GetDomainXml(name);
-    if (!xml.ok()) continue;
-    auto facts = policy::ParseDomain(*xml);
-    if (!facts.ok()) continue;
-    for (const auto& disk : facts->disks) {
-      if (disk.source_path == path || disk.backing_path == path) {
-        return FailedPrecondition(path + " on " + this_host_ + " is in use by domain " + name + "; not deleting it");
+void SwitchoverTarget::DiscardForeignBitmaps(const v1::CompleteSwitchoverRequest& request) {
+  auto checkpoints = local_.ListCheckpoints(request.vm_name());
+  if (!checkpoints.ok()) return log_("bitmaps of " + request.vm_name() + ": " + checkpoints.status().ToString());
+  for (const auto& disk : request.disks()) {
+    if (disk.format() != "qcow2") continue;
+    auto facts = qemu_img_.Info(disk.base_path());
+    if (!facts.ok()) {
+      log_("bitmaps of " + request.vm_name() + ": " + facts.status().ToString());
+      continue;
+    }
+    for (const std::string& bitmap : facts->bitmaps) {
+      if (!bitmap.starts_with(replication::kCheckpointPrefix) ||
+          std::find(checkpoints->begin(), checkpoints->end(), bitmap) != checkpoints->end()) {
+        continue;  // not virt-shadow's, or this host's own
       }
+      Status discarded = local_.DiscardForeignBitmap(request.vm_name(), disk.target(), bitmap);
+      log_("removing bitmap " + bitmap + " (left by an earlier host) from " + disk.base_path() + ": " +
+           (discarded.ok() ? "done" : discarded.ToString()));
     }
   }
+}
+
+Status SwitchoverTarget::DeleteUnlessUsed(const std::string& path) {
+  if (!std::filesystem::exists(path)) return Status::Ok();
+  VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsingPath(local_, path));
+  if (user) return FailedPrecondition(path + " on " + this_host_ + " is in use by domain " + *user + "; not deleting it");
   std::error_code ec;
   std::filesystem::remove(path, ec);
   if (ec) return Internal("deleting " + path + " on " + this_host_ + ": " + ec.message());

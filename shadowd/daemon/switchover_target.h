@@ -5,11 +5,16 @@
 //             shadow domain is defined and shut off (its capacity is still reserved), the replica is
 //             settled (no round pending) and names its checkpoint, userfaultfd is open to QEMU (postcopy),
 //             this host is not draining itself, and its memory fits the VM's full size.
-//   Prepare   creates "<replica>.vs-top" over each replica (qemu-img), the file the migration's storage
-//             mirror writes into; a stale top nobody uses is replaced.
+//   Prepare   creates "<replica>.vs-top-<tag>" over each replica (qemu-img), the file the migration's
+//             storage mirror writes into; a stale top no domain's chain contains is replaced.
 //   Complete  after the migration: remembers where the VM came from (OriginRecord, for failback),
-//             undefines the shadow domain (its images are now the VM's), and flattens each top into its
-//             replica (active block commit + pivot), so that the VM runs on the image at its usual path.
+//             undefines the shadow domain (its images are now the VM's), holds this host's rounds of the
+//             VM and flattens each top into its replica (active block commit + pivot, retried while
+//             something still holds the disk), so that the VM runs on the image at its usual path. It
+//             fails, and is asked again, while the VM still runs on a top. Then virt-shadow's bitmaps
+//             that this host's libvirt has no checkpoint for (earlier hosts': checkpoint metadata does
+//             not migrate, the bitmaps do) are removed from the images, or they would pile up hop by
+//             hop; a bitmap that cannot be removed is logged and does not fail the completion.
 //   Abort     deletes the tops no domain uses.
 // Only paths of this VM's shadow domain are touched (CheckShadowOwnsReplicas), so a peer cannot make this
 // host create or delete other files.
@@ -19,12 +24,14 @@
 // modes: Status naming the step, the VM and the path.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 
 #include "common/clock.h"
 #include "proto/switchover.pb.h"
 #include "shadowd/daemon/drain_state.h"
+#include "shadowd/daemon/replication_worker.h"
 #include "shadowd/nbd/qemu_img.h"
 #include "shadowd/replication/replica_keeper.h"
 #include "shadowd/store/store.h"
@@ -35,7 +42,8 @@ namespace vs::daemon {
 class SwitchoverTarget {
  public:
   SwitchoverTarget(virt::Hypervisor& local, replication::ReplicaKeeper& keeper, store::Store& store,
-                   DrainState& drain, std::string this_host, Clock& clock);
+                   DrainState& drain, ReplicationWorker& worker, std::string this_host, Clock& clock,
+                   std::function<void(const std::string&)> log);
 
   StatusOr<virtshadow::v1::CheckSwitchoverReply> Check(const virtshadow::v1::CheckSwitchoverRequest& request);
   Status Prepare(const virtshadow::v1::PrepareSwitchoverRequest& request);
@@ -47,15 +55,18 @@ class SwitchoverTarget {
   StatusOr<std::optional<virtshadow::v1::OriginRecord>> OriginOf(const std::string& vm_uuid) const;
 
  private:
-  // Deletes `path` unless a domain here uses it (as its disk or the disk's backing file).
+  void DiscardForeignBitmaps(const virtshadow::v1::CompleteSwitchoverRequest& request);
+  // Deletes `path` unless a domain's disk chain here contains it.
   Status DeleteUnlessUsed(const std::string& path);
 
   virt::Hypervisor& local_;
   replication::ReplicaKeeper& keeper_;
   store::Store& store_;
   DrainState& drain_;
+  ReplicationWorker& worker_;
   const std::string this_host_;
   Clock& clock_;
+  const std::function<void(const std::string&)> log_;
   nbd::QemuImg qemu_img_;
 };
 

@@ -19,6 +19,7 @@ struct Replicator::Disk {
   std::string path;
   std::string format;
   bool bitmaps = false;  // qcow2: QEMU keeps persistent dirty bitmaps for it
+  std::string top_path;  // the switchover top the domain runs on instead of `path`; empty: none
 };
 
 struct Replicator::Plan {
@@ -151,7 +152,8 @@ StatusOr<std::vector<Replicator::Disk>> Replicator::ReplicatedDisks(const std::s
     // On a switchover top, the image beneath (frozen by the snapshot) is what the replica mirrors.
     const bool on_top = switchover::IsTopPath(disk.source_path);
     const std::string base_format = on_top && !disk.backing_format.empty() ? disk.backing_format : format;
-    disks.push_back({disk.target_dev, switchover::BasePathOf(disk.source_path), base_format, base_format == "qcow2"});
+    disks.push_back({disk.target_dev, switchover::BasePathOf(disk.source_path), base_format, base_format == "qcow2",
+                     on_top ? disk.source_path : ""});
   }
   if (disks.empty()) return FailedPrecondition(vm_name + " has no file-backed disk to replicate");
   return disks;
@@ -200,6 +202,15 @@ StatusOr<AppliedRound> Replicator::RunRound(const ReplicationTarget& target) {
 
   StatusOr<AppliedRound> round = [&]() -> StatusOr<AppliedRound> {
     VS_ASSIGN_OR_RETURN(auto disks, ReplicatedDisks(target.vm_name));
+    // Only a switchover's final round reads a VM on its tops. Any other round would hold the disk with its
+    // backup job while the switchover's completion must flatten it (and would replicate a chain that is
+    // about to change).
+    for (const Disk& disk : disks) {
+      if (!disk.top_path.empty()) {
+        return FailedPrecondition("disk " + disk.target + " of " + target.vm_name + " runs on the switchover top " +
+                                  disk.top_path + ": no round until the switchover's completion flattens it");
+      }
+    }
     VS_ASSIGN_OR_RETURN(Plan plan, MakePlan(target, disks, record));
     bool chain_broken = false;
     StatusOr<AppliedRound> result = RunPlannedRound(target, plan, &chain_broken);

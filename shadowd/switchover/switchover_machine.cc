@@ -67,7 +67,9 @@ StatusOr<Phase> NextPhase(Phase from, StepOutcome outcome) {
       if (outcome == O::kFailed) return v1::SWITCHOVER_PHASE_FAILED;
       break;
     case v1::SWITCHOVER_PHASE_COMPLETING:
-      if (outcome != O::kUnhealthy) return v1::SWITCHOVER_PHASE_DONE;
+      // Not Done while the VM runs on a top: the completion is tried again (SwitchoverRunner backs off).
+      if (outcome == O::kSucceeded) return v1::SWITCHOVER_PHASE_DONE;
+      if (outcome == O::kFailed) return v1::SWITCHOVER_PHASE_COMPLETING;
       break;
     case v1::SWITCHOVER_PHASE_ROLLING_BACK:
       if (outcome != O::kUnhealthy) return v1::SWITCHOVER_PHASE_FAILED;

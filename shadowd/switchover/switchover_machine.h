@@ -1,8 +1,8 @@
 // The lifecycle of one live switchover (proto/switchover.proto, SwitchoverRecord.phase): the one
 // transition table, and where an unfinished switchover resumes after shadowd restarts.
 //
-//   CHECKING --ok--> PREPARING --ok--> SNAPSHOTTING --ok--> FINAL_ROUND --ok--> MIGRATING --ok--> COMPLETING --> DONE
-//      |  \--unhealthy--> FALLBACK_MIGRATING --ok--> COMPLETING                         (any outcome)
+//   CHECKING --ok--> PREPARING --ok--> SNAPSHOTTING --ok--> FINAL_ROUND --ok--> MIGRATING --ok--> COMPLETING --ok--> DONE
+//      |  \--unhealthy--> FALLBACK_MIGRATING --ok--> COMPLETING              (failed: COMPLETING again) 
 //      |                        \--failed--> FAILED
 //      \--failed--> FAILED     PREPARING..MIGRATING --failed--> ROLLING_BACK --(any outcome)--> FAILED
 //
@@ -12,7 +12,10 @@
 // onto tops created over the replicas. Skipping the final round loses acknowledged writes silently
 // (platform-facts.md), so there is no edge around it. A failure before the VM runs on the target rolls
 // back on the source (the tops are committed back into the bases), so the VM keeps running where it was.
-// COMPLETING always ends in DONE: the VM already runs on the target; what could not be tidied is noted.
+// COMPLETING ends in DONE only when it succeeded: the VM then runs on its own images (no switchover top) on
+// the target. A failed completion (the target could not flatten yet, or did not answer) stays in
+// COMPLETING and is tried again: a VM left on a top once had the next switchover snapshot over its live
+// layer. Nothing may roll back from there: the VM already runs on the target.
 //
 // Restart (ResumePhase): a switchover found in a non-terminal phase resumes from what is true now:
 // CHECKING/PREPARING/SNAPSHOTTING/FINAL_ROUND roll back (nothing the guest depends on happened on the

@@ -1,5 +1,8 @@
 #include "shadowd/switchover/switchover_runner.h"
 
+#include <algorithm>
+#include <optional>
+
 #include "shadowd/store/keys.h"
 
 namespace vs::switchover {
@@ -9,6 +12,13 @@ namespace v1 = virtshadow::v1;
 namespace {
 
 std::string RecordKey(const std::string& vm_uuid) { return store::Key(store::Table::kSwitchover, vm_uuid); }
+
+// A step that failed and must be done again (COMPLETING) is retried after 1, 2, 4, ... s (at most 8 s), for
+// at most this long in one Drive; the record then stays where it is and RetryCompletions takes it up later,
+// so that one VM whose target cannot complete yet does not hold up the switchovers of the others.
+constexpr Duration kFirstRetryPause = std::chrono::seconds(1);
+constexpr Duration kLongestRetryPause = std::chrono::seconds(8);
+constexpr Duration kRetryWindow = std::chrono::seconds(60);
 
 void AddError(SwitchoverRecord& record, const std::string& step, const Status& status) {
   std::string text = step + ": " + status.message();
@@ -83,8 +93,10 @@ StepOutcome SwitchoverRunner::Perform(SwitchoverRecord& record) {
     case v1::SWITCHOVER_PHASE_MIGRATING:
     case v1::SWITCHOVER_PHASE_FALLBACK_MIGRATING: {
       const bool fallback = record.fallback();
+      const MonoTime started = clock_.Now();
       StatusOr<MigrationFigures> figures = steps_.Migrate(record, fallback);
       if (figures.ok()) {
+        record.set_migration_ms(std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count());
         record.set_migrated_disk_bytes(figures->disk_bytes);
         record.set_migrated_memory_bytes(figures->memory_bytes);
         record.set_downtime_ms(figures->downtime_ms);
@@ -99,6 +111,8 @@ StepOutcome SwitchoverRunner::Perform(SwitchoverRecord& record) {
 }
 
 StatusOr<SwitchoverRecord> SwitchoverRunner::Drive(SwitchoverRecord record) {
+  std::optional<MonoTime> retrying_since;
+  Duration pause = kFirstRetryPause;
   while (!IsTerminal(record.phase())) {
     // Persisted with the phase, so that a restart during the fallback migration still reports it.
     if (record.phase() == v1::SWITCHOVER_PHASE_FALLBACK_MIGRATING) record.set_fallback(true);
@@ -114,10 +128,33 @@ StatusOr<SwitchoverRecord> SwitchoverRunner::Drive(SwitchoverRecord record) {
            " ms -> " + PhaseName(next));
     }
     record.set_phase(next);
+    if (next != phase) {
+      retrying_since.reset();
+      pause = kFirstRetryPause;
+      continue;
+    }
+    if (!retrying_since) retrying_since = started;
+    if (clock_.Now() - *retrying_since >= kRetryWindow) {
+      VS_RETURN_IF_ERROR(Save(record));  // left in its phase, with the errors seen, for RetryCompletions
+      return record;
+    }
+    clock_.SleepFor(pause);
+    pause = std::min(pause * 2, kLongestRetryPause);
   }
   record.set_finished_unix_ms(ToUnixMillis(clock_.WallNow()));
   VS_RETURN_IF_ERROR(Save(record));
   return record;
+}
+
+StatusOr<std::vector<SwitchoverRecord>> SwitchoverRunner::RetryCompletions(const std::set<std::string>& skip) {
+  VS_ASSIGN_OR_RETURN(std::vector<SwitchoverRecord> records, List());
+  std::vector<SwitchoverRecord> driven;
+  for (SwitchoverRecord& record : records) {
+    if (record.phase() != v1::SWITCHOVER_PHASE_COMPLETING || skip.count(record.vm_uuid()) > 0) continue;
+    VS_ASSIGN_OR_RETURN(SwitchoverRecord after, Drive(std::move(record)));
+    driven.push_back(std::move(after));
+  }
+  return driven;
 }
 
 StatusOr<std::vector<SwitchoverRecord>> SwitchoverRunner::ResumeAll(Duration migration_wait) {

@@ -9,14 +9,17 @@
 //
 // Ownership: borrows the store, the steps and the clock. Thread-safety: not thread-safe; one thread
 // runs switchovers (one at a time: they share the link and the host's backup port). Failure modes: a
-// failing step is not an error of Run(): it is recorded in the record (error, phase FAILED or DONE with
-// a note) and the record is returned; Run() returns an error only when the store fails or a switchover
-// of the VM is already in progress (FailedPrecondition).
+// failing step is not an error of Run(): it is recorded in the record (error, phase FAILED) and the
+// record is returned. A completion that keeps failing (the VM runs on the target, which cannot flatten
+// its disks yet) is retried with backoff for up to a minute; the record is then returned still in
+// COMPLETING, and RetryCompletions() drives it again later. Run() returns an error only when the store
+// fails or a switchover of the VM is already in progress (FailedPrecondition).
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -70,6 +73,10 @@ class SwitchoverRunner {
   // for (up to `migration_wait`). Returns the records it finished; a store error; or, after all others
   // were resumed, the first record that cannot be resumed (unknown phase).
   StatusOr<std::vector<SwitchoverRecord>> ResumeAll(Duration migration_wait = std::chrono::minutes(10));
+
+  // Drives every record left in COMPLETING (see above) once more, except those of the VM uuids in `skip`
+  // (driven elsewhere right now); returns them as they ended up.
+  StatusOr<std::vector<SwitchoverRecord>> RetryCompletions(const std::set<std::string>& skip);
 
   StatusOr<std::optional<SwitchoverRecord>> Get(const std::string& vm_uuid) const;
   StatusOr<std::vector<SwitchoverRecord>> List() const;

@@ -77,6 +77,8 @@ class ScriptedSteps final : public SwitchoverSteps {
   std::map<std::string, SwitchoverRecord> persisted_at;
   // Step name ("Check", "Prepare", ..., "Migrate", "Locate") -> the error it returns.
   std::map<std::string, Status> failures;
+  // Step name -> after how many failures its entry in `failures` goes (absent: it fails for good).
+  std::map<std::string, int> failing_times;
   CheckFindings findings;
   uint64_t final_round_bytes = 96 * kMiB;
   MigrationFigures figures{.disk_bytes = 12 * kMiB, .memory_bytes = 4096 * kMiB, .downtime_ms = 180,
@@ -129,7 +131,13 @@ class ScriptedSteps final : public SwitchoverSteps {
       persisted_at[step] = *stored;
     }
     auto it = failures.find(step);
-    return it == failures.end() ? Status::Ok() : it->second;
+    if (it == failures.end()) return Status::Ok();
+    Status failure = it->second;
+    if (auto left = failing_times.find(step); left != failing_times.end() && --left->second <= 0) {
+      failures.erase(it);
+      failing_times.erase(left);
+    }
+    return failure;
   }
 
   const store::Store& store_;
@@ -322,14 +330,43 @@ TEST_F(SwitchoverRunnerTest, ACheckErrorFailsWithoutAnyOtherStep) {
   EXPECT_THAT(failed.error(), HasSubstr("h4 does not answer"));
 }
 
-TEST_F(SwitchoverRunnerTest, AFailedCompletionStillEndsDoneWithTheErrorNoted) {
-  steps_.failures["Complete"] = Unavailable("could not remove the overlays on h1");
+TEST_F(SwitchoverRunnerTest, AFailedCompletionIsRetriedWithBackoffAndIsDoneOnlyOnceItSucceeds) {
+  steps_.failures["Complete"] = FailedPrecondition("disk 'vda' already in active block job");
+  steps_.failing_times["Complete"] = 2;
+  const MonoTime start = clock_.Now();
   const SwitchoverRecord done = MustRun(Request());
-  EXPECT_THAT(steps_.calls, ElementsAre(kCheck, kPrepare, kSnapshot, kFinalRoundStep, kMigrate, kComplete));
+  EXPECT_THAT(steps_.calls,
+              ElementsAre(kCheck, kPrepare, kSnapshot, kFinalRoundStep, kMigrate, kComplete, kComplete, kComplete));
   EXPECT_EQ(done.phase(), kDone);
-  EXPECT_THAT(done.error(), StartsWith("completing: "));
-  EXPECT_THAT(done.error(), HasSubstr("could not remove the overlays on h1"));
-  EXPECT_EQ(done.migrated_memory_bytes(), 4096 * kMiB);
+  EXPECT_THAT(done.error(), HasSubstr("already in active block job"));  // what was seen stays noted
+  // 1 s, then 2 s between the attempts (plus the fake steps' own time).
+  EXPECT_GE(clock_.Now() - start, 3s);
+  EXPECT_EQ(Stored(memory_)->phase(), kDone);
+}
+
+TEST_F(SwitchoverRunnerTest, ACompletionThatKeepsFailingIsNeverDoneAndIsTakenUpAgainLater) {
+  steps_.failures["Complete"] = Unavailable("h4 does not answer");
+  const SwitchoverRecord pending = MustRun(Request());
+  EXPECT_EQ(pending.phase(), kCompleting);
+  EXPECT_EQ(Stored(memory_)->phase(), kCompleting);
+  EXPECT_EQ(pending.finished_unix_ms(), 0);
+  const auto attempts = std::count(steps_.calls.begin(), steps_.calls.end(), kComplete);
+  EXPECT_GE(attempts, 5);   // 1 + 2 + 4 + 8 + 8 ... s within the minute
+  EXPECT_LE(attempts, 12);  // and backed off, not hammered
+  // A VM being driven elsewhere (a warm-up's thread) is left alone.
+  StatusOr<std::vector<SwitchoverRecord>> skipped = runner_.RetryCompletions({kVmUuid});
+  ASSERT_TRUE(skipped.ok()) << skipped.status().ToString();
+  EXPECT_TRUE(skipped->empty());
+  // The target can complete now: the next retry ends it Done.
+  steps_.failures.clear();
+  steps_.calls.clear();
+  StatusOr<std::vector<SwitchoverRecord>> retried = runner_.RetryCompletions({});
+  ASSERT_TRUE(retried.ok()) << retried.status().ToString();
+  ASSERT_EQ(retried->size(), 1u);
+  EXPECT_EQ(retried->front().phase(), kDone);
+  EXPECT_THAT(steps_.calls, ElementsAre(kComplete));
+  EXPECT_EQ(Stored(memory_)->phase(), kDone);
+  EXPECT_EQ(Stored(memory_)->migrated_memory_bytes(), 4096 * kMiB);
 }
 
 TEST_F(SwitchoverRunnerTest, RunRefusesWhileAnUnfinishedSwitchoverOfTheVmExists) {
