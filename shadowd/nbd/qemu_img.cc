@@ -63,6 +63,18 @@ StatusOr<ImageFacts> ParseImageInfo(std::string_view json_text, std::string_view
   if (facts.backing_file.empty()) {
     VS_ASSIGN_OR_RETURN(facts.backing_file, OptionalString(info, "backing-filename", path));
   }
+  // qcow2: {"format-specific": {"type": "qcow2", "data": {"bitmaps": [{"name": ..., "flags": [...]}, ...]}}}
+  if (const auto specific = info.find("format-specific"); specific != info.end() && specific->is_object()) {
+    if (const auto data = specific->find("data"); data != specific->end() && data->is_object()) {
+      if (const auto bitmaps = data->find("bitmaps"); bitmaps != data->end() && bitmaps->is_array()) {
+        for (const auto& bitmap : *bitmaps) {
+          const auto name = bitmap.is_object() ? bitmap.find("name") : bitmap.end();
+          if (name == bitmap.end() || !name->is_string()) return Internal(where + " lists a bitmap without a name");
+          facts.bitmaps.push_back(name->get<std::string>());
+        }
+      }
+    }
+  }
   return facts;
 }
 

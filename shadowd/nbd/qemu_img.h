@@ -29,6 +29,7 @@ struct ImageFacts {
   // The backing file as qemu resolves it (absolute when qemu-img could resolve it); empty for none.
   std::string backing_file;
   uint64_t allocated_bytes = 0;  // "actual-size": what the file takes on the host (0 when not reported)
+  std::vector<std::string> bitmaps;  // qcow2: the persistent dirty bitmaps stored in the image, by name
   bool operator==(const ImageFacts&) const = default;
 };
 

@@ -197,6 +197,13 @@ class Hypervisor {
   // Deletes a checkpoint and its bitmaps; when QEMU lost the bitmaps (after a SIGKILL) only libvirt's
   // metadata is left, and that is deleted instead. OK when it does not exist.
   virtual Status DeleteCheckpoint(const std::string& domain, const std::string& checkpoint) = 0;
+  // Removes the persistent dirty bitmap `bitmap` of disk `target` of the running `domain` when libvirt has no
+  // checkpoint of that name (one left in the image by another host: checkpoint metadata does not migrate, the
+  // bitmaps do). libvirt has no call for that, and QMP would taint the domain, so the bitmap is adopted as a
+  // checkpoint (redefined) and that checkpoint deleted, which removes the bitmap from every layer. kAlreadyExists
+  // when this libvirt has a checkpoint of that name (it is in use here: not touched); otherwise libvirt's error.
+  virtual Status DiscardForeignBitmap(const std::string& domain, const std::string& target,
+                                      const std::string& bitmap) = 0;
 
   // Calls `on_event` for every domain event of this connection until the Subscription is destroyed.
   // The callback runs on libvirt's event-loop thread (LibvirtRuntime): it must be quick and must not call back

@@ -436,6 +436,34 @@ class LibvirtHypervisor final : public Hypervisor {
     return err;
   }
 
+  Status DiscardForeignBitmap(const std::string& domain, const std::string& target,
+                              const std::string& bitmap) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(domain));
+    const std::string what = "bitmap " + bitmap + " of disk " + target + " of " + domain + " on " + uri_;
+    if (virDomainCheckpointPtr existing = virDomainCheckpointLookupByName(dom.get(), bitmap.c_str(), 0)) {
+      virDomainCheckpointFree(existing);
+      return AlreadyExists(what + ": libvirt has a checkpoint of that name here; it is not a foreign bitmap");
+    }
+    virResetLastError();
+    // Names come from the image (qemu-img info): only plain ones are put into XML.
+    auto plain = [](const std::string& text) {
+      return !text.empty() && text.find_first_of("<>&'\"") == std::string::npos;
+    };
+    if (!plain(bitmap) || !plain(target)) return InvalidArgument(what + ": not a plain name");
+    const std::string xml = "<domaincheckpoint><name>" + bitmap + "</name><creationTime>1</creationTime><disks>"
+                            "<disk name='" + target + "' checkpoint='bitmap' bitmap='" + bitmap +
+                            "'/></disks></domaincheckpoint>";
+    virDomainCheckpointPtr adopted =
+        virDomainCheckpointCreateXML(dom.get(), xml.c_str(), VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE);
+    if (adopted == nullptr) return LastLibvirtError("adopting the " + what + " as a checkpoint");
+    std::unique_ptr<virDomainCheckpoint, decltype(&virDomainCheckpointFree)> handle(adopted, &virDomainCheckpointFree);
+    if (virDomainCheckpointDelete(adopted, 0) == 0) return Status::Ok();
+    Status err = LastLibvirtError("removing the " + what);
+    // Leave no checkpoint behind that names a bitmap QEMU could not remove.
+    if (virDomainCheckpointDelete(adopted, VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY) < 0) virResetLastError();
+    return err;
+  }
+
   StatusOr<std::unique_ptr<Subscription>> WatchDomains(std::function<void(const DomainEvent&)> on_event) override {
     auto subscription = std::make_unique<LibvirtSubscription>(conn_, std::move(on_event));
     VS_RETURN_IF_ERROR(subscription->Register());

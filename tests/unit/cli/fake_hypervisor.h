@@ -110,6 +110,9 @@ class FakeHypervisor final : public virt::Hypervisor {
     return Unused("ListCheckpoints");
   }
   Status DeleteCheckpoint(const std::string&, const std::string&) override { return Unused("DeleteCheckpoint"); }
+  Status DiscardForeignBitmap(const std::string&, const std::string&, const std::string&) override {
+    return Unused("DiscardForeignBitmap");
+  }
 
  private:
   static Status Unused(const std::string& method) { return Internal(method + " is not used by the CLI"); }

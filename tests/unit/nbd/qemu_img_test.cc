@@ -190,6 +190,23 @@ TEST(ParseImageInfo, ReadsTheFieldsAndPrefersTheResolvedBackingName) {
   EXPECT_EQ(unresolved->backing_file, "nbd:x:1");
 }
 
+TEST(ParseImageInfo, ListsTheBitmapsOfAQcow2Image) {
+  auto facts = ParseImageInfo(R"({"virtual-size": 1, "format": "qcow2", "format-specific": {"type": "qcow2",
+                                  "data": {"compat": "1.1", "bitmaps": [{"flags": ["auto"], "name": "vs-1",
+                                  "granularity": 65536}, {"flags": ["in-use"], "name": "vs-2", "granularity": 65536}]}}})",
+                              "/images/a.qcow2");
+  ASSERT_TRUE(facts.ok()) << facts.status().ToString();
+  EXPECT_EQ(facts->bitmaps, (std::vector<std::string>{"vs-1", "vs-2"}));
+  auto none = ParseImageInfo(R"({"virtual-size": 1, "format": "qcow2", "format-specific": {"type": "qcow2",
+                                 "data": {"compat": "1.1"}}})", "/images/b.qcow2");
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->bitmaps.empty());
+  auto nameless = ParseImageInfo(R"({"virtual-size": 1, "format": "qcow2", "format-specific": {"type": "qcow2",
+                                     "data": {"bitmaps": [{"flags": []}]}}})", "/images/c.qcow2");
+  EXPECT_EQ(nameless.status().code(), Code::kInternal);
+  EXPECT_THAT(nameless.status().message(), HasSubstr("/images/c.qcow2"));
+}
+
 TEST(ParseImageInfo, RejectsMalformedOutputNamingTheImage) {
   const char* const bad_outputs[] = {
       "",
