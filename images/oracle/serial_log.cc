@@ -11,8 +11,12 @@ namespace {
 
 constexpr std::string_view kAckToken = "VS-ACK";
 constexpr std::string_view kBootToken = "VS-BOOT";
-constexpr std::array<std::string_view, 6> kKernelTroubleMarkers = {
-    "Oops:", "BUG:", "Kernel panic", "general protection fault", "Call Trace:", "WARNING:"};
+// The kernel's hang reports count too (the guest's init shortens their timeouts): "INFO: task X blocked for
+// more than 10 seconds" (hung task), "BUG: soft lockup", "rcu: INFO: rcu_sched detected stalls", "Watchdog
+// detected hard LOCKUP".
+constexpr std::array<std::string_view, 9> kKernelTroubleMarkers = {
+    "Oops:", "BUG:", "Kernel panic", "general protection fault", "Call Trace:", "WARNING:",
+    "blocked for more than", "detected stalls", "hard LOCKUP"};
 
 // ` seq=<N> boot=<BOOT>` after "VS-ACK". Text may follow the token, but a token torn by an
 // interleaved message fails: "seq=1<kernel text>2" lacks " boot=" after the digits, and BOOT must

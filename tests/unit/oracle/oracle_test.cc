@@ -216,6 +216,16 @@ TEST(OracleAnalyse, KernelTroubleLinesAreReportedVerbatim) {
   EXPECT_THAT(report.violations, ElementsAre("oops: 2 kernel-trouble line(s) in the serial log (first: " + oops + ")"));
 }
 
+TEST(OracleAnalyse, TheKernelsHangReportsCountAsKernelTrouble) {
+  TestImage image(kSlots);
+  image.WriteRange(1, 2, kBootA);
+  const std::string hung = "[  40.1] INFO: task sh:57 blocked for more than 10 seconds.";
+  const std::string rcu = "[  41.2] rcu: INFO: rcu_sched detected stalls on CPUs/tasks:";
+  const std::string lockup = "[  42.3] NMI watchdog: Watchdog detected hard LOCKUP on cpu 0";
+  const Report report = AnalyseOk(image, RunLog(kBootA, 0, 1, 2) + hung + "\n" + rcu + "\n" + lockup + "\n");
+  EXPECT_THAT(report.oops_lines.items, ElementsAre(hung, rcu, lockup));
+}
+
 TEST(OracleAnalyse, AcksPrecededByOtherTextStillCount) {
   TestImage image(kSlots);
   image.WriteRange(1, 2, kBootA);
