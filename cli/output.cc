@@ -180,6 +180,7 @@ std::string FormatVmDetail(const v1::VmStatus& vm) {
   AddField(text, "Policy", vm.policy().empty() ? "- (no valid policy)" : Printable(vm.policy()));
   AddField(text, "Last error", OrDash(vm.last_error()));
   AddField(text, "Unprotected reason", OrDash(vm.unprotected_reason()));
+  if (!vm.guest_failed().empty()) AddField(text, "Guest", "FAILED after its switchover: " + Printable(vm.guest_failed()));
   if (vm.has_replication()) {
     const v1::ReplicationInfo& r = vm.replication();
     AddField(text, "Replication", r.interval_ms() > 0 ? "every " + Seconds(r.interval_ms()) : "not scheduled");
@@ -289,6 +290,7 @@ json VmToJson(const v1::VmStatus& vm) {
           {"policy", vm.policy()},
           {"last_error", vm.last_error()},
           {"unprotected_reason", vm.unprotected_reason()},
+          {"guest_failed", vm.guest_failed()},
           {"replication", ReplicationToJson(vm)}};
 }
 
@@ -385,6 +387,10 @@ std::string FormatRecord(const v1::SwitchoverRecord& record) {
   AddField(text, "Migrated disk", FormatBytes(record.migrated_disk_bytes()));
   AddField(text, "Migrated memory", FormatBytes(record.migrated_memory_bytes()));
   AddField(text, "Downtime", Downtime(record));
+  if (record.migration_ms() > 0) {
+    AddField(text, "Postcopy switch", record.postcopy_switched() ? "yes" : "no (precopy completed before it)");
+  }
+  AddField(text, "Guest after move", OrDash(record.guest_check()));
   const std::string to_target = TimeToTarget(record);
   AddField(text, "Running on target", to_target == "-" ? "- (it never ran there)" : to_target + " after the request");
   AddField(text, "Deadline", record.deadline_unix_ms() <= 0

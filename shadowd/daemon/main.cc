@@ -89,10 +89,13 @@ void ReplaySpool(spool::Spool& spool, controller::ProtectionController& controll
 
 // Work posted from libvirt's event thread: the domain as libvirt reports it now.
 void OnDomainEvent(const virt::DomainEvent& event, LibvirtCluster& cluster,
-                   controller::ProtectionController& controller) {
+                   controller::ProtectionController& controller, SwitchoverTarget& switchover_target) {
   using Kind = virt::DomainEvent::Kind;
   switch (event.kind) {
-    case Kind::kStopped: return Log("domain stopped", controller.OnDomainStopped(event.uuid));
+    case Kind::kStopped:
+      // A VM that failed after its switchover is judged again once it runs anew.
+      Log("forgetting a guest failure", switchover_target.ForgetGuestFailure(event.uuid));
+      return Log("domain stopped", controller.OnDomainStopped(event.uuid));
     case Kind::kUndefined: return Log("domain undefined", controller.OnDomainUndefined(event.uuid));
     case Kind::kStarted:
     case Kind::kDefined:
@@ -260,14 +263,17 @@ int Run(const std::string& config_path) {
     auto endpoint = metrics::MetricsHttpEndpoint::Start(config->metrics_listen, [&]() -> StatusOr<std::string> {
       VS_ASSIGN_OR_RETURN(auto replicated, replicator.ListRecords());
       VS_ASSIGN_OR_RETURN(auto held, keeper.List());
-      return metrics::RenderPrometheusText(ReplicationMetrics(replicated, held, clock->WallNow()));
+      VS_ASSIGN_OR_RETURN(auto guest_failed, switchover_target.GuestFailures());
+      auto families = ReplicationMetrics(replicated, held, clock->WallNow());
+      families.push_back(GuestFailedMetric(guest_failed));
+      return metrics::RenderPrometheusText(families);
     });
     if (!endpoint.ok()) return Log("metrics endpoint", endpoint.status()), 1;
     metrics_endpoint = std::move(*endpoint);
   }
 
   auto watch = (*local)->WatchDomains([&](const virt::DomainEvent& event) {
-    loop.Post([&, event] { OnDomainEvent(event, cluster, controller); });
+    loop.Post([&, event] { OnDomainEvent(event, cluster, controller, switchover_target); });
   });
   if (!watch.ok()) return Log("watching domain events", watch.status()), 1;
 

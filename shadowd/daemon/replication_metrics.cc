@@ -49,4 +49,15 @@ std::vector<MetricFamily> ReplicationMetrics(const std::vector<virtshadow::v1::R
   return {lag, bytes, changed, duration, rounds, failures, failing, replica_age};
 }
 
+metrics::MetricFamily GuestFailedMetric(const std::vector<virtshadow::v1::GuestFailedRecord>& failed) {
+  MetricFamily family{"virt_shadow_switchover_guest_failed",
+                      "1 for a VM whose guest made no progress after it arrived here by a switchover.",
+                      MetricFamily::Type::kGauge, {}};
+  for (const auto& record : failed) {
+    family.samples.push_back(
+        {{{"vm", record.vm_name()}, {"uuid", record.vm_uuid()}, {"origin_host", record.origin_host()}}, 1.0});
+  }
+  return family;
+}
+
 }  // namespace vs::daemon

@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "proto/replication.pb.h"
+#include "proto/switchover.pb.h"
 #include "shadowd/metrics/prometheus_text.h"
 
 namespace vs::daemon {
@@ -15,5 +16,10 @@ namespace vs::daemon {
 std::vector<metrics::MetricFamily> ReplicationMetrics(
     const std::vector<virtshadow::v1::ReplicationRecord>& replicated,
     const std::vector<virtshadow::v1::ReplicaRecord>& held, WallTime now);
+
+// virt_shadow_switchover_guest_failed{vm,uuid,origin_host} 1 for each VM that arrived here by a switchover
+// with a guest that made no progress (kept as it is, never moved again as if healthy); always present, so
+// that an alert can be written on it.
+metrics::MetricFamily GuestFailedMetric(const std::vector<virtshadow::v1::GuestFailedRecord>& failed);
 
 }  // namespace vs::daemon

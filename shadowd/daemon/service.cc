@@ -59,7 +59,7 @@ grpc::Status ShadowService::ListVms(grpc::ServerContext*, const virtshadow::v1::
   for (const auto& view : *vms) {
     auto* out = reply->add_vms();
     Fill(view, config_.this_host, out);
-    FillReplication(view.uuid, out);
+    FillThisHostsFacts(view.uuid, out);
   }
   return grpc::Status::OK;
 }
@@ -69,11 +69,14 @@ grpc::Status ShadowService::GetVm(grpc::ServerContext*, const virtshadow::v1::Ge
   auto view = loop_.Call([&] { return controller_.StatusOf(request->vm()); });
   if (!view.ok()) return ToGrpcStatus(view.status());
   Fill(*view, config_.this_host, reply);
-  FillReplication(view->uuid, reply);
+  FillThisHostsFacts(view->uuid, reply);
   return grpc::Status::OK;
 }
 
-void ShadowService::FillReplication(const std::string& vm_uuid, virtshadow::v1::VmStatus* out) const {
+void ShadowService::FillThisHostsFacts(const std::string& vm_uuid, virtshadow::v1::VmStatus* out) const {
+  if (auto failed = target_.GuestFailureOf(vm_uuid); failed.ok() && *failed) {
+    out->set_guest_failed("arrived from " + (*failed)->origin_host() + ": " + (*failed)->seen());
+  }
   auto record = replicator_.Record(vm_uuid);
   if (!record.ok()) return;
   Duration interval{0};
@@ -136,7 +139,11 @@ grpc::Status ShadowService::Switchover(grpc::ServerContext*, const virtshadow::v
   const uint32_t seconds = request->deadline_seconds() > 0
                                ? request->deadline_seconds()
                                : static_cast<uint32_t>(config_.drain_deadline.count());
-  auto record = switchovers_.SwitchoverVm(request->vm(), request->to_host(), std::chrono::seconds(seconds), "cli").get();
+  std::optional<Duration> precopy_hold;
+  if (request->has_precopy_hold_ms()) precopy_hold = std::chrono::milliseconds(request->precopy_hold_ms());
+  auto record =
+      switchovers_.SwitchoverVm(request->vm(), request->to_host(), std::chrono::seconds(seconds), "cli", precopy_hold)
+          .get();
   if (!record.ok()) return ToGrpcStatus(record.status());
   *reply->mutable_record() = *record;
   return grpc::Status::OK;

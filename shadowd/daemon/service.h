@@ -68,7 +68,7 @@ class ShadowService final : public virtshadow::v1::ShadowD::Service {
   SwitchoverTarget& target_;
   const Clock& clock_;
 
-  void FillReplication(const std::string& vm_uuid, virtshadow::v1::VmStatus* out) const;
+  void FillThisHostsFacts(const std::string& vm_uuid, virtshadow::v1::VmStatus* out) const;
   StatusOr<std::string> ResolveUuid(const std::string& vm);
 };
 

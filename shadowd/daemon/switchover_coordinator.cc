@@ -118,6 +118,13 @@ void SwitchoverCoordinator::Observe(const v1::SwitchoverRecord& record) {
   bandwidth_.Observe(bytes, std::chrono::milliseconds(record.migration_ms())).IgnoreError();
 }
 
+Duration SwitchoverCoordinator::ColdPrecopy(Duration planned) const {
+  // An uncapped precopy held for the plan's slack converges on its own before the hold ends (the plan
+  // assumes a dirty rate of zero): the migration then completes in precopy, with a long stop-and-copy
+  // pause, and under TCG that is when guests hung (docs/switchover.md). Postcopy at once is the default.
+  return config_.switchover.hold_planned_precopy ? planned : Duration::zero();
+}
+
 void SwitchoverCoordinator::RetryCompletions() {
   // A warm-up's record is driven by its own thread.
   std::set<std::string> busy;
@@ -139,6 +146,14 @@ StatusOr<std::vector<SwitchoverCoordinator::Candidate>> SwitchoverCoordinator::P
     if (view.state != "Protected" || view.shadow_hosts.empty()) {
       skipped->push_back(view.name + ": not protected (" + view.state +
                          (view.unprotected_reason.empty() ? "" : ": " + view.unprotected_reason) + ")");
+      continue;
+    }
+    if (auto failed = parts_.target.GuestFailureOf(view.uuid); !failed.ok() || *failed) {
+      skipped->push_back(view.name + ": " +
+                         (failed.ok() ? "its guest made no progress after its switchover from " +
+                                            (*failed)->origin_host() + " (" + (*failed)->seen() +
+                                            "); not moved as if healthy: look at the guest, and restart it to clear"
+                                      : failed.status().message()));
       continue;
     }
     auto xml = parts_.local.GetDomainXml(view.name);
@@ -275,7 +290,7 @@ StatusOr<v1::DrainReply> SwitchoverCoordinator::DrainNow(const notice::Notice& n
     if (step.fallback == switchover::Fallback::kPostcopyImmediately) {
       log_("drain: " + step.name + " misses the safety margin (" + step.reason + "): postcopy at once");
     }
-    StatusOr<v1::SwitchoverRecord> record = SwitchOne(*vm, reason, notice.deadline, step.precopy);
+    StatusOr<v1::SwitchoverRecord> record = SwitchOne(*vm, reason, notice.deadline, ColdPrecopy(step.precopy));
     if (!record.ok()) {
       skipped.push_back(step.name + ": " + record.status().message());
       continue;
@@ -311,10 +326,11 @@ void SwitchoverCoordinator::OnNotice(const notice::Notice& notice) {
 
 std::future<StatusOr<v1::SwitchoverRecord>> SwitchoverCoordinator::SwitchoverVm(const std::string& vm,
                                                                                 const std::string& to_host,
-                                                                                Duration deadline, std::string reason) {
+                                                                                Duration deadline, std::string reason,
+                                                                                std::optional<Duration> precopy_hold) {
   auto promise = std::make_shared<std::promise<StatusOr<v1::SwitchoverRecord>>>();
   auto future = promise->get_future();
-  Post([this, promise, vm, to_host, deadline, reason] {
+  Post([this, promise, vm, to_host, deadline, reason, precopy_hold] {
     promise->set_value([&]() -> StatusOr<v1::SwitchoverRecord> {
       std::vector<std::string> skipped;
       VS_ASSIGN_OR_RETURN(std::vector<Candidate> candidates, ProtectedVms(&skipped));
@@ -334,7 +350,7 @@ std::future<StatusOr<v1::SwitchoverRecord>> SwitchoverCoordinator::SwitchoverVm(
                                                   .ram_bytes = std::max<uint64_t>(found->facts.memory_kib, 1) * 1024}};
       VS_ASSIGN_OR_RETURN(switchover::SwitchoverPlan plan, switchover::PlanSwitchover(moves, Link(), deadline));
       return SwitchOne(*found, reason, parts_.clock.WallNow() + std::chrono::duration_cast<WallTime::duration>(deadline),
-                       plan.vms.front().precopy);
+                       precopy_hold.value_or(ColdPrecopy(plan.vms.front().precopy)));
     }());
   });
   return future;

@@ -17,6 +17,13 @@ namespace {
 constexpr Duration kDeadlineGuard = std::chrono::seconds(5);
 // How long a pending flatten found at the start of a switchover may take before the switchover refuses.
 constexpr Duration kRepairGiveUp = std::chrono::seconds(30);
+// The guest check: a guest that did I/O here (or whose agent answered) must show progress on the target within
+// kGuestBound; one that showed nothing here is looked at for kIdleGuestBound only (it can only end "alive" or
+// "unverifiable"). The agent gets kAgentTimeout per ping.
+constexpr Duration kGuestBound = std::chrono::seconds(20);
+constexpr Duration kIdleGuestBound = std::chrono::seconds(2);
+constexpr Duration kGuestSampleInterval = std::chrono::milliseconds(500);
+constexpr std::chrono::seconds kAgentTimeout{1};
 
 v1::AbortSwitchoverRequest AbortRequestFor(const SwitchoverRecord& record) {
   v1::AbortSwitchoverRequest abort;
@@ -45,6 +52,12 @@ StatusOr<virt::Hypervisor*> LibvirtSwitchoverSteps::TargetConn(const std::string
 }
 
 StatusOr<switchover::CheckFindings> LibvirtSwitchoverSteps::Check(SwitchoverRecord& record) {
+  // What the guest does here, before anything changes (the second sample follows Prepare).
+  observations_.erase(record.vm_uuid());
+  first_samples_.erase(record.vm_uuid());
+  if (auto sample = local_.GetGuestActivity(record.vm_name(), kAgentTimeout); sample.ok()) {
+    first_samples_[record.vm_uuid()] = {*sample, clock_.Now()};
+  }
   // No scheduled round may start from now on, and one that runs must end before the snapshot (and before
   // a repair below: a round's backup job holds the disks).
   worker_.Hold(record.vm_uuid());
@@ -96,7 +109,18 @@ Status LibvirtSwitchoverSteps::Prepare(const SwitchoverRecord& record) {
   v1::PrepareSwitchoverRequest request;
   request.set_vm_uuid(record.vm_uuid());
   *request.mutable_disks() = record.disks();
-  return peer_.PrepareSwitchover(record.target_host(), request);
+  VS_RETURN_IF_ERROR(peer_.PrepareSwitchover(record.target_host(), request));
+  ObserveGuestHere(record);  // before the snapshot, so that the guest's own pace is what is seen
+  return Status::Ok();
+}
+
+void LibvirtSwitchoverSteps::ObserveGuestHere(const SwitchoverRecord& record) {
+  auto first = first_samples_.extract(record.vm_uuid());
+  if (first.empty()) return;  // observed already, or the first sample failed
+  if (auto second = local_.GetGuestActivity(record.vm_name(), kAgentTimeout); second.ok()) {
+    observations_[record.vm_uuid()] = {.host = config_.this_host, .first = first.mapped().activity,
+                                       .second = *second, .window = clock_.Now() - first.mapped().at};
+  }
 }
 
 Status LibvirtSwitchoverSteps::Snapshot(const SwitchoverRecord& record) {
@@ -128,6 +152,7 @@ StatusOr<switchover::MigrationFigures> LibvirtSwitchoverSteps::Migrate(const Swi
                                                                        bool copy_storage_all) {
   const HostConfig* target = config_.FindHost(record.target_host());
   if (target == nullptr) return NotFound("host " + record.target_host() + " is not in shadowd's configuration");
+  ObserveGuestHere(record);  // the fallback had no Prepare
   const Duration hold = std::chrono::milliseconds(record.precopy_planned_ms());
   const std::optional<WallTime> deadline =
       record.deadline_unix_ms() > 0 ? std::optional<WallTime>(FromUnixMillis(record.deadline_unix_ms())) : std::nullopt;
@@ -151,6 +176,7 @@ StatusOr<switchover::MigrationFigures> LibvirtSwitchoverSteps::Migrate(const Swi
   figures.disk_bytes = result.disk_bytes_processed.value_or(0);
   figures.memory_bytes = result.memory_bytes_processed.value_or(0);
   figures.downtime_ms = result.downtime_ms.value_or(0);
+  figures.postcopy_switched = result.postcopy_started_after.has_value();
   if (result.postcopy_started_after) {
     figures.running_on_target =
         started + std::chrono::duration_cast<WallTime::duration>(*result.postcopy_started_after);
@@ -158,6 +184,37 @@ StatusOr<switchover::MigrationFigures> LibvirtSwitchoverSteps::Migrate(const Swi
     figures.running_on_target = started + std::chrono::duration_cast<WallTime::duration>(result.elapsed);
   }
   return figures;
+}
+
+StatusOr<switchover::GuestSeen> LibvirtSwitchoverSteps::VerifyGuest(const SwitchoverRecord& record) {
+  VS_ASSIGN_OR_RETURN(virt::Hypervisor * target, TargetConn(record.target_host()));
+  // After a restart (or for the fallback, which has no Prepare) nothing was seen here: the target's own
+  // progress can still prove the guest alive, but not its absence dead.
+  auto observed = observations_.extract(record.vm_uuid());
+  const switchover::SourceObservation source =
+      observed.empty() ? switchover::SourceObservation{.host = config_.this_host} : std::move(observed.mapped());
+  const bool busy_here = switchover::SourceShowedProgress(source);
+  VS_ASSIGN_OR_RETURN(
+      switchover::GuestCheckResult result,
+      switchover::CheckTarget(
+          source, record.target_host(),
+          [&] { return target->GetGuestActivity(record.vm_name(), kAgentTimeout); },
+          {.bound = busy_here ? kGuestBound : kIdleGuestBound, .interval = kGuestSampleInterval}, clock_));
+  switchover::GuestSeen seen{.dead = result.verdict == switchover::GuestVerdict::kDead,
+                             .seen = std::string(switchover::GuestVerdictName(result.verdict)) + ": " +
+                                     result.explanation};
+  if (seen.dead) {
+    // The target keeps the VM as it is and moves it no more; this host keeps its copy (base and tops).
+    v1::CompleteSwitchoverRequest request;
+    request.set_vm_uuid(record.vm_uuid());
+    request.set_vm_name(record.vm_name());
+    request.set_origin_host(record.source_host());
+    request.set_guest_failed(seen.seen);
+    if (Status told = peer_.CompleteSwitchover(record.target_host(), request); !told.ok()) {
+      seen.seen += " (" + record.target_host() + " could not be told: " + told.message() + ")";
+    }
+  }
+  return seen;
 }
 
 Status LibvirtSwitchoverSteps::Complete(const SwitchoverRecord& record) {

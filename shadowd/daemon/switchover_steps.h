@@ -15,12 +15,16 @@
 //              draws near. The fallback uses --copy-storage-all onto the replica images instead. A warm-up
 //              (record.warm) runs capped at [switchover] warmup_bandwidth_mibs and switches only once the
 //              WarmUpGate releases the VM (or the deadline draws near).
+//   VerifyGuest the guest must show progress on the target (switchover/guest_check.h), judged against what
+//              it showed here: a sample at the start of Check and one after Prepare. A dead guest's target
+//              is told (CompleteSwitchover with guest_failed) so that it keeps the VM as it is.
 //   Complete   the target undefines the used shadow and flattens the tops; here the local tops go, the
 //              replication record is forgotten and the controller ends the VM's record (`on_switched`).
 //   RollBack   the tops are committed back into the images here (the VM keeps running on them), the
 //              target's tops are deleted, rounds resume.
 //
-// Ownership: borrows everything. Thread-safety: one switchover at a time (the coordinator's thread).
+// Ownership: borrows everything. Thread-safety: one switchover at a time (the coordinator's thread; a
+// warm-up's thread runs its own VM's steps, and the per-VM maps are only touched for that VM).
 // Failure modes: Status naming the step and the host; see switchover_runner.h for what follows.
 #pragma once
 
@@ -35,6 +39,7 @@
 #include "shadowd/daemon/peer_service.h"
 #include "shadowd/daemon/replication_worker.h"
 #include "shadowd/replication/replicator.h"
+#include "shadowd/switchover/guest_check.h"
 #include "shadowd/switchover/switchover_runner.h"
 #include "shadowd/virt/hypervisor.h"
 
@@ -76,12 +81,15 @@ class LibvirtSwitchoverSteps final : public switchover::SwitchoverSteps {
   StatusOr<uint64_t> FinalRound(const switchover::SwitchoverRecord& record) override;
   StatusOr<switchover::MigrationFigures> Migrate(const switchover::SwitchoverRecord& record,
                                                  bool copy_storage_all) override;
+  StatusOr<switchover::GuestSeen> VerifyGuest(const switchover::SwitchoverRecord& record) override;
   Status Complete(const switchover::SwitchoverRecord& record) override;
   Status RollBack(const switchover::SwitchoverRecord& record) override;
   StatusOr<switchover::VmLocation> Locate(const switchover::SwitchoverRecord& record) override;
 
  private:
   StatusOr<virt::Hypervisor*> TargetConn(const std::string& host);
+  // Turns the first sample of the guest here into the observation VerifyGuest judges against (once).
+  void ObserveGuestHere(const switchover::SwitchoverRecord& record);
 
   const Config& config_;
   virt::LibvirtRuntime& runtime_;
@@ -93,6 +101,14 @@ class LibvirtSwitchoverSteps final : public switchover::SwitchoverSteps {
   Clock& clock_;
   const SwitchedCallback on_switched_;
   std::map<std::string, std::unique_ptr<virt::Hypervisor>> targets_;
+  // The guest as seen here before the move, by VM uuid: the first sample (Check) and the observation
+  // (after Prepare), until VerifyGuest uses it.
+  struct FirstSample {
+    virt::GuestActivity activity;
+    MonoTime at;
+  };
+  std::map<std::string, FirstSample> first_samples_;
+  std::map<std::string, switchover::SourceObservation> observations_;
 };
 
 }  // namespace vs::daemon

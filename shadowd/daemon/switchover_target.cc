@@ -23,6 +23,9 @@ namespace {
 constexpr Duration kFlattenGiveUp = std::chrono::seconds(30);
 
 std::string OriginKey(const std::string& vm_uuid) { return store::Key(store::Table::kHost, "origin:" + vm_uuid); }
+std::string GuestFailedKey(const std::string& vm_uuid) {
+  return store::Key(store::Table::kHost, "guest-failed:" + vm_uuid);
+}
 
 std::vector<std::string> BasePaths(const google::protobuf::RepeatedPtrField<v1::SwitchoverDisk>& disks) {
   std::vector<std::string> paths;
@@ -124,6 +127,21 @@ Status SwitchoverTarget::Prepare(const v1::PrepareSwitchoverRequest& request) {
 
 Status SwitchoverTarget::Complete(const v1::CompleteSwitchoverRequest& request) {
   VS_RETURN_IF_ERROR(CheckTops(request.disks()));
+  if (!request.guest_failed().empty()) {
+    // The guest arrived but shows no progress: nothing is changed (no flatten, the shadow's definition
+    // stays, the source keeps its copy); it is remembered, reported and never moved again as if healthy.
+    v1::GuestFailedRecord failed;
+    failed.set_vm_uuid(request.vm_uuid());
+    failed.set_vm_name(request.vm_name());
+    failed.set_origin_host(request.origin_host());
+    failed.set_seen(request.guest_failed());
+    failed.set_failed_unix_ms(ToUnixMillis(clock_.WallNow()));
+    store::WriteBatch batch;
+    batch.PutProto(GuestFailedKey(request.vm_uuid()), failed);
+    log_(request.vm_name() + " arrived from " + request.origin_host() + " but its guest makes no progress: " +
+         request.guest_failed());
+    return store_.Write(batch);
+  }
   v1::OriginRecord origin;
   origin.set_vm_uuid(request.vm_uuid());
   origin.set_vm_name(request.vm_name());
@@ -157,6 +175,20 @@ Status SwitchoverTarget::Abort(const v1::AbortSwitchoverRequest& request) {
 
 StatusOr<std::optional<v1::OriginRecord>> SwitchoverTarget::OriginOf(const std::string& vm_uuid) const {
   return store::GetProto<v1::OriginRecord>(store_, OriginKey(vm_uuid));
+}
+
+StatusOr<std::optional<v1::GuestFailedRecord>> SwitchoverTarget::GuestFailureOf(const std::string& vm_uuid) const {
+  return store::GetProto<v1::GuestFailedRecord>(store_, GuestFailedKey(vm_uuid));
+}
+
+StatusOr<std::vector<v1::GuestFailedRecord>> SwitchoverTarget::GuestFailures() const {
+  return store::ScanProtos<v1::GuestFailedRecord>(store_, store::Key(store::Table::kHost, "guest-failed:"));
+}
+
+Status SwitchoverTarget::ForgetGuestFailure(const std::string& vm_uuid) {
+  store::WriteBatch batch;
+  batch.Delete(GuestFailedKey(vm_uuid));
+  return store_.Write(batch);
 }
 
 void SwitchoverTarget::DiscardForeignBitmaps(const v1::CompleteSwitchoverRequest& request) {

@@ -15,6 +15,8 @@
 //             that this host's libvirt has no checkpoint for (earlier hosts': checkpoint metadata does
 //             not migrate, the bitmaps do) are removed from the images, or they would pile up hop by
 //             hop; a bitmap that cannot be removed is logged and does not fail the completion.
+//             With guest_failed set (the guest showed no progress here after the move) nothing is
+//             changed: the VM is remembered as failed after switchover (GuestFailureOf).
 //   Abort     deletes the tops no domain uses.
 // Only paths of this VM's shadow domain are touched (CheckShadowOwnsReplicas), so a peer cannot make this
 // host create or delete other files.
@@ -53,6 +55,11 @@ class SwitchoverTarget {
 
   // Where a VM that arrived here by a switchover came from; nullopt for any other VM.
   StatusOr<std::optional<virtshadow::v1::OriginRecord>> OriginOf(const std::string& vm_uuid) const;
+  // VMs that arrived here with a guest that made no progress (Complete with guest_failed): kept as they
+  // are, reported, never moved again by a notice, until the VM stops (ForgetGuestFailure).
+  StatusOr<std::optional<virtshadow::v1::GuestFailedRecord>> GuestFailureOf(const std::string& vm_uuid) const;
+  StatusOr<std::vector<virtshadow::v1::GuestFailedRecord>> GuestFailures() const;
+  Status ForgetGuestFailure(const std::string& vm_uuid);
 
  private:
   void DiscardForeignBitmaps(const virtshadow::v1::CompleteSwitchoverRequest& request);

@@ -135,6 +135,12 @@ StatusOr<SourceObservation> ObserveSource(const std::string& host, const Activit
   return observation;
 }
 
+bool SourceShowedProgress(const SourceObservation& source) {
+  if (source.first.agent == AgentPing::kAnswered || source.second.agent == AgentPing::kAnswered) return true;
+  const std::optional<IoDelta> io = Delta(source.first, source.second);
+  return io && io->Counted();
+}
+
 StatusOr<GuestCheckResult> CheckTarget(const SourceObservation& source, const std::string& target_host,
                                        const ActivitySampler& sample, const GuestCheckOptions& options,
                                        Clock& clock) {

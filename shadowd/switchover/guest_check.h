@@ -91,6 +91,11 @@ struct GuestCheckResult {
 StatusOr<SourceObservation> ObserveSource(const std::string& host, const ActivitySampler& sample, Duration window,
                                           Clock& clock);
 
+// Whether the guest showed, on the source, a signal that counts (its agent answered, or block I/O or sent
+// packets moved). Without one the target's check can only end kAlive or kUnverifiable, so waiting the full
+// bound for an idle guest buys nothing (the switchover steps then use a short bound).
+bool SourceShowedProgress(const SourceObservation& source);
+
 // Samples the target every options.interval (sleeping on `clock`; a sample that takes longer is followed by
 // the next one at once) until the guest shows progress or options.bound has passed since the first sample,
 // and judges it against `source`. See the header comment for the verdicts and failure modes.

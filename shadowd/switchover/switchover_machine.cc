@@ -17,12 +17,15 @@ std::string PhaseName(Phase phase) {
     case v1::SWITCHOVER_PHASE_ROLLING_BACK: return "RollingBack";
     case v1::SWITCHOVER_PHASE_DONE: return "Done";
     case v1::SWITCHOVER_PHASE_FAILED: return "Failed";
+    case v1::SWITCHOVER_PHASE_VERIFYING: return "Verifying";
+    case v1::SWITCHOVER_PHASE_GUEST_FAILED: return "GuestFailed";
     default: return "SwitchoverPhase(" + std::to_string(static_cast<int>(phase)) + ")";
   }
 }
 
 bool IsTerminal(Phase phase) {
-  return phase == v1::SWITCHOVER_PHASE_DONE || phase == v1::SWITCHOVER_PHASE_FAILED;
+  return phase == v1::SWITCHOVER_PHASE_DONE || phase == v1::SWITCHOVER_PHASE_FAILED ||
+         phase == v1::SWITCHOVER_PHASE_GUEST_FAILED;
 }
 
 namespace {
@@ -59,12 +62,16 @@ StatusOr<Phase> NextPhase(Phase from, StepOutcome outcome) {
       if (outcome == O::kFailed) return v1::SWITCHOVER_PHASE_ROLLING_BACK;
       break;
     case v1::SWITCHOVER_PHASE_MIGRATING:
-      if (outcome == O::kSucceeded) return v1::SWITCHOVER_PHASE_COMPLETING;
+      if (outcome == O::kSucceeded) return v1::SWITCHOVER_PHASE_VERIFYING;
       if (outcome == O::kFailed) return v1::SWITCHOVER_PHASE_ROLLING_BACK;
       break;
     case v1::SWITCHOVER_PHASE_FALLBACK_MIGRATING:
-      if (outcome == O::kSucceeded) return v1::SWITCHOVER_PHASE_COMPLETING;
+      if (outcome == O::kSucceeded) return v1::SWITCHOVER_PHASE_VERIFYING;
       if (outcome == O::kFailed) return v1::SWITCHOVER_PHASE_FAILED;
+      break;
+    case v1::SWITCHOVER_PHASE_VERIFYING:
+      if (outcome == O::kSucceeded) return v1::SWITCHOVER_PHASE_COMPLETING;
+      if (outcome == O::kFailed) return v1::SWITCHOVER_PHASE_GUEST_FAILED;
       break;
     case v1::SWITCHOVER_PHASE_COMPLETING:
       // Not Done while the VM runs on a top: the completion is tried again (SwitchoverRunner backs off).
@@ -94,17 +101,21 @@ StatusOr<Phase> ResumePhase(Phase persisted, VmLocation location) {
     case v1::SWITCHOVER_PHASE_MIGRATING:
     case v1::SWITCHOVER_PHASE_FALLBACK_MIGRATING:
       switch (location) {
-        case VmLocation::kRunningOnTarget: return v1::SWITCHOVER_PHASE_COMPLETING;
+        case VmLocation::kRunningOnTarget: return v1::SWITCHOVER_PHASE_VERIFYING;
         case VmLocation::kMigratingFromHere: return persisted;
         case VmLocation::kRunningHere:
           return persisted == v1::SWITCHOVER_PHASE_MIGRATING ? v1::SWITCHOVER_PHASE_ROLLING_BACK
                                                             : v1::SWITCHOVER_PHASE_FAILED;
       }
       break;
+    case v1::SWITCHOVER_PHASE_VERIFYING:
+      // The migration had ended: the VM is on the target (check it again) unless libvirt brought it back.
+      return location == VmLocation::kRunningHere ? v1::SWITCHOVER_PHASE_ROLLING_BACK : v1::SWITCHOVER_PHASE_VERIFYING;
     case v1::SWITCHOVER_PHASE_COMPLETING:
     case v1::SWITCHOVER_PHASE_ROLLING_BACK:
     case v1::SWITCHOVER_PHASE_DONE:
     case v1::SWITCHOVER_PHASE_FAILED:
+    case v1::SWITCHOVER_PHASE_GUEST_FAILED:
       return persisted;
     default:
       break;

@@ -100,9 +100,21 @@ StepOutcome SwitchoverRunner::Perform(SwitchoverRecord& record) {
         record.set_migrated_disk_bytes(figures->disk_bytes);
         record.set_migrated_memory_bytes(figures->memory_bytes);
         record.set_downtime_ms(figures->downtime_ms);
+        record.set_postcopy_switched(figures->postcopy_switched);
         if (figures->running_on_target) record.set_running_on_target_unix_ms(ToUnixMillis(*figures->running_on_target));
       }
       return outcome_of(figures.status(), fallback ? "migration (--copy-storage-all fallback)" : "migration");
+    }
+    case v1::SWITCHOVER_PHASE_VERIFYING: {
+      StatusOr<GuestSeen> guest = steps_.VerifyGuest(record);
+      if (!guest.ok()) {
+        AddError(record, "checking the guest after the move (not judged)", guest.status());
+        return StepOutcome::kSucceeded;
+      }
+      record.set_guest_check(guest->seen);
+      if (!guest->dead) return StepOutcome::kSucceeded;
+      AddError(record, "guest check", FailedPrecondition("no progress after the switchover: " + guest->seen));
+      return StepOutcome::kFailed;
     }
     case v1::SWITCHOVER_PHASE_COMPLETING: return outcome_of(steps_.Complete(record), "completing");
     case v1::SWITCHOVER_PHASE_ROLLING_BACK: return outcome_of(steps_.RollBack(record), "rolling back");

@@ -43,6 +43,13 @@ struct MigrationFigures {
   uint64_t memory_bytes = 0;
   uint64_t downtime_ms = 0;
   std::optional<WallTime> running_on_target;  // when the postcopy switch was accepted
+  bool postcopy_switched = false;             // false: precopy completed before the switch
+};
+
+// What the check of the guest after the move found (guest_check.h).
+struct GuestSeen {
+  bool dead = false;  // it showed no progress on the target although it would have on the source
+  std::string seen;   // the verdict and the signals, for the record
 };
 
 class SwitchoverSteps {
@@ -56,6 +63,9 @@ class SwitchoverSteps {
   virtual StatusOr<uint64_t> FinalRound(const SwitchoverRecord& record) = 0;  // bytes sent
   // The live migration; `copy_storage_all` for the fallback, else only the tops cross.
   virtual StatusOr<MigrationFigures> Migrate(const SwitchoverRecord& record, bool copy_storage_all) = 0;
+  // VERIFYING: does the guest make progress on the target? An error means it could not be looked at (not
+  // the guest's fault: the switchover goes on, the error noted). A dead guest's target is told by the step.
+  virtual StatusOr<GuestSeen> VerifyGuest(const SwitchoverRecord& record) = 0;
   virtual Status Complete(const SwitchoverRecord& record) = 0;     // idempotent
   virtual Status RollBack(const SwitchoverRecord& record) = 0;     // idempotent
   virtual StatusOr<VmLocation> Locate(const SwitchoverRecord& record) = 0;

@@ -409,3 +409,20 @@ TEST(GuestVerdictNameTest, NamesEveryVerdict) {
 
 }  // namespace
 }  // namespace vs::switchover
+
+namespace vs::switchover {
+namespace {
+
+TEST(SourceShowedProgressTest, CountsAnAnsweringAgentOrCountedIoAndNothingElse) {
+  EXPECT_TRUE(SourceShowedProgress(Source(Writes(5000), Writes(5312))));
+  EXPECT_TRUE(SourceShowedProgress(Source(Idle(AgentPing::kAnswered), Idle(AgentPing::kSilent))));
+  EXPECT_FALSE(SourceShowedProgress(Source(Idle(), Idle())));
+  EXPECT_FALSE(SourceShowedProgress(Source(Idle(AgentPing::kSilent), Idle(AgentPing::kSilent))));
+  EXPECT_FALSE(SourceShowedProgress(Source(Writes(5312), Writes(5000))));  // went backwards: not progress
+  GuestActivity received = Idle();
+  received.net_rx_packets = 400;  // filled by the host into buffers posted earlier: not the guest's doing
+  EXPECT_FALSE(SourceShowedProgress(Source(Idle(), received)));
+}
+
+}  // namespace
+}  // namespace vs::switchover

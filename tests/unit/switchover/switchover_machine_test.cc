@@ -30,6 +30,8 @@ constexpr Phase kCompleting = v1::SWITCHOVER_PHASE_COMPLETING;
 constexpr Phase kRollingBack = v1::SWITCHOVER_PHASE_ROLLING_BACK;
 constexpr Phase kDone = v1::SWITCHOVER_PHASE_DONE;
 constexpr Phase kFailed = v1::SWITCHOVER_PHASE_FAILED;
+constexpr Phase kVerifying = v1::SWITCHOVER_PHASE_VERIFYING;
+constexpr Phase kGuestFailed = v1::SWITCHOVER_PHASE_GUEST_FAILED;
 // A value this build does not know (a newer shadowd's, or a damaged record).
 constexpr Phase kUnknown = static_cast<Phase>(42);
 
@@ -61,14 +63,17 @@ std::map<Phase, NextRow> ExpectedNext() {
       {kPreparing, {{O::kSucceeded, kSnapshotting}, {O::kFailed, kRollingBack}, {O::kUnhealthy, invalid}}},
       {kSnapshotting, {{O::kSucceeded, kFinalRound}, {O::kFailed, kRollingBack}, {O::kUnhealthy, invalid}}},
       {kFinalRound, {{O::kSucceeded, kMigrating}, {O::kFailed, kRollingBack}, {O::kUnhealthy, invalid}}},
-      {kMigrating, {{O::kSucceeded, kCompleting}, {O::kFailed, kRollingBack}, {O::kUnhealthy, invalid}}},
+      {kMigrating, {{O::kSucceeded, kVerifying}, {O::kFailed, kRollingBack}, {O::kUnhealthy, invalid}}},
       // No snapshot was taken on the fallback path: nothing to roll back.
-      {kFallbackMigrating, {{O::kSucceeded, kCompleting}, {O::kFailed, kFailed}, {O::kUnhealthy, invalid}}},
-      // The VM already runs on the target: always DONE.
+      {kFallbackMigrating, {{O::kSucceeded, kVerifying}, {O::kFailed, kFailed}, {O::kUnhealthy, invalid}}},
+      // A guest without progress on the target is never Done.
+      {kVerifying, {{O::kSucceeded, kCompleting}, {O::kFailed, kGuestFailed}, {O::kUnhealthy, invalid}}},
+      // The VM already runs on the target: DONE once it runs on its own images, else tried again.
       {kCompleting, {{O::kSucceeded, kDone}, {O::kFailed, kCompleting}, {O::kUnhealthy, invalid}}},
       {kRollingBack, {{O::kSucceeded, kFailed}, {O::kFailed, kFailed}, {O::kUnhealthy, invalid}}},
       {kDone, none},
       {kFailed, none},
+      {kGuestFailed, none},
       {kUnknown, none},
   };
 }
@@ -86,13 +91,15 @@ std::map<Phase, ResumeRow> ExpectedResume() {
       {kPreparing, before_migration},
       {kSnapshotting, before_migration},
       {kFinalRound, before_migration},
-      {kMigrating, {{L::kRunningHere, kRollingBack}, {L::kMigratingFromHere, kMigrating}, {L::kRunningOnTarget, kCompleting}}},
+      {kMigrating, {{L::kRunningHere, kRollingBack}, {L::kMigratingFromHere, kMigrating}, {L::kRunningOnTarget, kVerifying}}},
       {kFallbackMigrating,
-       {{L::kRunningHere, kFailed}, {L::kMigratingFromHere, kFallbackMigrating}, {L::kRunningOnTarget, kCompleting}}},
+       {{L::kRunningHere, kFailed}, {L::kMigratingFromHere, kFallbackMigrating}, {L::kRunningOnTarget, kVerifying}}},
+      {kVerifying, {{L::kRunningHere, kRollingBack}, {L::kMigratingFromHere, kVerifying}, {L::kRunningOnTarget, kVerifying}}},
       {kCompleting, same(kCompleting)},
       {kRollingBack, same(kRollingBack)},
       {kDone, same(kDone)},
       {kFailed, same(kFailed)},
+      {kGuestFailed, same(kGuestFailed)},
       {kUnknown, {{L::kRunningHere, invalid}, {L::kMigratingFromHere, invalid}, {L::kRunningOnTarget, invalid}}},
   };
 }
@@ -132,13 +139,28 @@ TEST(SwitchoverMachine, TheFinalRoundCannotBeSkippedOnTheWayToTheMigration) {
     ASSERT_TRUE(next.ok()) << next.status().ToString();
     phase = *next;
   }
-  EXPECT_THAT(path, ::testing::ElementsAre("Checking", "Preparing", "Snapshotting", "FinalRound", "Migrating", "Completing"));
+  EXPECT_THAT(path, ::testing::ElementsAre("Checking", "Preparing", "Snapshotting", "FinalRound", "Migrating", "Verifying",
+                                            "Completing"));
   EXPECT_EQ(phase, kDone);
 }
 
-TEST(SwitchoverMachine, OnlyDoneAndFailedAreTerminal) {
+TEST(SwitchoverMachine, OnlyDoneFailedAndGuestFailedAreTerminal) {
   for (Phase phase : AllPhases()) {
-    EXPECT_EQ(IsTerminal(phase), phase == kDone || phase == kFailed) << PhaseName(phase);
+    EXPECT_EQ(IsTerminal(phase), phase == kDone || phase == kFailed || phase == kGuestFailed) << PhaseName(phase);
+  }
+}
+
+TEST(SwitchoverMachine, NoPathReachesDoneWithoutVerifyingTheGuestAfterAMigration) {
+  // Whatever the outcomes, a migration that succeeded leads to VERIFYING before anything else.
+  for (Phase migrating : {kMigrating, kFallbackMigrating}) {
+    StatusOr<Phase> next = NextPhase(migrating, O::kSucceeded);
+    ASSERT_TRUE(next.ok());
+    EXPECT_EQ(*next, kVerifying) << PhaseName(migrating);
+  }
+  for (const auto& [outcome, name] : kOutcomes) {
+    StatusOr<Phase> next = NextPhase(kVerifying, outcome);
+    if (!next.ok()) continue;
+    EXPECT_NE(*next, kDone) << name;
   }
 }
 
@@ -173,7 +195,8 @@ TEST(SwitchoverMachine, PhaseNamesAreReadableAndAnUnknownValueShowsItsNumber) {
       {kFinalRound, "FinalRound"},     {kMigrating, "Migrating"},
       {kFallbackMigrating, "FallbackMigrating"}, {kCompleting, "Completing"},
       {kRollingBack, "RollingBack"},   {kDone, "Done"},
-      {kFailed, "Failed"},
+      {kFailed, "Failed"},             {kVerifying, "Verifying"},
+      {kGuestFailed, "GuestFailed"},
   };
   ASSERT_EQ(static_cast<int>(names.size()), v1::SwitchoverPhase_descriptor()->value_count());
   for (const auto& [phase, name] : names) EXPECT_EQ(PhaseName(phase), name);

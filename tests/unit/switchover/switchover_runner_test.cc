@@ -54,6 +54,7 @@ const std::string kSnapshot = "Snapshot";
 const std::string kFinalRoundStep = "FinalRound";
 const std::string kMigrate = "Migrate(copy_storage_all=false)";
 const std::string kMigrateFallback = "Migrate(copy_storage_all=true)";
+const std::string kVerify = "VerifyGuest";
 const std::string kComplete = "Complete";
 const std::string kRollBack = "RollBack";
 const std::string kLocate = "Locate";
@@ -80,6 +81,7 @@ class ScriptedSteps final : public SwitchoverSteps {
   // Step name -> after how many failures its entry in `failures` goes (absent: it fails for good).
   std::map<std::string, int> failing_times;
   CheckFindings findings;
+  GuestSeen guest{.dead = false, .seen = "alive: on h4 the guest did 40 block writes in 0.5 s"};
   uint64_t final_round_bytes = 96 * kMiB;
   MigrationFigures figures{.disk_bytes = 12 * kMiB, .memory_bytes = 4096 * kMiB, .downtime_ms = 180,
                            .running_on_target = std::nullopt};
@@ -107,6 +109,10 @@ class ScriptedSteps final : public SwitchoverSteps {
     MigrationFigures result = figures;
     result.running_on_target = clock_.WallNow();
     return result;
+  }
+  StatusOr<GuestSeen> VerifyGuest(const SwitchoverRecord& record) override {
+    VS_RETURN_IF_ERROR(Enter(kVerify, "VerifyGuest", record));
+    return guest;
   }
   Status Complete(const SwitchoverRecord& record) override { return Enter(kComplete, "Complete", record); }
   Status RollBack(const SwitchoverRecord& record) override { return Enter(kRollBack, "RollBack", record); }
@@ -193,7 +199,7 @@ TEST_F(SwitchoverRunnerTest, HappyPathRunsEveryStepInOrderAndRecordsTheFigures) 
   const WallTime started = clock_.WallNow();
   const SwitchoverRecord done = MustRun(Request());
 
-  EXPECT_THAT(steps_.calls, ElementsAre(kCheck, kPrepare, kSnapshot, kFinalRoundStep, kMigrate, kComplete));
+  EXPECT_THAT(steps_.calls, ElementsAre(kCheck, kPrepare, kSnapshot, kFinalRoundStep, kMigrate, kVerify, kComplete));
   EXPECT_EQ(PhaseName(done.phase()), "Done");
   EXPECT_EQ(done.error(), "");
   EXPECT_FALSE(done.fallback());
@@ -209,14 +215,14 @@ TEST_F(SwitchoverRunnerTest, HappyPathRunsEveryStepInOrderAndRecordsTheFigures) 
   ASSERT_EQ(done.disks_size(), 1);  // filled by the check, kept to the end
   EXPECT_EQ(done.disks(0).base_path(), kDiskBase);
   EXPECT_EQ(done.reason(), "notice gce preemption");
-  // Six steps, each persisted before it ran, plus the final phase: seven writes.
-  EXPECT_EQ(store_.writes_attempted(), 7);
-  EXPECT_EQ(done.version(), 7u);
+  // Seven steps, each persisted before it ran, plus the final phase: eight writes.
+  EXPECT_EQ(store_.writes_attempted(), 8);
+  EXPECT_EQ(done.version(), 8u);
 
   std::optional<SwitchoverRecord> stored = Stored(memory_);
   ASSERT_TRUE(stored.has_value());
   EXPECT_EQ(stored->SerializeAsString(), done.SerializeAsString()) << "the returned record is the stored one";
-  ASSERT_EQ(log_.size(), 6u);
+  ASSERT_EQ(log_.size(), 7u);
   EXPECT_THAT(log_.back(), HasSubstr("Completing done"));
   EXPECT_THAT(log_.back(), HasSubstr("-> Done"));
 }
@@ -224,14 +230,15 @@ TEST_F(SwitchoverRunnerTest, HappyPathRunsEveryStepInOrderAndRecordsTheFigures) 
 TEST_F(SwitchoverRunnerTest, EachStepFindsItsPhaseAndTheEarlierResultsAlreadyPersisted) {
   MustRun(Request());
   // The fake checked the phase of every step; the earlier steps' results must be there too.
-  ASSERT_EQ(steps_.persisted_at.size(), 6u);
+  ASSERT_EQ(steps_.persisted_at.size(), 7u);
   EXPECT_EQ(steps_.persisted_at["Check"].disks_size(), 0);
   EXPECT_EQ(steps_.persisted_at["Prepare"].disks_size(), 1) << "the target's overlays need the disks";
   EXPECT_EQ(steps_.persisted_at["FinalRound"].final_round_bytes(), 0u);
   EXPECT_EQ(steps_.persisted_at["Migrate"].final_round_bytes(), 96 * kMiB);
   EXPECT_EQ(steps_.persisted_at["Complete"].migrated_memory_bytes(), 4096 * kMiB);
   uint64_t previous = 0;
-  for (const char* step : {"Check", "Prepare", "Snapshot", "FinalRound", "Migrate", "Complete"}) {
+  EXPECT_EQ(steps_.persisted_at["VerifyGuest"].migrated_memory_bytes(), 4096 * kMiB);
+  for (const char* step : {"Check", "Prepare", "Snapshot", "FinalRound", "Migrate", "VerifyGuest", "Complete"}) {
     EXPECT_GT(steps_.persisted_at[step].version(), previous) << step;
     previous = steps_.persisted_at[step].version();
   }
@@ -288,7 +295,7 @@ TEST_F(SwitchoverRunnerTest, AFailedRollBackStillEndsFailedWithBothErrors) {
 TEST_F(SwitchoverRunnerTest, UnhealthyCheckWithAFallbackMigratesWithCopyStorageAll) {
   steps_.findings = {{"replica is 3 rounds behind", "vm.unprivileged_userfaultfd is 0"}, true};
   const SwitchoverRecord done = MustRun(Request());
-  EXPECT_THAT(steps_.calls, ElementsAre(kCheck, kMigrateFallback, kComplete));
+  EXPECT_THAT(steps_.calls, ElementsAre(kCheck, kMigrateFallback, kVerify, kComplete));
   EXPECT_EQ(done.phase(), kDone);
   EXPECT_TRUE(done.fallback());
   EXPECT_EQ(done.check_result(), "replica is 3 rounds behind; vm.unprivileged_userfaultfd is 0");
@@ -336,7 +343,7 @@ TEST_F(SwitchoverRunnerTest, AFailedCompletionIsRetriedWithBackoffAndIsDoneOnlyO
   const MonoTime start = clock_.Now();
   const SwitchoverRecord done = MustRun(Request());
   EXPECT_THAT(steps_.calls,
-              ElementsAre(kCheck, kPrepare, kSnapshot, kFinalRoundStep, kMigrate, kComplete, kComplete, kComplete));
+              ElementsAre(kCheck, kPrepare, kSnapshot, kFinalRoundStep, kMigrate, kVerify, kComplete, kComplete, kComplete));
   EXPECT_EQ(done.phase(), kDone);
   EXPECT_THAT(done.error(), HasSubstr("already in active block job"));  // what was seen stays noted
   // 1 s, then 2 s between the attempts (plus the fake steps' own time).
@@ -367,6 +374,39 @@ TEST_F(SwitchoverRunnerTest, ACompletionThatKeepsFailingIsNeverDoneAndIsTakenUpA
   EXPECT_THAT(steps_.calls, ElementsAre(kComplete));
   EXPECT_EQ(Stored(memory_)->phase(), kDone);
   EXPECT_EQ(Stored(memory_)->migrated_memory_bytes(), 4096 * kMiB);
+}
+
+TEST_F(SwitchoverRunnerTest, AGuestWithoutProgressOnTheTargetEndsGuestFailedAndIsNeverCompleted) {
+  steps_.guest = {.dead = true, .seen = "dead: no block I/O and no packets sent by the guest on h4 in 20 s"};
+  const SwitchoverRecord failed = MustRun(Request());
+  EXPECT_THAT(steps_.calls, ElementsAre(kCheck, kPrepare, kSnapshot, kFinalRoundStep, kMigrate, kVerify));
+  EXPECT_EQ(failed.phase(), v1::SWITCHOVER_PHASE_GUEST_FAILED);
+  EXPECT_EQ(failed.guest_check(), steps_.guest.seen);
+  EXPECT_THAT(failed.error(), StartsWith("guest check: "));
+  EXPECT_THAT(failed.error(), HasSubstr("no block I/O"));
+  EXPECT_GT(failed.finished_unix_ms(), 0);
+  EXPECT_EQ(failed.migrated_memory_bytes(), 4096 * kMiB);  // the move's figures stay recorded
+  EXPECT_EQ(Stored(memory_)->phase(), v1::SWITCHOVER_PHASE_GUEST_FAILED);
+  // Terminal: a restart does not touch it again.
+  steps_.calls.clear();
+  EXPECT_TRUE(MustResume().empty());
+  EXPECT_THAT(steps_.calls, ElementsAre());
+}
+
+TEST_F(SwitchoverRunnerTest, AGuestThatCouldNotBeLookedAtIsNotJudgedAndTheSwitchoverGoesOn) {
+  steps_.failures["VerifyGuest"] = Unavailable("h4's libvirtd does not answer");
+  const SwitchoverRecord done = MustRun(Request());
+  EXPECT_THAT(steps_.calls, ElementsAre(kCheck, kPrepare, kSnapshot, kFinalRoundStep, kMigrate, kVerify, kComplete));
+  EXPECT_EQ(done.phase(), kDone);
+  EXPECT_THAT(done.error(), HasSubstr("not judged"));
+  EXPECT_EQ(done.guest_check(), "");
+}
+
+TEST_F(SwitchoverRunnerTest, AnAliveGuestsCheckIsRecorded) {
+  const SwitchoverRecord done = MustRun(Request());
+  EXPECT_EQ(done.phase(), kDone);
+  EXPECT_EQ(done.guest_check(), steps_.guest.seen);
+  EXPECT_EQ(steps_.persisted_at["VerifyGuest"].phase(), v1::SWITCHOVER_PHASE_VERIFYING);
 }
 
 TEST_F(SwitchoverRunnerTest, RunRefusesWhileAnUnfinishedSwitchoverOfTheVmExists) {
@@ -400,12 +440,12 @@ TEST_F(SwitchoverRunnerTest, RunAcceptsAfterAFinishedSwitchoverAndStartsAFreshRe
     steps_.calls.clear();
 
     const SwitchoverRecord done = MustRun(Request());
-    EXPECT_THAT(steps_.calls, ElementsAre(kCheck, kPrepare, kSnapshot, kFinalRoundStep, kMigrate, kComplete));
+    EXPECT_THAT(steps_.calls, ElementsAre(kCheck, kPrepare, kSnapshot, kFinalRoundStep, kMigrate, kVerify, kComplete));
     EXPECT_EQ(done.phase(), kDone);
     EXPECT_EQ(done.error(), "") << "nothing of the old switchover leaks into the new one";
     EXPECT_FALSE(done.fallback());
     EXPECT_EQ(done.final_round_bytes(), 96 * kMiB);
-    EXPECT_EQ(done.version(), 4u + 7u) << "versions keep increasing over the VM's switchovers";
+    EXPECT_EQ(done.version(), 4u + 8u) << "versions keep increasing over the VM's switchovers";
   }
 }
 
@@ -457,10 +497,10 @@ TEST_F(SwitchoverRunnerTest, AFailedWriteMidwayStopsBeforeTheNextStepAndLeavesTh
 }
 
 TEST_F(SwitchoverRunnerTest, AFailedFinalWriteIsReturnedAndCompletionIsRedoneOnResume) {
-  store_.FailNthWrite(7, Unavailable("disk full"));
+  store_.FailNthWrite(8, Unavailable("disk full"));
   StatusOr<SwitchoverRecord> result = runner_.Run(Request());
   EXPECT_EQ(result.status().code(), Code::kUnavailable);
-  EXPECT_THAT(steps_.calls, ElementsAre(kCheck, kPrepare, kSnapshot, kFinalRoundStep, kMigrate, kComplete));
+  EXPECT_THAT(steps_.calls, ElementsAre(kCheck, kPrepare, kSnapshot, kFinalRoundStep, kMigrate, kVerify, kComplete));
   EXPECT_EQ(Stored(memory_)->phase(), kCompleting);
 
   steps_.calls.clear();
@@ -505,9 +545,9 @@ TEST_F(SwitchoverRunnerTest, ResumeAllContinuesFromEveryPhaseAndLocation) {
       {kFinalRound, L::kMigratingFromHere, {kRollBack}, kFailed},
       {kFinalRound, L::kRunningOnTarget, {kComplete}, kDone},
       {kMigrating, L::kRunningHere, {kRollBack}, kFailed},
-      {kMigrating, L::kRunningOnTarget, {kComplete}, kDone},
+      {kMigrating, L::kRunningOnTarget, {kVerify, kComplete}, kDone},
       {kFallbackMigrating, L::kRunningHere, {}, kFailed},  // nothing to roll back on the fallback path
-      {kFallbackMigrating, L::kRunningOnTarget, {kComplete}, kDone},
+      {kFallbackMigrating, L::kRunningOnTarget, {kVerify, kComplete}, kDone},
       {kCompleting, L::kRunningHere, {kComplete}, kDone},
       {kCompleting, L::kRunningOnTarget, {kComplete}, kDone},
       {kRollingBack, L::kRunningHere, {kRollBack}, kFailed},
@@ -550,7 +590,7 @@ TEST_F(SwitchoverRunnerTest, ResumeAllWaitsWhileLibvirtStillMigratesThenComplete
                         VmLocation::kRunningOnTarget};
     const MonoTime before = clock_.Now();
     const std::vector<SwitchoverRecord> resumed = MustResume(10min);
-    EXPECT_THAT(steps_.calls, ElementsAre(kLocate, kLocate, kLocate, kComplete));
+    EXPECT_THAT(steps_.calls, ElementsAre(kLocate, kLocate, kLocate, kVerify, kComplete));
     EXPECT_GT(clock_.Now(), before) << "it waited (on the clock) between the looks";
     ASSERT_EQ(resumed.size(), 1u);
     EXPECT_EQ(resumed[0].phase(), kDone);
