@@ -65,7 +65,8 @@ class CommandRunner {
 
   ExitCode operator()(const SwitchoverCommand& switchover) {
     const std::string vm = "VM '" + switchover.domain + "'";
-    StatusOr<v1::SwitchoverReply> reply = Shadowd().Switchover(switchover.domain, switchover.deadline_seconds);
+    StatusOr<v1::SwitchoverReply> reply = Shadowd().Switchover(switchover.domain, switchover.deadline_seconds,
+                                                                 switchover.precopy_hold_seconds);
     const ExitCode shown = Show(reply, "a switchover of " + vm, ProtoToJson, FormatSwitchover);
     return shown != ExitCode::kSuccess ? shown : OutcomeOf(reply->record(), "the switchover of " + vm);
   }

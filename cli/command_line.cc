@@ -38,9 +38,12 @@ constexpr std::array<OptionSpec, 12> kTagOptions = {{
     {"config", 0, "", "change the persistent definition only (with --live: both)"},
 }};
 
-constexpr std::array<OptionSpec, 1> kSwitchoverOptions = {{
+constexpr std::array<OptionSpec, 2> kSwitchoverOptions = {{
     {"deadline", 0, "SECONDS",
      "by when the VM must run on the target, 1 to 3600 (default: shadowd's drain deadline)"},
+    {"precopy-hold", 0, "SECONDS",
+     "keep the migration in precopy this long before the postcopy switch, 0 to 600, instead of the plan's "
+     "(for comparisons; docs/switchover.md)"},
 }};
 
 constexpr std::array<OptionSpec, 2> kDrainOptions = {{
@@ -182,12 +185,12 @@ StatusOr<const OptionSpec*> ResolveOption(const CommandSpec& command, const Opti
 }
 
 StatusOr<long long> ParseWholeSeconds(const std::string& option, const std::string& value, long long max,
-                                      const std::string& advice) {
+                                      const std::string& advice, long long min = 1) {
   long long seconds = 0;
   auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
-  if (ec != std::errc() || end != value.data() + value.size() || seconds < 1 || seconds > max) {
-    return InvalidArgument("invalid value for --" + option + ": '" + value +
-                           "' is not a whole number of seconds from 1 to " + std::to_string(max) + "; " + advice);
+  if (ec != std::errc() || end != value.data() + value.size() || seconds < min || seconds > max) {
+    return InvalidArgument("invalid value for --" + option + ": '" + value + "' is not a whole number of seconds from " +
+                           std::to_string(min) + " to " + std::to_string(max) + "; " + advice);
   }
   return seconds;
 }
@@ -284,6 +287,11 @@ StatusOr<Command> BuildCommand(const CommandSpec& spec, const std::vector<std::s
     for (const CommandOption& o : options) {
       if (o.name == "deadline") {
         VS_ASSIGN_OR_RETURN(switchover.deadline_seconds, ParseDeadline(o.value));
+      }
+      if (o.name == "precopy-hold") {
+        VS_ASSIGN_OR_RETURN(long long seconds, ParseWholeSeconds("precopy-hold", o.value, kMaxPrecopyHoldSeconds,
+                                                                 "use e.g. --precopy-hold 0 (postcopy at once)", /*min=*/0));
+        switchover.precopy_hold_seconds = static_cast<std::uint32_t>(seconds);
       }
     }
     return Command(std::move(switchover));

@@ -32,6 +32,7 @@ inline constexpr std::chrono::seconds kMaxTimeout{3600};
 inline constexpr std::chrono::seconds kSwitchoverTimeout{900};
 // --deadline's range; 0 is not given on the wire (it means shadowd's configured drain deadline).
 inline constexpr std::uint32_t kMaxDeadlineSeconds = 3600;
+inline constexpr std::uint32_t kMaxPrecopyHoldSeconds = 600;
 
 // The process environment variables the CLI reads; unset and empty are the same.
 struct Environment {
@@ -86,6 +87,7 @@ struct VerifyCommand {
 struct SwitchoverCommand {
   std::string domain;
   std::uint32_t deadline_seconds = 0;  // --deadline; 0: shadowd's configured drain deadline
+  std::optional<std::uint32_t> precopy_hold_seconds;  // --precopy-hold; unset: the plan's
   bool operator==(const SwitchoverCommand&) const = default;
 };
 struct DrainCommand {

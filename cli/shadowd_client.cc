@@ -52,10 +52,12 @@ StatusOr<v1::VerifyReply> ShadowdClient::Verify(const std::string& vm) {
   return Call(&v1::ShadowD::Stub::Verify, request);
 }
 
-StatusOr<v1::SwitchoverReply> ShadowdClient::Switchover(const std::string& vm, std::uint32_t deadline_seconds) {
+StatusOr<v1::SwitchoverReply> ShadowdClient::Switchover(const std::string& vm, std::uint32_t deadline_seconds,
+                                                        std::optional<std::uint32_t> precopy_hold_seconds) {
   v1::SwitchoverRequest request;
   request.set_vm(vm);
   request.set_deadline_seconds(deadline_seconds);
+  if (precopy_hold_seconds) request.set_precopy_hold_ms(*precopy_hold_seconds * 1000);
   return Call(&v1::ShadowD::Stub::Switchover, request);
 }
 

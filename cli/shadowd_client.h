@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <grpcpp/support/status.h>
@@ -33,7 +34,8 @@ class ShadowdClient {
   StatusOr<virtshadow::v1::ListHostsReply> ListHosts();
   // The switchover calls wait for the outcome: they need a timeout of minutes, not seconds.
   // deadline_seconds 0: shadowd's configured drain deadline.
-  StatusOr<virtshadow::v1::SwitchoverReply> Switchover(const std::string& vm, std::uint32_t deadline_seconds);
+  StatusOr<virtshadow::v1::SwitchoverReply> Switchover(const std::string& vm, std::uint32_t deadline_seconds,
+                                                       std::optional<std::uint32_t> precopy_hold_seconds);
   StatusOr<virtshadow::v1::DrainReply> Drain(std::uint32_t deadline_seconds, const std::string& reason);
   StatusOr<virtshadow::v1::UndrainReply> Undrain();
   // shadowd gives up on the move after `give_up_after`.

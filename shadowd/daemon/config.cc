@@ -188,7 +188,7 @@ Status ParseSwitchover(const pt::ptree& section, SwitchoverConfig& switchover) {
   const std::string where = "switchover";
   VS_RETURN_IF_ERROR(CheckKeys(section, where,
                                {"bandwidth_mibs", "safety_margin", "start_cost_ms", "snapshot_cost_ms",
-                                "warmup_bandwidth_mibs"}));
+                                "warmup_bandwidth_mibs", "precopy_hold"}));
   if (section.count("bandwidth_mibs")) {
     VS_ASSIGN_OR_RETURN(switchover.bandwidth_mibs, Number<double>(section, where, "bandwidth_mibs", 0, 1e6));
     if (switchover.bandwidth_mibs == 0) {
@@ -214,6 +214,14 @@ Status ParseSwitchover(const pt::ptree& section, SwitchoverConfig& switchover) {
   if (section.count("warmup_bandwidth_mibs")) {
     VS_ASSIGN_OR_RETURN(switchover.warmup_bandwidth_mibs,
                         Number<uint64_t>(section, where, "warmup_bandwidth_mibs", 1, 1'000'000));
+  }
+  if (section.count("precopy_hold")) {
+    const std::string hold = section.get<std::string>("precopy_hold");
+    if (hold != "none" && hold != "planned") {
+      return InvalidArgument("[switchover] precopy_hold = '" + hold + "' must be 'none' (postcopy at once, the "
+                             "default) or 'planned' (hold precopy for the plan's slack first)");
+    }
+    switchover.hold_planned_precopy = hold == "planned";
   }
   return Status::Ok();
 }

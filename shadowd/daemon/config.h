@@ -35,6 +35,10 @@
 //   start_cost_ms = 1500                       ; starting the destination QEMU
 //   snapshot_cost_ms = 150                     ; the disk-only snapshot before the final disk round
 //   warmup_bandwidth_mibs = 5                  ; precopy cap while warming up ahead of a notice (MiB/s, >= 1)
+//   precopy_hold = none                        ; none: a cold switchover switches to postcopy at once;
+//                                              ; planned: it first holds precopy for the plan's slack
+//                                              ; (docs/switchover.md: under TCG that let precopy complete
+//                                              ; alone, with seconds of downtime risk and guest hangs)
 //
 // Base URLs are http://IP[:PORT][/PREFIX]: the pollers append their paths to them.
 // Pure: parsing takes text and returns a value or an error naming the key and the fix. Thread-compatible.
@@ -68,6 +72,7 @@ struct SwitchoverConfig {
   Duration start_cost = std::chrono::milliseconds(1500);
   Duration snapshot_cost = std::chrono::milliseconds(150);
   uint64_t warmup_bandwidth_mibs = 5;  // MiB/s, >= 1
+  bool hold_planned_precopy = false;   // precopy_hold = planned
 };
 
 struct Config {

@@ -75,8 +75,10 @@ class SwitchoverCoordinator {
   // finish), and the host is about to go away anyway.
   void Stop();
 
+  // `precopy_hold` overrides the plan's precopy hold (for comparisons); nullopt: the plan's.
   std::future<StatusOr<virtshadow::v1::SwitchoverRecord>> SwitchoverVm(const std::string& vm, const std::string& to_host,
-                                                                       Duration deadline, std::string reason);
+                                                                       Duration deadline, std::string reason,
+                                                                       std::optional<Duration> precopy_hold = {});
   std::future<StatusOr<virtshadow::v1::DrainReply>> Drain(const notice::Notice& notice);
   std::future<StatusOr<virtshadow::v1::FailbackReply>> Failback(const std::string& vm, Duration timeout);
   // A notice from a source (shadowd/notice): preemptions drain, early warnings warm up.
@@ -102,6 +104,8 @@ class SwitchoverCoordinator {
                                                        WallTime deadline, Duration precopy);
   StatusOr<virtshadow::v1::FailbackReply> FailbackNow(const std::string& vm, Duration timeout);
   switchover::LinkFacts Link() const;
+  // The precopy hold of a cold (not warmed-up) switchover: none unless [switchover] precopy_hold = planned.
+  Duration ColdPrecopy(Duration planned) const;
   // Drives the switchovers left in COMPLETING (their target could not flatten yet) once more.
   void RetryCompletions();
   void Observe(const virtshadow::v1::SwitchoverRecord& record);

@@ -65,6 +65,18 @@ TEST(CliCommandLineTest, SwitchoverAndDrainTakeADeadlineBeforeOrAfterTheCommand)
             (DrainCommand{.host = "h1", .deadline_seconds = 0, .reason = "spot reclaim"}));
 }
 
+TEST(CliCommandLineTest, SwitchoverTakesAPrecopyHoldInWholeSeconds) {
+  EXPECT_EQ(CommandOf<SwitchoverCommand>({"switchover", "db-1", "--precopy-hold", "0"}),
+            (SwitchoverCommand{.domain = "db-1", .precopy_hold_seconds = 0u}));
+  EXPECT_EQ(CommandOf<SwitchoverCommand>({"switchover", "db-1", "--precopy-hold=600", "--deadline", "60"}),
+            (SwitchoverCommand{.domain = "db-1", .deadline_seconds = 60, .precopy_hold_seconds = 600u}));
+  EXPECT_FALSE(CommandOf<SwitchoverCommand>({"switchover", "db-1"}).precopy_hold_seconds.has_value());
+  for (const char* bad : {"601", "-1", "2.5", "x"}) {
+    EXPECT_THAT(ErrorOf({"switchover", "db-1", "--precopy-hold", bad}), HasSubstr("precopy-hold")) << bad;
+  }
+  EXPECT_THAT(ErrorOf({"drain", "h1", "--precopy-hold", "0"}), HasSubstr("precopy-hold"));
+}
+
 TEST(CliCommandLineTest, LongCommandsWait900SecondsUnlessTimeoutIsGiven) {
   for (const char* command : {"switchover", "drain", "failback"}) {
     StatusOr<Invocation> waiting = Parse({command, "x"});

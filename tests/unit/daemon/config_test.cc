@@ -136,6 +136,7 @@ TEST(ConfigSwitchoverTest, Defaults) {
   EXPECT_EQ(config->switchover.start_cost, std::chrono::milliseconds(1500));
   EXPECT_EQ(config->switchover.snapshot_cost, std::chrono::milliseconds(150));
   EXPECT_EQ(config->switchover.warmup_bandwidth_mibs, 5u);
+  EXPECT_FALSE(config->switchover.hold_planned_precopy);
 }
 
 TEST(ConfigSwitchoverTest, ReadsEveryKey) {
@@ -145,6 +146,7 @@ safety_margin = 0
 start_cost_ms = 0
 snapshot_cost_ms = 90
 warmup_bandwidth_mibs = 1
+precopy_hold = planned
 )"));
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_DOUBLE_EQ(config->switchover.bandwidth_mibs, 12.5);
@@ -152,6 +154,16 @@ warmup_bandwidth_mibs = 1
   EXPECT_EQ(config->switchover.start_cost, std::chrono::milliseconds(0));
   EXPECT_EQ(config->switchover.snapshot_cost, std::chrono::milliseconds(90));
   EXPECT_EQ(config->switchover.warmup_bandwidth_mibs, 1u);
+  EXPECT_TRUE(config->switchover.hold_planned_precopy);
+}
+
+TEST(ConfigSwitchoverTest, PrecopyHoldIsNoneOrPlanned) {
+  auto none = ParseConfig(WithSection("[switchover]\nprecopy_hold = none\n"));
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_FALSE(none->switchover.hold_planned_precopy);
+  auto bad = ParseConfig(WithSection("[switchover]\nprecopy_hold = 3s\n"));
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("precopy_hold = '3s' must be 'none'"));
 }
 
 struct BadSection {
