@@ -21,6 +21,7 @@
 #include "images/oracle/serial_log.h"
 #include "tests/unit/notice/fake_cloud.h"
 #include "tests/lab/lab_env.h"
+#include "tests/lab/switchover_fixture.h"
 
 namespace vs::lab {
 namespace {
@@ -34,98 +35,6 @@ using notice::test_support::FakeCloud;
 // bridge's address in the root namespace, which every lab host reaches.
 constexpr char kFakeCloudAddress[] = "10.77.0.1";
 constexpr uint16_t kFakeCloudPort = 18169;
-
-class SwitchoverTest : public LabTest {
- protected:
-  size_t IndexOf(const std::string& host) const {
-    for (size_t i = 0; i < hosts_.size(); ++i) {
-      if (hosts_[i].name == host) return i;
-    }
-    ADD_FAILURE() << "unknown host " << host;
-    return 0;
-  }
-
-  // Waits until the VM is protected from `primary` with a replicated shadow; returns the shadow's host index.
-  StatusOr<size_t> WaitProtected(const std::string& vm, size_t primary, std::chrono::seconds timeout = 180s) {
-    json status;
-    const bool ok = WaitUntil(
-        [&] {
-          auto s = CliJson(primary, "status " + vm);
-          if (!s.ok()) return false;
-          status = *s;
-          return status["state"] == "Protected" && status["replication"].is_object() &&
-                 status["replication"]["rounds_applied"].get<uint64_t>() >= 1;
-        },
-        timeout);
-    if (!ok) return DeadlineExceeded(vm + " is not protected and replicated from " + hosts_[primary].name + ": " + status.dump());
-    return IndexOf(status["shadows"][0]["host"]);
-  }
-
-  static int64_t NowMs() { return ToUnixMillis(std::chrono::system_clock::now()); }
-
-  // The switchover record of `vm` on `host` requested at `since_ms` or later, once it is finished.
-  StatusOr<json> WaitSwitchoverDone(const std::string& vm, size_t host, int64_t since_ms, std::chrono::seconds timeout) {
-    json found;
-    const bool done = WaitUntil(
-        [&] {
-          auto list = CliJson(host, "switchovers");
-          if (!list.ok() || !(*list)["records"].is_array()) return false;
-          for (const json& record : (*list)["records"]) {
-            if (record["vm_name"] == vm && std::stoll(record["requested_unix_ms"].get<std::string>()) >= since_ms &&
-                (record["phase"] == "SWITCHOVER_PHASE_DONE" ||
-                                            record["phase"] == "SWITCHOVER_PHASE_FAILED")) {
-              found = record;
-              return true;
-            }
-          }
-          return false;
-        },
-        timeout);
-    if (!done) return DeadlineExceeded("no finished switchover of " + vm + " on " + hosts_[host].name);
-    return found;
-  }
-
-  // What every switchover must show: the record is Done before the notice's deadline; the guest runs only on
-  // the shadow host, keeps its boot and keeps acknowledging; the new host protects it with a new shadow that
-  // is not on a draining host.
-  void ExpectSwitchedOver(TestGuest& guest, const json& record, size_t from, size_t to) {
-    std::printf("%s -> %s (%s): %s\n", hosts_[from].name.c_str(), hosts_[to].name.c_str(),
-                record["reason"].get<std::string>().c_str(), record.dump().c_str());
-    ASSERT_EQ(record["phase"], "SWITCHOVER_PHASE_DONE") << record.dump();
-    EXPECT_EQ(record["target_host"], hosts_[to].name);
-    EXPECT_FALSE(record.value("fallback", false)) << "the health check failed: " << record.dump();
-    const int64_t deadline = std::stoll(record["deadline_unix_ms"].get<std::string>());
-    const int64_t running = std::stoll(record["running_on_target_unix_ms"].get<std::string>());
-    const int64_t finished = std::stoll(record["finished_unix_ms"].get<std::string>());
-    EXPECT_GT(running, 0);
-    EXPECT_LT(finished, deadline) << "the switchover finished after the notice's deadline";
-    guest.MovedTo(*conns_[to]);
-    auto state = conns_[to]->GetDomainState(guest.name());
-    ASSERT_TRUE(state.ok()) << state.status().ToString();
-    EXPECT_EQ(*state, virt::DomainState::kRunning);
-    auto left = conns_[from]->ListDomainNames();
-    ASSERT_TRUE(left.ok());
-    EXPECT_EQ(std::count(left->begin(), left->end(), guest.name()), 0) << "the old host still has the domain";
-    const auto log = oracle::ParseSerialLog(guest.SerialLog());
-    EXPECT_LE(log.boot_ids.size(), 1u) << "the guest rebooted";
-    ASSERT_TRUE(guest.WaitForAcks(log.acks.size() + 3, 60s).ok()) << "no progress on " << hosts_[to].name;
-    // The VM runs on the image at its usual path: the top was flattened into the replica.
-    auto xml = conns_[to]->GetDomainXml(guest.name());
-    ASSERT_TRUE(xml.ok());
-    EXPECT_NE(xml->find("file='" + guest.disk_path() + "'"), std::string::npos) << *xml;
-    EXPECT_EQ(xml->find(".vs-top"), std::string::npos) << *xml;
-    auto shadow = WaitProtected(guest.name(), to);
-    ASSERT_TRUE(shadow.ok()) << shadow.status().ToString();
-    EXPECT_NE(*shadow, from) << "the new shadow went to the host that just got the notice";
-    EXPECT_NE(*shadow, to);
-  }
-
-  // The old host is back: it may take shadows again.
-  void Undrain(size_t host) {
-    CommandResult undrain = Cli(host, "undrain " + hosts_[host].name);
-    EXPECT_EQ(undrain.exit_code, 0) << undrain.output;
-  }
-};
 
 TEST_F(SwitchoverTest, EveryNoticeKindMovesTheGuestLiveToItsShadowAndFailbackReturnsIt) {
   ASSERT_GE(hosts_.size(), 3u);
