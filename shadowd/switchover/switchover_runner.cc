@@ -189,6 +189,11 @@ StatusOr<std::vector<SwitchoverRecord>> SwitchoverRunner::ResumeAll(Duration mig
         break;
       }
       resumed = ResumePhase(record.phase(), *location);
+      // The migration's own figures died with the process that ran it; when the VM runs there is at least
+      // known by now (an upper bound, so that the record keeps saying when the VM moved).
+      if (*location == VmLocation::kRunningOnTarget && migrating && record.running_on_target_unix_ms() == 0) {
+        record.set_running_on_target_unix_ms(ToUnixMillis(clock_.WallNow()));
+      }
       if (!resumed.ok() || !migrating || *location != VmLocation::kMigratingFromHere) break;
       if (clock_.Now() >= give_up) {
         AddError(record, "resuming", DeadlineExceeded("libvirt still migrates the VM after the wait"));
