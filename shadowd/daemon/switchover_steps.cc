@@ -53,10 +53,12 @@ StatusOr<virt::Hypervisor*> LibvirtSwitchoverSteps::TargetConn(const std::string
 
 StatusOr<switchover::CheckFindings> LibvirtSwitchoverSteps::Check(SwitchoverRecord& record) {
   // What the guest does here, before anything changes (the second sample follows Prepare).
-  observations_.erase(record.vm_uuid());
-  first_samples_.erase(record.vm_uuid());
-  if (auto sample = local_.GetGuestActivity(record.vm_name(), kAgentTimeout); sample.ok()) {
-    first_samples_[record.vm_uuid()] = {*sample, clock_.Now()};
+  auto sample = local_.GetGuestActivity(record.vm_name(), kAgentTimeout);
+  {
+    std::lock_guard<std::mutex> guard(samples_mutex_);
+    observations_.erase(record.vm_uuid());
+    first_samples_.erase(record.vm_uuid());
+    if (sample.ok()) first_samples_[record.vm_uuid()] = {*sample, clock_.Now()};
   }
   // No scheduled round may start from now on, and one that runs must end before the snapshot (and before
   // a repair below: a round's backup job holds the disks).
@@ -115,12 +117,15 @@ Status LibvirtSwitchoverSteps::Prepare(const SwitchoverRecord& record) {
 }
 
 void LibvirtSwitchoverSteps::ObserveGuestHere(const SwitchoverRecord& record) {
+  std::unique_lock<std::mutex> lock(samples_mutex_);
   auto first = first_samples_.extract(record.vm_uuid());
+  lock.unlock();
   if (first.empty()) return;  // observed already, or the first sample failed
-  if (auto second = local_.GetGuestActivity(record.vm_name(), kAgentTimeout); second.ok()) {
-    observations_[record.vm_uuid()] = {.host = config_.this_host, .first = first.mapped().activity,
-                                       .second = *second, .window = clock_.Now() - first.mapped().at};
-  }
+  auto second = local_.GetGuestActivity(record.vm_name(), kAgentTimeout);
+  if (!second.ok()) return;
+  lock.lock();
+  observations_[record.vm_uuid()] = {.host = config_.this_host, .first = first.mapped().activity,
+                                     .second = *second, .window = clock_.Now() - first.mapped().at};
 }
 
 Status LibvirtSwitchoverSteps::Snapshot(const SwitchoverRecord& record) {
@@ -188,9 +193,11 @@ StatusOr<switchover::MigrationFigures> LibvirtSwitchoverSteps::Migrate(const Swi
 
 StatusOr<switchover::GuestSeen> LibvirtSwitchoverSteps::VerifyGuest(const SwitchoverRecord& record) {
   VS_ASSIGN_OR_RETURN(virt::Hypervisor * target, TargetConn(record.target_host()));
-  // After a restart (or for the fallback, which has no Prepare) nothing was seen here: the target's own
-  // progress can still prove the guest alive, but not its absence dead.
+  // After a restart nothing was seen here: the target's own progress can still prove the guest alive, but
+  // not its absence dead.
+  std::unique_lock<std::mutex> lock(samples_mutex_);
   auto observed = observations_.extract(record.vm_uuid());
+  lock.unlock();
   const switchover::SourceObservation source =
       observed.empty() ? switchover::SourceObservation{.host = config_.this_host} : std::move(observed.mapped());
   const bool busy_here = switchover::SourceShowedProgress(source);

@@ -102,13 +102,15 @@ class LibvirtSwitchoverSteps final : public switchover::SwitchoverSteps {
   const SwitchedCallback on_switched_;
   std::map<std::string, std::unique_ptr<virt::Hypervisor>> targets_;
   // The guest as seen here before the move, by VM uuid: the first sample (Check) and the observation
-  // (after Prepare), until VerifyGuest uses it.
+  // (after Prepare), until VerifyGuest uses it. A mutex, because warm-ups run their steps on their own
+  // threads (each its own VM).
   struct FirstSample {
     virt::GuestActivity activity;
     MonoTime at;
   };
-  std::map<std::string, FirstSample> first_samples_;
-  std::map<std::string, switchover::SourceObservation> observations_;
+  std::mutex samples_mutex_;
+  std::map<std::string, FirstSample> first_samples_;       // guarded by samples_mutex_
+  std::map<std::string, switchover::SourceObservation> observations_;  // guarded by samples_mutex_
 };
 
 }  // namespace vs::daemon

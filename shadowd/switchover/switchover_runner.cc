@@ -14,8 +14,9 @@ namespace {
 std::string RecordKey(const std::string& vm_uuid) { return store::Key(store::Table::kSwitchover, vm_uuid); }
 
 // A step that failed and must be done again (COMPLETING) is retried after 1, 2, 4, ... s (at most 8 s), for
-// at most this long in one Drive; the record then stays where it is and RetryCompletions takes it up later,
-// so that one VM whose target cannot complete yet does not hold up the switchovers of the others.
+// at most kRetryWindow in a switchover's own Drive; the record then stays where it is and RetryCompletions
+// tries it once more at a time later, so that one VM whose target cannot complete yet does not hold up the
+// switchovers of the others (or a notice that comes meanwhile).
 constexpr Duration kFirstRetryPause = std::chrono::seconds(1);
 constexpr Duration kLongestRetryPause = std::chrono::seconds(8);
 constexpr Duration kRetryWindow = std::chrono::seconds(60);
@@ -60,7 +61,7 @@ StatusOr<SwitchoverRecord> SwitchoverRunner::Run(SwitchoverRecord request) {
   record.set_version(version);
   record.set_phase(v1::SWITCHOVER_PHASE_CHECKING);
   if (record.requested_unix_ms() == 0) record.set_requested_unix_ms(ToUnixMillis(clock_.WallNow()));
-  return Drive(std::move(record));
+  return Drive(std::move(record), kRetryWindow);
 }
 
 StepOutcome SwitchoverRunner::Perform(SwitchoverRecord& record) {
@@ -122,7 +123,7 @@ StepOutcome SwitchoverRunner::Perform(SwitchoverRecord& record) {
   }
 }
 
-StatusOr<SwitchoverRecord> SwitchoverRunner::Drive(SwitchoverRecord record) {
+StatusOr<SwitchoverRecord> SwitchoverRunner::Drive(SwitchoverRecord record, Duration retry_window) {
   std::optional<MonoTime> retrying_since;
   Duration pause = kFirstRetryPause;
   while (!IsTerminal(record.phase())) {
@@ -146,7 +147,7 @@ StatusOr<SwitchoverRecord> SwitchoverRunner::Drive(SwitchoverRecord record) {
       continue;
     }
     if (!retrying_since) retrying_since = started;
-    if (clock_.Now() - *retrying_since >= kRetryWindow) {
+    if (clock_.Now() - *retrying_since >= retry_window) {
       VS_RETURN_IF_ERROR(Save(record));  // left in its phase, with the errors seen, for RetryCompletions
       return record;
     }
@@ -163,7 +164,7 @@ StatusOr<std::vector<SwitchoverRecord>> SwitchoverRunner::RetryCompletions(const
   std::vector<SwitchoverRecord> driven;
   for (SwitchoverRecord& record : records) {
     if (record.phase() != v1::SWITCHOVER_PHASE_COMPLETING || skip.count(record.vm_uuid()) > 0) continue;
-    VS_ASSIGN_OR_RETURN(SwitchoverRecord after, Drive(std::move(record)));
+    VS_ASSIGN_OR_RETURN(SwitchoverRecord after, Drive(std::move(record), /*retry_window=*/Duration::zero()));
     driven.push_back(std::move(after));
   }
   return driven;
@@ -211,7 +212,7 @@ StatusOr<std::vector<SwitchoverRecord>> SwitchoverRunner::ResumeAll(Duration mig
     if (log_) log_("resuming the switchover of " + record.vm_name() + " in phase " + PhaseName(record.phase()) +
                    " as " + PhaseName(*resumed));
     record.set_phase(*resumed);
-    VS_ASSIGN_OR_RETURN(SwitchoverRecord done, Drive(std::move(record)));
+    VS_ASSIGN_OR_RETURN(SwitchoverRecord done, Drive(std::move(record), kRetryWindow));
     finished.push_back(std::move(done));
   }
   if (!first_refusal.ok()) return first_refusal;

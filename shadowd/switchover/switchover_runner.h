@@ -84,15 +84,17 @@ class SwitchoverRunner {
   // were resumed, the first record that cannot be resumed (unknown phase).
   StatusOr<std::vector<SwitchoverRecord>> ResumeAll(Duration migration_wait = std::chrono::minutes(10));
 
-  // Drives every record left in COMPLETING (see above) once more, except those of the VM uuids in `skip`
-  // (driven elsewhere right now); returns them as they ended up.
+  // Tries every record left in COMPLETING (see above) once more (one attempt each), except those of the VM
+  // uuids in `skip` (driven elsewhere right now); returns them as they ended up.
   StatusOr<std::vector<SwitchoverRecord>> RetryCompletions(const std::set<std::string>& skip);
 
   StatusOr<std::optional<SwitchoverRecord>> Get(const std::string& vm_uuid) const;
   StatusOr<std::vector<SwitchoverRecord>> List() const;
 
  private:
-  StatusOr<SwitchoverRecord> Drive(SwitchoverRecord record);
+  // Drives `record` to a terminal phase; a step that must be redone (COMPLETING) is retried with backoff
+  // for up to `retry_window` (zero: once), after which the record is returned where it is.
+  StatusOr<SwitchoverRecord> Drive(SwitchoverRecord record, Duration retry_window);
   StepOutcome Perform(SwitchoverRecord& record);
   Status Save(SwitchoverRecord& record);
 

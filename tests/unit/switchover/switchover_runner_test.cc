@@ -364,6 +364,13 @@ TEST_F(SwitchoverRunnerTest, ACompletionThatKeepsFailingIsNeverDoneAndIsTakenUpA
   StatusOr<std::vector<SwitchoverRecord>> skipped = runner_.RetryCompletions({kVmUuid});
   ASSERT_TRUE(skipped.ok()) << skipped.status().ToString();
   EXPECT_TRUE(skipped->empty());
+  // A later retry makes one attempt (it must not hold up the coordinator for a minute again).
+  steps_.calls.clear();
+  StatusOr<std::vector<SwitchoverRecord>> once = runner_.RetryCompletions({});
+  ASSERT_TRUE(once.ok()) << once.status().ToString();
+  ASSERT_EQ(once->size(), 1u);
+  EXPECT_EQ(once->front().phase(), kCompleting);
+  EXPECT_THAT(steps_.calls, ElementsAre(kComplete));
   // The target can complete now: the next retry ends it Done.
   steps_.failures.clear();
   steps_.calls.clear();
