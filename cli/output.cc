@@ -433,9 +433,14 @@ std::string FormatDrain(const v1::DrainReply& reply) {
 }
 
 std::string FormatUndrain(const v1::UndrainReply& reply, const std::string& host) {
-  return "Host '" + Printable(host) + "' " +
-         (reply.was_draining() ? "was draining: new shadows may be placed on it again\n"
-                               : "was not draining; nothing changed\n");
+  std::string text = "Host '" + Printable(host) + "' " +
+                     (reply.was_draining() ? "was draining: new shadows may be placed on it again\n"
+                                           : "was not draining; nothing changed\n");
+  if (reply.warm_ups_cancelled() > 0) {
+    text += std::to_string(reply.warm_ups_cancelled()) +
+            " warm-up migration(s) held in precopy were cancelled; those VMs stay on this host\n";
+  }
+  return text;
 }
 
 std::string FormatSwitchoverList(const v1::ListSwitchoversReply& reply) {

@@ -171,6 +171,10 @@ grpc::Status ShadowService::Undrain(grpc::ServerContext*, const virtshadow::v1::
   auto was = drain_.Clear();
   if (!was.ok()) return ToGrpcStatus(was.status());
   reply->set_was_draining(*was);
+  // The host stays: migrations warmed up ahead of a notice that will not come are cancelled.
+  auto cancelled = switchovers_.CancelWarmUps().get();
+  if (!cancelled.ok()) return ToGrpcStatus(cancelled.status());
+  reply->set_warm_ups_cancelled(*cancelled);
   return grpc::Status::OK;
 }
 

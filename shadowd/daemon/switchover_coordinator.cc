@@ -258,6 +258,29 @@ void SwitchoverCoordinator::FinishWarmUps(v1::DrainReply& reply) {
   warm_ups_.clear();
 }
 
+std::future<StatusOr<int>> SwitchoverCoordinator::CancelWarmUps() {
+  auto promise = std::make_shared<std::promise<StatusOr<int>>>();
+  auto future = promise->get_future();
+  Post([this, promise] {
+    int cancelled = 0;
+    for (auto& [uuid, warm] : warm_ups_) parts_.warm_up.Cancel(uuid);
+    for (auto& [uuid, warm] : warm_ups_) {
+      StatusOr<v1::SwitchoverRecord> record = warm.outcome.get();
+      warm.thread.join();
+      if (!record.ok() || record->phase() != v1::SWITCHOVER_PHASE_DONE) {
+        parts_.worker.Unhold(uuid);
+        ++cancelled;
+      }
+      log_("warm-up of " + warm.vm_name + " cancelled by undrain: " +
+           (record.ok() ? switchover::PhaseName(record->phase()) + (record->error().empty() ? "" : " (" + record->error() + ")")
+                        : record.status().ToString()));
+    }
+    warm_ups_.clear();
+    promise->set_value(cancelled);
+  });
+  return future;
+}
+
 StatusOr<v1::DrainReply> SwitchoverCoordinator::DrainNow(const notice::Notice& notice) {
   VS_RETURN_IF_ERROR(EnterDrain(notice));
   v1::DrainReply reply;

@@ -83,6 +83,9 @@ class SwitchoverCoordinator {
   std::future<StatusOr<virtshadow::v1::FailbackReply>> Failback(const std::string& vm, Duration timeout);
   // A notice from a source (shadowd/notice): preemptions drain, early warnings warm up.
   void OnNotice(const notice::Notice& notice);
+  // The host is back (`undrain`): warm-ups still held in precopy are cancelled (their migrations aborted,
+  // the VMs stay here, the tops committed back). The future holds how many were cancelled.
+  std::future<StatusOr<int>> CancelWarmUps();
 
  private:
   struct Candidate {

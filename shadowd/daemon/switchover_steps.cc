@@ -169,6 +169,7 @@ StatusOr<switchover::MigrationFigures> LibvirtSwitchoverSteps::Migrate(const Swi
   options.timeout = std::chrono::minutes(10);
   const bool warm = record.warm();
   if (warm) options.precopy_bandwidth_mibs = config_.switchover.warmup_bandwidth_mibs;
+  if (warm) options.cancel = [this, vm = record.vm_uuid()] { return warm_up_.Cancelled(vm); };
   options.switch_to_postcopy = [this, hold, deadline, warm, vm = record.vm_uuid()](Duration since_start) {
     if (deadline && clock_.WallNow() + kDeadlineGuard >= *deadline) return true;
     return warm ? warm_up_.Released(vm) : since_start >= hold;

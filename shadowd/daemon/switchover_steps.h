@@ -46,7 +46,8 @@
 namespace vs::daemon {
 
 // The postcopy switch of warm-up migrations (record.warm): held until the coordinator releases the VM (the
-// notice came) or the deadline draws near. Thread-safe.
+// notice came) or the deadline draws near; or the warm-up is cancelled (`undrain`: the host stays), which
+// aborts its migration before the switch. Thread-safe.
 class WarmUpGate {
  public:
   void Release(const std::string& vm_uuid) {
@@ -57,14 +58,24 @@ class WarmUpGate {
     std::lock_guard<std::mutex> guard(mutex_);
     return released_.count(vm_uuid) > 0;
   }
+  void Cancel(const std::string& vm_uuid) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    cancelled_.insert(vm_uuid);
+  }
+  bool Cancelled(const std::string& vm_uuid) const {
+    std::lock_guard<std::mutex> guard(mutex_);
+    return cancelled_.count(vm_uuid) > 0;
+  }
   void Forget(const std::string& vm_uuid) {
     std::lock_guard<std::mutex> guard(mutex_);
     released_.erase(vm_uuid);
+    cancelled_.erase(vm_uuid);
   }
 
  private:
   mutable std::mutex mutex_;
-  std::set<std::string> released_;
+  std::set<std::string> released_;   // guarded by mutex_
+  std::set<std::string> cancelled_;  // guarded by mutex_
 };
 
 class LibvirtSwitchoverSteps final : public switchover::SwitchoverSteps {

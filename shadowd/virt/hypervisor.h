@@ -49,6 +49,9 @@ struct MigrationOptions {
   bool move_definition = true;
   // How long to wait for the whole migration; it is aborted after that.
   std::chrono::seconds timeout{300};
+  // Asked every 100 ms until the postcopy switch is requested: true aborts the migration (virDomainAbortJob);
+  // MigrateLive then returns kAborted and the domain stays on the source. Empty: never.
+  std::function<bool()> cancel;
 };
 
 struct MigrationResult {

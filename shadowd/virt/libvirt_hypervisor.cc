@@ -512,7 +512,12 @@ class LibvirtHypervisor final : public Hypervisor {
 
     MigrationResult result;
     bool aborted = false;
+    bool cancelled = false;
     while (migrated_future.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+      if (!aborted && !result.postcopy_requested_after && options.cancel && options.cancel()) {
+        aborted = cancelled = true;
+        if (virDomainAbortJob(dom.get()) < 0) virResetLastError();
+      }
       if (options.postcopy && !result.postcopy_requested_after &&
           (!options.switch_to_postcopy || options.switch_to_postcopy(clock_.Now() - start))) {
         result.postcopy_requested_after = clock_.Now() - start;
@@ -547,6 +552,9 @@ class LibvirtHypervisor final : public Hypervisor {
       // Deregister under the completion lock so a late callback cannot touch `completion` after return.
       std::lock_guard lock(completion.mu);
       if (virConnectDomainEventDeregisterAny(conn_, callback_id) < 0) virResetLastError();
+    }
+    if (cancelled && !status.ok()) {
+      return Aborted("migration of " + name + " was cancelled before its postcopy switch; it stays on " + uri_);
     }
     if (aborted && !status.ok()) {
       return DeadlineExceeded("migration of " + name + " did not finish within " +

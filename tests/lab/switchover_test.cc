@@ -95,6 +95,48 @@ TEST_F(SwitchoverTest, EveryNoticeKindMovesTheGuestLiveToItsShadowAndFailbackRet
   // 3. AWS, warmed up: the rebalance recommendation (an early warning) starts the switchover at once and holds
   //    its migration in precopy under the warm-up cap (5 MiB/s, below the guest's 8 MiB/s of dirtied memory);
   //    the spot instance-action that follows only has to make the postcopy switch.
+  //    First a warm-up that no notice follows: `undrain` cancels it, and the guest stays, on its own image.
+  auto wait_warm = [&](int64_t since) {
+    json held;
+    const bool warming = WaitUntil(
+        [&] {
+          auto list = CliJson(at, "switchovers");
+          if (!list.ok()) return false;
+          for (const json& record : (*list)["records"]) {
+            if (record["vm_name"] == guest.name() && std::stoll(record["requested_unix_ms"].get<std::string>()) >= since &&
+                record["phase"] == "SWITCHOVER_PHASE_MIGRATING") {
+              held = record;
+              return true;
+            }
+          }
+          return false;
+        },
+        120s);
+    return warming ? held : json();
+  };
+  {
+    const int64_t warned = NowMs();
+    cloud.SetAwsRebalance(hosts_[at].name, std::chrono::system_clock::now());
+    ASSERT_FALSE(wait_warm(warned).is_null()) << "no warm-up migration started after the rebalance recommendation";
+    CommandResult undrain = Cli(at, "undrain " + hosts_[at].name);
+    EXPECT_EQ(undrain.exit_code, 0) << undrain.output;
+    EXPECT_NE(undrain.output.find("1 warm-up migration(s) held in precopy were cancelled"), std::string::npos)
+        << undrain.output;
+    auto cancelled = WaitSwitchoverDone(guest.name(), at, warned, 60s);
+    ASSERT_TRUE(cancelled.ok()) << cancelled.status().ToString();
+    EXPECT_EQ((*cancelled)["phase"], "SWITCHOVER_PHASE_FAILED") << cancelled->dump();
+    EXPECT_NE((*cancelled)["error"].get<std::string>().find("cancelled"), std::string::npos) << cancelled->dump();
+    auto state = conns_[at]->GetDomainState(guest.name());
+    ASSERT_TRUE(state.ok()) << "the guest left although its warm-up was cancelled: " << state.status().ToString();
+    EXPECT_EQ(*state, virt::DomainState::kRunning);
+    auto xml = conns_[at]->GetDomainXml(guest.name());
+    ASSERT_TRUE(xml.ok());
+    EXPECT_EQ(xml->find(".vs-top"), std::string::npos) << "still on a top after the cancelled warm-up: " << *xml;
+    const auto log = oracle::ParseSerialLog(guest.SerialLog());
+    ASSERT_TRUE(guest.WaitForAcks(log.acks.size() + 3, 60s).ok()) << "no progress after the cancelled warm-up";
+    cloud.ClearAll(hosts_[at].name);
+    std::this_thread::sleep_for(1100ms);  // the next recommendation must carry another time (another notice)
+  }
   notified = NowMs();
   cloud.SetAwsRebalance(hosts_[at].name, std::chrono::system_clock::now());
   {

@@ -445,6 +445,11 @@ TEST(CliDrainTest, UndrainSaysWhetherTheHostWasDraining) {
   EXPECT_EQ(FormatUndrain(reply, "h1"), "Host 'h1' was draining: new shadows may be placed on it again\n");
   reply.set_was_draining(false);
   EXPECT_EQ(FormatUndrain(reply, "h1"), "Host 'h1' was not draining; nothing changed\n");
+  reply.set_was_draining(true);
+  reply.set_warm_ups_cancelled(2);
+  EXPECT_EQ(FormatUndrain(reply, "h1"),
+            "Host 'h1' was draining: new shadows may be placed on it again\n"
+            "2 warm-up migration(s) held in precopy were cancelled; those VMs stay on this host\n");
 }
 
 TEST(CliSwitchoverListTest, DrainStateThenOneLinePerRecord) {
