@@ -25,23 +25,6 @@ class SwitchoverCrashTest : public SwitchoverTest {
     ASSERT_EQ(r.exit_code, 0) << action << " " << hosts_[host].name << ": " << r.output;
   }
 
-  // Waits until the switchover of `vm` requested on `host` since `since_ms` is in `phase`.
-  bool WaitPhase(const std::string& vm, size_t host, int64_t since_ms, const std::string& phase) {
-    return WaitUntil(
-        [&] {
-          auto list = CliJson(host, "switchovers");
-          if (!list.ok() || !(*list)["records"].is_array()) return false;
-          for (const json& record : (*list)["records"]) {
-            if (record["vm_name"] == vm && std::stoll(record["requested_unix_ms"].get<std::string>()) >= since_ms &&
-                record["phase"] == phase) {
-              return true;
-            }
-          }
-          return false;
-        },
-        60s);
-  }
-
   void ExpectNothingLost(TestGuest& guest, size_t host) {
     auto report = guest.Check(hosts_[host]);
     ASSERT_TRUE(report.ok()) << report.status().ToString();
@@ -52,21 +35,11 @@ class SwitchoverCrashTest : public SwitchoverTest {
 
 TEST_F(SwitchoverCrashTest, ShadowdKilledOnTheTargetOrTheSourceMidSwitchoverStillEndsFlattenedAndDoneOnce) {
   ASSERT_GE(hosts_.size(), 3u);
-  constexpr char kName[] = "sw-crash";
-  for (auto& conn : conns_) {
-    (void)conn->DestroyDomain(kName);
-    (void)conn->UndefineDomain(kName);
-  }
-  for (const LabHost& host : hosts_) std::filesystem::remove(HostPath(host, "/var/lib/libvirt/images/sw-crash.qcow2"));
-  auto started = TestGuest::Start(*conns_[0], hosts_[0], {},
-                                  {.name = kName, .disk_mib = 128, .kernel_args = "vs.rate=10 vs.dirty=32 vs.dirtyrate=8",
-                                   .metadata = PolicyElement("vcpus='1' interval='2s'")});
-  ASSERT_TRUE(started.ok()) << started.status().ToString();
-  TestGuest& guest = **started;
-  ASSERT_TRUE(guest.WaitForAcks(5, 90s).ok());
-  auto first_shadow = WaitProtected(guest.name(), 0);
-  ASSERT_TRUE(first_shadow.ok()) << first_shadow.status().ToString();
-  size_t at = 0, shadow = *first_shadow;
+  size_t shadow = 0;
+  std::unique_ptr<TestGuest> started = StartProtectedGuest("sw-crash", &shadow);
+  ASSERT_TRUE(started);
+  TestGuest& guest = *started;
+  size_t at = 0;
 
   // 1. The target's shadowd dies 4 s into a drain (mid-migration or mid-completion) and is back 2 s later.
   {
@@ -97,7 +70,7 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnTheTargetOrTheSourceMidSwitchoverStil
     CommandResult asked;
     std::thread switchover(
         [&] { asked = Cli(at, "--timeout 300 switchover " + guest.name() + " --deadline 120 --precopy-hold 3"); });
-    ASSERT_TRUE(WaitPhase(guest.name(), at, requested, "SWITCHOVER_PHASE_MIGRATING")) << "never saw it migrating";
+    ASSERT_TRUE(WaitPhase(guest.name(), at, requested, "SWITCHOVER_PHASE_MIGRATING", 60s)) << "never saw it migrating";
     Shadowd(at, "kill");
     switchover.join();  // the CLI loses its shadowd: its answer does not matter
     std::this_thread::sleep_for(2s);
@@ -155,7 +128,7 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnTheTargetOrTheSourceMidSwitchoverStil
   }
   ASSERT_TRUE(conns_[at]->DestroyDomain(guest.name()).ok());
   ASSERT_NO_FATAL_FAILURE(ExpectNothingLost(guest, at));
-  for (const LabHost& host : hosts_) std::filesystem::remove(HostPath(host, "/var/lib/libvirt/images/sw-crash.qcow2"));
+  RemoveImages(guest.name());
 }
 
 }  // namespace

@@ -42,27 +42,11 @@ class SwitchoverLoopTest : public SwitchoverTest {};
 
 TEST_F(SwitchoverLoopTest, OneWritingGuestMovedThirtyTimesLosesNothingAndKeepsRunning) {
   ASSERT_GE(hosts_.size(), 3u);
-  auto remove_images = [&] {
-    for (const LabHost& host : hosts_) {
-      for (const auto& entry : std::filesystem::directory_iterator(HostPath(host, "/var/lib/libvirt/images"))) {
-        if (entry.path().filename().string().rfind(kGuest, 0) == 0) std::filesystem::remove(entry.path());
-      }
-    }
-  };
-  for (auto& conn : conns_) {  // left by an interrupted earlier run
-    (void)conn->DestroyDomain(kGuest);
-    (void)conn->UndefineDomain(kGuest);
-  }
-  remove_images();
-  auto started = TestGuest::Start(*conns_[0], hosts_[0], {},
-                                  {.name = kGuest, .disk_mib = 128, .kernel_args = "vs.rate=10 vs.dirty=32 vs.dirtyrate=8",
-                                   .metadata = PolicyElement("vcpus='1' interval='2s'")});
-  ASSERT_TRUE(started.ok()) << started.status().ToString();
-  TestGuest& guest = **started;
-  ASSERT_TRUE(guest.WaitForAcks(5, 90s).ok());
-  auto first_shadow = WaitProtected(guest.name(), 0);
-  ASSERT_TRUE(first_shadow.ok()) << first_shadow.status().ToString();
-  size_t at = 0, shadow = *first_shadow;
+  size_t shadow = 0;
+  std::unique_ptr<TestGuest> started = StartProtectedGuest(kGuest, &shadow);
+  ASSERT_TRUE(started);
+  TestGuest& guest = *started;
+  size_t at = 0;
 
   // A fixed seed unless VS_LOOP_SEED says otherwise, so that a failing sequence can be replayed.
   const unsigned seed = std::getenv("VS_LOOP_SEED") ? std::strtoul(std::getenv("VS_LOOP_SEED"), nullptr, 10) : 20261204;
@@ -111,7 +95,7 @@ TEST_F(SwitchoverLoopTest, OneWritingGuestMovedThirtyTimesLosesNothingAndKeepsRu
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   std::printf("after %d moves: %s\n", kMoves, oracle::FormatReportText(*report).c_str());
   EXPECT_TRUE(report->ok()) << oracle::FormatReportText(*report);
-  remove_images();
+  RemoveImages(kGuest);
 }
 
 }  // namespace

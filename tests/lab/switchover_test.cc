@@ -46,23 +46,11 @@ TEST_F(SwitchoverTest, EveryNoticeKindMovesTheGuestLiveToItsShadowAndFailbackRet
   FakeAcpid& acpid = **started_acpid;
 
   // Images the guest leaves behind as it moves (its old bases are kept as seeds) go at the end.
-  auto remove_images = [&] {
-    for (const LabHost& host : hosts_) std::filesystem::remove(HostPath(host, "/var/lib/libvirt/images/sw-chase.qcow2"));
-  };
-  for (auto& conn : conns_) {  // left by an interrupted earlier run
-    (void)conn->DestroyDomain("sw-chase");
-    (void)conn->UndefineDomain("sw-chase");
-  }
-  remove_images();
-  auto started = TestGuest::Start(*conns_[0], hosts_[0], {},
-                                  {.name = "sw-chase", .disk_mib = 128, .kernel_args = "vs.rate=10 vs.dirty=32 vs.dirtyrate=8",
-                                   .metadata = PolicyElement("vcpus='1' interval='2s'")});
-  ASSERT_TRUE(started.ok()) << started.status().ToString();
-  TestGuest& guest = **started;
-  ASSERT_TRUE(guest.WaitForAcks(5, 90s).ok());
-  auto first_shadow = WaitProtected(guest.name(), 0);
-  ASSERT_TRUE(first_shadow.ok()) << first_shadow.status().ToString();
-  size_t at = 0, shadow = *first_shadow;
+  size_t shadow = 0;
+  std::unique_ptr<TestGuest> started = StartProtectedGuest("sw-chase", &shadow);
+  ASSERT_TRUE(started);
+  TestGuest& guest = *started;
+  size_t at = 0;
 
   // 1. ACPI power button on h1: acpid's line on its socket.
   ASSERT_TRUE(WaitUntil([&] { return acpid.ConnectedClients() > 0; }, 30s)) << "h1's shadowd never connected to acpid";
@@ -96,28 +84,11 @@ TEST_F(SwitchoverTest, EveryNoticeKindMovesTheGuestLiveToItsShadowAndFailbackRet
   //    its migration in precopy under the warm-up cap (5 MiB/s, below the guest's 8 MiB/s of dirtied memory);
   //    the spot instance-action that follows only has to make the postcopy switch.
   //    First a warm-up that no notice follows: `undrain` cancels it, and the guest stays, on its own image.
-  auto wait_warm = [&](int64_t since) {
-    json held;
-    const bool warming = WaitUntil(
-        [&] {
-          auto list = CliJson(at, "switchovers");
-          if (!list.ok()) return false;
-          for (const json& record : (*list)["records"]) {
-            if (record["vm_name"] == guest.name() && std::stoll(record["requested_unix_ms"].get<std::string>()) >= since &&
-                record["phase"] == "SWITCHOVER_PHASE_MIGRATING") {
-              held = record;
-              return true;
-            }
-          }
-          return false;
-        },
-        120s);
-    return warming ? held : json();
-  };
   {
     const int64_t warned = NowMs();
     cloud.SetAwsRebalance(hosts_[at].name, std::chrono::system_clock::now());
-    ASSERT_FALSE(wait_warm(warned).is_null()) << "no warm-up migration started after the rebalance recommendation";
+    ASSERT_TRUE(WaitPhase(guest.name(), at, warned, "SWITCHOVER_PHASE_MIGRATING", 120s))
+        << "no warm-up migration started after the rebalance recommendation";
     CommandResult undrain = Cli(at, "undrain " + hosts_[at].name);
     EXPECT_EQ(undrain.exit_code, 0) << undrain.output;
     EXPECT_NE(undrain.output.find("1 warm-up migration(s) held in precopy were cancelled"), std::string::npos)
@@ -140,23 +111,9 @@ TEST_F(SwitchoverTest, EveryNoticeKindMovesTheGuestLiveToItsShadowAndFailbackRet
   notified = NowMs();
   cloud.SetAwsRebalance(hosts_[at].name, std::chrono::system_clock::now());
   {
-    json held;
-    const bool warming = WaitUntil(
-        [&] {
-          auto list = CliJson(at, "switchovers");
-          if (!list.ok()) return false;
-          for (const json& record : (*list)["records"]) {
-            if (record["vm_name"] == guest.name() && std::stoll(record["requested_unix_ms"].get<std::string>()) >= notified &&
-                record["phase"] == "SWITCHOVER_PHASE_MIGRATING") {
-              held = record;
-              return true;
-            }
-          }
-          return false;
-        },
-        120s);
-    ASSERT_TRUE(warming) << "no warm-up migration started after the rebalance recommendation";
-    EXPECT_TRUE(held["warm"].get<bool>()) << held.dump();
+    std::optional<json> held = WaitPhase(guest.name(), at, notified, "SWITCHOVER_PHASE_MIGRATING", 120s);
+    ASSERT_TRUE(held) << "no warm-up migration started after the rebalance recommendation";
+    EXPECT_TRUE((*held)["warm"].get<bool>()) << held->dump();
     std::this_thread::sleep_for(5s);  // held: still migrating, the guest still runs here
     auto state = conns_[at]->GetDomainState(guest.name());
     ASSERT_TRUE(state.ok()) << "the warm-up did not hold: " << state.status().ToString();
@@ -234,7 +191,7 @@ TEST_F(SwitchoverTest, EveryNoticeKindMovesTheGuestLiveToItsShadowAndFailbackRet
   ASSERT_TRUE(report->newest_seq_on_disk.has_value());
   ASSERT_TRUE(report->last_acked_seq.has_value());
   EXPECT_GE(*report->newest_seq_on_disk, *report->last_acked_seq);
-  remove_images();
+  RemoveImages(guest.name());
 }
 
 }  // namespace
