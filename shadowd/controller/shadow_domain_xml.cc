@@ -183,7 +183,7 @@ Status RewriteDisk(xmlNode* disk) {
     return InvalidArgument("disk '" + dev + "' has no <source file=...>: an empty disk cannot be replicated");
   }
   UnsetAttr(source, "index");               // live: libvirt's node numbering
-  // A VM that just arrived by a switchover runs on "<image>.vs-top" until its new host flattens it: its
+  // A VM that just arrived by a switchover runs on "<image>.vs-top-<tag>" until its new host flattens it: its
   // shadow's replica is <image> itself, in the format of the image beneath.
   if (const std::string file = *Attr(source, "file"); switchover::IsTopPath(file)) {
     SetAttr(source, "file", switchover::BasePathOf(file));

@@ -5,8 +5,8 @@
 //   Check      the target's findings (CheckSwitchover) plus the replica's checkpoint and round digest
 //              compared with this host's ReplicationRecord ("the replica is where we think, and it
 //              verified"); holds the VM's scheduled rounds and waits for a running one to end.
-//   Prepare    "<image>.vs-top" over each replica on the target.
-//   Snapshot   disk-only, atomic, external snapshot of every disk onto "<image>.vs-top" here (no metadata):
+//   Prepare    "<image>.vs-top-<tag>" over each replica on the target (top_path.h: new files every time).
+//   Snapshot   disk-only, atomic, external snapshot of every disk onto "<image>.vs-top-<tag>" here (no metadata):
 //              the images beneath are frozen from this instant.
 //   FinalRound the frozen images' changes since the replica's checkpoint, into the replicas (verified).
 //   Migrate    virDomainMigrateToURI3 --live --p2p --persistent --undefinesource --postcopy with

@@ -70,7 +70,7 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnTheTargetOrTheSourceMidSwitchoverStil
     CommandResult asked;
     std::thread switchover(
         [&] { asked = Cli(at, "--timeout 300 switchover " + guest.name() + " --deadline 120 --precopy-hold 3"); });
-    ASSERT_TRUE(WaitPhase(guest.name(), at, requested, "SWITCHOVER_PHASE_MIGRATING", 60s)) << "never saw it migrating";
+    ASSERT_TRUE(WaitPhase(guest.name(), at, requested, {"SWITCHOVER_PHASE_MIGRATING"}, 60s)) << "never saw it migrating";
     Shadowd(at, "kill");
     switchover.join();  // the CLI loses its shadowd: its answer does not matter
     std::this_thread::sleep_for(2s);

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "images/oracle/serial_log.h"
 #include "tests/lab/lab_env.h"
@@ -80,9 +81,9 @@ class SwitchoverTest : public LabTest {
     }
   }
 
-  // The switchover record of `vm` on `host` requested at `since_ms` or later, once it is in `phase`.
-  std::optional<json> WaitPhase(const std::string& vm, size_t host, int64_t since_ms, const std::string& phase,
-                                std::chrono::seconds timeout) {
+  // The switchover record of `vm` on `host` requested at `since_ms` or later, once it is in one of `phases`.
+  std::optional<json> WaitPhase(const std::string& vm, size_t host, int64_t since_ms,
+                                const std::vector<std::string>& phases, std::chrono::seconds timeout) {
     json found;
     const bool seen = WaitUntil(
         [&] {
@@ -90,7 +91,7 @@ class SwitchoverTest : public LabTest {
           if (!list.ok() || !(*list)["records"].is_array()) return false;
           for (const json& record : (*list)["records"]) {
             if (record["vm_name"] == vm && std::stoll(record["requested_unix_ms"].get<std::string>()) >= since_ms &&
-                record["phase"] == phase) {
+                std::find(phases.begin(), phases.end(), record["phase"].get<std::string>()) != phases.end()) {
               found = record;
               return true;
             }
@@ -101,26 +102,14 @@ class SwitchoverTest : public LabTest {
     return seen ? std::optional<json>(found) : std::nullopt;
   }
 
-  // The switchover record of `vm` on `host` requested at `since_ms` or later, once it is finished.
+  // The switchover record of `vm` on `host` requested at `since_ms` or later, once it is finished (a guest that
+  // failed after the move is finished too: the caller's assertions then say so instead of a timeout).
   StatusOr<json> WaitSwitchoverDone(const std::string& vm, size_t host, int64_t since_ms, std::chrono::seconds timeout) {
-    json found;
-    const bool done = WaitUntil(
-        [&] {
-          auto list = CliJson(host, "switchovers");
-          if (!list.ok() || !(*list)["records"].is_array()) return false;
-          for (const json& record : (*list)["records"]) {
-            if (record["vm_name"] == vm && std::stoll(record["requested_unix_ms"].get<std::string>()) >= since_ms &&
-                (record["phase"] == "SWITCHOVER_PHASE_DONE" ||
-                                            record["phase"] == "SWITCHOVER_PHASE_FAILED")) {
-              found = record;
-              return true;
-            }
-          }
-          return false;
-        },
-        timeout);
-    if (!done) return DeadlineExceeded("no finished switchover of " + vm + " on " + hosts_[host].name);
-    return found;
+    std::optional<json> finished =
+        WaitPhase(vm, host, since_ms,
+                  {"SWITCHOVER_PHASE_DONE", "SWITCHOVER_PHASE_FAILED", "SWITCHOVER_PHASE_GUEST_FAILED"}, timeout);
+    if (!finished) return DeadlineExceeded("no finished switchover of " + vm + " on " + hosts_[host].name);
+    return *finished;
   }
 
   // What every switchover must show: the record is Done before the notice's deadline; the guest runs only on

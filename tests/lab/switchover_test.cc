@@ -87,7 +87,7 @@ TEST_F(SwitchoverTest, EveryNoticeKindMovesTheGuestLiveToItsShadowAndFailbackRet
   {
     const int64_t warned = NowMs();
     cloud.SetAwsRebalance(hosts_[at].name, std::chrono::system_clock::now());
-    ASSERT_TRUE(WaitPhase(guest.name(), at, warned, "SWITCHOVER_PHASE_MIGRATING", 120s))
+    ASSERT_TRUE(WaitPhase(guest.name(), at, warned, {"SWITCHOVER_PHASE_MIGRATING"}, 120s))
         << "no warm-up migration started after the rebalance recommendation";
     CommandResult undrain = Cli(at, "undrain " + hosts_[at].name);
     EXPECT_EQ(undrain.exit_code, 0) << undrain.output;
@@ -111,7 +111,7 @@ TEST_F(SwitchoverTest, EveryNoticeKindMovesTheGuestLiveToItsShadowAndFailbackRet
   notified = NowMs();
   cloud.SetAwsRebalance(hosts_[at].name, std::chrono::system_clock::now());
   {
-    std::optional<json> held = WaitPhase(guest.name(), at, notified, "SWITCHOVER_PHASE_MIGRATING", 120s);
+    std::optional<json> held = WaitPhase(guest.name(), at, notified, {"SWITCHOVER_PHASE_MIGRATING"}, 120s);
     ASSERT_TRUE(held) << "no warm-up migration started after the rebalance recommendation";
     EXPECT_TRUE((*held)["warm"].get<bool>()) << held->dump();
     std::this_thread::sleep_for(5s);  // held: still migrating, the guest still runs here
