@@ -336,7 +336,8 @@ std::string Cluster::RejectionReason(Rejection why, size_t h, const RequestConte
     case Rejection::kPrimaryHost:
       return "rejected: it is the primary's host";
     case Rejection::kExcluded:
-      return "rejected: excluded by the request (e.g. it already holds another shadow of this VM)";
+      return "rejected: excluded by the request (it holds another shadow of this VM, still defines the VM, "
+             "or is not the host a failback asked for)";
     case Rejection::kDown:
       return "rejected: host is down";
     case Rejection::kPrimaryZone:

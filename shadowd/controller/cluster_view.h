@@ -24,6 +24,7 @@
 // placement fail with that reason; it is retried with backoff.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "common/status.h"
@@ -40,6 +41,10 @@ class ClusterView {
   virtual StatusOr<std::vector<scheduler::Host>> Hosts() = 0;
   // The shadow domains defined on all hosts, as last listed.
   virtual StatusOr<std::vector<PeerShadow>> Shadows() = 0;
+  // The hosts where a domain with this UUID that is not a shadow was defined, as last listed: the host a
+  // VM is still leaving (a migration's source keeps the domain until the migration ends), or a stale
+  // definition. A shadow there would collide with the VM's own image at the same path.
+  virtual StatusOr<std::vector<std::string>> HostsDefining(const std::string& vm_uuid) = 0;
 };
 
 }  // namespace vs::controller

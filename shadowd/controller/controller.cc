@@ -557,7 +557,7 @@ std::optional<WallTime> ProtectionController::NextTimerDeadline() const {
   return next;
 }
 
-StatusOr<scheduler::ShadowRequest> ProtectionController::RequestFor(const v1::VmRecord& record) const {
+StatusOr<scheduler::ShadowRequest> ProtectionController::RequestFor(const v1::VmRecord& record) {
   VS_ASSIGN_OR_RETURN(policy::Policy policy, ParseCanonicalPolicy(record.policy_xml()));
   scheduler::ShadowRequest request;
   request.vm_id = record.vm_uuid();
@@ -569,6 +569,12 @@ StatusOr<scheduler::ShadowRequest> ProtectionController::RequestFor(const v1::Vm
   request.zone_rule = ZoneRuleOf(policy.zone);
   request.max_cost_per_hour = policy.cost_cap_per_hour;
   request.priority = static_cast<int>(policy.priority);
+  // Never where the VM itself is still defined: right after a switchover its old host keeps the domain (and
+  // the image at the same path) until the migration has ended, and a replica cannot be placed over it.
+  VS_ASSIGN_OR_RETURN(std::vector<std::string> defining, cluster_.HostsDefining(record.vm_uuid()));
+  for (std::string& host : defining) {
+    if (host != record.primary_host()) request.exclude_hosts.push_back(std::move(host));
+  }
   return request;
 }
 

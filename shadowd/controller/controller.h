@@ -221,7 +221,7 @@ class ProtectionController {
   Status ReleaseOn(const std::string& host, const std::string& shadow_uuid, const std::string& shadow_name,
                    std::vector<std::string> known_paths);
 
-  StatusOr<scheduler::ShadowRequest> RequestFor(const virtshadow::v1::VmRecord& record) const;
+  StatusOr<scheduler::ShadowRequest> RequestFor(const virtshadow::v1::VmRecord& record);
   // ClusterView's hosts with every reservation added, except those of `exclude_vm`.
   StatusOr<std::vector<scheduler::Host>> HostsWithReservations(const std::string& exclude_vm);
 

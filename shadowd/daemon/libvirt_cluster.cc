@@ -83,11 +83,11 @@ Status LibvirtCluster::ReleaseShadow(const std::string& host, const std::string&
   return Track(host, conn->UndefineDomain(shadow_name));
 }
 
-StatusOr<std::vector<controller::PeerShadow>> LibvirtCluster::ListShadows(const std::string& host) {
+StatusOr<LibvirtCluster::HostDomains> LibvirtCluster::ScanDomains(const std::string& host) {
   VS_ASSIGN_OR_RETURN(virt::Hypervisor * conn, Conn(host));
   auto names = conn->ListDomainNames();
   if (!names.ok()) return Track(host, names.status());
-  std::vector<controller::PeerShadow> shadows;
+  HostDomains found;
   for (const auto& name : *names) {
     auto xml = conn->GetDomainXml(name);
     if (!xml.ok()) {
@@ -95,9 +95,18 @@ StatusOr<std::vector<controller::PeerShadow>> LibvirtCluster::ListShadows(const 
       return Track(host, xml.status());
     }
     auto shadow = controller::DescribeShadowDomain(host, *xml);
-    if (shadow.ok() && shadow->has_value()) shadows.push_back(std::move(**shadow));
+    if (shadow.ok() && shadow->has_value()) {
+      found.shadows.push_back(std::move(**shadow));
+    } else if (auto facts = policy::ParseDomain(*xml); facts.ok()) {
+      found.ordinary_uuids.insert(facts->uuid);
+    }
   }
-  return shadows;
+  return found;
+}
+
+StatusOr<std::vector<controller::PeerShadow>> LibvirtCluster::ListShadows(const std::string& host) {
+  VS_ASSIGN_OR_RETURN(HostDomains found, ScanDomains(host));
+  return std::move(found.shadows);
 }
 
 StatusOr<std::vector<scheduler::Host>> LibvirtCluster::Hosts() {
@@ -119,6 +128,15 @@ StatusOr<std::vector<controller::PeerShadow>> LibvirtCluster::Shadows() {
   return shadows_;
 }
 
+StatusOr<std::vector<std::string>> LibvirtCluster::HostsDefining(const std::string& vm_uuid) {
+  if (!refreshed_) return Unavailable("the cluster has not been read yet");
+  std::vector<std::string> hosts;
+  for (const auto& [host, uuids] : ordinary_uuids_) {
+    if (uuids.count(vm_uuid) > 0) hosts.push_back(host);
+  }
+  return hosts;
+}
+
 StatusOr<uint64_t> LibvirtCluster::VirtualSize(const std::string& path) {
   VS_ASSIGN_OR_RETURN(virt::Hypervisor * conn, Conn(config_.this_host));
   auto size = conn->ImageVirtualSize(path);
@@ -129,20 +147,22 @@ StatusOr<uint64_t> LibvirtCluster::VirtualSize(const std::string& path) {
 bool LibvirtCluster::Refresh() {
   std::vector<scheduler::Host> hosts;
   std::vector<controller::PeerShadow> shadows;
+  std::map<std::string, std::set<std::string>> ordinary_uuids;
   draining_.clear();
   for (const auto& cfg : config_.hosts) {
     scheduler::Host host{.name = cfg.name, .zone = cfg.zone, .up = false, .cost_per_hour = cfg.cost_per_hour};
     auto conn = Conn(cfg.name);
     if (conn.ok()) {
       auto capacity = (*conn)->GetNodeCapacity();
-      auto found = ListShadows(cfg.name);
+      auto found = ScanDomains(cfg.name);
       if (capacity.ok() && found.ok()) {
         host.up = true;
         host.total_vcpus = cfg.vcpus_cap.value_or(static_cast<uint32_t>(capacity->cpus));
         host.total_memory_kib = cfg.memory_mib_cap ? *cfg.memory_mib_cap * 1024 : capacity->memory_kib;
         host.used_vcpus = static_cast<uint32_t>(capacity->running_vcpus);
         host.used_memory_kib = capacity->running_memory_kib;
-        shadows.insert(shadows.end(), found->begin(), found->end());
+        shadows.insert(shadows.end(), found->shadows.begin(), found->shadows.end());
+        ordinary_uuids[cfg.name] = std::move(found->ordinary_uuids);
         if (drain_probe_ && drain_probe_(cfg.name)) {
           draining_.insert(cfg.name);
           host.up = false;  // under a notice: no new shadow goes there
@@ -169,6 +189,7 @@ bool LibvirtCluster::Refresh() {
   }
   hosts_ = std::move(hosts);
   shadows_ = std::move(shadows);
+  ordinary_uuids_ = std::move(ordinary_uuids);
   refreshed_ = true;
   return grew;
 }

@@ -3,8 +3,9 @@
 // libvirtd (qemu+tcp), and replica images are created there through libvirt's storage API: no peer shadowd is
 // involved, so a peer whose shadowd is down still hosts shadows.
 //
-// Refresh() reads every host's capacity (node info, running domains) and shadow domains and keeps the snapshot
-// that Hosts() and Shadows() serve; the daemon calls it every refresh interval.
+// Refresh() reads every host's capacity (node info, running domains), shadow domains and the UUIDs of its other
+// domains, and keeps the snapshot that Hosts(), Shadows() and HostsDefining() serve; the daemon calls it every
+// refresh interval.
 //
 // Ownership: borrows the runtime and clock (must outlive it); owns its connections, opened lazily and dropped
 // when a call finds the host unreachable (the next call reconnects).
@@ -44,6 +45,7 @@ class LibvirtCluster final : public controller::PeerOps, public controller::Clus
   // ClusterView: the last snapshot (kUnavailable before the first Refresh()).
   StatusOr<std::vector<scheduler::Host>> Hosts() override;
   StatusOr<std::vector<controller::PeerShadow>> Shadows() override;
+  StatusOr<std::vector<std::string>> HostsDefining(const std::string& vm_uuid) override;
 
   // ImageInfo: sizes of this host's images.
   StatusOr<uint64_t> VirtualSize(const std::string& path) override;
@@ -60,6 +62,12 @@ class LibvirtCluster final : public controller::PeerOps, public controller::Clus
   StatusOr<virt::Hypervisor*> Local() { return Conn(config_.this_host); }
 
  private:
+  // One host's domains: its shadows, and the UUIDs of every other domain.
+  struct HostDomains {
+    std::vector<controller::PeerShadow> shadows;
+    std::set<std::string> ordinary_uuids;
+  };
+  StatusOr<HostDomains> ScanDomains(const std::string& host);
   StatusOr<virt::Hypervisor*> Conn(const std::string& host);
   // Drops the cached connection when `status` says the host could not be reached.
   Status Track(const std::string& host, Status status);
@@ -74,6 +82,7 @@ class LibvirtCluster final : public controller::PeerOps, public controller::Clus
   bool refreshed_ = false;
   std::vector<scheduler::Host> hosts_;
   std::vector<controller::PeerShadow> shadows_;
+  std::map<std::string, std::set<std::string>> ordinary_uuids_;  // host -> UUIDs of its non-shadow domains
   std::function<bool(const std::string&)> drain_probe_;
   std::set<std::string> draining_;
 };

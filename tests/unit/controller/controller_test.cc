@@ -654,6 +654,24 @@ TEST_F(ControllerTest, SwitchedOverEndsTheRecordWithoutReleasingTheShadow) {
   EXPECT_EQ(controller_->StatusOf(kVmName).status().code(), Code::kNotFound);
 }
 
+// Right after a switchover the VM's old host still defines the VM (and holds its image at the same path) until
+// the migration ends: the new shadow goes elsewhere, not first to that host to fail there.
+TEST_F(ControllerTest, ShadowIsNeverPlacedOnAHostThatStillDefinesTheVm) {
+  cluster_.defining[kVmUuid] = {"h1", "h4"};  // h1: this host (the primary); h4: the host it is leaving
+  Protect();
+  EXPECT_EQ(Record().shadows(0).host(), "h3") << "h4 would be the cheapest of the other zone";
+  EXPECT_EQ(peers_.CallCount("CreateReplicaImage"), 2);
+  for (const std::string& call : peers_.calls) EXPECT_THAT(call, ::testing::Not(HasSubstr("h4"))) << call;
+
+  StatusOr<scheduler::Explanation> explained = controller_->Explain(kVmName);
+  ASSERT_TRUE(explained.ok()) << explained.status().ToString();
+  bool h4_excluded = false;
+  for (const auto& verdict : explained->hosts) {
+    if (verdict.host == "h4") h4_excluded = verdict.reason.find("excluded") != std::string::npos;
+  }
+  EXPECT_TRUE(h4_excluded) << "Explain shows why h4 is not used";
+}
+
 TEST_F(ControllerTest, SwitchedOverToAHostWithoutTheShadowChangesNothing) {
   Protect();
   const v1::VmRecord before = Record();

@@ -148,7 +148,12 @@ class FakeCluster final : public ClusterView {
   explicit FakeCluster(const FakePeers& peers) : peers_(peers) {}
   std::vector<scheduler::Host> hosts;
   std::vector<PeerShadow> extra_shadows;  // shadows the snapshot has beyond the fake peers' domains
+  std::map<std::string, std::vector<std::string>> defining;  // vm uuid -> hosts where its own domain is defined
   StatusOr<std::vector<scheduler::Host>> Hosts() override { return hosts; }
+  StatusOr<std::vector<std::string>> HostsDefining(const std::string& vm_uuid) override {
+    auto it = defining.find(vm_uuid);
+    return it == defining.end() ? std::vector<std::string>() : it->second;
+  }
   StatusOr<std::vector<PeerShadow>> Shadows() override {
     std::vector<PeerShadow> all = peers_.AllShadows();
     all.insert(all.end(), extra_shadows.begin(), extra_shadows.end());

@@ -345,7 +345,8 @@ TEST(SchedulerExplainTest, RejectionReasonsInPlainWords) {
   EXPECT_EQ(e.placement.outcome, PlacementOutcome::kUnplaced);
   EXPECT_EQ(VerdictFor(e, "p").reason, "rejected: it is the primary's host");
   EXPECT_EQ(VerdictFor(e, "excl").reason,
-            "rejected: excluded by the request (e.g. it already holds another shadow of this VM)");
+            "rejected: excluded by the request (it holds another shadow of this VM, still defines the VM, "
+            "or is not the host a failback asked for)");
   EXPECT_EQ(VerdictFor(e, "down").reason, "rejected: host is down");
   EXPECT_EQ(VerdictFor(e, "same-zone").reason,
             "rejected: zone-a is the primary's zone and the policy requires another zone");
