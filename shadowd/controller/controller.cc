@@ -508,6 +508,20 @@ Status ProtectionController::OnCapacityChanged() {
   return first.Get();
 }
 
+Status ProtectionController::OnHostLeaving(const std::string& host, const std::string& reason) {
+  VS_RETURN_IF_ERROR(RequireStarted());
+  VS_ASSIGN_OR_RETURN(LoadedRecords loaded, LoadAllRecords());
+  FirstError first;
+  for (const v1::VmRecord& record : loaded.records) {
+    const bool holds_there = record.shadows_size() == 1 && record.shadows(0).host() == host;
+    if (holds_there && (record.state() == v1::PROTECTION_STATE_PROTECTED ||
+                        record.state() == v1::PROTECTION_STATE_PLACING)) {
+      first.Note(ApplyEventTo(record.vm_uuid(), lifecycle::ShadowHostLeaving{host, reason}));
+    }
+  }
+  return first.Get();
+}
+
 Status ProtectionController::SweepOrphans(const std::vector<PeerShadow>& found) {
   VS_RETURN_IF_ERROR(RequireStarted());
   FirstError first;

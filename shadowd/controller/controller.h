@@ -137,6 +137,9 @@ class ProtectionController {
   Status RequestShadowMove(std::string_view vm, const std::string& host);
   // Some host's free capacity grew: every Unprotected VM tries placement again now.
   Status OnCapacityChanged();
+  // `host` is leaving (it drains under a notice): every shadow defined or being defined there is released and
+  // placed elsewhere (ClusterView offers a draining host as down), so that its VMs stay protected.
+  Status OnHostLeaving(const std::string& host, const std::string& reason);
   // `found`: the shadow domains on the peer hosts (ClusterView::Shadows()). Every shadow owned by this
   // host (link host == this_host) that no record assigns to that host is queued for release.
   Status SweepOrphans(const std::vector<PeerShadow>& found);

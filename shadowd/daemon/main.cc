@@ -308,6 +308,11 @@ int Run(const std::string& config_path) {
     if (clock->Now() >= next_refresh) {
       next_refresh = clock->Now() + config->refresh;
       if (cluster.Refresh()) Log("capacity change", controller.OnCapacityChanged());
+      for (const HostConfig& host : config->hosts) {
+        if (host.name != config->this_host && cluster.IsDraining(host.name)) {
+          Log("moving shadows off a draining host", controller.OnHostLeaving(host.name, "draining"));
+        }
+      }
       if (auto shadows = cluster.Shadows(); shadows.ok()) Log("orphan sweep", controller.SweepOrphans(*shadows));
       ReplaySpool(spool, controller);
       ForgetUnreplicated(controller, replicator, keeper);

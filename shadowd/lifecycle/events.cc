@@ -68,6 +68,7 @@ std::string_view EventKindName(EventKind kind) {
     case EventKind::kShadowLost: return "ShadowLost";
     case EventKind::kSwitchedOver: return "SwitchedOver";
     case EventKind::kShadowMoveRequested: return "ShadowMoveRequested";
+    case EventKind::kShadowHostLeaving: return "ShadowHostLeaving";
   }
   return "UnknownEvent";
 }
@@ -102,6 +103,7 @@ Status Validate(const Event& event) {
           [](const ShadowLost& e) { return ValidateHost(e.kKind, e.host); },
           [](const SwitchedOver& e) { return ValidateHost(e.kKind, e.host); },
           [](const ShadowMoveRequested& e) { return ValidateHost(e.kKind, e.host); },
+          [](const ShadowHostLeaving& e) { return ValidateHost(e.kKind, e.host); },
           [](const auto&) { return Status::Ok(); },  // events without payload
       },
       event);

@@ -43,6 +43,7 @@ enum class EventKind {
   kShadowLost,
   kSwitchedOver,
   kShadowMoveRequested,
+  kShadowHostLeaving,
 };
 
 // The VM's tag holds a valid policy. The caller parsed it (the policy module) and resolved the size.
@@ -132,13 +133,21 @@ struct ShadowMoveRequested {
   std::string host;
 };
 
+// The host of the shadow is leaving (it drains under a notice): the shadow would go with it. The one defined
+// (or being defined) there is released and the next placed elsewhere; one about another host is refused.
+struct ShadowHostLeaving {
+  static constexpr EventKind kKind = EventKind::kShadowHostLeaving;
+  std::string host;
+  std::string reason;  // why it leaves, for the report
+};
+
 using Event = std::variant<PolicySeen, PolicyRejected, PolicyRemoved, VmStarted, VmStopped, VmUndefined,
                            PlacementChosen, PlacementFailed, ShadowDefined, ShadowDefineFailed,
                            ShadowReleased, ReleaseFailed, GraceExpired, CapacityChanged, RetryTimerFired,
-                           ShadowLost, SwitchedOver, ShadowMoveRequested>;
+                           ShadowLost, SwitchedOver, ShadowMoveRequested, ShadowHostLeaving>;
 
 inline constexpr int kEventKindCount = static_cast<int>(std::variant_size_v<Event>);
-static_assert(static_cast<int>(EventKind::kShadowMoveRequested) + 1 == kEventKindCount,
+static_assert(static_cast<int>(EventKind::kShadowHostLeaving) + 1 == kEventKindCount,
               "EventKind must have one value per Event alternative");
 
 EventKind KindOf(const Event& event);

@@ -145,7 +145,7 @@ bool ObserveFacts(VmRecord& r, const Event& event) {
                     event);
 }
 
-// The host a result event is about, or nullptr for events that are not results of a shadow action.
+// The host a result event (or a report about the shadow's host) is about, or nullptr for other events.
 const std::string* ResultHost(const Event& event) {
   return std::visit(Overloaded{
                         [](const ShadowDefined& e) { return &e.host; },
@@ -153,6 +153,7 @@ const std::string* ResultHost(const Event& event) {
                         [](const ShadowReleased& e) { return &e.host; },
                         [](const ReleaseFailed& e) { return &e.host; },
                         [](const ShadowLost& e) { return &e.host; },
+                        [](const ShadowHostLeaving& e) { return &e.host; },
                         [](const auto&) -> const std::string* { return nullptr; },
                     },
                     event);
@@ -365,6 +366,18 @@ Status BeginShadowMove(Step& s, const ShadowMoveRequested& e) {
   return RequestPlacement(s);
 }
 
+// The shadow's host is leaving: the shadow would vanish with it. Released first, then placed again (a leaving
+// host is offered to placement as down), as in a failback: one shadow per record, so the VM is unprotected for
+// the release and the define, seconds, rather than for good once the host is gone.
+Status MoveOffLeavingHost(Step& s, const ShadowHostLeaving& e) {
+  const VmRecord& r = s.record();  // Apply refused the event unless the shadow is on e.host
+  std::string message = "shadow " + r.shadows(0).domain_name() + " on host " + e.host + " is placed anew elsewhere: " +
+                        e.host + " is leaving";
+  if (!e.reason.empty()) message += " (" + e.reason + ")";
+  Report(s, std::move(message));
+  return BeginRelease(s);
+}
+
 constexpr int Cell(ProtectionState state, EventKind kind) {
   return static_cast<int>(state) * kEventKindCount + static_cast<int>(kind);
 }
@@ -421,6 +434,7 @@ Status ApplyCell(Step& s, const Event& event) {
     case Cell(kPlacing, kShadowDefineFailed):     return DefineFailed(s, As<ShadowDefineFailed>(event));
     case Cell(kPlacing, kRetryTimerFired):        return WhenRetryDue(s, ReissueDefine);
     case Cell(kPlacing, kShadowLost):             return LoseShadow(s, As<ShadowLost>(event));
+    case Cell(kPlacing, kShadowHostLeaving):      return MoveOffLeavingHost(s, As<ShadowHostLeaving>(event));
 
     // Protected: the shadow is defined. A changed policy or size needs a shadow built (and placed) anew.
     case Cell(kProtected, kPolicySeen):           return policy_changed ? BeginRelease(s) : Stay(s);
@@ -432,6 +446,7 @@ Status ApplyCell(Step& s, const Event& event) {
     case Cell(kProtected, kShadowLost):           return LoseShadow(s, As<ShadowLost>(event));
     case Cell(kProtected, kSwitchedOver):         return EndAfterSwitchover(s, As<SwitchedOver>(event));
     case Cell(kProtected, kShadowMoveRequested):  return BeginShadowMove(s, As<ShadowMoveRequested>(event));
+    case Cell(kProtected, kShadowHostLeaving):    return MoveOffLeavingHost(s, As<ShadowHostLeaving>(event));
 
     // GracePeriod: the shadow is kept until the deadline in case the VM is wanted again.
     case Cell(kGracePeriod, kPolicySeen):         return policy_changed ? BeginRelease(s) : ResumeIfWanted(s);
@@ -506,7 +521,8 @@ StatusOr<Transition> Apply(const VmRecord& record, const Event& event, WallTime 
                            " ms is outside 0..365 days");
   }
   // A result about another host than the one holding the record's shadow belongs to an abandoned
-  // action (e.g. a define on a host given up since); it must not move the record.
+  // action (e.g. a define on a host given up since); it must not move the record. Nor does a leaving host
+  // that holds none of its shadow.
   if (const std::string* host = ResultHost(event); host != nullptr && HoldsShadow(record.state()) &&
                                                    *host != record.shadows(0).host()) {
     return Refuse(record, record.state(), KindOf(event),

@@ -12,7 +12,8 @@
 //              PolicyRejected while no valid policy is known -> PolicyInvalid;
 //              SwitchedOver (the VM moved live onto its shadow: Protected/GracePeriod/Releasing) -> Released
 //              without a release; ShadowMoveRequested (failback) -> Releasing, then a placement pinned to
-//              that host (pinned_host, cleared once Protected again).
+//              that host (pinned_host, cleared once Protected again); ShadowHostLeaving (the shadow's host
+//              drains: Placing/Protected) -> Releasing, then a placement elsewhere.
 //
 // The whole table is the one switch in lifecycle.cc (ApplyCell): one `case` per allowed (state, event)
 // cell; every other pair is refused with FailedPrecondition naming the state and the event, which the

@@ -672,6 +672,34 @@ TEST_F(ControllerTest, ShadowIsNeverPlacedOnAHostThatStillDefinesTheVm) {
   EXPECT_TRUE(h4_excluded) << "Explain shows why h4 is not used";
 }
 
+// A host that drains takes the shadows on it along: each is released there and placed again elsewhere (the
+// cluster offers a draining host as down), so that the VMs of other hosts stay protected.
+TEST_F(ControllerTest, ShadowOnALeavingHostIsPlacedAgainElsewhere) {
+  Protect();
+  ASSERT_EQ(Record().shadows(0).host(), "h4");
+  const v1::VmRecord before = Record();
+  VS_ASSERT_OK(controller_->OnHostLeaving("h3", "draining"));  // holds no shadow of this VM: nothing changes
+  EXPECT_EQ(Record().SerializeAsString(), before.SerializeAsString());
+
+  peers_.calls.clear();
+  cluster_.hosts[3].up = false;  // as LibvirtCluster offers a draining host
+  VS_ASSERT_OK(controller_->OnHostLeaving("h4", "draining"));
+  EXPECT_EQ(Record().state(), v1::PROTECTION_STATE_RELEASING);
+  VS_ASSERT_OK(controller_->RunPending());
+  EXPECT_THAT(peers_.calls, ElementsAre("ListShadows h4 ", "ReleaseShadow h4 " + kShadowUuid,
+                                        "CreateReplicaImage h3 " + kRootDisk,
+                                        "CreateReplicaImage h3 " + kDataDisk, "DefineShadow h3 " + kShadowUuid));
+  const v1::VmRecord after = Record();
+  ASSERT_EQ(after.state(), v1::PROTECTION_STATE_PROTECTED) << after.last_error();
+  EXPECT_EQ(after.shadows(0).host(), "h3");
+  EXPECT_TRUE(peers_.hosts["h4"].domains.empty());
+  EXPECT_THAT(reports_, ::testing::Contains(HasSubstr("on host h4 is placed anew elsewhere: h4 is leaving (draining)")));
+
+  VS_ASSERT_OK(controller_->OnHostLeaving("h4", "draining"));  // asked again at the next refresh: nothing to do
+  VS_ASSERT_OK(controller_->RunPending());
+  EXPECT_EQ(Record().shadows(0).host(), "h3");
+}
+
 TEST_F(ControllerTest, SwitchedOverToAHostWithoutTheShadowChangesNothing) {
   Protect();
   const v1::VmRecord before = Record();

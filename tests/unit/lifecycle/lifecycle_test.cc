@@ -528,6 +528,7 @@ TEST(LifecycleValidation, MalformedEventsAreRejectedNamingTheField) {
       {ShadowLost{"", "gone"}, "ShadowLost.host is empty"},
       {SwitchedOver{""}, "SwitchedOver.host is empty"},
       {ShadowMoveRequested{""}, "ShadowMoveRequested.host is empty"},
+      {ShadowHostLeaving{"", "drain"}, "ShadowHostLeaving.host is empty"},
   };
   for (const auto& [event, message] : cases) {
     StatusOr<Transition> t = Apply(RecordIn(kUnplaced), event, kNow, kGrace);

@@ -49,6 +49,8 @@ std::vector<Column> Columns() {
       {"ShadowMoveRequested(other host)", ShadowMoveRequested{"hostC"}},
       {"ShadowMoveRequested(shadow's host)", ShadowMoveRequested{kTarget}},
       {"ShadowMoveRequested(primary's host)", ShadowMoveRequested{kPrimary}},
+      {"ShadowHostLeaving(shadow's host)", ShadowHostLeaving{kTarget, "drain: maintenance"}},
+      {"ShadowHostLeaving(other host)", ShadowHostLeaving{"hostC", "drain: maintenance"}},
   };
 }
 
@@ -78,6 +80,8 @@ std::map<ProtectionState, Row> ExpectedTable() {
   const Command lost = ReportError{"shadow web-shadow on host hostB is lost: host is down"};
   const Command switched =
       ReportError{"switched over to its shadow on host hostB; that host protects it from now on"};
+  const Command leaving =
+      ReportError{"shadow web-shadow on host hostB is placed anew elsewhere: hostB is leaving (drain: maintenance)"};
   const Expected move_to_primary_rejected = {v1::PROTECTION_STATE_UNSPECIFIED, {}, Code::kInvalidArgument};
 
   constexpr auto kNoRecord = v1::PROTECTION_STATE_UNSPECIFIED;
@@ -149,6 +153,7 @@ std::map<ProtectionState, Row> ExpectedTable() {
            {"ShadowDefineFailed(fatal)", {kReleasing, {define_invalid, release}}},
            {"RetryTimerFired", {kPlacing, {define}}},
            {"ShadowLost", {kUnplaced, {lost, place_a}}},
+           {"ShadowHostLeaving(shadow's host)", {kReleasing, {leaving, release}}},
        }},
       {kProtected,
        {
@@ -164,6 +169,7 @@ std::map<ProtectionState, Row> ExpectedTable() {
            {"ShadowMoveRequested(other host)", {kReleasing, {release}}},
            {"ShadowMoveRequested(shadow's host)", {kProtected, {}}},
            {"ShadowMoveRequested(primary's host)", move_to_primary_rejected},
+           {"ShadowHostLeaving(shadow's host)", {kReleasing, {leaving, release}}},
        }},
       {kGracePeriod,
        {
