@@ -95,6 +95,7 @@ VmStatusView ViewOf(const v1::VmRecord& r) {
   view.state = lifecycle::ToString(r.state());
   view.running = r.vm_running();
   for (const v1::ShadowAssignment& a : r.shadows()) view.shadow_hosts.push_back(a.host());
+  view.pinned_host = r.pinned_host();
   view.shadow_size = SizeOf(r);
   view.policy = r.policy_xml();
   view.last_error = r.last_error();

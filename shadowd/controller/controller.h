@@ -92,6 +92,7 @@ struct VmStatusView {
   std::string state;  // lifecycle::ToString: "Protected", "Unprotected", ...
   bool running = false;
   std::vector<std::string> shadow_hosts;
+  std::string pinned_host;  // a failback asked for the next shadow there
   lifecycle::ShadowSize shadow_size;
   std::string policy;  // the canonical policy in force; empty when none is valid
   std::string last_error;

@@ -22,8 +22,8 @@ Status LibvirtCluster::Track(const std::string& host, Status status) {
   return status;
 }
 
-StatusOr<std::optional<std::string>> LibvirtCluster::OrdinaryDomainUsing(virt::Hypervisor& conn, const std::string& host,
-                                                                        const std::string& path) {
+StatusOr<std::optional<std::string>> LibvirtCluster::DomainUsing(virt::Hypervisor& conn, const std::string& host,
+                                                                const std::string& path, bool shadows_count) {
   auto names = conn.ListDomainNames();
   if (!names.ok()) return Track(host, names.status());
   for (const auto& name : *names) {
@@ -31,7 +31,7 @@ StatusOr<std::optional<std::string>> LibvirtCluster::OrdinaryDomainUsing(virt::H
     if (!xml.ok()) continue;  // undefined meanwhile
     auto shadow = controller::DescribeShadowDomain(host, *xml);
     auto facts = policy::ParseDomain(*xml);
-    if (!facts.ok() || (shadow.ok() && shadow->has_value())) continue;
+    if (!facts.ok() || (!shadows_count && shadow.ok() && shadow->has_value())) continue;
     for (const auto& disk : facts->disks) {
       if (disk.source_path == path) return std::optional<std::string>(name);
     }
@@ -49,7 +49,7 @@ Status LibvirtCluster::CreateReplicaImage(const std::string& host, const std::st
   }
   // The replica lives at the primary's path on the target. If an ordinary domain there uses that path, an
   // existing image would be adopted as the replica and later overwritten: refuse.
-  VS_ASSIGN_OR_RETURN(std::optional<std::string> user, OrdinaryDomainUsing(*conn, host, path));
+  VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsing(*conn, host, path, /*shadows_count=*/false));
   if (user) {
     return FailedPrecondition("cannot place a replica at " + path + " on " + host + ": domain " + *user +
                               " uses that path");
@@ -77,7 +77,7 @@ Status LibvirtCluster::ReleaseShadow(const std::string& host, const std::string&
   // an undefined shadow's images would be nobody's.
   for (const auto& path : replica_paths) {
     // An image another domain runs on (a VM switched over onto its replica, whose backing file it now is) stays.
-    VS_ASSIGN_OR_RETURN(std::optional<std::string> user, OrdinaryDomainUsing(*conn, host, path));
+    VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsing(*conn, host, path, /*shadows_count=*/false));
     if (!user) VS_RETURN_IF_ERROR(Track(host, conn->DeleteImage(path)));
   }
   return Track(host, conn->UndefineDomain(shadow_name));
@@ -102,6 +102,13 @@ StatusOr<LibvirtCluster::HostDomains> LibvirtCluster::ScanDomains(const std::str
     }
   }
   return found;
+}
+
+Status LibvirtCluster::RemoveUnusedImage(const std::string& host, const std::string& path) {
+  VS_ASSIGN_OR_RETURN(virt::Hypervisor * conn, Conn(host));
+  VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsing(*conn, host, path, /*shadows_count=*/true));
+  if (user) return FailedPrecondition("domain " + *user + " on " + host + " uses " + path + "; it stays");
+  return Track(host, conn->DeleteImage(path));
 }
 
 StatusOr<std::vector<controller::PeerShadow>> LibvirtCluster::ListShadows(const std::string& host) {

@@ -58,6 +58,9 @@ class LibvirtCluster final : public controller::PeerOps, public controller::Clus
   // down.
   void SetDrainProbe(std::function<bool(const std::string& host)> probe) { drain_probe_ = std::move(probe); }
   bool IsDraining(const std::string& host) const { return draining_.count(host) > 0; }
+  // Deletes the image at `path` on `host` (an image a VM left on its former host) unless a domain there, shadow
+  // or not, uses it (FailedPrecondition naming it). OK when the image is gone already.
+  Status RemoveUnusedImage(const std::string& host, const std::string& path);
   // The local libvirtd (for the daemon's domain events and listing).
   StatusOr<virt::Hypervisor*> Local() { return Conn(config_.this_host); }
 
@@ -71,9 +74,10 @@ class LibvirtCluster final : public controller::PeerOps, public controller::Clus
   StatusOr<virt::Hypervisor*> Conn(const std::string& host);
   // Drops the cached connection when `status` says the host could not be reached.
   Status Track(const std::string& host, Status status);
-  // The name of a domain on `host` that is not a shadow and uses `path` as a disk or a backing file, if any.
-  StatusOr<std::optional<std::string>> OrdinaryDomainUsing(virt::Hypervisor& conn, const std::string& host,
-                                                           const std::string& path);
+  // The name of a domain on `host` that uses `path` as a disk or a backing file, if any; shadows are counted
+  // only when `shadows_count`.
+  StatusOr<std::optional<std::string>> DomainUsing(virt::Hypervisor& conn, const std::string& host,
+                                                   const std::string& path, bool shadows_count);
 
   const Config& config_;
   virt::LibvirtRuntime& runtime_;

@@ -30,6 +30,7 @@
 #include "shadowd/daemon/config.h"
 #include "shadowd/daemon/drain_state.h"
 #include "shadowd/daemon/event_loop.h"
+#include "shadowd/daemon/former_images.h"
 #include "shadowd/daemon/libvirt_cluster.h"
 #include "shadowd/daemon/peer_service.h"
 #include "shadowd/daemon/replication_metrics.h"
@@ -316,6 +317,9 @@ int Run(const std::string& config_path) {
       if (auto shadows = cluster.Shadows(); shadows.ok()) Log("orphan sweep", controller.SweepOrphans(*shadows));
       ReplaySpool(spool, controller);
       ForgetUnreplicated(controller, replicator, keeper);
+      SettleFormerImages(switchover_target, controller, cluster, config->grace, *clock, [](const std::string& message) {
+        std::fprintf(stderr, "shadowd: %s\n", message.c_str());
+      });
     }
     Log("queued work", controller.RunPending());
     if (auto views = controller.List(); views.ok()) replication_worker.SetTargets(SchedulesFrom(*views));

@@ -177,6 +177,20 @@ StatusOr<std::optional<v1::OriginRecord>> SwitchoverTarget::OriginOf(const std::
   return store::GetProto<v1::OriginRecord>(store_, OriginKey(vm_uuid));
 }
 
+StatusOr<std::vector<v1::OriginRecord>> SwitchoverTarget::Origins() const {
+  return store::ScanProtos<v1::OriginRecord>(store_, store::Key(store::Table::kHost, "origin:"));
+}
+
+Status SwitchoverTarget::SettleFormerImage(const std::string& vm_uuid, const std::string& outcome) {
+  VS_ASSIGN_OR_RETURN(std::optional<v1::OriginRecord> origin, OriginOf(vm_uuid));
+  if (!origin) return NotFound("VM " + vm_uuid + " did not arrive here by a switchover");
+  origin->set_former_image_settled_unix_ms(ToUnixMillis(clock_.WallNow()));
+  origin->set_former_image_outcome(outcome);
+  store::WriteBatch batch;
+  batch.PutProto(OriginKey(vm_uuid), *origin);
+  return store_.Write(batch);
+}
+
 StatusOr<std::optional<v1::GuestFailedRecord>> SwitchoverTarget::GuestFailureOf(const std::string& vm_uuid) const {
   return store::GetProto<v1::GuestFailedRecord>(store_, GuestFailedKey(vm_uuid));
 }

@@ -55,6 +55,9 @@ class SwitchoverTarget {
 
   // Where a VM that arrived here by a switchover came from; nullopt for any other VM.
   StatusOr<std::optional<virtshadow::v1::OriginRecord>> OriginOf(const std::string& vm_uuid) const;
+  StatusOr<std::vector<virtshadow::v1::OriginRecord>> Origins() const;
+  // Records what became of the image the VM's origin host kept (FormerImages). NotFound without an origin.
+  Status SettleFormerImage(const std::string& vm_uuid, const std::string& outcome);
   // VMs that arrived here with a guest that made no progress (Complete with guest_failed): kept as they
   // are, reported, never moved again by a notice, until the VM stops (ForgetGuestFailure).
   StatusOr<std::optional<virtshadow::v1::GuestFailedRecord>> GuestFailureOf(const std::string& vm_uuid) const;
