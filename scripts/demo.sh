@@ -22,7 +22,7 @@ step "setup: packages, sysctl, build"
 step "lab: 3 hosts in 2 zones, each with libvirtd, the virt-shadow hook and shadowd"
 lab up 3
 [ $KEEP = 1 ] || trap '"$SRC/scripts/lab.sh" down >/dev/null' EXIT
-VS_LAB_GRACE_SECONDS=${VS_LAB_GRACE_SECONDS:-10} lab install "$BUILD"
+VS_LAB_GRACE_SECONDS=${VS_LAB_GRACE_SECONDS:-120} lab install "$BUILD"  # the failback below comes within it
 lab status
 "$SRC/images/build-guest.sh" "$LAB/guest"
 H1=$(lab uri h1); H2=$(lab uri h2); H3=$(lab uri h3)
