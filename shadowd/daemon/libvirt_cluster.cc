@@ -118,8 +118,7 @@ StatusOr<std::vector<controller::PeerShadow>> LibvirtCluster::ListShadows(const 
 
 StatusOr<std::vector<scheduler::Host>> LibvirtCluster::Hosts() {
   if (!refreshed_) return Unavailable("the cluster has not been read yet");
-  // Drains are asked afresh: a VM that arrives by a switchover is placed within seconds of its old host's
-  // notice, before the next refresh could have seen it, and its new shadow must not go back there.
+  // Drains are asked again (the probe answers from memory): one seen since the last refresh counts at once.
   if (drain_probe_) {
     for (scheduler::Host& host : hosts_) {
       if (!host.up || !drain_probe_(host.name)) continue;

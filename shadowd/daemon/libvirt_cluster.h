@@ -55,7 +55,7 @@ class LibvirtCluster final : public controller::PeerOps, public controller::Clus
   bool Refresh();
 
   // Asked for every reachable host at each Refresh() and Hosts(): a draining host is offered to placement as
-  // down.
+  // down. Called on the loop thread, so it must answer from memory (PeerDrainWatch), never by a remote call.
   void SetDrainProbe(std::function<bool(const std::string& host)> probe) { drain_probe_ = std::move(probe); }
   bool IsDraining(const std::string& host) const { return draining_.count(host) > 0; }
   // Deletes the image at `path` on `host` (an image a VM left on its former host) unless a domain there, shadow

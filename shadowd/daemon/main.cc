@@ -31,6 +31,7 @@
 #include "shadowd/daemon/drain_state.h"
 #include "shadowd/daemon/event_loop.h"
 #include "shadowd/daemon/former_images.h"
+#include "shadowd/daemon/peer_drain_watch.h"
 #include "shadowd/daemon/libvirt_cluster.h"
 #include "shadowd/daemon/peer_service.h"
 #include "shadowd/daemon/replication_metrics.h"
@@ -200,10 +201,21 @@ int Run(const std::string& config_path) {
   GrpcReplicaPeer peer_client(*config, *clock);
   DrainState drain(**store);
   Log("loading the drain state", drain.Load());
+  std::vector<std::string> peers;
+  for (const HostConfig& host : config->hosts) {
+    if (host.name != config->this_host) peers.push_back(host.name);
+  }
+  PeerDrainWatch peer_drains(
+      peers,
+      [&](const std::string& host) -> StatusOr<bool> {
+        VS_ASSIGN_OR_RETURN(virtshadow::v1::HostStateReply state, peer_client.HostState(host));
+        return state.draining();
+      },
+      config->refresh);
+  peer_drains.Start();
   cluster.SetDrainProbe([&](const std::string& host) {
-    if (host == config->this_host) return drain.Current().has_value();
-    auto state = peer_client.HostState(host);
-    return state.ok() && state->draining();  // a peer whose shadowd is down is judged by its libvirtd alone
+    // A peer whose shadowd is down is judged by its libvirtd alone.
+    return host == config->this_host ? drain.Current().has_value() : peer_drains.Draining(host);
   });
   const HostConfig& this_host = *config->FindHost(config->this_host);
   replication::Replicator replicator(**replication_libvirt, peer_client, *storage, **store, *clock,

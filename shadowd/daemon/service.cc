@@ -1,6 +1,7 @@
 #include "shadowd/daemon/service.h"
 
 #include <cstdio>
+#include <set>
 
 #include "proto/grpc_status.h"
 #include "shadowd/daemon/hook_verdict.h"
@@ -200,7 +201,6 @@ grpc::Status ShadowService::Explain(grpc::ServerContext*, const virtshadow::v1::
                                     virtshadow::v1::ExplainReply* reply) {
   auto explanation = loop_.Call([&] { return controller_.Explain(request->vm()); });
   if (!explanation.ok()) return ToGrpcStatus(explanation.status());
-  auto hosts = loop_.Call([this] { return cluster_.Hosts(); });
   reply->set_vm(request->vm());
   reply->set_summary(explanation->placement.summary);
   for (const auto& host : explanation->placement.hosts) reply->add_chosen_hosts(host);
@@ -217,11 +217,19 @@ grpc::Status ShadowService::Explain(grpc::ServerContext*, const virtshadow::v1::
 
 grpc::Status ShadowService::ListHosts(grpc::ServerContext*, const virtshadow::v1::ListHostsRequest*,
                                       virtshadow::v1::ListHostsReply* reply) {
+  // LibvirtCluster is the loop thread's: everything read from it is read there.
   struct Snapshot {
     StatusOr<std::vector<scheduler::Host>> hosts;
     StatusOr<std::vector<controller::PeerShadow>> shadows;
+    std::set<std::string> draining;
   };
-  Snapshot snap = loop_.Call([this] { return Snapshot{cluster_.Hosts(), cluster_.Shadows()}; });
+  Snapshot snap = loop_.Call([this] {
+    Snapshot taken{cluster_.Hosts(), cluster_.Shadows(), {}};
+    for (const HostConfig& host : config_.hosts) {
+      if (cluster_.IsDraining(host.name)) taken.draining.insert(host.name);
+    }
+    return taken;
+  });
   if (!snap.hosts.ok()) return ToGrpcStatus(snap.hosts.status());
   reply->set_this_host(config_.this_host);
   for (const auto& host : *snap.hosts) {
@@ -231,7 +239,7 @@ grpc::Status ShadowService::ListHosts(grpc::ServerContext*, const virtshadow::v1
     if (const HostConfig* cfg = config_.FindHost(host.name)) out->set_uri(cfg->uri);
     out->set_cost_per_hour(host.cost_per_hour);
     out->set_up(host.up);
-    out->set_draining(cluster_.IsDraining(host.name));
+    out->set_draining(snap.draining.count(host.name) > 0);
     out->set_cpus(host.total_vcpus);
     out->set_memory_kib(host.total_memory_kib);
     out->set_used_vcpus(host.used_vcpus);
