@@ -11,6 +11,8 @@
 #include <set>
 #include <sstream>
 
+#include "common/host_port.h"
+
 namespace vs::daemon {
 namespace {
 
@@ -48,8 +50,8 @@ std::string UriHost(const std::string& uri) {
   if (scheme == std::string::npos) return "";
   std::string authority = uri.substr(scheme + 3, uri.find('/', scheme + 3) - scheme - 3);
   if (const size_t at = authority.rfind('@'); at != std::string::npos) authority = authority.substr(at + 1);
-  if (!authority.empty() && authority.front() == '[') return authority.substr(1, authority.find(']') - 1);
-  return authority.substr(0, authority.find(':'));
+  StatusOr<HostPort> split = SplitHostPort(authority);
+  return split.ok() ? split->host : "";
 }
 
 StatusOr<HostConfig> ParseHost(const std::string& name, const pt::ptree& section) {
@@ -95,30 +97,13 @@ Status CheckBaseUrl(const std::string& key, const std::string& url) {
   }
   const size_t path = url.find('/', kScheme.size());
   const std::string authority = url.substr(kScheme.size(), path == std::string::npos ? path : path - kScheme.size());
-  std::string host = authority;
-  std::optional<std::string> port;
-  if (authority.starts_with('[')) {
-    const size_t close = authority.find(']');
-    if (close == std::string::npos) return bad("has '[' without ']'");
-    host = authority.substr(1, close - 1);
-    if (close + 1 < authority.size()) {
-      if (authority[close + 1] != ':') return bad("has text after ']' that is not a port");
-      port = authority.substr(close + 2);
-    }
-  } else if (const size_t colon = authority.find(':'); colon != std::string::npos) {
-    host = authority.substr(0, colon);
-    port = authority.substr(colon + 1);
-  }
+  StatusOr<HostPort> split = SplitHostPort(authority);
+  if (!split.ok()) return bad("has " + split.status().message());
+  const std::string& host = split->host;
+  if (split->port && *split->port == 0) return bad("has port '0', not a number in 1..65535");
   in6_addr address;
-  if (inet_pton(AF_INET, host.c_str(), &address) != 1 && inet_pton(AF_INET6, host.c_str(), &address) != 1) {
+  if (inet_pton(split->bracketed ? AF_INET6 : AF_INET, host.c_str(), &address) != 1) {
     return bad("does not name its host by IP address (host names are not resolved)");
-  }
-  if (port) {
-    const bool digits =
-        !port->empty() && port->size() <= 5 && port->find_first_not_of("0123456789") == std::string::npos;
-    if (!digits || std::stoi(*port) < 1 || std::stoi(*port) > 65535) {
-      return bad("has port '" + *port + "', not a number in 1..65535");
-    }
   }
   return Status::Ok();
 }
@@ -236,8 +221,7 @@ const HostConfig* Config::FindHost(const std::string& name) const {
 }
 
 std::string Config::PeerTarget(const HostConfig& host) const {
-  const bool ipv6 = host.address.find(':') != std::string::npos;
-  return (ipv6 ? "[" + host.address + "]" : host.address) + ":" + std::to_string(peer_port);
+  return JoinHostPort(host.address, static_cast<uint16_t>(peer_port));  // validated 1..65535 on load
 }
 
 StatusOr<Config> ParseConfig(const std::string& text) {

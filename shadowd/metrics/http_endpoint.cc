@@ -9,6 +9,8 @@
 #include <system_error>
 #include <utility>
 
+#include "common/host_port.h"
+
 namespace vs::metrics {
 namespace {
 
@@ -22,35 +24,19 @@ StatusOr<tcp::endpoint> ParseListenAddress(const std::string& address) {
                            "); expected IPv4:port or [IPv6]:port, e.g. 10.77.0.11:9177 or [::1]:9177 "
                            "(port 0 picks a free port)");
   };
-  const std::string_view text = address;
-  std::string_view host;
-  std::string_view port;
-  const bool bracketed = text.starts_with('[');
-  if (bracketed) {
-    const size_t close = text.find("]:");
-    if (close == std::string_view::npos) return bad("'[' without ']:port'");
-    host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-  } else {
-    const size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos) return bad("no ':port'");
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) return bad("an IPv6 address must be written in brackets");
-  }
-
-  uint16_t port_number = 0;
-  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), port_number);
-  if (port.empty() || ec != std::errc() || end != port.data() + port.size()) {
-    return bad("the port must be a number from 0 to 65535");
-  }
+  StatusOr<HostPort> split = SplitHostPort(address);
+  if (!split.ok()) return bad(split.status().message());
+  if (!split->port) return bad("no ':port'");
+  const bool bracketed = split->bracketed;
+  const std::string& host = split->host;
+  const uint16_t port_number = *split->port;
 
   error_code parse_error;
   asio::ip::address ip;
   if (bracketed) {
-    ip = asio::ip::make_address_v6(std::string(host), parse_error);
+    ip = asio::ip::make_address_v6(host, parse_error);
   } else {
-    ip = asio::ip::make_address_v4(std::string(host), parse_error);
+    ip = asio::ip::make_address_v4(host, parse_error);
   }
   if (parse_error) return bad("the host must be an IP address, not a name");
   return tcp::endpoint(ip, port_number);

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "common/host_port.h"
 #include "shadowd/notice/parse_util.h"
 
 namespace vs::notice {
@@ -60,46 +61,18 @@ StatusOr<ParsedUrl> ParseUrl(const std::string& url) {
   if (target.find('#') != std::string::npos) return bad("a fragment ('#') has no meaning in a request");
   if (authority.find('@') != std::string_view::npos) return bad("user information ('@') is not supported");
 
-  std::string_view host;
-  std::string_view port;
-  bool has_port = false;
-  const bool bracketed = authority.starts_with('[');
-  if (bracketed) {
-    const size_t close = authority.find(']');
-    if (close == std::string_view::npos) return bad("'[' without ']'");
-    host = authority.substr(1, close - 1);
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (!after.starts_with(':')) return bad("unexpected text after ']'");
-      has_port = true;
-      port = after.substr(1);
-    }
-  } else {
-    const size_t colon = authority.find(':');
-    if (colon != std::string_view::npos && authority.find(':', colon + 1) != std::string_view::npos) {
-      return bad("an IPv6 address must be written in brackets, e.g. http://[fd00:ec2::254]/");
-    }
-    host = authority.substr(0, colon);
-    if (colon != std::string_view::npos) {
-      has_port = true;
-      port = authority.substr(colon + 1);
-    }
-  }
-  if (host.empty()) return bad("no host");
-
-  uint16_t port_number = 80;
-  if (has_port) {
-    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), port_number);
-    if (port.empty() || ec != std::errc() || end != port.data() + port.size() || port_number == 0) {
-      return bad("the port must be a number from 1 to 65535");
-    }
-  }
+  StatusOr<HostPort> split = SplitHostPort(authority);
+  if (!split.ok()) return bad(split.status().message());
+  if (split->port && *split->port == 0) return bad("the port must be a number from 1 to 65535");
+  const bool bracketed = split->bracketed;
+  const std::string& host = split->host;
+  const uint16_t port_number = split->port.value_or(80);
   error_code parse_error;
   asio::ip::address ip;
   if (bracketed) {
-    ip = asio::ip::make_address_v6(std::string(host), parse_error);
+    ip = asio::ip::make_address_v6(host, parse_error);
   } else {
-    ip = asio::ip::make_address_v4(std::string(host), parse_error);
+    ip = asio::ip::make_address_v4(host, parse_error);
   }
   if (parse_error) return bad("the host must be an IP address (IPv6 in brackets), not a name");
   return ParsedUrl{

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/host_port.h"
 #include "common/sha1.h"
 #include "shadowd/policy/domain_xml.h"
 #include "shadowd/replication/block_map.h"
@@ -79,9 +80,7 @@ Replicator::Replicator(virt::Hypervisor& local, ReplicaPeer& peer, ReplicaStorag
     : local_(local), peer_(peer), storage_(storage), store_(store), clock_(clock), options_(std::move(options)) {}
 
 std::string Replicator::ExportUri(const std::string& target) const {
-  const bool ipv6 = options_.nbd_address.find(':') != std::string::npos;
-  const std::string host = ipv6 ? "[" + options_.nbd_address + "]" : options_.nbd_address;
-  return "nbd://" + host + ":" + std::to_string(options_.nbd_port) + "/" + target;
+  return "nbd://" + JoinHostPort(options_.nbd_address, static_cast<uint16_t>(options_.nbd_port)) + "/" + target;
 }
 
 StatusOr<ReplicationRecord> Replicator::Record(const std::string& vm_uuid) const {
