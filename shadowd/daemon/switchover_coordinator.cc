@@ -20,13 +20,6 @@ std::string Seconds(Duration d) {
   return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count() / 1000.0).substr(0, 6) + " s";
 }
 
-template <typename T>
-std::future<StatusOr<T>> Failed(Status status) {
-  std::promise<StatusOr<T>> promise;
-  promise.set_value(std::move(status));
-  return promise.get_future();
-}
-
 }  // namespace
 
 SwitchoverCoordinator::SwitchoverCoordinator(const Config& config, Parts parts,

@@ -4,7 +4,7 @@
 // Also answers the reverse question for benchmarks (LargestFittingTransfer) and keeps the bandwidth
 // estimate the plan is made with (BandwidthEstimator).
 //
-// One VM's switchover (docs: platform-facts.md, "A consistent live switchover ..." and "Warm-up"):
+// One VM's switchover (docs/switchover.md, "One VM's switchover" and "Warm-up"):
 //   cold: disk-only snapshot (S) -> final incremental disk round (delta/B) -> migrate --postcopy,
 //         which first starts the destination QEMU (F) -> precopy for p -> migrate-postcopy: the guest
 //         runs on the destination -> the remaining pages cross -> done.

@@ -12,8 +12,9 @@
 // freezes the bases at one instant (atomic, all disks); the final round brings the replicas to exactly
 // that instant; the migration's storage mirror then copies only the tops (writes since the snapshot)
 // onto tops created over the replicas. Skipping the final round loses acknowledged writes silently
-// (platform-facts.md), so there is no edge around it. A failure before the VM runs on the target rolls
-// back on the source (the tops are committed back into the bases), so the VM keeps running where it was.
+// (`--copy-storage-inc` without it migrates without a warning), so there is no edge around it. A failure
+// before the VM runs on the target rolls back on the source (the tops are committed back into the bases),
+// so the VM keeps running where it was.
 // VERIFYING: a VM that runs is not yet a VM that works. The guest must show progress on the target
 // (guest_check.h: its agent answers, or its block I/O or sent packets move); one that does not (a guest
 // once came out of a switchover with corrupted memory, spinning with interrupts off) ends GUEST_FAILED: never
