@@ -92,7 +92,7 @@ VmStatusView ViewOf(const v1::VmRecord& r) {
   VmStatusView view;
   view.name = r.vm_name();
   view.uuid = r.vm_uuid();
-  view.state = lifecycle::ToString(r.state());
+  view.state = r.state();
   view.running = r.vm_running();
   for (const v1::ShadowAssignment& a : r.shadows()) view.shadow_hosts.push_back(a.host());
   view.pinned_host = r.pinned_host();
@@ -752,7 +752,7 @@ StatusOr<std::vector<VmStatusView>> ProtectionController::List() const {
   for (const auto& [key, error] : loaded.damaged) {
     VmStatusView damaged;
     damaged.uuid = key;
-    damaged.state = "Damaged";
+    damaged.damaged = true;
     damaged.last_error = error.ToString();
     views.push_back(std::move(damaged));
   }

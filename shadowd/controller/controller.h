@@ -89,7 +89,8 @@ struct DomainObservation {
 struct VmStatusView {
   std::string name;
   std::string uuid;
-  std::string state;  // lifecycle::ToString: "Protected", "Unprotected", ...
+  virtshadow::v1::ProtectionState state = virtshadow::v1::PROTECTION_STATE_UNSPECIFIED;
+  bool damaged = false;  // the record cannot be read (last_error says why); `state` means nothing then
   bool running = false;
   std::vector<std::string> shadow_hosts;
   std::string pinned_host;  // a failback asked for the next shadow there

@@ -1,11 +1,16 @@
 #include "shadowd/daemon/drain_state.h"
 
+#include "shadowd/notice/notice.h"
 #include "shadowd/store/keys.h"
 
 namespace vs::daemon {
 namespace {
 std::string DrainKey() { return store::Key(store::Table::kHost, "drain"); }
 }  // namespace
+
+bool IsPreemption(const virtshadow::v1::DrainRecord& record) {
+  return notice::KindFromName(record.kind()) == notice::Notice::Kind::kPreemption;
+}
 
 Status DrainState::Load() {
   VS_ASSIGN_OR_RETURN(auto stored, store::GetProto<virtshadow::v1::DrainRecord>(store_, DrainKey()));
@@ -23,7 +28,7 @@ StatusOr<bool> DrainState::Enter(const virtshadow::v1::DrainRecord& record) {
   std::lock_guard<std::mutex> guard(mutex_);
   if (current_) {
     const bool sooner = record.deadline_unix_ms() < current_->deadline_unix_ms();
-    const bool escalates = record.kind() == "preemption" && current_->kind() != "preemption";
+    const bool escalates = IsPreemption(record) && !IsPreemption(*current_);
     if (!sooner && !escalates) return false;
   }
   store::WriteBatch batch;

@@ -16,6 +16,9 @@
 
 namespace vs::daemon {
 
+// Whether the recorded notice is a preemption (not an early warning).
+bool IsPreemption(const virtshadow::v1::DrainRecord& record);
+
 class DrainState {
  public:
   explicit DrainState(store::Store& store) : store_(store) {}

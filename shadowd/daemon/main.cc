@@ -121,7 +121,7 @@ void OnDomainEvent(const virt::DomainEvent& event, LibvirtCluster& cluster,
 std::vector<ReplicationSchedule> SchedulesFrom(const std::vector<controller::VmStatusView>& views) {
   std::vector<ReplicationSchedule> schedules;
   for (const auto& view : views) {
-    if (view.state != "Protected" || !view.running || view.shadow_hosts.empty()) continue;
+    if (view.state != virtshadow::v1::PROTECTION_STATE_PROTECTED || !view.running || view.shadow_hosts.empty()) continue;
     auto policy = controller::ParseCanonicalPolicy(view.policy);
     ReplicationSchedule schedule{{view.uuid, view.name, view.shadow_hosts.front()}, {}};
     schedule.interval = policy.ok() ? Duration(policy->interval) : Duration(policy::Policy().interval);

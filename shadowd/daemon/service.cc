@@ -5,6 +5,7 @@
 
 #include "proto/grpc_status.h"
 #include "shadowd/daemon/hook_verdict.h"
+#include "shadowd/lifecycle/lifecycle.h"
 #include "shadowd/lifecycle/shadow_identity.h"
 
 namespace vs::daemon {
@@ -13,7 +14,7 @@ namespace {
 void Fill(const controller::VmStatusView& view, const std::string& this_host, virtshadow::v1::VmStatus* out) {
   out->set_name(view.name);
   out->set_uuid(view.uuid);
-  out->set_state(view.state);
+  out->set_state(view.damaged ? "Damaged" : lifecycle::ToString(view.state));
   out->set_running(view.running);
   out->set_primary_host(this_host);
   for (size_t i = 0; i < view.shadow_hosts.size(); ++i) {

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "shadowd/controller/canonical_policy.h"
+#include "shadowd/lifecycle/lifecycle.h"
 #include "shadowd/policy/domain_xml.h"
 
 namespace vs::daemon {
@@ -38,7 +39,7 @@ void SwitchoverCoordinator::Start() {
     for (const auto& record : *resumed) {
       if (record.phase() == v1::SWITCHOVER_PHASE_DONE) Observe(record);
     }
-    if (auto drain = parts_.drain.Current(); drain && drain->kind() == "preemption") {
+    if (auto drain = parts_.drain.Current(); drain && IsPreemption(*drain)) {
       notice::Notice notice;
       notice.deadline = FromUnixMillis(drain->deadline_unix_ms());
       notice.id = drain->notice_id();
@@ -136,8 +137,8 @@ StatusOr<std::vector<SwitchoverCoordinator::Candidate>> SwitchoverCoordinator::P
   std::vector<Candidate> candidates;
   for (const auto& view : views) {
     if (!view.running) continue;
-    if (view.state != "Protected" || view.shadow_hosts.empty()) {
-      skipped->push_back(view.name + ": not protected (" + view.state +
+    if (view.state != v1::PROTECTION_STATE_PROTECTED || view.shadow_hosts.empty()) {
+      skipped->push_back(view.name + ": not protected (" + lifecycle::ToString(view.state) +
                          (view.unprotected_reason.empty() ? "" : ": " + view.unprotected_reason) + ")");
       continue;
     }
@@ -401,7 +402,8 @@ StatusOr<v1::FailbackReply> SwitchoverCoordinator::FailbackNow(const std::string
   // 2. Protected there, with a round applied to that replica.
   while (true) {
     VS_ASSIGN_OR_RETURN(view, parts_.loop.Call([&] { return parts_.controller.StatusOf(view.uuid); }));
-    if (view.state == "Protected" && !view.shadow_hosts.empty() && view.shadow_hosts.front() == home) {
+    if (view.state == v1::PROTECTION_STATE_PROTECTED && !view.shadow_hosts.empty() &&
+        view.shadow_hosts.front() == home) {
       auto round = parts_.worker.RequestRound(view.uuid).get();
       if (round.ok()) {
         VS_ASSIGN_OR_RETURN(v1::ReplicationRecord replication, parts_.replicator.Record(view.uuid));
@@ -410,7 +412,7 @@ StatusOr<v1::FailbackReply> SwitchoverCoordinator::FailbackNow(const std::string
     }
     if (parts_.clock.Now() >= give_up) {
       return DeadlineExceeded("failback of " + view.name + ": its shadow is not protected and replicated on " + home +
-                              " yet (state " + view.state + (view.last_error.empty() ? "" : ": " + view.last_error) +
+                              " yet (state " + lifecycle::ToString(view.state) + (view.last_error.empty() ? "" : ": " + view.last_error) +
                               "); try again later");
     }
     parts_.clock.SleepFor(std::chrono::milliseconds(500));

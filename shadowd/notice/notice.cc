@@ -28,4 +28,11 @@ std::string_view KindName(Notice::Kind kind) {
   return "unknown";
 }
 
+std::optional<Notice::Kind> KindFromName(std::string_view name) {
+  for (Notice::Kind kind : {Notice::Kind::kPreemption, Notice::Kind::kEarlyWarning}) {
+    if (KindName(kind) == name) return kind;
+  }
+  return std::nullopt;
+}
+
 }  // namespace vs::notice

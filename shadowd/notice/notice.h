@@ -7,6 +7,7 @@
 // Ownership: plain value. Thread-safety: value; copy freely. No failure modes.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -39,5 +40,7 @@ struct Notice {
 std::string_view SourceName(Notice::Source source);
 // "preemption", "early-warning".
 std::string_view KindName(Notice::Kind kind);
+// The inverse of KindName, for kinds persisted as text (DrainRecord); nullopt for any other text.
+std::optional<Notice::Kind> KindFromName(std::string_view name);
 
 }  // namespace vs::notice

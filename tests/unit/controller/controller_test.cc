@@ -144,7 +144,7 @@ TEST_F(ControllerTest, TagAndStartDefinesReducedShadowOnCheapestHostOfTheOtherZo
 
   StatusOr<VmStatusView> view = controller_->StatusOf("web");
   ASSERT_TRUE(view.ok()) << view.status().ToString();
-  EXPECT_EQ(view->state, "Protected");
+  EXPECT_EQ(view->state, v1::PROTECTION_STATE_PROTECTED);
   EXPECT_EQ(view->uuid, kVmUuid);
   EXPECT_THAT(view->shadow_hosts, ElementsAre("h4"));
   EXPECT_EQ(view->shadow_size, (lifecycle::ShadowSize{2, 1024 * 1024}));
@@ -204,7 +204,7 @@ TEST_F(ControllerTest, RequireOtherZoneWithoutCapacityThereIsUnprotectedUntilCap
   EXPECT_THAT(peers_.calls, IsEmpty());
   StatusOr<VmStatusView> view = controller_->StatusOf(kVmName);
   ASSERT_TRUE(view.ok());
-  EXPECT_EQ(view->state, "Unprotected");
+  EXPECT_EQ(view->state, v1::PROTECTION_STATE_UNPROTECTED);
   EXPECT_EQ(view->unprotected_reason, record.unprotected_reason());
   StatusOr<scheduler::Explanation> explanation = controller_->Explain(kVmName);
   ASSERT_TRUE(explanation.ok());
@@ -298,7 +298,7 @@ TEST_F(ControllerTest, InvalidPolicyIsKeptAsTheErrorAndFixingItPlacesTheShadow) 
   EXPECT_THAT(peers_.calls, IsEmpty());
   StatusOr<VmStatusView> view = controller_->StatusOf(kVmUuid);
   ASSERT_TRUE(view.ok());
-  EXPECT_EQ(view->state, "PolicyInvalid");
+  EXPECT_EQ(view->state, v1::PROTECTION_STATE_POLICY_INVALID);
   EXPECT_THAT(view->last_error, HasSubstr("vcpus"));
   EXPECT_EQ(controller_->Explain(kVmName).status().code(), Code::kFailedPrecondition);
   ASSERT_EQ(reports_.size(), 1u);
@@ -603,7 +603,7 @@ TEST_F(ControllerTest, DamagedRecordIsListedAndReportedWithoutBlockingOthers) {
   StatusOr<std::vector<VmStatusView>> all = controller_->List();
   ASSERT_TRUE(all.ok());
   ASSERT_EQ(all->size(), 2u);
-  EXPECT_EQ((*all)[1].state, "Damaged");
+  EXPECT_TRUE((*all)[1].damaged);
   EXPECT_FALSE(reports_.empty());
 }
 

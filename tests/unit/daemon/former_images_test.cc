@@ -21,7 +21,7 @@ class FormerImageTest : public ::testing::Test {
     origin_.set_arrived_unix_ms(1'000'000);
     view_->name = "web";
     view_->uuid = origin_.vm_uuid();
-    view_->state = "Protected";
+    view_->state = virtshadow::v1::PROTECTION_STATE_PROTECTED;
     view_->shadow_hosts = {"h3"};
   }
   WallTime Arrived() const { return FromUnixMillis(origin_.arrived_unix_ms()); }
