@@ -266,7 +266,6 @@ int Run(const std::string& config_path) {
           Log("approving the Azure event", notice_sources->ApproveAzure(notice.id));
         }
       });
-  switchovers.Start();
   notice_sources = std::make_unique<notice::NoticeSources>(
       config->notice, http_client, *clock, [&](const notice::Notice& notice) { switchovers.OnNotice(notice); },
       [](const std::string& message) { std::fprintf(stderr, "shadowd: notice: %s\n", message.c_str()); });
@@ -300,6 +299,11 @@ int Run(const std::string& config_path) {
   if (!server) return Log("serving", Unavailable("cannot listen on " + config->socket_path)), 1;
   chmod(config->socket_path.c_str(), 0600);  // root only: the hook runs as root, so does the CLI
   std::fprintf(stderr, "shadowd: host %s serving on %s\n", config->this_host.c_str(), config->socket_path.c_str());
+
+  // Started last of all, once nothing can fail any more: its first job (resuming switchovers and a persisted
+  // drain) asks the loop, so an early return after it had started would wait in its destructor for a loop that
+  // never ran. Notices and calls that came before are queued behind that job.
+  switchovers.Start();
 
   // The server shuts down before the loop stops: in-flight CLI calls wait on the loop (EventLoop::Call), so the
   // loop must keep running until they are answered.

@@ -32,8 +32,9 @@ SwitchoverCoordinator::SwitchoverCoordinator(const Config& config, Parts parts,
 SwitchoverCoordinator::~SwitchoverCoordinator() { Stop(); }
 
 void SwitchoverCoordinator::Start() {
-  thread_ = std::thread([this] { Run(); });
-  Post([this] {
+  // First of all jobs, also before notices that arrived before Start: unfinished switchovers resume before
+  // any new one begins.
+  auto resume = [this] {
     auto resumed = parts_.runner.ResumeAll();
     if (!resumed.ok()) return log_("resuming switchovers: " + resumed.status().ToString());
     for (const auto& record : *resumed) {
@@ -47,7 +48,12 @@ void SwitchoverCoordinator::Start() {
       auto reply = DrainNow(notice);
       if (!reply.ok()) log_("resuming the drain: " + reply.status().ToString());
     }
-  });
+  };
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    jobs_.push_front(std::move(resume));
+  }
+  thread_ = std::thread([this] { Run(); });
 }
 
 void SwitchoverCoordinator::Stop() {
