@@ -1,5 +1,6 @@
 #include "shadowd/daemon/disk_layers.h"
 
+#include "shadowd/daemon/domain_scan.h"
 #include "shadowd/policy/domain_xml.h"
 #include "shadowd/switchover/top_path.h"
 
@@ -14,15 +15,8 @@ constexpr std::chrono::seconds kOneCommit{300};
 }  // namespace
 
 StatusOr<std::optional<std::string>> DomainUsingPath(virt::Hypervisor& hypervisor, const std::string& path) {
-  VS_ASSIGN_OR_RETURN(auto names, hypervisor.ListDomainNames());
-  for (const auto& name : names) {
-    auto xml = hypervisor.GetDomainXml(name);
-    if (!xml.ok()) continue;  // undefined meanwhile
-    // Every file of a chain appears as <source file='PATH'/>: the active layer and each <backingStore>
-    // (libvirt writes the whole chain of a running domain).
-    if (xml->find("<source file='" + path + "'") != std::string::npos) return std::optional<std::string>(name);
-  }
-  return std::optional<std::string>();
+  VS_ASSIGN_OR_RETURN(std::vector<ScannedDomain> domains, ScanDomains(hypervisor, ""));
+  return DomainUsing(domains, path, ShadowsCount::kYes);
 }
 
 StatusOr<std::vector<DiskOnTop>> DisksOnTops(virt::Hypervisor& hypervisor, const std::string& domain) {

@@ -1,8 +1,5 @@
 #include "shadowd/daemon/libvirt_cluster.h"
 
-#include "shadowd/controller/shadow_domain_xml.h"
-#include "shadowd/policy/domain_xml.h"
-
 namespace vs::daemon {
 
 LibvirtCluster::LibvirtCluster(const Config& config, virt::LibvirtRuntime& runtime, Clock& clock)
@@ -23,22 +20,10 @@ Status LibvirtCluster::Track(const std::string& host, Status status) {
 }
 
 StatusOr<std::optional<std::string>> LibvirtCluster::DomainUsing(virt::Hypervisor& conn, const std::string& host,
-                                                                const std::string& path, bool shadows_count) {
-  auto names = conn.ListDomainNames();
-  if (!names.ok()) return Track(host, names.status());
-  for (const auto& name : *names) {
-    auto xml = conn.GetDomainXml(name);
-    if (!xml.ok()) continue;  // undefined meanwhile
-    auto shadow = controller::DescribeShadowDomain(host, *xml);
-    auto facts = policy::ParseDomain(*xml);
-    if (!facts.ok() || (!shadows_count && shadow.ok() && shadow->has_value())) continue;
-    for (const auto& disk : facts->disks) {
-      if (disk.source_path == path) return std::optional<std::string>(name);
-    }
-    // Backing files appear only in <backingStore>: libvirt writes every file source as <source file='PATH'/>.
-    if (xml->find("<source file='" + path + "'") != std::string::npos) return std::optional<std::string>(name);
-  }
-  return std::optional<std::string>();
+                                                                const std::string& path, ShadowsCount shadows_count) {
+  StatusOr<std::vector<ScannedDomain>> domains = ScanDomains(conn, host);
+  if (!domains.ok()) return Track(host, domains.status());
+  return daemon::DomainUsing(*domains, path, shadows_count);
 }
 
 Status LibvirtCluster::CreateReplicaImage(const std::string& host, const std::string& path,
@@ -49,7 +34,7 @@ Status LibvirtCluster::CreateReplicaImage(const std::string& host, const std::st
   }
   // The replica lives at the primary's path on the target. If an ordinary domain there uses that path, an
   // existing image would be adopted as the replica and later overwritten: refuse.
-  VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsing(*conn, host, path, /*shadows_count=*/false));
+  VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsing(*conn, host, path, ShadowsCount::kNo));
   if (user) {
     return FailedPrecondition("cannot place a replica at " + path + " on " + host + ": domain " + *user +
                               " uses that path");
@@ -77,28 +62,22 @@ Status LibvirtCluster::ReleaseShadow(const std::string& host, const std::string&
   // an undefined shadow's images would be nobody's.
   for (const auto& path : replica_paths) {
     // An image another domain runs on (a VM switched over onto its replica, whose backing file it now is) stays.
-    VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsing(*conn, host, path, /*shadows_count=*/false));
+    VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsing(*conn, host, path, ShadowsCount::kNo));
     if (!user) VS_RETURN_IF_ERROR(Track(host, conn->DeleteImage(path)));
   }
   return Track(host, conn->UndefineDomain(shadow_name));
 }
 
-StatusOr<LibvirtCluster::HostDomains> LibvirtCluster::ScanDomains(const std::string& host) {
+StatusOr<LibvirtCluster::HostDomains> LibvirtCluster::ScanHost(const std::string& host) {
   VS_ASSIGN_OR_RETURN(virt::Hypervisor * conn, Conn(host));
-  auto names = conn->ListDomainNames();
-  if (!names.ok()) return Track(host, names.status());
+  StatusOr<std::vector<ScannedDomain>> domains = ScanDomains(*conn, host);
+  if (!domains.ok()) return Track(host, domains.status());
   HostDomains found;
-  for (const auto& name : *names) {
-    auto xml = conn->GetDomainXml(name);
-    if (!xml.ok()) {
-      if (xml.status().code() == Code::kNotFound) continue;  // undefined meanwhile
-      return Track(host, xml.status());
-    }
-    auto shadow = controller::DescribeShadowDomain(host, *xml);
-    if (shadow.ok() && shadow->has_value()) {
-      found.shadows.push_back(std::move(**shadow));
-    } else if (auto facts = policy::ParseDomain(*xml); facts.ok()) {
-      found.ordinary_uuids.insert(facts->uuid);
+  for (ScannedDomain& domain : *domains) {
+    if (domain.shadow) {
+      found.shadows.push_back(std::move(*domain.shadow));
+    } else if (!domain.uuid.empty()) {
+      found.ordinary_uuids.insert(domain.uuid);
     }
   }
   return found;
@@ -106,13 +85,13 @@ StatusOr<LibvirtCluster::HostDomains> LibvirtCluster::ScanDomains(const std::str
 
 Status LibvirtCluster::RemoveUnusedImage(const std::string& host, const std::string& path) {
   VS_ASSIGN_OR_RETURN(virt::Hypervisor * conn, Conn(host));
-  VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsing(*conn, host, path, /*shadows_count=*/true));
+  VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsing(*conn, host, path, ShadowsCount::kYes));
   if (user) return FailedPrecondition("domain " + *user + " on " + host + " uses " + path + "; it stays");
   return Track(host, conn->DeleteImage(path));
 }
 
 StatusOr<std::vector<controller::PeerShadow>> LibvirtCluster::ListShadows(const std::string& host) {
-  VS_ASSIGN_OR_RETURN(HostDomains found, ScanDomains(host));
+  VS_ASSIGN_OR_RETURN(HostDomains found, ScanHost(host));
   return std::move(found.shadows);
 }
 
@@ -160,7 +139,7 @@ bool LibvirtCluster::Refresh() {
     auto conn = Conn(cfg.name);
     if (conn.ok()) {
       auto capacity = (*conn)->GetNodeCapacity();
-      auto found = ScanDomains(cfg.name);
+      auto found = ScanHost(cfg.name);
       if (capacity.ok() && found.ok()) {
         host.up = true;
         host.total_vcpus = cfg.vcpus_cap.value_or(static_cast<uint32_t>(capacity->cpus));

@@ -26,6 +26,7 @@
 #include "shadowd/controller/image_info.h"
 #include "shadowd/controller/peer_ops.h"
 #include "shadowd/daemon/config.h"
+#include "shadowd/daemon/domain_scan.h"
 #include "shadowd/virt/hypervisor.h"
 
 namespace vs::daemon {
@@ -70,14 +71,13 @@ class LibvirtCluster final : public controller::PeerOps, public controller::Clus
     std::vector<controller::PeerShadow> shadows;
     std::set<std::string> ordinary_uuids;
   };
-  StatusOr<HostDomains> ScanDomains(const std::string& host);
+  StatusOr<HostDomains> ScanHost(const std::string& host);
   StatusOr<virt::Hypervisor*> Conn(const std::string& host);
   // Drops the cached connection when `status` says the host could not be reached.
   Status Track(const std::string& host, Status status);
-  // The name of a domain on `host` that uses `path` as a disk or a backing file, if any; shadows are counted
-  // only when `shadows_count`.
+  // The name of a domain on `host` that uses `path` as a disk or a backing file, if any (domain_scan.h).
   StatusOr<std::optional<std::string>> DomainUsing(virt::Hypervisor& conn, const std::string& host,
-                                                   const std::string& path, bool shadows_count);
+                                                   const std::string& path, ShadowsCount shadows_count);
 
   const Config& config_;
   virt::LibvirtRuntime& runtime_;

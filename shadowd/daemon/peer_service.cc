@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "proto/grpc_status.h"
-#include "shadowd/controller/shadow_domain_xml.h"
+#include "shadowd/daemon/domain_scan.h"
 
 namespace vs::daemon {
 
@@ -30,14 +30,8 @@ grpc::Status Answer(StatusOr<Reply> result, Reply* reply) {
 
 StatusOr<std::optional<controller::PeerShadow>> FindShadowOf(virt::Hypervisor& local, const std::string& this_host,
                                                              const std::string& vm_uuid) {
-  VS_ASSIGN_OR_RETURN(auto names, local.ListDomainNames());
-  for (const auto& name : names) {
-    auto xml = local.GetDomainXml(name);
-    if (!xml.ok()) continue;  // undefined meanwhile
-    auto shadow = controller::DescribeShadowDomain(this_host, *xml);
-    if (shadow.ok() && *shadow && (*shadow)->primary_uuid == vm_uuid) return *shadow;
-  }
-  return std::optional<controller::PeerShadow>();
+  VS_ASSIGN_OR_RETURN(std::vector<ScannedDomain> domains, ScanDomains(local, this_host));
+  return ShadowOf(domains, vm_uuid);
 }
 
 Status CheckShadowOwnsReplicas(virt::Hypervisor& local, const std::string& this_host, const std::string& vm_uuid,
