@@ -1,6 +1,7 @@
 #include "shadowd/daemon/former_images.h"
 
 #include <algorithm>
+#include <set>
 
 #include "shadowd/policy/domain_xml.h"
 #include "shadowd/switchover/top_path.h"
@@ -57,9 +58,17 @@ void SettleFormerImages(SwitchoverTarget& target, controller::ProtectionControll
                         const std::function<void(const std::string&)>& log) {
   StatusOr<std::vector<v1::OriginRecord>> origins = target.Origins();
   if (!origins.ok()) return log("former images: " + origins.status().ToString());
+  std::set<std::string> up;
+  if (StatusOr<std::vector<scheduler::Host>> hosts = cluster.Hosts(); hosts.ok()) {
+    for (const scheduler::Host& host : *hosts) {
+      if (host.up) up.insert(host.name);
+    }
+  }
   for (const v1::OriginRecord& origin : *origins) {
     if (origin.former_image_settled_unix_ms() != 0) continue;
-    if (clock.WallNow() < FromUnixMillis(origin.arrived_unix_ms()) + grace) continue;  // before any libvirt call
+    // Cheap checks first, before any libvirt call: this runs at every refresh.
+    if (clock.WallNow() < FromUnixMillis(origin.arrived_unix_ms()) + grace) continue;
+    if (up.count(origin.origin_host()) == 0) continue;  // down or draining: tried again when it is back
     const std::string about = "the image " + origin.vm_name() + " left on " + origin.origin_host();
     StatusOr<LocalDomain> domain = ReadLocalDomain(cluster, origin);
     if (!domain.ok()) {
@@ -79,11 +88,14 @@ void SettleFormerImages(SwitchoverTarget& target, controller::ProtectionControll
         removed = cluster.RemoveUnusedImage(origin.origin_host(), path);
         if (!removed.ok()) break;
       }
-      if (!removed.ok()) {
+      if (removed.code() == Code::kFailedPrecondition) {
+        outcome = "kept: " + removed.message();  // another domain there uses it: never ours to remove
+      } else if (!removed.ok()) {
         log(about + " stays for now: " + removed.ToString());
         continue;
+      } else {
+        outcome = "removed after the grace period";
       }
-      outcome = "removed after the grace period";
     }
     log(about + ": " + outcome);
     if (Status settled = target.SettleFormerImage(origin.vm_uuid(), outcome); !settled.ok()) {

@@ -9,9 +9,10 @@
 // adopt an image while it is being removed. On the origin host the image is removed through its libvirtd only
 // when no domain there (shadow or not) uses the path.
 //
-// Thread-safety: loop thread only (the controller and the cluster are). Failure modes: an unreachable origin
-// or an image in use there leaves the record unsettled and is tried again at the next pass; nothing is ever
-// removed before the grace period has passed since the arrival.
+// Thread-safety: loop thread only (the controller and the cluster are). Failure modes: an origin that is down
+// (or draining) is skipped until it is back; an image another domain there uses is kept and the record says so;
+// any other failure is logged and tried again at the next pass. Nothing is ever removed before the grace period
+// has passed since the arrival.
 #pragma once
 
 #include <functional>
