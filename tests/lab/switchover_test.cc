@@ -10,7 +10,8 @@
 //   GCE instance/preempted on the next host        -> shadow
 //   AWS rebalance recommendation (warm-up), then spot instance-action (IMDSv2) -> shadow
 //   Azure Scheduled Events Preempt (+ approval)    -> shadow
-//   virt-shadow drain HOST                         -> shadow
+//   virt-shadow drain HOST                         -> shadow (then the image left there is removed)
+//   virt-shadow drain SHADOW-HOST                  the guest stays; its shadow is placed anew elsewhere
 //   virt-shadow failback                           -> back to the host it came from
 #include <gtest/gtest.h>
 
@@ -168,7 +169,43 @@ TEST_F(SwitchoverTest, EveryNoticeKindMovesTheGuestLiveToItsShadowAndFailbackRet
   }
   Undrain(drained);
   at = shadow;
-  ASSERT_TRUE(WaitProtected(guest.name(), at).ok());
+  {
+    auto next = WaitProtected(guest.name(), at);
+    ASSERT_TRUE(next.ok()) << next.status().ToString();
+    shadow = *next;
+  }
+  // The image the guest left on the drained host: removed by its new host once that host is back and the grace
+  // period (5 s in the lab) has passed, since the new shadow went elsewhere.
+  ASSERT_NE(shadow, drained);
+  EXPECT_TRUE(WaitUntil([&] { return !std::filesystem::exists(HostPath(hosts_[drained], guest.disk_path())); }, 60s))
+      << "the image left on " << hosts_[drained].name << " is still there after the grace period";
+
+  // A drain of the shadow's host (not the guest's): the guest stays where it is and gets a new shadow elsewhere,
+  // replicated, before that host goes.
+  {
+    const size_t leaving = shadow;
+    CommandResult drain = Cli(leaving, "--timeout 300 drain " + hosts_[leaving].name + " --deadline 60");
+    EXPECT_EQ(drain.exit_code, 0) << drain.output;
+    json status;
+    const bool moved = WaitUntil(
+        [&] {
+          auto s = CliJson(at, "status " + guest.name());
+          if (!s.ok()) return false;
+          status = *s;
+          return status["state"] == "Protected" && status["shadows"][0]["host"] != hosts_[leaving].name;
+        },
+        120s);
+    EXPECT_TRUE(moved) << "the shadow stayed on draining " << hosts_[leaving].name << ": " << status.dump();
+    auto next = WaitProtected(guest.name(), at);
+    ASSERT_TRUE(next.ok()) << next.status().ToString();
+    shadow = *next;
+    EXPECT_NE(shadow, leaving);
+    EXPECT_NE(shadow, at);
+    auto state = conns_[at]->GetDomainState(guest.name());
+    ASSERT_TRUE(state.ok()) << state.status().ToString();
+    EXPECT_EQ(*state, virt::DomainState::kRunning) << "the guest must not move when its shadow's host drains";
+    Undrain(leaving);
+  }
 
   // 6. Failback: back to the host the guest came from (its shadow moves there first).
   {
