@@ -18,16 +18,14 @@
 // the median downtime.
 //
 // Guests are named hs-*; a run removes any left by an interrupted one first, and its own at the end.
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <map>
 #include <optional>
-#include <thread>
 #include <vector>
 
+#include "bench/bench_lab.h"
 #include "images/oracle/serial_log.h"
 #include "tests/lab/lab_env.h"
 
@@ -37,49 +35,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 constexpr char kWorkload[] = "vs.rate=10 vs.dirty=32 vs.dirtyrate=8";
-constexpr char kImageDir[] = "/var/lib/libvirt/images";
-
-struct Lab {
-  std::vector<LabHost> hosts;
-  std::unique_ptr<virt::LibvirtRuntime> runtime;
-  std::unique_ptr<Clock> clock = NewRealClock();
-  std::vector<std::unique_ptr<virt::Hypervisor>> conns;
-};
-
-bool IsStudyDomain(const std::string& name) { return name.rfind("hs-", 0) == 0; }
-
-void CleanUp(Lab& lab) {
-  for (bool shadows : {false, true}) {
-    for (auto& conn : lab.conns) {
-      auto names = conn->ListDomainNames();
-      if (!names.ok()) continue;
-      for (const std::string& name : *names) {
-        const bool shadow = name.ends_with("-shadow");
-        if (!IsStudyDomain(name) || shadow != shadows) continue;
-        (void)conn->DestroyDomain(name);
-        (void)conn->UndefineDomain(name);
-      }
-    }
-    if (!shadows) std::this_thread::sleep_for(10s);  // shadowd releases the shadows of gone VMs after its grace
-  }
-  for (const LabHost& host : lab.hosts) {
-    std::error_code ignored;
-    for (const auto& entry : std::filesystem::directory_iterator(HostPath(host, kImageDir), ignored)) {
-      if (IsStudyDomain(entry.path().filename().string())) std::filesystem::remove(entry.path(), ignored);
-    }
-  }
-}
-
-[[noreturn]] void Die(Lab& lab, const std::string& what) {
-  std::fprintf(stderr, "hang_study: %s\n", what.c_str());
-  CleanUp(lab);
-  std::exit(1);
-}
-template <typename T>
-T Must(Lab& lab, StatusOr<T> value, const std::string& what) {
-  if (!value.ok()) Die(lab, what + ": " + value.status().ToString());
-  return std::move(*value);
-}
 
 enum Variant { kSwitchoverHeld, kSwitchoverAtOnce, kPlainAtOnce, kPlainHeld, kVariants };
 constexpr const char* kVariantName[kVariants] = {"A switchover, precopy held", "B switchover, postcopy at once",
@@ -101,33 +56,32 @@ struct Subject {
 
 std::string NameOf(const Subject& s) { return s.name + "-" + std::to_string(s.generation); }
 
-void WaitProtected(Lab& lab, Subject& s) {
+void WaitProtected(BenchLab& lab, Subject& s) {
   json last;
   const bool ok = WaitUntil(
       [&] {
-        auto status = RunCliJson(lab.hosts[s.at], "status " + NameOf(s));
+        auto status = RunCliJson(lab.hosts()[s.at], "status " + NameOf(s));
         if (!status.ok()) return false;
         last = *status;
         return last["state"] == "Protected" && last["replication"].is_object() &&
                last["replication"]["rounds_applied"].get<uint64_t>() >= 1;
       },
       240s);
-  if (!ok) Die(lab, NameOf(s) + " was not protected and replicated on " + lab.hosts[s.at].name + ": " + last.dump());
+  if (!ok) lab.Die(NameOf(s) + " was not protected and replicated on " + lab.hosts()[s.at].name + ": " + last.dump());
 }
 
-void StartSubject(Lab& lab, Subject& s) {
+void StartSubject(BenchLab& lab, Subject& s) {
   s.guest.reset();
   ++s.generation;
   s.at = 0;
   std::vector<LabHost> also_on;
-  if (!s.protected_by_virt_shadow) also_on.assign(lab.hosts.begin() + 1, lab.hosts.end());  // --copy-storage-all
-  s.guest = Must(lab,
-                 TestGuest::Start(*lab.conns[0], lab.hosts[0], also_on,
-                                  {.name = NameOf(s), .disk_mib = 128, .memory_mib = 256, .kernel_args = kWorkload,
-                                   .metadata = s.protected_by_virt_shadow ? PolicyElement("vcpus='1' interval='2s'")
-                                                                          : ""}),
-                 "starting " + NameOf(s));
-  Must(lab, s.guest->WaitForAcks(5, 180s), NameOf(s) + " boot");
+  if (!s.protected_by_virt_shadow) also_on.assign(lab.hosts().begin() + 1, lab.hosts().end());  // --copy-storage-all
+  s.guest = lab.Must(TestGuest::Start(lab.conn(0), lab.hosts()[0], also_on,
+                                      {.name = NameOf(s), .disk_mib = 128, .memory_mib = 256, .kernel_args = kWorkload,
+                                       .metadata = s.protected_by_virt_shadow ? PolicyElement("vcpus='1' interval='2s'")
+                                                                              : ""}),
+                     "starting " + NameOf(s));
+  lab.Must(s.guest->WaitForAcks(5, 180s), NameOf(s) + " boot");
   if (s.protected_by_virt_shadow) WaitProtected(lab, s);
 }
 
@@ -145,23 +99,17 @@ std::string Trouble(const TestGuest& guest, bool* hung, bool* kernel) {
   return trouble;
 }
 
-double Field(const json& record, const char* key) {
-  if (!record.contains(key)) return 0;
-  const json& v = record[key];
-  return v.is_string() ? std::stod(v.get<std::string>()) : v.is_boolean() ? double(v.get<bool>()) : v.get<double>();
-}
-
 // Moves `s` by `variant`; fills the tally; replaces a guest that stops making progress.
-void MoveOnce(Lab& lab, Subject& s, Variant variant, int hold_s, int round, Tally& tally) {
+void MoveOnce(BenchLab& lab, Subject& s, Variant variant, int hold_s, int round, Tally& tally) {
   const size_t from = s.at;
-  size_t to = (from + 1) % lab.hosts.size();
+  size_t to = (from + 1) % lab.hosts().size();
   double downtime = NAN;
   bool postcopy = false;
   std::string detail;
   if (s.protected_by_virt_shadow) {
     const int hold = variant == kSwitchoverHeld ? hold_s : 0;
-    auto reply = RunCliJson(lab.hosts[from], "--timeout 300 switchover " + NameOf(s) + " --deadline 120 --precopy-hold " +
-                                                 std::to_string(hold));
+    auto reply = RunCliJson(lab.hosts()[from], "--timeout 300 switchover " + NameOf(s) +
+                                                   " --deadline 120 --precopy-hold " + std::to_string(hold));
     if (!reply.ok()) {
       ++tally.failed_moves;
       std::printf("round %2d  %-32s %s: the switchover failed: %s\n", round, kVariantName[variant], NameOf(s).c_str(),
@@ -175,12 +123,12 @@ void MoveOnce(Lab& lab, Subject& s, Variant variant, int hold_s, int round, Tall
                   record["phase"].get<std::string>().c_str(), record.dump().c_str());
       if (record["phase"] != "SWITCHOVER_PHASE_GUEST_FAILED") return;
     }
-    for (size_t i = 0; i < lab.hosts.size(); ++i) {
-      if (lab.hosts[i].name == record["target_host"]) to = i;
+    for (size_t i = 0; i < lab.hosts().size(); ++i) {
+      if (lab.hosts()[i].name == record["target_host"]) to = i;
     }
-    downtime = Field(record, "downtime_ms");
-    postcopy = Field(record, "postcopy_switched") > 0;
-    detail = "migration " + std::to_string(int(Field(record, "migration_ms"))) + " ms, guest check: " +
+    downtime = RecordField(record, "downtime_ms");
+    postcopy = RecordField(record, "postcopy_switched") > 0;
+    detail = "migration " + std::to_string(int(RecordField(record, "migration_ms"))) + " ms, guest check: " +
              record.value("guest_check", std::string("-"));
   } else {
     virt::MigrationOptions options;
@@ -190,7 +138,7 @@ void MoveOnce(Lab& lab, Subject& s, Variant variant, int hold_s, int round, Tall
     options.timeout = 600s;
     const Duration hold = variant == kPlainHeld ? Duration(std::chrono::seconds(hold_s)) : Duration::zero();
     options.switch_to_postcopy = [hold](Duration since_start) { return since_start >= hold; };
-    auto result = lab.conns[from]->MigrateLive(NameOf(s), lab.hosts[to].uri, options);
+    auto result = lab.conn(from).MigrateLive(NameOf(s), lab.hosts()[to].uri, options);
     if (!result.ok()) {
       ++tally.failed_moves;
       std::printf("round %2d  %-32s %s: the migration failed: %s\n", round, kVariantName[variant], NameOf(s).c_str(),
@@ -203,7 +151,7 @@ void MoveOnce(Lab& lab, Subject& s, Variant variant, int hold_s, int round, Tall
              " ms";
   }
   s.at = to;
-  s.guest->MovedTo(*lab.conns[to]);
+  s.guest->MovedTo(lab.conn(to));
   ++tally.moves;
   if (!postcopy) ++tally.precopy_completions;
   if (!std::isnan(downtime)) tally.downtimes_ms.push_back(downtime);
@@ -212,32 +160,22 @@ void MoveOnce(Lab& lab, Subject& s, Variant variant, int hold_s, int round, Tall
   if (hung) ++tally.hangs;
   if (kernel) ++tally.kernel_trouble;
   std::printf("round %2d  %-32s %s %s->%s  %s  downtime %5.0f ms  %s  %s\n", round, kVariantName[variant],
-              NameOf(s).c_str(), lab.hosts[from].name.c_str(), lab.hosts[to].name.c_str(),
+              NameOf(s).c_str(), lab.hosts()[from].name.c_str(), lab.hosts()[to].name.c_str(),
               postcopy ? "postcopy switch " : "PRECOPY COMPLETED", downtime, detail.c_str(),
               trouble.empty() ? "guest ok" : trouble.c_str());
   std::fflush(stdout);
   if (!trouble.empty()) {
-    (void)lab.conns[s.at]->DestroyDomain(NameOf(s));
-    (void)lab.conns[s.at]->UndefineDomain(NameOf(s));
+    (void)lab.conn(s.at).DestroyDomain(NameOf(s));
+    (void)lab.conn(s.at).UndefineDomain(NameOf(s));
     StartSubject(lab, s);
   } else if (s.protected_by_virt_shadow) {
     WaitProtected(lab, s);  // its new shadow, replicated, before the next move
   }
 }
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 int Run(int rounds, int hold_s) {
-  Lab lab;
-  lab.hosts = Must(lab, ReadInventory(), "lab inventory (is the lab up? scripts/lab.sh up 3)");
-  lab.runtime = Must(lab, virt::LibvirtRuntime::Start(), "libvirt");
-  for (const auto& h : lab.hosts) lab.conns.push_back(Must(lab, lab.runtime->Connect(h.uri, *lab.clock), h.uri));
-  if (lab.hosts.size() < 3) Die(lab, "the lab needs 3 hosts: scripts/lab.sh up 3");
-  CleanUp(lab);
+  BenchLab lab({.tool = "hang_study", .prefix = "hs-", .min_hosts = 3});
+  lab.CleanUp();
   Subject virt_shadow{.name = "hs-vs", .protected_by_virt_shadow = true};
   Subject plain{.name = "hs-plain"};
   StartSubject(lab, virt_shadow);
@@ -262,7 +200,7 @@ int Run(int rounds, int hold_s) {
   }
   std::printf("(hangs: no new acknowledged record within 30 s after the move; kernel: oops, hang report or reboot in "
               "the serial log; precopy: migrations that completed before the postcopy switch; downtime: median)\n");
-  CleanUp(lab);
+  lab.CleanUp();
   return 0;
 }
 

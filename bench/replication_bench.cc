@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_lab.h"
 #include "tests/lab/lab_env.h"
 
 namespace vs::lab {
@@ -27,56 +28,26 @@ using nlohmann::json;
 constexpr uint64_t kMiB = 1024 * 1024;
 constexpr uint64_t kDisk = 1024 * kMiB;
 
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "replication_bench: %s\n", what.c_str());
-  RunCommand(LabScript() + " shape off");
-  std::exit(1);
-}
-template <typename T>
-T Must(StatusOr<T> value, const std::string& what) {
-  if (!value.ok()) Die(what + ": " + value.status().ToString());
-  return std::move(*value);
-}
-void Must(const Status& status, const std::string& what) {
-  if (!status.ok()) Die(what + ": " + status.ToString());
-}
-void MustRun(const std::string& command) {
-  CommandResult r = RunCommand(command);
-  if (r.exit_code != 0) Die(command + " -> " + std::to_string(r.exit_code) + ": " + r.output);
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-
-struct Lab {
-  std::vector<LabHost> hosts;
-  std::unique_ptr<virt::LibvirtRuntime> runtime;
-  std::unique_ptr<Clock> clock = NewRealClock();
-  std::vector<std::unique_ptr<virt::Hypervisor>> conns;
-};
-
 // Waits until `name` is protected and its first round applied.
-void WaitSeeded(const Lab& lab, const std::string& name) {
+void WaitSeeded(const BenchLab& lab, const std::string& name) {
   json last;
   bool ok = WaitUntil(
       [&] {
-        auto s = RunCliJson(lab.hosts[0], "status " + name);
+        auto s = RunCliJson(lab.hosts()[0], "status " + name);
         if (!s.ok()) return false;
         last = *s;
         return last["replication"].is_object() && last["replication"]["rounds_applied"].get<uint64_t>() >= 1;
       },
       600s);
-  if (!ok) Die("no first round for " + name + ": " + last.dump());
+  if (!ok) lab.Die("no first round for " + name + ": " + last.dump());
 }
 
-json Sync(const Lab& lab, const std::string& name) {
-  return Must(RunCliJson(lab.hosts[0], "--timeout 600 sync " + name), "sync " + name)["round"];
+json Sync(const BenchLab& lab, const std::string& name) {
+  return lab.Must(RunCliJson(lab.hosts()[0], "--timeout 600 sync " + name), "sync " + name)["round"];
 }
 
 // Rewrites `fraction` of the disk through QEMU (so the dirty bitmap sees it) in 32 runs, with a fresh pattern.
-uint64_t Dirty(const Lab& lab, const std::string& name, double fraction, int pattern) {
+uint64_t Dirty(const BenchLab& lab, const std::string& name, double fraction, int pattern) {
   const uint64_t runs = 32, segment = kDisk / runs;
   const uint64_t run_bytes = std::max<uint64_t>(64 * 1024, uint64_t(fraction * kDisk / runs) / (64 * 1024) * 64 * 1024);
   for (uint64_t r = 0; r < runs; ++r) {
@@ -84,42 +55,45 @@ uint64_t Dirty(const Lab& lab, const std::string& name, double fraction, int pat
     std::snprintf(cmd, sizeof cmd, "write -P 0x%02x %llu %llu", pattern & 0xff,
                   static_cast<unsigned long long>(r * segment + 4 * kMiB), static_cast<unsigned long long>(run_bytes));
     // HMP answers an error as text with exit status 0: any output is a failure.
-    CommandResult hmp = RunCommand("virsh -q -c " + lab.hosts[0].uri + " qemu-monitor-command " + name +
+    CommandResult hmp = RunCommand("virsh -q -c " + lab.hosts()[0].uri + " qemu-monitor-command " + name +
                                    " --hmp 'qemu-io -d /machine/peripheral/virtio-disk0/virtio-backend \"" + cmd + "\"'");
-    if (hmp.exit_code != 0 || hmp.output.find_first_not_of(" \n") != std::string::npos) Die("HMP qemu-io: " + hmp.output);
+    if (hmp.exit_code != 0 || hmp.output.find_first_not_of(" \n") != std::string::npos) {
+      lab.Die("HMP qemu-io: " + hmp.output);
+    }
   }
   return runs * run_bytes;
 }
 
 // Acknowledged records per second over `window`, counted from the serial log.
-double AckRate(const TestGuest& guest, std::chrono::seconds window) {
-  const uint64_t before = Must(guest.WaitForAcks(1, 120s), "first ACK");
+double AckRate(const BenchLab& lab, const TestGuest& guest, std::chrono::seconds window) {
+  const uint64_t before = lab.Must(guest.WaitForAcks(1, 120s), "first ACK");
   const auto start = std::chrono::steady_clock::now();
   std::this_thread::sleep_for(window);
-  const uint64_t after = Must(guest.WaitForAcks(1, 10s), "ACKs");
+  const uint64_t after = lab.Must(guest.WaitForAcks(1, 10s), "ACKs");
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return (after - before) / seconds;
 }
 
-std::unique_ptr<TestGuest> StartGuest(Lab& lab, TestGuest::Options options, bool prefill) {
-  auto guest = Must(TestGuest::Define(*lab.conns[0], lab.hosts[0], {}, options), "define " + options.name);
-  if (prefill) MustRun("qemu-io -f qcow2 -c 'write -P 0x11 0 " + std::to_string(options.disk_mib) + "M' " +
-                       HostPath(lab.hosts[0], guest->disk_path()) + " >/dev/null");
-  Must(lab.conns[0]->StartDomain(options.name), "start " + options.name);
+std::unique_ptr<TestGuest> StartGuest(BenchLab& lab, TestGuest::Options options, bool prefill) {
+  auto guest = lab.Must(TestGuest::Define(lab.conn(0), lab.hosts()[0], {}, options), "define " + options.name);
+  if (prefill) lab.MustRun("qemu-io -f qcow2 -c 'write -P 0x11 0 " + std::to_string(options.disk_mib) + "M' " +
+                           HostPath(lab.hosts()[0], guest->disk_path()) + " >/dev/null");
+  lab.Must(lab.conn(0).StartDomain(options.name), "start " + options.name);
   return guest;
 }
 
-void WaitReleased(Lab& lab, const std::string& name) {
+void WaitReleased(BenchLab& lab, const std::string& name) {
   // The shadow outlives its VM by the grace time; the next guest needs the capacity.
-  WaitUntil([&] { return RunCliJson(lab.hosts[0], "status " + name).status().code() == Code::kInternal; }, 120s);
+  WaitUntil([&] { return RunCliJson(lab.hosts()[0], "status " + name).status().code() == Code::kInternal; }, 120s);
 }
 
 int Run(int reps) {
-  Lab lab;
-  lab.hosts = Must(ReadInventory(), "lab inventory (is the lab up? scripts/lab.sh up 3)");
-  lab.runtime = Must(virt::LibvirtRuntime::Start(), "libvirt");
-  for (const auto& h : lab.hosts) lab.conns.push_back(Must(lab.runtime->Connect(h.uri, *lab.clock), h.uri));
-  MustRun(LabScript() + " shape 1gbit");
+  // No prefix: its TestGuests remove themselves on the way through, and when it dies it leaves its rb-* guests
+  // where they are, as it always has (it never had a clean-up of its own).
+  BenchLab lab({.tool = "replication_bench",
+                .min_hosts = 3,
+                .on_die = [] { RunCommand(LabScript() + " shape off"); }});
+  lab.MustRun(LabScript() + " shape 1gbit");
   const std::string interval_1h = PolicyElement("vcpus='1' interval='1h'");
 
   // ---- 2. Guest write throughput: untagged against 1 s rounds, alternating.
@@ -131,7 +105,7 @@ int Run(int reps) {
                                     .metadata = replicated ? PolicyElement("vcpus='1' interval='1s'") : ""},
                               false);
       if (replicated) WaitSeeded(lab, name);
-      (replicated ? replicated_rates : plain_rates).push_back(AckRate(*guest, 20s));
+      (replicated ? replicated_rates : plain_rates).push_back(AckRate(lab, *guest, 20s));
       guest.reset();
       if (replicated) WaitReleased(lab, name);
     }
@@ -141,7 +115,7 @@ int Run(int reps) {
   auto guest = StartGuest(lab, {.name = "rb-rounds", .disk_mib = 1024, .kernel_args = "vs.rate=1", .metadata = interval_1h},
                           true);
   WaitSeeded(lab, "rb-rounds");
-  json status = Must(RunCliJson(lab.hosts[0], "status rb-rounds"), "status");
+  json status = lab.Must(RunCliJson(lab.hosts()[0], "status rb-rounds"), "status");
   json seed = status["replication"]["recent_rounds"][0];
   std::map<double, std::vector<double>> ratio, duration;
   int pattern = 0x20;
@@ -158,38 +132,39 @@ int Run(int reps) {
   // ---- 3. Resync after SIGKILL of QEMU, 1 % rewritten first.
   Sync(lab, "rb-rounds");
   const uint64_t dirty = Dirty(lab, "rb-rounds", 0.01, ++pattern);
-  MustRun("pkill -KILL -f 'guest=[r]b-rounds,'");
+  lab.MustRun("pkill -KILL -f 'guest=[r]b-rounds,'");
   WaitUntil([&] {
-    auto state = lab.conns[0]->GetDomainState("rb-rounds");
+    auto state = lab.conn(0).GetDomainState("rb-rounds");
     return state.ok() && *state == virt::DomainState::kShutoff;
   }, 30s);
-  Must(lab.conns[0]->StartDomain("rb-rounds"), "restart rb-rounds");
+  lab.Must(lab.conn(0).StartDomain("rb-rounds"), "restart rb-rounds");
   json resync;
   WaitUntil([&] {
-    (void)RunCliJson(lab.hosts[0], "--timeout 600 sync rb-rounds");
-    auto s = RunCliJson(lab.hosts[0], "status rb-rounds");
+    (void)RunCliJson(lab.hosts()[0], "--timeout 600 sync rb-rounds");
+    auto s = RunCliJson(lab.hosts()[0], "status rb-rounds");
     if (!s.ok()) return false;
     for (const json& r : (*s)["replication"]["recent_rounds"]) {
       if (r["mode"] == "resync") resync = r;
     }
     return resync.is_object();
   }, 300s);
-  if (!resync.is_object()) Die("no resync round after the SIGKILL");
+  if (!resync.is_object()) lab.Die("no resync round after the SIGKILL");
   guest.reset();
   WaitReleased(lab, "rb-rounds");
 
   // ---- Baseline: virsh migrate --copy-storage-all of the same kind of disk (1 GiB of data), untagged.
   auto mig = StartGuest(lab, {.name = "rb-mig", .disk_mib = 1024, .kernel_args = "vs.rate=1"}, true);
-  MustRun("qemu-img create -q -f qcow2 " + HostPath(lab.hosts[2], mig->disk_path()) + " 1G");
-  Must(mig->WaitForAcks(1, 120s).status(), "rb-mig boot");
+  lab.MustRun("qemu-img create -q -f qcow2 " + HostPath(lab.hosts()[2], mig->disk_path()) + " 1G");
+  lab.Must(mig->WaitForAcks(1, 120s).status(), "rb-mig boot");
   virt::MigrationOptions options;
   options.postcopy = false;
   options.copy_storage_all = true;
-  auto migrated = Must(lab.conns[0]->MigrateLive("rb-mig", lab.hosts[2].uri, options), "migrate --copy-storage-all");
-  mig->MovedTo(*lab.conns[2]);
+  auto migrated =
+      lab.Must(lab.conn(0).MigrateLive("rb-mig", lab.hosts()[2].uri, options), "migrate --copy-storage-all");
+  mig->MovedTo(lab.conn(2));
   mig.reset();
-  std::remove(HostPath(lab.hosts[2], "/var/lib/libvirt/images/rb-mig.qcow2").c_str());
-  MustRun(LabScript() + " shape off");
+  std::remove(HostPath(lab.hosts()[2], "/var/lib/libvirt/images/rb-mig.qcow2").c_str());
+  lab.MustRun(LabScript() + " shape off");
 
   const double seed_bytes = seed["bytes_sent"], seed_ms = seed["duration_ms"];
   const double migrate_bytes = migrated.disk_bytes_processed.value_or(0);

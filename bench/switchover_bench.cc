@@ -26,11 +26,11 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <optional>
 #include <thread>
 #include <vector>
 
+#include "bench/bench_lab.h"
 #include "images/oracle/serial_log.h"
 #include "shadowd/switchover/planner.h"
 #include "tests/lab/lab_env.h"
@@ -44,87 +44,9 @@ constexpr uint64_t kMiB = 1024 * 1024;
 constexpr uint64_t kDiskMiB = 1024;
 constexpr uint64_t kPrefillMiB = 768;
 constexpr char kWorkload[] = "vs.rate=20 vs.dirty=32 vs.dirtyrate=8";
-constexpr char kPrefix[] = "swb-";
-constexpr char kImageDir[] = "/var/lib/libvirt/images";
 
-struct Lab {
-  std::vector<LabHost> hosts;
-  std::unique_ptr<virt::LibvirtRuntime> runtime;
-  std::unique_ptr<Clock> clock = NewRealClock();
-  std::vector<std::unique_ptr<virt::Hypervisor>> conns;
-};
-
-bool IsBenchDomain(const std::string& name) { return name.rfind(kPrefix, 0) == 0; }
-
-// Removes every swb-* domain and image of every host: guests first, then (after shadowd had the chance to
-// release them) the shadows they left, then the images.
-void CleanUp(Lab& lab) {
-  auto remove_domains = [&](bool shadows) {
-    bool any = false;
-    for (auto& conn : lab.conns) {
-      auto names = conn->ListDomainNames();
-      if (!names.ok()) continue;
-      for (const std::string& name : *names) {
-        const bool shadow = name.size() > 7 && name.compare(name.size() - 7, 7, "-shadow") == 0;
-        if (!IsBenchDomain(name) || shadow != shadows) continue;
-        any = true;
-        (void)conn->DestroyDomain(name);
-        (void)conn->UndefineDomain(name);
-      }
-    }
-    return any;
-  };
-  if (remove_domains(false)) {
-    WaitUntil([&] {  // shadowd releases the shadows of gone VMs after its grace time
-      for (auto& conn : lab.conns) {
-        auto names = conn->ListDomainNames();
-        if (names.ok() && std::any_of(names->begin(), names->end(), IsBenchDomain)) return false;
-      }
-      return true;
-    }, 120s);
-  }
-  remove_domains(true);
-  for (const LabHost& host : lab.hosts) {
-    std::error_code ignored;
-    for (const auto& entry : std::filesystem::directory_iterator(HostPath(host, kImageDir), ignored)) {
-      if (IsBenchDomain(entry.path().filename().string())) std::filesystem::remove(entry.path(), ignored);
-    }
-  }
-}
-
-[[noreturn]] void Die(Lab& lab, const std::string& what) {
-  std::fprintf(stderr, "switchover_bench: %s\n", what.c_str());
-  CleanUp(lab);
-  RunCommand(LabScript() + " shape off");
-  std::exit(1);
-}
-template <typename T>
-T Must(Lab& lab, StatusOr<T> value, const std::string& what) {
-  if (!value.ok()) Die(lab, what + ": " + value.status().ToString());
-  return std::move(*value);
-}
-void Must(Lab& lab, const Status& status, const std::string& what) {
-  if (!status.ok()) Die(lab, what + ": " + status.ToString());
-}
-void MustRun(Lab& lab, const std::string& command) {
-  CommandResult r = RunCommand(command);
-  if (r.exit_code != 0) Die(lab, command + " -> " + std::to_string(r.exit_code) + ": " + r.output);
-}
-
-// Median of the known values (NaN = not reported); NaN when there is none.
-double Median(std::vector<double> v) {
-  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return std::isnan(x); }), v.end());
-  std::sort(v.begin(), v.end());
-  return v.empty() ? NAN : v[v.size() / 2];
-}
 double Ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 double OrNan(const std::optional<uint64_t>& v) { return v ? double(*v) : NAN; }
-// A SwitchoverRecord field in protobuf's JSON: int64 as a string, left out when 0.
-double Field(const json& record, const char* key) {
-  if (!record.contains(key)) return 0;
-  const json& v = record[key];
-  return v.is_string() ? std::stod(v.get<std::string>()) : v.get<double>();
-}
 
 // One move of one guest.
 struct Move {
@@ -140,16 +62,16 @@ enum Method { kVirtShadow, kPrecopy, kPostcopy, kMethods };
 constexpr const char* kMethodName[kMethods] = {"virt-shadow switchover", "migrate --copy-storage-all",
                                                "migrate --copy-storage-all --postcopy"};
 
-std::unique_ptr<TestGuest> StartGuest(Lab& lab, const std::string& name, const std::string& metadata,
+std::unique_ptr<TestGuest> StartGuest(BenchLab& lab, const std::string& name, const std::string& metadata,
                                       const std::vector<LabHost>& also_on) {
-  auto guest = Must(lab, TestGuest::Define(*lab.conns[0], lab.hosts[0], also_on,
-                                           {.name = name, .disk_mib = kDiskMiB, .memory_mib = 256,
-                                            .kernel_args = kWorkload, .metadata = metadata}),
-                    "define " + name);
-  MustRun(lab, "qemu-io -f qcow2 -c 'write -P 0x11 0 " + std::to_string(kPrefillMiB) + "M' " +
-                   HostPath(lab.hosts[0], guest->disk_path()) + " >/dev/null");
-  Must(lab, lab.conns[0]->StartDomain(name), "start " + name);
-  Must(lab, guest->WaitForAcks(3, 180s).status(), name + " boot");
+  auto guest = lab.Must(TestGuest::Define(lab.conn(0), lab.hosts()[0], also_on,
+                                          {.name = name, .disk_mib = kDiskMiB, .memory_mib = 256,
+                                           .kernel_args = kWorkload, .metadata = metadata}),
+                        "define " + name);
+  lab.MustRun("qemu-io -f qcow2 -c 'write -P 0x11 0 " + std::to_string(kPrefillMiB) + "M' " +
+              HostPath(lab.hosts()[0], guest->disk_path()) + " >/dev/null");
+  lab.Must(lab.conn(0).StartDomain(name), "start " + name);
+  lab.Must(guest->WaitForAcks(3, 180s).status(), name + " boot");
   return guest;
 }
 
@@ -166,90 +88,81 @@ std::string GuestTrouble(const TestGuest& guest) {
   return trouble;
 }
 
-size_t IndexOf(Lab& lab, const std::string& host) {
-  for (size_t i = 0; i < lab.hosts.size(); ++i) {
-    if (lab.hosts[i].name == host) return i;
+size_t IndexOf(BenchLab& lab, const std::string& host) {
+  for (size_t i = 0; i < lab.hosts().size(); ++i) {
+    if (lab.hosts()[i].name == host) return i;
   }
-  Die(lab, "the switchover record names an unknown host " + host);
+  lab.Die("the switchover record names an unknown host " + host);
 }
 
-void WaitProtected(Lab& lab, const std::string& name) {
+void WaitProtected(BenchLab& lab, const std::string& name) {
   json last;
   const bool ok = WaitUntil(
       [&] {
-        auto s = RunCliJson(lab.hosts[0], "status " + name);
+        auto s = RunCliJson(lab.hosts()[0], "status " + name);
         if (!s.ok()) return false;
         last = *s;
         return last["state"] == "Protected" && last["replication"].is_object() &&
                last["replication"]["rounds_applied"].get<uint64_t>() >= 1;
       },
       600s);
-  if (!ok) Die(lab, name + " is not protected with a first round applied: " + last.dump());
-}
-
-void RemoveImages(const Lab& lab, const std::string& name) {
-  for (const LabHost& host : lab.hosts) {
-    std::error_code ignored;
-    for (const auto& entry : std::filesystem::directory_iterator(HostPath(host, kImageDir), ignored)) {
-      if (entry.path().filename().string().rfind(name + ".", 0) == 0) std::filesystem::remove(entry.path(), ignored);
-    }
-  }
+  if (!ok) lab.Die(name + " is not protected with a first round applied: " + last.dump());
 }
 
 // a) Protect the guest, switch it over from h1; returns the move and the target's index.
-Move SwitchOver(Lab& lab, const std::string& name, int deadline_s, size_t& target) {
+Move SwitchOver(BenchLab& lab, const std::string& name, int deadline_s, size_t& target) {
   auto guest = StartGuest(lab, name, PolicyElement("vcpus='1' interval='5s'"), {});
   WaitProtected(lab, name);
-  auto reply = RunCliJson(lab.hosts[0], "--timeout 600 switchover " + name + " --deadline " + std::to_string(deadline_s));
-  if (!reply.ok()) Die(lab, "switchover " + name + ": " + reply.status().ToString());
+  auto reply = RunCliJson(lab.hosts()[0], "--timeout 600 switchover " + name + " --deadline " + std::to_string(deadline_s));
+  if (!reply.ok()) lab.Die("switchover " + name + ": " + reply.status().ToString());
   const json record = (*reply)["record"];
-  if (record["phase"] != "SWITCHOVER_PHASE_DONE") Die(lab, "switchover " + name + " did not finish: " + record.dump());
+  if (record["phase"] != "SWITCHOVER_PHASE_DONE") lab.Die("switchover " + name + " did not finish: " + record.dump());
   target = IndexOf(lab, record["target_host"]);
-  guest->MovedTo(*lab.conns[target]);
+  guest->MovedTo(lab.conn(target));
 
   Move move;
-  const double requested = Field(record, "requested_unix_ms");
-  move.to_running_ms = Field(record, "running_on_target_unix_ms") - requested;
-  move.done_ms = Field(record, "finished_unix_ms") - requested;
-  move.downtime_ms = record.contains("downtime_ms") ? Field(record, "downtime_ms") : NAN;
-  const double final_round = Field(record, "final_round_bytes"), disk = Field(record, "migrated_disk_bytes"),
-               memory = Field(record, "migrated_memory_bytes");
+  const double requested = RecordField(record, "requested_unix_ms");
+  move.to_running_ms = RecordField(record, "running_on_target_unix_ms") - requested;
+  move.done_ms = RecordField(record, "finished_unix_ms") - requested;
+  move.downtime_ms = record.contains("downtime_ms") ? RecordField(record, "downtime_ms") : NAN;
+  const double final_round = RecordField(record, "final_round_bytes");
+  const double disk = RecordField(record, "migrated_disk_bytes"), memory = RecordField(record, "migrated_memory_bytes");
   move.bytes_after_request = final_round + disk + memory;
   char detail[256];
   std::snprintf(detail, sizeof detail, "final round %.1f + disk mirror %.1f + memory %.1f MiB, precopy hold %.0f ms",
-                final_round / kMiB, disk / kMiB, memory / kMiB, Field(record, "precopy_planned_ms"));
+                final_round / kMiB, disk / kMiB, memory / kMiB, RecordField(record, "precopy_planned_ms"));
   move.detail = detail;
   move.trouble = GuestTrouble(*guest);
   if (record.value("fallback", false)) move.trouble += "FALLBACK (--copy-storage-all): " + record.value("check_result", "");
 
   guest.reset();  // destroyed and undefined on the target; its new shadow goes after the grace time
-  WaitUntil([&] { return !RunCliJson(lab.hosts[target], "status " + name).ok(); }, 120s);
+  WaitUntil([&] { return !RunCliJson(lab.hosts()[target], "status " + name).ok(); }, 120s);
   WaitUntil([&] {
-    for (auto& conn : lab.conns) {
-      auto names = conn->ListDomainNames();
+    for (size_t i = 0; i < lab.hosts().size(); ++i) {
+      auto names = lab.conn(i).ListDomainNames();
       if (names.ok() && std::count(names->begin(), names->end(), name + "-shadow") > 0) return false;
     }
     return true;
   }, 120s);
-  RemoveImages(lab, name);
+  lab.RemoveImages(name + ".");
   return move;
 }
 
 // b), c) An untagged guest, migrated from h1 to `target` by libvirt.
-Move Migrate(Lab& lab, const std::string& name, size_t target, bool postcopy) {
-  auto guest = StartGuest(lab, name, "", {lab.hosts[target]});
+Move Migrate(BenchLab& lab, const std::string& name, size_t target, bool postcopy) {
+  auto guest = StartGuest(lab, name, "", {lab.hosts()[target]});
   virt::MigrationOptions options;
   options.postcopy = postcopy;
   options.copy_storage_all = true;
   options.timeout = 600s;
-  auto result = Must(lab, lab.conns[0]->MigrateLive(name, lab.hosts[target].uri, options),
-                     std::string(kMethodName[postcopy ? kPostcopy : kPrecopy]) + " of " + name);
-  guest->MovedTo(*lab.conns[target]);
+  auto result = lab.Must(lab.conn(0).MigrateLive(name, lab.hosts()[target].uri, options),
+                         std::string(kMethodName[postcopy ? kPostcopy : kPrecopy]) + " of " + name);
+  guest->MovedTo(lab.conn(target));
 
   Move move;
   move.done_ms = Ms(result.elapsed);
   if (postcopy) {
-    if (!result.postcopy_started_after) Die(lab, name + ": libvirt never accepted the postcopy switch");
+    if (!result.postcopy_started_after) lab.Die(name + ": libvirt never accepted the postcopy switch");
     move.to_running_ms = Ms(*result.postcopy_started_after);
   } else {
     move.to_running_ms = move.done_ms;
@@ -276,16 +189,15 @@ void PrintMove(int rep, Method method, const std::string& route, const Move& m) 
 }
 
 int Run(int reps, int deadline_s) {
-  Lab lab;
-  lab.hosts = Must(lab, ReadInventory(), "lab inventory (is the lab up? scripts/lab.sh up 3)");
-  lab.runtime = Must(lab, virt::LibvirtRuntime::Start(), "libvirt");
-  for (const auto& h : lab.hosts) lab.conns.push_back(Must(lab, lab.runtime->Connect(h.uri, *lab.clock), h.uri));
-  if (lab.hosts.size() < 3) Die(lab, "the lab needs 3 hosts: scripts/lab.sh up 3");
-  CommandResult help = RunCli(lab.hosts[0], "switchovers");
-  if (help.exit_code != 0) Die(lab, "h1's shadowd does not answer `switchovers` (not installed from a build with the "
-                                    "switchover? scripts/lab.sh install BUILD): " + help.output);
-  CleanUp(lab);
-  MustRun(lab, LabScript() + " shape 1gbit");
+  BenchLab lab({.tool = "switchover_bench",
+                .prefix = "swb-",
+                .min_hosts = 3,
+                .on_die = [] { RunCommand(LabScript() + " shape off"); }});
+  CommandResult help = RunCli(lab.hosts()[0], "switchovers");
+  if (help.exit_code != 0) lab.Die("h1's shadowd does not answer `switchovers` (not installed from a build with the "
+                                   "switchover? scripts/lab.sh install BUILD): " + help.output);
+  lab.CleanUp();
+  lab.MustRun(LabScript() + " shape 1gbit");
 
   std::vector<Move> moves[kMethods];
   bool troubled = false;
@@ -293,7 +205,7 @@ int Run(int reps, int deadline_s) {
     size_t target = 1;
     const std::string suffix = std::to_string(rep);
     moves[kVirtShadow].push_back(SwitchOver(lab, "swb-vs-" + suffix, deadline_s, target));
-    const std::string route = lab.hosts[0].name + "->" + lab.hosts[target].name;
+    const std::string route = lab.hosts()[0].name + "->" + lab.hosts()[target].name;
     PrintMove(rep, kVirtShadow, route, moves[kVirtShadow].back());
     moves[kPrecopy].push_back(Migrate(lab, "swb-pre-" + suffix, target, false));
     PrintMove(rep, kPrecopy, route, moves[kPrecopy].back());
@@ -301,8 +213,8 @@ int Run(int reps, int deadline_s) {
     PrintMove(rep, kPostcopy, route, moves[kPostcopy].back());
     for (const auto& list : moves) troubled |= !list.back().trouble.empty();
   }
-  CleanUp(lab);
-  MustRun(lab, LabScript() + " shape off");
+  lab.CleanUp();
+  lab.MustRun(LabScript() + " shape off");
 
   auto median = [&](Method method, double Move::*field) {
     std::vector<double> values;
@@ -334,7 +246,7 @@ int Run(int reps, int deadline_s) {
                              .fixed_start_cost = 1500ms,
                              .snapshot_cost = 150ms,
                              .safety_margin = 0.2};
-  const uint64_t fits = Must(lab, switchover::LargestFittingTransfer(link, 30s), "LargestFittingTransfer");
+  const uint64_t fits = lab.Must(switchover::LargestFittingTransfer(link, 30s), "LargestFittingTransfer");
   std::printf("\nbandwidth of migrate --copy-storage-all here: %.1f MiB/s (%.0f Mbit/s); largest RAM + dirty disk "
               "that fits a 30 s deadline (start 1.5 s, snapshot 0.15 s, margin 0.2): %.0f MiB\n",
               bandwidth / kMiB, bandwidth * 8 / 1e6, double(fits) / kMiB);
