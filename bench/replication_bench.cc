@@ -88,9 +88,9 @@ void WaitReleased(BenchLab& lab, const std::string& name) {
 }
 
 int Run(int reps) {
-  // No prefix: its TestGuests remove themselves on the way through, and when it dies it leaves its rb-* guests
-  // where they are, as it always has (it never had a clean-up of its own).
+  // Its TestGuests remove themselves on the way through; the prefix makes a failed run remove what it left too.
   BenchLab lab({.tool = "replication_bench",
+                .prefix = "rb-",
                 .min_hosts = 3,
                 .on_die = [] { RunCommand(LabScript() + " shape off"); }});
   lab.MustRun(LabScript() + " shape 1gbit");
