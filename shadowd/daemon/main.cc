@@ -95,8 +95,11 @@ void OnDomainEvent(const virt::DomainEvent& event, LibvirtCluster& cluster,
   using Kind = virt::DomainEvent::Kind;
   switch (event.kind) {
     case Kind::kStopped:
-      // A VM that failed after its switchover is judged again once it runs anew.
-      Log("forgetting a guest failure", switchover_target.ForgetGuestFailure(event.uuid));
+      // A VM that failed after its switchover is judged again once it runs anew (a read first: most stops have
+      // no mark, and need no store write).
+      if (auto failed = switchover_target.GuestFailureOf(event.uuid); failed.ok() && failed->has_value()) {
+        Log("forgetting a guest failure", switchover_target.ForgetGuestFailure(event.uuid));
+      }
       return Log("domain stopped", controller.OnDomainStopped(event.uuid));
     case Kind::kUndefined: return Log("domain undefined", controller.OnDomainUndefined(event.uuid));
     case Kind::kStarted:
