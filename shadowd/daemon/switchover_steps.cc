@@ -289,4 +289,24 @@ StatusOr<switchover::VmLocation> LibvirtSwitchoverSteps::Locate(const Switchover
                             std::string(virt::DomainStateName(there)) + " there)");
 }
 
+StatusOr<std::optional<switchover::MigrationFigures>> LibvirtSwitchoverSteps::RecoverMigrationFigures(
+    const SwitchoverRecord& record, switchover::VmLocation location, Duration wait) {
+  std::optional<virt::MigrationStats> stats;
+  if (location == switchover::VmLocation::kMigratingFromHere) {
+    VS_ASSIGN_OR_RETURN(stats, local_.AwaitOutgoingMigration(record.vm_name(), wait));
+  } else if (location == switchover::VmLocation::kRunningOnTarget) {
+    VS_ASSIGN_OR_RETURN(virt::Hypervisor * target, TargetConn(record.target_host()));
+    VS_ASSIGN_OR_RETURN(stats, target->GetCompletedIncomingMigration(record.vm_name()));
+  }
+  if (!stats || !stats->downtime_ms) return std::optional<switchover::MigrationFigures>();
+  switchover::MigrationFigures figures;
+  figures.downtime_ms = *stats->downtime_ms;
+  figures.disk_bytes = stats->disk_bytes_processed.value_or(0);
+  figures.memory_bytes = stats->memory_bytes_processed.value_or(0);
+  // Whether libvirt accepted the switch is known only to the process that asked for it; pages requested
+  // by the target prove one (a switch that needed no page reads as none).
+  figures.postcopy_switched = stats->postcopy_page_requests.value_or(0) > 0;
+  return std::optional<switchover::MigrationFigures>(figures);
+}
+
 }  // namespace vs::daemon

@@ -22,6 +22,9 @@
 //              replication record is forgotten and the controller ends the VM's record (`on_switched`).
 //   RollBack   the tops are committed back into the images here (the VM keeps running on them), the
 //              target's tops are deleted, rounds resume.
+//   RecoverMigrationFigures (after a restart mid-migration) the job-completed event of the migration still
+//              running here, awaited; or, once the VM runs on the target, the target's completed-job
+//              statistics of the incoming migration (libvirt 9.0 keeps them only for a precopy completion).
 //
 // Ownership: borrows everything. Thread-safety: one switchover at a time (the coordinator's thread; a
 // warm-up's thread runs its own VM's steps, and the per-VM maps are only touched for that VM).
@@ -96,6 +99,8 @@ class LibvirtSwitchoverSteps final : public switchover::SwitchoverSteps {
   Status Complete(const switchover::SwitchoverRecord& record) override;
   Status RollBack(const switchover::SwitchoverRecord& record) override;
   StatusOr<switchover::VmLocation> Locate(const switchover::SwitchoverRecord& record) override;
+  StatusOr<std::optional<switchover::MigrationFigures>> RecoverMigrationFigures(
+      const switchover::SwitchoverRecord& record, switchover::VmLocation location, Duration wait) override;
 
  private:
   StatusOr<virt::Hypervisor*> TargetConn(const std::string& host);
