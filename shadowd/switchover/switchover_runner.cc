@@ -187,8 +187,9 @@ bool SwitchoverRunner::RecoverFigures(SwitchoverRecord& record, VmLocation locat
   record.set_downtime_ms((*figures)->downtime_ms);
   record.set_postcopy_switched((*figures)->postcopy_switched);
   if (log_) {
-    log_("recovered the figures of the migration of " + record.vm_name() + " after a restart: downtime " +
-         std::to_string((*figures)->downtime_ms) + " ms");
+    log_("recovered the figures of the migration of " + record.vm_name() + " after a restart " +
+         (location == VmLocation::kRunningOnTarget ? "from the target's statistics" : "at the migration's end") +
+         ": downtime " + std::to_string((*figures)->downtime_ms) + " ms");
   }
   return true;
 }
