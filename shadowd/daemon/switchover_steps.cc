@@ -158,6 +158,16 @@ StatusOr<switchover::MigrationFigures> LibvirtSwitchoverSteps::Migrate(const Swi
   const HostConfig* target = config_.FindHost(record.target_host());
   if (target == nullptr) return NotFound("host " + record.target_host() + " is not in shadowd's configuration");
   ObserveGuestHere(record);  // the fallback had no Prepare
+  if (copy_storage_all) {
+    // The target's replicas must not carry bitmaps of the names the VM's bitmaps have, or its QEMU refuses
+    // the migration ("Bitmap with the same name ... already exists on destination").
+    v1::PrepareSwitchoverRequest request;
+    request.set_vm_uuid(record.vm_uuid());
+    *request.mutable_disks() = record.disks();
+    request.set_fallback(true);
+    VS_RETURN_IF_ERROR(peer_.PrepareSwitchover(record.target_host(), request)
+                           .Annotate("preparing " + record.target_host() + " for the fallback migration"));
+  }
   const Duration hold = std::chrono::milliseconds(record.precopy_planned_ms());
   const std::optional<WallTime> deadline =
       record.deadline_unix_ms() > 0 ? std::optional<WallTime>(FromUnixMillis(record.deadline_unix_ms())) : std::nullopt;

@@ -12,7 +12,8 @@
 //   Migrate    virDomainMigrateToURI3 --live --p2p --persistent --undefinesource --postcopy with
 //              --copy-storage-inc: only the tops' blocks cross with the memory; the postcopy switch comes
 //              after the planned precopy hold (record.precopy_planned_ms), or at once when the deadline
-//              draws near. The fallback uses --copy-storage-all onto the replica images instead. A warm-up
+//              draws near. The fallback uses --copy-storage-all onto the replica images instead, after the
+//              target removed virt-shadow's bitmaps from them (PrepareSwitchover with fallback). A warm-up
 //              (record.warm) runs capped at [switchover] warmup_bandwidth_mibs and switches only once the
 //              WarmUpGate releases the VM (or the deadline draws near).
 //   VerifyGuest the guest must show progress on the target (switchover/guest_check.h), judged against what
