@@ -158,6 +158,16 @@ StatusOr<switchover::MigrationFigures> LibvirtSwitchoverSteps::Migrate(const Swi
   const HostConfig* target = config_.FindHost(record.target_host());
   if (target == nullptr) return NotFound("host " + record.target_host() + " is not in shadowd's configuration");
   ObserveGuestHere(record);  // the fallback had no Prepare
+  if (copy_storage_all) {
+    // The target's replicas must not carry bitmaps of the names the VM's bitmaps have, or its QEMU refuses
+    // the migration ("Bitmap with the same name ... already exists on destination").
+    v1::PrepareSwitchoverRequest request;
+    request.set_vm_uuid(record.vm_uuid());
+    *request.mutable_disks() = record.disks();
+    request.set_fallback(true);
+    VS_RETURN_IF_ERROR(peer_.PrepareSwitchover(record.target_host(), request)
+                           .Annotate("preparing " + record.target_host() + " for the fallback migration"));
+  }
   const Duration hold = std::chrono::milliseconds(record.precopy_planned_ms());
   const std::optional<WallTime> deadline =
       record.deadline_unix_ms() > 0 ? std::optional<WallTime>(FromUnixMillis(record.deadline_unix_ms())) : std::nullopt;
@@ -287,6 +297,26 @@ StatusOr<switchover::VmLocation> LibvirtSwitchoverSteps::Locate(const Switchover
   }
   return FailedPrecondition(record.vm_name() + " runs neither here nor on " + record.target_host() + " (" +
                             std::string(virt::DomainStateName(there)) + " there)");
+}
+
+StatusOr<std::optional<switchover::MigrationFigures>> LibvirtSwitchoverSteps::RecoverMigrationFigures(
+    const SwitchoverRecord& record, switchover::VmLocation location, Duration wait) {
+  std::optional<virt::MigrationStats> stats;
+  if (location == switchover::VmLocation::kMigratingFromHere) {
+    VS_ASSIGN_OR_RETURN(stats, local_.AwaitOutgoingMigration(record.vm_name(), wait));
+  } else if (location == switchover::VmLocation::kRunningOnTarget) {
+    VS_ASSIGN_OR_RETURN(virt::Hypervisor * target, TargetConn(record.target_host()));
+    VS_ASSIGN_OR_RETURN(stats, target->GetCompletedIncomingMigration(record.vm_name()));
+  }
+  if (!stats || !stats->downtime_ms) return std::optional<switchover::MigrationFigures>();
+  switchover::MigrationFigures figures;
+  figures.downtime_ms = *stats->downtime_ms;
+  figures.disk_bytes = stats->disk_bytes_processed.value_or(0);
+  figures.memory_bytes = stats->memory_bytes_processed.value_or(0);
+  // Whether libvirt accepted the switch is known only to the process that asked for it; pages requested
+  // by the target prove one (a switch that needed no page reads as none).
+  figures.postcopy_switched = stats->postcopy_page_requests.value_or(0) > 0;
+  return std::optional<switchover::MigrationFigures>(figures);
 }
 
 }  // namespace vs::daemon

@@ -12,7 +12,8 @@
 //   Migrate    virDomainMigrateToURI3 --live --p2p --persistent --undefinesource --postcopy with
 //              --copy-storage-inc: only the tops' blocks cross with the memory; the postcopy switch comes
 //              after the planned precopy hold (record.precopy_planned_ms), or at once when the deadline
-//              draws near. The fallback uses --copy-storage-all onto the replica images instead. A warm-up
+//              draws near. The fallback uses --copy-storage-all onto the replica images instead, after the
+//              target removed virt-shadow's bitmaps from them (PrepareSwitchover with fallback). A warm-up
 //              (record.warm) runs capped at [switchover] warmup_bandwidth_mibs and switches only once the
 //              WarmUpGate releases the VM (or the deadline draws near).
 //   VerifyGuest the guest must show progress on the target (switchover/guest_check.h), judged against what
@@ -22,6 +23,9 @@
 //              replication record is forgotten and the controller ends the VM's record (`on_switched`).
 //   RollBack   the tops are committed back into the images here (the VM keeps running on them), the
 //              target's tops are deleted, rounds resume.
+//   RecoverMigrationFigures (after a restart mid-migration) the job-completed event of the migration still
+//              running here, awaited; or, once the VM runs on the target, the target's completed-job
+//              statistics of the incoming migration (libvirt 9.0 keeps them only for a precopy completion).
 //
 // Ownership: borrows everything. Thread-safety: one switchover at a time (the coordinator's thread; a
 // warm-up's thread runs its own VM's steps, and the per-VM maps are only touched for that VM).
@@ -96,6 +100,8 @@ class LibvirtSwitchoverSteps final : public switchover::SwitchoverSteps {
   Status Complete(const switchover::SwitchoverRecord& record) override;
   Status RollBack(const switchover::SwitchoverRecord& record) override;
   StatusOr<switchover::VmLocation> Locate(const switchover::SwitchoverRecord& record) override;
+  StatusOr<std::optional<switchover::MigrationFigures>> RecoverMigrationFigures(
+      const switchover::SwitchoverRecord& record, switchover::VmLocation location, Duration wait) override;
 
  private:
   StatusOr<virt::Hypervisor*> TargetConn(const std::string& host);

@@ -112,6 +112,7 @@ StatusOr<v1::CheckSwitchoverReply> SwitchoverTarget::Check(const v1::CheckSwitch
 }
 
 Status SwitchoverTarget::Prepare(const v1::PrepareSwitchoverRequest& request) {
+  if (request.fallback()) return PrepareFallback(request);
   VS_RETURN_IF_ERROR(CheckTops(request.disks()));
   VS_RETURN_IF_ERROR(CheckShadowOwnsReplicas(local_, this_host_, request.vm_uuid(), BasePaths(request.disks())));
   for (const auto& disk : request.disks()) {
@@ -121,6 +122,41 @@ Status SwitchoverTarget::Prepare(const v1::PrepareSwitchoverRequest& request) {
     VS_RETURN_IF_ERROR(DeleteUnlessUsed(disk.top_path()));  // a stale top of an earlier attempt
     VS_RETURN_IF_ERROR(qemu_img_.CreateOverlay(disk.top_path(), disk.base_path(), disk.format())
                            .Annotate("creating the switchover top on " + this_host_));
+  }
+  return Status::Ok();
+}
+
+Status SwitchoverTarget::PrepareFallback(const v1::PrepareSwitchoverRequest& request) {
+  v1::GetReplicaRequest get;
+  get.set_vm_uuid(request.vm_uuid());
+  VS_ASSIGN_OR_RETURN(auto replica, keeper_.GetReplica(get));
+  if (!replica.known()) {
+    return FailedPrecondition("no replica of VM " + request.vm_uuid() + " is kept on " + this_host_ +
+                              ": nothing to migrate onto");
+  }
+  for (const auto& disk : request.disks()) {
+    const auto& kept = replica.record().disks();
+    const bool ours = std::any_of(kept.begin(), kept.end(), [&](const v1::ReplicaDisk& replica_disk) {
+      return replica_disk.replica_path() == disk.base_path();
+    });
+    if (!ours) {
+      return FailedPrecondition(disk.base_path() + " on " + this_host_ + " is not a replica of VM " +
+                                request.vm_uuid() + "; not touching it");
+    }
+    if (disk.format() != "qcow2") continue;  // only qcow2 keeps bitmaps
+    VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsingPath(local_, disk.base_path()));
+    if (user) {
+      return FailedPrecondition(disk.base_path() + " on " + this_host_ + " is in use by domain " + *user +
+                                "; the fallback migration cannot write onto it");
+    }
+    VS_ASSIGN_OR_RETURN(nbd::ImageFacts facts, qemu_img_.Info(disk.base_path()));
+    for (const std::string& bitmap : facts.bitmaps) {
+      if (!bitmap.starts_with(replication::kCheckpointPrefix)) continue;  // not virt-shadow's
+      VS_RETURN_IF_ERROR(qemu_img_.RemoveBitmap(disk.base_path(), bitmap)
+                             .Annotate("preparing " + this_host_ + " for the fallback migration"));
+      log_("removed bitmap " + bitmap + " from the replica " + disk.base_path() +
+           " before the fallback migration (the migrated VM brings its own)");
+    }
   }
   return Status::Ok();
 }

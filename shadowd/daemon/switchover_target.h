@@ -17,9 +17,15 @@
 //             hop; a bitmap that cannot be removed is logged and does not fail the completion.
 //             With guest_failed set (the guest showed no progress here after the move) nothing is
 //             changed: the VM is remembered as failed after switchover (GuestFailureOf).
+//             With fallback set (the health check failed; a plain --copy-storage-all migration onto the
+//             replicas comes next) no top is made: virt-shadow's bitmaps are removed from the VM's replica
+//             images instead. The migration brings the VM's bitmaps along, and the destination QEMU refuses the
+//             whole migration when the image already has a bitmap of the same name (seen in the lab: a replica
+//             that had been the VM's image here before kept the checkpoint bitmaps of that time).
 //   Abort     deletes the tops no domain uses.
 // Only paths of this VM's shadow domain are touched (CheckShadowOwnsReplicas), so a peer cannot make this
-// host create or delete other files.
+// host create or delete other files; the fallback, whose shadow may be gone (often why the check failed),
+// touches only the replica images this host keeps for the VM (its ReplicaRecord) that no domain uses.
 //
 // Ownership: borrows everything. Thread-safety: calls may come concurrently from gRPC threads; libvirt
 // and the store are thread-safe, and calls for one VM come from its primary one at a time. Failure
@@ -66,6 +72,7 @@ class SwitchoverTarget {
 
  private:
   void DiscardForeignBitmaps(const virtshadow::v1::CompleteSwitchoverRequest& request);
+  Status PrepareFallback(const virtshadow::v1::PrepareSwitchoverRequest& request);
   // Deletes `path` unless a domain's disk chain here contains it.
   Status DeleteUnlessUsed(const std::string& path);
 

@@ -110,6 +110,15 @@ Status QemuImg::Commit(const std::string& overlay_path) const {
   return Run({"commit", "-q", "-d", "-f", "qcow2", overlay_path});
 }
 
+Status QemuImg::RemoveBitmap(const std::string& path, const std::string& name) const {
+  VS_RETURN_IF_ERROR(CheckImagePath(path, "image"));
+  if (name.empty() || name.front() == '-') {
+    return InvalidArgument("bitmap name '" + name + "' of " + path + ": empty or starting with '-'");
+  }
+  VS_RETURN_IF_ERROR(CheckExists(path, "image"));
+  return Run({"bitmap", "--remove", "-f", "qcow2", path, name});
+}
+
 Status QemuImg::Resize(const std::string& path, std::string_view format, uint64_t new_size) const {
   VS_RETURN_IF_ERROR(CheckImageFormat(format));
   VS_RETURN_IF_ERROR(CheckSize(new_size, path));

@@ -54,6 +54,9 @@ class QemuImg {
   Status Resize(const std::string& path, std::string_view format, uint64_t new_size) const;
   // A new, empty image of `size` bytes (qemu rounds up to a multiple of 512).
   Status Create(const std::string& path, std::string_view format, uint64_t size) const;
+  // Removes the persistent dirty bitmap `name` from the qcow2 image at `path`, which no QEMU may have open
+  // (qemu-img's image lock refuses then). InvalidArgument for an empty name or one that starts with '-'.
+  Status RemoveBitmap(const std::string& path, const std::string& name) const;
 
  private:
   // Runs qemu-img with `args`.

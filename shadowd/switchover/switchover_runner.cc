@@ -170,6 +170,30 @@ StatusOr<std::vector<SwitchoverRecord>> SwitchoverRunner::RetryCompletions(const
   return driven;
 }
 
+bool SwitchoverRunner::RecoverFigures(SwitchoverRecord& record, VmLocation location, Duration wait) {
+  StatusOr<std::optional<MigrationFigures>> figures =
+      steps_.RecoverMigrationFigures(record, location, std::max(wait, Duration::zero()));
+  if (!figures.ok() || !*figures) {
+    if (log_) {
+      log_("the figures of the migration of " + record.vm_name() + " to " + record.target_host() +
+           (figures.ok() ? " are not to be had " + std::string(location == VmLocation::kRunningOnTarget
+                                                                   ? "on the target" : "from its end")
+                         : " could not be looked for: " + figures.status().ToString()));
+    }
+    return false;
+  }
+  record.set_migrated_disk_bytes((*figures)->disk_bytes);
+  record.set_migrated_memory_bytes((*figures)->memory_bytes);
+  record.set_downtime_ms((*figures)->downtime_ms);
+  record.set_postcopy_switched((*figures)->postcopy_switched);
+  if (log_) {
+    log_("recovered the figures of the migration of " + record.vm_name() + " after a restart " +
+         (location == VmLocation::kRunningOnTarget ? "from the target's statistics" : "at the migration's end") +
+         ": downtime " + std::to_string((*figures)->downtime_ms) + " ms");
+  }
+  return true;
+}
+
 StatusOr<std::vector<SwitchoverRecord>> SwitchoverRunner::ResumeAll(Duration migration_wait) {
   VS_ASSIGN_OR_RETURN(std::vector<SwitchoverRecord> records, List());
   std::vector<SwitchoverRecord> finished;
@@ -181,6 +205,7 @@ StatusOr<std::vector<SwitchoverRecord>> SwitchoverRunner::ResumeAll(Duration mig
                            record.phase() == v1::SWITCHOVER_PHASE_FALLBACK_MIGRATING;
     const MonoTime give_up = clock_.Now() + migration_wait;
     StatusOr<Phase> resumed = record.phase();
+    bool figures_recovered = false;
     while (true) {
       StatusOr<VmLocation> location = steps_.Locate(record);
       if (!location.ok()) {
@@ -190,8 +215,14 @@ StatusOr<std::vector<SwitchoverRecord>> SwitchoverRunner::ResumeAll(Duration mig
         break;
       }
       resumed = ResumePhase(record.phase(), *location);
-      // The migration's own figures died with the process that ran it; when the VM runs there is at least
-      // known by now (an upper bound, so that the record keeps saying when the VM moved).
+      // The migration's figures went with the process that ran it: while libvirt still migrates they come
+      // with the migration's end (this waits for it), afterwards only from what the target kept.
+      if (migrating && !figures_recovered &&
+          (*location == VmLocation::kMigratingFromHere || *location == VmLocation::kRunningOnTarget)) {
+        figures_recovered = RecoverFigures(record, *location, give_up - clock_.Now());
+      }
+      // When the VM runs there is at least known by now (an upper bound, so that the record keeps saying
+      // when the VM moved).
       if (*location == VmLocation::kRunningOnTarget && migrating && record.running_on_target_unix_ms() == 0) {
         record.set_running_on_target_unix_ms(ToUnixMillis(clock_.WallNow()));
       }

@@ -69,6 +69,14 @@ class SwitchoverSteps {
   virtual Status Complete(const SwitchoverRecord& record) = 0;     // idempotent
   virtual Status RollBack(const SwitchoverRecord& record) = 0;     // idempotent
   virtual StatusOr<VmLocation> Locate(const SwitchoverRecord& record) = 0;
+  // After a restart in a migration phase: the figures of the migration the dead process started (they come
+  // from libvirt's job-completed event, which went to that process). `location` is where Locate just found
+  // the VM: kMigratingFromHere waits up to `wait` for the migration to end and takes its event;
+  // kRunningOnTarget asks the target what libvirt kept of the incoming migration. running_on_target is
+  // never known then (left empty). nullopt: the figures are lost (libvirt keeps none on the target after a
+  // postcopy switch). An error: they could not be looked for. Either way the switchover goes on without them.
+  virtual StatusOr<std::optional<MigrationFigures>> RecoverMigrationFigures(const SwitchoverRecord& record,
+                                                                            VmLocation location, Duration wait) = 0;
 };
 
 class SwitchoverRunner {
@@ -80,7 +88,8 @@ class SwitchoverRunner {
   // target hosts, the reason and the deadline; its phase and results are set here.
   StatusOr<SwitchoverRecord> Run(SwitchoverRecord request);
   // Drives every unfinished record to its end (start-up). A migration libvirt still runs is waited
-  // for (up to `migration_wait`). Returns the records it finished; a store error; or, after all others
+  // for (up to `migration_wait`); the figures of a migration the dead process ran are recovered where
+  // libvirt still has them (SwitchoverSteps::RecoverMigrationFigures), else left 0. Returns the records it finished; a store error; or, after all others
   // were resumed, the first record that cannot be resumed (unknown phase).
   StatusOr<std::vector<SwitchoverRecord>> ResumeAll(Duration migration_wait = std::chrono::minutes(10));
 
@@ -96,6 +105,8 @@ class SwitchoverRunner {
   // for up to `retry_window` (zero: once), after which the record is returned where it is.
   StatusOr<SwitchoverRecord> Drive(SwitchoverRecord record, Duration retry_window);
   StepOutcome Perform(SwitchoverRecord& record);
+  // RecoverMigrationFigures into `record`; true when they were found.
+  bool RecoverFigures(SwitchoverRecord& record, VmLocation location, Duration wait);
   Status Save(SwitchoverRecord& record);
 
   store::Store& store_;

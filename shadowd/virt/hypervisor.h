@@ -65,6 +65,15 @@ struct MigrationResult {
   std::optional<uint64_t> postcopy_page_requests;
 };
 
+// What libvirt reports about a migration once it has ended: its job-completed event on the source, or the
+// completed-job statistics it keeps on a host. A field libvirt left out is empty.
+struct MigrationStats {
+  std::optional<uint64_t> downtime_ms;
+  std::optional<uint64_t> memory_bytes_processed;
+  std::optional<uint64_t> disk_bytes_processed;
+  std::optional<uint64_t> postcopy_page_requests;
+};
+
 // A snapshot of the outgoing migration job of a domain (libvirt's job stats on the source). Fields libvirt
 // does not report (yet) are 0.
 struct MigrationProgress {
@@ -221,6 +230,20 @@ class Hypervisor {
   // The outgoing migration job of `domain`, meant to be polled from another thread while MigrateLive runs.
   // active=false when no migration runs. kNotFound once a migration that moved the definition finished.
   virtual StatusOr<MigrationProgress> GetMigrationProgress(const std::string& domain) = 0;
+  // For a process that did not start the outgoing migration of `domain` (a restarted shadowd): waits up to
+  // `timeout` for it to end and returns the figures of libvirt's job-completed event. libvirt sends that event
+  // to the clients connected when the job ends and keeps nothing of it on the source once the domain has left
+  // with its definition, so this is the only way to the figures of a migration another process started.
+  // nullopt when no outgoing migration of `domain` runs (also when the domain is not here), when the job ends
+  // without the event (failed or aborted: libvirt sends it only for a completed job) or at the timeout.
+  // Failure modes: libvirt's error for the lookup or the event registration.
+  virtual StatusOr<std::optional<MigrationStats>> AwaitOutgoingMigration(const std::string& domain,
+                                                                         Duration timeout) = 0;
+  // The statistics libvirt keeps of `domain`'s last completed incoming migration on this host (completed-job
+  // statistics, read without discarding them). Measured on libvirt 9.0: the destination keeps them (downtime
+  // included) when the migration completed in precopy, and keeps none after a postcopy switch. nullopt when
+  // there are none or the last completed job was not an incoming migration; kNotFound for an unknown domain.
+  virtual StatusOr<std::optional<MigrationStats>> GetCompletedIncomingMigration(const std::string& domain) = 0;
 
   // One sample of what the host sees of `domain`'s guest doing work: its state, its block and interface
   // counters (virDomainListGetStats) and, only while it runs, one guest-ping to its QEMU guest agent that waits

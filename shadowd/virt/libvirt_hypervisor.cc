@@ -54,7 +54,7 @@ struct JobCompletion {
   std::mutex mu;
   std::condition_variable cv;
   bool arrived = false;
-  MigrationResult stats;
+  MigrationStats stats;
 };
 
 std::optional<uint64_t> TypedULLong(virTypedParameterPtr params, int nparams, const char* field) {
@@ -63,14 +63,19 @@ std::optional<uint64_t> TypedULLong(virTypedParameterPtr params, int nparams, co
   return std::nullopt;
 }
 
+// The same fields in the job-completed event and in virDomainGetJobStats.
+MigrationStats StatsFromParams(virTypedParameterPtr params, int nparams) {
+  auto get = [&](const char* field) { return TypedULLong(params, nparams, field); };
+  return {.downtime_ms = get(VIR_DOMAIN_JOB_DOWNTIME),
+          .memory_bytes_processed = get(VIR_DOMAIN_JOB_MEMORY_PROCESSED),
+          .disk_bytes_processed = get(VIR_DOMAIN_JOB_DISK_PROCESSED),
+          .postcopy_page_requests = get(VIR_DOMAIN_JOB_MEMORY_POSTCOPY_REQS)};
+}
+
 void OnJobCompleted(virConnectPtr, virDomainPtr, virTypedParameterPtr params, int nparams, void* opaque) {
   auto* completion = static_cast<JobCompletion*>(opaque);
-  auto get = [&](const char* field) { return TypedULLong(params, nparams, field); };
   std::lock_guard lock(completion->mu);
-  completion->stats.downtime_ms = get(VIR_DOMAIN_JOB_DOWNTIME);
-  completion->stats.memory_bytes_processed = get(VIR_DOMAIN_JOB_MEMORY_PROCESSED);
-  completion->stats.disk_bytes_processed = get(VIR_DOMAIN_JOB_DISK_PROCESSED);
-  completion->stats.postcopy_page_requests = get(VIR_DOMAIN_JOB_MEMORY_POSTCOPY_REQS);
+  completion->stats = StatsFromParams(params, nparams);
   completion->arrived = true;
   completion->cv.notify_all();
 }
@@ -588,6 +593,75 @@ class LibvirtHypervisor final : public Hypervisor {
     }
     virTypedParamsFree(params, nparams);
     return progress;
+  }
+
+  // Registered for the event before the job is looked at, so that a job ending in between still delivers its
+  // figures. A job seen running and then gone is given a moment for its event, which trails the job's end.
+  StatusOr<std::optional<MigrationStats>> AwaitOutgoingMigration(const std::string& domain,
+                                                                 Duration timeout) override {
+    StatusOr<DomainHandle> dom = Lookup(domain);
+    if (!dom.ok()) {
+      if (dom.status().code() == Code::kNotFound) return std::optional<MigrationStats>();
+      return dom.status();
+    }
+    JobCompletion completion;
+    const int callback_id = virConnectDomainEventRegisterAny(
+        conn_, dom->get(), VIR_DOMAIN_EVENT_ID_JOB_COMPLETED, VIR_DOMAIN_EVENT_CALLBACK(OnJobCompleted),
+        &completion, nullptr);
+    if (callback_id < 0) return LastLibvirtError("watching the migration job of " + domain + " on " + uri_);
+    constexpr Duration kEventGrace = std::chrono::seconds(3);
+    const MonoTime give_up = clock_.Now() + timeout;
+    bool seen_running = false;
+    std::optional<MonoTime> gone_since;
+    std::optional<MigrationStats> stats;
+    while (true) {
+      {
+        std::unique_lock lock(completion.mu);
+        if (completion.cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return completion.arrived; })) {
+          stats = completion.stats;
+          break;
+        }
+      }
+      StatusOr<MigrationProgress> progress = GetMigrationProgress(domain);
+      if (progress.ok() && progress->active) {
+        seen_running = true;
+        gone_since.reset();
+      } else if (!seen_running) {
+        break;  // no migration to wait for
+      } else if (!gone_since) {
+        gone_since = clock_.Now();
+      } else if (clock_.Now() - *gone_since >= kEventGrace) {
+        break;  // ended without the event: it failed
+      }
+      if (clock_.Now() >= give_up) break;
+    }
+    {
+      // Deregister under the completion lock so a late callback cannot touch `completion` after return.
+      std::lock_guard lock(completion.mu);
+      if (virConnectDomainEventDeregisterAny(conn_, callback_id) < 0) virResetLastError();
+    }
+    return stats;
+  }
+
+  StatusOr<std::optional<MigrationStats>> GetCompletedIncomingMigration(const std::string& domain) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(domain));
+    int type = VIR_DOMAIN_JOB_NONE;
+    virTypedParameterPtr params = nullptr;
+    int nparams = 0;
+    // KEEP_COMPLETED: without it libvirt discards the statistics once read.
+    if (virDomainGetJobStats(dom.get(), &type, &params, &nparams,
+                             VIR_DOMAIN_JOB_STATS_COMPLETED | VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED) < 0) {
+      return LastLibvirtError("completed job of " + domain + " on " + uri_);
+    }
+    int operation = 0;
+    std::optional<MigrationStats> stats;
+    if (type == VIR_DOMAIN_JOB_COMPLETED &&
+        virTypedParamsGetInt(params, nparams, VIR_DOMAIN_JOB_OPERATION, &operation) == 1 &&
+        operation == VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN) {
+      stats = StatsFromParams(params, nparams);
+    }
+    virTypedParamsFree(params, nparams);
+    return stats;
   }
 
   // Three calls, not one: the state first (libvirt refuses agent commands unless the domain runs), the counters

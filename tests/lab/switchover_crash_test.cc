@@ -1,15 +1,26 @@
-// Lab test: shadowd killed with -9 in the middle of a live switchover and restarted (issue 10). The switchover
-// must still finish exactly once: the record ends Done, the guest runs only on the new host, on its image at
-// its usual path (no top left), keeps acknowledging records, and the oracle finds every acknowledged record.
+// Lab test: shadowd killed with -9 in the middle of a live switchover and restarted, and a switchover whose health
+// check fails (issue 10). Every switchover must still finish exactly once: the record ends Done (one record of it
+// on all hosts), with the migration's downtime recorded, the guest runs only on the new host, on its image at its
+// usual path (no top left), keeps acknowledging records, and the oracle finds every acknowledged record.
 //   1. The TARGET's shadowd killed 4 s into `virt-shadow drain` and restarted 2 s later: the reproduction of the
 //      acceptance run's loss (the record said Done and the VM stayed on its top).
 //   2. The SOURCE's shadowd killed while libvirt migrates and restarted: the restarted shadowd waits for the
-//      migration, checks the guest on the target and completes.
+//      migration, recovers its figures (they went with the killed process), checks the guest and completes.
 //   3. A busy disk at completion: a block job holds the guest's disk on the target when the completion comes;
-//      the flatten waits for it and the switchover is Done only once the guest runs on its image.
+//      the flatten waits for it and the switchover is Done only once the guest runs on its image. Meanwhile the
+//      SOURCE's shadowd is killed while its record is in COMPLETING (the busy disk makes that phase last) and
+//      restarted: it redoes the completion.
+//   4. The TARGET's shadowd killed while libvirt migrates (the incoming migration's hook finds it down) and
+//      restarted: the source completes once the target answers again.
+//   5. The SOURCE's shadowd killed as soon as its record is in VERIFYING or COMPLETING (whichever the poll sees
+//      first; the log says which phase it resumed) with no busy disk, and restarted.
+//   6. The health check fails for a reason a user can cause: the shadow domain was undefined on the target by
+//      hand. The switchover falls back to a plain --copy-storage-all migration onto the replica images there.
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "tests/lab/lab_env.h"
@@ -31,9 +42,53 @@ class SwitchoverCrashTest : public SwitchoverTest {
     EXPECT_TRUE(report->ok()) << oracle::FormatReportText(*report);
     EXPECT_EQ(report->boot_ids.size(), 1u);
   }
+
+  std::string ShadowdLogPath(size_t host) const { return LabDir() + "/" + hosts_[host].name + "/shadowd.log"; }
+  // Where the host's shadowd log ends now, and what it logged after that mark (it is appended across restarts).
+  uint64_t LogMark(size_t host) const {
+    std::error_code ignored;
+    const auto size = std::filesystem::file_size(ShadowdLogPath(host), ignored);
+    return ignored ? 0 : size;
+  }
+  std::string LogSince(size_t host, uint64_t mark) const {
+    std::ifstream in(ShadowdLogPath(host));
+    in.seekg(static_cast<std::streamoff>(mark));
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  // The phase the restarted shadowd on `host` resumed the VM's switchover in ("Migrating", "Completing", ...),
+  // from its log after `mark`; empty when it resumed none (the kill came before or after the switchover).
+  std::string ResumedPhase(size_t host, uint64_t mark, const std::string& vm) const {
+    const std::string log = LogSince(host, mark);
+    const std::string prefix = "resuming the switchover of " + vm + " in phase ";
+    const size_t at = log.find(prefix);
+    if (at == std::string::npos) return "";
+    const size_t from = at + prefix.size();
+    return log.substr(from, log.find(' ', from) - from);
+  }
+
+  // Exactly once: of every host's switchover records, one is of `vm` and was requested at `since_ms` or later.
+  void ExpectOneSwitchover(const std::string& vm, int64_t since_ms) {
+    int found = 0;
+    std::string seen;
+    for (size_t host = 0; host < hosts_.size(); ++host) {
+      auto list = CliJson(host, "switchovers");
+      ASSERT_TRUE(list.ok()) << list.status().ToString();
+      if (!(*list)["records"].is_array()) continue;
+      for (const json& record : (*list)["records"]) {
+        if (record["vm_name"] != vm || std::stoll(record["requested_unix_ms"].get<std::string>()) < since_ms) continue;
+        ++found;
+        seen += hosts_[host].name + ": " + record.dump() + "\n";
+      }
+    }
+    EXPECT_EQ(found, 1) << seen;
+  }
+
+  static int64_t DowntimeOf(const json& record) {
+    return record.contains("downtime_ms") ? std::stoll(record["downtime_ms"].get<std::string>()) : 0;
+  }
 };
 
-TEST_F(SwitchoverCrashTest, ShadowdKilledOnTheTargetOrTheSourceMidSwitchoverStillEndsFlattenedAndDoneOnce) {
+TEST_F(SwitchoverCrashTest, ShadowdKilledOnEitherSideOrAFailedHealthCheckStillEndsFlattenedAndDoneOnce) {
   ASSERT_GE(hosts_.size(), 3u);
   size_t shadow = 0;
   std::unique_ptr<TestGuest> started = StartProtectedGuest("sw-crash", &shadow);
@@ -54,8 +109,9 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnTheTargetOrTheSourceMidSwitchoverStil
     auto record = WaitSwitchoverDone(guest.name(), at, requested, 240s);
     ASSERT_TRUE(record.ok()) << record.status().ToString() << "\ndrain: " << drained.output;
     ASSERT_NO_FATAL_FAILURE(ExpectSwitchedOver(guest, *record, at, shadow));
-    EXPECT_GT(std::stoll((*record)["downtime_ms"].get<std::string>()), 0) << record->dump();
+    EXPECT_GT(DowntimeOf(*record), 0) << record->dump();
     ASSERT_NO_FATAL_FAILURE(ExpectNothingLost(guest, shadow));
+    ASSERT_NO_FATAL_FAILURE(ExpectOneSwitchover(guest.name(), requested));
     Undrain(at);
     at = shadow;
     auto next = WaitProtected(guest.name(), at);
@@ -71,6 +127,7 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnTheTargetOrTheSourceMidSwitchoverStil
     std::thread switchover(
         [&] { asked = Cli(at, "--timeout 300 switchover " + guest.name() + " --deadline 120 --precopy-hold 3"); });
     ASSERT_TRUE(WaitPhase(guest.name(), at, requested, {"SWITCHOVER_PHASE_MIGRATING"}, 60s)) << "never saw it migrating";
+    const uint64_t mark = LogMark(at);
     Shadowd(at, "kill");
     switchover.join();  // the CLI loses its shadowd: its answer does not matter
     std::this_thread::sleep_for(2s);
@@ -78,7 +135,13 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnTheTargetOrTheSourceMidSwitchoverStil
     auto record = WaitSwitchoverDone(guest.name(), at, requested, 240s);
     ASSERT_TRUE(record.ok()) << record.status().ToString();
     ASSERT_NO_FATAL_FAILURE(ExpectSwitchedOver(guest, *record, at, shadow, /*source_leaving=*/false));
+    EXPECT_EQ(ResumedPhase(at, mark, guest.name()), "Migrating") << LogSince(at, mark);
+    // The figures came from libvirt's job-completed event, which went to the killed process: the restarted one
+    // recovered them (the migration's end, awaited, or the target's completed-job statistics).
+    EXPECT_GT(DowntimeOf(*record), 0) << record->dump() << "\n" << LogSince(at, mark);
+    std::printf("source killed mid-migration: %s\n", LogSince(at, mark).c_str());
     ASSERT_NO_FATAL_FAILURE(ExpectNothingLost(guest, shadow));
+    ASSERT_NO_FATAL_FAILURE(ExpectOneSwitchover(guest.name(), requested));
     at = shadow;
     auto next = WaitProtected(guest.name(), at);
     ASSERT_TRUE(next.ok()) << next.status().ToString();
@@ -111,7 +174,16 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnTheTargetOrTheSourceMidSwitchoverStil
         30s);
     Shadowd(shadow, "start");
     ASSERT_TRUE(busy) << "could not start a block job on " << hosts_[shadow].name << ": " << job.output;
-    std::this_thread::sleep_for(8s);
+    const auto busy_since = std::chrono::steady_clock::now();
+    // The completion cannot succeed while the disk is busy: the source's record stays in COMPLETING, and the
+    // source's shadowd dies there.
+    ASSERT_TRUE(WaitPhase(guest.name(), at, requested, {"SWITCHOVER_PHASE_COMPLETING"}, 30s))
+        << "never saw it completing";
+    const uint64_t mark = LogMark(at);
+    Shadowd(at, "kill");
+    std::this_thread::sleep_for(2s);
+    Shadowd(at, "start");
+    std::this_thread::sleep_until(busy_since + 8s);
     const int64_t freed_at = NowMs();
     CommandResult aborted = Virsh(shadow, "blockjob " + guest.name() + " vda --abort");
     EXPECT_EQ(aborted.exit_code, 0) << aborted.output;
@@ -123,7 +195,86 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnTheTargetOrTheSourceMidSwitchoverStil
     // Done only after the disk was free: the flatten waited for the job instead of giving up into Done.
     EXPECT_GE(std::stoll((*record)["finished_unix_ms"].get<std::string>()), freed_at) << record->dump();
     ASSERT_NO_FATAL_FAILURE(ExpectSwitchedOver(guest, *record, at, shadow, /*source_leaving=*/false));
+    EXPECT_EQ(ResumedPhase(at, mark, guest.name()), "Completing") << LogSince(at, mark);
+    EXPECT_GT(DowntimeOf(*record), 0) << record->dump();
     ASSERT_NO_FATAL_FAILURE(ExpectNothingLost(guest, shadow));
+    ASSERT_NO_FATAL_FAILURE(ExpectOneSwitchover(guest.name(), requested));
+    at = shadow;
+    auto next = WaitProtected(guest.name(), at);
+    ASSERT_TRUE(next.ok()) << next.status().ToString();
+    shadow = *next;
+  }
+
+  // 4. The target's shadowd dies while libvirt migrates (the 3 s precopy hold again) and is back 2 s later: the
+  //    incoming migration's hook finds it down (the event is spooled), the source's completion waits for it.
+  {
+    const int64_t requested = NowMs();
+    CommandResult asked;
+    std::thread switchover(
+        [&] { asked = Cli(at, "--timeout 300 switchover " + guest.name() + " --deadline 120 --precopy-hold 3"); });
+    ASSERT_TRUE(WaitPhase(guest.name(), at, requested, {"SWITCHOVER_PHASE_MIGRATING"}, 60s)) << "never saw it migrating";
+    Shadowd(shadow, "kill");
+    std::this_thread::sleep_for(2s);
+    Shadowd(shadow, "start");
+    switchover.join();
+    auto record = WaitSwitchoverDone(guest.name(), at, requested, 240s);
+    ASSERT_TRUE(record.ok()) << record.status().ToString() << "\n" << asked.output;
+    ASSERT_NO_FATAL_FAILURE(ExpectSwitchedOver(guest, *record, at, shadow, /*source_leaving=*/false));
+    EXPECT_GT(DowntimeOf(*record), 0) << record->dump();
+    ASSERT_NO_FATAL_FAILURE(ExpectNothingLost(guest, shadow));
+    ASSERT_NO_FATAL_FAILURE(ExpectOneSwitchover(guest.name(), requested));
+    at = shadow;
+    auto next = WaitProtected(guest.name(), at);
+    ASSERT_TRUE(next.ok()) << next.status().ToString();
+    shadow = *next;
+  }
+
+  // 5. The source's shadowd dies once the guest runs on the target and is being checked or completed (no busy
+  //    disk: the phases are as short as they are) and is back 2 s later.
+  {
+    const int64_t requested = NowMs();
+    CommandResult asked;
+    std::thread switchover([&] { asked = Cli(at, "--timeout 300 switchover " + guest.name() + " --deadline 120"); });
+    std::optional<json> late = WaitPhase(guest.name(), at, requested,
+                                         {"SWITCHOVER_PHASE_VERIFYING", "SWITCHOVER_PHASE_COMPLETING"}, 90s);
+    ASSERT_TRUE(late) << "never saw it verifying or completing";
+    const uint64_t mark = LogMark(at);
+    Shadowd(at, "kill");
+    switchover.join();
+    std::this_thread::sleep_for(2s);
+    Shadowd(at, "start");
+    auto record = WaitSwitchoverDone(guest.name(), at, requested, 240s);
+    ASSERT_TRUE(record.ok()) << record.status().ToString();
+    const std::string resumed = ResumedPhase(at, mark, guest.name());
+    std::printf("source killed late: polled %s, resumed in %s\n", (*late)["phase"].get<std::string>().c_str(),
+                resumed.c_str());
+    EXPECT_TRUE(resumed == "Verifying" || resumed == "Completing") << resumed << "\n" << LogSince(at, mark);
+    ASSERT_NO_FATAL_FAILURE(ExpectSwitchedOver(guest, *record, at, shadow, /*source_leaving=*/false));
+    EXPECT_GT(DowntimeOf(*record), 0) << record->dump();
+    ASSERT_NO_FATAL_FAILURE(ExpectNothingLost(guest, shadow));
+    ASSERT_NO_FATAL_FAILURE(ExpectOneSwitchover(guest.name(), requested));
+    at = shadow;
+    auto next = WaitProtected(guest.name(), at);
+    ASSERT_TRUE(next.ok()) << next.status().ToString();
+    shadow = *next;
+  }
+
+  // 6. The health check fails: the shadow domain on the target was undefined by hand (its reservation is gone;
+  //    the replica images are still there). The switchover falls back to a plain --copy-storage-all migration
+  //    onto them, and still ends Done with the guest on its image at its usual path.
+  {
+    CommandResult undefined = Virsh(shadow, "undefine " + guest.name() + "-shadow");
+    ASSERT_EQ(undefined.exit_code, 0) << undefined.output;
+    const int64_t requested = NowMs();
+    CommandResult asked = Cli(at, "--timeout 300 switchover " + guest.name() + " --deadline 120");
+    auto record = WaitSwitchoverDone(guest.name(), at, requested, 240s);
+    ASSERT_TRUE(record.ok()) << record.status().ToString() << "\n" << asked.output;
+    ASSERT_NO_FATAL_FAILURE(
+        ExpectSwitchedOver(guest, *record, at, shadow, /*source_leaving=*/false, /*fallback=*/true));
+    EXPECT_NE(record->value("check_result", "").find("no shadow of VM"), std::string::npos) << record->dump();
+    EXPECT_GT(DowntimeOf(*record), 0) << record->dump();
+    ASSERT_NO_FATAL_FAILURE(ExpectNothingLost(guest, shadow));
+    ASSERT_NO_FATAL_FAILURE(ExpectOneSwitchover(guest.name(), requested));
     at = shadow;
   }
   ASSERT_TRUE(conns_[at]->DestroyDomain(guest.name()).ok());

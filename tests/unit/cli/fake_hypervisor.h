@@ -94,6 +94,12 @@ class FakeHypervisor final : public virt::Hypervisor {
   StatusOr<virt::MigrationProgress> GetMigrationProgress(const std::string&) override {
     return Unused("GetMigrationProgress");
   }
+  StatusOr<std::optional<virt::MigrationStats>> AwaitOutgoingMigration(const std::string&, Duration) override {
+    return Unused("AwaitOutgoingMigration");
+  }
+  StatusOr<std::optional<virt::MigrationStats>> GetCompletedIncomingMigration(const std::string&) override {
+    return Unused("GetCompletedIncomingMigration");
+  }
   StatusOr<virt::GuestActivity> GetGuestActivity(const std::string&, std::chrono::seconds) override {
     return Unused("GetGuestActivity");
   }

@@ -1,6 +1,7 @@
 // QemuImg against the real qemu-img, and ParseImageInfo against hostile `info` output.
 #include "shadowd/nbd/qemu_img.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -175,6 +176,29 @@ TEST_F(QemuImgTest, ResizeWithTheWrongFormatIsRefusedAndTouchesNothing) {
   EXPECT_THAT(resized.message(), HasSubstr("is qcow2, not raw"));
   EXPECT_EQ(std::filesystem::file_size(qcow2), bytes_before);
   EXPECT_EQ(InfoOf(qcow2).virtual_size, 4 * kMiB);
+}
+
+TEST_F(QemuImgTest, RemoveBitmapRemovesOnlyThatBitmap) {
+  const std::string path = dir_.Sub("replica.qcow2");
+  ASSERT_TRUE(qemu_img_.Create(path, "qcow2", 4 * kMiB).ok());
+  for (const char* name : {"vs-1", "vs-2"}) {
+    ASSERT_EQ(std::system(("qemu-img bitmap --add -f qcow2 " + path + " " + name).c_str()), 0);
+  }
+  ASSERT_THAT(InfoOf(path).bitmaps, ::testing::UnorderedElementsAre("vs-1", "vs-2"));
+  ASSERT_TRUE(qemu_img_.RemoveBitmap(path, "vs-1").ok());
+  EXPECT_THAT(InfoOf(path).bitmaps, ::testing::ElementsAre("vs-2"));
+  // A bitmap the image does not have is qemu-img's error, naming the image.
+  Status missing = qemu_img_.RemoveBitmap(path, "vs-1");
+  EXPECT_FALSE(missing.ok());
+  EXPECT_THAT(missing.message(), HasSubstr(path));
+}
+
+TEST_F(QemuImgTest, RemoveBitmapRefusesNamesThatCouldBeOptions) {
+  const std::string path = dir_.Sub("replica.qcow2");
+  ASSERT_TRUE(qemu_img_.Create(path, "qcow2", 1 * kMiB).ok());
+  EXPECT_EQ(qemu_img_.RemoveBitmap(path, "").code(), Code::kInvalidArgument);
+  EXPECT_EQ(qemu_img_.RemoveBitmap(path, "--help").code(), Code::kInvalidArgument);
+  EXPECT_EQ(qemu_img_.RemoveBitmap(dir_.Sub("none.qcow2"), "vs-1").code(), Code::kNotFound);
 }
 
 TEST(ParseImageInfo, ReadsTheFieldsAndPrefersTheResolvedBackingName) {

@@ -58,6 +58,8 @@ const std::string kVerify = "VerifyGuest";
 const std::string kComplete = "Complete";
 const std::string kRollBack = "RollBack";
 const std::string kLocate = "Locate";
+const std::string kRecoverHere = "RecoverMigrationFigures(migrating here)";
+const std::string kRecoverTarget = "RecoverMigrationFigures(on the target)";
 
 std::string RecordKey(const std::string& uuid) { return store::Key(store::Table::kSwitchover, uuid); }
 
@@ -87,6 +89,9 @@ class ScriptedSteps final : public SwitchoverSteps {
                            .running_on_target = std::nullopt};
   // Locate's answers in order; the last one repeats.
   std::deque<VmLocation> locations = {VmLocation::kRunningHere};
+  // RecoverMigrationFigures' answer by location (absent: the figures are lost), and the waits it was given.
+  std::map<VmLocation, StatusOr<std::optional<MigrationFigures>>> recovered;
+  std::vector<Duration> recover_waits;
 
   StatusOr<CheckFindings> Check(SwitchoverRecord& record) override {
     VS_RETURN_IF_ERROR(Enter(kCheck, "Check", record));
@@ -123,6 +128,16 @@ class ScriptedSteps final : public SwitchoverSteps {
     const VmLocation location = locations.front();
     if (locations.size() > 1) locations.pop_front();
     return location;
+  }
+  StatusOr<std::optional<MigrationFigures>> RecoverMigrationFigures(const SwitchoverRecord& record,
+                                                                    VmLocation location, Duration wait) override {
+    calls.push_back(location == VmLocation::kRunningOnTarget ? kRecoverTarget : kRecoverHere);
+    EXPECT_NE(location, VmLocation::kRunningHere) << "nothing to recover while the VM runs here";
+    EXPECT_FALSE(record.vm_uuid().empty());
+    recover_waits.push_back(wait);
+    auto it = recovered.find(location);
+    if (it == recovered.end()) return std::optional<MigrationFigures>();
+    return it->second;
   }
 
  private:
@@ -552,9 +567,9 @@ TEST_F(SwitchoverRunnerTest, ResumeAllContinuesFromEveryPhaseAndLocation) {
       {kFinalRound, L::kMigratingFromHere, {kRollBack}, kFailed},
       {kFinalRound, L::kRunningOnTarget, {kComplete}, kDone},
       {kMigrating, L::kRunningHere, {kRollBack}, kFailed},
-      {kMigrating, L::kRunningOnTarget, {kVerify, kComplete}, kDone},
+      {kMigrating, L::kRunningOnTarget, {kRecoverTarget, kVerify, kComplete}, kDone},
       {kFallbackMigrating, L::kRunningHere, {}, kFailed},  // nothing to roll back on the fallback path
-      {kFallbackMigrating, L::kRunningOnTarget, {kVerify, kComplete}, kDone},
+      {kFallbackMigrating, L::kRunningOnTarget, {kRecoverTarget, kVerify, kComplete}, kDone},
       {kCompleting, L::kRunningHere, {kComplete}, kDone},
       {kCompleting, L::kRunningOnTarget, {kComplete}, kDone},
       {kRollingBack, L::kRunningHere, {kRollBack}, kFailed},
@@ -597,7 +612,9 @@ TEST_F(SwitchoverRunnerTest, ResumeAllWaitsWhileLibvirtStillMigratesThenComplete
                         VmLocation::kRunningOnTarget};
     const MonoTime before = clock_.Now();
     const std::vector<SwitchoverRecord> resumed = MustResume(10min);
-    EXPECT_THAT(steps_.calls, ElementsAre(kLocate, kLocate, kLocate, kVerify, kComplete));
+    // The figures are looked for at every look (the fake has none): at the migration's end, then on the target.
+    EXPECT_THAT(steps_.calls, ElementsAre(kLocate, kRecoverHere, kLocate, kRecoverHere, kLocate, kRecoverTarget,
+                                          kVerify, kComplete));
     EXPECT_GT(clock_.Now(), before) << "it waited (on the clock) between the looks";
     ASSERT_EQ(resumed.size(), 1u);
     EXPECT_EQ(resumed[0].phase(), kDone);
@@ -616,7 +633,10 @@ TEST_F(SwitchoverRunnerTest, ResumeAllGivesUpWaitingForAMigrationAfterTheWait) {
   EXPECT_GE(clock_.Now() - before, 30s);
   EXPECT_LT(clock_.Now() - before, 32s) << "it gives up soon after the wait";
   EXPECT_GT(steps_.calls.size(), 2u);
-  for (const std::string& call : steps_.calls) EXPECT_EQ(call, kLocate);
+  for (const std::string& call : steps_.calls) EXPECT_TRUE(call == kLocate || call == kRecoverHere) << call;
+  ASSERT_FALSE(steps_.recover_waits.empty());
+  EXPECT_EQ(steps_.recover_waits.front(), 30s) << "the migration's end is awaited for the rest of the wait";
+  EXPECT_EQ(steps_.recover_waits.back(), 0s) << "never a negative wait";
   EXPECT_EQ(Stored(memory_)->phase(), kFailed);
 }
 
@@ -691,6 +711,88 @@ TEST_F(SwitchoverRunnerTest, AFallbackMigrationInterruptedByARestartIsStillRepor
   ASSERT_EQ(resumed->size(), 1u);
   EXPECT_EQ((*resumed)[0].phase(), kDone);
   EXPECT_TRUE((*resumed)[0].fallback());
+}
+
+// ---- ResumeAll: the figures of a migration the dead process ran
+
+TEST_F(SwitchoverRunnerTest, AMigrationStillRunningAfterARestartHasItsFiguresTakenFromItsEnd) {
+  // The source's shadowd died mid-migration and came back while libvirt still migrated: the figures come
+  // with the migration's end (libvirt's job-completed event); the target is not asked.
+  Leave(kMigrating);
+  steps_.locations = {VmLocation::kMigratingFromHere, VmLocation::kRunningOnTarget};
+  steps_.recovered.insert_or_assign(
+      VmLocation::kMigratingFromHere,
+      std::optional<MigrationFigures>(MigrationFigures{
+          .disk_bytes = 3 * kMiB, .memory_bytes = 210 * kMiB, .downtime_ms = 41, .postcopy_switched = true}));
+  const std::vector<SwitchoverRecord> resumed = MustResume(10min);
+  EXPECT_THAT(steps_.calls, ElementsAre(kLocate, kRecoverHere, kLocate, kVerify, kComplete));
+  EXPECT_THAT(steps_.recover_waits, ElementsAre(10min));
+  ASSERT_EQ(resumed.size(), 1u);
+  EXPECT_EQ(resumed[0].phase(), kDone);
+  EXPECT_EQ(resumed[0].downtime_ms(), 41u);
+  EXPECT_EQ(resumed[0].migrated_disk_bytes(), 3 * kMiB);
+  EXPECT_EQ(resumed[0].migrated_memory_bytes(), 210 * kMiB);
+  EXPECT_TRUE(resumed[0].postcopy_switched());
+  EXPECT_GT(resumed[0].running_on_target_unix_ms(), 0);
+  EXPECT_EQ(resumed[0].error(), "");
+  // Persisted before the next step ran, so that a second restart keeps them.
+  ASSERT_EQ(steps_.persisted_at.count("VerifyGuest"), 1u);
+  EXPECT_EQ(steps_.persisted_at["VerifyGuest"].downtime_ms(), 41u);
+}
+
+TEST_F(SwitchoverRunnerTest, AMigrationThatEndedBeforeTheRestartHasItsFiguresTakenFromTheTarget) {
+  for (Phase phase : {kMigrating, kFallbackMigrating}) {
+    SCOPED_TRACE(PhaseName(phase));
+    Leave(phase);
+    steps_.calls.clear();
+    steps_.locations = {VmLocation::kRunningOnTarget};
+    steps_.recovered.insert_or_assign(
+        VmLocation::kRunningOnTarget,
+        std::optional<MigrationFigures>(MigrationFigures{.memory_bytes = 108 * kMiB, .downtime_ms = 688}));
+    const std::vector<SwitchoverRecord> resumed = MustResume();
+    EXPECT_THAT(steps_.calls, ElementsAre(kLocate, kRecoverTarget, kVerify, kComplete));
+    ASSERT_EQ(resumed.size(), 1u);
+    EXPECT_EQ(resumed[0].phase(), kDone);
+    EXPECT_EQ(resumed[0].downtime_ms(), 688u);
+    EXPECT_EQ(resumed[0].migrated_memory_bytes(), 108 * kMiB);
+    EXPECT_FALSE(resumed[0].postcopy_switched());
+  }
+}
+
+TEST_F(SwitchoverRunnerTest, LostOrUnreachableFiguresDoNotStopTheSwitchoverAndAreLogged) {
+  for (const bool unreachable : {false, true}) {
+    SCOPED_TRACE(unreachable ? "the target could not be asked" : "libvirt kept nothing");
+    Leave(kMigrating);
+    steps_.calls.clear();
+    log_.clear();
+    steps_.locations = {VmLocation::kRunningOnTarget};
+    steps_.recovered.clear();
+    if (unreachable) {
+      steps_.recovered.insert_or_assign(VmLocation::kRunningOnTarget, Unavailable("h4's libvirtd is down"));
+    }
+    const std::vector<SwitchoverRecord> resumed = MustResume();
+    ASSERT_EQ(resumed.size(), 1u);
+    EXPECT_EQ(resumed[0].phase(), kDone);
+    EXPECT_EQ(resumed[0].downtime_ms(), 0u);
+    EXPECT_EQ(resumed[0].error(), "");
+    EXPECT_GT(resumed[0].running_on_target_unix_ms(), 0) << "when it moved is still bounded";
+    const bool logged = std::any_of(log_.begin(), log_.end(), [&](const std::string& line) {
+      return line.find(unreachable ? "could not be looked for: " : "are not to be had on the target") !=
+             std::string::npos;
+    });
+    EXPECT_TRUE(logged) << ::testing::PrintToString(log_);
+  }
+}
+
+TEST_F(SwitchoverRunnerTest, FiguresAreNotLookedForOutsideAMigrationPhase) {
+  for (Phase phase : {Phase{v1::SWITCHOVER_PHASE_VERIFYING}, kCompleting}) {
+    SCOPED_TRACE(PhaseName(phase));
+    Leave(phase);
+    steps_.calls.clear();
+    steps_.locations = {VmLocation::kRunningOnTarget};
+    (void)MustResume();
+    EXPECT_THAT(steps_.calls, ::testing::Not(::testing::Contains(kRecoverTarget)));
+  }
 }
 
 TEST_F(SwitchoverRunnerTest, ARecordInAnUnknownPhaseDoesNotKeepTheOthersFromResuming) {
