@@ -71,6 +71,10 @@ StatusOr<switchover::CheckFindings> LibvirtSwitchoverSteps::Check(SwitchoverReco
                                    "could not be flattened; it does not move until they are"));
   VS_ASSIGN_OR_RETURN(std::string xml, local_.GetDomainXml(record.vm_name()));
   VS_ASSIGN_OR_RETURN(policy::DomainFacts facts, policy::ParseDomain(xml));
+  // Checkpoint metadata stays here; the bitmaps go with the VM. The target needs their names to remove them.
+  VS_ASSIGN_OR_RETURN(std::vector<std::string> checkpoints, local_.ListCheckpoints(record.vm_name()));
+  record.clear_source_checkpoints();
+  for (std::string& checkpoint : checkpoints) record.add_source_checkpoints(std::move(checkpoint));
   record.clear_disks();
   const std::string tag = std::to_string(record.requested_unix_ms());
   for (const auto& disk : facts.disks) {
@@ -241,6 +245,7 @@ Status LibvirtSwitchoverSteps::Complete(const SwitchoverRecord& record) {
   request.set_vm_name(record.vm_name());
   request.set_origin_host(record.source_host());
   if (!record.fallback()) *request.mutable_disks() = record.disks();
+  *request.mutable_source_checkpoints() = record.source_checkpoints();
   // The VM left this host with its definition: what is ours to tidy goes whatever the target says.
   for (const auto& disk : record.disks()) {
     std::error_code ec;

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "shadowd/controller/shadow_domain_xml.h"
 #include "shadowd/daemon/disk_layers.h"
 #include "shadowd/daemon/peer_service.h"
+#include "shadowd/policy/domain_xml.h"
 #include "shadowd/replication/replicator.h"
 #include "shadowd/store/keys.h"
 #include "shadowd/switchover/top_path.h"
@@ -242,22 +244,33 @@ Status SwitchoverTarget::ForgetGuestFailure(const std::string& vm_uuid) {
 }
 
 void SwitchoverTarget::DiscardForeignBitmaps(const v1::CompleteSwitchoverRequest& request) {
+  auto fail = [&](const Status& status) { log_("bitmaps of " + request.vm_name() + ": " + status.ToString()); };
   auto checkpoints = local_.ListCheckpoints(request.vm_name());
-  if (!checkpoints.ok()) return log_("bitmaps of " + request.vm_name() + ": " + checkpoints.status().ToString());
-  for (const auto& disk : request.disks()) {
-    if (disk.format() != "qcow2") continue;
-    auto facts = qemu_img_.Info(disk.base_path());
-    if (!facts.ok()) {
-      log_("bitmaps of " + request.vm_name() + ": " + facts.status().ToString());
-      continue;
+  if (!checkpoints.ok()) return fail(checkpoints.status());
+  // The VM's disks as it runs now (after the flatten, on its usual paths; a fallback sends no disk list).
+  auto xml = local_.GetDomainXml(request.vm_name());
+  if (!xml.ok()) return fail(xml.status());
+  auto facts = policy::ParseDomain(*xml);
+  if (!facts.ok()) return fail(facts.status());
+  for (const policy::DiskFacts& disk : facts->disks) {
+    if (disk.format != "qcow2" || disk.source_kind != policy::DiskFacts::SourceKind::kFile) continue;
+    // Two places hold foreign bitmaps: the image file (bitmaps stored when a QEMU closed it, e.g. when the VM
+    // left this host before), and the running QEMU's memory (the bitmaps that came along with the migration:
+    // they reach the file only when this QEMU closes it, so qemu-img cannot see them). The source named the
+    // latter: its checkpoints.
+    std::set<std::string> candidates(request.source_checkpoints().begin(), request.source_checkpoints().end());
+    if (auto image = qemu_img_.Info(disk.source_path); image.ok()) {
+      candidates.insert(image->bitmaps.begin(), image->bitmaps.end());
+    } else {
+      fail(image.status());
     }
-    for (const std::string& bitmap : facts->bitmaps) {
+    for (const std::string& bitmap : candidates) {
       if (!bitmap.starts_with(replication::kCheckpointPrefix) ||
           std::find(checkpoints->begin(), checkpoints->end(), bitmap) != checkpoints->end()) {
         continue;  // not virt-shadow's, or this host's own
       }
-      Status discarded = local_.DiscardForeignBitmap(request.vm_name(), disk.target(), bitmap);
-      log_("removing bitmap " + bitmap + " (left by an earlier host) from " + disk.base_path() + ": " +
+      Status discarded = local_.DiscardForeignBitmap(request.vm_name(), disk.target_dev, bitmap);
+      log_("removing bitmap " + bitmap + " (left by an earlier host) from " + disk.source_path + ": " +
            (discarded.ok() ? "done" : discarded.ToString()));
     }
   }
