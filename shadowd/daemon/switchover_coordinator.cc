@@ -108,14 +108,10 @@ switchover::LinkFacts SwitchoverCoordinator::Link() const {
 }
 
 void SwitchoverCoordinator::Observe(const v1::SwitchoverRecord& record) {
-  // Only the migration's own time counts: from the request to the end of the record there are also the
-  // health check, the snapshot, the final round and the completion's flatten (5 to 20 s), none of which
-  // moves bytes over the link; counting them made the estimate fall from 100 to 16 MiB/s over 12
-  // switchovers on unchanged links. A warm-up's migration ran under its bandwidth cap: it says nothing
-  // about the link.
-  const uint64_t bytes = record.migrated_memory_bytes() + record.migrated_disk_bytes();
-  if (record.warm() || record.migration_ms() == 0 || bytes <= 64 * kMiB) return;
-  bandwidth_.Observe(bytes, std::chrono::milliseconds(record.migration_ms())).IgnoreError();
+  switchover::ObserveMove(
+      bandwidth_, {.bytes = record.migrated_memory_bytes() + record.migrated_disk_bytes(),
+                   .migration = std::chrono::milliseconds(record.migration_ms()),
+                   .warm = record.warm()});
 }
 
 Duration SwitchoverCoordinator::ColdPrecopy(Duration planned) const {

@@ -42,6 +42,8 @@ LibvirtSwitchoverSteps::LibvirtSwitchoverSteps(const Config& config, virt::Libvi
       warm_up_(warm_up), clock_(clock), on_switched_(std::move(on_switched)) {}
 
 StatusOr<virt::Hypervisor*> LibvirtSwitchoverSteps::TargetConn(const std::string& host) {
+  // Warm-ups ask from their own threads. A connection, once made, stays (its pointer is handed out).
+  std::lock_guard<std::mutex> guard(targets_mutex_);
   auto& conn = targets_[host];
   if (!conn) {
     const HostConfig* target = config_.FindHost(host);

@@ -117,7 +117,8 @@ class LibvirtSwitchoverSteps final : public switchover::SwitchoverSteps {
   WarmUpGate& warm_up_;
   Clock& clock_;
   const SwitchedCallback on_switched_;
-  std::map<std::string, std::unique_ptr<virt::Hypervisor>> targets_;
+  std::mutex targets_mutex_;
+  std::map<std::string, std::unique_ptr<virt::Hypervisor>> targets_;  // guarded by targets_mutex_
   // The guest as seen here before the move, by VM uuid: the first sample (Check) and the observation
   // (after Prepare), until VerifyGuest uses it. A mutex, because warm-ups run their steps on their own
   // threads (each its own VM).

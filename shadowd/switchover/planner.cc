@@ -271,4 +271,10 @@ Status BandwidthEstimator::Observe(uint64_t bytes, Duration interval) {
   return Status::Ok();
 }
 
+bool ObserveMove(BandwidthEstimator& estimator, const FinishedMove& move) {
+  constexpr uint64_t kMinBytes = uint64_t{64} << 20;
+  if (move.warm || move.migration <= Duration::zero() || move.bytes <= kMinBytes) return false;
+  return estimator.Observe(move.bytes, move.migration).ok();
+}
+
 }  // namespace vs::switchover

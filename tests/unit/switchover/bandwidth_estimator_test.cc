@@ -81,5 +81,30 @@ TEST(SwitchoverBandwidthEstimator, RefusesAMalformedSeedOrWeight) {
   }
 }
 
+// The acceptance run's fall from 100 to 16 MiB/s over 12 switchovers on unchanged links: each move's migration
+// ran at the link's rate, but the estimate was fed the whole switchover's time (check, final round, a flatten
+// growing from 5 to 20 s). Fed by ObserveMove, only the migration step counts.
+TEST(SwitchoverBandwidthEstimator, TwelveColdMovesAtTheLinksRateKeepTheEstimateThere) {
+  BandwidthEstimator estimator = Make(100 * kMiB, 0.5);
+  for (int move = 0; move < 12; ++move) {
+    // 300 MiB (memory and the tops) in 3 s: 100 MiB/s, whatever the rest of the switchover took.
+    EXPECT_TRUE(ObserveMove(estimator, {.bytes = uint64_t{300} << 20, .migration = seconds(3), .warm = false}));
+  }
+  EXPECT_NEAR(estimator.bytes_per_s(), 100 * kMiB, 0.01 * kMiB);
+}
+
+TEST(SwitchoverBandwidthEstimator, WarmUpsUnknownLengthsAndSmallMovesSayNothingAboutTheLink) {
+  BandwidthEstimator estimator = Make(100 * kMiB, 0.5);
+  // A warm-up's precopy ran under its cap (here 10 MiB/s).
+  EXPECT_FALSE(ObserveMove(estimator, {.bytes = uint64_t{300} << 20, .migration = seconds(30), .warm = true}));
+  // A record from before migration_ms existed, or resumed without it.
+  EXPECT_FALSE(ObserveMove(estimator, {.bytes = uint64_t{300} << 20, .migration = seconds(0), .warm = false}));
+  // 64 MiB or less: the destination's start dominates.
+  EXPECT_FALSE(ObserveMove(estimator, {.bytes = uint64_t{64} << 20, .migration = seconds(2), .warm = false}));
+  EXPECT_EQ(estimator.bytes_per_s(), 100 * kMiB);
+  EXPECT_TRUE(ObserveMove(estimator, {.bytes = uint64_t{65} << 20, .migration = seconds(1), .warm = false}));
+  EXPECT_DOUBLE_EQ(estimator.bytes_per_s(), 82.5 * kMiB);
+}
+
 }  // namespace
 }  // namespace vs::switchover
