@@ -25,6 +25,7 @@
 #include <string>
 #include <thread>
 
+#include "common/logger.h"
 #include "shadowd/controller/canonical_policy.h"
 #include "shadowd/controller/controller.h"
 #include "shadowd/daemon/config.h"
@@ -54,10 +55,6 @@
 namespace vs::daemon {
 namespace {
 
-void Log(const char* what, const Status& status) {
-  if (!status.ok()) std::fprintf(stderr, "shadowd: %s: %s\n", what, status.ToString().c_str());
-}
-
 StatusOr<std::vector<controller::DomainObservation>> ObserveLocalDomains(virt::Hypervisor& local) {
   VS_ASSIGN_OR_RETURN(std::vector<std::string> names, local.ListDomainNames());
   std::vector<controller::DomainObservation> domains;
@@ -73,46 +70,49 @@ StatusOr<std::vector<controller::DomainObservation>> ObserveLocalDomains(virt::H
 }
 
 // Delivers every spooled hook event, oldest first; a delivered or unreadable event is removed.
-void ReplaySpool(spool::Spool& spool, controller::ProtectionController& controller) {
+void ReplaySpool(spool::Spool& spool, controller::ProtectionController& controller, const Logger& log) {
   auto listing = spool.List();
-  if (!listing.ok()) return Log("listing the hook spool", listing.status());
-  for (const auto& skipped : listing->skipped) std::fprintf(stderr, "shadowd: spool: skipped %s\n", skipped.c_str());
+  if (!listing.ok()) return log.Failure("listing the hook spool", listing.status());
+  for (const auto& skipped : listing->skipped) log.Write("spool", "skipped " + skipped);
   for (const auto& entry : listing->entries) {
     auto event = spool.Read(entry);
     if (event.ok()) {
-      Log(("replaying spooled " + event->operation() + " of " + event->domain_name()).c_str(),
+      log.Failure(("replaying spooled " + event->operation() + " of " + event->domain_name()).c_str(),
           controller.HandleHookEvent(*event));
     } else {
-      Log(("unreadable spooled event " + entry.file_name).c_str(), event.status());
+      log.Failure(("unreadable spooled event " + entry.file_name).c_str(), event.status());
     }
-    Log("removing a replayed spool entry", spool.Remove(entry));
+    log.Failure("removing a replayed spool entry", spool.Remove(entry));
   }
 }
 
 // Work posted from libvirt's event thread: the domain as libvirt reports it now.
 void OnDomainEvent(const virt::DomainEvent& event, LibvirtCluster& cluster,
-                   controller::ProtectionController& controller, SwitchoverTarget& switchover_target) {
+                   controller::ProtectionController& controller, SwitchoverTarget& switchover_target,
+                   const Logger& log) {
   using Kind = virt::DomainEvent::Kind;
   switch (event.kind) {
     case Kind::kStopped:
       // A VM that failed after its switchover is judged again once it runs anew (a read first: most stops have
       // no mark, and need no store write).
       if (auto failed = switchover_target.GuestFailureOf(event.uuid); failed.ok() && failed->has_value()) {
-        Log("forgetting a guest failure", switchover_target.ForgetGuestFailure(event.uuid));
+        log.Failure("forgetting a guest failure", switchover_target.ForgetGuestFailure(event.uuid));
       }
-      return Log("domain stopped", controller.OnDomainStopped(event.uuid));
-    case Kind::kUndefined: return Log("domain undefined", controller.OnDomainUndefined(event.uuid));
+      return log.Failure("domain stopped", controller.OnDomainStopped(event.uuid));
+    case Kind::kUndefined: return log.Failure("domain undefined", controller.OnDomainUndefined(event.uuid));
     case Kind::kStarted:
     case Kind::kDefined:
     case Kind::kResumed:
     case Kind::kMetadataChanged: {
       auto local = cluster.Local();
-      if (!local.ok()) return Log("local libvirtd", local.status());
+      if (!local.ok()) return log.Failure("local libvirtd", local.status());
       auto xml = (*local)->GetDomainXml(event.name);
       auto state = (*local)->GetDomainState(event.name);
       if (!xml.ok() || !state.ok()) return;  // gone meanwhile
-      if (event.kind == Kind::kMetadataChanged) return Log("metadata change", controller.OnMetadataChanged(*xml));
-      return Log("domain observed", controller.OnDomainObserved(
+      if (event.kind == Kind::kMetadataChanged) {
+        return log.Failure("metadata change", controller.OnMetadataChanged(*xml));
+      }
+      return log.Failure("domain observed", controller.OnDomainObserved(
                                         {.xml = *xml, .running = *state == virt::DomainState::kRunning,
                                          .uuid_hint = event.uuid, .name_hint = event.name}));
     }
@@ -124,7 +124,9 @@ void OnDomainEvent(const virt::DomainEvent& event, LibvirtCluster& cluster,
 std::vector<ReplicationSchedule> SchedulesFrom(const std::vector<controller::VmStatusView>& views) {
   std::vector<ReplicationSchedule> schedules;
   for (const auto& view : views) {
-    if (view.state != virtshadow::v1::PROTECTION_STATE_PROTECTED || !view.running || view.shadow_hosts.empty()) continue;
+    if (view.state != virtshadow::v1::PROTECTION_STATE_PROTECTED || !view.running || view.shadow_hosts.empty()) {
+      continue;
+    }
     auto policy = controller::ParseCanonicalPolicy(view.policy);
     ReplicationSchedule schedule{{view.uuid, view.name, view.shadow_hosts.front()}, {}};
     schedule.interval = policy.ok() ? Duration(policy->interval) : Duration(policy::Policy().interval);
@@ -136,18 +138,20 @@ std::vector<ReplicationSchedule> SchedulesFrom(const std::vector<controller::VmS
 // Replication state of VMs that are gone: the primary's records (and "vs-" checkpoints) of VMs without a
 // protection record, and the replica records of shadows released on this host.
 void ForgetUnreplicated(controller::ProtectionController& controller, replication::Replicator& replicator,
-                        replication::ReplicaKeeper& keeper) {
+                        replication::ReplicaKeeper& keeper, const Logger& log) {
   auto views = controller.List();
   auto records = replicator.ListRecords();
   if (views.ok() && records.ok()) {
     for (const auto& record : *records) {
       const bool known = std::any_of(views->begin(), views->end(),
                                      [&](const auto& view) { return view.uuid == record.vm_uuid(); });
-      if (!known) Log(("forgetting the replication of " + record.vm_name()).c_str(),
+      if (!known) log.Failure(("forgetting the replication of " + record.vm_name()).c_str(),
                       replicator.Forget(record.vm_uuid(), record.vm_name()));
     }
   }
-  if (auto forgotten = keeper.ForgetReleased(); !forgotten.ok()) Log("forgetting released replicas", forgotten.status());
+  if (auto forgotten = keeper.ForgetReleased(); !forgotten.ok()) {
+    log.Failure("forgetting released replicas", forgotten.status());
+  }
 }
 
 int Run(const std::string& config_path) {
@@ -158,9 +162,10 @@ int Run(const std::string& config_path) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto config = LoadConfig(config_path);
-  if (!config.ok()) return Log("configuration", config.status()), 2;
   std::unique_ptr<Clock> clock = NewRealClock();
+  const Logger log(*clock, stderr);
+  auto config = LoadConfig(config_path);
+  if (!config.ok()) return log.Failure("configuration", config.status()), 2;
   for (const auto& dir : {std::filesystem::path(config->store_path).parent_path(),
                           std::filesystem::path(config->spool_path),
                           std::filesystem::path(config->socket_path).parent_path()}) {
@@ -168,31 +173,33 @@ int Run(const std::string& config_path) {
     std::filesystem::create_directories(dir, ec);
   }
   auto store = store::OpenRocksDbStore(config->store_path, {});
-  if (!store.ok()) return Log("opening the store", store.status()), 1;
+  if (!store.ok()) return log.Failure("opening the store", store.status()), 1;
   auto runtime = virt::LibvirtRuntime::Start();
-  if (!runtime.ok()) return Log("libvirt", runtime.status()), 1;
+  if (!runtime.ok()) return log.Failure("libvirt", runtime.status()), 1;
   LibvirtCluster cluster(*config, **runtime, *clock);
   controller::ControllerOptions options{.this_host = config->this_host, .grace_period = config->grace,
-                                        .placement = {}, .report = [](const std::string& vm, const std::string& m) {
-                                          std::fprintf(stderr, "shadowd: VM %s: %s\n", vm.c_str(), m.c_str());
+                                        .placement = {}, .report = [&log](const std::string& vm, const std::string& m) {
+                                          log.Write("VM " + vm, m);
                                         }};
   controller::ProtectionController controller(options, **store, cluster, cluster, cluster, *clock);
   spool::Spool spool(config->spool_path, *clock);
   EventLoop loop;
 
-  Log("recovering records", controller.Recover());
+  log.Failure("recovering records", controller.Recover());
   cluster.Refresh();
-  ReplaySpool(spool, controller);
+  ReplaySpool(spool, controller, log);
   auto local = cluster.Local();
-  if (!local.ok()) return Log("the local libvirtd", local.status()), 1;
+  if (!local.ok()) return log.Failure("the local libvirtd", local.status()), 1;
   auto domains = ObserveLocalDomains(**local);
-  if (domains.ok()) Log("reconciling local domains", controller.ReconcileLocalDomains(*domains));
-  if (auto shadows = cluster.Shadows(); shadows.ok()) Log("orphan sweep", controller.SweepOrphans(*shadows));
-  Log("start-up work", controller.RunPending());
+  if (domains.ok()) log.Failure("reconciling local domains", controller.ReconcileLocalDomains(*domains));
+  if (auto shadows = cluster.Shadows(); shadows.ok()) log.Failure("orphan sweep", controller.SweepOrphans(*shadows));
+  log.Failure("start-up work", controller.RunPending());
 
   // Replication runs off the loop thread, on its own libvirt connection (connections are thread-safe).
   auto replication_libvirt = (*runtime)->Connect(config->local_libvirt_uri, *clock);
-  if (!replication_libvirt.ok()) return Log("the local libvirtd (replication)", replication_libvirt.status()), 1;
+  if (!replication_libvirt.ok()) {
+    return log.Failure("the local libvirtd (replication)", replication_libvirt.status()), 1;
+  }
   std::unique_ptr<replication::ReplicaStorage> storage = replication::NewQemuReplicaStorage(*clock);
   replication::ReplicaKeeper keeper(
       **store, *storage,
@@ -200,10 +207,10 @@ int Run(const std::string& config_path) {
         return CheckShadowOwnsReplicas(**replication_libvirt, config->this_host, vm_uuid, paths);
       },
       *clock);
-  Log("settling replica rounds", keeper.Recover());
+  log.Failure("settling replica rounds", keeper.Recover());
   GrpcReplicaPeer peer_client(*config, *clock);
   DrainState drain(**store);
-  Log("loading the drain state", drain.Load());
+  log.Failure("loading the drain state", drain.Load());
   std::vector<std::string> peers;
   for (const HostConfig& host : config->hosts) {
     if (host.name != config->this_host) peers.push_back(host.name);
@@ -224,14 +231,12 @@ int Run(const std::string& config_path) {
   replication::Replicator replicator(**replication_libvirt, peer_client, *storage, **store, *clock,
                                      {.this_host = config->this_host, .nbd_address = this_host.address,
                                       .nbd_port = config->nbd_port});
-  if (auto names = (*local)->ListDomainNames(); names.ok()) Log("ending stale backups", replicator.Recover(*names));
-  ReplicationWorker replication_worker(replicator, *clock, [](const std::string& message) {
-    std::fprintf(stderr, "shadowd: %s\n", message.c_str());
-  });
+  if (auto names = (*local)->ListDomainNames(); names.ok()) {
+    log.Failure("ending stale backups", replicator.Recover(*names));
+  }
+  ReplicationWorker replication_worker(replicator, *clock, log.For(""));
   SwitchoverTarget switchover_target(**replication_libvirt, keeper, **store, drain, replication_worker,
-                                     config->this_host, *clock, [](const std::string& message) {
-                                       std::fprintf(stderr, "shadowd: switchover target: %s\n", message.c_str());
-                                     });
+                                     config->this_host, *clock, log.For("switchover target"));
   PeerService peer_service(keeper, switchover_target);
   grpc::ServerBuilder peer_builder;
   peer_builder.AddListeningPort(config->PeerTarget(this_host), grpc::InsecureServerCredentials());
@@ -239,22 +244,23 @@ int Run(const std::string& config_path) {
   peer_builder.SetMaxSendMessageSize(256 << 20);
   peer_builder.RegisterService(&peer_service);
   std::unique_ptr<grpc::Server> peer_server = peer_builder.BuildAndStart();
-  if (!peer_server) return Log("peer service", Unavailable("cannot listen on " + config->PeerTarget(this_host))), 1;
+  if (!peer_server) {
+    return log.Failure("peer service", Unavailable("cannot listen on " + config->PeerTarget(this_host))), 1;
+  }
   replication_worker.Start();
 
   // Switchovers run on their own libvirt connection too (a migration blocks its caller for its whole length).
   auto switchover_libvirt = (*runtime)->Connect(config->local_libvirt_uri, *clock);
-  if (!switchover_libvirt.ok()) return Log("the local libvirtd (switchover)", switchover_libvirt.status()), 1;
+  if (!switchover_libvirt.ok()) return log.Failure("the local libvirtd (switchover)", switchover_libvirt.status()), 1;
   WarmUpGate warm_up;
+  auto on_switched = [&](const std::string& vm_uuid, const std::string& host) {
+    loop.Post([&controller, &log, vm_uuid, host] {
+      log.Failure("ending the record of a switched VM", controller.OnSwitchedOver(vm_uuid, host));
+    });
+  };
   LibvirtSwitchoverSteps switchover_steps(*config, **runtime, **switchover_libvirt, peer_client, replication_worker,
-                                          replicator, warm_up, *clock, [&](const std::string& vm_uuid, const std::string& host) {
-                                            loop.Post([&controller, vm_uuid, host] {
-                                              Log("ending the record of a switched VM", controller.OnSwitchedOver(vm_uuid, host));
-                                            });
-                                          });
-  switchover::SwitchoverRunner switchover_runner(**store, switchover_steps, *clock, [](const std::string& message) {
-    std::fprintf(stderr, "shadowd: %s\n", message.c_str());
-  });
+                                          replicator, warm_up, *clock, on_switched);
+  switchover::SwitchoverRunner switchover_runner(**store, switchover_steps, *clock, log.For(""));
   notice::BeastHttpClient http_client;
   std::unique_ptr<notice::NoticeSources> notice_sources;
   SwitchoverCoordinator switchovers(
@@ -262,17 +268,17 @@ int Run(const std::string& config_path) {
       {.loop = loop, .controller = controller, .runner = switchover_runner, .local = **switchover_libvirt,
        .peer = peer_client, .drain = drain, .target = switchover_target, .worker = replication_worker,
        .replicator = replicator, .warm_up = warm_up, .clock = *clock},
-      [](const std::string& message) { std::fprintf(stderr, "shadowd: %s\n", message.c_str()); },
+      log.For(""),
       [&](const notice::Notice& notice) {
         // Azure waits for the approval (or its NotBefore time): once everything moved, let it proceed.
         if (notice.source == notice::Notice::Source::kAzure && notice_sources) {
-          Log("approving the Azure event", notice_sources->ApproveAzure(notice.id));
+          log.Failure("approving the Azure event", notice_sources->ApproveAzure(notice.id));
         }
       });
   notice_sources = std::make_unique<notice::NoticeSources>(
       config->notice, http_client, *clock, [&](const notice::Notice& notice) { switchovers.OnNotice(notice); },
-      [](const std::string& message) { std::fprintf(stderr, "shadowd: notice: %s\n", message.c_str()); });
-  Log("starting the notice sources", notice_sources->Start());
+      log.For("notice"));
+  log.Failure("starting the notice sources", notice_sources->Start());
   std::unique_ptr<metrics::MetricsHttpEndpoint> metrics_endpoint;
   if (!config->metrics_listen.empty()) {
     auto endpoint = metrics::MetricsHttpEndpoint::Start(config->metrics_listen, [&]() -> StatusOr<std::string> {
@@ -283,25 +289,25 @@ int Run(const std::string& config_path) {
       families.push_back(GuestFailedMetric(guest_failed));
       return metrics::RenderPrometheusText(families);
     });
-    if (!endpoint.ok()) return Log("metrics endpoint", endpoint.status()), 1;
+    if (!endpoint.ok()) return log.Failure("metrics endpoint", endpoint.status()), 1;
     metrics_endpoint = std::move(*endpoint);
   }
 
   auto watch = (*local)->WatchDomains([&](const virt::DomainEvent& event) {
-    loop.Post([&, event] { OnDomainEvent(event, cluster, controller, switchover_target); });
+    loop.Post([&, event] { OnDomainEvent(event, cluster, controller, switchover_target, log); });
   });
-  if (!watch.ok()) return Log("watching domain events", watch.status()), 1;
+  if (!watch.ok()) return log.Failure("watching domain events", watch.status()), 1;
 
   ShadowService service(*config, loop, controller, cluster, replicator, replication_worker, switchovers,
-                        switchover_runner, drain, switchover_target, *clock);
+                        switchover_runner, drain, switchover_target, *clock, log.For(""));
   std::filesystem::remove(config->socket_path);
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + config->socket_path, grpc::InsecureServerCredentials());
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server) return Log("serving", Unavailable("cannot listen on " + config->socket_path)), 1;
+  if (!server) return log.Failure("serving", Unavailable("cannot listen on " + config->socket_path)), 1;
   chmod(config->socket_path.c_str(), 0600);  // root only: the hook runs as root, so does the CLI
-  std::fprintf(stderr, "shadowd: host %s serving on %s\n", config->this_host.c_str(), config->socket_path.c_str());
+  log.Write("", "host " + config->this_host + " serving on " + config->socket_path);
 
   // Started last of all, once nothing can fail any more: its first job (resuming switchovers and a persisted
   // drain) asks the loop, so an early return after it had started would wait in its destructor for a loop that
@@ -313,7 +319,7 @@ int Run(const std::string& config_path) {
   std::thread signal_thread([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    std::fprintf(stderr, "shadowd: signal %d, stopping\n", sig);
+    log.Write("", "signal " + std::to_string(sig) + ", stopping");
     server->Shutdown();
     peer_server->Shutdown();
     // Before the loop: a running switchover still asks the controller (EventLoop::Call) until it ends.
@@ -324,23 +330,23 @@ int Run(const std::string& config_path) {
 
   MonoTime next_refresh = clock->Now() + config->refresh;
   loop.Run(std::chrono::milliseconds(500), [&] {
-    Log("timers", controller.OnTimer());
+    log.Failure("timers", controller.OnTimer());
     if (clock->Now() >= next_refresh) {
       next_refresh = clock->Now() + config->refresh;
-      if (cluster.Refresh()) Log("capacity change", controller.OnCapacityChanged());
+      if (cluster.Refresh()) log.Failure("capacity change", controller.OnCapacityChanged());
       for (const HostConfig& host : config->hosts) {
         if (host.name != config->this_host && cluster.IsDraining(host.name)) {
-          Log("moving shadows off a draining host", controller.OnHostLeaving(host.name, "draining"));
+          log.Failure("moving shadows off a draining host", controller.OnHostLeaving(host.name, "draining"));
         }
       }
-      if (auto shadows = cluster.Shadows(); shadows.ok()) Log("orphan sweep", controller.SweepOrphans(*shadows));
-      ReplaySpool(spool, controller);
-      ForgetUnreplicated(controller, replicator, keeper);
-      SettleFormerImages(switchover_target, controller, cluster, config->grace, *clock, [](const std::string& message) {
-        std::fprintf(stderr, "shadowd: %s\n", message.c_str());
-      });
+      if (auto shadows = cluster.Shadows(); shadows.ok()) {
+        log.Failure("orphan sweep", controller.SweepOrphans(*shadows));
+      }
+      ReplaySpool(spool, controller, log);
+      ForgetUnreplicated(controller, replicator, keeper, log);
+      SettleFormerImages(switchover_target, controller, cluster, config->grace, *clock, log.For(""));
     }
-    Log("queued work", controller.RunPending());
+    log.Failure("queued work", controller.RunPending());
     if (auto views = controller.List(); views.ok()) replication_worker.SetTargets(SchedulesFrom(*views));
   });
 

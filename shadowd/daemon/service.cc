@@ -1,6 +1,5 @@
 #include "shadowd/daemon/service.h"
 
-#include <cstdio>
 #include <set>
 
 #include "proto/grpc_status.h"
@@ -47,8 +46,8 @@ grpc::Status ShadowService::DeliverHookEvent(grpc::ServerContext*, const virtsha
   loop_.Post([this, event = *event] {
     Status status = controller_.HandleHookEvent(event);
     if (!status.ok()) {
-      std::fprintf(stderr, "shadowd: hook event %s %s of %s: %s\n", event.operation().c_str(),
-                   event.sub_operation().c_str(), event.domain_name().c_str(), status.ToString().c_str());
+      log_("hook event " + event.operation() + " " + event.sub_operation() + " of " + event.domain_name() + ": " +
+           status.ToString());
     }
   });
   return grpc::Status::OK;

@@ -10,6 +10,7 @@
 // INVALID_ARGUMENT, FailedPrecondition -> FAILED_PRECONDITION, others -> INTERNAL) with the message kept.
 #pragma once
 
+#include "common/logger.h"
 #include "proto/shadowd.grpc.pb.h"
 #include "shadowd/controller/controller.h"
 #include "shadowd/daemon/config.h"
@@ -25,10 +26,10 @@ class ShadowService final : public virtshadow::v1::ShadowD::Service {
   ShadowService(const Config& config, EventLoop& loop, controller::ProtectionController& controller,
                 LibvirtCluster& cluster, replication::Replicator& replicator, ReplicationWorker& replication,
                 SwitchoverCoordinator& switchovers, switchover::SwitchoverRunner& runner, DrainState& drain,
-                SwitchoverTarget& target, const Clock& clock)
+                SwitchoverTarget& target, const Clock& clock, Logger::Line log)
       : config_(config), loop_(loop), controller_(controller), cluster_(cluster), replicator_(replicator),
         replication_(replication), switchovers_(switchovers), runner_(runner), drain_(drain), target_(target),
-        clock_(clock) {}
+        clock_(clock), log_(std::move(log)) {}
 
   grpc::Status DeliverHookEvent(grpc::ServerContext*, const virtshadow::v1::HookEvent* event,
                                 virtshadow::v1::HookVerdict* verdict) override;
@@ -67,6 +68,7 @@ class ShadowService final : public virtshadow::v1::ShadowD::Service {
   DrainState& drain_;
   SwitchoverTarget& target_;
   const Clock& clock_;
+  const Logger::Line log_;
 
   void FillThisHostsFacts(const std::string& vm_uuid, virtshadow::v1::VmStatus* out) const;
   StatusOr<std::string> ResolveUuid(const std::string& vm);
