@@ -43,6 +43,23 @@ class SwitchoverCrashTest : public SwitchoverTest {
     EXPECT_EQ(report->boot_ids.size(), 1u);
   }
 
+  // What every case must show once its switchover ended: Done once across the hosts, flattened onto the usual
+  // path (ExpectSwitchedOver), its downtime recorded, nothing lost.
+  void ExpectDoneOnce(TestGuest& guest, const json& record, int64_t requested, size_t from, size_t to,
+                      bool source_leaving, bool fallback = false) {
+    ASSERT_NO_FATAL_FAILURE(ExpectSwitchedOver(guest, record, from, to, source_leaving, fallback));
+    EXPECT_GT(DowntimeOf(record), 0) << record.dump();
+    ASSERT_NO_FATAL_FAILURE(ExpectNothingLost(guest, to));
+    ASSERT_NO_FATAL_FAILURE(ExpectOneSwitchover(guest.name(), requested));
+  }
+  // The next case starts on the new host, once the guest is protected there again.
+  void MoveOn(const std::string& vm, size_t& at, size_t& shadow) {
+    at = shadow;
+    auto next = WaitProtected(vm, at);
+    ASSERT_TRUE(next.ok()) << next.status().ToString();
+    shadow = *next;
+  }
+
   std::string ShadowdLogPath(size_t host) const { return LabDir() + "/" + hosts_[host].name + "/shadowd.log"; }
   // Where the host's shadowd log ends now, and what it logged after that mark (it is appended across restarts).
   uint64_t LogMark(size_t host) const {
@@ -108,15 +125,9 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnEitherSideOrAFailedHealthCheckStillEn
     drain.join();
     auto record = WaitSwitchoverDone(guest.name(), at, requested, 240s);
     ASSERT_TRUE(record.ok()) << record.status().ToString() << "\ndrain: " << drained.output;
-    ASSERT_NO_FATAL_FAILURE(ExpectSwitchedOver(guest, *record, at, shadow));
-    EXPECT_GT(DowntimeOf(*record), 0) << record->dump();
-    ASSERT_NO_FATAL_FAILURE(ExpectNothingLost(guest, shadow));
-    ASSERT_NO_FATAL_FAILURE(ExpectOneSwitchover(guest.name(), requested));
+    ASSERT_NO_FATAL_FAILURE(ExpectDoneOnce(guest, *record, requested, at, shadow, /*source_leaving=*/true));
     Undrain(at);
-    at = shadow;
-    auto next = WaitProtected(guest.name(), at);
-    ASSERT_TRUE(next.ok()) << next.status().ToString();
-    shadow = *next;
+    ASSERT_NO_FATAL_FAILURE(MoveOn(guest.name(), at, shadow));
   }
 
   // 2. The source's shadowd dies while libvirt migrates (a 3 s precopy hold makes that phase long enough to
@@ -134,18 +145,12 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnEitherSideOrAFailedHealthCheckStillEn
     Shadowd(at, "start");
     auto record = WaitSwitchoverDone(guest.name(), at, requested, 240s);
     ASSERT_TRUE(record.ok()) << record.status().ToString();
-    ASSERT_NO_FATAL_FAILURE(ExpectSwitchedOver(guest, *record, at, shadow, /*source_leaving=*/false));
     EXPECT_EQ(ResumedPhase(at, mark, guest.name()), "Migrating") << LogSince(at, mark);
     // The figures came from libvirt's job-completed event, which went to the killed process: the restarted one
     // recovered them (the migration's end, awaited, or the target's completed-job statistics).
-    EXPECT_GT(DowntimeOf(*record), 0) << record->dump() << "\n" << LogSince(at, mark);
     std::printf("source killed mid-migration: %s\n", LogSince(at, mark).c_str());
-    ASSERT_NO_FATAL_FAILURE(ExpectNothingLost(guest, shadow));
-    ASSERT_NO_FATAL_FAILURE(ExpectOneSwitchover(guest.name(), requested));
-    at = shadow;
-    auto next = WaitProtected(guest.name(), at);
-    ASSERT_TRUE(next.ok()) << next.status().ToString();
-    shadow = *next;
+    ASSERT_NO_FATAL_FAILURE(ExpectDoneOnce(guest, *record, requested, at, shadow, /*source_leaving=*/false));
+    ASSERT_NO_FATAL_FAILURE(MoveOn(guest.name(), at, shadow));
   }
 
   // 3. A busy disk at completion: as soon as the guest runs on the target, the target's shadowd is stopped and
@@ -194,15 +199,9 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnEitherSideOrAFailedHealthCheckStillEn
     std::printf("busy disk at completion: %s\n", record->dump().c_str());
     // Done only after the disk was free: the flatten waited for the job instead of giving up into Done.
     EXPECT_GE(std::stoll((*record)["finished_unix_ms"].get<std::string>()), freed_at) << record->dump();
-    ASSERT_NO_FATAL_FAILURE(ExpectSwitchedOver(guest, *record, at, shadow, /*source_leaving=*/false));
     EXPECT_EQ(ResumedPhase(at, mark, guest.name()), "Completing") << LogSince(at, mark);
-    EXPECT_GT(DowntimeOf(*record), 0) << record->dump();
-    ASSERT_NO_FATAL_FAILURE(ExpectNothingLost(guest, shadow));
-    ASSERT_NO_FATAL_FAILURE(ExpectOneSwitchover(guest.name(), requested));
-    at = shadow;
-    auto next = WaitProtected(guest.name(), at);
-    ASSERT_TRUE(next.ok()) << next.status().ToString();
-    shadow = *next;
+    ASSERT_NO_FATAL_FAILURE(ExpectDoneOnce(guest, *record, requested, at, shadow, /*source_leaving=*/false));
+    ASSERT_NO_FATAL_FAILURE(MoveOn(guest.name(), at, shadow));
   }
 
   // 4. The target's shadowd dies while libvirt migrates (the 3 s precopy hold again) and is back 2 s later: the
@@ -219,14 +218,8 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnEitherSideOrAFailedHealthCheckStillEn
     switchover.join();
     auto record = WaitSwitchoverDone(guest.name(), at, requested, 240s);
     ASSERT_TRUE(record.ok()) << record.status().ToString() << "\n" << asked.output;
-    ASSERT_NO_FATAL_FAILURE(ExpectSwitchedOver(guest, *record, at, shadow, /*source_leaving=*/false));
-    EXPECT_GT(DowntimeOf(*record), 0) << record->dump();
-    ASSERT_NO_FATAL_FAILURE(ExpectNothingLost(guest, shadow));
-    ASSERT_NO_FATAL_FAILURE(ExpectOneSwitchover(guest.name(), requested));
-    at = shadow;
-    auto next = WaitProtected(guest.name(), at);
-    ASSERT_TRUE(next.ok()) << next.status().ToString();
-    shadow = *next;
+    ASSERT_NO_FATAL_FAILURE(ExpectDoneOnce(guest, *record, requested, at, shadow, /*source_leaving=*/false));
+    ASSERT_NO_FATAL_FAILURE(MoveOn(guest.name(), at, shadow));
   }
 
   // 5. The source's shadowd dies once the guest runs on the target and is being checked or completed (no busy
@@ -249,14 +242,8 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnEitherSideOrAFailedHealthCheckStillEn
     std::printf("source killed late: polled %s, resumed in %s\n", (*late)["phase"].get<std::string>().c_str(),
                 resumed.c_str());
     EXPECT_TRUE(resumed == "Verifying" || resumed == "Completing") << resumed << "\n" << LogSince(at, mark);
-    ASSERT_NO_FATAL_FAILURE(ExpectSwitchedOver(guest, *record, at, shadow, /*source_leaving=*/false));
-    EXPECT_GT(DowntimeOf(*record), 0) << record->dump();
-    ASSERT_NO_FATAL_FAILURE(ExpectNothingLost(guest, shadow));
-    ASSERT_NO_FATAL_FAILURE(ExpectOneSwitchover(guest.name(), requested));
-    at = shadow;
-    auto next = WaitProtected(guest.name(), at);
-    ASSERT_TRUE(next.ok()) << next.status().ToString();
-    shadow = *next;
+    ASSERT_NO_FATAL_FAILURE(ExpectDoneOnce(guest, *record, requested, at, shadow, /*source_leaving=*/false));
+    ASSERT_NO_FATAL_FAILURE(MoveOn(guest.name(), at, shadow));
   }
 
   // 6. The health check fails: the shadow domain on the target was undefined by hand (its reservation is gone;
@@ -269,12 +256,9 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnEitherSideOrAFailedHealthCheckStillEn
     CommandResult asked = Cli(at, "--timeout 300 switchover " + guest.name() + " --deadline 120");
     auto record = WaitSwitchoverDone(guest.name(), at, requested, 240s);
     ASSERT_TRUE(record.ok()) << record.status().ToString() << "\n" << asked.output;
-    ASSERT_NO_FATAL_FAILURE(
-        ExpectSwitchedOver(guest, *record, at, shadow, /*source_leaving=*/false, /*fallback=*/true));
     EXPECT_NE(record->value("check_result", "").find("no shadow of VM"), std::string::npos) << record->dump();
-    EXPECT_GT(DowntimeOf(*record), 0) << record->dump();
-    ASSERT_NO_FATAL_FAILURE(ExpectNothingLost(guest, shadow));
-    ASSERT_NO_FATAL_FAILURE(ExpectOneSwitchover(guest.name(), requested));
+    ASSERT_NO_FATAL_FAILURE(
+        ExpectDoneOnce(guest, *record, requested, at, shadow, /*source_leaving=*/false, /*fallback=*/true));
     at = shadow;
   }
   ASSERT_TRUE(conns_[at]->DestroyDomain(guest.name()).ok());
