@@ -60,10 +60,12 @@ Status LibvirtCluster::ReleaseShadow(const std::string& host, const std::string&
   if (!state.ok() && state.status().code() != Code::kNotFound) return Track(host, state.status());
   // Images first: while the definition exists, a failed release is found again (ListShadows) and retried;
   // an undefined shadow's images would be nobody's.
+  StatusOr<std::vector<ScannedDomain>> domains = ScanDomains(*conn, host);
+  if (!domains.ok()) return Track(host, domains.status());
   for (const auto& path : replica_paths) {
     // An image another domain runs on (a VM switched over onto its replica, whose backing file it now is) stays.
-    VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsing(*conn, host, path, ShadowsCount::kNo));
-    if (!user) VS_RETURN_IF_ERROR(Track(host, conn->DeleteImage(path)));
+    if (daemon::DomainUsing(*domains, path, ShadowsCount::kNo)) continue;
+    VS_RETURN_IF_ERROR(Track(host, conn->DeleteImage(path)));
   }
   return Track(host, conn->UndefineDomain(shadow_name));
 }

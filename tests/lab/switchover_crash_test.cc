@@ -43,6 +43,26 @@ class SwitchoverCrashTest : public SwitchoverTest {
     EXPECT_EQ(report->boot_ids.size(), 1u);
   }
 
+  // A CLI call running in the background (a drain or switchover answers only when it is over), joined when it goes
+  // out of scope: also when an assertion ends the case early, which would otherwise leave a joinable thread.
+  struct BackgroundCli {
+    std::thread thread;
+    CommandResult result;
+    void Join() {
+      if (thread.joinable()) thread.join();
+    }
+    ~BackgroundCli() { Join(); }
+  };
+  void RunInBackground(BackgroundCli& cli, size_t host, std::string args) {
+    cli.thread = std::thread([this, &cli, host, args = std::move(args)] { cli.result = Cli(host, args); });
+  }
+  // A switchover from `at` whose precopy is held 3 s, so that its migration lasts long enough to be caught; returns
+  // once it is seen migrating.
+  void StartHeldSwitchover(BackgroundCli& cli, const std::string& vm, size_t at, int64_t requested) {
+    RunInBackground(cli, at, "--timeout 300 switchover " + vm + " --deadline 120 --precopy-hold 3");
+    ASSERT_TRUE(WaitPhase(vm, at, requested, {"SWITCHOVER_PHASE_MIGRATING"}, 60s)) << "never saw it migrating";
+  }
+
   // What every case must show once its switchover ended: Done once across the hosts, flattened onto the usual
   // path (ExpectSwitchedOver), its downtime recorded, nothing lost.
   void ExpectDoneOnce(TestGuest& guest, const json& record, int64_t requested, size_t from, size_t to,
@@ -116,15 +136,15 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnEitherSideOrAFailedHealthCheckStillEn
   // 1. The target's shadowd dies 4 s into a drain (mid-migration or mid-completion) and is back 2 s later.
   {
     const int64_t requested = NowMs();
-    CommandResult drained;
-    std::thread drain([&] { drained = Cli(at, "--timeout 300 drain " + hosts_[at].name + " --deadline 60"); });
+    BackgroundCli drained;
+    RunInBackground(drained, at, "--timeout 300 drain " + hosts_[at].name + " --deadline 60");
     std::this_thread::sleep_for(4s);
     Shadowd(shadow, "kill");
     std::this_thread::sleep_for(2s);
     Shadowd(shadow, "start");
-    drain.join();
+    drained.Join();
     auto record = WaitSwitchoverDone(guest.name(), at, requested, 240s);
-    ASSERT_TRUE(record.ok()) << record.status().ToString() << "\ndrain: " << drained.output;
+    ASSERT_TRUE(record.ok()) << record.status().ToString() << "\ndrain: " << drained.result.output;
     ASSERT_NO_FATAL_FAILURE(ExpectDoneOnce(guest, *record, requested, at, shadow, /*source_leaving=*/true));
     Undrain(at);
     ASSERT_NO_FATAL_FAILURE(MoveOn(guest.name(), at, shadow));
@@ -134,13 +154,11 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnEitherSideOrAFailedHealthCheckStillEn
   //    catch) and is back 2 s later: libvirt finishes the migration alone; the restarted shadowd resumes.
   {
     const int64_t requested = NowMs();
-    CommandResult asked;
-    std::thread switchover(
-        [&] { asked = Cli(at, "--timeout 300 switchover " + guest.name() + " --deadline 120 --precopy-hold 3"); });
-    ASSERT_TRUE(WaitPhase(guest.name(), at, requested, {"SWITCHOVER_PHASE_MIGRATING"}, 60s)) << "never saw it migrating";
+    BackgroundCli asked;
+    ASSERT_NO_FATAL_FAILURE(StartHeldSwitchover(asked, guest.name(), at, requested));
     const uint64_t mark = LogMark(at);
     Shadowd(at, "kill");
-    switchover.join();  // the CLI loses its shadowd: its answer does not matter
+    asked.Join();  // the CLI loses its shadowd: its answer does not matter
     std::this_thread::sleep_for(2s);
     Shadowd(at, "start");
     auto record = WaitSwitchoverDone(guest.name(), at, requested, 240s);
@@ -159,8 +177,8 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnEitherSideOrAFailedHealthCheckStillEn
   //    The flatten must wait for it (retrying), never give up into Done.
   {
     const int64_t requested = NowMs();
-    CommandResult asked;
-    std::thread switchover([&] { asked = Cli(at, "--timeout 300 switchover " + guest.name() + " --deadline 120"); });
+    BackgroundCli asked;
+    RunInBackground(asked, at, "--timeout 300 switchover " + guest.name() + " --deadline 120");
     ASSERT_TRUE(WaitUntil(
         [&] {
           auto state = conns_[shadow]->GetDomainState(guest.name());
@@ -193,9 +211,9 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnEitherSideOrAFailedHealthCheckStillEn
     CommandResult aborted = Virsh(shadow, "blockjob " + guest.name() + " vda --abort");
     EXPECT_EQ(aborted.exit_code, 0) << aborted.output;
     std::filesystem::remove(HostPath(hosts_[shadow], copy));
-    switchover.join();
+    asked.Join();
     auto record = WaitSwitchoverDone(guest.name(), at, requested, 300s);
-    ASSERT_TRUE(record.ok()) << record.status().ToString() << "\n" << asked.output;
+    ASSERT_TRUE(record.ok()) << record.status().ToString() << "\n" << asked.result.output;
     std::printf("busy disk at completion: %s\n", record->dump().c_str());
     // Done only after the disk was free: the flatten waited for the job instead of giving up into Done.
     EXPECT_GE(std::stoll((*record)["finished_unix_ms"].get<std::string>()), freed_at) << record->dump();
@@ -208,16 +226,14 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnEitherSideOrAFailedHealthCheckStillEn
   //    incoming migration's hook finds it down (the event is spooled), the source's completion waits for it.
   {
     const int64_t requested = NowMs();
-    CommandResult asked;
-    std::thread switchover(
-        [&] { asked = Cli(at, "--timeout 300 switchover " + guest.name() + " --deadline 120 --precopy-hold 3"); });
-    ASSERT_TRUE(WaitPhase(guest.name(), at, requested, {"SWITCHOVER_PHASE_MIGRATING"}, 60s)) << "never saw it migrating";
+    BackgroundCli asked;
+    ASSERT_NO_FATAL_FAILURE(StartHeldSwitchover(asked, guest.name(), at, requested));
     Shadowd(shadow, "kill");
     std::this_thread::sleep_for(2s);
     Shadowd(shadow, "start");
-    switchover.join();
+    asked.Join();
     auto record = WaitSwitchoverDone(guest.name(), at, requested, 240s);
-    ASSERT_TRUE(record.ok()) << record.status().ToString() << "\n" << asked.output;
+    ASSERT_TRUE(record.ok()) << record.status().ToString() << "\n" << asked.result.output;
     ASSERT_NO_FATAL_FAILURE(ExpectDoneOnce(guest, *record, requested, at, shadow, /*source_leaving=*/false));
     ASSERT_NO_FATAL_FAILURE(MoveOn(guest.name(), at, shadow));
   }
@@ -226,14 +242,14 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnEitherSideOrAFailedHealthCheckStillEn
   //    disk: the phases are as short as they are) and is back 2 s later.
   {
     const int64_t requested = NowMs();
-    CommandResult asked;
-    std::thread switchover([&] { asked = Cli(at, "--timeout 300 switchover " + guest.name() + " --deadline 120"); });
+    BackgroundCli asked;
+    RunInBackground(asked, at, "--timeout 300 switchover " + guest.name() + " --deadline 120");
     std::optional<json> late = WaitPhase(guest.name(), at, requested,
                                          {"SWITCHOVER_PHASE_VERIFYING", "SWITCHOVER_PHASE_COMPLETING"}, 90s);
     ASSERT_TRUE(late) << "never saw it verifying or completing";
     const uint64_t mark = LogMark(at);
     Shadowd(at, "kill");
-    switchover.join();
+    asked.Join();
     std::this_thread::sleep_for(2s);
     Shadowd(at, "start");
     auto record = WaitSwitchoverDone(guest.name(), at, requested, 240s);
