@@ -10,7 +10,7 @@
 #include "shadowd/lifecycle/shadow_identity.h"
 #include "shadowd/policy/policy.h"
 #include "shadowd/store/keys.h"
-#include "shadowd/switchover/top_path.h"
+#include "shadowd/policy/top_path.h"
 
 namespace vs::controller {
 namespace {
@@ -82,7 +82,7 @@ std::vector<std::string> FileDiskPaths(const policy::DomainFacts& facts) {
   std::vector<std::string> paths;
   for (const policy::DiskFacts& disk : facts.disks) {
     if (disk.source_kind == policy::DiskFacts::SourceKind::kFile && !disk.source_path.empty()) {
-      paths.push_back(switchover::BasePathOf(disk.source_path));
+      paths.push_back(policy::BasePathOf(disk.source_path));
     }
   }
   return paths;
@@ -667,8 +667,8 @@ Status ProtectionController::DefineOn(const v1::VmRecord& record, const Observed
   if (!xml.ok()) return xml.status().Annotate("building the shadow's domain XML");
   for (const policy::DiskFacts& disk : observed.facts.disks) {
     // Just after a switchover the disk is still on its top: the replica stands for the image beneath.
-    const bool on_top = switchover::IsTopPath(disk.source_path);
-    const std::string path = switchover::BasePathOf(disk.source_path);
+    const bool on_top = policy::IsTopPath(disk.source_path);
+    const std::string path = policy::BasePathOf(disk.source_path);
     StatusOr<std::uint64_t> size = images_.VirtualSize(path);
     if (!size.ok()) return size.status().Annotate("reading the virtual size of " + path);
     const std::string given = on_top ? disk.backing_format : disk.format;

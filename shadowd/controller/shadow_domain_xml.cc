@@ -10,7 +10,7 @@
 #include "shadowd/lifecycle/shadow_identity.h"
 #include "shadowd/policy/policy.h"
 #include "shadowd/policy/xml_document.h"
-#include "shadowd/switchover/top_path.h"
+#include "shadowd/policy/top_path.h"
 
 namespace vs::controller {
 namespace {
@@ -185,8 +185,8 @@ Status RewriteDisk(xmlNode* disk) {
   UnsetAttr(source, "index");               // live: libvirt's node numbering
   // A VM that just arrived by a switchover runs on "<image>.vs-top-<tag>" until its new host flattens it: its
   // shadow's replica is <image> itself, in the format of the image beneath.
-  if (const std::string file = *Attr(source, "file"); switchover::IsTopPath(file)) {
-    SetAttr(source, "file", switchover::BasePathOf(file));
+  if (const std::string file = *Attr(source, "file"); policy::IsTopPath(file)) {
+    SetAttr(source, "file", policy::BasePathOf(file));
     xmlNode* backing = Child(disk, "backingStore");
     const xmlNode* backing_format = backing != nullptr ? Child(backing, "format") : nullptr;
     xmlNode* driver = Child(disk, "driver");

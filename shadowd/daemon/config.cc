@@ -54,10 +54,10 @@ std::string UriHost(const std::string& uri) {
   return split.ok() ? split->host : "";
 }
 
-StatusOr<HostConfig> ParseHost(const std::string& name, const pt::ptree& section) {
+StatusOr<cluster::HostConfig> ParseHost(const std::string& name, const pt::ptree& section) {
   const std::string where = kHostPrefix + name;
   VS_RETURN_IF_ERROR(CheckKeys(section, where, {"zone", "uri", "address", "cost", "vcpus", "memory_mib"}));
-  HostConfig host;
+  cluster::HostConfig host;
   host.name = name;
   host.zone = section.get<std::string>("zone", "");
   host.uri = section.get<std::string>("uri", "");
@@ -169,7 +169,7 @@ Status ParseNotice(const pt::ptree& section, Config& config) {
   return Status::Ok();
 }
 
-Status ParseSwitchover(const pt::ptree& section, SwitchoverConfig& switchover) {
+Status ParseSwitchover(const pt::ptree& section, switchover::Settings& switchover) {
   const std::string where = "switchover";
   VS_RETURN_IF_ERROR(CheckKeys(section, where,
                                {"bandwidth_mibs", "safety_margin", "start_cost_ms", "snapshot_cost_ms",
@@ -213,16 +213,13 @@ Status ParseSwitchover(const pt::ptree& section, SwitchoverConfig& switchover) {
 
 }  // namespace
 
-const HostConfig* Config::FindHost(const std::string& name) const {
+const cluster::HostConfig* Config::FindHost(const std::string& name) const {
   for (const auto& h : hosts) {
     if (h.name == name) return &h;
   }
   return nullptr;
 }
 
-std::string Config::PeerTarget(const HostConfig& host) const {
-  return JoinHostPort(host.address, static_cast<uint16_t>(peer_port));  // validated 1..65535 on load
-}
 
 StatusOr<Config> ParseConfig(const std::string& text) {
   pt::ptree tree;
@@ -272,7 +269,7 @@ StatusOr<Config> ParseConfig(const std::string& text) {
       return InvalidArgument("config has an unknown section [" + section_name +
                              "]; sections are [shadowd], [host.NAME], [notice] and [switchover]");
     }
-    VS_ASSIGN_OR_RETURN(HostConfig host, ParseHost(section_name.substr(sizeof(kHostPrefix) - 1), section));
+    VS_ASSIGN_OR_RETURN(cluster::HostConfig host, ParseHost(section_name.substr(sizeof(kHostPrefix) - 1), section));
     config.hosts.push_back(std::move(host));
   }
   if (config.this_host.empty()) return InvalidArgument("[shadowd] needs 'host = NAME', this host's name");

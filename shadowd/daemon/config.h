@@ -52,28 +52,11 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "shadowd/cluster/cluster_hosts.h"
 #include "shadowd/notice/notice_sources.h"
+#include "shadowd/switchover/settings.h"
 
 namespace vs::daemon {
-
-struct HostConfig {
-  std::string name;
-  std::string zone;
-  std::string uri;
-  std::string address;  // for the peer service and NBD exports
-  double cost_per_hour = 0;
-  std::optional<uint32_t> vcpus_cap;
-  std::optional<uint64_t> memory_mib_cap;
-};
-
-struct SwitchoverConfig {
-  double bandwidth_mibs = 100;  // MiB/s, > 0: the estimate's seed until a switchover measured one
-  double safety_margin = 0.2;   // [0, 1)
-  Duration start_cost = std::chrono::milliseconds(1500);
-  Duration snapshot_cost = std::chrono::milliseconds(150);
-  uint64_t warmup_bandwidth_mibs = 5;  // MiB/s, >= 1
-  bool hold_planned_precopy = false;   // precopy_hold = planned
-};
 
 struct Config {
   std::string this_host;
@@ -86,14 +69,14 @@ struct Config {
   int peer_port = 7479;
   int nbd_port = 10809;
   std::string metrics_listen;  // empty: no metrics endpoint
-  std::vector<HostConfig> hosts;  // in file order; this_host is one of them
+  std::vector<cluster::HostConfig> hosts;  // in file order; this_host is one of them
   notice::NoticeSourcesOptions notice;  // every source off unless [notice] names it
   std::chrono::seconds drain_deadline{120};
-  SwitchoverConfig switchover;
+  switchover::Settings switchover;
 
-  const HostConfig* FindHost(const std::string& name) const;
-  // "ADDRESS:PORT" of `host`'s peer service.
-  std::string PeerTarget(const HostConfig& host) const;
+  const cluster::HostConfig* FindHost(const std::string& name) const;
+  // The cluster's hosts, as the value the rooms below the daemon take.
+  cluster::ClusterHosts Cluster() const { return {this_host, hosts, peer_port}; }
 };
 
 StatusOr<Config> ParseConfig(const std::string& text);

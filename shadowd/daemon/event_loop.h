@@ -1,6 +1,7 @@
-// EventLoop: the one thread on which shadowd's controller runs. Every other thread (gRPC handlers, libvirt's
-// event-loop thread, the signal thread) hands work over with Post() or Call(); only closures run on the loop touch
-// the controller, so the controller needs no locks (see controller.h's execution model).
+// EventLoop: the one thread on which shadowd's controller runs (the Executor the other rooms are given). Every
+// other thread (gRPC handlers, libvirt's event-loop thread, the switchover thread, the signal thread) hands work
+// over with Post() or Call(); only closures run on the loop touch the controller, so the controller needs no
+// locks (see controller.h's execution model).
 //
 // Ownership: owns its queue; the closures own what they capture.
 // Thread-safety: Post, Call and Stop from any thread; Run on exactly one thread. Call must not be used from the
@@ -10,26 +11,16 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
-#include <future>
 #include <mutex>
 
 #include "common/clock.h"
+#include "common/executor.h"
 
 namespace vs::daemon {
 
-class EventLoop {
+class EventLoop final : public Executor {
  public:
-  void Post(std::function<void()> work);
-
-  // Runs `work` on the loop and returns its result to the calling (non-loop) thread.
-  template <typename F>
-  auto Call(F work) -> decltype(work()) {
-    using R = decltype(work());
-    std::promise<R> promise;
-    auto future = promise.get_future();
-    Post([&] { promise.set_value(work()); });
-    return future.get();
-  }
+  void Post(std::function<void()> work) override;
 
   // Runs queued work until Stop(); calls `on_tick` at least every `tick` (and after each batch of work).
   void Run(Duration tick, const std::function<void()>& on_tick);

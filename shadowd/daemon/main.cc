@@ -1,55 +1,60 @@
 // shadowd: the virt-shadow daemon of one host, and the project's one composition root. Everything with state
-// is created here, in dependency order, and handed down by reference; nothing is global.
+// is created here, in dependency order, and handed down by reference; nothing is global. Three stages:
 //
-// Start-up (the order matters for convergence after a kill -9, see controller.h):
-//   1. config, store (RocksDB), libvirt runtime, cluster (every host's libvirtd), controller;
-//   2. controller.Recover()            re-issue what every persisted record asks for;
-//   3. cluster.Refresh()               capacity and shadow domains of every host;
-//   4. replay the hook spool           events the hook left while shadowd was down, oldest first;
-//   5. ReconcileLocalDomains           the local domains as they are now (newer than any spooled event);
-//   6. SweepOrphans, RunPending        release shadows nobody accounts for; perform the queued work;
-//   7. replication: settle rounds a crash left pending (as a shadow host) and backup jobs of ours (as a primary);
-//      serve the peer service on this host's address, start the replication worker and the metrics endpoint;
-//   8. switchovers: resume unfinished ones (and a drain in progress), start the notice sources (shadowd/notice);
-//   9. watch libvirt's domain events and serve gRPC (hook + CLI); then the loop ticks every 500 ms:
-//      timers, spool, periodic refresh (capacity grew -> retry unprotected VMs; orphan sweep), queued work,
-//      and hands the protected, running VMs to the replication worker.
-#include <grpcpp/grpcpp.h>
+//   Build   config, store (RocksDB), libvirt runtime, cluster (every host's libvirtd), controller, and start-up
+//           recovery, in this order (it matters for convergence after a kill -9, see controller.h):
+//             controller.Recover()      re-issue what every persisted record asks for;
+//             cluster.Refresh()         capacity and shadow domains of every host;
+//             replay the hook spool     events the hook left while shadowd was down, oldest first;
+//             ReconcileLocalDomains     the local domains as they are now (newer than any spooled event);
+//             SweepOrphans, RunPending  release shadows nobody accounts for; perform the queued work;
+//             replication               settle rounds a crash left pending (as a shadow host) and backup jobs
+//                                       of ours (as a primary);
+//           then the replication, switchover and notice parts. Nothing runs yet: an error here just returns.
+//   Start   the threads and servers, each behind a stop guard (Daemon::Stop stops what started, in the order
+//           of docs/threading.md): peer drains, peer service, replication worker, notice sources, metrics,
+//           domain events, the control service, and last the switchover coordinator (its first job resumes
+//           unfinished switchovers and a persisted drain, and asks the loop).
+//   Serve   the loop on the main thread until SIGTERM/SIGINT: every 500 ms timers, queued work and the
+//           replication schedules; every refresh interval the cluster, draining peers, orphans, the spool,
+//           forgotten replication state and the images left on former hosts.
 #include <signal.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "common/logger.h"
+#include "shadowd/cluster/libvirt_cluster.h"
+#include "shadowd/cluster/peer_drain_watch.h"
 #include "shadowd/controller/canonical_policy.h"
 #include "shadowd/controller/controller.h"
 #include "shadowd/daemon/config.h"
-#include "shadowd/daemon/drain_state.h"
 #include "shadowd/daemon/event_loop.h"
-#include "shadowd/daemon/former_images.h"
-#include "shadowd/daemon/libvirt_cluster.h"
-#include "shadowd/daemon/peer_drain_watch.h"
-#include "shadowd/daemon/peer_service.h"
-#include "shadowd/daemon/replication_metrics.h"
-#include "shadowd/daemon/replication_worker.h"
-#include "shadowd/daemon/service.h"
-#include "shadowd/daemon/switchover_coordinator.h"
-#include "shadowd/daemon/switchover_steps.h"
-#include "shadowd/daemon/switchover_target.h"
 #include "shadowd/metrics/http_endpoint.h"
 #include "shadowd/notice/beast_http_client.h"
 #include "shadowd/notice/notice_sources.h"
 #include "shadowd/replication/qemu_replica_storage.h"
 #include "shadowd/replication/replica_keeper.h"
+#include "shadowd/replication/replication_metrics.h"
+#include "shadowd/replication/replication_worker.h"
 #include "shadowd/replication/replicator.h"
+#include "shadowd/rpc/peer_client.h"
+#include "shadowd/rpc/servers.h"
 #include "shadowd/spool/spool.h"
 #include "shadowd/store/rocksdb_store.h"
+#include "shadowd/switchover/arrival_records.h"
+#include "shadowd/switchover/drain_state.h"
+#include "shadowd/switchover/former_images.h"
+#include "shadowd/switchover/libvirt_switchover_steps.h"
+#include "shadowd/switchover/protected_vms.h"
+#include "shadowd/switchover/switchover_coordinator.h"
 #include "shadowd/switchover/switchover_runner.h"
+#include "shadowd/switchover/switchover_target.h"
 #include "shadowd/virt/hypervisor.h"
 
 namespace vs::daemon {
@@ -87,16 +92,16 @@ void ReplaySpool(spool::Spool& spool, controller::ProtectionController& controll
 }
 
 // Work posted from libvirt's event thread: the domain as libvirt reports it now.
-void OnDomainEvent(const virt::DomainEvent& event, LibvirtCluster& cluster,
-                   controller::ProtectionController& controller, SwitchoverTarget& switchover_target,
+void OnDomainEvent(const virt::DomainEvent& event, cluster::LibvirtCluster& cluster,
+                   controller::ProtectionController& controller, switchover::ArrivalRecords& arrivals,
                    const Logger& log) {
   using Kind = virt::DomainEvent::Kind;
   switch (event.kind) {
     case Kind::kStopped:
       // A VM that failed after its switchover is judged again once it runs anew (a read first: most stops have
       // no mark, and need no store write).
-      if (auto failed = switchover_target.GuestFailureOf(event.uuid); failed.ok() && failed->has_value()) {
-        log.Failure("forgetting a guest failure", switchover_target.ForgetGuestFailure(event.uuid));
+      if (auto failed = arrivals.GuestFailureOf(event.uuid); failed.ok() && failed->has_value()) {
+        log.Failure("forgetting a guest failure", arrivals.ForgetGuestFailure(event.uuid));
       }
       return log.Failure("domain stopped", controller.OnDomainStopped(event.uuid));
     case Kind::kUndefined: return log.Failure("domain undefined", controller.OnDomainUndefined(event.uuid));
@@ -121,14 +126,14 @@ void OnDomainEvent(const virt::DomainEvent& event, LibvirtCluster& cluster,
 }
 
 // The VMs whose disks this host replicates: protected (shadow defined) and running here.
-std::vector<ReplicationSchedule> SchedulesFrom(const std::vector<controller::VmStatusView>& views) {
-  std::vector<ReplicationSchedule> schedules;
+std::vector<replication::ReplicationSchedule> SchedulesFrom(const std::vector<controller::VmStatusView>& views) {
+  std::vector<replication::ReplicationSchedule> schedules;
   for (const auto& view : views) {
     if (view.state != virtshadow::v1::PROTECTION_STATE_PROTECTED || !view.running || view.shadow_hosts.empty()) {
       continue;
     }
     auto policy = controller::ParseCanonicalPolicy(view.policy);
-    ReplicationSchedule schedule{{view.uuid, view.name, view.shadow_hosts.front()}, {}};
+    replication::ReplicationSchedule schedule{{view.uuid, view.name, view.shadow_hosts.front()}, {}};
     schedule.interval = policy.ok() ? Duration(policy->interval) : Duration(policy::Policy().interval);
     schedules.push_back(std::move(schedule));
   }
@@ -154,6 +159,266 @@ void ForgetUnreplicated(controller::ProtectionController& controller, replicatio
   }
 }
 
+// `result`, with `what` in front of its error.
+template <typename T>
+StatusOr<T> Named(StatusOr<T> result, std::string_view what) {
+  if (!result.ok()) return result.status().Annotate(what);
+  return result;
+}
+
+// Every part of shadowd. Build() creates them in dependency order (members are destroyed in reverse, after
+// Stop()); Start() launches the threads and servers; Serve() runs the loop on the calling thread until Stop().
+// Stop() ends whatever started, in the order of docs/threading.md, and runs on every exit path (the
+// destructor), so an error halfway through Start leaves no thread behind.
+class Daemon {
+ public:
+  Daemon(Config config, Clock& clock, const Logger& log) : config_(std::move(config)), clock_(clock), log_(log) {}
+  ~Daemon() { Stop(); }
+
+  Status Build();
+  Status Start();
+  void Serve();
+  // The first call stops everything; later ones return at once. Never from the loop thread (the coordinator's
+  // running switchover may wait on the loop until it ends).
+  void Stop();
+
+ private:
+  Status BuildController();
+  Status BuildReplication();
+  Status BuildSwitchover();
+  // The loop's tick, at least every 500 ms; `next_refresh` is when the cluster is read again.
+  void Tick(MonoTime& next_refresh);
+
+  const Config config_;
+  Clock& clock_;
+  const Logger& log_;
+
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<virt::LibvirtRuntime> runtime_;
+  std::unique_ptr<cluster::LibvirtCluster> cluster_;
+  std::unique_ptr<controller::ProtectionController> controller_;
+  std::unique_ptr<spool::Spool> spool_;
+  EventLoop loop_;
+  // Replication and switchovers block on libvirt for long stretches: each has a connection of its own.
+  std::unique_ptr<virt::Hypervisor> replication_libvirt_;
+  std::unique_ptr<virt::Hypervisor> switchover_libvirt_;
+  std::unique_ptr<replication::ReplicaStorage> storage_;
+  std::unique_ptr<replication::ReplicaKeeper> keeper_;
+  std::unique_ptr<rpc::GrpcPeerClient> peer_client_;
+  std::unique_ptr<switchover::DrainState> drain_;
+  std::unique_ptr<cluster::PeerDrainWatch> peer_drains_;
+  std::unique_ptr<replication::Replicator> replicator_;
+  std::unique_ptr<replication::ReplicationWorker> replication_worker_;
+  std::unique_ptr<switchover::ArrivalRecords> arrivals_;
+  std::unique_ptr<switchover::SwitchoverTarget> switchover_target_;
+  switchover::WarmUpGate warm_up_;
+  std::unique_ptr<switchover::LibvirtSwitchoverSteps> switchover_steps_;
+  std::unique_ptr<switchover::SwitchoverRunner> switchover_runner_;
+  std::unique_ptr<switchover::ControllerOnLoop> controller_on_loop_;
+  std::unique_ptr<switchover::SwitchoverCoordinator> switchovers_;
+  notice::BeastHttpClient http_client_;
+  std::unique_ptr<notice::NoticeSources> notice_sources_;
+
+  // What Start() started (the parts above start their own threads in Start and stop them in their destructors
+  // too; Stop() orders them).
+  std::unique_ptr<rpc::RunningServer> peer_server_;
+  std::unique_ptr<metrics::MetricsHttpEndpoint> metrics_endpoint_;
+  std::unique_ptr<virt::Subscription> domain_events_;
+  std::unique_ptr<rpc::RunningServer> control_server_;
+  std::once_flag stopped_;
+};
+
+Status Daemon::Build() {
+  for (const auto& dir : {std::filesystem::path(config_.store_path).parent_path(),
+                          std::filesystem::path(config_.spool_path),
+                          std::filesystem::path(config_.socket_path).parent_path()}) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+  }
+  VS_ASSIGN_OR_RETURN(store_, Named(store::OpenRocksDbStore(config_.store_path, {}), "opening the store"));
+  VS_RETURN_IF_ERROR(BuildController());
+  VS_RETURN_IF_ERROR(BuildReplication());
+  return BuildSwitchover();
+}
+
+Status Daemon::BuildController() {
+  VS_ASSIGN_OR_RETURN(runtime_, Named(virt::LibvirtRuntime::Start(), "libvirt"));
+  cluster_ = std::make_unique<cluster::LibvirtCluster>(config_.Cluster(), config_.local_libvirt_uri, *runtime_,
+                                                       clock_);
+  controller::ControllerOptions options{
+      .this_host = config_.this_host, .grace_period = config_.grace, .placement = {},
+      .report = [this](const std::string& vm, const std::string& m) { log_.Write("VM " + vm, m); }};
+  controller_ = std::make_unique<controller::ProtectionController>(options, *store_, *cluster_, *cluster_, *cluster_,
+                                                                   clock_);
+  spool_ = std::make_unique<spool::Spool>(config_.spool_path, clock_);
+
+  log_.Failure("recovering records", controller_->Recover());
+  cluster_->Refresh();
+  ReplaySpool(*spool_, *controller_, log_);
+  VS_ASSIGN_OR_RETURN(virt::Hypervisor * local, Named(cluster_->Local(), "the local libvirtd"));
+  if (auto domains = ObserveLocalDomains(*local); domains.ok()) {
+    log_.Failure("reconciling local domains", controller_->ReconcileLocalDomains(*domains));
+  }
+  if (auto shadows = cluster_->Shadows(); shadows.ok()) {
+    log_.Failure("orphan sweep", controller_->SweepOrphans(*shadows));
+  }
+  log_.Failure("start-up work", controller_->RunPending());
+  return Status::Ok();
+}
+
+Status Daemon::BuildReplication() {
+  VS_ASSIGN_OR_RETURN(replication_libvirt_, Named(runtime_->Connect(config_.local_libvirt_uri, clock_),
+                                                  "the local libvirtd (replication)"));
+  storage_ = replication::NewQemuReplicaStorage(clock_);
+  keeper_ = std::make_unique<replication::ReplicaKeeper>(
+      *store_, *storage_,
+      [this](const std::string& vm_uuid, const std::vector<std::string>& paths) {
+        return cluster::CheckShadowOwnsReplicas(*replication_libvirt_, config_.this_host, vm_uuid, paths);
+      },
+      clock_);
+  log_.Failure("settling replica rounds", keeper_->Recover());
+  peer_client_ = std::make_unique<rpc::GrpcPeerClient>(config_.Cluster(), clock_);
+  drain_ = std::make_unique<switchover::DrainState>(*store_);
+  log_.Failure("loading the drain state", drain_->Load());
+  peer_drains_ = std::make_unique<cluster::PeerDrainWatch>(
+      config_.Cluster().Peers(),
+      [this](const std::string& host) -> StatusOr<bool> {
+        VS_ASSIGN_OR_RETURN(virtshadow::v1::HostStateReply state, peer_client_->HostState(host));
+        return state.draining();
+      },
+      config_.refresh);
+  cluster_->SetDrainProbe([this](const std::string& host) {
+    // A peer whose shadowd is down is judged by its libvirtd alone.
+    return host == config_.this_host ? drain_->Current().has_value() : peer_drains_->Draining(host);
+  });
+  const cluster::HostConfig& this_host = *config_.FindHost(config_.this_host);
+  replicator_ = std::make_unique<replication::Replicator>(
+      *replication_libvirt_, *peer_client_, *storage_, *store_, clock_,
+      replication::ReplicatorOptions{.this_host = config_.this_host, .nbd_address = this_host.address,
+                                     .nbd_port = config_.nbd_port});
+  if (auto names = replication_libvirt_->ListDomainNames(); names.ok()) {
+    log_.Failure("ending stale backups", replicator_->Recover(*names));
+  }
+  replication_worker_ = std::make_unique<replication::ReplicationWorker>(*replicator_, clock_, log_.For(""));
+  return Status::Ok();
+}
+
+Status Daemon::BuildSwitchover() {
+  VS_ASSIGN_OR_RETURN(switchover_libvirt_, Named(runtime_->Connect(config_.local_libvirt_uri, clock_),
+                                                 "the local libvirtd (switchover)"));
+  arrivals_ = std::make_unique<switchover::ArrivalRecords>(*store_, clock_);
+  switchover_target_ = std::make_unique<switchover::SwitchoverTarget>(
+      *replication_libvirt_, *keeper_, *arrivals_, *drain_, *replication_worker_, config_.this_host, clock_,
+      log_.For("switchover target"));
+  switchover_steps_ = std::make_unique<switchover::LibvirtSwitchoverSteps>(
+      config_.Cluster(), config_.switchover, *runtime_, *switchover_libvirt_, *peer_client_, *replication_worker_,
+      warm_up_, clock_, [this](const std::string& vm_uuid, const std::string& host) {
+        loop_.Post([this, vm_uuid, host] {
+          log_.Failure("ending the record of a switched VM", controller_->OnSwitchedOver(vm_uuid, host));
+        });
+      });
+  switchover_runner_ = std::make_unique<switchover::SwitchoverRunner>(*store_, *switchover_steps_, clock_,
+                                                                      log_.For(""));
+  controller_on_loop_ = std::make_unique<switchover::ControllerOnLoop>(loop_, *controller_);
+  switchovers_ = std::make_unique<switchover::SwitchoverCoordinator>(
+      config_.this_host, config_.switchover,
+      switchover::SwitchoverCoordinator::Parts{
+          .vms = *controller_on_loop_, .runner = *switchover_runner_, .local = *switchover_libvirt_,
+          .peer = *peer_client_, .drain = *drain_, .arrivals = *arrivals_, .rounds = *replication_worker_,
+          .warm_up = warm_up_, .clock = clock_},
+      log_.For(""), [this](const notice::Notice& notice) {
+        // Azure waits for the approval (or its NotBefore time): once everything moved, let it proceed.
+        if (notice.source == notice::Notice::Source::kAzure) {
+          log_.Failure("approving the Azure event", notice_sources_->ApproveAzure(notice.id));
+        }
+      });
+  notice_sources_ = std::make_unique<notice::NoticeSources>(
+      config_.notice, http_client_, clock_, [this](const notice::Notice& notice) { switchovers_->OnNotice(notice); },
+      log_.For("notice"));
+  return Status::Ok();
+}
+
+Status Daemon::Start() {
+  peer_drains_->Start();
+  const cluster::ClusterHosts hosts = config_.Cluster();
+  VS_ASSIGN_OR_RETURN(peer_server_, rpc::StartPeerServer(hosts.PeerTarget(*hosts.Find(hosts.this_host)), *keeper_,
+                                                         *switchover_target_));
+  replication_worker_->Start();
+  log_.Failure("starting the notice sources", notice_sources_->Start());
+  if (!config_.metrics_listen.empty()) {
+    VS_ASSIGN_OR_RETURN(
+        metrics_endpoint_,
+        Named(metrics::MetricsHttpEndpoint::Start(config_.metrics_listen, [this]() -> StatusOr<std::string> {
+          VS_ASSIGN_OR_RETURN(auto replicated, replicator_->ListRecords());
+          VS_ASSIGN_OR_RETURN(auto held, keeper_->List());
+          VS_ASSIGN_OR_RETURN(auto guest_failed, arrivals_->GuestFailures());
+          auto families = replication::ReplicationMetrics(replicated, held, clock_.WallNow());
+          families.push_back(replication::GuestFailedMetric(guest_failed));
+          return metrics::RenderPrometheusText(families);
+        }), "metrics endpoint"));
+  }
+  VS_ASSIGN_OR_RETURN(virt::Hypervisor * local, Named(cluster_->Local(), "the local libvirtd"));
+  VS_ASSIGN_OR_RETURN(domain_events_, Named(local->WatchDomains([this](const virt::DomainEvent& event) {
+                        loop_.Post([this, event] { OnDomainEvent(event, *cluster_, *controller_, *arrivals_, log_); });
+                      }), "watching domain events"));
+  VS_ASSIGN_OR_RETURN(control_server_,
+                      rpc::StartControlServer(config_.socket_path, hosts, config_.drain_deadline,
+                                              rpc::ShadowService::Parts{
+                                                  .loop = loop_, .controller = *controller_, .cluster = *cluster_,
+                                                  .replicator = *replicator_, .replication = *replication_worker_,
+                                                  .switchovers = *switchovers_, .runner = *switchover_runner_,
+                                                  .drain = *drain_, .target = *switchover_target_,
+                                                  .arrivals = *arrivals_, .clock = clock_},
+                                              log_.For("")));
+  log_.Write("", "host " + config_.this_host + " serving on " + config_.socket_path);
+  // Last of all, once nothing can fail any more: its first job (resuming switchovers and a persisted drain)
+  // asks the loop. Notices and calls that came before are queued behind that job.
+  switchovers_->Start();
+  return Status::Ok();
+}
+
+void Daemon::Serve() {
+  MonoTime next_refresh = clock_.Now() + config_.refresh;
+  loop_.Run(std::chrono::milliseconds(500), [&] { Tick(next_refresh); });
+}
+
+void Daemon::Tick(MonoTime& next_refresh) {
+  log_.Failure("timers", controller_->OnTimer());
+  if (clock_.Now() >= next_refresh) {
+    next_refresh = clock_.Now() + config_.refresh;
+    if (cluster_->Refresh()) log_.Failure("capacity change", controller_->OnCapacityChanged());
+    for (const std::string& peer : config_.Cluster().Peers()) {
+      if (cluster_->IsDraining(peer)) {
+        log_.Failure("moving shadows off a draining host", controller_->OnHostLeaving(peer, "draining"));
+      }
+    }
+    if (auto shadows = cluster_->Shadows(); shadows.ok()) {
+      log_.Failure("orphan sweep", controller_->SweepOrphans(*shadows));
+    }
+    ReplaySpool(*spool_, *controller_, log_);
+    ForgetUnreplicated(*controller_, *replicator_, *keeper_, log_);
+    switchover::SettleFormerImages(*arrivals_, *controller_, *cluster_, config_.grace, clock_, log_.For(""));
+  }
+  log_.Failure("queued work", controller_->RunPending());
+  if (auto views = controller_->List(); views.ok()) replication_worker_->SetTargets(SchedulesFrom(*views));
+}
+
+void Daemon::Stop() {
+  std::call_once(stopped_, [this] {
+    // The servers first: in-flight CLI calls wait on the loop (Executor::Call), so it keeps running for them.
+    if (control_server_) control_server_->Shutdown();
+    if (peer_server_) peer_server_->Shutdown();
+    domain_events_.reset();
+    // Before the loop: a running switchover still asks the controller through the loop until it ends.
+    if (notice_sources_) notice_sources_->Stop();
+    if (switchovers_) switchovers_->Stop();
+    loop_.Stop();
+    metrics_endpoint_.reset();
+    if (replication_worker_) replication_worker_->Stop();
+    if (peer_drains_) peer_drains_->Stop();
+  });
+}
+
 int Run(const std::string& config_path) {
   // Signals are taken by one thread with sigwait, so no handler runs in the middle of other code.
   sigset_t signals;
@@ -166,192 +431,17 @@ int Run(const std::string& config_path) {
   const Logger log(*clock, stderr);
   auto config = LoadConfig(config_path);
   if (!config.ok()) return log.Failure("configuration", config.status()), 2;
-  for (const auto& dir : {std::filesystem::path(config->store_path).parent_path(),
-                          std::filesystem::path(config->spool_path),
-                          std::filesystem::path(config->socket_path).parent_path()}) {
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-  }
-  auto store = store::OpenRocksDbStore(config->store_path, {});
-  if (!store.ok()) return log.Failure("opening the store", store.status()), 1;
-  auto runtime = virt::LibvirtRuntime::Start();
-  if (!runtime.ok()) return log.Failure("libvirt", runtime.status()), 1;
-  LibvirtCluster cluster(*config, **runtime, *clock);
-  controller::ControllerOptions options{.this_host = config->this_host, .grace_period = config->grace,
-                                        .placement = {}, .report = [&log](const std::string& vm, const std::string& m) {
-                                          log.Write("VM " + vm, m);
-                                        }};
-  controller::ProtectionController controller(options, **store, cluster, cluster, cluster, *clock);
-  spool::Spool spool(config->spool_path, *clock);
-  EventLoop loop;
-
-  log.Failure("recovering records", controller.Recover());
-  cluster.Refresh();
-  ReplaySpool(spool, controller, log);
-  auto local = cluster.Local();
-  if (!local.ok()) return log.Failure("the local libvirtd", local.status()), 1;
-  auto domains = ObserveLocalDomains(**local);
-  if (domains.ok()) log.Failure("reconciling local domains", controller.ReconcileLocalDomains(*domains));
-  if (auto shadows = cluster.Shadows(); shadows.ok()) log.Failure("orphan sweep", controller.SweepOrphans(*shadows));
-  log.Failure("start-up work", controller.RunPending());
-
-  // Replication runs off the loop thread, on its own libvirt connection (connections are thread-safe).
-  auto replication_libvirt = (*runtime)->Connect(config->local_libvirt_uri, *clock);
-  if (!replication_libvirt.ok()) {
-    return log.Failure("the local libvirtd (replication)", replication_libvirt.status()), 1;
-  }
-  std::unique_ptr<replication::ReplicaStorage> storage = replication::NewQemuReplicaStorage(*clock);
-  replication::ReplicaKeeper keeper(
-      **store, *storage,
-      [&](const std::string& vm_uuid, const std::vector<std::string>& paths) {
-        return CheckShadowOwnsReplicas(**replication_libvirt, config->this_host, vm_uuid, paths);
-      },
-      *clock);
-  log.Failure("settling replica rounds", keeper.Recover());
-  GrpcReplicaPeer peer_client(*config, *clock);
-  DrainState drain(**store);
-  log.Failure("loading the drain state", drain.Load());
-  std::vector<std::string> peers;
-  for (const HostConfig& host : config->hosts) {
-    if (host.name != config->this_host) peers.push_back(host.name);
-  }
-  PeerDrainWatch peer_drains(
-      peers,
-      [&](const std::string& host) -> StatusOr<bool> {
-        VS_ASSIGN_OR_RETURN(virtshadow::v1::HostStateReply state, peer_client.HostState(host));
-        return state.draining();
-      },
-      config->refresh);
-  peer_drains.Start();
-  cluster.SetDrainProbe([&](const std::string& host) {
-    // A peer whose shadowd is down is judged by its libvirtd alone.
-    return host == config->this_host ? drain.Current().has_value() : peer_drains.Draining(host);
-  });
-  const HostConfig& this_host = *config->FindHost(config->this_host);
-  replication::Replicator replicator(**replication_libvirt, peer_client, *storage, **store, *clock,
-                                     {.this_host = config->this_host, .nbd_address = this_host.address,
-                                      .nbd_port = config->nbd_port});
-  if (auto names = (*local)->ListDomainNames(); names.ok()) {
-    log.Failure("ending stale backups", replicator.Recover(*names));
-  }
-  ReplicationWorker replication_worker(replicator, *clock, log.For(""));
-  SwitchoverTarget switchover_target(**replication_libvirt, keeper, **store, drain, replication_worker,
-                                     config->this_host, *clock, log.For("switchover target"));
-  PeerService peer_service(keeper, switchover_target);
-  grpc::ServerBuilder peer_builder;
-  peer_builder.AddListeningPort(config->PeerTarget(this_host), grpc::InsecureServerCredentials());
-  peer_builder.SetMaxReceiveMessageSize(256 << 20);
-  peer_builder.SetMaxSendMessageSize(256 << 20);
-  peer_builder.RegisterService(&peer_service);
-  std::unique_ptr<grpc::Server> peer_server = peer_builder.BuildAndStart();
-  if (!peer_server) {
-    return log.Failure("peer service", Unavailable("cannot listen on " + config->PeerTarget(this_host))), 1;
-  }
-  replication_worker.Start();
-
-  // Switchovers run on their own libvirt connection too (a migration blocks its caller for its whole length).
-  auto switchover_libvirt = (*runtime)->Connect(config->local_libvirt_uri, *clock);
-  if (!switchover_libvirt.ok()) return log.Failure("the local libvirtd (switchover)", switchover_libvirt.status()), 1;
-  WarmUpGate warm_up;
-  auto on_switched = [&](const std::string& vm_uuid, const std::string& host) {
-    loop.Post([&controller, &log, vm_uuid, host] {
-      log.Failure("ending the record of a switched VM", controller.OnSwitchedOver(vm_uuid, host));
-    });
-  };
-  LibvirtSwitchoverSteps switchover_steps(*config, **runtime, **switchover_libvirt, peer_client, replication_worker,
-                                          replicator, warm_up, *clock, on_switched);
-  switchover::SwitchoverRunner switchover_runner(**store, switchover_steps, *clock, log.For(""));
-  notice::BeastHttpClient http_client;
-  std::unique_ptr<notice::NoticeSources> notice_sources;
-  SwitchoverCoordinator switchovers(
-      *config,
-      {.loop = loop, .controller = controller, .runner = switchover_runner, .local = **switchover_libvirt,
-       .peer = peer_client, .drain = drain, .target = switchover_target, .worker = replication_worker,
-       .replicator = replicator, .warm_up = warm_up, .clock = *clock},
-      log.For(""),
-      [&](const notice::Notice& notice) {
-        // Azure waits for the approval (or its NotBefore time): once everything moved, let it proceed.
-        if (notice.source == notice::Notice::Source::kAzure && notice_sources) {
-          log.Failure("approving the Azure event", notice_sources->ApproveAzure(notice.id));
-        }
-      });
-  notice_sources = std::make_unique<notice::NoticeSources>(
-      config->notice, http_client, *clock, [&](const notice::Notice& notice) { switchovers.OnNotice(notice); },
-      log.For("notice"));
-  log.Failure("starting the notice sources", notice_sources->Start());
-  std::unique_ptr<metrics::MetricsHttpEndpoint> metrics_endpoint;
-  if (!config->metrics_listen.empty()) {
-    auto endpoint = metrics::MetricsHttpEndpoint::Start(config->metrics_listen, [&]() -> StatusOr<std::string> {
-      VS_ASSIGN_OR_RETURN(auto replicated, replicator.ListRecords());
-      VS_ASSIGN_OR_RETURN(auto held, keeper.List());
-      VS_ASSIGN_OR_RETURN(auto guest_failed, switchover_target.GuestFailures());
-      auto families = ReplicationMetrics(replicated, held, clock->WallNow());
-      families.push_back(GuestFailedMetric(guest_failed));
-      return metrics::RenderPrometheusText(families);
-    });
-    if (!endpoint.ok()) return log.Failure("metrics endpoint", endpoint.status()), 1;
-    metrics_endpoint = std::move(*endpoint);
-  }
-
-  auto watch = (*local)->WatchDomains([&](const virt::DomainEvent& event) {
-    loop.Post([&, event] { OnDomainEvent(event, cluster, controller, switchover_target, log); });
-  });
-  if (!watch.ok()) return log.Failure("watching domain events", watch.status()), 1;
-
-  ShadowService service(*config, loop, controller, cluster, replicator, replication_worker, switchovers,
-                        switchover_runner, drain, switchover_target, *clock, log.For(""));
-  std::filesystem::remove(config->socket_path);
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("unix:" + config->socket_path, grpc::InsecureServerCredentials());
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server) return log.Failure("serving", Unavailable("cannot listen on " + config->socket_path)), 1;
-  chmod(config->socket_path.c_str(), 0600);  // root only: the hook runs as root, so does the CLI
-  log.Write("", "host " + config->this_host + " serving on " + config->socket_path);
-
-  // Started last of all, once nothing can fail any more: its first job (resuming switchovers and a persisted
-  // drain) asks the loop, so an early return after it had started would wait in its destructor for a loop that
-  // never ran. Notices and calls that came before are queued behind that job.
-  switchovers.Start();
-
-  // The server shuts down before the loop stops: in-flight CLI calls wait on the loop (EventLoop::Call), so the
-  // loop must keep running until they are answered.
+  Daemon daemon(std::move(*config), *clock, log);
+  if (Status built = daemon.Build(); !built.ok()) return log.Failure("starting", built), 1;
+  if (Status started = daemon.Start(); !started.ok()) return log.Failure("starting", started), 1;
   std::thread signal_thread([&] {
     int sig = 0;
     sigwait(&signals, &sig);
     log.Write("", "signal " + std::to_string(sig) + ", stopping");
-    server->Shutdown();
-    peer_server->Shutdown();
-    // Before the loop: a running switchover still asks the controller (EventLoop::Call) until it ends.
-    notice_sources->Stop();
-    switchovers.Stop();
-    loop.Stop();
+    daemon.Stop();
   });
-
-  MonoTime next_refresh = clock->Now() + config->refresh;
-  loop.Run(std::chrono::milliseconds(500), [&] {
-    log.Failure("timers", controller.OnTimer());
-    if (clock->Now() >= next_refresh) {
-      next_refresh = clock->Now() + config->refresh;
-      if (cluster.Refresh()) log.Failure("capacity change", controller.OnCapacityChanged());
-      for (const HostConfig& host : config->hosts) {
-        if (host.name != config->this_host && cluster.IsDraining(host.name)) {
-          log.Failure("moving shadows off a draining host", controller.OnHostLeaving(host.name, "draining"));
-        }
-      }
-      if (auto shadows = cluster.Shadows(); shadows.ok()) {
-        log.Failure("orphan sweep", controller.SweepOrphans(*shadows));
-      }
-      ReplaySpool(spool, controller, log);
-      ForgetUnreplicated(controller, replicator, keeper, log);
-      SettleFormerImages(switchover_target, controller, cluster, config->grace, *clock, log.For(""));
-    }
-    log.Failure("queued work", controller.RunPending());
-    if (auto views = controller.List(); views.ok()) replication_worker.SetTargets(SchedulesFrom(*views));
-  });
-
+  daemon.Serve();
   signal_thread.join();
-  replication_worker.Stop();
   return 0;
 }
 

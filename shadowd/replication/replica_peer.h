@@ -1,5 +1,5 @@
 // ReplicaPeer: how a primary's Replicator reaches the ReplicaKeeper of a shadow host. Production: the
-// ShadowPeer gRPC service over TCP (shadowd/daemon/peer_client.cc); unit tests call a ReplicaKeeper
+// ShadowPeer gRPC service over TCP (shadowd/rpc/peer_client.h); unit tests call a ReplicaKeeper
 // in-process. Thread-safety: implementations must be safe for concurrent calls. Failure modes:
 // kUnavailable/kDeadlineExceeded when the host cannot be reached (the round is retried later); the
 // keeper's own errors come back with their code and message.

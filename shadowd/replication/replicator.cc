@@ -149,9 +149,9 @@ StatusOr<std::vector<Replicator::Disk>> Replicator::ReplicatedDisks(const std::s
     }
     // On a switchover top the format to mirror is the base's (the top is always qcow2).
     // On a switchover top, the image beneath (frozen by the snapshot) is what the replica mirrors.
-    const bool on_top = switchover::IsTopPath(disk.source_path);
+    const bool on_top = policy::IsTopPath(disk.source_path);
     const std::string base_format = on_top && !disk.backing_format.empty() ? disk.backing_format : format;
-    disks.push_back({disk.target_dev, switchover::BasePathOf(disk.source_path), base_format, base_format == "qcow2",
+    disks.push_back({disk.target_dev, policy::BasePathOf(disk.source_path), base_format, base_format == "qcow2",
                      on_top ? disk.source_path : ""});
   }
   if (disks.empty()) return FailedPrecondition(vm_name + " has no file-backed disk to replicate");

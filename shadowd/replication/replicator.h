@@ -33,7 +33,7 @@
 #include "shadowd/replication/replica_peer.h"
 #include "shadowd/replication/replica_storage.h"
 #include "shadowd/store/store.h"
-#include "shadowd/switchover/top_path.h"
+#include "shadowd/policy/top_path.h"
 #include "shadowd/virt/hypervisor.h"
 
 namespace vs::replication {

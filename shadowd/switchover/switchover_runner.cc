@@ -39,6 +39,17 @@ Status SwitchoverRunner::Save(SwitchoverRecord& record) {
   return store_.Write(batch);
 }
 
+SwitchoverRunner::Claim::~Claim() {
+  MutexLock lock(runner_.mutex_);
+  runner_.driving_.erase(vm_uuid_);
+}
+
+std::unique_ptr<SwitchoverRunner::Claim> SwitchoverRunner::TryClaim(const std::string& vm_uuid) {
+  MutexLock lock(mutex_);
+  if (!driving_.insert(vm_uuid).second) return nullptr;
+  return std::make_unique<Claim>(*this, vm_uuid);
+}
+
 StatusOr<std::optional<SwitchoverRecord>> SwitchoverRunner::Get(const std::string& vm_uuid) const {
   return store::GetProto<SwitchoverRecord>(store_, RecordKey(vm_uuid));
 }
@@ -50,6 +61,10 @@ StatusOr<std::vector<SwitchoverRecord>> SwitchoverRunner::List() const {
 StatusOr<SwitchoverRecord> SwitchoverRunner::Run(SwitchoverRecord request) {
   if (request.vm_uuid().empty() || request.vm_name().empty() || request.target_host().empty()) {
     return InvalidArgument("a switchover needs the VM's uuid and name and a target host");
+  }
+  std::unique_ptr<Claim> claim = TryClaim(request.vm_uuid());
+  if (!claim) {
+    return FailedPrecondition("a switchover of " + request.vm_name() + " is already being driven right now");
   }
   VS_ASSIGN_OR_RETURN(std::optional<SwitchoverRecord> existing, Get(request.vm_uuid()));
   if (existing && !IsTerminal(existing->phase())) {
@@ -159,11 +174,17 @@ StatusOr<SwitchoverRecord> SwitchoverRunner::Drive(SwitchoverRecord record, Dura
   return record;
 }
 
-StatusOr<std::vector<SwitchoverRecord>> SwitchoverRunner::RetryCompletions(const std::set<std::string>& skip) {
+StatusOr<std::vector<SwitchoverRecord>> SwitchoverRunner::RetryCompletions() {
   VS_ASSIGN_OR_RETURN(std::vector<SwitchoverRecord> records, List());
   std::vector<SwitchoverRecord> driven;
   for (SwitchoverRecord& record : records) {
-    if (record.phase() != v1::SWITCHOVER_PHASE_COMPLETING || skip.count(record.vm_uuid()) > 0) continue;
+    if (record.phase() != v1::SWITCHOVER_PHASE_COMPLETING) continue;
+    std::unique_ptr<Claim> claim = TryClaim(record.vm_uuid());
+    if (!claim) continue;
+    // Read again under the claim: the thread that held it may have moved the record on.
+    VS_ASSIGN_OR_RETURN(std::optional<SwitchoverRecord> current, Get(record.vm_uuid()));
+    if (!current || current->phase() != v1::SWITCHOVER_PHASE_COMPLETING) continue;
+    record = std::move(*current);
     VS_ASSIGN_OR_RETURN(SwitchoverRecord after, Drive(std::move(record), /*retry_window=*/Duration::zero()));
     driven.push_back(std::move(after));
   }
@@ -200,6 +221,8 @@ StatusOr<std::vector<SwitchoverRecord>> SwitchoverRunner::ResumeAll(Duration mig
   Status first_refusal;
   for (SwitchoverRecord& record : records) {
     if (IsTerminal(record.phase())) continue;
+    std::unique_ptr<Claim> claim = TryClaim(record.vm_uuid());
+    if (!claim) continue;  // driven by another thread since the start
     // Only a migration can still be running in libvirt: wait for it to end one way or the other.
     const bool migrating = record.phase() == v1::SWITCHOVER_PHASE_MIGRATING ||
                            record.phase() == v1::SWITCHOVER_PHASE_FALLBACK_MIGRATING;

@@ -3,12 +3,15 @@
 // shadowd killed at any point resumes (ResumeAll) from what is true afterwards.
 //
 // The steps themselves (libvirt on this host, the peer service on the target, the replication worker)
-// are behind SwitchoverSteps; shadowd/daemon/switchover_steps.h is the production implementation and
+// are behind SwitchoverSteps; shadowd/switchover/libvirt_switchover_steps.h is the production implementation and
 // the unit tests use a scripted fake. The runner decides nothing about WHICH VM goes WHERE or WHEN:
-// the coordinator (shadowd/daemon/switchover_coordinator.h) plans that from the deadline.
+// the coordinator (shadowd/switchover/switchover_coordinator.h) plans that from the deadline.
 //
-// Ownership: borrows the store, the steps and the clock. Thread-safety: not thread-safe; one thread
-// runs switchovers (one at a time: they share the link and the host's backup port). Failure modes: a
+// Ownership: borrows the store, the steps and the clock. Thread-safety: switchovers of different VMs may be
+// driven from different threads at once (the coordinator's thread, and a warm-up's thread that holds its VM in
+// precopy meanwhile); one VM's record is driven by one thread at a time, which the runner enforces: it claims
+// the VM for the call, a second Run of a claimed VM fails and ResumeAll and RetryCompletions pass claimed VMs by.
+// The steps must allow the same (calls for different VMs concurrently). Failure modes: a
 // failing step is not an error of Run(): it is recorded in the record (error, phase FAILED) and the
 // record is returned. A completion that keeps failing (the VM runs on the target, which cannot flatten
 // its disks yet) is retried with backoff for up to a minute; the record is then returned still in
@@ -18,6 +21,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -25,6 +29,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "proto/switchover.pb.h"
 #include "shadowd/store/store.h"
 #include "shadowd/switchover/switchover_machine.h"
@@ -93,9 +98,9 @@ class SwitchoverRunner {
   // were resumed, the first record that cannot be resumed (unknown phase).
   StatusOr<std::vector<SwitchoverRecord>> ResumeAll(Duration migration_wait = std::chrono::minutes(10));
 
-  // Tries every record left in COMPLETING (see above) once more (one attempt each), except those of the VM
-  // uuids in `skip` (driven elsewhere right now); returns them as they ended up.
-  StatusOr<std::vector<SwitchoverRecord>> RetryCompletions(const std::set<std::string>& skip);
+  // Tries every record left in COMPLETING (see above) once more (one attempt each), except those driven by
+  // another thread right now; returns them as they ended up.
+  StatusOr<std::vector<SwitchoverRecord>> RetryCompletions();
 
   StatusOr<std::optional<SwitchoverRecord>> Get(const std::string& vm_uuid) const;
   StatusOr<std::vector<SwitchoverRecord>> List() const;
@@ -109,10 +114,27 @@ class SwitchoverRunner {
   bool RecoverFigures(SwitchoverRecord& record, VmLocation location, Duration wait);
   Status Save(SwitchoverRecord& record);
 
+  // The calling thread's claim on driving one VM's record; released when it goes out of scope.
+  class Claim {
+   public:
+    Claim(SwitchoverRunner& runner, std::string vm_uuid) : runner_(runner), vm_uuid_(std::move(vm_uuid)) {}
+    Claim(const Claim&) = delete;
+    Claim& operator=(const Claim&) = delete;
+    ~Claim();
+
+   private:
+    SwitchoverRunner& runner_;
+    const std::string vm_uuid_;
+  };
+  // nullptr when another thread drives the VM.
+  std::unique_ptr<Claim> TryClaim(const std::string& vm_uuid);
+
   store::Store& store_;
   SwitchoverSteps& steps_;
   Clock& clock_;
   const std::function<void(const std::string&)> log_;
+  Mutex mutex_;
+  std::set<std::string> driving_ VS_GUARDED_BY(mutex_);  // VM uuids claimed by a thread
 };
 
 }  // namespace vs::switchover

@@ -98,17 +98,17 @@ TEST(ConfigReplicationTest, AUriWithoutAHostNeedsAnAddress) {
 TEST(ConfigReplicationTest, PeerTargetUsesThePeerPortAndBracketsIpv6) {
   auto config = ParseConfig(Conf("peer_port = 7000\n"));
   ASSERT_TRUE(config.ok()) << config.status().ToString();
-  HostConfig host;
+  cluster::HostConfig host;
   host.address = "10.0.0.2";
-  EXPECT_EQ(config->PeerTarget(host), "10.0.0.2:7000");
+  EXPECT_EQ(config->Cluster().PeerTarget(host), "10.0.0.2:7000");
   host.address = "fd00::2";
-  EXPECT_EQ(config->PeerTarget(host), "[fd00::2]:7000");
+  EXPECT_EQ(config->Cluster().PeerTarget(host), "[fd00::2]:7000");
   host.address = "h2.example";
-  EXPECT_EQ(config->PeerTarget(host), "h2.example:7000");
+  EXPECT_EQ(config->Cluster().PeerTarget(host), "h2.example:7000");
 
   auto ipv6 = ParseConfig(Conf("", "uri = qemu+tcp://[::1]/system\n"));
   ASSERT_TRUE(ipv6.ok()) << ipv6.status().ToString();
-  EXPECT_EQ(ipv6->PeerTarget(ipv6->hosts[0]), "[::1]:7479");
+  EXPECT_EQ(ipv6->Cluster().PeerTarget(ipv6->hosts[0]), "[::1]:7479");
 }
 
 }  // namespace

@@ -1,10 +1,10 @@
 // ReplicationMetrics: the replication families as Prometheus sees them (rendered by shadowd/metrics).
-#include "shadowd/daemon/replication_metrics.h"
+#include "shadowd/replication/replication_metrics.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-namespace vs::daemon {
+namespace vs::replication {
 namespace {
 
 using ::testing::HasSubstr;
@@ -112,4 +112,4 @@ TEST_F(ReplicationMetricsTest, LabelValuesFromRecordsAreEscaped) {
 }
 
 }  // namespace
-}  // namespace vs::daemon
+}  // namespace vs::replication

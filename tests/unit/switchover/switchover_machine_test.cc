@@ -2,7 +2,7 @@
 // every phase of the proto enum and every step outcome, the next phase or InvalidArgument; for every
 // phase and every VM location, the phase a restarted shadowd resumes with.
 #include "shadowd/switchover/switchover_machine.h"
-#include "shadowd/switchover/top_path.h"
+#include "shadowd/policy/top_path.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -210,18 +210,18 @@ TEST(SwitchoverMachine, PhaseNamesAreReadableAndAnUnknownValueShowsItsNumber) {
 // Top naming (top_path.h): every switchover's tops are new files, and older untagged tops are still seen.
 TEST(TopPathTest, TopsAreTaggedPerSwitchoverAndLeadBackToTheirImage) {
   const std::string image = "/var/lib/libvirt/images/web.qcow2";
-  const std::string top = vs::switchover::TopPathOf(image, "1796000000123");
+  const std::string top = vs::policy::TopPathOf(image, "1796000000123");
   EXPECT_EQ(top, image + ".vs-top-1796000000123");
-  EXPECT_NE(top, vs::switchover::TopPathOf(image, "1796000000124"));
-  EXPECT_TRUE(vs::switchover::IsTopPath(top));
-  EXPECT_EQ(vs::switchover::BasePathOf(top), image);
-  EXPECT_TRUE(vs::switchover::IsTopPath(image + ".vs-top"));  // left by an older build
-  EXPECT_EQ(vs::switchover::BasePathOf(image + ".vs-top"), image);
-  EXPECT_FALSE(vs::switchover::IsTopPath(image));
-  EXPECT_EQ(vs::switchover::BasePathOf(image), image);
+  EXPECT_NE(top, vs::policy::TopPathOf(image, "1796000000124"));
+  EXPECT_TRUE(vs::policy::IsTopPath(top));
+  EXPECT_EQ(vs::policy::BasePathOf(top), image);
+  EXPECT_TRUE(vs::policy::IsTopPath(image + ".vs-top"));  // left by an older build
+  EXPECT_EQ(vs::policy::BasePathOf(image + ".vs-top"), image);
+  EXPECT_FALSE(vs::policy::IsTopPath(image));
+  EXPECT_EQ(vs::policy::BasePathOf(image), image);
   for (const std::string& not_top : {image + ".vs-top-", image + ".vs-top-a/b", image + ".vs-top-1.2",
                                     image + ".vs-topx", std::string("/images/.vs-top-12")}) {
-    EXPECT_FALSE(vs::switchover::IsTopPath(not_top)) << not_top;
-    EXPECT_EQ(vs::switchover::BasePathOf(not_top), not_top);
+    EXPECT_FALSE(vs::policy::IsTopPath(not_top)) << not_top;
+    EXPECT_EQ(vs::policy::BasePathOf(not_top), not_top);
   }
 }

@@ -375,13 +375,9 @@ TEST_F(SwitchoverRunnerTest, ACompletionThatKeepsFailingIsNeverDoneAndIsTakenUpA
   const auto attempts = std::count(steps_.calls.begin(), steps_.calls.end(), kComplete);
   EXPECT_GE(attempts, 5);   // 1 + 2 + 4 + 8 + 8 ... s within the minute
   EXPECT_LE(attempts, 12);  // and backed off, not hammered
-  // A VM being driven elsewhere (a warm-up's thread) is left alone.
-  StatusOr<std::vector<SwitchoverRecord>> skipped = runner_.RetryCompletions({kVmUuid});
-  ASSERT_TRUE(skipped.ok()) << skipped.status().ToString();
-  EXPECT_TRUE(skipped->empty());
   // A later retry makes one attempt (it must not hold up the coordinator for a minute again).
   steps_.calls.clear();
-  StatusOr<std::vector<SwitchoverRecord>> once = runner_.RetryCompletions({});
+  StatusOr<std::vector<SwitchoverRecord>> once = runner_.RetryCompletions();
   ASSERT_TRUE(once.ok()) << once.status().ToString();
   ASSERT_EQ(once->size(), 1u);
   EXPECT_EQ(once->front().phase(), kCompleting);
@@ -389,7 +385,7 @@ TEST_F(SwitchoverRunnerTest, ACompletionThatKeepsFailingIsNeverDoneAndIsTakenUpA
   // The target can complete now: the next retry ends it Done.
   steps_.failures.clear();
   steps_.calls.clear();
-  StatusOr<std::vector<SwitchoverRecord>> retried = runner_.RetryCompletions({});
+  StatusOr<std::vector<SwitchoverRecord>> retried = runner_.RetryCompletions();
   ASSERT_TRUE(retried.ok()) << retried.status().ToString();
   ASSERT_EQ(retried->size(), 1u);
   EXPECT_EQ(retried->front().phase(), kDone);

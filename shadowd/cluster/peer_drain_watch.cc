@@ -1,0 +1,46 @@
+#include "shadowd/cluster/peer_drain_watch.h"
+
+namespace vs::cluster {
+
+PeerDrainWatch::PeerDrainWatch(std::vector<std::string> peers, Ask ask, Duration interval)
+    : peers_(std::move(peers)), ask_(std::move(ask)), interval_(interval) {}
+
+PeerDrainWatch::~PeerDrainWatch() { Stop(); }
+
+void PeerDrainWatch::Start() {
+  thread_ = std::thread([this] {
+    std::unique_lock lock(mutex_);
+    while (!stop_) {
+      lock.unlock();
+      AskAll();
+      lock.lock();
+      // A condition variable rather than Clock::SleepFor: Stop() must end the wait at once.
+      wake_.wait_for(lock, interval_, [this] { return stop_; });
+    }
+  });
+}
+
+void PeerDrainWatch::Stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void PeerDrainWatch::AskAll() {
+  for (const std::string& peer : peers_) {
+    StatusOr<bool> draining = ask_(peer);  // outside the lock: it may take the call's whole timeout
+    std::lock_guard lock(mutex_);
+    draining_[peer] = draining.ok() && *draining;
+  }
+}
+
+bool PeerDrainWatch::Draining(const std::string& host) const {
+  std::lock_guard lock(mutex_);
+  auto it = draining_.find(host);
+  return it != draining_.end() && it->second;
+}
+
+}  // namespace vs::cluster

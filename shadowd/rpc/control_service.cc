@@ -1,0 +1,259 @@
+#include "shadowd/rpc/control_service.h"
+
+#include <set>
+
+#include "proto/grpc_status.h"
+#include "shadowd/rpc/hook_verdict.h"
+#include "shadowd/lifecycle/lifecycle.h"
+#include "shadowd/lifecycle/shadow_identity.h"
+
+namespace vs::rpc {
+namespace {
+
+void Fill(const controller::VmStatusView& view, const std::string& this_host, virtshadow::v1::VmStatus* out) {
+  out->set_name(view.name);
+  out->set_uuid(view.uuid);
+  out->set_state(view.damaged ? "Damaged" : lifecycle::ToString(view.state));
+  out->set_running(view.running);
+  out->set_primary_host(this_host);
+  for (size_t i = 0; i < view.shadow_hosts.size(); ++i) {
+    auto* shadow = out->add_shadows();
+    shadow->set_host(view.shadow_hosts[i]);
+    shadow->set_name(lifecycle::ShadowName(view.name, static_cast<uint32_t>(i)));
+    if (auto uuid = lifecycle::ShadowUuid(view.uuid, static_cast<uint32_t>(i)); uuid.ok()) shadow->set_uuid(*uuid);
+  }
+  out->set_shadow_vcpus(view.shadow_size.vcpus);
+  out->set_shadow_memory_kib(view.shadow_size.memory_kib);
+  out->set_policy(view.policy);
+  out->set_last_error(view.last_error);
+  out->set_unprotected_reason(view.unprotected_reason);
+}
+
+std::string_view VerdictName(scheduler::Verdict verdict) {
+  switch (verdict) {
+    case scheduler::Verdict::kChosen: return "chosen";
+    case scheduler::Verdict::kEligibleNotChosen: return "eligible";
+    case scheduler::Verdict::kRejected: return "rejected";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+grpc::Status ShadowService::DeliverHookEvent(grpc::ServerContext*, const virtshadow::v1::HookEvent* event,
+                                             virtshadow::v1::HookVerdict* verdict) {
+  *verdict = HookVerdictFor(*event);
+  parts_.loop.Post([this, event = *event] {
+    Status status = parts_.controller.HandleHookEvent(event);
+    if (!status.ok()) {
+      log_("hook event " + event.operation() + " " + event.sub_operation() + " of " + event.domain_name() + ": " +
+           status.ToString());
+    }
+  });
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::ListVms(grpc::ServerContext*, const virtshadow::v1::ListVmsRequest*,
+                                    virtshadow::v1::ListVmsReply* reply) {
+  auto vms = parts_.loop.Call([this] { return parts_.controller.List(); });
+  if (!vms.ok()) return ToGrpcStatus(vms.status());
+  for (const auto& view : *vms) {
+    auto* out = reply->add_vms();
+    Fill(view, hosts_.this_host, out);
+    FillThisHostsFacts(view.uuid, out);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::GetVm(grpc::ServerContext*, const virtshadow::v1::GetVmRequest* request,
+                                  virtshadow::v1::VmStatus* reply) {
+  auto view = parts_.loop.Call([&] { return parts_.controller.StatusOf(request->vm()); });
+  if (!view.ok()) return ToGrpcStatus(view.status());
+  Fill(*view, hosts_.this_host, reply);
+  FillThisHostsFacts(view->uuid, reply);
+  return grpc::Status::OK;
+}
+
+void ShadowService::FillThisHostsFacts(const std::string& vm_uuid, virtshadow::v1::VmStatus* out) const {
+  if (auto failed = parts_.arrivals.GuestFailureOf(vm_uuid); failed.ok() && *failed) {
+    out->set_guest_failed("arrived from " + (*failed)->origin_host() + ": " + (*failed)->seen());
+  }
+  auto record = parts_.replicator.Record(vm_uuid);
+  if (!record.ok()) return;
+  Duration interval{0};
+  for (const auto& schedule : parts_.replication.Targets()) {
+    if (schedule.target.vm_uuid == vm_uuid) interval = schedule.interval;
+  }
+  const bool replicated = interval.count() > 0 || record->rounds_applied() > 0 || record->rounds_failed() > 0;
+  if (!replicated) return;
+  auto* info = out->mutable_replication();
+  *info->mutable_last_round() = record->applied();
+  const int64_t taken = record->applied().taken_unix_ms();
+  info->set_lag_ms(taken == 0 ? -1 : ToUnixMillis(parts_.clock.WallNow()) - taken);
+  info->set_rounds_applied(record->rounds_applied());
+  info->set_rounds_failed(record->rounds_failed());
+  info->set_consecutive_failures(record->consecutive_failures());
+  info->set_last_error(record->last_error());
+  info->set_resync_needed(record->resync_needed());
+  info->set_interval_ms(std::chrono::duration_cast<std::chrono::milliseconds>(interval).count());
+  *info->mutable_recent_rounds() = record->recent_rounds();
+}
+
+StatusOr<std::string> ShadowService::ResolveUuid(const std::string& vm) {
+  auto view = parts_.loop.Call([&] { return parts_.controller.StatusOf(vm); });
+  if (!view.ok()) return view.status();
+  return view->uuid;
+}
+
+grpc::Status ShadowService::Sync(grpc::ServerContext*, const virtshadow::v1::SyncRequest* request,
+                                 virtshadow::v1::SyncReply* reply) {
+  auto uuid = ResolveUuid(request->vm());
+  if (!uuid.ok()) return ToGrpcStatus(uuid.status());
+  auto round = parts_.replication.RequestRound(*uuid).get();
+  if (!round.ok()) return ToGrpcStatus(round.status());
+  *reply->mutable_round() = *round;
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::Verify(grpc::ServerContext*, const virtshadow::v1::VerifyRequest* request,
+                                   virtshadow::v1::VerifyReply* reply) {
+  auto uuid = ResolveUuid(request->vm());
+  if (!uuid.ok()) return ToGrpcStatus(uuid.status());
+  auto report = parts_.replication.RequestVerify(*uuid).get();
+  if (!report.ok()) return ToGrpcStatus(report.status());
+  reply->set_checkpoint(report->checkpoint);
+  reply->set_ok(report->ok());
+  for (const auto& disk : report->disks) {
+    auto* out = reply->add_disks();
+    out->set_target(disk.target);
+    out->set_replica_path(disk.replica_path);
+    out->set_blocks_compared(disk.blocks_compared);
+    out->set_blocks_changed_since(disk.blocks_changed_since);
+    out->set_blocks_mismatched(disk.blocks_mismatched);
+    out->set_mismatches(disk.mismatches);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::Switchover(grpc::ServerContext*, const virtshadow::v1::SwitchoverRequest* request,
+                                       virtshadow::v1::SwitchoverReply* reply) {
+  const uint32_t seconds = request->deadline_seconds() > 0
+                               ? request->deadline_seconds()
+                               : static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(drain_deadline_).count());
+  std::optional<Duration> precopy_hold;
+  if (request->has_precopy_hold_ms()) precopy_hold = std::chrono::milliseconds(request->precopy_hold_ms());
+  auto record =
+      parts_.switchovers.SwitchoverVm(request->vm(), request->to_host(), std::chrono::seconds(seconds), "cli", precopy_hold)
+          .get();
+  if (!record.ok()) return ToGrpcStatus(record.status());
+  *reply->mutable_record() = *record;
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::Drain(grpc::ServerContext*, const virtshadow::v1::DrainRequest* request,
+                                  virtshadow::v1::DrainReply* reply) {
+  const uint32_t seconds = request->deadline_seconds() > 0
+                               ? request->deadline_seconds()
+                               : static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(drain_deadline_).count());
+  notice::Notice notice;
+  notice.source = notice::Notice::Source::kDrain;
+  notice.kind = notice::Notice::Kind::kPreemption;
+  notice.deadline = parts_.clock.WallNow() + std::chrono::seconds(seconds);
+  notice.id = "drain-" + std::to_string(ToUnixMillis(parts_.clock.WallNow()));
+  notice.detail = request->reason().empty() ? "virt-shadow drain" : request->reason();
+  auto drained = parts_.switchovers.Drain(notice).get();
+  if (!drained.ok()) return ToGrpcStatus(drained.status());
+  *reply = *drained;
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::Undrain(grpc::ServerContext*, const virtshadow::v1::UndrainRequest*,
+                                    virtshadow::v1::UndrainReply* reply) {
+  auto was = parts_.drain.Clear();
+  if (!was.ok()) return ToGrpcStatus(was.status());
+  reply->set_was_draining(*was);
+  // The host stays: migrations warmed up ahead of a notice that will not come are cancelled.
+  auto cancelled = parts_.switchovers.CancelWarmUps().get();
+  if (!cancelled.ok()) return ToGrpcStatus(cancelled.status());
+  reply->set_warm_ups_cancelled(*cancelled);
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::Failback(grpc::ServerContext*, const virtshadow::v1::FailbackRequest* request,
+                                     virtshadow::v1::FailbackReply* reply) {
+  const uint32_t seconds = request->timeout_seconds() > 0 ? request->timeout_seconds() : 600;
+  auto done = parts_.switchovers.Failback(request->vm(), std::chrono::seconds(seconds)).get();
+  if (!done.ok()) return ToGrpcStatus(done.status());
+  *reply = *done;
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::ListSwitchovers(grpc::ServerContext*, const virtshadow::v1::ListSwitchoversRequest*,
+                                            virtshadow::v1::ListSwitchoversReply* reply) {
+  auto records = parts_.runner.List();
+  if (!records.ok()) return ToGrpcStatus(records.status());
+  for (const auto& record : *records) *reply->add_records() = record;
+  *reply->mutable_host() = parts_.target.HostState();
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::Explain(grpc::ServerContext*, const virtshadow::v1::ExplainRequest* request,
+                                    virtshadow::v1::ExplainReply* reply) {
+  auto explanation = parts_.loop.Call([&] { return parts_.controller.Explain(request->vm()); });
+  if (!explanation.ok()) return ToGrpcStatus(explanation.status());
+  reply->set_vm(request->vm());
+  reply->set_summary(explanation->placement.summary);
+  for (const auto& host : explanation->placement.hosts) reply->add_chosen_hosts(host);
+  for (const auto& verdict : explanation->hosts) {
+    auto* out = reply->add_hosts();
+    out->set_host(verdict.host);
+    if (const cluster::HostConfig* cfg = hosts_.Find(verdict.host)) out->set_zone(cfg->zone);
+    out->set_verdict(std::string(VerdictName(verdict.verdict)));
+    out->set_rank(verdict.rank);
+    out->set_reason(verdict.reason);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::ListHosts(grpc::ServerContext*, const virtshadow::v1::ListHostsRequest*,
+                                      virtshadow::v1::ListHostsReply* reply) {
+  // LibvirtCluster is the loop thread's: everything read from it is read there.
+  struct Snapshot {
+    StatusOr<std::vector<scheduler::Host>> hosts;
+    StatusOr<std::vector<controller::PeerShadow>> shadows;
+    std::set<std::string> draining;
+  };
+  Snapshot snap = parts_.loop.Call([this] {
+    Snapshot taken{parts_.cluster.Hosts(), parts_.cluster.Shadows(), {}};
+    for (const cluster::HostConfig& host : hosts_.hosts) {
+      if (parts_.cluster.IsDraining(host.name)) taken.draining.insert(host.name);
+    }
+    return taken;
+  });
+  if (!snap.hosts.ok()) return ToGrpcStatus(snap.hosts.status());
+  reply->set_this_host(hosts_.this_host);
+  for (const auto& host : *snap.hosts) {
+    auto* out = reply->add_hosts();
+    out->set_name(host.name);
+    out->set_zone(host.zone);
+    if (const cluster::HostConfig* cfg = hosts_.Find(host.name)) out->set_uri(cfg->uri);
+    out->set_cost_per_hour(host.cost_per_hour);
+    out->set_up(host.up);
+    out->set_draining(snap.draining.count(host.name) > 0);
+    out->set_cpus(host.total_vcpus);
+    out->set_memory_kib(host.total_memory_kib);
+    out->set_used_vcpus(host.used_vcpus);
+    out->set_used_memory_kib(host.used_memory_kib);
+    if (snap.shadows.ok()) {
+      for (const auto& shadow : *snap.shadows) {
+        if (shadow.host != host.name) continue;
+        out->set_reserved_vcpus(out->reserved_vcpus() + shadow.size.vcpus);
+        out->set_reserved_memory_kib(out->reserved_memory_kib() + shadow.size.memory_kib);
+        out->set_shadows(out->shadows() + 1);
+      }
+    }
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace vs::rpc

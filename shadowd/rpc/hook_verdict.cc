@@ -1,0 +1,22 @@
+#include "shadowd/rpc/hook_verdict.h"
+
+#include "shadowd/policy/domain_xml.h"
+
+namespace vs::rpc {
+
+virtshadow::v1::HookVerdict HookVerdictFor(const virtshadow::v1::HookEvent& event) {
+  virtshadow::v1::HookVerdict verdict;
+  verdict.set_allow(true);
+  if (event.operation() != "prepare" || !policy::MayBeTagged(event.domain_xml())) return verdict;
+  auto facts = policy::ParseDomain(event.domain_xml());
+  if (!facts.ok()) return verdict;  // libvirt itself accepted this XML; nothing here to judge it by
+  policy::PolicyResult result = policy::ParsePolicy(*facts);
+  if (!result.policy.ok() && result.hook_failure == policy::HookFailureMode::kClosed) {
+    verdict.set_allow(false);
+    verdict.set_reason("virt-shadow: VM " + event.domain_name() + " has an invalid shadow policy and fails closed: " +
+                       result.policy.status().message() + "; fix the policy (virt-shadow tag) or set hook-failure=\"open\"");
+  }
+  return verdict;
+}
+
+}  // namespace vs::rpc

@@ -1,0 +1,48 @@
+// PeerService: the ShadowPeer gRPC service served on this host's peer address, a thin shell over this host's
+// ReplicaKeeper (replication rounds into the replicas kept here) and SwitchoverTarget (the target's half of a
+// switchover). Its client is GrpcPeerClient (peer_client.h).
+//
+// The peer address carries no authentication yet (see the roadmap: TLS for peer RPC); it listens only
+// on the configured address, and every write request is checked against the shadow domains of this
+// host (ReplicaKeeper's shadow check), so a peer can only write into replicas of shadows held here.
+//
+// Ownership: borrows the keeper and the target. Thread-safety: safe for concurrent calls (both are). Failure
+// modes: their errors travel with their code (proto/grpc_status.h).
+#pragma once
+
+#include "proto/peer.grpc.pb.h"
+#include "shadowd/replication/replica_keeper.h"
+#include "shadowd/switchover/switchover_target.h"
+
+namespace vs::rpc {
+
+class PeerService final : public virtshadow::v1::ShadowPeer::Service {
+ public:
+  PeerService(replication::ReplicaKeeper& keeper, switchover::SwitchoverTarget& switchover)
+      : keeper_(keeper), switchover_(switchover) {}
+
+  grpc::Status GetReplica(grpc::ServerContext*, const virtshadow::v1::GetReplicaRequest* request,
+                          virtshadow::v1::GetReplicaReply* reply) override;
+  grpc::Status ApplyRound(grpc::ServerContext*, const virtshadow::v1::ApplyRoundRequest* request,
+                          virtshadow::v1::ApplyRoundReply* reply) override;
+  grpc::Status FinishRound(grpc::ServerContext*, const virtshadow::v1::FinishRoundRequest* request,
+                           virtshadow::v1::FinishRoundReply* reply) override;
+  grpc::Status ReplicaDigests(grpc::ServerContext*, const virtshadow::v1::ReplicaDigestsRequest* request,
+                              virtshadow::v1::ReplicaDigestsReply* reply) override;
+  grpc::Status CheckSwitchover(grpc::ServerContext*, const virtshadow::v1::CheckSwitchoverRequest* request,
+                               virtshadow::v1::CheckSwitchoverReply* reply) override;
+  grpc::Status PrepareSwitchover(grpc::ServerContext*, const virtshadow::v1::PrepareSwitchoverRequest* request,
+                                 virtshadow::v1::PrepareSwitchoverReply* reply) override;
+  grpc::Status CompleteSwitchover(grpc::ServerContext*, const virtshadow::v1::CompleteSwitchoverRequest* request,
+                                  virtshadow::v1::CompleteSwitchoverReply* reply) override;
+  grpc::Status AbortSwitchover(grpc::ServerContext*, const virtshadow::v1::AbortSwitchoverRequest* request,
+                               virtshadow::v1::AbortSwitchoverReply* reply) override;
+  grpc::Status HostState(grpc::ServerContext*, const virtshadow::v1::HostStateRequest* request,
+                         virtshadow::v1::HostStateReply* reply) override;
+
+ private:
+  replication::ReplicaKeeper& keeper_;
+  switchover::SwitchoverTarget& switchover_;
+};
+
+}  // namespace vs::rpc

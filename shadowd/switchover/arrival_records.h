@@ -1,0 +1,45 @@
+// ArrivalRecords: what this host remembers about VMs that arrived here by a switchover, in the store:
+//   origin        where the VM came from (for failback, and for the image its old host kept: FormerImages);
+//   guest failed  the guest arrived but made no progress here (kept as it is, reported, never moved again by a
+//                 notice, until the VM stops).
+// The switchover target writes them when a switchover completes; the coordinator, the former-image sweep and
+// the control service read them.
+//
+// Ownership: borrows the store and the clock. Thread-safety: as the store (safe from any thread); one writer
+// per VM (its switchover). Failure modes: the store's errors.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "proto/switchover.pb.h"
+#include "shadowd/store/store.h"
+
+namespace vs::switchover {
+
+class ArrivalRecords {
+ public:
+  ArrivalRecords(store::Store& store, Clock& clock) : store_(store), clock_(clock) {}
+
+  Status RecordOrigin(const std::string& vm_uuid, const std::string& vm_name, const std::string& origin_host);
+  // Where a VM that arrived here by a switchover came from; nullopt for any other VM.
+  StatusOr<std::optional<virtshadow::v1::OriginRecord>> OriginOf(const std::string& vm_uuid) const;
+  StatusOr<std::vector<virtshadow::v1::OriginRecord>> Origins() const;
+  // Records what became of the image the VM's origin host kept (FormerImages). NotFound without an origin.
+  Status SettleFormerImage(const std::string& vm_uuid, const std::string& outcome);
+
+  Status RecordGuestFailure(const std::string& vm_uuid, const std::string& vm_name, const std::string& origin_host,
+                            const std::string& seen);
+  StatusOr<std::optional<virtshadow::v1::GuestFailedRecord>> GuestFailureOf(const std::string& vm_uuid) const;
+  StatusOr<std::vector<virtshadow::v1::GuestFailedRecord>> GuestFailures() const;
+  Status ForgetGuestFailure(const std::string& vm_uuid);
+
+ private:
+  store::Store& store_;
+  Clock& clock_;
+};
+
+}  // namespace vs::switchover

@@ -1,0 +1,329 @@
+#include "shadowd/switchover/libvirt_switchover_steps.h"
+
+#include <filesystem>
+
+#include "shadowd/policy/domain_xml.h"
+#include "shadowd/switchover/disk_layers.h"
+#include "shadowd/policy/top_path.h"
+
+namespace vs::switchover {
+
+namespace v1 = virtshadow::v1;
+
+namespace {
+
+// How close to the deadline the postcopy switch is forced whatever the plan said: the remaining RAM
+// then crosses on demand, which is the fastest way to finish.
+constexpr Duration kDeadlineGuard = std::chrono::seconds(5);
+// How long a pending flatten found at the start of a switchover may take before the switchover refuses.
+constexpr Duration kRepairGiveUp = std::chrono::seconds(30);
+// The guest check: a guest that did I/O here (or whose agent answered) must show progress on the target within
+// kGuestBound; one that showed nothing here is looked at for kIdleGuestBound only (it can only end "alive" or
+// "unverifiable"). The agent gets kAgentTimeout per ping.
+constexpr Duration kGuestBound = std::chrono::seconds(20);
+constexpr Duration kIdleGuestBound = std::chrono::seconds(2);
+constexpr Duration kGuestSampleInterval = std::chrono::milliseconds(500);
+constexpr std::chrono::seconds kAgentTimeout{1};
+
+v1::AbortSwitchoverRequest AbortRequestFor(const SwitchoverRecord& record) {
+  v1::AbortSwitchoverRequest abort;
+  abort.set_vm_uuid(record.vm_uuid());
+  *abort.mutable_disks() = record.disks();
+  return abort;
+}
+
+}  // namespace
+
+LibvirtSwitchoverSteps::LibvirtSwitchoverSteps(cluster::ClusterHosts hosts, Settings settings,
+                                               virt::LibvirtRuntime& runtime, virt::Hypervisor& local,
+                                               SwitchoverPeer& peer, replication::RoundScheduler& rounds,
+                                               WarmUpGate& warm_up, Clock& clock, SwitchedCallback on_switched)
+    : hosts_(std::move(hosts)), settings_(settings), runtime_(runtime), local_(local), peer_(peer), rounds_(rounds),
+      warm_up_(warm_up), clock_(clock), on_switched_(std::move(on_switched)) {}
+
+StatusOr<virt::Hypervisor*> LibvirtSwitchoverSteps::TargetConn(const std::string& host) {
+  // Warm-ups ask from their own threads. A connection, once made, stays (its pointer is handed out).
+  std::lock_guard<std::mutex> guard(targets_mutex_);
+  auto& conn = targets_[host];
+  if (!conn) {
+    const cluster::HostConfig* target = hosts_.Find(host);
+    if (target == nullptr) return NotFound("host " + host + " is not in shadowd's configuration");
+    VS_ASSIGN_OR_RETURN(conn, runtime_.Connect(target->uri, clock_));
+  }
+  return conn.get();
+}
+
+StatusOr<CheckFindings> LibvirtSwitchoverSteps::Check(SwitchoverRecord& record) {
+  // What the guest does here, before anything changes (the second sample follows Prepare).
+  auto sample = local_.GetGuestActivity(record.vm_name(), kAgentTimeout);
+  {
+    std::lock_guard<std::mutex> guard(samples_mutex_);
+    observations_.erase(record.vm_uuid());
+    first_samples_.erase(record.vm_uuid());
+    if (sample.ok()) first_samples_[record.vm_uuid()] = {*sample, clock_.Now()};
+  }
+  // No scheduled round may start from now on, and one that runs must end before the snapshot (and before
+  // a repair below: a round's backup job holds the disks).
+  rounds_.Hold(record.vm_uuid());
+  (void)rounds_.Quiesce(record.vm_uuid()).get();
+  // A VM still on the tops of an earlier switchover (its new host could not flatten them) must be on its
+  // own images before it moves again: a snapshot over a live top loses the writes in it.
+  VS_RETURN_IF_ERROR(FlattenTops(local_, record.vm_name(), clock_, kRepairGiveUp)
+                         .Annotate(record.vm_name() + " still runs on the tops of an earlier switchover and they "
+                                   "could not be flattened; it does not move until they are"));
+  VS_ASSIGN_OR_RETURN(std::string xml, local_.GetDomainXml(record.vm_name()));
+  VS_ASSIGN_OR_RETURN(policy::DomainFacts facts, policy::ParseDomain(xml));
+  // Checkpoint metadata stays here; the bitmaps go with the VM. The target needs their names to remove them.
+  VS_ASSIGN_OR_RETURN(std::vector<std::string> checkpoints, local_.ListCheckpoints(record.vm_name()));
+  record.clear_source_checkpoints();
+  for (std::string& checkpoint : checkpoints) record.add_source_checkpoints(std::move(checkpoint));
+  record.clear_disks();
+  const std::string tag = std::to_string(record.requested_unix_ms());
+  for (const auto& disk : facts.disks) {
+    if (disk.source_kind != policy::DiskFacts::SourceKind::kFile || disk.source_path.empty()) continue;
+    auto* out = record.add_disks();
+    out->set_target(disk.target_dev);
+    out->set_base_path(disk.source_path);
+    out->set_top_path(policy::TopPathOf(disk.source_path, tag));
+    out->set_format(disk.format.empty() ? "raw" : disk.format);
+  }
+
+  v1::CheckSwitchoverRequest request;
+  request.set_vm_uuid(record.vm_uuid());
+  request.set_vcpus(facts.current_vcpus);
+  request.set_memory_kib(facts.memory_kib);
+  VS_ASSIGN_OR_RETURN(v1::CheckSwitchoverReply reply, peer_.CheckSwitchover(record.target_host(), request));
+  CheckFindings findings;
+  findings.problems.assign(reply.problems().begin(), reply.problems().end());
+
+  VS_ASSIGN_OR_RETURN(v1::ReplicationRecord ours, rounds_.RecordOf(record.vm_uuid()));
+  const v1::AppliedRound& theirs = reply.replica().applied();
+  if (ours.applied().taken_unix_ms() == 0) {
+    findings.problems.push_back("no replication round of " + record.vm_name() + " was ever applied");
+  } else if (reply.replica_known() && (theirs.checkpoint() != ours.applied().checkpoint() ||
+                                       theirs.taken_unix_ms() != ours.applied().taken_unix_ms() ||
+                                       theirs.digest() != ours.applied().digest())) {
+    findings.problems.push_back("the replica on " + record.target_host() + " is at round '" + theirs.checkpoint() +
+                                "' (digest " + std::to_string(theirs.digest()) + "), this host applied '" +
+                                ours.applied().checkpoint() + "' (digest " + std::to_string(ours.applied().digest()) +
+                                ")");
+  }
+  // The plain migration only needs the target's capacity and images of the right paths.
+  findings.fallback_possible = reply.capacity_ok() && !reply.draining() && reply.replica().disks_size() > 0;
+  return findings;
+}
+
+Status LibvirtSwitchoverSteps::Prepare(const SwitchoverRecord& record) {
+  v1::PrepareSwitchoverRequest request;
+  request.set_vm_uuid(record.vm_uuid());
+  *request.mutable_disks() = record.disks();
+  VS_RETURN_IF_ERROR(peer_.PrepareSwitchover(record.target_host(), request));
+  ObserveGuestHere(record);  // before the snapshot, so that the guest's own pace is what is seen
+  return Status::Ok();
+}
+
+void LibvirtSwitchoverSteps::ObserveGuestHere(const SwitchoverRecord& record) {
+  std::unique_lock<std::mutex> lock(samples_mutex_);
+  auto first = first_samples_.extract(record.vm_uuid());
+  lock.unlock();
+  if (first.empty()) return;  // observed already, or the first sample failed
+  auto second = local_.GetGuestActivity(record.vm_name(), kAgentTimeout);
+  if (!second.ok()) return;
+  lock.lock();
+  observations_[record.vm_uuid()] = {.host = hosts_.this_host, .first = first.mapped().activity,
+                                     .second = *second, .window = clock_.Now() - first.mapped().at};
+}
+
+Status LibvirtSwitchoverSteps::Snapshot(const SwitchoverRecord& record) {
+  std::vector<virt::SnapshotOverlay> overlays;
+  for (const auto& disk : record.disks()) {
+    // This switchover's own top, left by a crash before the snapshot took, is removed; a file that any
+    // domain's chain contains never is.
+    if (std::filesystem::exists(disk.top_path())) {
+      VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsingPath(local_, disk.top_path()));
+      if (user) {
+        return FailedPrecondition("the snapshot's overlay " + disk.top_path() + " is already in use by domain " +
+                                  *user + "; not snapshotting over it");
+      }
+      std::error_code ec;
+      std::filesystem::remove(disk.top_path(), ec);
+      if (ec) return Internal("removing the stale overlay " + disk.top_path() + ": " + ec.message());
+    }
+    overlays.push_back({disk.target(), disk.top_path()});
+  }
+  return local_.CreateDiskOnlySnapshot(record.vm_name(), overlays);
+}
+
+StatusOr<uint64_t> LibvirtSwitchoverSteps::FinalRound(const SwitchoverRecord& record) {
+  VS_ASSIGN_OR_RETURN(v1::AppliedRound round, rounds_.RequestFinalRound(record.vm_uuid()).get());
+  return round.bytes_sent();
+}
+
+StatusOr<MigrationFigures> LibvirtSwitchoverSteps::Migrate(const SwitchoverRecord& record,
+                                                                       bool copy_storage_all) {
+  const cluster::HostConfig* target = hosts_.Find(record.target_host());
+  if (target == nullptr) return NotFound("host " + record.target_host() + " is not in shadowd's configuration");
+  ObserveGuestHere(record);  // the fallback had no Prepare
+  if (copy_storage_all) {
+    // The target's replicas must not carry bitmaps of the names the VM's bitmaps have, or its QEMU refuses
+    // the migration ("Bitmap with the same name ... already exists on destination").
+    v1::PrepareSwitchoverRequest request;
+    request.set_vm_uuid(record.vm_uuid());
+    *request.mutable_disks() = record.disks();
+    request.set_fallback(true);
+    VS_RETURN_IF_ERROR(peer_.PrepareSwitchover(record.target_host(), request)
+                           .Annotate("preparing " + record.target_host() + " for the fallback migration"));
+  }
+  const Duration hold = std::chrono::milliseconds(record.precopy_planned_ms());
+  const std::optional<WallTime> deadline =
+      record.deadline_unix_ms() > 0 ? std::optional<WallTime>(FromUnixMillis(record.deadline_unix_ms())) : std::nullopt;
+  virt::MigrationOptions options;
+  options.postcopy = true;
+  options.copy_storage_all = copy_storage_all;
+  options.copy_storage_incremental = !copy_storage_all;
+  options.move_definition = true;
+  options.timeout = std::chrono::minutes(10);
+  const bool warm = record.warm();
+  if (warm) options.precopy_bandwidth_mibs = settings_.warmup_bandwidth_mibs;
+  if (warm) options.cancel = [this, vm = record.vm_uuid()] { return warm_up_.Cancelled(vm); };
+  options.switch_to_postcopy = [this, hold, deadline, warm, vm = record.vm_uuid()](Duration since_start) {
+    if (deadline && clock_.WallNow() + kDeadlineGuard >= *deadline) return true;
+    return warm ? warm_up_.Released(vm) : since_start >= hold;
+  };
+  const WallTime started = clock_.WallNow();
+  StatusOr<virt::MigrationResult> migrated = local_.MigrateLive(record.vm_name(), target->uri, options);
+  warm_up_.Forget(record.vm_uuid());
+  VS_ASSIGN_OR_RETURN(virt::MigrationResult result, std::move(migrated));
+  MigrationFigures figures;
+  figures.disk_bytes = result.disk_bytes_processed.value_or(0);
+  figures.memory_bytes = result.memory_bytes_processed.value_or(0);
+  figures.downtime_ms = result.downtime_ms.value_or(0);
+  figures.postcopy_switched = result.postcopy_started_after.has_value();
+  if (result.postcopy_started_after) {
+    figures.running_on_target =
+        started + std::chrono::duration_cast<WallTime::duration>(*result.postcopy_started_after);
+  } else {
+    figures.running_on_target = started + std::chrono::duration_cast<WallTime::duration>(result.elapsed);
+  }
+  return figures;
+}
+
+StatusOr<GuestSeen> LibvirtSwitchoverSteps::VerifyGuest(const SwitchoverRecord& record) {
+  VS_ASSIGN_OR_RETURN(virt::Hypervisor * target, TargetConn(record.target_host()));
+  // After a restart nothing was seen here: the target's own progress can still prove the guest alive, but
+  // not its absence dead.
+  std::unique_lock<std::mutex> lock(samples_mutex_);
+  auto observed = observations_.extract(record.vm_uuid());
+  lock.unlock();
+  const SourceObservation source =
+      observed.empty() ? SourceObservation{.host = hosts_.this_host} : std::move(observed.mapped());
+  const bool busy_here = SourceShowedProgress(source);
+  VS_ASSIGN_OR_RETURN(
+      GuestCheckResult result,
+      CheckTarget(
+          source, record.target_host(),
+          [&] { return target->GetGuestActivity(record.vm_name(), kAgentTimeout); },
+          {.bound = busy_here ? kGuestBound : kIdleGuestBound, .interval = kGuestSampleInterval}, clock_));
+  GuestSeen seen{.dead = result.verdict == GuestVerdict::kDead,
+                             .seen = std::string(GuestVerdictName(result.verdict)) + ": " +
+                                     result.explanation};
+  if (seen.dead) {
+    // The target keeps the VM as it is and moves it no more; this host keeps its copy (base and tops).
+    v1::CompleteSwitchoverRequest request;
+    request.set_vm_uuid(record.vm_uuid());
+    request.set_vm_name(record.vm_name());
+    request.set_origin_host(record.source_host());
+    request.set_guest_failed(seen.seen);
+    if (Status told = peer_.CompleteSwitchover(record.target_host(), request); !told.ok()) {
+      seen.seen += " (" + record.target_host() + " could not be told: " + told.message() + ")";
+    }
+  }
+  return seen;
+}
+
+Status LibvirtSwitchoverSteps::Complete(const SwitchoverRecord& record) {
+  v1::CompleteSwitchoverRequest request;
+  request.set_vm_uuid(record.vm_uuid());
+  request.set_vm_name(record.vm_name());
+  request.set_origin_host(record.source_host());
+  if (!record.fallback()) *request.mutable_disks() = record.disks();
+  *request.mutable_source_checkpoints() = record.source_checkpoints();
+  // The VM left this host with its definition: what is ours to tidy goes whatever the target says.
+  for (const auto& disk : record.disks()) {
+    std::error_code ec;
+    std::filesystem::remove(disk.top_path(), ec);
+  }
+  rounds_.Unhold(record.vm_uuid());
+  VS_RETURN_IF_ERROR(rounds_.Forget(record.vm_uuid()));
+  if (on_switched_) on_switched_(record.vm_uuid(), record.target_host());
+  // Done only once the target runs the VM on its own images (a failure here is retried, see the runner).
+  return peer_.CompleteSwitchover(record.target_host(), request)
+      .Annotate("completing the switchover on " + record.target_host());
+}
+
+Status LibvirtSwitchoverSteps::RollBack(const SwitchoverRecord& record) {
+  Status first;
+  auto note = [&first](Status status) { if (first.ok() && !status.ok()) first = std::move(status); };
+  StatusOr<std::string> xml = local_.GetDomainXml(record.vm_name());
+  if (xml.ok()) {
+    StatusOr<policy::DomainFacts> facts = policy::ParseDomain(*xml);
+    if (facts.ok()) {
+      for (const auto& disk : facts->disks) {
+        if (!policy::IsTopPath(disk.source_path)) continue;
+        note(local_.BlockCommitActive(record.vm_name(), disk.target_dev, std::chrono::seconds(300))
+                 .Annotate("committing " + disk.source_path + " back"));
+      }
+    } else {
+      note(facts.status());
+    }
+  } else if (xml.status().code() != Code::kNotFound) {
+    note(xml.status());
+  }
+  if (first.ok()) {
+    for (const auto& disk : record.disks()) {
+      std::error_code ec;
+      std::filesystem::remove(disk.top_path(), ec);
+    }
+  }
+  note(peer_.AbortSwitchover(record.target_host(), AbortRequestFor(record)));
+  rounds_.Unhold(record.vm_uuid());
+  return first;
+}
+
+StatusOr<VmLocation> LibvirtSwitchoverSteps::Locate(const SwitchoverRecord& record) {
+  StatusOr<virt::DomainState> here = local_.GetDomainState(record.vm_name());
+  if (here.ok() && (*here == virt::DomainState::kRunning || *here == virt::DomainState::kPaused)) {
+    VS_ASSIGN_OR_RETURN(virt::MigrationProgress progress, local_.GetMigrationProgress(record.vm_name()));
+    return progress.active ? VmLocation::kMigratingFromHere : VmLocation::kRunningHere;
+  }
+  if (!here.ok() && here.status().code() != Code::kNotFound) return here.status();
+  VS_ASSIGN_OR_RETURN(virt::Hypervisor * target, TargetConn(record.target_host()));
+  VS_ASSIGN_OR_RETURN(virt::DomainState there, target->GetDomainState(record.vm_name()));
+  if (there == virt::DomainState::kRunning || there == virt::DomainState::kPaused) {
+    return VmLocation::kRunningOnTarget;
+  }
+  return FailedPrecondition(record.vm_name() + " runs neither here nor on " + record.target_host() + " (" +
+                            std::string(virt::DomainStateName(there)) + " there)");
+}
+
+StatusOr<std::optional<MigrationFigures>> LibvirtSwitchoverSteps::RecoverMigrationFigures(
+    const SwitchoverRecord& record, VmLocation location, Duration wait) {
+  std::optional<virt::MigrationStats> stats;
+  if (location == VmLocation::kMigratingFromHere) {
+    VS_ASSIGN_OR_RETURN(stats, local_.AwaitOutgoingMigration(record.vm_name(), wait));
+  } else if (location == VmLocation::kRunningOnTarget) {
+    VS_ASSIGN_OR_RETURN(virt::Hypervisor * target, TargetConn(record.target_host()));
+    VS_ASSIGN_OR_RETURN(stats, target->GetCompletedIncomingMigration(record.vm_name()));
+  }
+  if (!stats || !stats->downtime_ms) return std::optional<MigrationFigures>();
+  MigrationFigures figures;
+  figures.downtime_ms = *stats->downtime_ms;
+  figures.disk_bytes = stats->disk_bytes_processed.value_or(0);
+  figures.memory_bytes = stats->memory_bytes_processed.value_or(0);
+  // Whether libvirt accepted the switch is known only to the process that asked for it; pages requested
+  // by the target prove one (a switch that needed no page reads as none).
+  figures.postcopy_switched = stats->postcopy_page_requests.value_or(0) > 0;
+  return std::optional<MigrationFigures>(figures);
+}
+
+}  // namespace vs::switchover

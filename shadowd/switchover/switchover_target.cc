@@ -1,0 +1,239 @@
+#include "shadowd/switchover/switchover_target.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "shadowd/controller/shadow_domain_xml.h"
+#include "shadowd/switchover/disk_layers.h"
+#include "shadowd/cluster/domain_scan.h"
+#include "shadowd/policy/domain_xml.h"
+#include "shadowd/replication/replicator.h"
+#include "shadowd/store/keys.h"
+#include "shadowd/policy/top_path.h"
+
+namespace vs::switchover {
+
+namespace v1 = virtshadow::v1;
+
+namespace {
+
+// How long the flatten keeps retrying while something still holds the disk (libvirt lets go of the incoming
+// migration's storage job a moment after the migration ends). Past it the completion fails and is retried
+// later as a whole: the switchover is not Done while the VM runs on a top.
+constexpr Duration kFlattenGiveUp = std::chrono::seconds(30);
+
+
+std::vector<std::string> BasePaths(const google::protobuf::RepeatedPtrField<v1::SwitchoverDisk>& disks) {
+  std::vector<std::string> paths;
+  for (const auto& disk : disks) paths.push_back(disk.base_path());
+  return paths;
+}
+
+// Tops must be "<base>.vs-top-<tag>": the only files a peer may ask this host to create or delete.
+Status CheckTops(const google::protobuf::RepeatedPtrField<v1::SwitchoverDisk>& disks) {
+  for (const auto& disk : disks) {
+    if (disk.base_path().empty() || !policy::IsTopPath(disk.top_path()) ||
+        policy::BasePathOf(disk.top_path()) != disk.base_path()) {
+      return InvalidArgument("switchover disk " + disk.target() + ": top '" + disk.top_path() +
+                             "' must be its base path plus .vs-top-<letters and digits>");
+    }
+  }
+  return Status::Ok();
+}
+
+bool PostcopyReady() {
+  std::ifstream in("/proc/sys/vm/unprivileged_userfaultfd");
+  int value = 0;
+  return (in >> value) && value == 1;
+}
+
+}  // namespace
+
+SwitchoverTarget::SwitchoverTarget(virt::Hypervisor& local, replication::ReplicaKeeper& keeper, ArrivalRecords& arrivals,
+                                   DrainState& drain, replication::RoundScheduler& rounds, std::string this_host, Clock& clock,
+                                   std::function<void(const std::string&)> log)
+    : local_(local), keeper_(keeper), arrivals_(arrivals), drain_(drain), rounds_(rounds), this_host_(std::move(this_host)),
+      clock_(clock), log_(std::move(log)), qemu_img_(clock, std::chrono::seconds(60)) {}
+
+v1::HostStateReply SwitchoverTarget::HostState() const {
+  v1::HostStateReply reply;
+  if (auto drain = drain_.Current()) {
+    reply.set_draining(true);
+    reply.set_drain_deadline_unix_ms(drain->deadline_unix_ms());
+    reply.set_drain_reason(drain->source() + " " + drain->kind() + (drain->detail().empty() ? "" : ": " + drain->detail()));
+  }
+  return reply;
+}
+
+StatusOr<v1::CheckSwitchoverReply> SwitchoverTarget::Check(const v1::CheckSwitchoverRequest& request) {
+  v1::CheckSwitchoverReply reply;
+  auto problem = [&](std::string text) { reply.add_problems(this_host_ + ": " + std::move(text)); };
+
+  VS_ASSIGN_OR_RETURN(auto shadow, cluster::FindShadowOf(local_, this_host_, request.vm_uuid()));
+  if (!shadow) {
+    problem("no shadow of VM " + request.vm_uuid() + " is defined here (its capacity is not reserved)");
+  } else {
+    VS_ASSIGN_OR_RETURN(virt::DomainState state, local_.GetDomainState(shadow->shadow_name));
+    reply.set_shadow_defined(state == virt::DomainState::kShutoff);
+    if (state != virt::DomainState::kShutoff) {
+      problem("shadow " + shadow->shadow_name + " is " + std::string(virt::DomainStateName(state)) + ", not shut off");
+    }
+  }
+  v1::GetReplicaRequest get;
+  get.set_vm_uuid(request.vm_uuid());
+  VS_ASSIGN_OR_RETURN(auto replica, keeper_.GetReplica(get));
+  reply.set_replica_known(replica.known());
+  *reply.mutable_replica() = replica.record();
+  if (!replica.known()) {
+    problem("no replica of VM " + request.vm_uuid() + " has been applied here yet");
+  } else if (replica.record().phase() != v1::ReplicaRecord::PHASE_IDLE) {
+    problem("a replication round of VM " + request.vm_uuid() + " is still pending here");
+  }
+  for (const auto& missing : replica.missing_replicas()) problem("replica " + missing + " is missing");
+  reply.set_postcopy_ready(PostcopyReady());
+  if (!reply.postcopy_ready()) problem("vm.unprivileged_userfaultfd is not 1: QEMU cannot use postcopy here");
+  if (auto drain = drain_.Current()) {
+    reply.set_draining(true);
+    problem("this host is draining itself (" + drain->source() + " " + drain->kind() + ")");
+  }
+  VS_ASSIGN_OR_RETURN(virt::NodeCapacity capacity, local_.GetNodeCapacity());
+  const uint64_t free_kib = capacity.memory_kib > capacity.running_memory_kib
+                                ? capacity.memory_kib - capacity.running_memory_kib : 0;
+  reply.set_capacity_ok(free_kib >= request.memory_kib());
+  if (!reply.capacity_ok()) {
+    problem("only " + std::to_string(free_kib / 1024) + " MiB of memory are free, the VM needs " +
+            std::to_string(request.memory_kib() / 1024) + " MiB");
+  }
+  return reply;
+}
+
+Status SwitchoverTarget::Prepare(const v1::PrepareSwitchoverRequest& request) {
+  if (request.fallback()) return PrepareFallback(request);
+  VS_RETURN_IF_ERROR(CheckTops(request.disks()));
+  VS_RETURN_IF_ERROR(cluster::CheckShadowOwnsReplicas(local_, this_host_, request.vm_uuid(), BasePaths(request.disks())));
+  for (const auto& disk : request.disks()) {
+    if (!std::filesystem::exists(disk.base_path())) {
+      return FailedPrecondition("replica " + disk.base_path() + " does not exist on " + this_host_);
+    }
+    VS_RETURN_IF_ERROR(DeleteUnlessUsed(disk.top_path()));  // a stale top of an earlier attempt
+    VS_RETURN_IF_ERROR(qemu_img_.CreateOverlay(disk.top_path(), disk.base_path(), disk.format())
+                           .Annotate("creating the switchover top on " + this_host_));
+  }
+  return Status::Ok();
+}
+
+Status SwitchoverTarget::PrepareFallback(const v1::PrepareSwitchoverRequest& request) {
+  v1::GetReplicaRequest get;
+  get.set_vm_uuid(request.vm_uuid());
+  VS_ASSIGN_OR_RETURN(auto replica, keeper_.GetReplica(get));
+  if (!replica.known()) {
+    return FailedPrecondition("no replica of VM " + request.vm_uuid() + " is kept on " + this_host_ +
+                              ": nothing to migrate onto");
+  }
+  for (const auto& disk : request.disks()) {
+    const auto& kept = replica.record().disks();
+    const bool ours = std::any_of(kept.begin(), kept.end(), [&](const v1::ReplicaDisk& replica_disk) {
+      return replica_disk.replica_path() == disk.base_path();
+    });
+    if (!ours) {
+      return FailedPrecondition(disk.base_path() + " on " + this_host_ + " is not a replica of VM " +
+                                request.vm_uuid() + "; not touching it");
+    }
+    if (disk.format() != "qcow2") continue;  // only qcow2 keeps bitmaps
+    VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsingPath(local_, disk.base_path()));
+    if (user) {
+      return FailedPrecondition(disk.base_path() + " on " + this_host_ + " is in use by domain " + *user +
+                                "; the fallback migration cannot write onto it");
+    }
+    VS_ASSIGN_OR_RETURN(nbd::ImageFacts facts, qemu_img_.Info(disk.base_path()));
+    for (const std::string& bitmap : facts.bitmaps) {
+      if (!bitmap.starts_with(replication::kCheckpointPrefix)) continue;  // not virt-shadow's
+      VS_RETURN_IF_ERROR(qemu_img_.RemoveBitmap(disk.base_path(), bitmap)
+                             .Annotate("preparing " + this_host_ + " for the fallback migration"));
+      log_("removed bitmap " + bitmap + " from the replica " + disk.base_path() +
+           " before the fallback migration (the migrated VM brings its own)");
+    }
+  }
+  return Status::Ok();
+}
+
+Status SwitchoverTarget::Complete(const v1::CompleteSwitchoverRequest& request) {
+  VS_RETURN_IF_ERROR(CheckTops(request.disks()));
+  if (!request.guest_failed().empty()) {
+    // The guest arrived but shows no progress: nothing is changed (no flatten, the shadow's definition
+    // stays, the source keeps its copy); it is remembered, reported and never moved again as if healthy.
+    log_(request.vm_name() + " arrived from " + request.origin_host() + " but its guest makes no progress: " +
+         request.guest_failed());
+    return arrivals_.RecordGuestFailure(request.vm_uuid(), request.vm_name(), request.origin_host(),
+                                        request.guest_failed());
+  }
+  VS_RETURN_IF_ERROR(arrivals_.RecordOrigin(request.vm_uuid(), request.vm_name(), request.origin_host()));
+
+  // The shadow's images are the VM's now: only its definition goes.
+  VS_ASSIGN_OR_RETURN(auto shadow, cluster::FindShadowOf(local_, this_host_, request.vm_uuid()));
+  if (shadow) VS_RETURN_IF_ERROR(local_.UndefineDomain(shadow->shadow_name).Annotate("undefining the used shadow"));
+
+  // The arrived VM runs on its tops until they are flattened. No round of this host may hold its disks
+  // meanwhile (a round refuses a VM on a top anyway; one that began earlier is waited for).
+  rounds_.Hold(request.vm_uuid());
+  (void)rounds_.Quiesce(request.vm_uuid()).get();  // an error only says the VM is not scheduled here yet
+  Status flattened = FlattenTops(local_, request.vm_name(), clock_, kFlattenGiveUp);
+  if (flattened.ok()) DiscardForeignBitmaps(request);  // before a round of this host makes its own
+  rounds_.Unhold(request.vm_uuid());
+  VS_RETURN_IF_ERROR(flattened.Annotate("completing the switchover of " + request.vm_name() + " on " + this_host_));
+  for (const auto& disk : request.disks()) VS_RETURN_IF_ERROR(DeleteUnlessUsed(disk.top_path()));
+  return Status::Ok();
+}
+
+Status SwitchoverTarget::Abort(const v1::AbortSwitchoverRequest& request) {
+  VS_RETURN_IF_ERROR(CheckTops(request.disks()));
+  for (const auto& disk : request.disks()) VS_RETURN_IF_ERROR(DeleteUnlessUsed(disk.top_path()));
+  return Status::Ok();
+}
+
+void SwitchoverTarget::DiscardForeignBitmaps(const v1::CompleteSwitchoverRequest& request) {
+  auto fail = [&](const Status& status) { log_("bitmaps of " + request.vm_name() + ": " + status.ToString()); };
+  auto checkpoints = local_.ListCheckpoints(request.vm_name());
+  if (!checkpoints.ok()) return fail(checkpoints.status());
+  // The VM's disks as it runs now (after the flatten, on its usual paths; a fallback sends no disk list).
+  auto xml = local_.GetDomainXml(request.vm_name());
+  if (!xml.ok()) return fail(xml.status());
+  auto facts = policy::ParseDomain(*xml);
+  if (!facts.ok()) return fail(facts.status());
+  for (const policy::DiskFacts& disk : facts->disks) {
+    if (disk.format != "qcow2" || disk.source_kind != policy::DiskFacts::SourceKind::kFile) continue;
+    // Two places hold foreign bitmaps: the image file (bitmaps stored when a QEMU closed it, e.g. when the VM
+    // left this host before), and the running QEMU's memory (the bitmaps that came along with the migration:
+    // they reach the file only when this QEMU closes it, so qemu-img cannot see them). The source named the
+    // latter: its checkpoints.
+    std::set<std::string> candidates(request.source_checkpoints().begin(), request.source_checkpoints().end());
+    if (auto image = qemu_img_.Info(disk.source_path); image.ok()) {
+      candidates.insert(image->bitmaps.begin(), image->bitmaps.end());
+    } else {
+      fail(image.status());
+    }
+    for (const std::string& bitmap : candidates) {
+      if (!bitmap.starts_with(replication::kCheckpointPrefix) ||
+          std::find(checkpoints->begin(), checkpoints->end(), bitmap) != checkpoints->end()) {
+        continue;  // not virt-shadow's, or this host's own
+      }
+      Status discarded = local_.DiscardForeignBitmap(request.vm_name(), disk.target_dev, bitmap);
+      log_("removing bitmap " + bitmap + " (left by an earlier host) from " + disk.source_path + ": " +
+           (discarded.ok() ? "done" : discarded.ToString()));
+    }
+  }
+}
+
+Status SwitchoverTarget::DeleteUnlessUsed(const std::string& path) {
+  if (!std::filesystem::exists(path)) return Status::Ok();
+  VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsingPath(local_, path));
+  if (user) return FailedPrecondition(path + " on " + this_host_ + " is in use by domain " + *user + "; not deleting it");
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+  if (ec) return Internal("deleting " + path + " on " + this_host_ + ": " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace vs::switchover
