@@ -27,8 +27,9 @@
 //              running here, awaited; or, once the VM runs on the target, the target's completed-job
 //              statistics of the incoming migration (libvirt 9.0 keeps them only for a precopy completion).
 //
-// Ownership: borrows everything. Thread-safety: one switchover at a time (the coordinator's thread; a
-// warm-up's thread runs its own VM's steps, and the per-VM maps are only touched for that VM).
+// Ownership: borrows everything. Thread-safety: the runner's contract (switchover_runner.h): steps of
+// different VMs may run at once (the coordinator's thread and warm-up threads), one thread per VM; the
+// per-VM state and the target connections are behind mutexes.
 // Failure modes: Status naming the step and the host; see switchover_runner.h for what follows.
 #pragma once
 
