@@ -9,6 +9,7 @@
 #include <system_error>
 #include <utility>
 
+#include "common/asio_endpoint.h"
 #include "common/host_port.h"
 
 namespace vs::metrics {
@@ -27,19 +28,9 @@ StatusOr<tcp::endpoint> ParseListenAddress(const std::string& address) {
   StatusOr<HostPort> split = SplitHostPort(address);
   if (!split.ok()) return bad(split.status().message());
   if (!split->port) return bad("no ':port'");
-  const bool bracketed = split->bracketed;
-  const std::string& host = split->host;
-  const uint16_t port_number = *split->port;
-
-  error_code parse_error;
-  asio::ip::address ip;
-  if (bracketed) {
-    ip = asio::ip::make_address_v6(host, parse_error);
-  } else {
-    ip = asio::ip::make_address_v4(host, parse_error);
-  }
-  if (parse_error) return bad("the host must be an IP address, not a name");
-  return tcp::endpoint(ip, port_number);
+  StatusOr<tcp::endpoint> endpoint = IpEndpoint(*split, *split->port);
+  if (!endpoint.ok()) return bad(endpoint.status().message());
+  return endpoint;
 }
 
 std::string_view ReasonPhrase(int status) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "common/asio_endpoint.h"
 #include "common/host_port.h"
 #include "shadowd/notice/parse_util.h"
 
@@ -64,19 +65,10 @@ StatusOr<ParsedUrl> ParseUrl(const std::string& url) {
   StatusOr<HostPort> split = SplitHostPort(authority);
   if (!split.ok()) return bad(split.status().message());
   if (split->port && *split->port == 0) return bad("the port must be a number from 1 to 65535");
-  const bool bracketed = split->bracketed;
-  const std::string& host = split->host;
-  const uint16_t port_number = split->port.value_or(80);
-  error_code parse_error;
-  asio::ip::address ip;
-  if (bracketed) {
-    ip = asio::ip::make_address_v6(host, parse_error);
-  } else {
-    ip = asio::ip::make_address_v4(host, parse_error);
-  }
-  if (parse_error) return bad("the host must be an IP address (IPv6 in brackets), not a name");
+  StatusOr<tcp::endpoint> endpoint = IpEndpoint(*split, split->port.value_or(80));
+  if (!endpoint.ok()) return bad(endpoint.status().message());
   return ParsedUrl{
-      .endpoint = tcp::endpoint(ip, port_number), .host_header = std::string(authority), .target = std::move(target)};
+      .endpoint = *endpoint, .host_header = std::string(authority), .target = std::move(target)};
 }
 
 Status CheckHeader(const std::string& name, const std::string& value) {
