@@ -1,6 +1,8 @@
 #include "shadowd/replication/replicator.h"
 
 #include <algorithm>
+#include <cassert>
+#include <utility>
 
 #include "common/host_port.h"
 #include "common/sha1.h"
@@ -30,6 +32,46 @@ struct Replicator::Plan {
   bool final_round = false;      // a switchover's: no new checkpoint, the replica keeps base_checkpoint
 };
 
+// One pull-mode backup job of ours, from its start to its end. Begin starts it (libvirt creates the request's
+// new checkpoint, if it names one, atomically with the job); Finish ends it on the path that succeeded and says
+// whether libvirt did; a session dropped unfinished (any failure once the job runs) ends the job all the same
+// and ignores how that went: the failure that dropped it is the one to report, and a job left running is
+// ended as a stale one of ours by the next round. Either way the new checkpoint stays: when the shadow host
+// committed the round and only its reply was lost, the replica is at that checkpoint and the next round goes
+// on from it; RunRound deletes the older ones after every applied round.
+class Replicator::BackupSession {
+ public:
+  static StatusOr<BackupSession> Begin(virt::Hypervisor& hypervisor, virt::PullBackupRequest request) {
+    VS_RETURN_IF_ERROR(hypervisor.BeginPullBackup(request));
+    return BackupSession(hypervisor, std::move(request));
+  }
+  BackupSession(BackupSession&& other) noexcept
+      : hypervisor_(std::exchange(other.hypervisor_, nullptr)), request_(std::move(other.request_)) {}
+  BackupSession(const BackupSession&) = delete;
+  BackupSession& operator=(const BackupSession&) = delete;
+  BackupSession& operator=(BackupSession&&) = delete;
+  ~BackupSession() {
+    if (hypervisor_ != nullptr) hypervisor_->EndBackup(request_.domain).IgnoreError();
+  }
+
+  // Where libvirt's NBD server exports disk `target` while the job runs.
+  std::string ExportUri(const std::string& target) const {
+    return "nbd://" + JoinHostPort(request_.listen_address, static_cast<uint16_t>(request_.port)) + "/" + target;
+  }
+
+  // Ends the job; once only (whatever libvirt answers, the job is not ended again).
+  Status Finish() {
+    assert(hypervisor_ != nullptr && "the backup session already ended");
+    return std::exchange(hypervisor_, nullptr)->EndBackup(request_.domain);
+  }
+
+ private:
+  BackupSession(virt::Hypervisor& hypervisor, virt::PullBackupRequest request)
+      : hypervisor_(&hypervisor), request_(std::move(request)) {}
+
+  virt::Hypervisor* hypervisor_;  // null once ended (or moved from)
+  virt::PullBackupRequest request_;
+};
 
 bool VerifyReport::ok() const {
   return std::all_of(disks.begin(), disks.end(), [](const DiskVerification& d) { return d.blocks_mismatched == 0; });
@@ -78,10 +120,6 @@ Status WithContext(const Status& status, const std::string& context) {
 Replicator::Replicator(virt::Hypervisor& local, ReplicaPeer& peer, ReplicaStorage& storage, store::Store& store,
                        Clock& clock, ReplicatorOptions options)
     : local_(local), peer_(peer), storage_(storage), store_(store), clock_(clock), options_(std::move(options)) {}
-
-std::string Replicator::ExportUri(const std::string& target) const {
-  return "nbd://" + JoinHostPort(options_.nbd_address, static_cast<uint16_t>(options_.nbd_port)) + "/" + target;
-}
 
 StatusOr<ReplicationRecord> Replicator::Record(const std::string& vm_uuid) const {
   VS_ASSIGN_OR_RETURN(auto stored, store::GetProto<ReplicationRecord>(store_, PrimaryRecordKey(vm_uuid)));
@@ -303,108 +341,110 @@ StatusOr<AppliedRound> Replicator::RunPlannedRound(const ReplicationTarget& targ
     backup.new_checkpoint = round.checkpoint();
   }
   round.set_taken_unix_ms(ToUnixMillis(clock_.WallNow()));
-  if (Status begun = local_.BeginPullBackup(backup); !begun.ok()) {
+  StatusOr<BackupSession> session = BackupSession::Begin(local_, std::move(backup));
+  if (!session.ok()) {
     // Only libvirt refusing the base checkpoint (its bitmap is inconsistent after QEMU was killed, or it is
     // gone) means the chain is broken; every other failure is just this round's.
-    *chain_broken = !plan.base_checkpoint.empty() &&
-                    (begun.code() == Code::kDataLoss || begun.code() == Code::kNotFound);
-    return begun;
+    const Code code = session.status().code();
+    *chain_broken = !plan.base_checkpoint.empty() && (code == Code::kDataLoss || code == Code::kNotFound);
+    return session.status();
   }
+  // From here the job ends on every path: by Finish once the shadow host committed, else when `session` goes.
+  StatusOr<AppliedRound> result = CopyRound(target, plan, *session, round, started);
+  if (!result.ok()) return WithContext(result.status(), "round of " + target.vm_name + " to " + target.shadow_host);
+  VS_RETURN_IF_ERROR(WithContext(session->Finish(), "ending the backup of " + target.vm_name));
+  return result;
+}
 
-  StatusOr<AppliedRound> result = [&]() -> StatusOr<AppliedRound> {
-    ApplyRoundRequest request;
-    request.set_vm_uuid(target.vm_uuid);
-    request.set_primary_host(options_.this_host);
-    request.set_base_checkpoint(plan.base_checkpoint);
-    *request.mutable_round() = round;
-    for (size_t i = 0; i < plan.disks.size(); ++i) {
-      const Disk& disk = plan.disks[i];
-      VS_ASSIGN_OR_RETURN(auto source, storage_.ConnectExport(ExportUri(disk.target), {std::string(kAllocationContext)}));
-      auto* msg = request.add_disks();
-      msg->set_target(disk.target);
-      msg->set_replica_path(disk.path);
-      msg->set_format(disk.format);
-      msg->set_virtual_size(source->size());
-      msg->set_source_uri(ExportUri(disk.target));
-      msg->set_mode(plan.modes[i]);
-      if (plan.modes[i] == virtshadow::v1::ROUND_MODE_INCREMENTAL) {
-        msg->set_dirty_context(std::string(kDirtyContextPrefix) + disk.target);
-      }
-      if (plan.modes[i] == virtshadow::v1::ROUND_MODE_RESYNC) {
-        VS_ASSIGN_OR_RETURN(auto allocation, source->Map(kAllocationContext));
-        VS_ASSIGN_OR_RETURN(auto zero, ZeroBlocks(allocation, source->size()));
-        VS_ASSIGN_OR_RETURN(auto digests, DigestAllBlocks(*source, zero));
-        for (uint64_t d : digests) msg->add_source_digests(d);
-      }
+StatusOr<AppliedRound> Replicator::CopyRound(const ReplicationTarget& target, const Plan& plan,
+                                             const BackupSession& backup, const AppliedRound& round, MonoTime started) {
+  ApplyRoundRequest request;
+  request.set_vm_uuid(target.vm_uuid);
+  request.set_primary_host(options_.this_host);
+  request.set_base_checkpoint(plan.base_checkpoint);
+  *request.mutable_round() = round;
+  for (size_t i = 0; i < plan.disks.size(); ++i) {
+    const Disk& disk = plan.disks[i];
+    VS_ASSIGN_OR_RETURN(auto source, storage_.ConnectExport(backup.ExportUri(disk.target), {std::string(kAllocationContext)}));
+    auto* msg = request.add_disks();
+    msg->set_target(disk.target);
+    msg->set_replica_path(disk.path);
+    msg->set_format(disk.format);
+    msg->set_virtual_size(source->size());
+    msg->set_source_uri(backup.ExportUri(disk.target));
+    msg->set_mode(plan.modes[i]);
+    if (plan.modes[i] == virtshadow::v1::ROUND_MODE_INCREMENTAL) {
+      msg->set_dirty_context(std::string(kDirtyContextPrefix) + disk.target);
     }
-    VS_ASSIGN_OR_RETURN(auto reply, peer_.ApplyRound(target.shadow_host, request));
-
-    // Verify every block the shadow host wrote against this host's own reading of the export.
-    std::vector<uint64_t> all_digests;
-    uint64_t bytes_sent = 0, bytes_zeroed = 0, changed = 0;
-    std::string mismatch;
-    if (reply.disks_size() != request.disks_size()) {
-      return DataLoss(target.shadow_host + " answered for " + std::to_string(reply.disks_size()) + " of " +
-                      std::to_string(request.disks_size()) + " disks of " + target.vm_name);
-    }
-    for (int i = 0; i < reply.disks_size(); ++i) {
-      const auto& result = reply.disks(i);
-      if (result.target() != request.disks(i).target()) {
-        return DataLoss(target.shadow_host + " answered for disk " + result.target() + " instead of " +
-                        request.disks(i).target());
-      }
-      VS_ASSIGN_OR_RETURN(auto source, storage_.ConnectExport(ExportUri(result.target()), {std::string(kAllocationContext)}));
-      VS_ASSIGN_OR_RETURN(std::vector<BlockOp> ops, OpsFromReply(result, source->size()));
+    if (plan.modes[i] == virtshadow::v1::ROUND_MODE_RESYNC) {
       VS_ASSIGN_OR_RETURN(auto allocation, source->Map(kAllocationContext));
       VS_ASSIGN_OR_RETURN(auto zero, ZeroBlocks(allocation, source->size()));
-      VS_ASSIGN_OR_RETURN(auto ours, DigestOps(*source, ops, zero));
-      const std::vector<uint64_t> theirs(result.digests().begin(), result.digests().end());
-      if (ours != theirs) {
-        mismatch += (mismatch.empty() ? "" : "; ") + result.target() + ": " + std::to_string(ours.size()) +
-                    " block digests here, " + std::to_string(theirs.size()) + " on " + target.shadow_host;
-        for (size_t b = 0; b < std::min(ours.size(), theirs.size()); ++b) {
-          if (ours[b] != theirs[b]) { mismatch += ", first difference at block " + std::to_string(b) + " of the round"; break; }
-        }
-      }
-      all_digests.insert(all_digests.end(), theirs.begin(), theirs.end());
-      const OpTotals totals = Totals(ops);
-      bytes_sent += result.bytes_sent();
-      bytes_zeroed += totals.zero_bytes;
-      changed += totals.copy_bytes + totals.zero_bytes;
+      VS_ASSIGN_OR_RETURN(auto digests, DigestAllBlocks(*source, zero));
+      for (uint64_t d : digests) msg->add_source_digests(d);
     }
-    virtshadow::v1::FinishRoundRequest finish;
-    finish.set_vm_uuid(target.vm_uuid);
-    finish.set_checkpoint(round.checkpoint());
-    if (!mismatch.empty()) {
-      finish.set_commit(false);
-      Status discarded = peer_.FinishRound(target.shadow_host, finish);
-      return DataLoss("round " + round.checkpoint() + " of " + target.vm_name + " was discarded: the replica's " +
-                      "digests differ from the source's (" + mismatch + ")" +
-                      (discarded.ok() ? "" : "; discarding failed: " + discarded.message()));
-    }
-    AppliedRound applied = round;
-    RoundMode mode = virtshadow::v1::ROUND_MODE_INCREMENTAL;
-    for (RoundMode m : plan.modes) {
-      if (m == virtshadow::v1::ROUND_MODE_FULL) mode = m;
-      if (m == virtshadow::v1::ROUND_MODE_RESYNC && mode != virtshadow::v1::ROUND_MODE_FULL) mode = m;
-    }
-    applied.set_mode(mode);
-    applied.set_bytes_sent(bytes_sent);
-    applied.set_bytes_zeroed(bytes_zeroed);
-    applied.set_changed_bytes(changed);
-    applied.set_digest(FoldDigests(all_digests));
-    applied.set_duration_ms(std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count());
-    finish.set_commit(true);
-    *finish.mutable_round() = applied;
-    VS_RETURN_IF_ERROR(peer_.FinishRound(target.shadow_host, finish));
-    applied.set_applied_unix_ms(ToUnixMillis(clock_.WallNow()));
-    return applied;
-  }();
+  }
+  VS_ASSIGN_OR_RETURN(auto reply, peer_.ApplyRound(target.shadow_host, request));
 
-  Status ended = local_.EndBackup(target.vm_name);
-  if (!result.ok()) return WithContext(result.status(), "round of " + target.vm_name + " to " + target.shadow_host);
-  VS_RETURN_IF_ERROR(WithContext(ended, "ending the backup of " + target.vm_name));
-  return result;
+  // Verify every block the shadow host wrote against this host's own reading of the export.
+  std::vector<uint64_t> all_digests;
+  uint64_t bytes_sent = 0, bytes_zeroed = 0, changed = 0;
+  std::string mismatch;
+  if (reply.disks_size() != request.disks_size()) {
+    return DataLoss(target.shadow_host + " answered for " + std::to_string(reply.disks_size()) + " of " +
+                    std::to_string(request.disks_size()) + " disks of " + target.vm_name);
+  }
+  for (int i = 0; i < reply.disks_size(); ++i) {
+    const auto& result = reply.disks(i);
+    if (result.target() != request.disks(i).target()) {
+      return DataLoss(target.shadow_host + " answered for disk " + result.target() + " instead of " +
+                      request.disks(i).target());
+    }
+    VS_ASSIGN_OR_RETURN(auto source, storage_.ConnectExport(backup.ExportUri(result.target()), {std::string(kAllocationContext)}));
+    VS_ASSIGN_OR_RETURN(std::vector<BlockOp> ops, OpsFromReply(result, source->size()));
+    VS_ASSIGN_OR_RETURN(auto allocation, source->Map(kAllocationContext));
+    VS_ASSIGN_OR_RETURN(auto zero, ZeroBlocks(allocation, source->size()));
+    VS_ASSIGN_OR_RETURN(auto ours, DigestOps(*source, ops, zero));
+    const std::vector<uint64_t> theirs(result.digests().begin(), result.digests().end());
+    if (ours != theirs) {
+      mismatch += (mismatch.empty() ? "" : "; ") + result.target() + ": " + std::to_string(ours.size()) +
+                  " block digests here, " + std::to_string(theirs.size()) + " on " + target.shadow_host;
+      for (size_t b = 0; b < std::min(ours.size(), theirs.size()); ++b) {
+        if (ours[b] != theirs[b]) { mismatch += ", first difference at block " + std::to_string(b) + " of the round"; break; }
+      }
+    }
+    all_digests.insert(all_digests.end(), theirs.begin(), theirs.end());
+    const OpTotals totals = Totals(ops);
+    bytes_sent += result.bytes_sent();
+    bytes_zeroed += totals.zero_bytes;
+    changed += totals.copy_bytes + totals.zero_bytes;
+  }
+  virtshadow::v1::FinishRoundRequest finish;
+  finish.set_vm_uuid(target.vm_uuid);
+  finish.set_checkpoint(round.checkpoint());
+  if (!mismatch.empty()) {
+    finish.set_commit(false);
+    Status discarded = peer_.FinishRound(target.shadow_host, finish);
+    return DataLoss("round " + round.checkpoint() + " of " + target.vm_name + " was discarded: the replica's " +
+                    "digests differ from the source's (" + mismatch + ")" +
+                    (discarded.ok() ? "" : "; discarding failed: " + discarded.message()));
+  }
+  AppliedRound applied = round;
+  RoundMode mode = virtshadow::v1::ROUND_MODE_INCREMENTAL;
+  for (RoundMode m : plan.modes) {
+    if (m == virtshadow::v1::ROUND_MODE_FULL) mode = m;
+    if (m == virtshadow::v1::ROUND_MODE_RESYNC && mode != virtshadow::v1::ROUND_MODE_FULL) mode = m;
+  }
+  applied.set_mode(mode);
+  applied.set_bytes_sent(bytes_sent);
+  applied.set_bytes_zeroed(bytes_zeroed);
+  applied.set_changed_bytes(changed);
+  applied.set_digest(FoldDigests(all_digests));
+  applied.set_duration_ms(std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count());
+  finish.set_commit(true);
+  *finish.mutable_round() = applied;
+  VS_RETURN_IF_ERROR(peer_.FinishRound(target.shadow_host, finish));
+  applied.set_applied_unix_ms(ToUnixMillis(clock_.WallNow()));
+  return applied;
 }
 
 StatusOr<VerifyReport> Replicator::Verify(const ReplicationTarget& target) {
@@ -423,52 +463,54 @@ StatusOr<VerifyReport> Replicator::Verify(const ReplicationTarget& target) {
   for (const Disk& disk : disks) {
     backup.disks.push_back({disk.target, disk.path, /*join_checkpoint=*/false, disk.bitmaps && !checkpoint.empty()});
   }
-  VS_RETURN_IF_ERROR(WithContext(local_.BeginPullBackup(backup), "verify of " + target.vm_name));
-
-  StatusOr<VerifyReport> report = [&]() -> StatusOr<VerifyReport> {
-    VerifyReport out;
-    out.checkpoint = checkpoint;
-    for (const Disk& disk : disks) {
-      std::vector<std::string> contexts = {std::string(kAllocationContext)};
-      const bool incremental = disk.bitmaps && !checkpoint.empty();
-      if (incremental) contexts.push_back(std::string(kDirtyContextPrefix) + disk.target);
-      VS_ASSIGN_OR_RETURN(auto source, storage_.ConnectExport(ExportUri(disk.target), contexts));
-      const uint64_t size = source->size();
-      VS_ASSIGN_OR_RETURN(auto allocation, source->Map(kAllocationContext));
-      VS_ASSIGN_OR_RETURN(auto zero, ZeroBlocks(allocation, size));
-      std::vector<bool> changed(BlockCount(size), false);
-      if (incremental) {
-        VS_ASSIGN_OR_RETURN(auto dirty, source->Map(contexts[1]));
-        VS_ASSIGN_OR_RETURN(changed, BlocksWithFlag(dirty, size, kNbdStateDirty));
-      }
-      VS_ASSIGN_OR_RETURN(auto ours, DigestAllBlocks(*source, zero));
-      virtshadow::v1::ReplicaDigestsRequest request;
-      request.set_vm_uuid(target.vm_uuid);
-      request.set_replica_path(disk.path);
-      request.set_format(disk.format);
-      VS_ASSIGN_OR_RETURN(auto reply, peer_.ReplicaDigests(target.shadow_host, request));
-      const std::vector<uint64_t> theirs(reply.digests().begin(), reply.digests().end());
-      DiskVerification result{disk.target, disk.path};
-      std::vector<bool> bad(ours.size(), false);
-      if (theirs.size() != ours.size()) {
-        result.mismatches = "the replica has " + std::to_string(reply.size()) + " bytes, the source " + std::to_string(size);
-        result.blocks_mismatched = ours.size();
-      } else {
-        for (size_t b = 0; b < ours.size(); ++b) {
-          if (changed[b]) { ++result.blocks_changed_since; continue; }
-          ++result.blocks_compared;
-          if (ours[b] != theirs[b]) { bad[b] = true; ++result.blocks_mismatched; }
-        }
-        result.mismatches = DescribeBlocks(bad, size);
-      }
-      out.disks.push_back(std::move(result));
-    }
-    return out;
-  }();
-  Status ended = local_.EndBackup(target.vm_name);
+  StatusOr<BackupSession> session = BackupSession::Begin(local_, std::move(backup));
+  if (!session.ok()) return WithContext(session.status(), "verify of " + target.vm_name);
+  StatusOr<VerifyReport> report = CompareReplica(target, disks, checkpoint, *session);
   if (!report.ok()) return report;
-  VS_RETURN_IF_ERROR(ended);
+  VS_RETURN_IF_ERROR(session->Finish());
   return report;
+}
+
+StatusOr<VerifyReport> Replicator::CompareReplica(const ReplicationTarget& target, const std::vector<Disk>& disks,
+                                                  const std::string& checkpoint, const BackupSession& backup) {
+  VerifyReport out;
+  out.checkpoint = checkpoint;
+  for (const Disk& disk : disks) {
+    std::vector<std::string> contexts = {std::string(kAllocationContext)};
+    const bool incremental = disk.bitmaps && !checkpoint.empty();
+    if (incremental) contexts.push_back(std::string(kDirtyContextPrefix) + disk.target);
+    VS_ASSIGN_OR_RETURN(auto source, storage_.ConnectExport(backup.ExportUri(disk.target), contexts));
+    const uint64_t size = source->size();
+    VS_ASSIGN_OR_RETURN(auto allocation, source->Map(kAllocationContext));
+    VS_ASSIGN_OR_RETURN(auto zero, ZeroBlocks(allocation, size));
+    std::vector<bool> changed(BlockCount(size), false);
+    if (incremental) {
+      VS_ASSIGN_OR_RETURN(auto dirty, source->Map(contexts[1]));
+      VS_ASSIGN_OR_RETURN(changed, BlocksWithFlag(dirty, size, kNbdStateDirty));
+    }
+    VS_ASSIGN_OR_RETURN(auto ours, DigestAllBlocks(*source, zero));
+    virtshadow::v1::ReplicaDigestsRequest request;
+    request.set_vm_uuid(target.vm_uuid);
+    request.set_replica_path(disk.path);
+    request.set_format(disk.format);
+    VS_ASSIGN_OR_RETURN(auto reply, peer_.ReplicaDigests(target.shadow_host, request));
+    const std::vector<uint64_t> theirs(reply.digests().begin(), reply.digests().end());
+    DiskVerification result{disk.target, disk.path};
+    std::vector<bool> bad(ours.size(), false);
+    if (theirs.size() != ours.size()) {
+      result.mismatches = "the replica has " + std::to_string(reply.size()) + " bytes, the source " + std::to_string(size);
+      result.blocks_mismatched = ours.size();
+    } else {
+      for (size_t b = 0; b < ours.size(); ++b) {
+        if (changed[b]) { ++result.blocks_changed_since; continue; }
+        ++result.blocks_compared;
+        if (ours[b] != theirs[b]) { bad[b] = true; ++result.blocks_mismatched; }
+      }
+      result.mismatches = DescribeBlocks(bad, size);
+    }
+    out.disks.push_back(std::move(result));
+  }
+  return out;
 }
 
 }  // namespace vs::replication

@@ -99,18 +99,26 @@ class Replicator {
  private:
   struct Disk;
   struct Plan;
+  class BackupSession;  // one backup job of ours, ended on every path (replicator.cc)
   StatusOr<std::vector<Disk>> ReplicatedDisks(const std::string& vm_name);
   StatusOr<Plan> MakePlan(const ReplicationTarget& target, const std::vector<Disk>& disks,
                           const virtshadow::v1::ReplicationRecord& record);
   // Sets *chain_broken when libvirt refused the plan's base checkpoint (a resync with a new chain is due).
   StatusOr<virtshadow::v1::AppliedRound> RunPlannedRound(const ReplicationTarget& target, const Plan& plan,
                                                          bool* chain_broken);
+  // Copy, verify and the shadow host's commit (steps 3 to 5 up to FinishRound) from `backup`'s exports: `round`
+  // as planned, filled in with what was applied.
+  StatusOr<virtshadow::v1::AppliedRound> CopyRound(const ReplicationTarget& target, const Plan& plan,
+                                                   const BackupSession& backup, const virtshadow::v1::AppliedRound& round,
+                                                   MonoTime started);
+  // Verify's comparison, from `backup`'s exports of the disks as they are now.
+  StatusOr<VerifyReport> CompareReplica(const ReplicationTarget& target, const std::vector<Disk>& disks,
+                                        const std::string& checkpoint, const BackupSession& backup);
   // Records an applied round (or a failure) in the VM's ReplicationRecord.
   Status RecordOutcome(virtshadow::v1::ReplicationRecord& record, const StatusOr<virtshadow::v1::AppliedRound>& round);
   Status EndOurBackup(const std::string& vm_name);
   Status DeleteCheckpointsExcept(const std::string& vm_name, const std::string& keep);
   Status Save(const virtshadow::v1::ReplicationRecord& record);
-  std::string ExportUri(const std::string& target) const;
 
   virt::Hypervisor& local_;
   ReplicaPeer& peer_;

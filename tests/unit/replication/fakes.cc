@@ -365,6 +365,7 @@ StatusOr<std::string> FakeBackupHypervisor::GetDomainXml(const std::string& name
 
 Status FakeBackupHypervisor::BeginPullBackup(const virt::PullBackupRequest& request) {
   VS_ASSIGN_OR_RETURN(Domain * domain, Find(request.domain));
+  if (fault) VS_RETURN_IF_ERROR(fault("BeginPullBackup", request.domain));
   if (domain->job || domain->foreign_job_xml) return Aborted("domain " + request.domain + " already has a backup job");
   if (request.disks.empty()) return InvalidArgument("backup of " + request.domain + " names no disk");
   size_t from = domain->checkpoints.size();
@@ -443,6 +444,7 @@ StatusOr<std::optional<std::string>> FakeBackupHypervisor::GetBackupXml(const st
 Status FakeBackupHypervisor::EndBackup(const std::string& name) {
   VS_ASSIGN_OR_RETURN(Domain * domain, Find(name));
   ++end_backup_calls;
+  if (fault) VS_RETURN_IF_ERROR(fault("EndBackup", name));
   domain->job.reset();
   domain->foreign_job_xml.reset();
   return Status::Ok();

@@ -237,7 +237,10 @@ class FakeBackupHypervisor final : public virt::Hypervisor {
 
   std::map<std::string, Domain> domains;
   std::vector<virt::PullBackupRequest> backups;  // every BeginPullBackup that succeeded
-  int end_backup_calls = 0;
+  int end_backup_calls = 0;                      // every EndBackup of an existing domain, failed ones too
+  // Called first by BeginPullBackup and EndBackup (once the domain is found) with the method name and the
+  // domain: a non-OK Status fails the call without effect.
+  std::function<Status(std::string_view method, const std::string& domain)> fault;
 
   // Test setup and guest activity.
   Domain& AddDomain(const std::string& name, const std::string& uuid);

@@ -14,6 +14,7 @@
 namespace vs::replication {
 namespace {
 
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -80,6 +81,39 @@ class ReplicatorTest : public ::testing::Test {
   }
 
   std::vector<std::string> Checkpoints() { return *libvirt_.ListCheckpoints("vm1"); }
+  // The checkpoint a round started now creates.
+  std::string CheckpointNow() const { return "vs-" + std::to_string(ToUnixMillis(clock_.WallNow())); }
+  // A fault hook (of the peer, the storage or libvirt) failing `method` with `status`, passing the rest.
+  static auto FailOn(std::string_view method, Status status) {
+    return [method, status](std::string_view called, const auto&...) { return called == method ? status : Status::Ok(); };
+  }
+  // A round that must fail, under whatever faults the test set, with `code` and a message containing `message`;
+  // clears every fault hook afterwards.
+  void FailedRound(Code code, const std::string& message) {
+    auto round = Round();
+    peer_.fault = nullptr;
+    primary_storage_.fault = nullptr;
+    libvirt_.fault = nullptr;
+    ASSERT_FALSE(round.ok()) << "the round was expected to fail";
+    EXPECT_EQ(round.status().code(), code) << round.status().ToString();
+    EXPECT_THAT(round.status().message(), HasSubstr(message));
+  }
+  // A guest write to vda's `block`, then a round that must go on incrementally from `base`, sending
+  // `bytes_sent` (that block and whatever earlier failed rounds left unsent).
+  AppliedRound IncrementalRoundFrom(const std::string& base, uint64_t block, uint8_t seed, uint64_t bytes_sent) {
+    GuestWrite("vda", block, seed);
+    const AppliedRound next = GoodRound();
+    EXPECT_EQ(next.mode(), virtshadow::v1::ROUND_MODE_INCREMENTAL);
+    EXPECT_EQ(libvirt_.backups.back().incremental_from, base);
+    EXPECT_EQ(next.bytes_sent(), bytes_sent);
+    return next;
+  }
+  // The backup job a call started was ended, once: by the call's own end (EndBackup called exactly once since
+  // `ends_before`), never left running nor ended again.
+  void ExpectJobEndedOnce(int ends_before) {
+    EXPECT_FALSE(libvirt_.domains.at("vm1").job.has_value()) << "the backup job was left running";
+    EXPECT_EQ(libvirt_.end_backup_calls, ends_before + 1);
+  }
   ReplicationRecord PrimaryRecord() { return *replicator_.Record(kUuid); }
 
   bool ShadowHasOverlays() const {
@@ -439,11 +473,8 @@ TEST_F(ReplicatorTest, AShadowdCrashAfterCopyingIsRecoveredByTheNextRound) {
   EXPECT_FALSE(libvirt_.domains.at("vm1").job.has_value());
   peer_.fault = nullptr;
 
-  GuestWrite("vda", 6, 91);
-  const AppliedRound next = GoodRound();
-  EXPECT_EQ(next.mode(), virtshadow::v1::ROUND_MODE_INCREMENTAL);
-  EXPECT_EQ(libvirt_.backups.back().incremental_from, first.checkpoint());
-  EXPECT_EQ(next.bytes_sent(), 2 * B);  // both writes since the replica's checkpoint
+  // Both writes since the replica's checkpoint cross.
+  const AppliedRound next = IncrementalRoundFrom(first.checkpoint(), 6, 91, 2 * B);
   EXPECT_THAT(Checkpoints(), ElementsAre(next.checkpoint()));
 }
 
@@ -458,12 +489,10 @@ TEST_F(ReplicatorTest, ALostCommitReplyIsPickedUpFromTheReplica) {
   peer_.fault = nullptr;
   const std::string committed = (*keeper_->List())[0].applied().checkpoint();
   EXPECT_NE(committed, PrimaryRecord().applied().checkpoint());
-
-  GuestWrite("vda", 6, 93);
-  const AppliedRound next = GoodRound();
-  EXPECT_EQ(next.mode(), virtshadow::v1::ROUND_MODE_INCREMENTAL);
-  EXPECT_EQ(libvirt_.backups.back().incremental_from, committed);
-  EXPECT_EQ(next.bytes_sent(), B);
+  // The failed round's job ended but its checkpoint stays: the replica is at it.
+  EXPECT_FALSE(libvirt_.domains.at("vm1").job.has_value());
+  EXPECT_THAT(Checkpoints(), Contains(committed));
+  IncrementalRoundFrom(committed, 6, 93, B);
 }
 
 // A replica re-created by a round that then failed is blank, yet the next round must not treat it as
@@ -478,6 +507,146 @@ TEST_F(ReplicatorTest, AReplicaRecreatedByAFailedRoundIsNotUpdatedIncrementally)
   ASSERT_FALSE(Round().ok());
   peer_.fault = nullptr;
   GoodRound();  // fails: the replica holds only the blocks dirtied since the first round
+}
+
+// Where a round's backup job ends. Every path that started one ends it exactly once; a failed round keeps the
+// checkpoint its backup created (the shadow host may have committed to it) until the next applied round
+// deletes every older one.
+TEST_F(ReplicatorTest, AFailureBeforeTheCopyEndsTheJobAndTheNextRoundDropsItsCheckpoint) {
+  const AppliedRound first = GoodRound();
+  GuestWrite("vda", 2, 94);
+  const int ends_before = libvirt_.end_backup_calls;
+  primary_storage_.fault = FailOn("ConnectExport", Unavailable("no route to 10.0.0.1"));
+  FailedRound(Code::kUnavailable, "round of vm1 to h2: no route to 10.0.0.1");
+  EXPECT_EQ(peer_.calls.back(), "GetReplica");  // nothing reached the shadow host's copy
+  ExpectJobEndedOnce(ends_before);
+  EXPECT_THAT(Checkpoints(), ElementsAre(first.checkpoint(), CheckpointNow()));
+  EXPECT_EQ(PrimaryRecord().applied().checkpoint(), first.checkpoint());
+  EXPECT_EQ(PrimaryRecord().rounds_failed(), 1u);
+
+  const AppliedRound next = IncrementalRoundFrom(first.checkpoint(), 2, 95, B);
+  EXPECT_THAT(Checkpoints(), ElementsAre(next.checkpoint()));
+}
+
+TEST_F(ReplicatorTest, AFailureOnTheShadowHostEndsTheJob) {
+  const AppliedRound first = GoodRound();
+  const auto replica_before = shadow_storage_.Contents(kVda);
+  GuestWrite("vda", 2, 96);
+  const int ends_before = libvirt_.end_backup_calls;
+  peer_.fault = FailOn("ApplyRound", Unavailable("connection refused"));
+  FailedRound(Code::kUnavailable, "round of vm1 to h2: connection refused");
+  ExpectJobEndedOnce(ends_before);
+  EXPECT_THAT(Checkpoints(), ElementsAre(first.checkpoint(), CheckpointNow()));
+  EXPECT_TRUE(shadow_storage_.Contents(kVda) == replica_before);
+}
+
+// Ending the job is part of the round: when libvirt refuses, the round failed (though the shadow host
+// committed), the job is not ended a second time, and the next round ends it as a stale job of ours.
+TEST_F(ReplicatorTest, AJobThatWouldNotEndFailsTheRoundAndTheNextRoundEndsIt) {
+  GoodRound();
+  GuestWrite("vda", 4, 97);
+  const int ends_before = libvirt_.end_backup_calls;
+  libvirt_.fault = FailOn("EndBackup", Internal("virDomainAbortJob failed"));
+  FailedRound(Code::kInternal, "ending the backup of vm1: virDomainAbortJob failed");
+  EXPECT_EQ(libvirt_.end_backup_calls, ends_before + 1);
+  EXPECT_TRUE(libvirt_.domains.at("vm1").job.has_value());
+  const std::string committed = (*keeper_->List())[0].applied().checkpoint();
+  EXPECT_EQ(committed, CheckpointNow());
+  EXPECT_EQ(PrimaryRecord().rounds_failed(), 1u);
+  IncrementalRoundFrom(committed, 6, 98, B);  // ends the stale job of ours first
+}
+
+TEST_F(ReplicatorTest, AFailedRoundReportsItsOwnErrorNotTheJobsEnd) {
+  GoodRound();
+  GuestWrite("vda", 4, 99);
+  const int ends_before = libvirt_.end_backup_calls;
+  peer_.fault = FailOn("ApplyRound", Unavailable("connection refused"));
+  libvirt_.fault = FailOn("EndBackup", Internal("virDomainAbortJob failed"));
+  FailedRound(Code::kUnavailable, "round of vm1 to h2: connection refused");  // not the job's end
+  EXPECT_EQ(libvirt_.end_backup_calls, ends_before + 1);
+}
+
+// A backup libvirt would not start leaves nothing to end, and only a refused base checkpoint means a new chain.
+TEST_F(ReplicatorTest, ABackupThatDidNotStartEndsNothingAndIsNotRetriedAsAResync) {
+  const AppliedRound first = GoodRound();
+  const size_t backups_before = libvirt_.backups.size();
+  const int ends_before = libvirt_.end_backup_calls;
+  libvirt_.fault = FailOn("BeginPullBackup", Unavailable("libvirtd is restarting"));
+  FailedRound(Code::kUnavailable, "libvirtd is restarting");
+  EXPECT_EQ(libvirt_.backups.size(), backups_before);
+  EXPECT_EQ(libvirt_.end_backup_calls, ends_before);
+  EXPECT_THAT(Checkpoints(), ElementsAre(first.checkpoint()));
+  EXPECT_FALSE(PrimaryRecord().resync_needed());
+  IncrementalRoundFrom(first.checkpoint(), 7, 102, B);
+}
+
+TEST_F(ReplicatorTest, AFinalRoundCopiesFromTheReplicasCheckpointWithoutANewOne) {
+  const AppliedRound first = GoodRound();
+  GuestWrite("vda", 5, 100);
+  const int ends_before = libvirt_.end_backup_calls;
+  clock_.Advance(std::chrono::seconds(1));
+  auto last = replicator_.RunFinalRound(Target());
+  ASSERT_TRUE(last.ok()) << last.status().ToString();
+  ExpectReplicaIsFrozenSource("vda", kVda);
+  EXPECT_EQ(last->mode(), virtshadow::v1::ROUND_MODE_INCREMENTAL);
+  EXPECT_EQ(last->checkpoint(), first.checkpoint());
+  EXPECT_EQ(last->bytes_sent(), B);
+  const virt::PullBackupRequest& backup = libvirt_.backups.back();
+  EXPECT_EQ(backup.new_checkpoint, "");
+  EXPECT_EQ(backup.incremental_from, first.checkpoint());
+  EXPECT_FALSE(backup.disks[0].join_checkpoint);
+  ExpectJobEndedOnce(ends_before);
+  EXPECT_THAT(Checkpoints(), ElementsAre(first.checkpoint()));
+  EXPECT_EQ(PrimaryRecord().rounds_applied(), 2u);
+  EXPECT_EQ(PrimaryRecord().applied().checkpoint(), first.checkpoint());
+}
+
+TEST_F(ReplicatorTest, AFailedFinalRoundEndsItsJobAndIsCounted) {
+  const AppliedRound first = GoodRound();
+  GuestWrite("vda", 5, 101);
+  const int ends_before = libvirt_.end_backup_calls;
+  peer_.fault = FailOn("ApplyRound", Unavailable("connection refused"));
+  auto failed = replicator_.RunFinalRound(Target());
+  peer_.fault = nullptr;
+  ASSERT_FALSE(failed.ok());
+  EXPECT_THAT(failed.status().message(), HasSubstr("final round"));
+  EXPECT_THAT(failed.status().message(), HasSubstr("round of vm1 to h2: connection refused"));
+  ExpectJobEndedOnce(ends_before);
+  EXPECT_THAT(Checkpoints(), ElementsAre(first.checkpoint()));
+  EXPECT_EQ(PrimaryRecord().rounds_failed(), 1u);
+}
+
+TEST_F(ReplicatorTest, AFinalRoundCannotSeedAReplica) {
+  auto refused = replicator_.RunFinalRound(Target());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Code::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(), HasSubstr("cannot seed it"));
+  EXPECT_TRUE(libvirt_.backups.empty());
+  EXPECT_EQ(libvirt_.end_backup_calls, 0);
+}
+
+TEST_F(ReplicatorTest, AVerifyThatFailsMidwayEndsItsJob) {
+  const AppliedRound round = GoodRound();
+  const int ends_before = libvirt_.end_backup_calls;
+  peer_.fault = FailOn("ReplicaDigests", Unavailable("h2 went away"));
+  auto report = replicator_.Verify(Target());
+  peer_.fault = nullptr;
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().code(), Code::kUnavailable);
+  ExpectJobEndedOnce(ends_before);
+  EXPECT_THAT(Checkpoints(), ElementsAre(round.checkpoint()));
+}
+
+TEST_F(ReplicatorTest, AVerifyWhoseJobWouldNotEndFails) {
+  GoodRound();
+  libvirt_.fault = FailOn("EndBackup", Internal("virDomainAbortJob failed"));
+  auto report = replicator_.Verify(Target());
+  libvirt_.fault = nullptr;
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().code(), Code::kInternal);
+  auto again = replicator_.Verify(Target());  // ends the stale job first
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->ok());
 }
 
 TEST_F(ReplicatorTest, RecoverEndsOnlyOurOwnStaleBackupJobs) {
