@@ -134,6 +134,15 @@ Status SwitchoverTarget::PrepareFallback(const v1::PrepareSwitchoverRequest& req
     return FailedPrecondition("no replica of VM " + request.vm_uuid() + " is kept on " + this_host_ +
                               ": nothing to migrate onto");
   }
+  // The VM's own shadow, shut off, uses no image: its disks are these replicas, kept for this very migration (it
+  // is undefined when the switchover completes). Any other domain is a user, and so is the shadow when it runs.
+  VS_ASSIGN_OR_RETURN(std::vector<cluster::ScannedDomain> domains, cluster::ScanDomains(local_, this_host_));
+  if (std::optional<controller::PeerShadow> shadow = cluster::ShadowOf(domains, request.vm_uuid())) {
+    VS_ASSIGN_OR_RETURN(virt::DomainState state, local_.GetDomainState(shadow->shadow_name));
+    if (state == virt::DomainState::kShutoff) {
+      std::erase_if(domains, [&](const cluster::ScannedDomain& domain) { return domain.name == shadow->shadow_name; });
+    }
+  }
   for (const auto& disk : request.disks()) {
     const auto& kept = replica.record().disks();
     const bool ours = std::any_of(kept.begin(), kept.end(), [&](const v1::ReplicaDisk& replica_disk) {
@@ -144,7 +153,8 @@ Status SwitchoverTarget::PrepareFallback(const v1::PrepareSwitchoverRequest& req
                                 request.vm_uuid() + "; not touching it");
     }
     if (disk.format() != "qcow2") continue;  // only qcow2 keeps bitmaps
-    VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsingPath(local_, disk.base_path()));
+    const std::optional<std::string> user =
+        cluster::DomainUsing(domains, disk.base_path(), cluster::ShadowsCount::kYes);
     if (user) {
       return FailedPrecondition(disk.base_path() + " on " + this_host_ + " is in use by domain " + *user +
                                 "; the fallback migration cannot write onto it");

@@ -25,7 +25,8 @@
 //   Abort     deletes the tops no domain uses.
 // Only paths of this VM's shadow domain are touched (CheckShadowOwnsReplicas), so a peer cannot make this
 // host create or delete other files; the fallback, whose shadow may be gone (often why the check failed),
-// touches only the replica images this host keeps for the VM (its ReplicaRecord) that no domain uses.
+// touches only the replica images this host keeps for the VM (its ReplicaRecord) that no domain uses (the VM's
+// own shadow counts only while it runs: shut off, its disks are just these replicas).
 //
 // What the target remembers of arrived VMs (origin, failed guest) is in ArrivalRecords.
 //

@@ -529,6 +529,23 @@ TEST_F(SwitchoverTargetTest, PrepareFailsWithQemuImgsErrorNamingTheHost) {
 
 // ---- Prepare with fallback ----
 
+// The check failed for another reason than the shadow (postcopy, the replica's round, ...): the shadow is still
+// defined, shut off. It is the VM's reservation, not a user of its replicas (the fallback used to refuse then).
+TEST_F(SwitchoverTargetTest, FallbackRemovesVirtShadowBitmapsFromTheVmsReplicasOnly) {
+  ASSERT_EQ(libvirt_.domains.at(kShadowName).state, virt::DomainState::kShutoff);
+  images_.bitmaps[root_] = {"vs-1799999980000", "backup-by-the-admin", "vs-1799999990000"};
+  images_.bitmaps[data_] = {"vs-1799999990000"};  // raw keeps no bitmaps: it is not even asked
+  const Status prepared = target_.Prepare(FallbackRequest());
+  ASSERT_TRUE(prepared.ok()) << prepared.ToString();
+  EXPECT_THAT(images_.calls, ElementsAre("Info " + root_, "RemoveBitmap " + root_ + " vs-1799999980000",
+                                         "RemoveBitmap " + root_ + " vs-1799999990000"));
+  EXPECT_THAT(images_.bitmaps[root_], ElementsAre("backup-by-the-admin"));
+  EXPECT_FALSE(Exists(TopOf(root_))) << "the fallback makes no top";
+  EXPECT_FALSE(Exists(TopOf(data_)));
+  EXPECT_THAT(logs_, ElementsAre(HasSubstr("removed bitmap vs-1799999980000 from the replica " + root_),
+                                 HasSubstr("removed bitmap vs-1799999990000 from the replica " + root_)));
+}
+
 TEST_F(SwitchoverTargetTest, FallbackWorksWithoutTheShadow) {
   // Often why the check failed: the shadow is gone. The replica record still says which images are the VM's.
   ASSERT_TRUE(libvirt_.UndefineDomain(kShadowName).ok());
