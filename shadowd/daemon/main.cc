@@ -36,6 +36,7 @@
 #include "shadowd/daemon/config.h"
 #include "shadowd/daemon/event_loop.h"
 #include "shadowd/metrics/http_endpoint.h"
+#include "shadowd/nbd/qemu_img.h"
 #include "shadowd/notice/beast_http_client.h"
 #include "shadowd/notice/notice_sources.h"
 #include "shadowd/replication/qemu_replica_storage.h"
@@ -210,6 +211,7 @@ class Daemon {
   std::unique_ptr<replication::Replicator> replicator_;
   std::unique_ptr<replication::ReplicationWorker> replication_worker_;
   std::unique_ptr<switchover::ArrivalRecords> arrivals_;
+  std::unique_ptr<nbd::QemuImg> switchover_images_;  // the target's qemu-img, 60 s per call
   std::unique_ptr<switchover::SwitchoverTarget> switchover_target_;
   switchover::WarmUpGate warm_up_;
   std::unique_ptr<switchover::LibvirtSwitchoverSteps> switchover_steps_;
@@ -307,9 +309,10 @@ Status Daemon::BuildSwitchover() {
   VS_ASSIGN_OR_RETURN(switchover_libvirt_, Named(runtime_->Connect(config_.local_libvirt_uri, clock_),
                                                  "the local libvirtd (switchover)"));
   arrivals_ = std::make_unique<switchover::ArrivalRecords>(*store_, clock_);
+  switchover_images_ = std::make_unique<nbd::QemuImg>(clock_, std::chrono::seconds(60));
   switchover_target_ = std::make_unique<switchover::SwitchoverTarget>(
-      *replication_libvirt_, *keeper_, *arrivals_, *drain_, *replication_worker_, config_.this_host, clock_,
-      log_.For("switchover target"));
+      *replication_libvirt_, *keeper_, *arrivals_, *drain_, *replication_worker_, *switchover_images_,
+      config_.this_host, clock_, log_.For("switchover target"));
   switchover_steps_ = std::make_unique<switchover::LibvirtSwitchoverSteps>(
       config_.Cluster(), config_.switchover, *runtime_, *switchover_libvirt_, *peer_client_, *replication_worker_,
       warm_up_, clock_, [this](const std::string& vm_uuid, const std::string& host) {

@@ -1,5 +1,6 @@
 // QemuImg: the few qemu-img operations the shadow host needs on disk images (inspect, create, overlay,
-// commit, resize), each run as a `qemu-img` child with a deadline (common/subprocess.h).
+// commit, resize), each run as a `qemu-img` child with a deadline (common/subprocess.h). It implements
+// ImageTool (image_tool.h, where ImageFacts is), the seam the switchover target is unit-tested through.
 //
 // Paths must be absolute and formats plain driver names (shadowd/nbd/image_args.h). Create and
 // CreateOverlay never overwrite a file: they claim the name with O_EXCL before qemu-img writes it and
@@ -20,33 +21,24 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "shadowd/nbd/image_tool.h"
 
 namespace vs::nbd {
-
-struct ImageFacts {
-  std::string format;        // "raw", "qcow2", ...
-  uint64_t virtual_size = 0;  // bytes the guest sees
-  // The backing file as qemu resolves it (absolute when qemu-img could resolve it); empty for none.
-  std::string backing_file;
-  uint64_t allocated_bytes = 0;  // "actual-size": what the file takes on the host (0 when not reported)
-  std::vector<std::string> bitmaps;  // qcow2: the persistent dirty bitmaps stored in the image, by name
-  bool operator==(const ImageFacts&) const = default;
-};
 
 // Reads `qemu-img info --output=json` output for the image at `path` (named in errors). Internal when
 // the text is not a JSON object with a string "format" and a non-negative integer "virtual-size", or
 // has a backing file name that is not a string.
 StatusOr<ImageFacts> ParseImageInfo(std::string_view json_text, std::string_view path);
 
-class QemuImg {
+class QemuImg final : public ImageTool {
  public:
   QemuImg(Clock& clock, Duration per_call_timeout) : clock_(clock), timeout_(per_call_timeout) {}
 
   // Works on images in use by a running QEMU (-U): the answer may be stale while it runs.
-  StatusOr<ImageFacts> Info(const std::string& path) const;
+  StatusOr<ImageFacts> Info(const std::string& path) const override;
   // A new qcow2 `overlay_path` on top of `backing_path`, with the backing's size.
   Status CreateOverlay(const std::string& overlay_path, const std::string& backing_path,
-                       std::string_view backing_format) const;
+                       std::string_view backing_format) const override;
   // Writes the (qcow2) overlay's data into its backing file; the overlay stays as it is.
   Status Commit(const std::string& overlay_path) const;
   // Grows or shrinks the image to `new_size` bytes; shrinking drops the data beyond it. `format` must be
@@ -56,7 +48,7 @@ class QemuImg {
   Status Create(const std::string& path, std::string_view format, uint64_t size) const;
   // Removes the persistent dirty bitmap `name` from the qcow2 image at `path`, which no QEMU may have open
   // (qemu-img's image lock refuses then). InvalidArgument for an empty name or one that starts with '-'.
-  Status RemoveBitmap(const std::string& path, const std::string& name) const;
+  Status RemoveBitmap(const std::string& path, const std::string& name) const override;
 
  private:
   // Runs qemu-img with `args`.

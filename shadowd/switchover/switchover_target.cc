@@ -52,10 +52,12 @@ bool PostcopyReady() {
 }  // namespace
 
 SwitchoverTarget::SwitchoverTarget(virt::Hypervisor& local, replication::ReplicaKeeper& keeper, ArrivalRecords& arrivals,
-                                   DrainState& drain, replication::RoundScheduler& rounds, std::string this_host, Clock& clock,
-                                   std::function<void(const std::string&)> log)
+                                   DrainState& drain, replication::RoundScheduler& rounds, const nbd::ImageTool& images,
+                                   std::string this_host, Clock& clock, std::function<void(const std::string&)> log,
+                                   std::function<bool()> postcopy_ready)
     : local_(local), keeper_(keeper), arrivals_(arrivals), drain_(drain), rounds_(rounds), this_host_(std::move(this_host)),
-      clock_(clock), log_(std::move(log)), qemu_img_(clock, std::chrono::seconds(60)) {}
+      clock_(clock), log_(std::move(log)), images_(images),
+      postcopy_ready_(postcopy_ready ? std::move(postcopy_ready) : std::function<bool()>(PostcopyReady)) {}
 
 v1::HostStateReply SwitchoverTarget::HostState() const {
   v1::HostStateReply reply;
@@ -92,7 +94,7 @@ StatusOr<v1::CheckSwitchoverReply> SwitchoverTarget::Check(const v1::CheckSwitch
     problem("a replication round of VM " + request.vm_uuid() + " is still pending here");
   }
   for (const auto& missing : replica.missing_replicas()) problem("replica " + missing + " is missing");
-  reply.set_postcopy_ready(PostcopyReady());
+  reply.set_postcopy_ready(postcopy_ready_());
   if (!reply.postcopy_ready()) problem("vm.unprivileged_userfaultfd is not 1: QEMU cannot use postcopy here");
   if (auto drain = drain_.Current()) {
     reply.set_draining(true);
@@ -118,7 +120,7 @@ Status SwitchoverTarget::Prepare(const v1::PrepareSwitchoverRequest& request) {
       return FailedPrecondition("replica " + disk.base_path() + " does not exist on " + this_host_);
     }
     VS_RETURN_IF_ERROR(DeleteUnlessUsed(disk.top_path()));  // a stale top of an earlier attempt
-    VS_RETURN_IF_ERROR(qemu_img_.CreateOverlay(disk.top_path(), disk.base_path(), disk.format())
+    VS_RETURN_IF_ERROR(images_.CreateOverlay(disk.top_path(), disk.base_path(), disk.format())
                            .Annotate("creating the switchover top on " + this_host_));
   }
   return Status::Ok();
@@ -132,6 +134,15 @@ Status SwitchoverTarget::PrepareFallback(const v1::PrepareSwitchoverRequest& req
     return FailedPrecondition("no replica of VM " + request.vm_uuid() + " is kept on " + this_host_ +
                               ": nothing to migrate onto");
   }
+  // The VM's own shadow, shut off, uses no image: its disks are these replicas, kept for this very migration (it
+  // is undefined when the switchover completes). Any other domain is a user, and so is the shadow when it runs.
+  VS_ASSIGN_OR_RETURN(std::vector<cluster::ScannedDomain> domains, cluster::ScanDomains(local_, this_host_));
+  if (std::optional<controller::PeerShadow> shadow = cluster::ShadowOf(domains, request.vm_uuid())) {
+    VS_ASSIGN_OR_RETURN(virt::DomainState state, local_.GetDomainState(shadow->shadow_name));
+    if (state == virt::DomainState::kShutoff) {
+      std::erase_if(domains, [&](const cluster::ScannedDomain& domain) { return domain.name == shadow->shadow_name; });
+    }
+  }
   for (const auto& disk : request.disks()) {
     const auto& kept = replica.record().disks();
     const bool ours = std::any_of(kept.begin(), kept.end(), [&](const v1::ReplicaDisk& replica_disk) {
@@ -142,15 +153,16 @@ Status SwitchoverTarget::PrepareFallback(const v1::PrepareSwitchoverRequest& req
                                 request.vm_uuid() + "; not touching it");
     }
     if (disk.format() != "qcow2") continue;  // only qcow2 keeps bitmaps
-    VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsingPath(local_, disk.base_path()));
+    const std::optional<std::string> user =
+        cluster::DomainUsing(domains, disk.base_path(), cluster::ShadowsCount::kYes);
     if (user) {
       return FailedPrecondition(disk.base_path() + " on " + this_host_ + " is in use by domain " + *user +
                                 "; the fallback migration cannot write onto it");
     }
-    VS_ASSIGN_OR_RETURN(nbd::ImageFacts facts, qemu_img_.Info(disk.base_path()));
+    VS_ASSIGN_OR_RETURN(nbd::ImageFacts facts, images_.Info(disk.base_path()));
     for (const std::string& bitmap : facts.bitmaps) {
       if (!bitmap.starts_with(replication::kCheckpointPrefix)) continue;  // not virt-shadow's
-      VS_RETURN_IF_ERROR(qemu_img_.RemoveBitmap(disk.base_path(), bitmap)
+      VS_RETURN_IF_ERROR(images_.RemoveBitmap(disk.base_path(), bitmap)
                              .Annotate("preparing " + this_host_ + " for the fallback migration"));
       log_("removed bitmap " + bitmap + " from the replica " + disk.base_path() +
            " before the fallback migration (the migrated VM brings its own)");
@@ -209,7 +221,7 @@ void SwitchoverTarget::DiscardForeignBitmaps(const v1::CompleteSwitchoverRequest
     // they reach the file only when this QEMU closes it, so qemu-img cannot see them). The source named the
     // latter: its checkpoints.
     std::set<std::string> candidates(request.source_checkpoints().begin(), request.source_checkpoints().end());
-    if (auto image = qemu_img_.Info(disk.source_path); image.ok()) {
+    if (auto image = images_.Info(disk.source_path); image.ok()) {
       candidates.insert(image->bitmaps.begin(), image->bitmaps.end());
     } else {
       fail(image.status());

@@ -25,9 +25,14 @@
 //   Abort     deletes the tops no domain uses.
 // Only paths of this VM's shadow domain are touched (CheckShadowOwnsReplicas), so a peer cannot make this
 // host create or delete other files; the fallback, whose shadow may be gone (often why the check failed),
-// touches only the replica images this host keeps for the VM (its ReplicaRecord) that no domain uses.
+// touches only the replica images this host keeps for the VM (its ReplicaRecord) that no domain uses (the VM's
+// own shadow counts only while it runs: shut off, its disks are just these replicas).
 //
 // What the target remembers of arrived VMs (origin, failed guest) is in ArrivalRecords.
+//
+// Images are touched through nbd::ImageTool (production: nbd::QemuImg), so that the unit tests script them.
+// Whether QEMU may use postcopy here is read from /proc/sys/vm/unprivileged_userfaultfd unless a test hands
+// in its own answer.
 //
 // Ownership: borrows everything. Thread-safety: calls may come concurrently from gRPC threads; libvirt
 // and the store are thread-safe, and calls for one VM come from its primary one at a time. Failure
@@ -42,7 +47,7 @@
 #include "proto/switchover.pb.h"
 #include "shadowd/switchover/arrival_records.h"
 #include "shadowd/switchover/drain_state.h"
-#include "shadowd/nbd/qemu_img.h"
+#include "shadowd/nbd/image_tool.h"
 #include "shadowd/replication/replica_keeper.h"
 #include "shadowd/replication/round_scheduler.h"
 #include "shadowd/virt/hypervisor.h"
@@ -51,9 +56,11 @@ namespace vs::switchover {
 
 class SwitchoverTarget {
  public:
+  // `postcopy_ready` empty: read vm.unprivileged_userfaultfd.
   SwitchoverTarget(virt::Hypervisor& local, replication::ReplicaKeeper& keeper, ArrivalRecords& arrivals,
-                   DrainState& drain, replication::RoundScheduler& rounds, std::string this_host, Clock& clock,
-                   std::function<void(const std::string&)> log);
+                   DrainState& drain, replication::RoundScheduler& rounds, const nbd::ImageTool& images,
+                   std::string this_host, Clock& clock, std::function<void(const std::string&)> log,
+                   std::function<bool()> postcopy_ready = {});
 
   StatusOr<virtshadow::v1::CheckSwitchoverReply> Check(const virtshadow::v1::CheckSwitchoverRequest& request);
   Status Prepare(const virtshadow::v1::PrepareSwitchoverRequest& request);
@@ -75,7 +82,8 @@ class SwitchoverTarget {
   const std::string this_host_;
   Clock& clock_;
   const std::function<void(const std::string&)> log_;
-  nbd::QemuImg qemu_img_;
+  const nbd::ImageTool& images_;
+  const std::function<bool()> postcopy_ready_;
 };
 
 }  // namespace vs::switchover

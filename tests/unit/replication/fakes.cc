@@ -353,14 +353,66 @@ StatusOr<FakeBackupHypervisor::Domain*> FakeBackupHypervisor::Find(const std::st
 
 StatusOr<std::string> FakeBackupHypervisor::GetDomainXml(const std::string& name) {
   VS_ASSIGN_OR_RETURN(Domain * domain, Find(name));
-  std::string xml = "<domain type='kvm'><name>" + name + "</name><uuid>" + domain->uuid +
-                    "</uuid><memory unit='KiB'>1048576</memory><vcpu>2</vcpu><devices>";
+  std::string xml = "<domain type='kvm'><name>" + name + "</name><uuid>" + domain->uuid + "</uuid>";
+  if (!domain->metadata_xml.empty()) xml += "<metadata>" + domain->metadata_xml + "</metadata>";
+  xml += "<memory unit='KiB'>1048576</memory><vcpu>2</vcpu><devices>";
   for (const Disk& disk : domain->disks) {
     xml += "<disk type='file' device='disk'><driver name='qemu' type='" + disk.format + "'/><source file='" +
-           disk.path + "'/><target dev='" + disk.target + "' bus='virtio'/></disk>";
+           disk.path + "'/>";
+    for (const Backing& layer : disk.backing) {
+      xml += "<backingStore type='file'><format type='" + layer.format + "'/><source file='" + layer.path + "'/>";
+    }
+    if (!disk.backing.empty()) xml += "<backingStore/>";
+    for (size_t i = 0; i < disk.backing.size(); ++i) xml += "</backingStore>";
+    xml += "<target dev='" + disk.target + "' bus='virtio'/></disk>";
   }
   xml += domain->extra_devices_xml + "</devices></domain>";
   return xml;
+}
+
+StatusOr<std::vector<std::string>> FakeBackupHypervisor::ListDomainNames() {
+  std::vector<std::string> names;
+  for (const auto& [name, domain] : domains) names.push_back(name);
+  return names;
+}
+
+Status FakeBackupHypervisor::UndefineDomain(const std::string& name) {
+  if (domains.erase(name) != 0) undefined.push_back(name);
+  return Status::Ok();
+}
+
+StatusOr<virt::DomainState> FakeBackupHypervisor::GetDomainState(const std::string& name) {
+  VS_ASSIGN_OR_RETURN(Domain * domain, Find(name));
+  return domain->state;
+}
+
+Status FakeBackupHypervisor::DiscardForeignBitmap(const std::string& name, const std::string& target,
+                                                  const std::string& bitmap) {
+  VS_ASSIGN_OR_RETURN(Domain * domain, Find(name));
+  discarded_bitmaps.push_back(name + " " + target + " " + bitmap);
+  for (const Checkpoint& checkpoint : domain->checkpoints) {
+    if (checkpoint.name == bitmap) return AlreadyExists("domain checkpoint '" + bitmap + "' already exists");
+  }
+  return Status::Ok();
+}
+
+Status FakeBackupHypervisor::BlockCommitActive(const std::string& name, const std::string& target,
+                                               std::chrono::seconds) {
+  block_commits.push_back(name + " " + target);
+  if (block_commit_fault) VS_RETURN_IF_ERROR(block_commit_fault(name, target));
+  VS_ASSIGN_OR_RETURN(Domain * domain, Find(name));
+  if (domain->state != virt::DomainState::kRunning) {
+    return FailedPrecondition("domain '" + name + "' is not running");
+  }
+  for (Disk& disk : domain->disks) {
+    if (disk.target != target) continue;
+    if (disk.backing.empty()) return InvalidArgument("disk '" + target + "' of '" + name + "' has no backing image");
+    disk.path = disk.backing.front().path;
+    disk.format = disk.backing.front().format;
+    disk.backing.erase(disk.backing.begin());
+    return Status::Ok();
+  }
+  return InvalidArgument("domain '" + name + "' has no disk '" + target + "'");
 }
 
 Status FakeBackupHypervisor::BeginPullBackup(const virt::PullBackupRequest& request) {

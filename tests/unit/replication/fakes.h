@@ -7,7 +7,9 @@
 //   FakeReplicaStorage   - ReplicaStorage over MemoryImages; ConnectExport is handed to a resolver.
 //   FakeBackupHypervisor - the backup/checkpoint part of virt::Hypervisor for running domains whose
 //                          disks are MemoryImages: frozen exports, per-checkpoint dirty bitmaps, QEMU
-//                          kills that make bitmaps inconsistent.
+//                          kills that make bitmaps inconsistent; also the little more the switchover
+//                          target asks of its host's libvirtd (listing, states, metadata links, backing
+//                          chains, undefine, active block commit, foreign bitmaps, node capacity).
 //   InProcessPeer        - a ReplicaPeer calling a ReplicaKeeper directly, with injectable failures.
 //   CrashBudget, BudgetStore - the controller's crash tests' cut: every effect (file operation, store
 //                          write) after the first N fails without happening.
@@ -201,15 +203,21 @@ class FakeReplicaStorage final : public ReplicaStorage {
   std::set<std::string> unsynced_;  // created, directory not synced since
 };
 
-// The backup and checkpoint API of one libvirtd, plus the domain XML of its domains. Other
-// Hypervisor methods fail with Internal.
+// The backup and checkpoint API of one libvirtd, plus the domain XML of its domains, their listing and
+// states, undefining them, the active block commit (which pivots a disk onto its first backing file), the
+// removal of foreign bitmaps and the node's capacity. Other Hypervisor methods fail with Internal.
 class FakeBackupHypervisor final : public virt::Hypervisor {
  public:
+  struct Backing {
+    std::string path;
+    std::string format;
+  };
   struct Disk {
     std::string target;
     std::string path;
     std::string format;
     std::shared_ptr<MemoryImage> live;
+    std::vector<Backing> backing;  // the files beneath `path`, nearest first (<backingStore> in the XML)
   };
   struct Checkpoint {
     std::string name;
@@ -233,6 +241,8 @@ class FakeBackupHypervisor final : public virt::Hypervisor {
     std::optional<Job> job;
     std::optional<std::string> foreign_job_xml;  // a backup job someone else started
     std::map<std::string, std::shared_ptr<MemoryImage>> last_frozen;  // by target, outlives the job
+    virt::DomainState state = virt::DomainState::kRunning;
+    std::string metadata_xml;  // the children of <metadata>, verbatim (e.g. a shadow's shadow-of link)
   };
 
   std::map<std::string, Domain> domains;
@@ -241,6 +251,12 @@ class FakeBackupHypervisor final : public virt::Hypervisor {
   // Called first by BeginPullBackup and EndBackup (once the domain is found) with the method name and the
   // domain: a non-OK Status fails the call without effect.
   std::function<Status(std::string_view method, const std::string& domain)> fault;
+  virt::NodeCapacity capacity;                   // what GetNodeCapacity answers
+  std::vector<std::string> undefined;            // every domain UndefineDomain removed, in order
+  std::vector<std::string> block_commits;        // "<domain> <target>" for every BlockCommitActive call
+  std::vector<std::string> discarded_bitmaps;    // "<domain> <target> <bitmap>" for every DiscardForeignBitmap
+  // Called first by BlockCommitActive: a non-OK Status fails the commit, which then changes nothing.
+  std::function<Status(const std::string& domain, const std::string& target)> block_commit_fault;
 
   // Test setup and guest activity.
   Domain& AddDomain(const std::string& name, const std::string& uuid);
@@ -263,14 +279,14 @@ class FakeBackupHypervisor final : public virt::Hypervisor {
 
   const std::string& uri() const override { return uri_; }
   StatusOr<std::string> Hostname() override { return Unused("Hostname"); }
-  StatusOr<std::vector<std::string>> ListDomainNames() override { return Unused("ListDomainNames"); }
+  StatusOr<std::vector<std::string>> ListDomainNames() override;
   StatusOr<std::string> DefineDomain(const std::string&) override { return Unused("DefineDomain"); }
   Status StartDomain(const std::string&) override { return Unused("StartDomain"); }
   Status DestroyDomain(const std::string&) override { return Unused("DestroyDomain"); }
-  Status UndefineDomain(const std::string&) override { return Unused("UndefineDomain"); }
-  StatusOr<virt::DomainState> GetDomainState(const std::string&) override { return Unused("GetDomainState"); }
+  Status UndefineDomain(const std::string& name) override;
+  StatusOr<virt::DomainState> GetDomainState(const std::string& name) override;
   StatusOr<std::string> GetDomainXml(const std::string& name) override;
-  StatusOr<virt::NodeCapacity> GetNodeCapacity() override { return Unused("GetNodeCapacity"); }
+  StatusOr<virt::NodeCapacity> GetNodeCapacity() override { return capacity; }
   StatusOr<std::optional<std::string>> GetMetadata(const std::string&, const std::string&) override {
     return Unused("GetMetadata");
   }
@@ -285,9 +301,9 @@ class FakeBackupHypervisor final : public virt::Hypervisor {
   Status EndBackup(const std::string& domain) override;
   StatusOr<std::vector<std::string>> ListCheckpoints(const std::string& domain) override;
   Status DeleteCheckpoint(const std::string& domain, const std::string& checkpoint) override;
-  Status DiscardForeignBitmap(const std::string&, const std::string&, const std::string&) override {
-    return FailedPrecondition("the replication fake keeps no bitmaps of other hosts");
-  }
+  // Records the call; AlreadyExists when the domain has a checkpoint of that name (libvirt's answer).
+  Status DiscardForeignBitmap(const std::string& domain, const std::string& target,
+                              const std::string& bitmap) override;
   StatusOr<std::unique_ptr<virt::Subscription>> WatchDomains(std::function<void(const virt::DomainEvent&)>) override {
     return Unused("WatchDomains");
   }
@@ -310,9 +326,9 @@ class FakeBackupHypervisor final : public virt::Hypervisor {
   Status CreateDiskOnlySnapshot(const std::string&, const std::vector<virt::SnapshotOverlay>&) override {
     return Unused("CreateDiskOnlySnapshot");
   }
-  Status BlockCommitActive(const std::string&, const std::string&, std::chrono::seconds) override {
-    return Unused("BlockCommitActive");
-  }
+  // Pivots disk `target` onto its first backing file (the top stays in `backing` of nobody: the caller
+  // deletes it). FailedPrecondition when the domain does not run, InvalidArgument without a backing file.
+  Status BlockCommitActive(const std::string& domain, const std::string& target, std::chrono::seconds) override;
 
  private:
   static Status Unused(const std::string& method) { return Internal(method + " is not part of the backup fake"); }
