@@ -45,7 +45,7 @@ constexpr char kVmName[] = "web";
 constexpr char kShadowName[] = "web-shadow";
 constexpr char kCheckpoint[] = "vs-1799999990000";
 constexpr char kTag[] = "1800000000000";
-constexpr uint64_t kGiB = 1024 * 1024;  // in KiB
+constexpr uint64_t kGiBInKiB = 1024 * 1024;
 
 // The events the test cares about the order of: the rounds' Hold, Quiesce and Unhold and the block commits.
 using Events = std::vector<std::string>;
@@ -149,7 +149,8 @@ class SwitchoverTargetTest : public ::testing::Test {
     shadow.state = virt::DomainState::kShutoff;
     shadow.metadata_xml = ShadowOfLink(kVmUuid);
     shadow.disks = {{"vda", root_, "qcow2", nullptr, {}}, {"vdb", data_, "raw", nullptr, {}}};
-    libvirt_.capacity = {.cpus = 16, .memory_kib = 64 * kGiB, .running_vcpus = 4, .running_memory_kib = 8 * kGiB};
+    libvirt_.capacity = {
+        .cpus = 16, .memory_kib = 64 * kGiBInKiB, .running_vcpus = 4, .running_memory_kib = 8 * kGiBInKiB};
 
     // The replica as the keeper records it after an applied round.
     v1::ReplicaRecord record;
@@ -206,7 +207,7 @@ class SwitchoverTargetTest : public ::testing::Test {
     *disks.Add() = Disk("vdb", data_, "raw", TopOf(data_));
   }
 
-  v1::CheckSwitchoverRequest CheckRequest(uint64_t memory_kib = 4 * kGiB) const {
+  v1::CheckSwitchoverRequest CheckRequest(uint64_t memory_kib = 4 * kGiBInKiB) const {
     v1::CheckSwitchoverRequest request;
     request.set_vm_uuid(kVmUuid);
     request.set_vcpus(4);
@@ -251,7 +252,7 @@ class SwitchoverTargetTest : public ::testing::Test {
     ASSERT_TRUE(*entered);
   }
 
-  v1::CheckSwitchoverReply Check(uint64_t memory_kib = 4 * kGiB) {
+  v1::CheckSwitchoverReply Check(uint64_t memory_kib = 4 * kGiBInKiB) {
     StatusOr<v1::CheckSwitchoverReply> reply = target_.Check(CheckRequest(memory_kib));
     EXPECT_TRUE(reply.ok()) << reply.status().ToString();
     return reply.ok() ? *reply : v1::CheckSwitchoverReply();
@@ -334,17 +335,17 @@ TEST_F(SwitchoverTargetTest, CheckNamesAHostThatIsDrainingItself) {
 }
 
 TEST_F(SwitchoverTargetTest, CheckNamesTooLittleFreeMemory) {
-  libvirt_.capacity.memory_kib = 8 * kGiB;
-  libvirt_.capacity.running_memory_kib = 6 * kGiB;
-  v1::CheckSwitchoverReply reply = Check(4 * kGiB);
+  libvirt_.capacity.memory_kib = 8 * kGiBInKiB;
+  libvirt_.capacity.running_memory_kib = 6 * kGiBInKiB;
+  v1::CheckSwitchoverReply reply = Check(4 * kGiBInKiB);
   EXPECT_FALSE(reply.capacity_ok());
   EXPECT_THAT(Problems(reply), ElementsAre("h2: only 2048 MiB of memory are free, the VM needs 4096 MiB"));
 
-  reply = Check(2 * kGiB);  // exactly what is free fits
+  reply = Check(2 * kGiBInKiB);  // exactly what is free fits
   EXPECT_TRUE(reply.capacity_ok());
   EXPECT_THAT(Problems(reply), IsEmpty());
 
-  libvirt_.capacity.running_memory_kib = 9 * kGiB;  // overcommitted: nothing is free, not a wrapped-around lot
+  libvirt_.capacity.running_memory_kib = 9 * kGiBInKiB;  // overcommitted: nothing is free, not a wrapped-around lot
   reply = Check(1);
   EXPECT_FALSE(reply.capacity_ok());
   EXPECT_THAT(Problems(reply), ElementsAre("h2: only 0 MiB of memory are free, the VM needs 0 MiB"));
@@ -402,8 +403,8 @@ TEST_F(SwitchoverTargetTest, CheckNamesEveryProblemAtOnce) {
   storage_.images.erase(root_);
   postcopy_ready_ = false;
   EnterDrain("azure", "early-warning", "scheduled event", 1'800'000'300'000);
-  libvirt_.capacity.running_memory_kib = 62 * kGiB;
-  const v1::CheckSwitchoverReply reply = Check(4 * kGiB);
+  libvirt_.capacity.running_memory_kib = 62 * kGiBInKiB;
+  const v1::CheckSwitchoverReply reply = Check(4 * kGiBInKiB);
   EXPECT_FALSE(reply.shadow_defined());
   EXPECT_TRUE(reply.replica_known());
   EXPECT_FALSE(reply.postcopy_ready());
