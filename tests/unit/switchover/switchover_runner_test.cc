@@ -1,6 +1,7 @@
 // SwitchoverRunner over MemoryStore and a FakeClock, with a scripted SwitchoverSteps (scripted_steps.h): the
 // order of the steps, the record persisted before each one, failures of every step, the health check's
-// fallback, refusing a second switchover, resuming after a restart in every phase, and a failing store.
+// fallback, refusing a second switchover, resuming after a restart in every phase, a failing store, and the
+// per-VM claim (one driving thread per VM, different VMs at once).
 #include "shadowd/switchover/switchover_runner.h"
 
 #include <gmock/gmock.h>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <future>
 #include <map>
 #include <optional>
 #include <string>
@@ -686,6 +688,74 @@ TEST_F(SwitchoverRunnerTest, ARecordInAnUnknownPhaseDoesNotKeepTheOthersFromResu
   (void)runner_.ResumeAll();  // may report the unknown record; the other one must be driven regardless
   EXPECT_THAT(steps_.calls, ::testing::Contains(kRollBack));
   EXPECT_EQ(Stored(memory_)->phase(), kFailed);
+}
+
+// ---- The per-VM claim: one driving thread per VM, different VMs at once
+
+TEST_F(SwitchoverRunnerTest, WhileOneThreadDrivesAVmNoOtherDrivesItAndAnotherVmsSwitchoverRunsBeside) {
+  // The warm-up contract: a warm-up's thread holds its VM's switchover in a step while the coordinator's thread
+  // moves other VMs and retries completions; nobody else may drive the held VM's record meanwhile.
+  const std::string other_uuid = "7b9619ff-8b86-d011-b42d-00c04fc964aa";
+  Gate a_in_complete;
+  Gate release_a;
+  steps_.before_step = [&](const std::string& step, const SwitchoverRecord& record) -> Status {
+    if (record.vm_uuid() != kVmUuid || step != "Complete") return Status::Ok();
+    a_in_complete.Open();
+    if (!release_a.WaitOpen(10s)) return DeadlineExceeded("the test never let A's completion go on");
+    return Status::Ok();
+  };
+  std::future<StatusOr<SwitchoverRecord>> a =
+      std::async(std::launch::async, [&] { return runner_.Run(Request()); });
+  OpenOnExit let_a_go(release_a);
+  ASSERT_TRUE(a_in_complete.WaitOpen(10s)) << "A's switchover never reached its completion";
+  ASSERT_TRUE(Stored(memory_).has_value());
+  ASSERT_EQ(Stored(memory_)->phase(), kCompleting);
+
+  // A second driver of A is refused by the claim (not only by the record in progress: the message says which).
+  StatusOr<SwitchoverRecord> second = runner_.Run(Request());
+  EXPECT_EQ(second.status().code(), Code::kFailedPrecondition);
+  EXPECT_THAT(second.status().message(), HasSubstr("already being driven right now"));
+  // A's record is COMPLETING, which RetryCompletions and ResumeAll would otherwise drive: they pass it by.
+  StatusOr<std::vector<SwitchoverRecord>> retried = runner_.RetryCompletions();
+  ASSERT_TRUE(retried.ok()) << retried.status().ToString();
+  EXPECT_THAT(*retried, IsEmpty());
+  StatusOr<std::vector<SwitchoverRecord>> resumed = runner_.ResumeAll();
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_THAT(*resumed, IsEmpty());
+
+  // B's switchover runs from this thread to its end while A is still held.
+  SwitchoverRecord b = Request();
+  b.set_vm_uuid(other_uuid);
+  b.set_vm_name("db");
+  const SwitchoverRecord b_done = MustRun(b);
+  EXPECT_EQ(b_done.phase(), kDone);
+  EXPECT_EQ(a.wait_for(0s), std::future_status::timeout) << "A is still held in its completion";
+  std::vector<std::pair<std::string, std::string>> b_steps;
+  for (const auto& call : steps_.VmSteps()) {
+    if (call.first == "db") b_steps.push_back(call);
+  }
+  EXPECT_THAT(b_steps, ElementsAre(std::pair<std::string, std::string>{"db", "Check"},
+                                   std::pair<std::string, std::string>{"db", "Prepare"},
+                                   std::pair<std::string, std::string>{"db", "Snapshot"},
+                                   std::pair<std::string, std::string>{"db", "FinalRound"},
+                                   std::pair<std::string, std::string>{"db", "Migrate"},
+                                   std::pair<std::string, std::string>{"db", "VerifyGuest"},
+                                   std::pair<std::string, std::string>{"db", "Complete"}));
+
+  release_a.Open();
+  ASSERT_EQ(a.wait_for(10s), std::future_status::ready);
+  StatusOr<SwitchoverRecord> a_done = a.get();
+  ASSERT_TRUE(a_done.ok()) << a_done.status().ToString();
+  EXPECT_EQ(a_done->phase(), kDone);
+  EXPECT_EQ(a_done->error(), "");
+  const std::vector<std::pair<std::string, std::string>> all = steps_.VmSteps();
+  EXPECT_EQ(std::count(all.begin(), all.end(), std::pair<std::string, std::string>{kVmName, "Complete"}), 1)
+      << "A's completion ran once, by its own driver";
+  EXPECT_EQ(Stored(memory_)->phase(), kDone);
+  EXPECT_EQ(Stored(memory_, other_uuid)->phase(), kDone);
+  // Claims are released when their drivers return: A can be switched over again.
+  steps_.before_step = nullptr;
+  EXPECT_EQ(MustRun(Request()).phase(), kDone);
 }
 
 }  // namespace
