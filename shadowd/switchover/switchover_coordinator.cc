@@ -40,6 +40,8 @@ void SwitchoverCoordinator::Start() {
     }
     if (auto drain = parts_.drain.Current(); drain && IsPreemption(*drain)) {
       notice::Notice notice;
+      // The notice's own source: on_drained approves an Azure event by it, and the records' reason names it.
+      notice.source = notice::SourceFromName(drain->source()).value_or(notice::Notice::Source::kDrain);
       notice.deadline = FromUnixMillis(drain->deadline_unix_ms());
       notice.id = drain->notice_id();
       notice.detail = "resumed after a restart: " + drain->detail();

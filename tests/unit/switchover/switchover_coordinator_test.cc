@@ -746,6 +746,8 @@ TEST_F(SwitchoverCoordinatorTest, StartResumesUnfinishedSwitchoversThenAPersiste
   ASSERT_EQ(Drained().size(), 1u);
   const notice::Notice resumed = Drained()[0];
   EXPECT_EQ(resumed.id, "evt-42");
+  EXPECT_EQ(resumed.source, notice::Notice::Source::kAzure)
+      << "on_drained approves an Azure event by its source: after a restart too";
   EXPECT_EQ(resumed.kind, notice::Notice::Kind::kPreemption);
   EXPECT_EQ(ToUnixMillis(resumed.deadline), persisted.deadline_unix_ms());
   EXPECT_THAT(resumed.detail, HasSubstr("Preempt"));
@@ -757,6 +759,7 @@ TEST_F(SwitchoverCoordinatorTest, StartResumesUnfinishedSwitchoversThenAPersiste
     std::optional<SwitchoverRecord> record = Record(uuid);
     ASSERT_TRUE(record.has_value());
     EXPECT_EQ(record->phase(), kDone);
+    EXPECT_EQ(record->reason(), "azure preemption evt-42");
     EXPECT_EQ(record->deadline_unix_ms(), persisted.deadline_unix_ms());
   }
 }
