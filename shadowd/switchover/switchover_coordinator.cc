@@ -244,6 +244,9 @@ void SwitchoverCoordinator::FinishWarmUps(v1::DrainReply& reply) {
   for (auto& [uuid, warm] : warm_ups_) {
     StatusOr<v1::SwitchoverRecord> record = warm.outcome.get();
     warm.thread.join();
+    // Only its migration forgets the VM at the gate: a warm-up that ended before it must not leave the release
+    // behind for the VM's next one.
+    parts_.warm_up.Forget(uuid);
     if (!record.ok() || record->phase() != v1::SWITCHOVER_PHASE_DONE) parts_.rounds.Unhold(uuid);
     if (!record.ok()) {
       reply.add_skipped(warm.vm_name + ": warm-up: " + record.status().message());
@@ -265,6 +268,8 @@ std::future<StatusOr<int>> SwitchoverCoordinator::CancelWarmUps() {
     for (auto& [uuid, warm] : warm_ups_) {
       StatusOr<v1::SwitchoverRecord> record = warm.outcome.get();
       warm.thread.join();
+      // As in FinishWarmUps: the cancel must not outlive a warm-up that ended before its migration.
+      parts_.warm_up.Forget(uuid);
       if (!record.ok() || record->phase() != v1::SWITCHOVER_PHASE_DONE) {
         parts_.rounds.Unhold(uuid);
         ++cancelled;

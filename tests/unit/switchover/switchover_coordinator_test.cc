@@ -701,6 +701,53 @@ TEST_F(SwitchoverCoordinatorTest, UndrainCancelsTheHeldWarmUpsAndGivesTheirRound
   EXPECT_EQ(*count, 0);
 }
 
+TEST_F(SwitchoverCoordinatorTest, AWarmUpThatEndedBeforeItsMigrationLeavesNothingAtTheGateForTheNextOne) {
+  // This warm-up fails at its check, so it never reaches the migration, which is what forgets a VM at the gate.
+  // The undrain's cancel of it must not outlive it: the VM's next warm-up would find itself cancelled and be
+  // aborted at once (and a preemption's release, left over, would switch the next one at once on a mere
+  // early warning).
+  AddVm("alpha", kUuidA, "h4");
+  steps_.failures["Check"] = Unavailable("h4 does not answer");
+  steps_.failing_times["Check"] = 1;
+  StartCoordinator();
+  coordinator_->OnNotice(Notice(notice::Notice::Kind::kEarlyWarning, 10min, "maint-5"));
+  auto cancelled = coordinator_->CancelWarmUps();
+  ASSERT_TRUE(Ready(cancelled));
+  ASSERT_TRUE(cancelled.get().ok());
+  ASSERT_TRUE(Record(kUuidA).has_value());
+  EXPECT_EQ(Record(kUuidA)->phase(), kFailed);
+  EXPECT_THAT(StepsOf("alpha"), ElementsAre("Check"));
+  EXPECT_THAT(rounds_.Unholds(), ElementsAre(kUuidA));
+
+  coordinator_->OnNotice(Notice(notice::Notice::Kind::kEarlyWarning, 9min, "maint-6"));
+  EXPECT_EQ(WarmMigration(kUuidA), "held") << "the next warm-up is held in precopy again";
+}
+
+TEST_F(SwitchoverCoordinatorTest, AReleaseOfAWarmUpThatEndedBeforeItsMigrationDoesNotSwitchTheNextOneAtOnce) {
+  // The warm-up fails at its check, and so does the VM's cold switchover in the preemption's drain: the VM
+  // stays, and no migration forgot the preemption's release of it. The next early warning's warm-up must be
+  // held, not switched at once.
+  AddVm("alpha", kUuidA, "h4");
+  steps_.failures["Check"] = Unavailable("h4 does not answer");
+  steps_.failing_times["Check"] = 2;
+  StartCoordinator();
+  coordinator_->OnNotice(Notice(notice::Notice::Kind::kEarlyWarning, 10min, "maint-7"));
+  auto drained = coordinator_->Drain(Notice(notice::Notice::Kind::kPreemption, 5min, "pre-7"));
+  ASSERT_TRUE(Ready(drained));
+  StatusOr<v1::DrainReply> reply = drained.get();
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  ASSERT_EQ(reply->records_size(), 2) << reply->DebugString();  // the warm-up's and the cold one's
+  EXPECT_EQ(reply->records(0).phase(), kFailed);
+  EXPECT_TRUE(reply->records(0).warm());
+  EXPECT_EQ(reply->records(1).phase(), kFailed);
+  EXPECT_FALSE(reply->records(1).warm());
+  EXPECT_THAT(StepsOf("alpha"), ElementsAre("Check", "Check"));
+  ASSERT_TRUE(vms_.View(kUuidA)->running) << "alpha stays";
+
+  coordinator_->OnNotice(Notice(notice::Notice::Kind::kEarlyWarning, 4min, "maint-8"));
+  EXPECT_EQ(WarmMigration(kUuidA), "held") << "the next warm-up is held in precopy, not switched at once";
+}
+
 TEST_F(SwitchoverCoordinatorTest, StopReleasesAHeldWarmUpIntoItsSwitchAndReturns) {
   AddVm("alpha", kUuidA, "h4");
   StartCoordinator();
