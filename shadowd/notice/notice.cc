@@ -18,6 +18,14 @@ std::string_view SourceName(Notice::Source source) {
   return "unknown";
 }
 
+std::optional<Notice::Source> SourceFromName(std::string_view name) {
+  for (Notice::Source source : {Notice::Source::kAcpiPowerButton, Notice::Source::kGce, Notice::Source::kAws,
+                                Notice::Source::kAzure, Notice::Source::kDrain}) {
+    if (SourceName(source) == name) return source;
+  }
+  return std::nullopt;
+}
+
 std::string_view KindName(Notice::Kind kind) {
   switch (kind) {
     case Notice::Kind::kPreemption:

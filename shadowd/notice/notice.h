@@ -38,6 +38,8 @@ struct Notice {
 
 // "acpi-power-button", "gce", "aws", "azure", "drain".
 std::string_view SourceName(Notice::Source source);
+// The inverse of SourceName, for sources persisted as text (DrainRecord); nullopt for any other text.
+std::optional<Notice::Source> SourceFromName(std::string_view name);
 // "preemption", "early-warning".
 std::string_view KindName(Notice::Kind kind);
 // The inverse of KindName, for kinds persisted as text (DrainRecord); nullopt for any other text.

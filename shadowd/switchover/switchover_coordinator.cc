@@ -13,8 +13,6 @@ namespace v1 = virtshadow::v1;
 namespace {
 
 constexpr double kMiB = 1024.0 * 1024.0;
-// How often an idle coordinator drives the switchovers left in COMPLETING again.
-constexpr Duration kCompletionRetryEvery = std::chrono::seconds(15);
 
 std::string Seconds(Duration d) {
   return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count() / 1000.0).substr(0, 6) + " s";
@@ -24,9 +22,10 @@ std::string Seconds(Duration d) {
 
 SwitchoverCoordinator::SwitchoverCoordinator(std::string this_host, Settings settings, Parts parts,
                                              std::function<void(const std::string&)> log,
-                                             std::function<void(const notice::Notice&)> on_drained)
+                                             std::function<void(const notice::Notice&)> on_drained,
+                                             Duration completion_retry_every)
     : this_host_(std::move(this_host)), settings_(settings), parts_(parts), log_(std::move(log)),
-      on_drained_(std::move(on_drained)), bandwidth_(*BandwidthEstimator::Create(settings.bandwidth_mibs * kMiB, 0.5)) {}
+      on_drained_(std::move(on_drained)), completion_retry_every_(completion_retry_every), bandwidth_(*BandwidthEstimator::Create(settings.bandwidth_mibs * kMiB, 0.5)) {}
 
 SwitchoverCoordinator::~SwitchoverCoordinator() { Stop(); }
 
@@ -41,6 +40,8 @@ void SwitchoverCoordinator::Start() {
     }
     if (auto drain = parts_.drain.Current(); drain && IsPreemption(*drain)) {
       notice::Notice notice;
+      // The notice's own source: on_drained approves an Azure event by it, and the records' reason names it.
+      notice.source = notice::SourceFromName(drain->source()).value_or(notice::Notice::Source::kDrain);
       notice.deadline = FromUnixMillis(drain->deadline_unix_ms());
       notice.id = drain->notice_id();
       notice.detail = "resumed after a restart: " + drain->detail();
@@ -83,7 +84,7 @@ void SwitchoverCoordinator::Run() {
     std::function<void()> job;
     {
       MutexLock lock(mutex_);
-      if (!stopping_ && jobs_.empty()) wake_.wait_for(mutex_, kCompletionRetryEvery);
+      if (!stopping_ && jobs_.empty()) wake_.wait_for(mutex_, completion_retry_every_);
       if (stopping_) {
         jobs_.clear();  // jobs never started: their promises break, which their callers see as an error
         return;
@@ -243,6 +244,9 @@ void SwitchoverCoordinator::FinishWarmUps(v1::DrainReply& reply) {
   for (auto& [uuid, warm] : warm_ups_) {
     StatusOr<v1::SwitchoverRecord> record = warm.outcome.get();
     warm.thread.join();
+    // Only its migration forgets the VM at the gate: a warm-up that ended before it must not leave the release
+    // behind for the VM's next one.
+    parts_.warm_up.Forget(uuid);
     if (!record.ok() || record->phase() != v1::SWITCHOVER_PHASE_DONE) parts_.rounds.Unhold(uuid);
     if (!record.ok()) {
       reply.add_skipped(warm.vm_name + ": warm-up: " + record.status().message());
@@ -264,6 +268,8 @@ std::future<StatusOr<int>> SwitchoverCoordinator::CancelWarmUps() {
     for (auto& [uuid, warm] : warm_ups_) {
       StatusOr<v1::SwitchoverRecord> record = warm.outcome.get();
       warm.thread.join();
+      // As in FinishWarmUps: the cancel must not outlive a warm-up that ended before its migration.
+      parts_.warm_up.Forget(uuid);
       if (!record.ok() || record->phase() != v1::SWITCHOVER_PHASE_DONE) {
         parts_.rounds.Unhold(uuid);
         ++cancelled;

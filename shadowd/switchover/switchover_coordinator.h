@@ -62,10 +62,15 @@ class SwitchoverCoordinator {
     WarmUpGate& warm_up;
     Clock& clock;
   };
+  // How often an idle coordinator drives the switchovers left in COMPLETING again.
+  static constexpr Duration kCompletionRetryEvery = std::chrono::seconds(15);
+
   // `on_drained` runs after a notice's drain finished (e.g. to approve an Azure event); may be empty.
+  // `completion_retry_every`: the idle period between RetryCompletions (real time; tests shorten it).
   SwitchoverCoordinator(std::string this_host, Settings settings, Parts parts,
                         std::function<void(const std::string&)> log,
-                        std::function<void(const notice::Notice&)> on_drained);
+                        std::function<void(const notice::Notice&)> on_drained,
+                        Duration completion_retry_every = kCompletionRetryEvery);
   ~SwitchoverCoordinator();
 
   // Starts the thread; its first job resumes unfinished switchovers and, when this host was draining,
@@ -119,6 +124,7 @@ class SwitchoverCoordinator {
   Parts parts_;
   const std::function<void(const std::string&)> log_;
   const std::function<void(const notice::Notice&)> on_drained_;
+  const Duration completion_retry_every_;
   BandwidthEstimator bandwidth_;  // the coordinator's thread only
 
   Mutex mutex_;

@@ -118,5 +118,17 @@ TEST(NoticeNamesTest, EverySourceAndKindHasItsOwnName) {
   EXPECT_EQ(KindName(Notice::Kind::kEarlyWarning), "early-warning");
 }
 
+TEST(NoticeNamesTest, PersistedNamesReadBack) {
+  for (Notice::Source source : {Notice::Source::kAcpiPowerButton, Notice::Source::kGce, Notice::Source::kAws,
+                                Notice::Source::kAzure, Notice::Source::kDrain}) {
+    EXPECT_EQ(SourceFromName(SourceName(source)), source) << SourceName(source);
+  }
+  EXPECT_EQ(SourceFromName("ec2"), std::nullopt);
+  for (Notice::Kind kind : {Notice::Kind::kPreemption, Notice::Kind::kEarlyWarning}) {
+    EXPECT_EQ(KindFromName(KindName(kind)), kind) << KindName(kind);
+  }
+  EXPECT_EQ(KindFromName("reboot"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace vs::notice

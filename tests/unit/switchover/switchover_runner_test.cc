@@ -1,6 +1,7 @@
-// SwitchoverRunner over MemoryStore and a FakeClock, with a scripted SwitchoverSteps: the order of the
-// steps, the record persisted before each one, failures of every step, the health check's fallback,
-// refusing a second switchover, resuming after a restart in every phase, and a failing store.
+// SwitchoverRunner over MemoryStore and a FakeClock, with a scripted SwitchoverSteps (scripted_steps.h): the
+// order of the steps, the record persisted before each one, failures of every step, the health check's
+// fallback, refusing a second switchover, resuming after a restart in every phase, a failing store, and the
+// per-VM claim (one driving thread per VM, different VMs at once).
 #include "shadowd/switchover/switchover_runner.h"
 
 #include <gmock/gmock.h>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <future>
 #include <map>
 #include <optional>
 #include <string>
@@ -18,6 +20,7 @@
 
 #include "shadowd/store/keys.h"
 #include "shadowd/store/memory_store.h"
+#include "tests/unit/switchover/scripted_steps.h"
 
 namespace vs::switchover {
 namespace {
@@ -28,6 +31,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::StartsWith;
+using namespace vs::switchover::testing;
 
 constexpr Phase kChecking = v1::SWITCHOVER_PHASE_CHECKING;
 constexpr Phase kPreparing = v1::SWITCHOVER_PHASE_PREPARING;
@@ -44,126 +48,10 @@ const std::string kVmUuid = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
 const std::string kVmName = "web";
 const std::string kSource = "h1";
 const std::string kTarget = "h4";
-const std::string kDiskBase = "/var/lib/libvirt/images/web-root.qcow2";
-constexpr uint64_t kMiB = uint64_t{1} << 20;
-
-// The step names the fake records; Migrate is recorded with its argument.
-const std::string kCheck = "Check";
-const std::string kPrepare = "Prepare";
-const std::string kSnapshot = "Snapshot";
-const std::string kFinalRoundStep = "FinalRound";
-const std::string kMigrate = "Migrate(copy_storage_all=false)";
-const std::string kMigrateFallback = "Migrate(copy_storage_all=true)";
-const std::string kVerify = "VerifyGuest";
-const std::string kComplete = "Complete";
-const std::string kRollBack = "RollBack";
-const std::string kLocate = "Locate";
-const std::string kRecoverHere = "RecoverMigrationFigures(migrating here)";
-const std::string kRecoverTarget = "RecoverMigrationFigures(on the target)";
-
-std::string RecordKey(const std::string& uuid) { return store::Key(store::Table::kSwitchover, uuid); }
 
 std::optional<SwitchoverRecord> Stored(const store::Store& store, const std::string& uuid = kVmUuid) {
-  StatusOr<std::optional<SwitchoverRecord>> record = store::GetProto<SwitchoverRecord>(store, RecordKey(uuid));
-  EXPECT_TRUE(record.ok()) << record.status().ToString();
-  return record.ok() ? *record : std::nullopt;
+  return StoredRecord(store, uuid);
 }
-
-// Records every call in order, checks that the store already holds the record in the phase the step is
-// called for, and answers as scripted.
-class ScriptedSteps final : public SwitchoverSteps {
- public:
-  ScriptedSteps(const store::Store& store, FakeClock& clock) : store_(store), clock_(clock) {}
-
-  std::vector<std::string> calls;
-  // The stored record as each step found it (the last call of that step), keyed by step name.
-  std::map<std::string, SwitchoverRecord> persisted_at;
-  // Step name ("Check", "Prepare", ..., "Migrate", "Locate") -> the error it returns.
-  std::map<std::string, Status> failures;
-  // Step name -> after how many failures its entry in `failures` goes (absent: it fails for good).
-  std::map<std::string, int> failing_times;
-  CheckFindings findings;
-  GuestSeen guest{.dead = false, .seen = "alive: on h4 the guest did 40 block writes in 0.5 s"};
-  uint64_t final_round_bytes = 96 * kMiB;
-  MigrationFigures figures{.disk_bytes = 12 * kMiB, .memory_bytes = 4096 * kMiB, .downtime_ms = 180,
-                           .running_on_target = std::nullopt};
-  // Locate's answers in order; the last one repeats.
-  std::deque<VmLocation> locations = {VmLocation::kRunningHere};
-  // RecoverMigrationFigures' answer by location (absent: the figures are lost), and the waits it was given.
-  std::map<VmLocation, StatusOr<std::optional<MigrationFigures>>> recovered;
-  std::vector<Duration> recover_waits;
-
-  StatusOr<CheckFindings> Check(SwitchoverRecord& record) override {
-    VS_RETURN_IF_ERROR(Enter(kCheck, "Check", record));
-    v1::SwitchoverDisk* disk = record.add_disks();
-    disk->set_target("vda");
-    disk->set_base_path(kDiskBase);
-    disk->set_top_path(kDiskBase + ".vs-top");
-    disk->set_format("qcow2");
-    return findings;
-  }
-  Status Prepare(const SwitchoverRecord& record) override { return Enter(kPrepare, "Prepare", record); }
-  Status Snapshot(const SwitchoverRecord& record) override { return Enter(kSnapshot, "Snapshot", record); }
-  StatusOr<uint64_t> FinalRound(const SwitchoverRecord& record) override {
-    VS_RETURN_IF_ERROR(Enter(kFinalRoundStep, "FinalRound", record));
-    return final_round_bytes;
-  }
-  StatusOr<MigrationFigures> Migrate(const SwitchoverRecord& record, bool copy_storage_all) override {
-    VS_RETURN_IF_ERROR(Enter(copy_storage_all ? kMigrateFallback : kMigrate, "Migrate", record));
-    clock_.Advance(3s);  // the migration takes time; the switch happens at its end
-    MigrationFigures result = figures;
-    result.running_on_target = clock_.WallNow();
-    return result;
-  }
-  StatusOr<GuestSeen> VerifyGuest(const SwitchoverRecord& record) override {
-    VS_RETURN_IF_ERROR(Enter(kVerify, "VerifyGuest", record));
-    return guest;
-  }
-  Status Complete(const SwitchoverRecord& record) override { return Enter(kComplete, "Complete", record); }
-  Status RollBack(const SwitchoverRecord& record) override { return Enter(kRollBack, "RollBack", record); }
-  StatusOr<VmLocation> Locate(const SwitchoverRecord& record) override {
-    calls.push_back(kLocate);
-    if (auto it = failures.find("Locate"); it != failures.end()) return it->second;
-    EXPECT_FALSE(record.vm_uuid().empty());
-    const VmLocation location = locations.front();
-    if (locations.size() > 1) locations.pop_front();
-    return location;
-  }
-  StatusOr<std::optional<MigrationFigures>> RecoverMigrationFigures(const SwitchoverRecord& record,
-                                                                    VmLocation location, Duration wait) override {
-    calls.push_back(location == VmLocation::kRunningOnTarget ? kRecoverTarget : kRecoverHere);
-    EXPECT_NE(location, VmLocation::kRunningHere) << "nothing to recover while the VM runs here";
-    EXPECT_FALSE(record.vm_uuid().empty());
-    recover_waits.push_back(wait);
-    auto it = recovered.find(location);
-    if (it == recovered.end()) return std::optional<MigrationFigures>();
-    return it->second;
-  }
-
- private:
-  Status Enter(const std::string& call, const std::string& step, const SwitchoverRecord& record) {
-    calls.push_back(call);
-    clock_.Advance(100ms);
-    std::optional<SwitchoverRecord> stored = Stored(store_, record.vm_uuid());
-    if (!stored) {
-      ADD_FAILURE() << step << " ran before its record was persisted";
-    } else {
-      EXPECT_EQ(PhaseName(stored->phase()), PhaseName(record.phase())) << step << " saw a stale stored phase";
-      persisted_at[step] = *stored;
-    }
-    auto it = failures.find(step);
-    if (it == failures.end()) return Status::Ok();
-    Status failure = it->second;
-    if (auto left = failing_times.find(step); left != failing_times.end() && --left->second <= 0) {
-      failures.erase(it);
-      failing_times.erase(left);
-    }
-    return failure;
-  }
-
-  const store::Store& store_;
-  FakeClock& clock_;
-};
 
 class SwitchoverRunnerTest : public ::testing::Test {
  protected:
@@ -800,6 +688,74 @@ TEST_F(SwitchoverRunnerTest, ARecordInAnUnknownPhaseDoesNotKeepTheOthersFromResu
   (void)runner_.ResumeAll();  // may report the unknown record; the other one must be driven regardless
   EXPECT_THAT(steps_.calls, ::testing::Contains(kRollBack));
   EXPECT_EQ(Stored(memory_)->phase(), kFailed);
+}
+
+// ---- The per-VM claim: one driving thread per VM, different VMs at once
+
+TEST_F(SwitchoverRunnerTest, WhileOneThreadDrivesAVmNoOtherDrivesItAndAnotherVmsSwitchoverRunsBeside) {
+  // The warm-up contract: a warm-up's thread holds its VM's switchover in a step while the coordinator's thread
+  // moves other VMs and retries completions; nobody else may drive the held VM's record meanwhile.
+  const std::string other_uuid = "7b9619ff-8b86-d011-b42d-00c04fc964aa";
+  Gate a_in_complete;
+  Gate release_a;
+  steps_.before_step = [&](const std::string& step, const SwitchoverRecord& record) -> Status {
+    if (record.vm_uuid() != kVmUuid || step != "Complete") return Status::Ok();
+    a_in_complete.Open();
+    if (!release_a.WaitOpen(10s)) return DeadlineExceeded("the test never let A's completion go on");
+    return Status::Ok();
+  };
+  std::future<StatusOr<SwitchoverRecord>> a =
+      std::async(std::launch::async, [&] { return runner_.Run(Request()); });
+  OpenOnExit let_a_go(release_a);
+  ASSERT_TRUE(a_in_complete.WaitOpen(10s)) << "A's switchover never reached its completion";
+  ASSERT_TRUE(Stored(memory_).has_value());
+  ASSERT_EQ(Stored(memory_)->phase(), kCompleting);
+
+  // A second driver of A is refused by the claim (not only by the record in progress: the message says which).
+  StatusOr<SwitchoverRecord> second = runner_.Run(Request());
+  EXPECT_EQ(second.status().code(), Code::kFailedPrecondition);
+  EXPECT_THAT(second.status().message(), HasSubstr("already being driven right now"));
+  // A's record is COMPLETING, which RetryCompletions and ResumeAll would otherwise drive: they pass it by.
+  StatusOr<std::vector<SwitchoverRecord>> retried = runner_.RetryCompletions();
+  ASSERT_TRUE(retried.ok()) << retried.status().ToString();
+  EXPECT_THAT(*retried, IsEmpty());
+  StatusOr<std::vector<SwitchoverRecord>> resumed = runner_.ResumeAll();
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_THAT(*resumed, IsEmpty());
+
+  // B's switchover runs from this thread to its end while A is still held.
+  SwitchoverRecord b = Request();
+  b.set_vm_uuid(other_uuid);
+  b.set_vm_name("db");
+  const SwitchoverRecord b_done = MustRun(b);
+  EXPECT_EQ(b_done.phase(), kDone);
+  EXPECT_EQ(a.wait_for(0s), std::future_status::timeout) << "A is still held in its completion";
+  std::vector<std::pair<std::string, std::string>> b_steps;
+  for (const auto& call : steps_.VmSteps()) {
+    if (call.first == "db") b_steps.push_back(call);
+  }
+  EXPECT_THAT(b_steps, ElementsAre(std::pair<std::string, std::string>{"db", "Check"},
+                                   std::pair<std::string, std::string>{"db", "Prepare"},
+                                   std::pair<std::string, std::string>{"db", "Snapshot"},
+                                   std::pair<std::string, std::string>{"db", "FinalRound"},
+                                   std::pair<std::string, std::string>{"db", "Migrate"},
+                                   std::pair<std::string, std::string>{"db", "VerifyGuest"},
+                                   std::pair<std::string, std::string>{"db", "Complete"}));
+
+  release_a.Open();
+  ASSERT_EQ(a.wait_for(10s), std::future_status::ready);
+  StatusOr<SwitchoverRecord> a_done = a.get();
+  ASSERT_TRUE(a_done.ok()) << a_done.status().ToString();
+  EXPECT_EQ(a_done->phase(), kDone);
+  EXPECT_EQ(a_done->error(), "");
+  const std::vector<std::pair<std::string, std::string>> all = steps_.VmSteps();
+  EXPECT_EQ(std::count(all.begin(), all.end(), std::pair<std::string, std::string>{kVmName, "Complete"}), 1)
+      << "A's completion ran once, by its own driver";
+  EXPECT_EQ(Stored(memory_)->phase(), kDone);
+  EXPECT_EQ(Stored(memory_, other_uuid)->phase(), kDone);
+  // Claims are released when their drivers return: A can be switched over again.
+  steps_.before_step = nullptr;
+  EXPECT_EQ(MustRun(Request()).phase(), kDone);
 }
 
 }  // namespace
