@@ -15,16 +15,16 @@ JOBS=${VS_JOBS:-$(nproc)}
 die() { echo "thread_safety_build: $*" >&2; exit 1; }
 command -v clang++-14 >/dev/null || die "clang++-14 is not installed; scripts/setup.sh installs it (package clang-14)"
 
-# A build dir left by this script for another checkout (or another compiler) is configured afresh; any other
-# CMake build dir is refused rather than touched.
+# A build dir this script left for another checkout (or another compiler) is emptied and built afresh: its
+# objects could otherwise pass for up to date against older sources. Any other CMake build dir is refused.
 cache=$BUILD/CMakeCache.txt
 if [ -f "$cache" ]; then
-  grep -qx 'VS_THREAD_SAFETY_ANALYSIS:BOOL=ON' "$cache" ||
-    die "$BUILD holds another CMake build (not a thread-safety one); give another directory as \$1"
+  grep -qx 'VS_THREAD_SAFETY_ANALYSIS:BOOL=ON' "$cache" && grep -qx 'CMAKE_PROJECT_NAME:STATIC=virt-shadow' "$cache" ||
+    die "$BUILD holds another CMake build (not virt-shadow's thread-safety build); give another directory as \$1"
   if ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$SRC" "$cache" ||
      ! grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang++-14$' "$cache"; then
-    echo "thread_safety_build: $BUILD was configured for another checkout or compiler; configuring it afresh"
-    rm -rf "$cache" "$BUILD/CMakeFiles"
+    echo "thread_safety_build: $BUILD was built from another checkout or compiler; building it afresh"
+    rm -rf "$BUILD"
   fi
 fi
 
