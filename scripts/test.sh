@@ -1,9 +1,12 @@
 #!/bin/bash
-# test.sh - set up, build and run every test: unit tests, then lab tests (ctest starts the lab and stops it).
+# test.sh - set up, build, check the locking (clang's thread-safety analysis over shadowd), and run every test:
+# unit tests, then lab tests (ctest starts the lab and stops it).
 # Extra arguments go to ctest (e.g. -L unit, or -R migration).
+# The thread-safety build goes to $VS_TSA_BUILD_DIR (default /var/tmp/virt-shadow-tsa).
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${VS_BUILD_DIR:-$SRC/build}
 "$SRC/scripts/setup.sh"
+"$SRC/scripts/thread_safety_build.sh" "${VS_TSA_BUILD_DIR:-/var/tmp/virt-shadow-tsa}"
 cd "$BUILD"
 exec ctest --output-on-failure --timeout 900 "$@"

@@ -9,20 +9,25 @@ PeerDrainWatch::~PeerDrainWatch() { Stop(); }
 
 void PeerDrainWatch::Start() {
   thread_ = std::thread([this] {
-    std::unique_lock lock(mutex_);
-    while (!stop_) {
-      lock.unlock();
+    while (true) {
+      {
+        MutexLock lock(mutex_);
+        if (stop_) return;
+      }
       AskAll();
-      lock.lock();
+      MutexLock lock(mutex_);
       // A condition variable rather than Clock::SleepFor: Stop() must end the wait at once.
-      wake_.wait_for(lock, interval_, [this] { return stop_; });
+      const auto until = std::chrono::steady_clock::now() + interval_;
+      while (!stop_) {
+        if (wake_.wait_until(mutex_, until) == std::cv_status::timeout) break;
+      }
     }
   });
 }
 
 void PeerDrainWatch::Stop() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     stop_ = true;
   }
   wake_.notify_all();
@@ -32,13 +37,13 @@ void PeerDrainWatch::Stop() {
 void PeerDrainWatch::AskAll() {
   for (const std::string& peer : peers_) {
     StatusOr<bool> draining = ask_(peer);  // outside the lock: it may take the call's whole timeout
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     draining_[peer] = draining.ok() && *draining;
   }
 }
 
 bool PeerDrainWatch::Draining(const std::string& host) const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   auto it = draining_.find(host);
   return it != draining_.end() && it->second;
 }

@@ -12,16 +12,15 @@
 // Failure modes: a peer that does not answer counts as not draining (its libvirtd decides whether it is up).
 #pragma once
 
-#include <condition_variable>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 
 namespace vs::cluster {
 
@@ -42,10 +41,10 @@ class PeerDrainWatch {
   const std::vector<std::string> peers_;
   const Ask ask_;
   const Duration interval_;
-  mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  std::map<std::string, bool> draining_;  // guarded by mutex_
-  bool stop_ = false;                     // guarded by mutex_
+  mutable Mutex mutex_;
+  CondVar wake_;
+  std::map<std::string, bool> draining_ VS_GUARDED_BY(mutex_);
+  bool stop_ VS_GUARDED_BY(mutex_) = false;
   std::thread thread_;
 };
 

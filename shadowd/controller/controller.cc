@@ -22,6 +22,9 @@ template <class... Ts>
 struct Overloaded : Ts... {
   using Ts::operator()...;
 };
+// Spelled out: clang before 17 does not deduce an aggregate's template arguments (C++20's CTAD for aggregates).
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
 
 // The libvirt qemu hook's operations (argv[2]) and what each tells the controller. The hook runs on
 // the host where the operation happens; for "migrate" that is the destination, which becomes the

@@ -4,7 +4,7 @@ namespace vs::daemon {
 
 void EventLoop::Post(std::function<void()> work) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     queue_.push_back(std::move(work));
   }
   cv_.notify_one();
@@ -14,9 +14,12 @@ void EventLoop::Run(Duration tick, const std::function<void()>& on_tick) {
   while (true) {
     std::deque<std::function<void()>> batch;
     {
-      std::unique_lock lock(mu_);
+      MutexLock lock(mu_);
       // The tick bounds how late timers fire; it is a real-time wait because the loop blocks on real events.
-      cv_.wait_for(lock, tick, [&] { return stop_ || !queue_.empty(); });
+      const auto until = std::chrono::steady_clock::now() + tick;
+      while (!stop_ && queue_.empty()) {
+        if (cv_.wait_until(mu_, until) == std::cv_status::timeout) break;
+      }
       if (stop_) return;
       batch.swap(queue_);
     }
@@ -27,7 +30,7 @@ void EventLoop::Run(Duration tick, const std::function<void()>& on_tick) {
 
 void EventLoop::Stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
   cv_.notify_all();

@@ -8,13 +8,12 @@
 // loop thread itself (it would wait for itself).
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
 
 #include "common/clock.h"
 #include "common/executor.h"
+#include "common/thread_annotations.h"
 
 namespace vs::daemon {
 
@@ -27,10 +26,10 @@ class EventLoop final : public Executor {
   void Stop();
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;  // guarded by mu_
-  bool stop_ = false;                        // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<std::function<void()>> queue_ VS_GUARDED_BY(mu_);
+  bool stop_ VS_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace vs::daemon

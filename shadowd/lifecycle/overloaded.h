@@ -8,5 +8,8 @@ template <class... Ts>
 struct Overloaded : Ts... {
   using Ts::operator()...;
 };
+// Spelled out: clang before 17 does not deduce an aggregate's template arguments (C++20's CTAD for aggregates).
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
 
 }  // namespace vs::lifecycle

@@ -39,8 +39,6 @@ class NoticeSources::PowerButtonSource {
 
   const std::string name;  // for the log: "acpid socket '/var/run/acpid.socket'"
   const std::function<StatusOr<ConnectedReader>()> connect;
-  // The reader in use. Written only by the source's thread, under mu_; Stop() reads it under mu_.
-  std::optional<ConnectedReader> active;
 };
 
 NoticeSources::NoticeSources(NoticeSourcesOptions options, HttpClient& http, Clock& clock, Deliver deliver, Log log)
@@ -88,7 +86,7 @@ Status NoticeSources::Start() {
     return InvalidArgument("notice sources: azure_url is set but azure_vm_name is empty; give this VM's name as "
                            "Azure knows it, so that the events of the other VMs of its scale set are ignored");
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (started_) return FailedPrecondition("notice sources were already started; make a new NoticeSources");
   started_ = true;
   if (stopping_) return Status::Ok();  // stopped before it started: nothing to run
@@ -101,11 +99,9 @@ Status NoticeSources::Start() {
 
 void NoticeSources::Stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
-    for (auto& source : power_buttons_) {
-      if (source->active) source->active->stop();
-    }
+    for (auto& [source, stop_reader] : reader_stops_) stop_reader();
   }
   stop_cv_.notify_all();
   for (std::thread& thread : threads_) thread.join();
@@ -121,8 +117,12 @@ Status NoticeSources::ApproveAzure(const std::string& event_id) {
 }
 
 bool NoticeSources::WaitUnlessStopping(Duration d) {
-  std::unique_lock lock(mu_);
-  return !stop_cv_.wait_for(lock, d, [this] { return stopping_; });
+  MutexLock lock(mu_);
+  const auto until = std::chrono::steady_clock::now() + d;
+  while (!stopping_) {
+    if (stop_cv_.wait_until(mu_, until) == std::cv_status::timeout) break;
+  }
+  return !stopping_;
 }
 
 void NoticeSources::PowerButtonLoop(PowerButtonSource& source) {
@@ -138,17 +138,18 @@ void NoticeSources::PowerButtonLoop(PowerButtonSource& source) {
       if (!WaitUnlessStopping(options_.reconnect_interval)) return;
       continue;
     }
+    // Only this thread uses the reader; Stop() reaches it through reader_stops_.
+    std::optional<ConnectedReader> active = std::move(*reader);
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (stopping_) return;  // Stop() ran before the reader was visible to it
-      source.active = std::move(*reader);
+      reader_stops_[&source] = active->stop;
     }
     log_(source.name + ": connected, waiting for power-button presses");
     last_failure.clear();
     bool stopped = false;
     for (;;) {
-      // source.active is read without the lock: only this thread writes it.
-      StatusOr<std::optional<Notice>> next = source.active->next();
+      StatusOr<std::optional<Notice>> next = active->next();
       if (!next.ok()) {
         log_(source.name + ": " + next.status().ToString());
         if (next.status().code() == Code::kInvalidArgument) continue;  // one bad line; the reader goes on
@@ -161,8 +162,9 @@ void NoticeSources::PowerButtonLoop(PowerButtonSource& source) {
       deliver_(**next);
     }
     {
-      std::lock_guard lock(mu_);
-      source.active.reset();
+      MutexLock lock(mu_);
+      reader_stops_.erase(&source);
+      active.reset();  // the reader closes before the wait below
     }
     // Waiting before reconnecting keeps a peer that accepts and closes at once from making us spin.
     if (stopped || !WaitUnlessStopping(options_.reconnect_interval)) return;
@@ -172,7 +174,7 @@ void NoticeSources::PowerButtonLoop(PowerButtonSource& source) {
 void NoticeSources::PollLoop() {
   std::vector<std::string> last_error(pollers_.size());  // per poller; empty after a success
   auto stopping = [this] {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return stopping_;
   };
   do {

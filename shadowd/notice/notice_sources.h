@@ -27,16 +27,16 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "shadowd/notice/http_client.h"
 #include "shadowd/notice/notice.h"
 #include "shadowd/notice/power_button.h"
@@ -102,10 +102,12 @@ class NoticeSources {
   AzurePoller* azure_ = nullptr;  // in pollers_ when configured
   std::vector<std::unique_ptr<PowerButtonSource>> power_buttons_;
 
-  std::mutex mu_;
-  std::condition_variable stop_cv_;
-  bool started_ = false;   // guarded by mu_
-  bool stopping_ = false;  // guarded by mu_
+  Mutex mu_;
+  CondVar stop_cv_;
+  bool started_ VS_GUARDED_BY(mu_) = false;
+  bool stopping_ VS_GUARDED_BY(mu_) = false;
+  // How Stop() stops the reader each power-button source has connected (none while it reconnects).
+  std::map<const PowerButtonSource*, std::function<void()>> reader_stops_ VS_GUARDED_BY(mu_);
   std::vector<std::thread> threads_;
 };
 

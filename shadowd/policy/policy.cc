@@ -273,7 +273,9 @@ StatusOr<Policy> ParsePolicyElement(const RawPolicy& raw) {
   }
   Policy policy;
   for (std::size_t i = 0; i < raw.attributes.size(); ++i) {
-    const auto& [name, value] = raw.attributes[i];
+    // Not a structured binding: clang before 16 cannot capture one in the lambda below.
+    const std::string& name = raw.attributes[i].first;
+    const std::string& value = raw.attributes[i].second;
     for (std::size_t j = 0; j < i; ++j) {
       if (raw.attributes[j].first == name) return InvalidArgument("policy attribute '" + name + "' is given twice");
     }

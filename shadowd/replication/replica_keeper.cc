@@ -29,10 +29,10 @@ std::string PrimaryRecordKey(const std::string& vm_uuid) {
 ReplicaKeeper::ReplicaKeeper(store::Store& store, ReplicaStorage& storage, ShadowCheck shadow_check, Clock& clock)
     : store_(store), storage_(storage), shadow_check_(std::move(shadow_check)), clock_(clock) {}
 
-std::mutex& ReplicaKeeper::LockFor(const std::string& vm_uuid) {
-  std::lock_guard<std::mutex> guard(locks_mutex_);
+Mutex& ReplicaKeeper::LockFor(const std::string& vm_uuid) {
+  MutexLock lock(locks_mutex_);
   auto& slot = vm_locks_[vm_uuid];
-  if (!slot) slot = std::make_unique<std::mutex>();
+  if (!slot) slot = std::make_unique<Mutex>();
   return *slot;
 }
 
@@ -108,7 +108,7 @@ Status ReplicaKeeper::Recover() {
   std::vector<Status> failures;
   for (const std::string& key : keys) {
     const std::string vm_uuid = key.substr(prefix.size());
-    std::lock_guard<std::mutex> guard(LockFor(vm_uuid));
+    MutexLock lock(LockFor(vm_uuid));
     StatusOr<std::optional<ReplicaRecord>> stored = store::GetProto<ReplicaRecord>(store_, key);
     Status settled = stored.status();
     if (stored.ok() && stored->has_value()) settled = Settle(**stored);
@@ -125,7 +125,7 @@ StatusOr<int> ReplicaKeeper::ForgetReleased() {
   VS_ASSIGN_OR_RETURN(auto records, List());
   int forgotten = 0;
   for (auto& record : records) {
-    std::lock_guard<std::mutex> guard(LockFor(record.vm_uuid()));
+    MutexLock lock(LockFor(record.vm_uuid()));
     if (record.phase() != ReplicaRecord::PHASE_IDLE) continue;
     const Status owned = shadow_check_(record.vm_uuid(), {});
     if (owned.code() != Code::kNotFound) continue;  // still a shadow here, or the check itself failed
@@ -145,7 +145,7 @@ StatusOr<std::vector<ReplicaRecord>> ReplicaKeeper::List() const {
 }
 
 StatusOr<GetReplicaReply> ReplicaKeeper::GetReplica(const GetReplicaRequest& request) {
-  std::lock_guard<std::mutex> guard(LockFor(request.vm_uuid()));
+  MutexLock lock(LockFor(request.vm_uuid()));
   VS_ASSIGN_OR_RETURN(auto stored, store::GetProto<ReplicaRecord>(store_, ReplicaRecordKey(request.vm_uuid())));
   GetReplicaReply reply;
   reply.set_known(stored.has_value());
@@ -223,7 +223,7 @@ StatusOr<ApplyRoundReply> ReplicaKeeper::ApplyRound(const ApplyRoundRequest& req
   if (paths.empty()) return InvalidArgument("round " + request.round().checkpoint() + " names no disk");
   VS_RETURN_IF_ERROR(shadow_check_(request.vm_uuid(), paths));
 
-  std::lock_guard<std::mutex> guard(LockFor(request.vm_uuid()));
+  MutexLock lock(LockFor(request.vm_uuid()));
   VS_ASSIGN_OR_RETURN(ReplicaRecord record, Load(request.vm_uuid()));
   VS_RETURN_IF_ERROR(Settle(record));
 
@@ -296,7 +296,7 @@ StatusOr<ApplyRoundReply> ReplicaKeeper::ApplyRound(const ApplyRoundRequest& req
 }
 
 Status ReplicaKeeper::FinishRound(const FinishRoundRequest& request) {
-  std::lock_guard<std::mutex> guard(LockFor(request.vm_uuid()));
+  MutexLock lock(LockFor(request.vm_uuid()));
   VS_ASSIGN_OR_RETURN(ReplicaRecord record, Load(request.vm_uuid()));
   if (record.phase() != ReplicaRecord::PHASE_COPIED || record.pending().checkpoint() != request.checkpoint()) {
     return FailedPrecondition("no copied round '" + request.checkpoint() + "' is pending for " + request.vm_uuid() +
@@ -311,7 +311,7 @@ Status ReplicaKeeper::FinishRound(const FinishRoundRequest& request) {
 
 StatusOr<ReplicaDigestsReply> ReplicaKeeper::ReplicaDigests(const ReplicaDigestsRequest& request) {
   VS_RETURN_IF_ERROR(shadow_check_(request.vm_uuid(), {request.replica_path()}));
-  std::lock_guard<std::mutex> guard(LockFor(request.vm_uuid()));
+  MutexLock lock(LockFor(request.vm_uuid()));
   VS_ASSIGN_OR_RETURN(ReplicaRecord record, Load(request.vm_uuid()));
   VS_RETURN_IF_ERROR(Settle(record));
   VS_ASSIGN_OR_RETURN(auto replica, storage_.OpenImage(request.replica_path(), request.format(), /*writable=*/false));

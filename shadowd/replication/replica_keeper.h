@@ -35,12 +35,12 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "proto/replication.pb.h"
 #include "shadowd/replication/replica_storage.h"
 #include "shadowd/store/store.h"
@@ -74,7 +74,9 @@ class ReplicaKeeper {
   StatusOr<std::vector<virtshadow::v1::ReplicaRecord>> List() const;
 
  private:
-  std::mutex& LockFor(const std::string& vm_uuid);
+  // The VM's mutex. It guards the VM's record in the store and its image files, not a member, so the helpers
+  // below that need it held (Load to Save, Settle, the round's steps) cannot say so to the analysis.
+  Mutex& LockFor(const std::string& vm_uuid) VS_EXCLUDES(locks_mutex_);
   StatusOr<virtshadow::v1::ReplicaRecord> Load(const std::string& vm_uuid) const;
   Status Save(const virtshadow::v1::ReplicaRecord& record);
   // Commits (PHASE_COMMITTING) or discards (COPYING, COPIED) a pending round; IDLE only loses the
@@ -93,8 +95,8 @@ class ReplicaKeeper {
   ReplicaStorage& storage_;
   const ShadowCheck shadow_check_;
   Clock& clock_;
-  std::mutex locks_mutex_;
-  std::map<std::string, std::unique_ptr<std::mutex>> vm_locks_;
+  Mutex locks_mutex_;
+  std::map<std::string, std::unique_ptr<Mutex>> vm_locks_ VS_GUARDED_BY(locks_mutex_);
 };
 
 // "checkpoint/replica:<uuid>" and "checkpoint/primary:<uuid>": the two sides' record keys.

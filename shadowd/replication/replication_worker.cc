@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 
 namespace vs::replication {
 
@@ -20,7 +21,7 @@ void ReplicationWorker::Start() { thread_ = std::thread([this] { Run(); }); }
 void ReplicationWorker::Stop() {
   std::deque<Request> abandoned;
   {
-    std::lock_guard<std::mutex> guard(mutex_);
+    MutexLock lock(mutex_);
     stopping_ = true;
     abandoned.swap(requests_);
   }
@@ -30,7 +31,7 @@ void ReplicationWorker::Stop() {
 }
 
 void ReplicationWorker::SetTargets(const std::vector<ReplicationSchedule>& targets) {
-  std::lock_guard<std::mutex> guard(mutex_);
+  MutexLock lock(mutex_);
   std::map<std::string, Scheduled> next;
   for (const auto& schedule : targets) {
     auto it = vms_.find(schedule.target.vm_uuid);
@@ -47,7 +48,7 @@ void ReplicationWorker::SetTargets(const std::vector<ReplicationSchedule>& targe
 }
 
 std::vector<ReplicationSchedule> ReplicationWorker::Targets() const {
-  std::lock_guard<std::mutex> guard(mutex_);
+  MutexLock lock(mutex_);
   std::vector<ReplicationSchedule> out;
   for (const auto& [uuid, vm] : vms_) out.push_back(vm.schedule);
   return out;
@@ -58,7 +59,7 @@ std::future<StatusOr<T>> ReplicationWorker::Enqueue(
     const std::string& vm_uuid, std::function<StatusOr<T>(const ReplicationTarget&)> work, bool first) {
   auto promise = std::make_shared<std::promise<StatusOr<T>>>();
   std::future<StatusOr<T>> future = promise->get_future();
-  std::lock_guard<std::mutex> guard(mutex_);
+  MutexLock lock(mutex_);
   if (stopping_) {
     promise->set_value(Unavailable("shadowd is stopping"));
     return future;
@@ -96,12 +97,12 @@ std::future<StatusOr<bool>> ReplicationWorker::Quiesce(const std::string& vm_uui
 }
 
 void ReplicationWorker::Hold(const std::string& vm_uuid) {
-  std::lock_guard<std::mutex> guard(mutex_);
+  MutexLock lock(mutex_);
   held_.insert(vm_uuid);
 }
 
 void ReplicationWorker::Unhold(const std::string& vm_uuid) {
-  std::lock_guard<std::mutex> guard(mutex_);
+  MutexLock lock(mutex_);
   held_.erase(vm_uuid);
   wake_.notify_all();
 }
@@ -118,7 +119,7 @@ StatusOr<virtshadow::v1::AppliedRound> ReplicationWorker::RunRoundOf(const Repli
          " bytes sent, " + std::to_string(round->changed_bytes()) + " bytes changed, " +
          std::to_string(round->duration_ms()) + " ms");
   }
-  std::lock_guard<std::mutex> guard(mutex_);
+  MutexLock lock(mutex_);
   auto it = vms_.find(target.vm_uuid);
   if (it == vms_.end()) return round;  // no longer a target
   Scheduled& current = it->second;
@@ -130,45 +131,48 @@ StatusOr<virtshadow::v1::AppliedRound> ReplicationWorker::RunRoundOf(const Repli
 }
 
 void ReplicationWorker::Run() {
-  std::unique_lock<std::mutex> lock(mutex_);
-  while (!stopping_) {
-    if (!requests_.empty()) {
-      Request request = std::move(requests_.front());
-      requests_.pop_front();
-      auto it = vms_.find(request.vm_uuid);
-      if (it == vms_.end()) {
-        lock.unlock();
-        request.fail(FailedPrecondition("VM " + request.vm_uuid +
-                                        " is not replicated from this host (it must be protected and running)"));
-        lock.lock();
-        continue;
+  while (true) {
+    // What to do next is chosen under the lock and done outside it: a request (with its VM's target, none when
+    // the VM is not a target), or the round of the VM that is due.
+    std::optional<Request> request;
+    std::optional<ReplicationTarget> target;
+    {
+      MutexLock lock(mutex_);
+      if (stopping_) return;
+      if (!requests_.empty()) {
+        request = std::move(requests_.front());
+        requests_.pop_front();
+        if (auto it = vms_.find(request->vm_uuid); it != vms_.end()) target = it->second.schedule.target;
+      } else {
+        // The VM whose round is due first.
+        auto due = vms_.end();
+        for (auto it = vms_.begin(); it != vms_.end(); ++it) {
+          if (held_.count(it->first) == 0 && (due == vms_.end() || it->second.next_due < due->second.next_due)) {
+            due = it;
+          }
+        }
+        if (due == vms_.end()) {
+          wake_.wait(mutex_);
+          continue;
+        }
+        const MonoTime now = clock_.Now();
+        if (due->second.next_due > now) {
+          // The condition variable waits on the steady clock; the injected clock says how long.
+          wake_.wait_for(mutex_, std::min<Duration>(due->second.next_due - now, std::chrono::seconds(1)));
+          continue;
+        }
+        target = due->second.schedule.target;
+        due->second.next_due = now + due->second.schedule.interval;  // not picked again while it runs
       }
-      const ReplicationTarget target = it->second.schedule.target;
-      lock.unlock();
-      request.job(target);
-      lock.lock();
-      continue;
     }
-    // The VM whose round is due first.
-    auto due = vms_.end();
-    for (auto it = vms_.begin(); it != vms_.end(); ++it) {
-      if (held_.count(it->first) == 0 && (due == vms_.end() || it->second.next_due < due->second.next_due)) due = it;
+    if (!request) {
+      (void)RunRoundOf(*target);  // logged and counted there
+    } else if (!target) {
+      request->fail(FailedPrecondition("VM " + request->vm_uuid +
+                                       " is not replicated from this host (it must be protected and running)"));
+    } else {
+      request->job(*target);
     }
-    if (due == vms_.end()) {
-      wake_.wait(lock);
-      continue;
-    }
-    const MonoTime now = clock_.Now();
-    if (due->second.next_due > now) {
-      // The condition variable waits on the steady clock; the injected clock says how long.
-      wake_.wait_for(lock, std::min<Duration>(due->second.next_due - now, std::chrono::seconds(1)));
-      continue;
-    }
-    const ReplicationTarget target = due->second.schedule.target;
-    due->second.next_due = now + due->second.schedule.interval;  // not picked again while it runs
-    lock.unlock();
-    (void)RunRoundOf(target);  // logged and counted there
-    lock.lock();
   }
 }
 

@@ -12,18 +12,17 @@
 // `log`, counted in the VM's ReplicationRecord, and returned to whoever requested it.
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <future>
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/clock.h"
+#include "common/thread_annotations.h"
 #include "shadowd/replication/replicator.h"
 #include "shadowd/replication/round_scheduler.h"
 
@@ -84,12 +83,12 @@ class ReplicationWorker final : public RoundScheduler {
   Replicator& replicator_;
   Clock& clock_;
   const std::function<void(const std::string&)> log_;
-  mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  std::map<std::string, Scheduled> vms_;  // by VM uuid
-  std::deque<Request> requests_;
-  std::set<std::string> held_;  // VM uuids
-  bool stopping_ = false;
+  mutable Mutex mutex_;
+  CondVar wake_;
+  std::map<std::string, Scheduled> vms_ VS_GUARDED_BY(mutex_);  // by VM uuid
+  std::deque<Request> requests_ VS_GUARDED_BY(mutex_);
+  std::set<std::string> held_ VS_GUARDED_BY(mutex_);  // VM uuids
+  bool stopping_ VS_GUARDED_BY(mutex_) = false;
   std::thread thread_;
 };
 

@@ -21,7 +21,7 @@ constexpr Duration kConnectTimeout = std::chrono::seconds(5);
 }  // namespace
 
 StatusOr<GrpcPeerClient::Peer*> GrpcPeerClient::PeerFor(const std::string& host) {
-  std::lock_guard<std::mutex> guard(mutex_);
+  MutexLock lock(mutex_);
   Peer& peer = peers_[host];
   if (!peer.stub) {
     const cluster::HostConfig* config = hosts_.Find(host);

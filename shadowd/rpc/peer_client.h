@@ -13,10 +13,10 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "common/clock.h"
+#include "common/thread_annotations.h"
 #include "proto/peer.grpc.pb.h"
 #include "shadowd/cluster/cluster_hosts.h"
 #include "shadowd/replication/replica_peer.h"
@@ -63,8 +63,10 @@ class GrpcPeerClient final : public replication::ReplicaPeer, public switchover:
 
   const cluster::ClusterHosts hosts_;
   Clock& clock_;
-  std::mutex mutex_;
-  std::map<std::string, Peer> peers_;  // guarded by mutex_; entries are never erased, so a Peer* stays valid
+  Mutex mutex_;
+  // Entries are never erased, so a Peer* stays valid; its fields are written once, under mutex_, before it is
+  // handed out.
+  std::map<std::string, Peer> peers_ VS_GUARDED_BY(mutex_);
 };
 
 }  // namespace vs::rpc

@@ -7,7 +7,7 @@
 namespace vs::store {
 
 StatusOr<std::optional<std::string>> MemoryStore::Get(std::string_view key) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = encoded_.find(key);
   if (it == encoded_.end()) return std::optional<std::string>();
   VS_ASSIGN_OR_RETURN(std::string payload, DecodeEnvelope(key, it->second));
@@ -23,7 +23,7 @@ Status MemoryStore::Write(const WriteBatch& batch) {
   for (const WriteBatch::Op& op : batch.ops()) {
     encoded_values.push_back(op.kind == WriteBatch::OpKind::kPut ? EncodeEnvelope(op.payload) : std::string());
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (size_t i = 0; i < batch.ops().size(); ++i) {
     const WriteBatch::Op& op = batch.ops()[i];
     if (op.kind == WriteBatch::OpKind::kPut) {
@@ -36,7 +36,7 @@ Status MemoryStore::Write(const WriteBatch& batch) {
 }
 
 StatusOr<std::vector<Entry>> MemoryStore::Scan(std::string_view prefix) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<Entry> entries;
   for (auto it = encoded_.lower_bound(prefix); it != encoded_.end() && it->first.starts_with(prefix); ++it) {
     VS_ASSIGN_OR_RETURN(std::string payload, DecodeEnvelope(it->first, it->second));
@@ -46,7 +46,7 @@ StatusOr<std::vector<Entry>> MemoryStore::Scan(std::string_view prefix) const {
 }
 
 StatusOr<std::vector<std::string>> MemoryStore::ScanKeys(std::string_view prefix) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<std::string> keys;
   for (auto it = encoded_.lower_bound(prefix); it != encoded_.end() && it->first.starts_with(prefix); ++it) {
     keys.push_back(it->first);
@@ -55,13 +55,13 @@ StatusOr<std::vector<std::string>> MemoryStore::ScanKeys(std::string_view prefix
 }
 
 void MemoryStore::PutRawForTesting(std::string key, std::string stored_bytes) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   encoded_[std::move(key)] = std::move(stored_bytes);
 }
 
 Status FaultInjectingStore::Write(const WriteBatch& batch) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ++writes_attempted_;
     if (writes_attempted_ == fail_at_write_) {
       fail_at_write_ = 0;
@@ -73,13 +73,13 @@ Status FaultInjectingStore::Write(const WriteBatch& batch) {
 
 void FaultInjectingStore::FailNthWrite(int nth, Status failure) {
   assert(nth >= 1 && !failure.ok());
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   fail_at_write_ = writes_attempted_ + nth;
   failure_ = std::move(failure);
 }
 
 int FaultInjectingStore::writes_attempted() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return writes_attempted_;
 }
 

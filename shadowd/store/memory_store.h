@@ -13,13 +13,13 @@
 #pragma once
 
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "shadowd/store/store.h"
 
 namespace vs::store {
@@ -36,8 +36,8 @@ class MemoryStore final : public Store {
   void PutRawForTesting(std::string key, std::string stored_bytes);
 
  private:
-  mutable std::mutex mu_;
-  std::map<std::string, std::string, std::less<>> encoded_;  // key -> envelope; guarded by mu_
+  mutable Mutex mu_;
+  std::map<std::string, std::string, std::less<>> encoded_ VS_GUARDED_BY(mu_);  // key -> envelope
 };
 
 class FaultInjectingStore final : public Store {
@@ -61,10 +61,10 @@ class FaultInjectingStore final : public Store {
 
  private:
   Store& target_;
-  mutable std::mutex mu_;
-  int writes_attempted_ = 0;  // guarded by mu_
-  int fail_at_write_ = 0;     // guarded by mu_; 0 = no fault armed
-  Status failure_;            // guarded by mu_
+  mutable Mutex mu_;
+  int writes_attempted_ VS_GUARDED_BY(mu_) = 0;
+  int fail_at_write_ VS_GUARDED_BY(mu_) = 0;  // 0 = no fault armed
+  Status failure_ VS_GUARDED_BY(mu_);
 };
 
 }  // namespace vs::store

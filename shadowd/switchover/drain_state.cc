@@ -14,18 +14,18 @@ bool IsPreemption(const virtshadow::v1::DrainRecord& record) {
 
 Status DrainState::Load() {
   VS_ASSIGN_OR_RETURN(auto stored, store::GetProto<virtshadow::v1::DrainRecord>(store_, DrainKey()));
-  std::lock_guard<std::mutex> guard(mutex_);
+  MutexLock lock(mutex_);
   current_ = std::move(stored);
   return Status::Ok();
 }
 
 std::optional<virtshadow::v1::DrainRecord> DrainState::Current() const {
-  std::lock_guard<std::mutex> guard(mutex_);
+  MutexLock lock(mutex_);
   return current_;
 }
 
 StatusOr<bool> DrainState::Enter(const virtshadow::v1::DrainRecord& record) {
-  std::lock_guard<std::mutex> guard(mutex_);
+  MutexLock lock(mutex_);
   if (current_) {
     const bool sooner = record.deadline_unix_ms() < current_->deadline_unix_ms();
     const bool escalates = IsPreemption(record) && !IsPreemption(*current_);
@@ -39,7 +39,7 @@ StatusOr<bool> DrainState::Enter(const virtshadow::v1::DrainRecord& record) {
 }
 
 StatusOr<bool> DrainState::Clear() {
-  std::lock_guard<std::mutex> guard(mutex_);
+  MutexLock lock(mutex_);
   const bool was = current_.has_value();
   store::WriteBatch batch;
   batch.Delete(DrainKey());

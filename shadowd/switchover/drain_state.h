@@ -7,10 +7,10 @@
 // Failure modes: store errors are returned; Load() at start-up reports a damaged record as DataLoss.
 #pragma once
 
-#include <mutex>
 #include <optional>
 
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "proto/switchover.pb.h"
 #include "shadowd/store/store.h"
 
@@ -33,8 +33,8 @@ class DrainState {
 
  private:
   store::Store& store_;
-  mutable std::mutex mutex_;
-  std::optional<virtshadow::v1::DrainRecord> current_;
+  mutable Mutex mutex_;
+  std::optional<virtshadow::v1::DrainRecord> current_ VS_GUARDED_BY(mutex_);
 };
 
 }  // namespace vs::switchover

@@ -43,7 +43,7 @@ LibvirtSwitchoverSteps::LibvirtSwitchoverSteps(cluster::ClusterHosts hosts, Sett
 
 StatusOr<virt::Hypervisor*> LibvirtSwitchoverSteps::TargetConn(const std::string& host) {
   // Warm-ups ask from their own threads. A connection, once made, stays (its pointer is handed out).
-  std::lock_guard<std::mutex> guard(targets_mutex_);
+  MutexLock lock(targets_mutex_);
   auto& conn = targets_[host];
   if (!conn) {
     const cluster::HostConfig* target = hosts_.Find(host);
@@ -57,7 +57,7 @@ StatusOr<CheckFindings> LibvirtSwitchoverSteps::Check(SwitchoverRecord& record) 
   // What the guest does here, before anything changes (the second sample follows Prepare).
   auto sample = local_.GetGuestActivity(record.vm_name(), kAgentTimeout);
   {
-    std::lock_guard<std::mutex> guard(samples_mutex_);
+    MutexLock lock(samples_mutex_);
     observations_.erase(record.vm_uuid());
     first_samples_.erase(record.vm_uuid());
     if (sample.ok()) first_samples_[record.vm_uuid()] = {*sample, clock_.Now()};
@@ -123,13 +123,15 @@ Status LibvirtSwitchoverSteps::Prepare(const SwitchoverRecord& record) {
 }
 
 void LibvirtSwitchoverSteps::ObserveGuestHere(const SwitchoverRecord& record) {
-  std::unique_lock<std::mutex> lock(samples_mutex_);
-  auto first = first_samples_.extract(record.vm_uuid());
-  lock.unlock();
+  std::map<std::string, FirstSample>::node_type first;
+  {
+    MutexLock lock(samples_mutex_);
+    first = first_samples_.extract(record.vm_uuid());
+  }
   if (first.empty()) return;  // observed already, or the first sample failed
   auto second = local_.GetGuestActivity(record.vm_name(), kAgentTimeout);
   if (!second.ok()) return;
-  lock.lock();
+  MutexLock lock(samples_mutex_);
   observations_[record.vm_uuid()] = {.host = hosts_.this_host, .first = first.mapped().activity,
                                      .second = *second, .window = clock_.Now() - first.mapped().at};
 }
@@ -212,9 +214,11 @@ StatusOr<GuestSeen> LibvirtSwitchoverSteps::VerifyGuest(const SwitchoverRecord& 
   VS_ASSIGN_OR_RETURN(virt::Hypervisor * target, TargetConn(record.target_host()));
   // After a restart nothing was seen here: the target's own progress can still prove the guest alive, but
   // not its absence dead.
-  std::unique_lock<std::mutex> lock(samples_mutex_);
-  auto observed = observations_.extract(record.vm_uuid());
-  lock.unlock();
+  std::map<std::string, SourceObservation>::node_type observed;
+  {
+    MutexLock lock(samples_mutex_);
+    observed = observations_.extract(record.vm_uuid());
+  }
   const SourceObservation source =
       observed.empty() ? SourceObservation{.host = hosts_.this_host} : std::move(observed.mapped());
   const bool busy_here = SourceShowedProgress(source);

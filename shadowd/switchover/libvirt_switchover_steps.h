@@ -36,10 +36,10 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 
+#include "common/thread_annotations.h"
 #include "shadowd/cluster/cluster_hosts.h"
 #include "shadowd/replication/round_scheduler.h"
 #include "shadowd/switchover/guest_check.h"
@@ -86,8 +86,8 @@ class LibvirtSwitchoverSteps final : public SwitchoverSteps {
   WarmUpGate& warm_up_;
   Clock& clock_;
   const SwitchedCallback on_switched_;
-  std::mutex targets_mutex_;
-  std::map<std::string, std::unique_ptr<virt::Hypervisor>> targets_;  // guarded by targets_mutex_
+  Mutex targets_mutex_;
+  std::map<std::string, std::unique_ptr<virt::Hypervisor>> targets_ VS_GUARDED_BY(targets_mutex_);
   // The guest as seen here before the move, by VM uuid: the first sample (Check) and the observation
   // (after Prepare), until VerifyGuest uses it. A mutex, because warm-ups run their steps on their own
   // threads (each its own VM).
@@ -95,9 +95,9 @@ class LibvirtSwitchoverSteps final : public SwitchoverSteps {
     virt::GuestActivity activity;
     MonoTime at;
   };
-  std::mutex samples_mutex_;
-  std::map<std::string, FirstSample> first_samples_;       // guarded by samples_mutex_
-  std::map<std::string, SourceObservation> observations_;  // guarded by samples_mutex_
+  Mutex samples_mutex_;
+  std::map<std::string, FirstSample> first_samples_ VS_GUARDED_BY(samples_mutex_);
+  std::map<std::string, SourceObservation> observations_ VS_GUARDED_BY(samples_mutex_);
 };
 
 }  // namespace vs::switchover

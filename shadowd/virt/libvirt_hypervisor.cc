@@ -5,13 +5,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
+#include <chrono>
 #include <future>
 #include <limits>
-#include <mutex>
 #include <set>
 #include <thread>
 
+#include "common/thread_annotations.h"
 #include "shadowd/virt/hypervisor.h"
 #include "shadowd/virt/libvirt_error.h"
 
@@ -51,10 +51,10 @@ using DomainHandle = std::unique_ptr<virDomain, decltype(&virDomainFree)>;
 
 // What the job-completed event of one migration carried; filled on the event-loop thread.
 struct JobCompletion {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool arrived = false;
-  MigrationStats stats;
+  Mutex mu;
+  CondVar cv;
+  bool arrived VS_GUARDED_BY(mu) = false;
+  MigrationStats stats VS_GUARDED_BY(mu);
 };
 
 std::optional<uint64_t> TypedULLong(virTypedParameterPtr params, int nparams, const char* field) {
@@ -74,7 +74,7 @@ MigrationStats StatsFromParams(virTypedParameterPtr params, int nparams) {
 
 void OnJobCompleted(virConnectPtr, virDomainPtr, virTypedParameterPtr params, int nparams, void* opaque) {
   auto* completion = static_cast<JobCompletion*>(opaque);
-  std::lock_guard lock(completion->mu);
+  MutexLock lock(completion->mu);
   completion->stats = StatsFromParams(params, nparams);
   completion->arrived = true;
   completion->cv.notify_all();
@@ -142,7 +142,7 @@ class LibvirtSubscription final : public Subscription {
     for (int id : callback_ids_) {
       if (virConnectDomainEventDeregisterAny(conn_, id) < 0) virResetLastError();
     }
-    std::lock_guard lock(mu_);  // waits for a callback in progress
+    MutexLock lock(mu_);  // waits for a callback in progress
     sink_ = nullptr;
   }
   Status Register() {
@@ -182,13 +182,13 @@ class LibvirtSubscription final : public Subscription {
     static_cast<LibvirtSubscription*>(opaque)->Deliver(Describe(dom, DomainEvent::Kind::kMetadataChanged, type));
   }
   void Deliver(const DomainEvent& event) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (sink_) sink_(event);
   }
 
   virConnectPtr const conn_;
-  std::mutex mu_;
-  std::function<void(const DomainEvent&)> sink_;  // guarded by mu_
+  Mutex mu_;
+  std::function<void(const DomainEvent&)> sink_ VS_GUARDED_BY(mu_);
   std::vector<int> callback_ids_;
 };
 
@@ -546,8 +546,11 @@ class LibvirtHypervisor final : public Hypervisor {
 
     if (status.ok()) {
       // The event trails the API's return by a few milliseconds; give it a moment on the event thread.
-      std::unique_lock lock(completion.mu);
-      completion.cv.wait_for(lock, std::chrono::seconds(3), [&] { return completion.arrived; });
+      MutexLock lock(completion.mu);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+      while (!completion.arrived) {
+        if (completion.cv.wait_until(completion.mu, until) == std::cv_status::timeout) break;
+      }
       result.downtime_ms = completion.stats.downtime_ms;
       result.memory_bytes_processed = completion.stats.memory_bytes_processed;
       result.disk_bytes_processed = completion.stats.disk_bytes_processed;
@@ -555,7 +558,7 @@ class LibvirtHypervisor final : public Hypervisor {
     }
     {
       // Deregister under the completion lock so a late callback cannot touch `completion` after return.
-      std::lock_guard lock(completion.mu);
+      MutexLock lock(completion.mu);
       if (virConnectDomainEventDeregisterAny(conn_, callback_id) < 0) virResetLastError();
     }
     if (cancelled && !status.ok()) {
@@ -616,8 +619,12 @@ class LibvirtHypervisor final : public Hypervisor {
     std::optional<MigrationStats> stats;
     while (true) {
       {
-        std::unique_lock lock(completion.mu);
-        if (completion.cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return completion.arrived; })) {
+        MutexLock lock(completion.mu);
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+        while (!completion.arrived) {
+          if (completion.cv.wait_until(completion.mu, until) == std::cv_status::timeout) break;
+        }
+        if (completion.arrived) {
           stats = completion.stats;
           break;
         }
@@ -637,7 +644,7 @@ class LibvirtHypervisor final : public Hypervisor {
     }
     {
       // Deregister under the completion lock so a late callback cannot touch `completion` after return.
-      std::lock_guard lock(completion.mu);
+      MutexLock lock(completion.mu);
       if (virConnectDomainEventDeregisterAny(conn_, callback_id) < 0) virResetLastError();
     }
     return stats;
