@@ -201,6 +201,14 @@ StatusOr<MigrationFigures> LibvirtSwitchoverSteps::Migrate(const SwitchoverRecor
   figures.memory_bytes = result.memory_bytes_processed.value_or(0);
   figures.downtime_ms = result.downtime_ms.value_or(0);
   figures.postcopy_switched = result.postcopy_started_after.has_value();
+  if (!result.completed_event_lag) {
+    figures.figures_note = "libvirt's job-completed event did not come: its downtime and byte counts are unknown (0)";
+  } else if (*result.completed_event_lag >= std::chrono::seconds(1)) {
+    figures.figures_note = "libvirt's job-completed event came " +
+                           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              *result.completed_event_lag).count()) +
+                           " ms after the migration returned";
+  }
   if (result.postcopy_started_after) {
     figures.running_on_target =
         started + std::chrono::duration_cast<WallTime::duration>(*result.postcopy_started_after);

@@ -49,6 +49,9 @@ struct MigrationFigures {
   uint64_t downtime_ms = 0;
   std::optional<WallTime> running_on_target;  // when the postcopy switch was accepted
   bool postcopy_switched = false;             // false: precopy completed before the switch
+  // Something about where the figures came from worth a line in the log (a late or missing job-completed
+  // event); empty when there is nothing to say.
+  std::string figures_note;
 };
 
 // What the check of the guest after the move found (guest_check.h).

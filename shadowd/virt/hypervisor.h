@@ -58,7 +58,10 @@ struct MigrationResult {
   Duration elapsed{0};                         // migrate call start to return, measured by the caller's clock
   std::optional<Duration> postcopy_requested_after;  // when switch_to_postcopy first said yes (empty: first poll)
   std::optional<Duration> postcopy_started_after;    // when libvirt accepted the switch, from the start
-  // From libvirt's job-completed event on the source, when it arrived:
+  // How long after the migrate call returned libvirt's job-completed event arrived (zero: before); empty when it
+  // did not arrive within the wait (3 s), and then the figures below are empty too.
+  std::optional<Duration> completed_event_lag;
+  // From libvirt's job-completed event of the migration on the source (not another job's, e.g. a backup's end):
   std::optional<uint64_t> downtime_ms;
   std::optional<uint64_t> memory_bytes_processed;
   std::optional<uint64_t> disk_bytes_processed;

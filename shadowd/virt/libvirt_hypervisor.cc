@@ -49,11 +49,17 @@ namespace {
 
 using DomainHandle = std::unique_ptr<virDomain, decltype(&virDomainFree)>;
 
+// How long a successful MigrateLive waits for libvirt's job-completed event after the migrate call returned.
+constexpr Duration kCompletedEventWait = std::chrono::seconds(3);
+
 // What the job-completed event of one migration carried; filled on the event-loop thread.
 struct JobCompletion {
+  explicit JobCompletion(Clock& clock) : clock(clock) {}
+  Clock& clock;
   Mutex mu;
   CondVar cv;
   bool arrived VS_GUARDED_BY(mu) = false;
+  MonoTime arrived_at VS_GUARDED_BY(mu);
   MigrationStats stats VS_GUARDED_BY(mu);
 };
 
@@ -72,11 +78,20 @@ MigrationStats StatsFromParams(virTypedParameterPtr params, int nparams) {
           .postcopy_page_requests = get(VIR_DOMAIN_JOB_MEMORY_POSTCOPY_REQS)};
 }
 
+// Takes only an outgoing migration's event: libvirt sends the same event when any async job of the domain ends,
+// and the end of the final round's pull backup (operation 9, "backup", with neither downtime nor memory figures)
+// was seen arriving after MigrateLive had registered, where it stood in for the migration's figures (all 0).
 void OnJobCompleted(virConnectPtr, virDomainPtr, virTypedParameterPtr params, int nparams, void* opaque) {
+  int operation = VIR_DOMAIN_JOB_OPERATION_UNKNOWN;
+  if (virTypedParamsGetInt(params, nparams, VIR_DOMAIN_JOB_OPERATION, &operation) != 1 ||
+      operation != VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT) {
+    return;
+  }
   auto* completion = static_cast<JobCompletion*>(opaque);
   MutexLock lock(completion->mu);
   completion->stats = StatsFromParams(params, nparams);
   completion->arrived = true;
+  completion->arrived_at = completion->clock.Now();
   completion->cv.notify_all();
 }
 
@@ -486,7 +501,7 @@ class LibvirtHypervisor final : public Hypervisor {
                              "each other; set at most one");
     }
     VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(name));
-    JobCompletion completion;
+    JobCompletion completion(clock_);
     int callback_id = virConnectDomainEventRegisterAny(
         conn_, dom.get(), VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
         VIR_DOMAIN_EVENT_CALLBACK(OnJobCompleted), &completion, nullptr);
@@ -545,12 +560,14 @@ class LibvirtHypervisor final : public Hypervisor {
     result.elapsed = clock_.Now() - start;
 
     if (status.ok()) {
-      // The event trails the API's return by a few milliseconds; give it a moment on the event thread.
+      // The event trails the API's return by milliseconds (libvirtd's main loop relays it after the reply).
+      const MonoTime returned_at = clock_.Now();
       MutexLock lock(completion.mu);
-      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+      const auto until = std::chrono::steady_clock::now() + kCompletedEventWait;
       while (!completion.arrived) {
         if (completion.cv.wait_until(completion.mu, until) == std::cv_status::timeout) break;
       }
+      if (completion.arrived) result.completed_event_lag = std::max(Duration::zero(), completion.arrived_at - returned_at);
       result.downtime_ms = completion.stats.downtime_ms;
       result.memory_bytes_processed = completion.stats.memory_bytes_processed;
       result.disk_bytes_processed = completion.stats.disk_bytes_processed;
@@ -607,7 +624,7 @@ class LibvirtHypervisor final : public Hypervisor {
       if (dom.status().code() == Code::kNotFound) return std::optional<MigrationStats>();
       return dom.status();
     }
-    JobCompletion completion;
+    JobCompletion completion(clock_);
     const int callback_id = virConnectDomainEventRegisterAny(
         conn_, dom->get(), VIR_DOMAIN_EVENT_ID_JOB_COMPLETED, VIR_DOMAIN_EVENT_CALLBACK(OnJobCompleted),
         &completion, nullptr);

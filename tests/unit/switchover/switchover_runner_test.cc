@@ -130,6 +130,17 @@ TEST_F(SwitchoverRunnerTest, HappyPathRunsEveryStepInOrderAndRecordsTheFigures) 
   EXPECT_THAT(log_.back(), HasSubstr("-> Done"));
 }
 
+// A late or missing job-completed event leaves the figures' provenance in the log, where the next person to see a
+// downtime of 0 looks (a CI run once recorded 0 after a postcopy switch, with nothing saying why).
+TEST_F(SwitchoverRunnerTest, TheFiguresNoteOfTheMigrationIsLogged) {
+  steps_.figures.figures_note = "libvirt's job-completed event did not come";
+  MustRun(Request());
+  const bool logged = std::any_of(log_.begin(), log_.end(), [](const std::string& line) {
+    return line == "migration of web: libvirt's job-completed event did not come";
+  });
+  EXPECT_TRUE(logged) << ::testing::PrintToString(log_);
+}
+
 TEST_F(SwitchoverRunnerTest, EachStepFindsItsPhaseAndTheEarlierResultsAlreadyPersisted) {
   MustRun(Request());
   // The fake checked the phase of every step; the earlier steps' results must be there too.
