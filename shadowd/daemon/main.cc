@@ -173,7 +173,8 @@ StatusOr<T> Named(StatusOr<T> result, std::string_view what) {
 // destructor), so an error halfway through Start leaves no thread behind.
 class Daemon {
  public:
-  Daemon(Config config, Clock& clock, const Logger& log) : config_(std::move(config)), clock_(clock), log_(log) {}
+  Daemon(Config config, Clock& clock, const Logger& log)
+      : config_(std::move(config)), hosts_(config_.Cluster()), clock_(clock), log_(log) {}
   ~Daemon() { Stop(); }
 
   Status Build();
@@ -191,6 +192,7 @@ class Daemon {
   void Tick(MonoTime& next_refresh);
 
   const Config config_;
+  const cluster::ClusterHosts hosts_;  // this host and its peers, from config_
   Clock& clock_;
   const Logger& log_;
 
@@ -245,7 +247,7 @@ Status Daemon::Build() {
 
 Status Daemon::BuildController() {
   VS_ASSIGN_OR_RETURN(runtime_, Named(virt::LibvirtRuntime::Start(), "libvirt"));
-  cluster_ = std::make_unique<cluster::LibvirtCluster>(config_.Cluster(), config_.local_libvirt_uri, *runtime_,
+  cluster_ = std::make_unique<cluster::LibvirtCluster>(hosts_, config_.local_libvirt_uri, *runtime_,
                                                        clock_);
   controller::ControllerOptions options{
       .this_host = config_.this_host, .grace_period = config_.grace, .placement = {},
@@ -279,11 +281,11 @@ Status Daemon::BuildReplication() {
       },
       clock_);
   log_.Failure("settling replica rounds", keeper_->Recover());
-  peer_client_ = std::make_unique<rpc::GrpcPeerClient>(config_.Cluster(), clock_);
+  peer_client_ = std::make_unique<rpc::GrpcPeerClient>(hosts_, clock_);
   drain_ = std::make_unique<switchover::DrainState>(*store_);
   log_.Failure("loading the drain state", drain_->Load());
   peer_drains_ = std::make_unique<cluster::PeerDrainWatch>(
-      config_.Cluster().Peers(),
+      hosts_.Peers(),
       [this](const std::string& host) -> StatusOr<bool> {
         VS_ASSIGN_OR_RETURN(virtshadow::v1::HostStateReply state, peer_client_->HostState(host));
         return state.draining();
@@ -314,7 +316,7 @@ Status Daemon::BuildSwitchover() {
       *replication_libvirt_, *keeper_, *arrivals_, *drain_, *replication_worker_, *switchover_images_,
       config_.this_host, clock_, log_.For("switchover target"));
   switchover_steps_ = std::make_unique<switchover::LibvirtSwitchoverSteps>(
-      config_.Cluster(), config_.switchover, *runtime_, *switchover_libvirt_, *peer_client_, *replication_worker_,
+      hosts_, config_.switchover, *runtime_, *switchover_libvirt_, *peer_client_, *replication_worker_,
       warm_up_, clock_, [this](const std::string& vm_uuid, const std::string& host) {
         loop_.Post([this, vm_uuid, host] {
           log_.Failure("ending the record of a switched VM", controller_->OnSwitchedOver(vm_uuid, host));
@@ -343,8 +345,7 @@ Status Daemon::BuildSwitchover() {
 
 Status Daemon::Start() {
   peer_drains_->Start();
-  const cluster::ClusterHosts hosts = config_.Cluster();
-  VS_ASSIGN_OR_RETURN(peer_server_, rpc::StartPeerServer(hosts.PeerTarget(*hosts.Find(hosts.this_host)), *keeper_,
+  VS_ASSIGN_OR_RETURN(peer_server_, rpc::StartPeerServer(hosts_.PeerTarget(*hosts_.Find(hosts_.this_host)), *keeper_,
                                                          *switchover_target_));
   replication_worker_->Start();
   log_.Failure("starting the notice sources", notice_sources_->Start());
@@ -365,7 +366,7 @@ Status Daemon::Start() {
                         loop_.Post([this, event] { OnDomainEvent(event, *cluster_, *controller_, *arrivals_, log_); });
                       }), "watching domain events"));
   VS_ASSIGN_OR_RETURN(control_server_,
-                      rpc::StartControlServer(config_.socket_path, hosts, config_.drain_deadline,
+                      rpc::StartControlServer(config_.socket_path, hosts_, config_.drain_deadline,
                                               rpc::ShadowService::Parts{
                                                   .loop = loop_, .controller = *controller_, .cluster = *cluster_,
                                                   .replicator = *replicator_, .replication = *replication_worker_,
@@ -390,7 +391,7 @@ void Daemon::Tick(MonoTime& next_refresh) {
   if (clock_.Now() >= next_refresh) {
     next_refresh = clock_.Now() + config_.refresh;
     if (cluster_->Refresh()) log_.Failure("capacity change", controller_->OnCapacityChanged());
-    for (const std::string& peer : config_.Cluster().Peers()) {
+    for (const std::string& peer : hosts_.Peers()) {
       if (cluster_->IsDraining(peer)) {
         log_.Failure("moving shadows off a draining host", controller_->OnHostLeaving(peer, "draining"));
       }
