@@ -130,17 +130,22 @@ bool InPolicyNamespace(const xmlNode* node) {
   return node->type == XML_ELEMENT_NODE && node->ns != nullptr && ToString(node->ns->href) == policy::kPolicyNamespace;
 }
 
+// Removes every element of the policy namespace under <metadata>: a policy, or a shadow-of link.
+void RemoveOurMetadata(xmlNode* metadata) {
+  std::vector<xmlNode*> ours;
+  for (xmlNode* n = metadata->children; n != nullptr; n = n->next) {
+    if (InPolicyNamespace(n)) ours.push_back(n);
+  }
+  for (xmlNode* n : ours) Remove(n);
+}
+
 void SetLink(xmlNode* root, const PrimaryIdentity& primary, const std::string& primary_uuid, std::uint32_t index) {
   xmlNode* metadata = Child(root, "metadata");
   if (metadata == nullptr) {
     metadata = xmlNewDocNode(root->doc, nullptr, X("metadata"), nullptr);
     xmlAddChild(root, metadata);
   }
-  std::vector<xmlNode*> ours;
-  for (xmlNode* n = metadata->children; n != nullptr; n = n->next) {
-    if (InPolicyNamespace(n)) ours.push_back(n);
-  }
-  for (xmlNode* n : ours) Remove(n);  // the policy: a shadow is never itself protected
+  RemoveOurMetadata(metadata);  // the policy: a shadow is never itself protected
 
   xmlNode* link = xmlNewDocNode(root->doc, nullptr, X(std::string(kShadowOfElement)), nullptr);
   xmlNs* ns = xmlNewNs(link, X(std::string(policy::kPolicyNamespace)), X(std::string(kShadowPrefix)));
@@ -242,7 +247,66 @@ StatusOr<std::string> Serialize(xmlDoc* doc) {
                      static_cast<std::size_t>(xmlBufferLength(buffer.get())));
 }
 
+// The shadow's serial and console logs were renamed "<file>.shadow"; the promoted VM writes the VM's own.
+void RestoreCharDeviceLogs(xmlNode* root) {
+  xmlNode* devices = Child(root, "devices");
+  if (devices == nullptr) return;
+  for (xmlNode* n = devices->children; n != nullptr; n = n->next) {
+    if (!IsElement(n, "serial") && !IsElement(n, "console") && !IsElement(n, "parallel") && !IsElement(n, "channel")) {
+      continue;
+    }
+    for (xmlNode* log : Children(n, "log")) {
+      const std::string file = Attr(log, "file").value_or("");
+      if (file.ends_with(kShadowLogSuffix)) SetAttr(log, "file", file.substr(0, file.size() - kShadowLogSuffix.size()));
+    }
+  }
+}
+
 }  // namespace
+
+StatusOr<std::string> PromotedDomainXml(std::string_view shadow_xml, std::string_view vm_uuid,
+                                        std::string_view policy_xml) {
+  VS_ASSIGN_OR_RETURN(policy::DomainFacts facts, policy::ParseDomain(shadow_xml));
+  const policy::RawPolicy* link = nullptr;
+  for (const policy::RawPolicy& element : facts.policy_elements) {
+    if (element.element_name == kShadowOfElement) link = &element;
+  }
+  if (link == nullptr) {
+    return InvalidArgument("domain '" + facts.name + "' is not a shadow (no shadow-of link): nothing to promote");
+  }
+  std::string link_uuid, link_name;
+  for (const auto& [key, value] : link->attributes) {
+    if (key == "uuid") link_uuid = value;
+    if (key == "name") link_name = value;
+  }
+  StatusOr<std::string> primary_uuid = lifecycle::CanonicalUuid(link_uuid);
+  if (!primary_uuid.ok()) return primary_uuid.status().Annotate("the shadow-of link of '" + facts.name + "'");
+  VS_ASSIGN_OR_RETURN(std::string wanted_uuid, lifecycle::CanonicalUuid(vm_uuid));
+  if (*primary_uuid != wanted_uuid) {
+    return InvalidArgument("domain '" + facts.name + "' is the shadow of " + *primary_uuid + ", not of " + wanted_uuid);
+  }
+  if (link_name.empty()) {
+    return InvalidArgument("the shadow-of link of '" + facts.name + "' has no name: the VM's name is unknown");
+  }
+  xml::DocPtr policy_doc;
+  if (!policy_xml.empty()) {
+    VS_ASSIGN_OR_RETURN(policy_doc, xml::ParseDocument(policy_xml, "the VM's policy element"));
+    if (!InPolicyNamespace(xmlDocGetRootElement(policy_doc.get()))) {
+      return InvalidArgument("the VM's policy element is not in the namespace " +
+                             std::string(policy::kPolicyNamespace));
+    }
+  }
+  VS_ASSIGN_OR_RETURN(DocPtr doc, xml::ParseDocument(shadow_xml, "shadow domain XML"));
+  xmlNode* root = xmlDocGetRootElement(doc.get());
+  UnsetAttr(root, "id");
+  SetText(Child(root, "name"), link_name);
+  SetText(Child(root, "uuid"), *primary_uuid);
+  xmlNode* metadata = Child(root, "metadata");  // the link lives there: it exists
+  RemoveOurMetadata(metadata);
+  if (policy_doc) xmlAddChild(metadata, xmlDocCopyNode(xmlDocGetRootElement(policy_doc.get()), doc.get(), 1));
+  RestoreCharDeviceLogs(root);
+  return Serialize(doc.get());
+}
 
 StatusOr<std::string> ShadowDomainXml(std::string_view primary_xml, const ShadowIdentity& shadow,
                                       const lifecycle::ShadowSize& size, const PrimaryIdentity& primary) {

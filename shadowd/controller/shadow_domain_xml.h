@@ -60,6 +60,16 @@ struct PrimaryIdentity {
 StatusOr<std::string> ShadowDomainXml(std::string_view primary_xml, const ShadowIdentity& shadow,
                                       const lifecycle::ShadowSize& size, const PrimaryIdentity& primary);
 
+// The VM itself again, from its shadow's XML (a crash promotion on the shadow's host, issue 12): the primary's
+// <name> and <uuid> from the shadow-of link, which goes; `policy_xml` (the VM's policy element, e.g. its
+// canonical policy; "" for none) put back into <metadata>, so that the promoted VM is protected like any VM;
+// serial and console logs back at the VM's own paths. Kept: the shadow's reduced size (the VM starts small and
+// is grown once it runs: <vcpu> and <memory> still hold its full size), its disks on the replicas (at the VM's
+// own paths), its other metadata. InvalidArgument when the XML is not a shadow, when its link names another VM
+// than `vm_uuid`, or when `policy_xml` is not one element in the policy namespace.
+StatusOr<std::string> PromotedDomainXml(std::string_view shadow_xml, std::string_view vm_uuid,
+                                        std::string_view policy_xml);
+
 // True when the domain carries a shadow-of link: it is a shadow, never a primary to protect.
 bool IsShadowDomain(const policy::DomainFacts& facts);
 

@@ -195,6 +195,52 @@ INSTANTIATE_TEST_SUITE_P(
         Refusal{"NotADomain", "<network><name>x</name></network>", kSize, kPrimary, kShadow, "not <domain>"}),
     [](const ::testing::TestParamInfo<Refusal>& info) { return info.param.name; });
 
+// ---- PromotedDomainXml: the shadow becomes the VM again (crash promotion).
+
+TEST(PromotedDomainXmlTest, TheShadowBecomesTheVmAtTheShadowsSizeWithItsPolicyBack) {
+  StatusOr<std::string> promoted = PromotedDomainXml(MustTransform(PrimaryXml()), kVmUuid, testing::kPolicy);
+  ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
+  const XPathDoc doc(*promoted);
+  EXPECT_EQ(doc.String("/domain/name"), kVmName);
+  EXPECT_EQ(doc.String("/domain/uuid"), kVmUuid);
+  EXPECT_EQ(doc.Number("count(//s:shadow-of)"), 0);
+  EXPECT_EQ(doc.Number("count(/domain/metadata/s:policy)"), 1) << "protected again like any VM";
+  EXPECT_EQ(doc.String("/domain/metadata/s:policy/@vcpus"), "50%");
+  EXPECT_EQ(doc.String("/domain/metadata/nova:instance/nova:name"), "web-1");
+  // Started small, grown once it runs: the maximum is the VM's.
+  EXPECT_EQ(doc.String("/domain/vcpu"), "4");
+  EXPECT_EQ(doc.String("/domain/vcpu/@current"), "2");
+  EXPECT_EQ(doc.String("/domain/memory"), "4194304");
+  EXPECT_EQ(doc.String("/domain/currentMemory"), "1048576");
+  EXPECT_EQ(doc.String("/domain/devices/disk[target/@dev='vda']/source/@file"), kRootDisk);
+  EXPECT_EQ(doc.String("/domain/devices/serial/log/@file"), "/var/log/libvirt/qemu/web-serial.log");
+  // And it reads back as the protected VM, not as a shadow.
+  StatusOr<policy::DomainFacts> facts = policy::ParseDomain(*promoted);
+  ASSERT_TRUE(facts.ok()) << facts.status().ToString();
+  EXPECT_FALSE(IsShadowDomain(*facts));
+}
+
+TEST(PromotedDomainXmlTest, WithoutAPolicyTheVmIsLeftUntagged) {
+  StatusOr<std::string> promoted = PromotedDomainXml(MustTransform(PrimaryXml()), kVmUuid, "");
+  ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
+  EXPECT_EQ(XPathDoc(*promoted).Number("count(/domain/metadata/s:*)"), 0);
+}
+
+TEST(PromotedDomainXmlTest, RefusesWhatIsNotThisVmsShadowOrAForeignPolicy) {
+  const Status not_a_shadow = PromotedDomainXml(PrimaryXml(), kVmUuid, "").status();
+  EXPECT_EQ(not_a_shadow.code(), Code::kInvalidArgument);
+  EXPECT_THAT(not_a_shadow.message(), HasSubstr("not a shadow"));
+
+  const Status other_vm =
+      PromotedDomainXml(MustTransform(PrimaryXml()), "11111111-2222-4333-8444-555555555555", "").status();
+  EXPECT_EQ(other_vm.code(), Code::kInvalidArgument);
+  EXPECT_THAT(other_vm.message(), HasSubstr("is the shadow of " + kVmUuid));
+
+  const Status foreign = PromotedDomainXml(MustTransform(PrimaryXml()), kVmUuid, "<policy vcpus='1'/>").status();
+  EXPECT_EQ(foreign.code(), Code::kInvalidArgument);
+  EXPECT_THAT(foreign.message(), HasSubstr("not in the namespace"));
+}
+
 TEST(DescribeShadowDomainTest, OrdinaryDomainIsNotAShadow) {
   StatusOr<std::optional<PeerShadow>> described = DescribeShadowDomain("h2", PrimaryXml());
   ASSERT_TRUE(described.ok()) << described.status().ToString();
