@@ -266,27 +266,19 @@ void RestoreCharDeviceLogs(xmlNode* root) {
 
 StatusOr<std::string> PromotedDomainXml(std::string_view shadow_xml, std::string_view vm_uuid,
                                         std::string_view policy_xml) {
-  VS_ASSIGN_OR_RETURN(policy::DomainFacts facts, policy::ParseDomain(shadow_xml));
-  const policy::RawPolicy* link = nullptr;
-  for (const policy::RawPolicy& element : facts.policy_elements) {
-    if (element.element_name == kShadowOfElement) link = &element;
-  }
-  if (link == nullptr) {
+  // The link is read as everywhere else (one link, a valid uuid, a host); the host given only names it in errors.
+  VS_ASSIGN_OR_RETURN(std::optional<PeerShadow> shadow, DescribeShadowDomain("this host", shadow_xml));
+  if (!shadow) {
+    VS_ASSIGN_OR_RETURN(policy::DomainFacts facts, policy::ParseDomain(shadow_xml));
     return InvalidArgument("domain '" + facts.name + "' is not a shadow (no shadow-of link): nothing to promote");
   }
-  std::string link_uuid, link_name;
-  for (const auto& [key, value] : link->attributes) {
-    if (key == "uuid") link_uuid = value;
-    if (key == "name") link_name = value;
-  }
-  StatusOr<std::string> primary_uuid = lifecycle::CanonicalUuid(link_uuid);
-  if (!primary_uuid.ok()) return primary_uuid.status().Annotate("the shadow-of link of '" + facts.name + "'");
   VS_ASSIGN_OR_RETURN(std::string wanted_uuid, lifecycle::CanonicalUuid(vm_uuid));
-  if (*primary_uuid != wanted_uuid) {
-    return InvalidArgument("domain '" + facts.name + "' is the shadow of " + *primary_uuid + ", not of " + wanted_uuid);
+  if (shadow->primary_uuid != wanted_uuid) {
+    return InvalidArgument("domain '" + shadow->shadow_name + "' is the shadow of " + shadow->primary_uuid +
+                           ", not of " + wanted_uuid);
   }
-  if (link_name.empty()) {
-    return InvalidArgument("the shadow-of link of '" + facts.name + "' has no name: the VM's name is unknown");
+  if (shadow->primary_name.empty()) {
+    return InvalidArgument("the shadow-of link of '" + shadow->shadow_name + "' has no name: the VM's name is unknown");
   }
   xml::DocPtr policy_doc;
   if (!policy_xml.empty()) {
@@ -299,8 +291,8 @@ StatusOr<std::string> PromotedDomainXml(std::string_view shadow_xml, std::string
   VS_ASSIGN_OR_RETURN(DocPtr doc, xml::ParseDocument(shadow_xml, "shadow domain XML"));
   xmlNode* root = xmlDocGetRootElement(doc.get());
   UnsetAttr(root, "id");
-  SetText(Child(root, "name"), link_name);
-  SetText(Child(root, "uuid"), *primary_uuid);
+  SetText(Child(root, "name"), shadow->primary_name);
+  SetText(Child(root, "uuid"), shadow->primary_uuid);
   xmlNode* metadata = Child(root, "metadata");  // the link lives there: it exists
   RemoveOurMetadata(metadata);
   if (policy_doc) xmlAddChild(metadata, xmlDocCopyNode(xmlDocGetRootElement(policy_doc.get()), doc.get(), 1));
