@@ -94,4 +94,11 @@ Status CheckShadowOwnsReplicas(virt::Hypervisor& local, const std::string& this_
   return Status::Ok();
 }
 
+StatusOr<bool> AnyUsedByNonShadow(virt::Hypervisor& local, const std::string& this_host,
+                                  const std::vector<std::string>& paths) {
+  VS_ASSIGN_OR_RETURN(std::vector<ScannedDomain> domains, ScanDomains(local, this_host));
+  return std::any_of(paths.begin(), paths.end(),
+                     [&](const std::string& path) { return DomainUsing(domains, path, ShadowsCount::kNo).has_value(); });
+}
+
 }  // namespace vs::cluster

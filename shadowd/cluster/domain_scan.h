@@ -53,4 +53,8 @@ StatusOr<std::optional<controller::PeerShadow>> FindShadowOf(virt::Hypervisor& l
 Status CheckShadowOwnsReplicas(virt::Hypervisor& local, const std::string& this_host, const std::string& vm_uuid,
                                const std::vector<std::string>& replica_paths);
 
+// Whether a domain of `local` other than a shadow uses any of `paths` (the replica keeper's ReplicasInUse).
+StatusOr<bool> AnyUsedByNonShadow(virt::Hypervisor& local, const std::string& this_host,
+                                  const std::vector<std::string>& paths);
+
 }  // namespace vs::cluster

@@ -144,7 +144,8 @@ std::vector<replication::ReplicationSchedule> SchedulesFrom(const std::vector<co
 // Replication state of VMs that are gone: the primary's records (and "vs-" checkpoints) of VMs without a
 // protection record, and the replica records of shadows released on this host.
 void ForgetUnreplicated(controller::ProtectionController& controller, replication::Replicator& replicator,
-                        replication::ReplicaKeeper& keeper, const Logger& log) {
+                        replication::ReplicaKeeper& keeper, virt::Hypervisor& local, const std::string& this_host,
+                        const Logger& log) {
   auto views = controller.List();
   auto records = replicator.ListRecords();
   if (views.ok() && records.ok()) {
@@ -155,7 +156,10 @@ void ForgetUnreplicated(controller::ProtectionController& controller, replicatio
                       replicator.Forget(record.vm_uuid(), record.vm_name()));
     }
   }
-  if (auto forgotten = keeper.ForgetReleased(); !forgotten.ok()) {
+  auto in_use = [&](const std::vector<std::string>& paths) {
+    return cluster::AnyUsedByNonShadow(local, this_host, paths);
+  };
+  if (auto forgotten = keeper.ForgetReleased(in_use); !forgotten.ok()) {
     log.Failure("forgetting released replicas", forgotten.status());
   }
 }
@@ -400,7 +404,7 @@ void Daemon::Tick(MonoTime& next_refresh) {
       log_.Failure("orphan sweep", controller_->SweepOrphans(*shadows));
     }
     ReplaySpool(*spool_, *controller_, log_);
-    ForgetUnreplicated(*controller_, *replicator_, *keeper_, log_);
+    ForgetUnreplicated(*controller_, *replicator_, *keeper_, *replication_libvirt_, config_.this_host, log_);
     switchover::SettleFormerImages(*arrivals_, *controller_, *cluster_, config_.grace, clock_, log_.For(""));
   }
   log_.Failure("queued work", controller_->RunPending());

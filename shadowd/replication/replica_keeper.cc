@@ -121,7 +121,7 @@ Status ReplicaKeeper::Recover() {
   return Status(failures.front().code(), message);
 }
 
-StatusOr<int> ReplicaKeeper::ForgetReleased() {
+StatusOr<int> ReplicaKeeper::ForgetReleased(const ReplicasInUse& replicas_in_use) {
   VS_ASSIGN_OR_RETURN(auto records, List());
   int forgotten = 0;
   for (auto& record : records) {
@@ -129,6 +129,8 @@ StatusOr<int> ReplicaKeeper::ForgetReleased() {
     if (record.phase() != ReplicaRecord::PHASE_IDLE) continue;
     const Status owned = shadow_check_(record.vm_uuid(), {});
     if (owned.code() != Code::kNotFound) continue;  // still a shadow here, or the check itself failed
+    StatusOr<bool> released = Released(record, replicas_in_use);
+    if (!released.ok() || !*released) continue;  // unsure, or the replicas are still the VM's copy
     // Overlays a crash left after the round ended go first: the record is the last to name them. If
     // that fails, the record stays for a later pass.
     if (!RemoveOverlays(record).ok()) continue;
@@ -138,6 +140,18 @@ StatusOr<int> ReplicaKeeper::ForgetReleased() {
     ++forgotten;
   }
   return forgotten;
+}
+
+StatusOr<bool> ReplicaKeeper::Released(const ReplicaRecord& record, const ReplicasInUse& replicas_in_use) {
+  std::vector<std::string> paths;
+  for (const auto& disk : record.disks()) paths.push_back(disk.replica_path());
+  VS_ASSIGN_OR_RETURN(bool in_use, replicas_in_use(paths));
+  if (in_use) return true;  // the VM runs on them: they are no shadow's replicas any more
+  for (const auto& path : paths) {
+    VS_ASSIGN_OR_RETURN(std::optional<ImageState> image, storage_.Inspect(path));
+    if (image) return false;
+  }
+  return true;
 }
 
 StatusOr<std::vector<ReplicaRecord>> ReplicaKeeper::List() const {

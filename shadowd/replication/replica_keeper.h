@@ -66,9 +66,17 @@ class ReplicaKeeper {
   Status FinishRound(const virtshadow::v1::FinishRoundRequest& request);
   StatusOr<virtshadow::v1::ReplicaDigestsReply> ReplicaDigests(const virtshadow::v1::ReplicaDigestsRequest& request);
 
-  // Deletes the records of VMs whose shadow is no longer defined here (released by its primary); records with
-  // a round in flight are kept. Returns how many went.
-  StatusOr<int> ForgetReleased();
+  // Whether a domain other than a shadow runs on (or is defined with) any of these images: a VM switched over
+  // onto its replicas.
+  using ReplicasInUse = std::function<StatusOr<bool>(const std::vector<std::string>& replica_paths)>;
+
+  // Deletes the records of VMs whose shadow was released here: no shadow of the VM is defined, and its replica
+  // images are gone (a primary's release deletes them before the definition) or another domain uses them (the
+  // VM itself, after a switchover). Kept: records with a round in flight, and records whose shadow definition
+  // went but whose replicas are still here and unused (undefined by hand, or a release cut short): those
+  // replicas are the VM's last consistent copy, which a fallback migration or a promotion may still need.
+  // Returns how many went.
+  StatusOr<int> ForgetReleased(const ReplicasInUse& replicas_in_use);
 
   // Every replica record (for status and metrics).
   StatusOr<std::vector<virtshadow::v1::ReplicaRecord>> List() const;
@@ -79,6 +87,8 @@ class ReplicaKeeper {
   Mutex& LockFor(const std::string& vm_uuid) VS_EXCLUDES(locks_mutex_);
   StatusOr<virtshadow::v1::ReplicaRecord> Load(const std::string& vm_uuid) const;
   Status Save(const virtshadow::v1::ReplicaRecord& record);
+  // For ForgetReleased: whether the record's replicas are gone or somebody else's now. Needs the VM's mutex.
+  StatusOr<bool> Released(const virtshadow::v1::ReplicaRecord& record, const ReplicasInUse& replicas_in_use);
   // Commits (PHASE_COMMITTING) or discards (COPYING, COPIED) a pending round; IDLE only loses the
   // overlays a crash left behind.
   Status Settle(virtshadow::v1::ReplicaRecord& record);

@@ -669,18 +669,41 @@ namespace {
 TEST_F(ReplicaKeeperTest, RecordsOfReleasedShadowsAreForgottenOthersKept) {
   SeedVda(DataInBlocks(kSize, {0}));
   ASSERT_TRUE(StoredRecordExists());
+  bool vm_runs_on_replicas = false;
+  std::vector<std::string> asked;
+  auto in_use = [&](const std::vector<std::string>& paths) -> StatusOr<bool> {
+    asked = paths;
+    return vm_runs_on_replicas;
+  };
   // The shadow is still defined (the check passes): kept.
-  auto kept = keeper_->ForgetReleased();
+  auto kept = keeper_->ForgetReleased(in_use);
   ASSERT_TRUE(kept.ok()) << kept.status().ToString();
   EXPECT_EQ(*kept, 0);
   EXPECT_TRUE(StoredRecordExists());
   // A check that fails for another reason (the shadow runs) is no proof of a release: kept.
   shadow_check_ = FailedPrecondition("shadow of vm1 is running");
-  ASSERT_TRUE(keeper_->ForgetReleased().ok());
+  ASSERT_TRUE(keeper_->ForgetReleased(in_use).ok());
   EXPECT_TRUE(StoredRecordExists());
-  // Released by its primary: forgotten.
+  // The shadow's definition went (undefined by hand) but its replica is still here and nobody's: it is the VM's
+  // last consistent copy, which a fallback migration needs: kept.
   shadow_check_ = NotFound("no shadow of VM vm1 is defined on h2");
-  auto forgotten = keeper_->ForgetReleased();
+  ASSERT_TRUE(keeper_->ForgetReleased(in_use).ok());
+  EXPECT_TRUE(StoredRecordExists());
+  EXPECT_EQ(asked, std::vector<std::string>{kVda});
+  // The VM itself was switched over onto it: forgotten.
+  vm_runs_on_replicas = true;
+  auto switched = keeper_->ForgetReleased(in_use);
+  ASSERT_TRUE(switched.ok()) << switched.status().ToString();
+  EXPECT_EQ(*switched, 1);
+  EXPECT_FALSE(StoredRecordExists());
+}
+
+// A release by the primary deletes the replicas before the shadow's definition: then the record goes too.
+TEST_F(ReplicaKeeperTest, RecordsOfReleasedReplicasAreForgotten) {
+  SeedVda(DataInBlocks(kSize, {0}));
+  shadow_check_ = NotFound("no shadow of VM vm1 is defined on h2");
+  ASSERT_TRUE(storage_.Remove(kVda).ok());
+  auto forgotten = keeper_->ForgetReleased([](const std::vector<std::string>&) -> StatusOr<bool> { return false; });
   ASSERT_TRUE(forgotten.ok()) << forgotten.status().ToString();
   EXPECT_EQ(*forgotten, 1);
   EXPECT_FALSE(StoredRecordExists());
