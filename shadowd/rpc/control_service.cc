@@ -1,5 +1,7 @@
 #include "shadowd/rpc/control_service.h"
 
+#include <algorithm>
+#include <optional>
 #include <set>
 
 #include "proto/grpc_status.h"
@@ -27,6 +29,25 @@ void Fill(const controller::VmStatusView& view, const std::string& this_host, vi
   out->set_policy(view.policy);
   out->set_last_error(view.last_error);
   out->set_unprotected_reason(view.unprotected_reason);
+}
+
+// Ages by shadowd's clock, so that the CLI needs none of its own; -1 when there is no such time.
+int64_t AgeMs(const std::optional<WallTime>& at, WallTime now) {
+  if (!at) return -1;
+  return std::max<int64_t>(0, ToUnixMillis(now) - ToUnixMillis(*at));
+}
+
+void FillMembership(const cluster::MembershipView& view, const std::string& host, WallTime now,
+                    virtshadow::v1::HostInfo* out) {
+  for (const cluster::HostHeartbeatView& seen : view.hosts) {
+    if (seen.host != host) continue;
+    out->set_membership(std::string(cluster::HostMembershipName(seen.state)));
+    out->set_membership_since_unix_ms(seen.since ? ToUnixMillis(*seen.since) : 0);
+    out->set_membership_since_ago_ms(AgeMs(seen.since, now));
+    out->set_last_seen_unix_ms(seen.last_seen ? ToUnixMillis(*seen.last_seen) : 0);
+    out->set_last_seen_ago_ms(AgeMs(seen.last_seen, now));
+    out->set_corosync_member(seen.corosync_member);
+  }
 }
 
 std::string_view VerdictName(scheduler::Verdict verdict) {
@@ -232,6 +253,15 @@ grpc::Status ShadowService::ListHosts(grpc::ServerContext*, const virtshadow::v1
   });
   if (!snap.hosts.ok()) return ToGrpcStatus(snap.hosts.status());
   reply->set_this_host(hosts_.this_host);
+  std::optional<cluster::MembershipView> membership;
+  if (parts_.heartbeats) {
+    membership = parts_.heartbeats->View();
+    reply->set_membership_enabled(true);
+    reply->set_membership_known(membership->known);
+    reply->set_quorate(membership->quorate);
+    reply->set_ring_id(membership->ring_id);
+  }
+  const WallTime now = parts_.clock.WallNow();
   for (const auto& host : *snap.hosts) {
     auto* out = reply->add_hosts();
     out->set_name(host.name);
@@ -244,6 +274,7 @@ grpc::Status ShadowService::ListHosts(grpc::ServerContext*, const virtshadow::v1
     out->set_memory_kib(host.total_memory_kib);
     out->set_used_vcpus(host.used_vcpus);
     out->set_used_memory_kib(host.used_memory_kib);
+    if (membership) FillMembership(*membership, host.name, now, out);
     if (snap.shadows.ok()) {
       for (const auto& shadow : *snap.shadows) {
         if (shadow.host != host.name) continue;
