@@ -63,6 +63,9 @@ struct Session {
   uint64_t ring_id = 0;
   std::set<uint32_t> quorum_nodes;  // votequorum members
   std::set<uint32_t> group_nodes;   // nodes with a shadowd in the cpg group
+  // Our own join was seen in a group change. Until then the group's membership is not known (the quorum's
+  // callbacks come first), and a snapshot would show every host, this one included, as having left.
+  bool joined = false;
 
   Session() = default;
   Session(const Session&) = delete;
@@ -143,7 +146,12 @@ void OnGroupChange(cpg_handle_t handle, const cpg_name*, const cpg_address* memb
   if (cpg_context_get(handle, &context) != CS_OK || context == nullptr) return;
   Session* session = static_cast<Session*>(context);
   session->group_nodes.clear();
-  for (size_t i = 0; i < member_count; ++i) session->group_nodes.insert(members[i].nodeid);
+  for (size_t i = 0; i < member_count; ++i) {
+    session->group_nodes.insert(members[i].nodeid);
+    if (members[i].nodeid == session->local_nodeid && members[i].pid == static_cast<uint32_t>(getpid())) {
+      session->joined = true;
+    }
+  }
 }
 
 void OnDeliver(cpg_handle_t, const cpg_name*, uint32_t, uint32_t, void*, size_t) {
@@ -281,7 +289,7 @@ void CorosyncMembership::Run(Listener on_change) {
         }
         status = DispatchReady(fds[0], session.cpg, cpg_dispatch, "cpg_dispatch");
         if (status.ok()) status = DispatchReady(fds[1], session.quorum, votequorum_dispatch, "votequorum_dispatch");
-        if (status.ok()) Publish(session.Snapshot(), on_change);
+        if (status.ok() && session.joined) Publish(session.Snapshot(), on_change);
       }
       if (status.ok()) break;  // stopping; the session leaves the group as it closes
     }

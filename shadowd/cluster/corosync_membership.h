@@ -11,7 +11,9 @@
 // Threads: Start() launches one thread of its own that connects, then waits in poll(2) on the descriptors
 // Corosync gives (cpg_fd_get, votequorum_fd_get) and a wake-up pipe, and dispatches the callbacks there; the
 // listener runs on that thread. When Corosync goes away (it stopped or restarted: a dispatch fails or a
-// descriptor hangs up) it publishes a disconnected snapshot and reconnects every `reconnect_interval`.
+// descriptor hangs up) it publishes a disconnected snapshot and reconnects every `reconnect_interval`. A
+// connection publishes its first snapshot once its own join to the group was seen, so that a (re)connect never
+// shows the hosts as gone for a moment.
 //
 // Ownership: owns its thread and every Corosync handle (finalized on that thread; leaving the group on Stop).
 // Thread-safety: Current() from any thread; Start/Stop from one thread (the daemon's).
