@@ -249,7 +249,10 @@ std::string FormatHostTable(const v1::ListHostsReply& reply) {
   for (const v1::HostInfo& host : reply.hosts()) {
     const bool local = !reply.this_host().empty() && host.name() == reply.this_host();
     // A draining host takes no new shadows: placement sees it as down, whatever its health.
-    const std::string state = host.draining() ? "draining" : host.up() ? "up" : "down";
+    const std::string state = !reply.capacity_unavailable().empty() ? "?"
+                              : host.draining()                       ? "draining"
+                              : host.up()                             ? "up"
+                                                                      : "down";
     rows.push_back({Printable(host.name()) + (local ? " (this host)" : ""), OrDash(host.zone()), state,
                     Decimal(host.cost_per_hour()), std::to_string(host.cpus()), FormatKiB(host.memory_kib()),
                     VcpusAndMemory(host.used_vcpus(), host.used_memory_kib()),
@@ -261,14 +264,16 @@ std::string FormatHostTable(const v1::ListHostsReply& reply) {
   }
   std::vector<std::string> header = {"Name", "Zone", "State", "Cost/h", "CPUs", "Memory", "Used", "Reserved",
                                      "Shadows"};
-  if (!membership) return RenderTable(header, rows);
+  const std::string unavailable =
+      reply.capacity_unavailable().empty() ? "" : "State and capacity: unknown, " + reply.capacity_unavailable() + "\n";
+  if (!membership) return RenderTable(header, rows) + unavailable;
   header.push_back("Member");
   header.push_back("Last seen");
   const std::string partition =
       !reply.membership_known() ? "unknown (this host's Corosync does not answer)"
       : reply.quorate()         ? "quorate (ring " + std::to_string(reply.ring_id()) + ")"
                                 : "NOT quorate (ring " + std::to_string(reply.ring_id()) + ")";
-  return RenderTable(header, rows) + "Partition: " + partition + "\n";
+  return RenderTable(header, rows) + "Partition: " + partition + "\n" + unavailable;
 }
 
 std::string FormatExplanation(const v1::ExplainReply& reply) {
@@ -355,6 +360,7 @@ json HostsToJson(const v1::ListHostsReply& reply) {
     out["membership"] = {{"known", reply.membership_known()}, {"quorate", reply.quorate()},
                          {"ring_id", reply.ring_id()}};
   }
+  if (!reply.capacity_unavailable().empty()) out["capacity_unavailable"] = reply.capacity_unavailable();
   return out;
 }
 

@@ -1,6 +1,9 @@
 #include "shadowd/rpc/control_service.h"
 
 #include <algorithm>
+#include <chrono>
+#include <future>
+#include <memory>
 #include <optional>
 #include <set>
 
@@ -11,6 +14,9 @@
 
 namespace vs::rpc {
 namespace {
+
+// How long `hosts` waits for the loop's cluster snapshot before answering without it.
+constexpr Duration kLoopWait = std::chrono::seconds(2);
 
 void Fill(const controller::VmStatusView& view, const std::string& this_host, virtshadow::v1::VmStatus* out) {
   out->set_name(view.name);
@@ -244,14 +250,37 @@ grpc::Status ShadowService::ListHosts(grpc::ServerContext*, const virtshadow::v1
     StatusOr<std::vector<controller::PeerShadow>> shadows;
     std::set<std::string> draining;
   };
-  Snapshot snap = parts_.loop.Call([this] {
+  // The loop can be held up by a peer that stopped answering (its libvirtd, mid-refresh) exactly when the
+  // membership matters most; so the wait is bounded, and past it the hosts are listed from the configuration
+  // with their membership and no capacity. The posted work owns what it needs (it may finish after we return).
+  auto promise = std::make_shared<std::promise<Snapshot>>();
+  std::future<Snapshot> pending = promise->get_future();
+  parts_.loop.Post([this, promise] {
     Snapshot taken{parts_.cluster.Hosts(), parts_.cluster.Shadows(), {}};
     for (const cluster::HostConfig& host : hosts_.hosts) {
       if (parts_.cluster.IsDraining(host.name)) taken.draining.insert(host.name);
     }
-    return taken;
+    promise->set_value(std::move(taken));
   });
-  if (!snap.hosts.ok()) return ToGrpcStatus(snap.hosts.status());
+  const bool answered = pending.wait_for(kLoopWait) == std::future_status::ready;
+  Snapshot snap{Unavailable("not read"), Unavailable("not read"), {}};
+  if (answered) {
+    snap = pending.get();
+    if (!snap.hosts.ok()) return ToGrpcStatus(snap.hosts.status());
+  } else {
+    reply->set_capacity_unavailable("shadowd's loop did not answer within " +
+                                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kLoopWait).count()) +
+                                    " s (a refresh waits on a host that stopped answering)");
+    std::vector<scheduler::Host> configured;
+    for (const cluster::HostConfig& cfg : hosts_.hosts) {
+      scheduler::Host host;
+      host.name = cfg.name;
+      host.zone = cfg.zone;
+      host.cost_per_hour = cfg.cost_per_hour;
+      configured.push_back(host);
+    }
+    snap.hosts = std::move(configured);
+  }
   reply->set_this_host(hosts_.this_host);
   std::optional<cluster::MembershipView> membership;
   if (parts_.heartbeats) {

@@ -247,6 +247,19 @@ TEST(CliHostTableTest, MembershipColumnsAndThePartitionsQuorumWhenShadowdFollows
   EXPECT_EQ(Cells(lines[3])[9], "unknown") << "no host is called a member while nothing is known";
 }
 
+TEST(CliHostTableTest, WithoutTheClusterViewTheStateIsUnknownAndTheReasonIsShown) {
+  v1::ListHostsReply reply = SampleHostsWithMembership(true, true);
+  reply.set_capacity_unavailable("shadowd's loop did not answer within 2 s");
+  std::vector<std::string> lines = Lines(FormatHostTable(reply));
+  ASSERT_EQ(lines.size(), 7u);
+  EXPECT_EQ(Cells(lines[2])[2], "?");
+  EXPECT_EQ(Cells(lines[4])[2], "?") << "not 'draining' either: nothing of the view is shown";
+  EXPECT_EQ(Cells(lines[4])[9], "absent 12.0 s") << "the membership does not need the view";
+  EXPECT_EQ(lines[6], "State and capacity: unknown, shadowd's loop did not answer within 2 s");
+  json hosts = json::parse(DumpJson(HostsToJson(reply)));
+  EXPECT_EQ(hosts["capacity_unavailable"], "shadowd's loop did not answer within 2 s");
+}
+
 TEST(CliJsonTest, HostsCarryMembershipOnlyWhenShadowdFollowsCorosync) {
   json plain = json::parse(DumpJson(HostsToJson(SampleHosts())));
   EXPECT_FALSE(plain.contains("membership"));
