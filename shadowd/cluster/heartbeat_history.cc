@@ -49,8 +49,8 @@ Status HeartbeatHistory::Load() {
   std::map<std::string, HostHeartbeat> states;
   std::map<std::string, uint64_t> next_seq;
   for (const HostConfig& host : hosts_.hosts) {
-    VS_ASSIGN_OR_RETURN(std::optional<HostHeartbeat> state,
-                        store::GetProto<HostHeartbeat>(store_, store::Key(store::Table::kHeartbeat, StateId(host.name))));
+    const std::string key = store::Key(store::Table::kHeartbeat, StateId(host.name));
+    VS_ASSIGN_OR_RETURN(std::optional<HostHeartbeat> state, store::GetProto<HostHeartbeat>(store_, key));
     if (state) states[host.name] = *state;
     VS_ASSIGN_OR_RETURN(next_seq[EventsId(host.name)], NextSeq(store_, EventsId(host.name)));
   }

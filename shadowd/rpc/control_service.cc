@@ -268,8 +268,8 @@ grpc::Status ShadowService::ListHosts(grpc::ServerContext*, const virtshadow::v1
     snap = pending.get();
     if (!snap.hosts.ok()) return ToGrpcStatus(snap.hosts.status());
   } else {
-    reply->set_capacity_unavailable("shadowd's loop did not answer within " +
-                                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kLoopWait).count()) +
+    const auto waited = std::chrono::duration_cast<std::chrono::seconds>(kLoopWait).count();
+    reply->set_capacity_unavailable("shadowd's loop did not answer within " + std::to_string(waited) +
                                     " s (a refresh waits on a host that stopped answering)");
     std::vector<scheduler::Host> configured;
     for (const cluster::HostConfig& cfg : hosts_.hosts) {
