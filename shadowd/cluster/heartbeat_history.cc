@@ -173,6 +173,9 @@ MembershipView HeartbeatHistory::View() const {
       out.state = state.member() ? HostMembership::kMember : HostMembership::kAbsent;
       if (state.since_ms() != 0) out.since = FromUnixMillis(state.since_ms());
       if (state.last_seen_ms() != 0) out.last_seen = FromUnixMillis(state.last_seen_ms());
+      // A member of the current (connected) snapshot is seen now: the membership thread would have said
+      // otherwise. This keeps last seen true while the loop, whose tick advances the stored value, is held up.
+      if (known_ && state.member()) out.last_seen = clock_.WallNow();
     }
     view.hosts.push_back(std::move(out));
   }

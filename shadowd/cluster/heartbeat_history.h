@@ -8,7 +8,8 @@
 // HistoryKey("events:HOST", seq) its MembershipEvents (JOINED/LEFT); HistoryKey("quorum", seq) this host's
 // quorum changes (QUORUM_GAINED/LOST). Each history keeps at most `max_events` entries (AppendBounded).
 //
-// Last seen: a member's last_seen advances with every Observe in memory, and is written to the store when it
+// Last seen: View() gives a member of the current snapshot as seen now. A member's last_seen advances with
+// every Observe in memory, and is written to the store when it
 // changes state or when the stored value is `persist_interval` old, so that observing every 500 ms does not
 // mean a synced write every 500 ms. After a restart a host's last_seen is therefore at most that interval
 // older than the last time this host saw it.
