@@ -65,9 +65,11 @@ constexpr std::array<CommandSpec, 13> kCommands = {{
      "interval, last applied checkpoint and its age (the lag), the last round's mode, bytes and duration,\n"
      "and the round and failure counts.",
      {}},
-    {"hosts", Operand::kNone, "the hosts shadowd knows, with capacity and reservations",
+    {"hosts", Operand::kNone, "the hosts shadowd knows: capacity, reservations, membership",
      "Lists the hosts this shadowd knows: zone, whether it is up, cost per hour, CPUs and memory, what\n"
-     "running VMs use, what shadows reserve, and how many shadows it holds.",
+     "running VMs use, what shadows reserve, and how many shadows it holds. Where shadowd follows Corosync\n"
+     "(membership = corosync), also each host's membership (member, absent since, never seen), when it was\n"
+     "last seen, and whether this host's partition is quorate.",
      {}},
     {"explain", Operand::kDomain, "why a VM's shadow host was chosen",
      "Explains the placement of one VM's shadow(s): a summary, then each host's verdict (chosen, eligible,\n"

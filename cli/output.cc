@@ -232,18 +232,48 @@ json VerifyToJson(const v1::VerifyReply& reply) {
   return {{"checkpoint", reply.checkpoint()}, {"ok", reply.ok()}, {"disks", disks}};
 }
 
+namespace {
+// "member", "absent 12.0 s", "never seen"; "unknown" while this host's Corosync does not answer.
+std::string MembershipCell(const v1::HostInfo& host, bool known) {
+  if (!known) return "unknown";
+  if (host.membership() == "absent" && host.membership_since_ago_ms() >= 0) {
+    return "absent " + Seconds(host.membership_since_ago_ms());
+  }
+  return OrDash(host.membership());
+}
+}  // namespace
+
 std::string FormatHostTable(const v1::ListHostsReply& reply) {
   std::vector<std::vector<std::string>> rows;
+  const bool membership = reply.membership_enabled();
   for (const v1::HostInfo& host : reply.hosts()) {
     const bool local = !reply.this_host().empty() && host.name() == reply.this_host();
     // A draining host takes no new shadows: placement sees it as down, whatever its health.
-    const std::string state = host.draining() ? "draining" : host.up() ? "up" : "down";
+    const std::string state = !reply.capacity_unavailable().empty() ? "?"
+                              : host.draining()                       ? "draining"
+                              : host.up()                             ? "up"
+                                                                      : "down";
     rows.push_back({Printable(host.name()) + (local ? " (this host)" : ""), OrDash(host.zone()), state,
                     Decimal(host.cost_per_hour()), std::to_string(host.cpus()), FormatKiB(host.memory_kib()),
                     VcpusAndMemory(host.used_vcpus(), host.used_memory_kib()),
                     VcpusAndMemory(host.reserved_vcpus(), host.reserved_memory_kib()), std::to_string(host.shadows())});
+    if (membership) {
+      rows.back().push_back(MembershipCell(host, reply.membership_known()));
+      rows.back().push_back(host.last_seen_ago_ms() < 0 ? "-" : Seconds(host.last_seen_ago_ms()) + " ago");
+    }
   }
-  return RenderTable({"Name", "Zone", "State", "Cost/h", "CPUs", "Memory", "Used", "Reserved", "Shadows"}, rows);
+  std::vector<std::string> header = {"Name", "Zone", "State", "Cost/h", "CPUs", "Memory", "Used", "Reserved",
+                                     "Shadows"};
+  const std::string unavailable =
+      reply.capacity_unavailable().empty() ? "" : "State and capacity: unknown, " + reply.capacity_unavailable() + "\n";
+  if (!membership) return RenderTable(header, rows) + unavailable;
+  header.push_back("Member");
+  header.push_back("Last seen");
+  const std::string partition =
+      !reply.membership_known() ? "unknown (this host's Corosync does not answer)"
+      : reply.quorate()         ? "quorate (ring " + std::to_string(reply.ring_id()) + ")"
+                                : "NOT quorate (ring " + std::to_string(reply.ring_id()) + ")";
+  return RenderTable(header, rows) + "Partition: " + partition + "\n" + unavailable;
 }
 
 std::string FormatExplanation(const v1::ExplainReply& reply) {
@@ -316,8 +346,22 @@ json HostsToJson(const v1::ListHostsReply& reply) {
                      {"reserved_vcpus", host.reserved_vcpus()},
                      {"reserved_memory_kib", host.reserved_memory_kib()},
                      {"shadows", host.shadows()}});
+    if (reply.membership_enabled()) {
+      hosts.back()["membership"] = {{"state", host.membership()},
+                                    {"since_unix_ms", host.membership_since_unix_ms()},
+                                    {"since_ago_ms", host.membership_since_ago_ms()},
+                                    {"last_seen_unix_ms", host.last_seen_unix_ms()},
+                                    {"last_seen_ago_ms", host.last_seen_ago_ms()},
+                                    {"corosync_member", host.corosync_member()}};
+    }
   }
-  return {{"this_host", reply.this_host()}, {"hosts", hosts}};
+  json out = {{"this_host", reply.this_host()}, {"hosts", hosts}};
+  if (reply.membership_enabled()) {
+    out["membership"] = {{"known", reply.membership_known()}, {"quorate", reply.quorate()},
+                         {"ring_id", reply.ring_id()}};
+  }
+  if (!reply.capacity_unavailable().empty()) out["capacity_unavailable"] = reply.capacity_unavailable();
+  return out;
 }
 
 json ExplanationToJson(const v1::ExplainReply& reply) {

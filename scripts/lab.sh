@@ -9,11 +9,16 @@
 #   lab.sh uri HOST      print qemu+tcp://ADDR/system for HOST
 #   lab.sh install BUILD [HOST...]   install the libvirt hook and (re)start shadowd in every (or each named) host
 #   lab.sh shadowd HOST start|stop|kill|status   manage one host's shadowd (kill = SIGKILL, for crash tests)
+#   lab.sh cut HOST / lab.sh heal HOST   take the host's link down / up (its veth on the bridge side), for tests
 #
 # Each host is a network namespace (veth on bridge vsbr0, 10.77.0.(10+i)/24) plus a private mount and UTS
 # namespace in which bind mounts give it its own /etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/log/libvirt,
 # /var/cache/libvirt, /var/lib/virt-shadow and /run/virt-shadow (so storage is NOT shared between hosts), its own
-# hostname and host_uuid, and its own virtlogd and libvirtd (TCP, no auth: lab only). Hosts reach each other and
+# hostname and host_uuid, and its own virtlogd and libvirtd (TCP, no auth: lab only). Once every host is up, each
+# also runs a Corosync node (corosync 3, knet, token 1000 ms, votequorum; the nodelist names h1..hN with their
+# addresses and nodeid N) in a further mount namespace of its own where /run and /var/lib/corosync are the
+# host's ($LAB/hN/corosync/); its config and log are $LAB/hN/corosync.conf and corosync.log. Corosync's IPC follows the network
+# namespace, so shadowd (and corosync-quorumtool) inside a host talk to that host's node. Hosts reach each other and
 # the root namespace reaches them at qemu+tcp://10.77.0.(10+i)/system. Odd hosts are in zone-a, even in zone-b.
 #
 # State lives in $VS_LAB_DIR (default /var/tmp/virt-shadow-lab): hN/ holds host N's private directories,
@@ -107,6 +112,7 @@ host_down() {  # host_down I: destroy its domains, stop its processes, remove it
       timeout 10 virsh -q -c "$uri" undefine "$d" --checkpoints-metadata --snapshots-metadata >/dev/null 2>&1 || true
     done
   fi
+  corosync_stop "$i"  # by its pid, before the namespace's other processes (it leaves the membership cleanly)
   pids=$(host_pids "$i")
   [ -n "$pids" ] && kill $pids 2>/dev/null || true
   for _ in $(seq 1 50); do [ -z "$(host_pids "$i")" ] && break; sleep 0.1; done
@@ -115,6 +121,90 @@ host_down() {  # host_down I: destroy its domains, stop its processes, remove it
   ip netns del "$ns" 2>/dev/null || true
   ip link del "vsh${i}r" 2>/dev/null || true
   echo "h$i: down"
+}
+
+corosync_pid() { cat "$LAB/h$1/corosync.pid" 2>/dev/null || true; }
+
+write_corosync_conf() {  # write_corosync_conf I N FILE: host I's Corosync config for a lab of hosts 1..N
+  local i=$1 n=$2 file=$3
+  { printf 'totem {\n  version: 2\n  cluster_name: virt-shadow-lab\n  transport: knet\n'
+    # token 1000 ms: a cut link is noticed in about 4 s (docs: the lab's measured detection times).
+    printf '  token: 1000\n  crypto_cipher: none\n  crypto_hash: none\n}\n\nnodelist {\n'
+    for j in $(seq 1 "$n"); do
+      printf '  node {\n    ring0_addr: %s\n    name: h%d\n    nodeid: %d\n  }\n' "$(host_addr "$j")" "$j" "$j"
+    done
+    printf '}\n\nquorum {\n  provider: corosync_votequorum\n'
+    (( n == 2 )) && printf '  two_node: 1\n'
+    printf '}\n\nlogging {\n  to_stderr: no\n  to_syslog: no\n  to_logfile: yes\n'
+    printf '  logfile: %s\n  timestamp: on\n}\n' "$LAB/h$i/corosync.log"; } > "$file"
+}
+
+corosync_stop() {  # corosync_stop I: stop host I's Corosync node by its pid
+  local i=$1 pid; pid=$(corosync_pid "$i")
+  if pid_alive "$pid"; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do pid_alive "$pid" || break; sleep 0.1; done
+    pid_alive "$pid" && { echo "h$i: corosync $pid did not stop on SIGTERM; killing it"; kill -9 "$pid" || true; sleep 0.2; }
+  fi
+  rm -f "$LAB/h$i/corosync.pid"
+}
+
+corosync_up() {  # corosync_up I N: (re)start host I's Corosync node unless it runs with the same nodelist
+  local i=$1 n=$2 H=$LAB/h$i
+  command -v corosync >/dev/null || die "corosync not found: run scripts/setup.sh first"
+  write_corosync_conf "$i" "$n" "$H/corosync.conf.new"
+  if pid_alive "$(corosync_pid "$i")" && cmp -s "$H/corosync.conf.new" "$H/corosync.conf"; then
+    rm -f "$H/corosync.conf.new"; echo "h$i: corosync already up (pid $(corosync_pid "$i"))"; return 0
+  fi
+  corosync_stop "$i"
+  mv "$H/corosync.conf.new" "$H/corosync.conf"
+  mkdir -p "$H/corosync/run" "$H/corosync/lib" /var/lib/corosync
+  local lpid; lpid=$(libvirtd_pid "$i"); pid_alive "$lpid" || die "h$i is not up"
+  # No fork along the way (setsid, nsenter without -p, unshare without --fork, bash's exec): $! is corosync.
+  # All of /run is the node's own: Corosync's single-instance lock is /run/corosync.pid, outside /run/corosync.
+  setsid nsenter -t "$lpid" -n -m -u -- unshare --mount --propagation private bash -ec "
+    mount --bind '$H/corosync/run' /run
+    mkdir -p /run/corosync
+    mount --bind '$H/corosync/lib' /var/lib/corosync
+    # Inherited descriptors closed: a caller's lock (flock /work/lab.lock lab.sh up) must not live on in the node.
+    for fd in \$(ls /proc/\$\$/fd); do [ \$fd -gt 2 ] && eval \"exec \$fd>&-\" 2>/dev/null || true; done
+    exec corosync -f -c '$H/corosync.conf'" >> "$H/corosync.out" 2>&1 < /dev/null &
+  echo $! > "$H/corosync.pid"
+  # Ready when its IPC answers (quorate or not: the first node is alone until the second one starts).
+  local out
+  for _ in $(seq 1 100); do
+    out=$(ip netns exec "$(host_ns "$i")" corosync-quorumtool -s 2>/dev/null || true)
+    grep -q '^Quorum provider' <<< "$out" && break
+    pid_alive "$(corosync_pid "$i")" || break
+    sleep 0.1
+  done
+  pid_alive "$(corosync_pid "$i")" || die "h$i: corosync exited; see $H/corosync.out and $H/corosync.log"
+  echo "h$i: corosync pid $(corosync_pid "$i") (node $i of $n)"
+}
+
+# corosync_state I: "quorate M/N", "not-quorate M/N" (M nodes in its partition, N in the nodelist) or "-".
+corosync_state() {
+  local i=$1 out
+  pid_alive "$(corosync_pid "$i")" || { echo "-"; return 0; }
+  out=$(timeout 3 ip netns exec "$(host_ns "$i")" corosync-quorumtool -s 2>/dev/null || true)
+  [ -n "$out" ] || { echo "no-answer"; return 0; }
+  local nodes quorate expected
+  nodes=$(awk -F: '/^Nodes:/ {gsub(/ /, "", $2); print $2}' <<< "$out")
+  quorate=$(awk -F: '/^Quorate:/ {gsub(/ /, "", $2); print $2}' <<< "$out")
+  expected=$(awk -F: '/^Expected votes:/ {gsub(/ /, "", $2); print $2}' <<< "$out")
+  [ "$quorate" = Yes ] && echo "quorate ${nodes:-?}/${expected:-?}" || echo "not-quorate ${nodes:-?}/${expected:-?}"
+}
+
+cmd_cut() {
+  local i; i=$(host_index "${1:?usage: lab.sh cut HOST}")
+  ip link set "vsh${i}r" down || die "h$i has no link vsh${i}r: is the lab up?"
+  echo "h$i: link cut"
+}
+
+cmd_heal() {
+  local i; i=$(host_index "${1:?usage: lab.sh heal HOST}")
+  ip link set "vsh${i}r" up || die "h$i has no link vsh${i}r: is the lab up?"
+  echo "h$i: link healed"
 }
 
 cmd_up() {
@@ -136,6 +226,8 @@ cmd_up() {
     for i in $(seq 1 "$n"); do
       printf 'h%d\t%s\t%s\t%s\t%s\n' "$i" "$(host_zone "$i")" "$(host_addr "$i")" "$(host_uri "$i")" "0.$((i % 4 + 1))0"
     done; } > "$LAB/hosts.tsv"
+  # Corosync last, once every host's address answers: a node restarts only when its nodelist changed.
+  for i in $(seq 1 "$n"); do corosync_up "$i" "$n"; done
 }
 
 cmd_down() {
@@ -147,7 +239,8 @@ cmd_down() {
 }
 
 # Exits non-zero, naming what is left, when anything of the lab survived: a namespace, a link, a process
-# whose namespace or files belong to the lab, or a mount of the lab's directories.
+# whose namespace or files belong to the lab (a Corosync node's command line names its config there), or a mount
+# of the lab's directories.
 cmd_verify_clean() {
   local left=0
   if ip netns list | grep -q '^vs-h'; then echo "left: network namespaces $(ip netns list | grep '^vs-h' | tr '\n' ' ')"; left=1; fi
@@ -155,6 +248,8 @@ cmd_verify_clean() {
   local stray
   stray=$(pgrep -f -- "-p /run/libvirt/(libvirtd|virtlogd).pid|guest=.*virt-shadow-lab|$LAB" || true)
   if [ -n "$stray" ]; then echo "left: processes $(echo $stray)"; ps -o pid,cmd -p $(echo $stray | tr ' ' ,) || true; left=1; fi
+  local coro; coro=$(pgrep -f -- "corosync -f -c $LAB" || true)
+  if [ -n "$coro" ]; then echo "left: corosync $(echo $coro)"; left=1; fi
   if grep -q "$LAB/h" /proc/self/mountinfo; then echo "left: mounts of $LAB"; left=1; fi
   if (( left )); then echo "lab: down left things behind (listed above)" >&2; return 1; fi
   echo "lab: clean (no namespace, link, process or mount left)"
@@ -165,7 +260,7 @@ cmd_status() {
   [ -f "$LAB/hosts.tsv" ] || { [ "$json" = --json ] && echo '[]' || echo "lab is down"; return 0; }
   local first=1
   [ "$json" = --json ] && printf '['
-  [ "$json" = --json ] || printf '%-4s %-7s %-12s %-32s %-9s %s\n' HOST ZONE ADDRESS URI LIBVIRTD DOMAINS
+  [ "$json" = --json ] || printf '%-4s %-7s %-12s %-32s %-9s %-8s %s\n' HOST ZONE ADDRESS URI LIBVIRTD DOMAINS COROSYNC
   tail -n +2 "$LAB/hosts.tsv" | while IFS=$'\t' read -r name zone addr uri cost; do
     local i pid state doms
     i=$(host_index "$name"); pid=$(libvirtd_pid "$i")
@@ -174,10 +269,11 @@ cmd_status() {
     else state=down; doms=0; fi
     if [ "$json" = --json ]; then
       (( first )) || printf ','; first=0
-      printf '{"name":"%s","zone":"%s","address":"%s","uri":"%s","cost":%s,"libvirtd":"%s","pid":%s,"domains":%s}' \
-        "$name" "$zone" "$addr" "$uri" "$cost" "$state" "${pid:-0}" "$doms"
+      printf '{"name":"%s","zone":"%s","address":"%s","uri":"%s","cost":%s,"libvirtd":"%s","pid":%s,"domains":%s,"corosync":"%s"}' \
+        "$name" "$zone" "$addr" "$uri" "$cost" "$state" "${pid:-0}" "$doms" "$(corosync_state "$i")"
     else
-      printf '%-4s %-7s %-12s %-32s %-9s %s\n' "$name" "$zone" "$addr" "$uri" "$state:${pid:--}" "$doms"
+      printf '%-4s %-7s %-12s %-32s %-9s %-8s %s\n' "$name" "$zone" "$addr" "$uri" "$state:${pid:--}" "$doms" \
+        "$(corosync_state "$i")"
     fi
   done
   [ "$json" = --json ] && echo ']' || true
@@ -198,6 +294,8 @@ write_shadowd_conf() {  # write_shadowd_conf I: host I's shadowd configuration, 
   { printf '[shadowd]\nhost = h%d\nlibvirt = qemu:///system\ngrace_seconds = %s\nrefresh_seconds = 2\n' \
       "$i" "${VS_LAB_GRACE_SECONDS:-20}"
     printf 'metrics = %s:9177\n' "$addr"
+    # shadowd follows the host's Corosync node (started by 'lab.sh up'); VS_LAB_MEMBERSHIP=none turns that off.
+    printf 'membership = %s\n' "${VS_LAB_MEMBERSHIP:-corosync}"
     tail -n +2 "$LAB/hosts.tsv" | while IFS=$'\t' read -r name zone addr uri cost; do
       printf '\n[host.%s]\nzone = %s\nuri = %s\ncost = %s\n' "$name" "$zone" "$uri" "$cost"
     done
@@ -283,5 +381,7 @@ case ${1:-} in
   uri) host_uri "$(host_index "${2:?usage: lab.sh uri HOST}")";;
   install) shift; cmd_install "$@";;
   shadowd) shift; cmd_shadowd "$@";;
-  *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2;;
+  cut) shift; cmd_cut "$@";;
+  heal) shift; cmd_heal "$@";;
+  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2;;
 esac

@@ -20,6 +20,8 @@ PACKAGES=(
   qemu-system-x86 qemu-system-common qemu-utils libnbd-bin curl
   # lab: namespaces, bridges, link shaping; guest image build
   iproute2 util-linux procps psmisc busybox-static cpio xz-utils gzip
+  # membership and quorum (shadowd/cluster/corosync_membership.cc; one node per lab host, scripts/lab.sh)
+  corosync libcpg-dev libvotequorum-dev libquorum-dev libcmap-dev libcorosync-common-dev
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -29,8 +31,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q || die "apt-get update failed; check the network path to the Debian mirror"
-  apt-get install -y -q --no-install-recommends "${missing[@]}" ||
-    die "apt-get install failed for: ${missing[*]} (see apt's message above)"
+  # A policy-rc.d that exits 101 keeps the packages' maintainer scripts from starting their services (corosync,
+  # with the package's single-node config, would run outside the lab's namespaces). Ours is removed afterwards;
+  # one that was there before is left as it was.
+  made_policy_rc=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made_policy_rc=1
+  fi
+  rc=0
+  apt-get install -y -q --no-install-recommends "${missing[@]}" || rc=$?
+  [ -n "$made_policy_rc" ] && rm -f /usr/sbin/policy-rc.d
+  [ "$rc" = 0 ] || die "apt-get install failed for: ${missing[*]} (see apt's message above)"
 fi
 
 # Postcopy needs userfaultfd for QEMU, which libvirt runs unprivileged (user libvirt-qemu).

@@ -234,7 +234,7 @@ StatusOr<Config> ParseConfig(const std::string& text) {
   if (!daemon) return InvalidArgument("config has no [shadowd] section; it needs at least 'host = NAME'");
   VS_RETURN_IF_ERROR(CheckKeys(*daemon, "shadowd",
                                {"host", "socket", "store", "spool", "libvirt", "grace_seconds", "refresh_seconds",
-                                "peer_port", "nbd_port", "metrics"}));
+                                "peer_port", "nbd_port", "metrics", "membership"}));
   config.this_host = daemon->get<std::string>("host", "");
   config.socket_path = daemon->get<std::string>("socket", config.socket_path);
   config.store_path = daemon->get<std::string>("store", config.store_path);
@@ -255,6 +255,14 @@ StatusOr<Config> ParseConfig(const std::string& text) {
     VS_ASSIGN_OR_RETURN(config.nbd_port, Number<int>(*daemon, "shadowd", "nbd_port", 1, 65535));
   }
   config.metrics_listen = daemon->get<std::string>("metrics", "");
+  const std::string membership = daemon->get<std::string>("membership", "none");
+  if (membership == "corosync") {
+    config.membership = Config::Membership::kCorosync;
+  } else if (membership != "none") {
+    return InvalidArgument("[shadowd] membership = '" + membership +
+                           "' is not 'corosync' or 'none'; e.g. membership = corosync where this host runs a "
+                           "Corosync node of the cluster");
+  }
   for (const auto& [section_name, section] : tree) {
     if (section_name == "shadowd") continue;
     if (section_name == "notice") {

@@ -12,6 +12,9 @@
 //   peer_port = 7479                           ; TCP port of the peer service (replication) on `address`
 //   nbd_port = 10809                           ; TCP port of libvirt's backup exports on `address`
 //   metrics = 10.77.0.11:9177                  ; Prometheus endpoint (ADDRESS:PORT); none when empty
+//   membership = none                          ; corosync: follow the local Corosync node's membership and
+//                                              ; quorum (join its process group "virt-shadow", keep every
+//                                              ; host's heartbeat history); none: no membership (default)
 //   [host.h1]
 //   zone = zone-a
 //   uri = qemu+tcp://10.77.0.11/system         ; how shadowd reaches that host's libvirtd
@@ -69,6 +72,8 @@ struct Config {
   int peer_port = 7479;
   int nbd_port = 10809;
   std::string metrics_listen;  // empty: no metrics endpoint
+  enum class Membership { kNone, kCorosync };
+  Membership membership = Membership::kNone;
   std::vector<cluster::HostConfig> hosts;  // in file order; this_host is one of them
   notice::NoticeSourcesOptions notice;  // every source off unless [notice] names it
   std::chrono::seconds drain_deadline{120};

@@ -12,9 +12,10 @@
 //                                       of ours (as a primary);
 //           then the replication, switchover and notice parts. Nothing runs yet: an error here just returns.
 //   Start   the threads and servers, each behind a stop guard (Daemon::Stop stops what started, in the order
-//           of docs/threading.md): peer drains, peer service, replication worker, notice sources, metrics,
-//           domain events, the control service, and last the switchover coordinator (its first job resumes
-//           unfinished switchovers and a persisted drain, and asks the loop).
+//           of docs/threading.md): peer drains, membership (with membership = corosync), peer service,
+//           replication worker, notice sources, metrics, domain events, the control service, and last the
+//           switchover coordinator (its first job resumes unfinished switchovers and a persisted drain, and asks
+//           the loop).
 //   Serve   the loop on the main thread until SIGTERM/SIGINT: every 500 ms timers, queued work and the
 //           replication schedules; every refresh interval the cluster, draining peers, orphans, the spool,
 //           forgotten replication state and the images left on former hosts.
@@ -29,7 +30,10 @@
 #include <thread>
 
 #include "common/logger.h"
+#include "shadowd/cluster/corosync_membership.h"
+#include "shadowd/cluster/heartbeat_history.h"
 #include "shadowd/cluster/libvirt_cluster.h"
+#include "shadowd/cluster/membership_metrics.h"
 #include "shadowd/cluster/peer_drain_watch.h"
 #include "shadowd/controller/canonical_policy.h"
 #include "shadowd/controller/controller.h"
@@ -192,6 +196,7 @@ class Daemon {
   Status BuildController();
   Status BuildReplication();
   Status BuildSwitchover();
+  Status BuildMembership();
   // The loop's tick, at least every 500 ms; `next_refresh` is when the cluster is read again.
   void Tick(MonoTime& next_refresh);
 
@@ -226,6 +231,11 @@ class Daemon {
   std::unique_ptr<switchover::SwitchoverCoordinator> switchovers_;
   notice::BeastHttpClient http_client_;
   std::unique_ptr<notice::NoticeSources> notice_sources_;
+  // Membership (only with [shadowd] membership = corosync): Corosync's view on a thread of its own, every host's
+  // heartbeat history in the store, and what feeds the one into the other.
+  std::unique_ptr<cluster::Membership> membership_;
+  std::unique_ptr<cluster::HeartbeatHistory> heartbeats_;
+  std::unique_ptr<cluster::MembershipRecorder> membership_recorder_;
 
   // What Start() started (the parts above start their own threads in Start and stop them in their destructors
   // too; Stop() orders them).
@@ -246,7 +256,19 @@ Status Daemon::Build() {
   VS_ASSIGN_OR_RETURN(store_, Named(store::OpenRocksDbStore(config_.store_path, {}), "opening the store"));
   VS_RETURN_IF_ERROR(BuildController());
   VS_RETURN_IF_ERROR(BuildReplication());
-  return BuildSwitchover();
+  VS_RETURN_IF_ERROR(BuildSwitchover());
+  return BuildMembership();
+}
+
+Status Daemon::BuildMembership() {
+  if (config_.membership != Config::Membership::kCorosync) return Status::Ok();
+  heartbeats_ = std::make_unique<cluster::HeartbeatHistory>(*store_, clock_, hosts_);
+  VS_RETURN_IF_ERROR(heartbeats_->Load().Annotate("loading the heartbeat history"));
+  membership_ = std::make_unique<cluster::CorosyncMembership>(
+      cluster::CorosyncOptions{}, [this](const std::string& line) { log_.Write("membership", line); });
+  membership_recorder_ = std::make_unique<cluster::MembershipRecorder>(
+      *membership_, *heartbeats_, [this](const Status& status) { log_.Failure("membership change", status); });
+  return Status::Ok();
 }
 
 Status Daemon::BuildController() {
@@ -349,6 +371,7 @@ Status Daemon::BuildSwitchover() {
 
 Status Daemon::Start() {
   peer_drains_->Start();
+  if (membership_recorder_) membership_recorder_->Start();
   VS_ASSIGN_OR_RETURN(peer_server_, rpc::StartPeerServer(hosts_.PeerTarget(*hosts_.Find(hosts_.this_host)), *keeper_,
                                                          *switchover_target_));
   replication_worker_->Start();
@@ -362,6 +385,9 @@ Status Daemon::Start() {
           VS_ASSIGN_OR_RETURN(auto guest_failed, arrivals_->GuestFailures());
           auto families = replication::ReplicationMetrics(replicated, held, clock_.WallNow());
           families.push_back(replication::GuestFailedMetric(guest_failed));
+          if (heartbeats_) {
+            for (auto& family : cluster::MembershipMetrics(heartbeats_->View())) families.push_back(std::move(family));
+          }
           return metrics::RenderPrometheusText(families);
         }), "metrics endpoint"));
   }
@@ -376,7 +402,8 @@ Status Daemon::Start() {
                                                   .replicator = *replicator_, .replication = *replication_worker_,
                                                   .switchovers = *switchovers_, .runner = *switchover_runner_,
                                                   .drain = *drain_, .target = *switchover_target_,
-                                                  .arrivals = *arrivals_, .clock = clock_},
+                                                  .arrivals = *arrivals_, .clock = clock_,
+                                                  .heartbeats = heartbeats_.get()},
                                               log_.For("")));
   log_.Write("", "host " + config_.this_host + " serving on " + config_.socket_path);
   // Last of all, once nothing can fail any more: its first job (resuming switchovers and a persisted drain)
@@ -392,6 +419,8 @@ void Daemon::Serve() {
 
 void Daemon::Tick(MonoTime& next_refresh) {
   log_.Failure("timers", controller_->OnTimer());
+  // Members' last seen advances between changes; a change whose write failed is recorded now.
+  if (membership_recorder_) log_.Failure("heartbeat history", membership_recorder_->Tick());
   if (clock_.Now() >= next_refresh) {
     next_refresh = clock_.Now() + config_.refresh;
     if (cluster_->Refresh()) log_.Failure("capacity change", controller_->OnCapacityChanged());
@@ -424,6 +453,8 @@ void Daemon::Stop() {
     metrics_endpoint_.reset();
     if (replication_worker_) replication_worker_->Stop();
     if (peer_drains_) peer_drains_->Stop();
+    // Last: its listener writes only the heartbeat history (the store); leaving the group tells the peers.
+    if (membership_recorder_) membership_recorder_->Stop();
   });
 }
 

@@ -1,5 +1,10 @@
 #include "shadowd/rpc/control_service.h"
 
+#include <algorithm>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <optional>
 #include <set>
 
 #include "proto/grpc_status.h"
@@ -9,6 +14,9 @@
 
 namespace vs::rpc {
 namespace {
+
+// How long `hosts` waits for the loop's cluster snapshot before answering without it.
+constexpr Duration kLoopWait = std::chrono::seconds(2);
 
 void Fill(const controller::VmStatusView& view, const std::string& this_host, virtshadow::v1::VmStatus* out) {
   out->set_name(view.name);
@@ -27,6 +35,25 @@ void Fill(const controller::VmStatusView& view, const std::string& this_host, vi
   out->set_policy(view.policy);
   out->set_last_error(view.last_error);
   out->set_unprotected_reason(view.unprotected_reason);
+}
+
+// Ages by shadowd's clock, so that the CLI needs none of its own; -1 when there is no such time.
+int64_t AgeMs(const std::optional<WallTime>& at, WallTime now) {
+  if (!at) return -1;
+  return std::max<int64_t>(0, ToUnixMillis(now) - ToUnixMillis(*at));
+}
+
+void FillMembership(const cluster::MembershipView& view, const std::string& host, WallTime now,
+                    virtshadow::v1::HostInfo* out) {
+  for (const cluster::HostHeartbeatView& seen : view.hosts) {
+    if (seen.host != host) continue;
+    out->set_membership(std::string(cluster::HostMembershipName(seen.state)));
+    out->set_membership_since_unix_ms(seen.since ? ToUnixMillis(*seen.since) : 0);
+    out->set_membership_since_ago_ms(AgeMs(seen.since, now));
+    out->set_last_seen_unix_ms(seen.last_seen ? ToUnixMillis(*seen.last_seen) : 0);
+    out->set_last_seen_ago_ms(AgeMs(seen.last_seen, now));
+    out->set_corosync_member(seen.corosync_member);
+  }
 }
 
 std::string_view VerdictName(scheduler::Verdict verdict) {
@@ -223,15 +250,47 @@ grpc::Status ShadowService::ListHosts(grpc::ServerContext*, const virtshadow::v1
     StatusOr<std::vector<controller::PeerShadow>> shadows;
     std::set<std::string> draining;
   };
-  Snapshot snap = parts_.loop.Call([this] {
+  // The loop can be held up by a peer that stopped answering (its libvirtd, mid-refresh) exactly when the
+  // membership matters most; so the wait is bounded, and past it the hosts are listed from the configuration
+  // with their membership and no capacity. The posted work owns what it needs (it may finish after we return).
+  auto promise = std::make_shared<std::promise<Snapshot>>();
+  std::future<Snapshot> pending = promise->get_future();
+  parts_.loop.Post([this, promise] {
     Snapshot taken{parts_.cluster.Hosts(), parts_.cluster.Shadows(), {}};
     for (const cluster::HostConfig& host : hosts_.hosts) {
       if (parts_.cluster.IsDraining(host.name)) taken.draining.insert(host.name);
     }
-    return taken;
+    promise->set_value(std::move(taken));
   });
-  if (!snap.hosts.ok()) return ToGrpcStatus(snap.hosts.status());
+  const bool answered = pending.wait_for(kLoopWait) == std::future_status::ready;
+  Snapshot snap{Unavailable("not read"), Unavailable("not read"), {}};
+  if (answered) {
+    snap = pending.get();
+    if (!snap.hosts.ok()) return ToGrpcStatus(snap.hosts.status());
+  } else {
+    const auto waited = std::chrono::duration_cast<std::chrono::seconds>(kLoopWait).count();
+    reply->set_capacity_unavailable("shadowd's loop did not answer within " + std::to_string(waited) +
+                                    " s (a refresh waits on a host that stopped answering)");
+    std::vector<scheduler::Host> configured;
+    for (const cluster::HostConfig& cfg : hosts_.hosts) {
+      scheduler::Host host;
+      host.name = cfg.name;
+      host.zone = cfg.zone;
+      host.cost_per_hour = cfg.cost_per_hour;
+      configured.push_back(host);
+    }
+    snap.hosts = std::move(configured);
+  }
   reply->set_this_host(hosts_.this_host);
+  std::optional<cluster::MembershipView> membership;
+  if (parts_.heartbeats) {
+    membership = parts_.heartbeats->View();
+    reply->set_membership_enabled(true);
+    reply->set_membership_known(membership->known);
+    reply->set_quorate(membership->quorate);
+    reply->set_ring_id(membership->ring_id);
+  }
+  const WallTime now = parts_.clock.WallNow();
   for (const auto& host : *snap.hosts) {
     auto* out = reply->add_hosts();
     out->set_name(host.name);
@@ -244,6 +303,7 @@ grpc::Status ShadowService::ListHosts(grpc::ServerContext*, const virtshadow::v1
     out->set_memory_kib(host.total_memory_kib);
     out->set_used_vcpus(host.used_vcpus);
     out->set_used_memory_kib(host.used_memory_kib);
+    if (membership) FillMembership(*membership, host.name, now, out);
     if (snap.shadows.ok()) {
       for (const auto& shadow : *snap.shadows) {
         if (shadow.host != host.name) continue;

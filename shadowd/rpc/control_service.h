@@ -14,6 +14,7 @@
 #include "common/logger.h"
 #include "proto/shadowd.grpc.pb.h"
 #include "shadowd/cluster/cluster_hosts.h"
+#include "shadowd/cluster/heartbeat_history.h"
 #include "shadowd/cluster/libvirt_cluster.h"
 #include "shadowd/controller/controller.h"
 #include "shadowd/replication/replication_worker.h"
@@ -38,6 +39,9 @@ class ShadowService final : public virtshadow::v1::ShadowD::Service {
     switchover::SwitchoverTarget& target;
     switchover::ArrivalRecords& arrivals;
     const Clock& clock;
+    // The cluster's membership as this host follows it (thread-safe, read on gRPC's threads); nullptr when
+    // shadowd follows no membership ([shadowd] membership = none).
+    const cluster::HeartbeatHistory* heartbeats = nullptr;
   };
   // `drain_deadline`: the deadline of `virt-shadow drain` when the request names none.
   ShadowService(cluster::ClusterHosts hosts, Duration drain_deadline, Parts parts, Logger::Line log)

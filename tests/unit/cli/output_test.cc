@@ -211,6 +211,69 @@ TEST(CliHostTableTest, OneRowPerHostAndThisHostMarked) {
   EXPECT_THAT(Cells(lines[4]), ElementsAre("h3", "zone-b", "draining", "0", "0", "0 KiB", "-", "-", "0"));
 }
 
+// SampleHosts as a shadowd that follows Corosync sees them: h1 and h2 members, h3 absent for 12 s.
+v1::ListHostsReply SampleHostsWithMembership(bool known, bool quorate) {
+  v1::ListHostsReply reply = SampleHosts();
+  reply.set_membership_enabled(true);
+  reply.set_membership_known(known);
+  reply.set_quorate(quorate);
+  reply.set_ring_id(16);
+  for (v1::HostInfo& host : *reply.mutable_hosts()) {
+    const bool absent = host.name() == "h3";
+    host.set_membership(absent ? "absent" : "member");
+    host.set_membership_since_ago_ms(absent ? 12'000 : 60'000);
+    host.set_last_seen_ago_ms(absent ? 12'400 : 300);
+    host.set_last_seen_unix_ms(1'800'000'000'000);
+    host.set_corosync_member(!absent);
+  }
+  return reply;
+}
+
+TEST(CliHostTableTest, MembershipColumnsAndThePartitionsQuorumWhenShadowdFollowsCorosync) {
+  std::vector<std::string> lines = Lines(FormatHostTable(SampleHostsWithMembership(true, true)));
+  ASSERT_EQ(lines.size(), 6u);
+  EXPECT_THAT(Cells(lines[0]), ElementsAre("Name", "Zone", "State", "Cost/h", "CPUs", "Memory", "Used", "Reserved",
+                                           "Shadows", "Member", "Last seen"));
+  EXPECT_THAT(Cells(lines[3]), ElementsAre("h2", "zone-b", "down", "1.5", "8", "16 GiB", "3 vCPU, 4 GiB",
+                                           "2 vCPU, 1 GiB", "1", "member", "0.3 s ago"));
+  EXPECT_THAT(Cells(lines[4]),
+              ElementsAre("h3", "zone-b", "draining", "0", "0", "0 KiB", "-", "-", "0", "absent 12.0 s", "12.4 s ago"));
+  EXPECT_EQ(lines[5], "Partition: quorate (ring 16)");
+
+  lines = Lines(FormatHostTable(SampleHostsWithMembership(true, false)));
+  EXPECT_EQ(lines.back(), "Partition: NOT quorate (ring 16)");
+  lines = Lines(FormatHostTable(SampleHostsWithMembership(false, false)));
+  EXPECT_EQ(lines.back(), "Partition: unknown (this host's Corosync does not answer)");
+  EXPECT_EQ(Cells(lines[3])[9], "unknown") << "no host is called a member while nothing is known";
+}
+
+TEST(CliHostTableTest, WithoutTheClusterViewTheStateIsUnknownAndTheReasonIsShown) {
+  v1::ListHostsReply reply = SampleHostsWithMembership(true, true);
+  reply.set_capacity_unavailable("shadowd's loop did not answer within 2 s");
+  std::vector<std::string> lines = Lines(FormatHostTable(reply));
+  ASSERT_EQ(lines.size(), 7u);
+  EXPECT_EQ(Cells(lines[2])[2], "?");
+  EXPECT_EQ(Cells(lines[4])[2], "?") << "not 'draining' either: nothing of the view is shown";
+  EXPECT_EQ(Cells(lines[4])[9], "absent 12.0 s") << "the membership does not need the view";
+  EXPECT_EQ(lines[6], "State and capacity: unknown, shadowd's loop did not answer within 2 s");
+  json hosts = json::parse(DumpJson(HostsToJson(reply)));
+  EXPECT_EQ(hosts["capacity_unavailable"], "shadowd's loop did not answer within 2 s");
+}
+
+TEST(CliJsonTest, HostsCarryMembershipOnlyWhenShadowdFollowsCorosync) {
+  json plain = json::parse(DumpJson(HostsToJson(SampleHosts())));
+  EXPECT_FALSE(plain.contains("membership"));
+  EXPECT_FALSE(plain["hosts"][0].contains("membership"));
+  json hosts = json::parse(DumpJson(HostsToJson(SampleHostsWithMembership(true, false))));
+  EXPECT_EQ(hosts["membership"]["quorate"], false);
+  EXPECT_EQ(hosts["membership"]["known"], true);
+  EXPECT_EQ(hosts["membership"]["ring_id"], 16);
+  EXPECT_EQ(hosts["hosts"][2]["membership"]["state"], "absent");
+  EXPECT_EQ(hosts["hosts"][2]["membership"]["since_ago_ms"], 12000);
+  EXPECT_EQ(hosts["hosts"][1]["membership"]["last_seen_unix_ms"], 1800000000000);
+  EXPECT_EQ(hosts["hosts"][1]["membership"]["corosync_member"], true);
+}
+
 v1::ExplainReply SampleExplanation() {
   v1::ExplainReply reply;
   reply.set_vm("web-1");
