@@ -4,13 +4,14 @@
 # written without holding it, a VS_REQUIRES function called without the lock, a lock not released, all fail the
 # build. GCC stays the project's compiler; this build only checks (no optimisation, no debug info, no tests).
 #
-# Usage: scripts/thread_safety_build.sh [BUILD_DIR]   (default /var/tmp/virt-shadow-tsa; incremental)
+# Usage: scripts/thread_safety_build.sh [BUILD_DIR]   (default /var/tmp/virt-shadow-tsa-<checkout hash>: one per
+# checkout, so that two checkouts (worktrees, CI clones) checked at once do not empty each other's; incremental)
 # Jobs: $VS_JOBS (default nproc). Installs nothing: clang-14 comes from scripts/setup.sh.
 # Exit status: 0 when shadowd builds without a finding; non-zero on any thread-safety error (listed at the end)
 # or any other build failure.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${1:-/var/tmp/virt-shadow-tsa}
+BUILD=${1:-/var/tmp/virt-shadow-tsa-$(printf '%s' "$SRC" | md5sum | cut -c1-8)}
 JOBS=${VS_JOBS:-$(nproc)}
 die() { echo "thread_safety_build: $*" >&2; exit 1; }
 command -v clang++-14 >/dev/null || die "clang++-14 is not installed; scripts/setup.sh installs it (package clang-14)"
