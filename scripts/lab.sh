@@ -10,6 +10,8 @@
 #   lab.sh install BUILD [HOST...]   install the libvirt hook and (re)start shadowd in every (or each named) host
 #   lab.sh shadowd HOST start|stop|kill|status   manage one host's shadowd (kill = SIGKILL, for crash tests)
 #   lab.sh cut HOST / lab.sh heal HOST   take the host's link down / up (its veth on the bridge side), for tests
+#   lab.sh crash HOST    cut its link and SIGKILL every process of the host (its directories stay)
+#   lab.sh boot HOST     start a crashed host again over its directories (libvirtd, Corosync; not shadowd)
 #
 # Each host is a network namespace (veth on bridge vsbr0, 10.77.0.(10+i)/24) plus a private mount and UTS
 # namespace in which bind mounts give it its own /etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/log/libvirt,
@@ -85,6 +87,12 @@ CONF
   # discovers hooks only at start.
   [ -x "$LAB/hook/qemu" ] && install -m 755 "$LAB/hook/qemu" "$H/etc/libvirt/hooks/qemu"
 
+  host_boot "$i"
+}
+
+host_boot() {  # host_boot I: start host I's virtlogd and libvirtd in its namespace, over its existing directories
+  local i=$1 ns H=$LAB/h$1
+  ns=$(host_ns "$i")
   local binds=""
   for d in $PRIVATE_DIRS; do binds+="mount --bind '$H$d' '$d'; "; done
   ip netns exec "$ns" unshare --mount --uts --propagation private bash -ec "
@@ -201,6 +209,30 @@ cmd_cut() {
   echo "h$i: link cut"
 }
 
+# A host failure: the link goes first (no last word reaches the others), then every process of the host dies by
+# SIGKILL: QEMU, libvirtd, virtlogd, shadowd and Corosync. Its directories (disks, definitions, shadowd's store)
+# stay, as a powered-off machine's disks would.
+cmd_crash() {
+  local i; i=$(host_index "${1:?usage: lab.sh crash HOST}")
+  ip link set "vsh${i}r" down || die "h$i has no link vsh${i}r: is the lab up?"
+  local pids; pids=$(host_pids "$i")
+  [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+  for _ in $(seq 1 50); do [ -z "$(host_pids "$i")" ] && break; sleep 0.1; done
+  [ -z "$(host_pids "$i")" ] || die "h$i: processes survived SIGKILL: $(host_pids "$i")"
+  rm -f "$LAB/h$i/corosync.pid" "$LAB/h$i/shadowd.pid"
+  echo "h$i: crashed (link cut, every process killed)"
+}
+# The crashed host boots again with what its directories hold: link up, libvirtd (which autostarts what is
+# marked so), Corosync. shadowd is started as after any boot, by 'lab.sh shadowd HOST start'.
+cmd_boot() {
+  local i; i=$(host_index "${1:?usage: lab.sh boot HOST}")
+  ip netns list | grep -qw "$(host_ns "$i")" || die "h$i has no namespace: 'lab.sh up' builds a new host"
+  [ -z "$(host_pids "$i")" ] || die "h$i still runs processes: it did not crash ('lab.sh crash h$i' first)"
+  rm -f "$LAB/h$i/run/libvirt/libvirtd.pid" "$LAB/h$i/run/libvirt/virtlogd.pid"
+  ip link set "vsh${i}r" up
+  host_boot "$i"
+  corosync_up "$i" "$(tail -n +2 "$LAB/hosts.tsv" | wc -l)"
+}
 cmd_heal() {
   local i; i=$(host_index "${1:?usage: lab.sh heal HOST}")
   ip link set "vsh${i}r" up || die "h$i has no link vsh${i}r: is the lab up?"
@@ -383,5 +415,7 @@ case ${1:-} in
   shadowd) shift; cmd_shadowd "$@";;
   cut) shift; cmd_cut "$@";;
   heal) shift; cmd_heal "$@";;
+  crash) shift; cmd_crash "$@";;
+  boot) shift; cmd_boot "$@";;
   *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2;;
 esac

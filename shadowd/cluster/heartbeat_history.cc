@@ -196,4 +196,13 @@ void MembershipRecorder::Start() {
   });
 }
 
+std::vector<std::string> HostsGoneFor(const MembershipView& view, WallTime now, Duration after) {
+  std::vector<std::string> gone;
+  if (!view.known || !view.quorate) return gone;
+  for (const HostHeartbeatView& host : view.hosts) {
+    if (host.state == HostMembership::kAbsent && host.since && now - *host.since >= after) gone.push_back(host.host);
+  }
+  return gone;
+}
+
 }  // namespace vs::cluster

@@ -66,6 +66,11 @@ struct MembershipView {
   std::vector<HostHeartbeatView> hosts;  // configuration order
 };
 
+// The hosts this partition has seen absent for at least `after` at `now`. None unless the view is known and
+// quorate: a partition without quorum cannot tell whether the others are gone or itself is the one cut off.
+// A host never seen is not counted (it may not have been started yet). Pure.
+std::vector<std::string> HostsGoneFor(const MembershipView& view, WallTime now, Duration after);
+
 class HeartbeatHistory {
  public:
   HeartbeatHistory(store::Store& store, Clock& clock, ClusterHosts hosts, HeartbeatOptions options = {});

@@ -139,6 +139,10 @@ bool LibvirtCluster::Refresh() {
   draining_.clear();
   for (const auto& cfg : hosts_config_.hosts) {
     scheduler::Host host{.name = cfg.name, .zone = cfg.zone, .up = false, .cost_per_hour = cfg.cost_per_hour};
+    if (absent_.count(cfg.name) > 0) {
+      hosts.push_back(std::move(host));
+      continue;
+    }
     auto conn = Conn(cfg.name);
     if (conn.ok()) {
       auto capacity = (*conn)->GetNodeCapacity();

@@ -60,6 +60,10 @@ class LibvirtCluster final : public controller::PeerOps, public controller::Clus
   // down. Called on the loop thread, so it must answer from memory (PeerDrainWatch), never by a remote call.
   void SetDrainProbe(std::function<bool(const std::string& host)> probe) { drain_probe_ = std::move(probe); }
   bool IsDraining(const std::string& host) const { return draining_.count(host) > 0; }
+  // Hosts the membership says are not in this host's partition (empty without a membership engine): Refresh()
+  // offers them to placement as down without trying their libvirtd, which, behind a cut link, would hold the
+  // loop up until TCP gives up.
+  void SetAbsentHosts(std::set<std::string> hosts) { absent_ = std::move(hosts); }
   // Deletes the image at `path` on `host` (an image a VM left on its former host) unless a domain there, shadow
   // or not, uses it (FailedPrecondition naming it). OK when the image is gone already.
   Status RemoveUnusedImage(const std::string& host, const std::string& path);
@@ -90,6 +94,7 @@ class LibvirtCluster final : public controller::PeerOps, public controller::Clus
   std::vector<controller::PeerShadow> shadows_;
   std::map<std::string, std::set<std::string>> ordinary_uuids_;  // host -> UUIDs of its non-shadow domains
   std::function<bool(const std::string&)> drain_probe_;
+  std::set<std::string> absent_;
   std::set<std::string> draining_;
 };
 

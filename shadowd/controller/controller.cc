@@ -526,6 +526,18 @@ Status ProtectionController::OnHostLeaving(const std::string& host, const std::s
   return first.Get();
 }
 
+Status ProtectionController::OnHostLost(const std::string& host, const std::string& detail) {
+  VS_RETURN_IF_ERROR(RequireStarted());
+  VS_ASSIGN_OR_RETURN(LoadedRecords loaded, LoadAllRecords());
+  FirstError first;
+  for (const v1::VmRecord& record : loaded.records) {
+    if (record.shadows_size() == 1 && record.shadows(0).host() == host) {
+      first.Note(ApplyEventTo(record.vm_uuid(), lifecycle::ShadowLost{host, detail}));
+    }
+  }
+  return first.Get();
+}
+
 Status ProtectionController::SweepOrphans(const std::vector<PeerShadow>& found) {
   VS_RETURN_IF_ERROR(RequireStarted());
   FirstError first;

@@ -142,6 +142,10 @@ class ProtectionController {
   // `host` is leaving (it drains under a notice): every shadow defined or being defined there is released and
   // placed elsewhere (ClusterView offers a draining host as down), so that its VMs stay protected.
   Status OnHostLeaving(const std::string& host, const std::string& reason);
+  // `host` is gone (it left the quorate membership and stayed away): a shadow defined or being defined there
+  // cannot be released, so it is given up (ShadowLost) and the next one placed elsewhere. Its definition, when
+  // the host comes back, is an orphan for SweepOrphans.
+  Status OnHostLost(const std::string& host, const std::string& detail);
   // `found`: the shadow domains on the peer hosts (ClusterView::Shadows()). Every shadow owned by this
   // host (link host == this_host) that no record assigns to that host is queued for release.
   Status SweepOrphans(const std::vector<PeerShadow>& found);

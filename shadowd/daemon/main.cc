@@ -32,6 +32,7 @@
 #include "common/logger.h"
 #include "shadowd/cluster/corosync_membership.h"
 #include "shadowd/cluster/heartbeat_history.h"
+#include "shadowd/failover/fencing.h"
 #include "shadowd/cluster/libvirt_cluster.h"
 #include "shadowd/cluster/membership_metrics.h"
 #include "shadowd/cluster/peer_drain_watch.h"
@@ -168,6 +169,15 @@ void ForgetUnreplicated(controller::ProtectionController& controller, replicatio
   }
 }
 
+// The configured hosts the membership does not see in this host's partition now.
+std::set<std::string> AbsentHosts(const cluster::MembershipView& view) {
+  std::set<std::string> absent;
+  for (const cluster::HostHeartbeatView& host : view.hosts) {
+    if (view.known && host.state == cluster::HostMembership::kAbsent) absent.insert(host.host);
+  }
+  return absent;
+}
+
 // `result`, with `what` in front of its error.
 template <typename T>
 StatusOr<T> Named(StatusOr<T> result, std::string_view what) {
@@ -199,6 +209,7 @@ class Daemon {
   Status BuildMembership();
   // The loop's tick, at least every 500 ms; `next_refresh` is when the cluster is read again.
   void Tick(MonoTime& next_refresh);
+  void GiveUpShadowsOnGoneHosts();
 
   const Config config_;
   const cluster::ClusterHosts hosts_;  // this host and its peers, from config_
@@ -423,7 +434,9 @@ void Daemon::Tick(MonoTime& next_refresh) {
   if (membership_recorder_) log_.Failure("heartbeat history", membership_recorder_->Tick());
   if (clock_.Now() >= next_refresh) {
     next_refresh = clock_.Now() + config_.refresh;
+    if (heartbeats_) cluster_->SetAbsentHosts(AbsentHosts(heartbeats_->View()));
     if (cluster_->Refresh()) log_.Failure("capacity change", controller_->OnCapacityChanged());
+    if (heartbeats_) GiveUpShadowsOnGoneHosts();
     for (const std::string& peer : hosts_.Peers()) {
       if (cluster_->IsDraining(peer)) {
         log_.Failure("moving shadows off a draining host", controller_->OnHostLeaving(peer, "draining"));
@@ -438,6 +451,17 @@ void Daemon::Tick(MonoTime& next_refresh) {
   }
   log_.Failure("queued work", controller_->RunPending());
   if (auto views = controller_->List(); views.ok()) replication_worker_->SetTargets(SchedulesFrom(*views));
+}
+
+// A shadow host gone as long as a failed primary must be before its shadow is promoted (failover::FenceTiming:
+// one definition of "gone" for every host failure) loses its shadows; each VM gets a new one elsewhere.
+void Daemon::GiveUpShadowsOnGoneHosts() {
+  const failover::FenceTiming timing;
+  for (const std::string& host : cluster::HostsGoneFor(heartbeats_->View(), clock_.WallNow(), timing.SurvivorWait())) {
+    if (host == config_.this_host) continue;
+    log_.Failure("giving up the shadows on a host that left the membership",
+                 controller_->OnHostLost(host, "it left the quorate membership"));
+  }
 }
 
 void Daemon::Stop() {

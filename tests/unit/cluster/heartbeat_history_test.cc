@@ -1,5 +1,6 @@
 #include "shadowd/cluster/heartbeat_history.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -183,6 +184,27 @@ TEST_F(HeartbeatHistoryTest, LastSeenIsWrittenAtMostEveryPersistIntervalAndSurvi
   EXPECT_EQ(HostIn(view, "h2").since, t0);
   EXPECT_EQ(HostIn(view, "h2").state, HostMembership::kMember);
   EXPECT_FALSE(view.known) << "nothing observed since the restart";
+}
+
+TEST_F(HeartbeatHistoryTest, HostsAreGoneOnlyAfterTheirAbsenceLastedAndOnlyToAQuoratePartition) {
+  ASSERT_TRUE(history_.Observe(Snap({"h1", "h2", "h3"}, true)).ok());
+  ASSERT_TRUE(history_.Observe(Snap({"h1", "h2"}, true, 2)).ok());  // h3 left
+  EXPECT_THAT(HostsGoneFor(history_.View(), clock_.WallNow(), 5s), ::testing::IsEmpty()) << "absent for 0 s";
+  clock_.Advance(5s);
+  EXPECT_THAT(HostsGoneFor(history_.View(), clock_.WallNow(), 5s), ::testing::ElementsAre("h3"));
+  // Cut off itself, a host cannot tell who is gone.
+  ASSERT_TRUE(history_.Observe(Snap({"h1"}, false, 3)).ok());
+  clock_.Advance(10s);
+  EXPECT_THAT(HostsGoneFor(history_.View(), clock_.WallNow(), 5s), ::testing::IsEmpty());
+  // Back in a quorate partition with h2; h3 is still gone, and a host never seen is never "gone".
+  ASSERT_TRUE(history_.Observe(Snap({"h1", "h2"}, true, 4)).ok());
+  EXPECT_THAT(HostsGoneFor(history_.View(), clock_.WallNow(), 5s), ::testing::ElementsAre("h3"));
+  store::MemoryStore empty;
+  HeartbeatHistory never{empty, clock_, ThreeHosts()};
+  ASSERT_TRUE(never.Load().ok());
+  ASSERT_TRUE(never.Observe(Snap({"h1", "h2"}, true)).ok());
+  clock_.Advance(60s);
+  EXPECT_THAT(HostsGoneFor(never.View(), clock_.WallNow(), 5s), ::testing::IsEmpty());
 }
 
 TEST_F(HeartbeatHistoryTest, ObservingBeforeLoadingIsRefused) {

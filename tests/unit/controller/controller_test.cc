@@ -700,6 +700,39 @@ TEST_F(ControllerTest, ShadowOnALeavingHostIsPlacedAgainElsewhere) {
   EXPECT_EQ(Record().shadows(0).host(), "h3");
 }
 
+// A shadow host that crashed (gone from the membership) cannot release anything: the shadow is given up, the
+// next one is placed on another host, and when the host comes back its old shadow is an orphan to sweep.
+TEST_F(ControllerTest, ShadowOnALostHostIsGivenUpAndPlacedElsewhereItsDefinitionSweptOnReturn) {
+  Protect();
+  ASSERT_EQ(Record().shadows(0).host(), "h4");
+  const v1::VmRecord before = Record();
+  VS_ASSERT_OK(controller_->OnHostLost("h3", "it left the quorate membership"));  // holds no shadow of this VM
+  EXPECT_EQ(Record().SerializeAsString(), before.SerializeAsString());
+
+  peers_.calls.clear();
+  cluster_.hosts[3].up = false;  // as LibvirtCluster offers a host absent from the membership
+  VS_ASSERT_OK(controller_->OnHostLost("h4", "it left the quorate membership"));
+  VS_ASSERT_OK(controller_->RunPending());
+  EXPECT_THAT(peers_.calls, ElementsAre("CreateReplicaImage h3 " + kRootDisk, "CreateReplicaImage h3 " + kDataDisk,
+                                        "DefineShadow h3 " + kShadowUuid));  // nothing asked of the lost host
+  const v1::VmRecord after = Record();
+  ASSERT_EQ(after.state(), v1::PROTECTION_STATE_PROTECTED) << after.last_error();
+  EXPECT_EQ(after.shadows(0).host(), "h3");
+  EXPECT_THAT(reports_, ::testing::Contains(HasSubstr("on host h4 is lost: it left the quorate membership")));
+  VS_ASSERT_OK(controller_->OnHostLost("h4", "it left the quorate membership"));  // the next refresh: nothing more
+  VS_ASSERT_OK(controller_->RunPending());
+  EXPECT_EQ(Record().shadows(0).host(), "h3");
+
+  // h4 returns with the old definition (the fake peer kept it): the sweep releases it, the new shadow stays.
+  cluster_.hosts[3].up = true;
+  ASSERT_EQ(peers_.hosts["h4"].domains.size(), 1U);
+  VS_ASSERT_OK(controller_->SweepOrphans(peers_.AllShadows()));
+  VS_ASSERT_OK(controller_->RunPending());
+  EXPECT_TRUE(peers_.hosts["h4"].domains.empty());
+  EXPECT_EQ(Record().shadows(0).host(), "h3");
+  EXPECT_EQ(DomainsEverywhere(), 1);
+}
+
 TEST_F(ControllerTest, SwitchedOverToAHostWithoutTheShadowChangesNothing) {
   Protect();
   const v1::VmRecord before = Record();
