@@ -200,7 +200,9 @@ std::vector<std::string> HostsGoneFor(const MembershipView& view, WallTime now, 
   std::vector<std::string> gone;
   if (!view.known || !view.quorate) return gone;
   for (const HostHeartbeatView& host : view.hosts) {
-    if (host.state == HostMembership::kAbsent && host.since && now - *host.since >= after) gone.push_back(host.host);
+    if (host.state == HostMembership::kAbsent && !host.corosync_member && host.since && now - *host.since >= after) {
+      gone.push_back(host.host);
+    }
   }
   return gone;
 }

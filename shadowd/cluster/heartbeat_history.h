@@ -66,9 +66,12 @@ struct MembershipView {
   std::vector<HostHeartbeatView> hosts;  // configuration order
 };
 
-// The hosts this partition has seen absent for at least `after` at `now`. None unless the view is known and
-// quorate: a partition without quorum cannot tell whether the others are gone or itself is the one cut off.
-// A host never seen is not counted (it may not have been started yet). Pure.
+// The hosts gone from this partition: absent (their shadowd left) for at least `after` at `now`, and their
+// Corosync node is not in the partition either (a host whose shadowd restarts but whose node is up is not gone:
+// its libvirtd and its VMs are most likely fine). None unless the view is known and quorate: a partition
+// without quorum cannot tell whether the others are gone or itself is the one cut off. A host never seen is not
+// counted (it may not have been started yet). `after` runs from the shadowd's leaving, which the node's may
+// follow later. Pure.
 std::vector<std::string> HostsGoneFor(const MembershipView& view, WallTime now, Duration after);
 
 class HeartbeatHistory {

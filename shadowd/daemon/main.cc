@@ -169,11 +169,12 @@ void ForgetUnreplicated(controller::ProtectionController& controller, replicatio
   }
 }
 
-// The configured hosts the membership does not see in this host's partition now.
+// The configured hosts whose Corosync node is not in this host's partition now (its shadowd alone may be down
+// while its libvirtd serves the shadows it holds: that host is still dialled).
 std::set<std::string> AbsentHosts(const cluster::MembershipView& view) {
   std::set<std::string> absent;
   for (const cluster::HostHeartbeatView& host : view.hosts) {
-    if (view.known && host.state == cluster::HostMembership::kAbsent) absent.insert(host.host);
+    if (view.known && host.state == cluster::HostMembership::kAbsent && !host.corosync_member) absent.insert(host.host);
   }
   return absent;
 }

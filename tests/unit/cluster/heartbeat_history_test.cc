@@ -188,7 +188,14 @@ TEST_F(HeartbeatHistoryTest, LastSeenIsWrittenAtMostEveryPersistIntervalAndSurvi
 
 TEST_F(HeartbeatHistoryTest, HostsAreGoneOnlyAfterTheirAbsenceLastedAndOnlyToAQuoratePartition) {
   ASSERT_TRUE(history_.Observe(Snap({"h1", "h2", "h3"}, true)).ok());
-  ASSERT_TRUE(history_.Observe(Snap({"h1", "h2"}, true, 2)).ok());  // h3 left
+  // h3's shadowd left but its Corosync node stayed: a restarting shadowd, not a gone host.
+  MembershipSnapshot shadowd_restarting = Snap({"h1", "h2"}, true, 2);
+  shadowd_restarting.corosync_members = {"h1", "h2", "h3"};
+  ASSERT_TRUE(history_.Observe(shadowd_restarting).ok());
+  clock_.Advance(60s);
+  EXPECT_THAT(HostsGoneFor(history_.View(), clock_.WallNow(), 5s), ::testing::IsEmpty());
+  ASSERT_TRUE(history_.Observe(Snap({"h1", "h2", "h3"}, true, 2)).ok());
+  ASSERT_TRUE(history_.Observe(Snap({"h1", "h2"}, true, 3)).ok());  // h3 left, node and all
   EXPECT_THAT(HostsGoneFor(history_.View(), clock_.WallNow(), 5s), ::testing::IsEmpty()) << "absent for 0 s";
   clock_.Advance(5s);
   EXPECT_THAT(HostsGoneFor(history_.View(), clock_.WallNow(), 5s), ::testing::ElementsAre("h3"));
