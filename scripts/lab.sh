@@ -27,6 +27,9 @@
 # hosts.tsv the inventory (name zone address uri cost), guest/ the test guest, logs/ serial logs (shared, so
 # that a guest's log continues across migrations).
 set -euo pipefail
+# Descriptors inherited from the caller are closed first: every daemon started below would keep them open for its
+# whole life, and a caller's lock (flock /work/lab.lock lab.sh ...) would then never be released.
+for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null || true; done
 LAB=${VS_LAB_DIR:-/var/tmp/virt-shadow-lab}
 BRIDGE=vsbr0
 NET=10.77.0

@@ -48,6 +48,9 @@ StatusOr<std::unique_ptr<RunningServer>> StartPeerServer(const std::string& addr
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(kPeerMessageLimit);
   builder.SetMaxSendMessageSize(kPeerMessageLimit);
+  // The peers ping every 2 s during a call, data or not (peer_client.cc): allowed, never a strike.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   VS_RETURN_IF_ERROR(server->Listen(builder, address).Annotate("peer service"));
   return std::unique_ptr<RunningServer>(std::move(server));
 }

@@ -50,10 +50,15 @@ Code CodeFor(int vir_code) {
 
 }  // namespace
 
+Code CodeForLibvirtError(int domain, int code) {
+  if (domain == VIR_FROM_RPC) return Code::kUnavailable;
+  return CodeFor(code);
+}
+
 Status LastLibvirtError(std::string_view what) {
   virErrorPtr err = virGetLastError();
   if (err == nullptr) return Internal(std::string(what) + ": unknown libvirt error");
-  Status status(CodeFor(err->code), std::string(what) + ": " + (err->message ? err->message : "no message"));
+  Status status(CodeForLibvirtError(err->domain, err->code), std::string(what) + ": " + (err->message ? err->message : "no message"));
   virResetLastError();
   return status;
 }
