@@ -169,6 +169,20 @@ Status ParseNotice(const pt::ptree& section, Config& config) {
   return Status::Ok();
 }
 
+Status ParseFailover(const pt::ptree& section, Config& config) {
+  VS_RETURN_IF_ERROR(CheckKeys(section, "failover", {"fence_action"}));
+  const std::string action = section.get<std::string>("fence_action", "pause");
+  if (action == "pause") {
+    config.fence_action = Config::FenceAction::kPause;
+  } else if (action == "destroy") {
+    config.fence_action = Config::FenceAction::kDestroy;
+  } else {
+    return InvalidArgument("[failover] fence_action = '" + action +
+                           "' must be 'pause' (the default: a short cut costs a pause, not the VM) or 'destroy'");
+  }
+  return Status::Ok();
+}
+
 Status ParseSwitchover(const pt::ptree& section, switchover::Settings& switchover) {
   const std::string where = "switchover";
   VS_RETURN_IF_ERROR(CheckKeys(section, where,
@@ -273,9 +287,13 @@ StatusOr<Config> ParseConfig(const std::string& text) {
       VS_RETURN_IF_ERROR(ParseSwitchover(section, config.switchover));
       continue;
     }
+    if (section_name == "failover") {
+      VS_RETURN_IF_ERROR(ParseFailover(section, config));
+      continue;
+    }
     if (section_name.rfind(kHostPrefix, 0) != 0 || section_name.size() == sizeof(kHostPrefix) - 1) {
       return InvalidArgument("config has an unknown section [" + section_name +
-                             "]; sections are [shadowd], [host.NAME], [notice] and [switchover]");
+                             "]; sections are [shadowd], [host.NAME], [notice], [switchover] and [failover]");
     }
     VS_ASSIGN_OR_RETURN(cluster::HostConfig host, ParseHost(section_name.substr(sizeof(kHostPrefix) - 1), section));
     config.hosts.push_back(std::move(host));

@@ -42,6 +42,10 @@
 //                                              ; planned: it first holds precopy for the plan's slack
 //                                              ; (docs/switchover.md: under TCG that let precopy complete
 //                                              ; alone, with seconds of downtime risk and guest hangs)
+//   [failover]                                 ; optional: host failure (with membership = corosync)
+//   fence_action = pause                       ; what this host does to a VM it must fence when its partition
+//                                              ; loses quorum (docs/failover.md "Self-fencing"): pause (a
+//                                              ; short cut costs a pause) or destroy
 //
 // Base URLs are http://IP[:PORT][/PREFIX]: the pollers append their paths to them.
 // Pure: parsing takes text and returns a value or an error naming the key and the fix. Thread-compatible.
@@ -78,6 +82,8 @@ struct Config {
   notice::NoticeSourcesOptions notice;  // every source off unless [notice] names it
   std::chrono::seconds drain_deadline{120};
   switchover::Settings switchover;
+  enum class FenceAction { kPause, kDestroy };
+  FenceAction fence_action = FenceAction::kPause;
 
   const cluster::HostConfig* FindHost(const std::string& name) const;
   // The cluster's hosts, as the value the rooms below the daemon take.
