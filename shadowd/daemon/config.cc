@@ -247,12 +247,13 @@ StatusOr<Config> ParseConfig(const std::string& text) {
   auto daemon = tree.get_child_optional("shadowd");
   if (!daemon) return InvalidArgument("config has no [shadowd] section; it needs at least 'host = NAME'");
   VS_RETURN_IF_ERROR(CheckKeys(*daemon, "shadowd",
-                               {"host", "socket", "store", "spool", "libvirt", "grace_seconds", "refresh_seconds",
+                               {"host", "socket", "store", "spool", "fence_dir", "libvirt", "grace_seconds", "refresh_seconds",
                                 "peer_port", "nbd_port", "metrics", "membership"}));
   config.this_host = daemon->get<std::string>("host", "");
   config.socket_path = daemon->get<std::string>("socket", config.socket_path);
   config.store_path = daemon->get<std::string>("store", config.store_path);
   config.spool_path = daemon->get<std::string>("spool", config.spool_path);
+  config.fence_dir = daemon->get<std::string>("fence_dir", config.fence_dir);
   config.local_libvirt_uri = daemon->get<std::string>("libvirt", config.local_libvirt_uri);
   if (daemon->count("grace_seconds")) {
     VS_ASSIGN_OR_RETURN(int64_t s, Number<int64_t>(*daemon, "shadowd", "grace_seconds", 0, 30 * 86400));

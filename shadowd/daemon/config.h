@@ -6,6 +6,8 @@
 //   socket = /run/virt-shadow/shadowd.sock     ; gRPC API for the hook and the CLI
 //   store = /var/lib/virt-shadow/store         ; RocksDB directory
 //   spool = /var/lib/virt-shadow/spool         ; where the hook spools events while shadowd is down
+//   fence_dir = /var/lib/virt-shadow/fenced    ; the fence markers the hook reads while shadowd is down
+//                                              ; (the hook's VS_FENCE_DIR; shadowd/failover/fence_marker.h)
 //   libvirt = qemu:///system                   ; the local libvirtd
 //   grace_seconds = 600                        ; how long a shadow outlives its VM's interest
 //   refresh_seconds = 5                        ; how often capacity and shadows are read from every host
@@ -70,6 +72,7 @@ struct Config {
   std::string socket_path = "/run/virt-shadow/shadowd.sock";
   std::string store_path = "/var/lib/virt-shadow/store";
   std::string spool_path = "/var/lib/virt-shadow/spool";
+  std::string fence_dir = "/var/lib/virt-shadow/fenced";
   std::string local_libvirt_uri = "qemu:///system";
   std::chrono::seconds grace{600};
   std::chrono::seconds refresh{5};

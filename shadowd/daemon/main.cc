@@ -269,7 +269,8 @@ Status Daemon::Build() {
 }
 
 Status Daemon::BuildMembership() {
-  fences_ = std::make_unique<failover::FenceRecords>(*store_);
+  fences_ = std::make_unique<failover::FenceRecords>(
+      *store_, config_.fence_dir, [this](const Status& status) { log_.Failure("fence markers", status); });
   if (config_.membership != Config::Membership::kCorosync) return Status::Ok();
   heartbeats_ = std::make_unique<cluster::HeartbeatHistory>(*store_, clock_, hosts_);
   VS_RETURN_IF_ERROR(heartbeats_->Load().Annotate("loading the heartbeat history"));

@@ -1,6 +1,7 @@
 #include "shadowd/failover/fence_records.h"
 
 #include "shadowd/failover/fence_machine.h"
+#include "shadowd/failover/fence_marker.h"
 #include "shadowd/store/keys.h"
 
 namespace vs::failover {
@@ -38,7 +39,13 @@ Status FenceRecords::Put(const std::vector<virtshadow::v1::FenceRecord>& records
   if (records.empty()) return Status::Ok();
   store::WriteBatch batch;
   for (const auto& record : records) batch.PutProto(KeyOf(record.vm_uuid()), record);
-  return store_.Write(batch);
+  VS_RETURN_IF_ERROR(store_.Write(batch));
+  if (!marker_dir_.empty()) {
+    if (Status marked = WriteFenceMarkers(marker_dir_, records); !marked.ok() && on_marker_error_) {
+      on_marker_error_(marked);
+    }
+  }
+  return Status::Ok();
 }
 
 std::vector<virtshadow::v1::FenceRecord> Blocking(const std::vector<virtshadow::v1::FenceRecord>& records) {

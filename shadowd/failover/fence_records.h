@@ -3,11 +3,16 @@
 // `virt-shadow status`/`hosts` on gRPC's threads and by the metrics: one point read per hook event, so the hook
 // stays fast.
 //
+// With a marker directory, Put also keeps the fence markers (fence_marker.h) in line with the records it wrote,
+// after the store batch: a marker that cannot be written is reported to `on_marker_error` and does not fail Put
+// (the store is the authority; the markers only serve the hook while shadowd is down).
+//
 // Ownership: borrows the store (it must outlive this). Thread-safety: every method from any thread (the store
 // is thread-safe; this object holds no state). Failure modes: the store's errors; DataLoss naming the key for a
 // record that does not parse.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,7 +26,9 @@ namespace vs::failover {
 
 class FenceRecords {
  public:
-  explicit FenceRecords(store::Store& store) : store_(store) {}
+  explicit FenceRecords(store::Store& store, std::string marker_dir = "",
+                        std::function<void(const Status&)> on_marker_error = nullptr)
+      : store_(store), marker_dir_(std::move(marker_dir)), on_marker_error_(std::move(on_marker_error)) {}
 
   static std::string KeyOf(const std::string& vm_uuid);
 
@@ -33,6 +40,8 @@ class FenceRecords {
 
  private:
   store::Store& store_;
+  const std::string marker_dir_;  // empty: no markers
+  const std::function<void(const Status&)> on_marker_error_;
 };
 
 // The records that keep a VM from starting here (fence_machine.h's BlocksStart).

@@ -45,6 +45,15 @@ TEST(ConfigFailoverTest, FenceActionPausesByDefault) {
   EXPECT_EQ(paused->fence_action, Config::FenceAction::kPause);
 }
 
+TEST(ConfigFailoverTest, FenceDirDefaultsToTheHooksDefault) {
+  auto config = ParseConfig(Conf(""));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->fence_dir, "/var/lib/virt-shadow/fenced");
+  auto moved = ParseConfig(Conf("fence_dir = /srv/fenced\n"));
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(moved->fence_dir, "/srv/fenced");
+}
+
 TEST(ConfigFailoverTest, FenceActionDestroyIsRead) {
   auto config = ParseConfig(Conf("") + "[failover]\nfence_action = destroy\n");
   ASSERT_TRUE(config.ok()) << config.status().ToString();

@@ -10,6 +10,8 @@
 
 #include "proto/vm_record.pb.h"
 #include "shadowd/failover/fence_machine.h"
+#include "shadowd/failover/fence_marker.h"
+#include "tests/unit/common/temp_dir.h"
 #include "shadowd/store/keys.h"
 #include "shadowd/store/memory_store.h"
 #include "tests/unit/cli/fake_hypervisor.h"
@@ -70,6 +72,53 @@ TEST(FenceMachine, StartsAreBlockedUntilReleased) {
   EXPECT_TRUE(BlocksStart(FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE));
   EXPECT_FALSE(BlocksStart(FenceRecord::FENCE_STATE_RELEASED));
   EXPECT_FALSE(BlocksStart(FenceRecord::FENCE_STATE_UNSPECIFIED));
+}
+
+// ---- fence markers (what the hook reads while shadowd is down) ----
+
+FenceRecord MarkerRecord(const std::string& uuid, FenceRecord::State state) {
+  FenceRecord record;
+  record.set_vm_uuid(uuid);
+  record.set_vm_name("web");
+  record.set_state(state);
+  record.set_fenced_unix_ms(1'800'000'000'000);
+  record.set_why("host h1 lost quorum (its partition: h1) while the VM's shadow host h2 is outside it");
+  record.add_shadow_hosts("h2");
+  return record;
+}
+
+TEST(FenceMarkers, WrittenWhileBlockingRemovedWhenReleased) {
+  test_support::TempDir dir;
+  const std::string markers = dir.Sub("fenced");
+  const std::string uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+  ASSERT_TRUE(WriteFenceMarkers(markers, {MarkerRecord(uuid, FenceRecord::FENCE_STATE_FENCED)}).ok());
+  auto marker = ReadFenceMarker(markers, uuid);
+  ASSERT_TRUE(marker.has_value());
+  EXPECT_EQ(*marker, FenceRefusal("web", MarkerRecord(uuid, FenceRecord::FENCE_STATE_FENCED)));
+  EXPECT_THAT(*marker, HasSubstr("fenced on this host since 2027-01-15 08:00:00 UTC"));
+  ASSERT_TRUE(WriteFenceMarkers(markers, {MarkerRecord(uuid, FenceRecord::FENCE_STATE_RELEASED)}).ok());
+  EXPECT_FALSE(ReadFenceMarker(markers, uuid).has_value());
+  EXPECT_FALSE(ReadFenceMarker(markers, "../" + uuid).has_value()) << "no path is built from a non-uuid";
+}
+
+TEST(FenceMarkers, FenceRecordsPutKeepsThemInLine) {
+  test_support::TempDir dir;
+  store::MemoryStore store;
+  std::vector<Status> errors;
+  FenceRecords records(store, dir.Sub("fenced"), [&](const Status& s) { errors.push_back(s); });
+  const std::string uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+  ASSERT_TRUE(records.Put({MarkerRecord(uuid, FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE)}).ok());
+  EXPECT_TRUE(ReadFenceMarker(dir.Sub("fenced"), uuid).has_value());
+  ASSERT_TRUE(records.Put({MarkerRecord(uuid, FenceRecord::FENCE_STATE_RELEASED)}).ok());
+  EXPECT_FALSE(ReadFenceMarker(dir.Sub("fenced"), uuid).has_value());
+  EXPECT_TRUE(errors.empty());
+  // A marker that cannot be written is reported, and the record is still written.
+  FenceRecords unwritable(store, "/proc/no-such-dir/fenced", [&](const Status& s) { errors.push_back(s); });
+  ASSERT_TRUE(unwritable.Put({MarkerRecord(uuid, FenceRecord::FENCE_STATE_FENCED)}).ok());
+  EXPECT_EQ(errors.size(), 1u);
+  auto stored = records.Get(uuid);
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->state(), FenceRecord::FENCE_STATE_FENCED);
 }
 
 // ---- fakes ----
