@@ -6,7 +6,8 @@
 // paused for the whole cut; shadowd's record says how long the pause took from the quorum loss it noticed. After the
 // heal h1 asks the shadow host (QueryPromotion): with no promotion the guest is resumed and makes progress. A shadow
 // host without the QueryPromotion server (before branch `promote` is merged) answers UNIMPLEMENTED: then the guest
-// must stay paused (checked), and the resume is skipped with a note.
+// must stay paused (checked), a start of it is refused by the hook with shadowd up and down (checked), and the
+// resume is skipped with a note.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -136,6 +137,19 @@ TEST_F(PartitionTest, ACutPrimaryPausesItsVmWithinTheBoundAndResumesItAfterTheHe
   if (last["state"] != "released") {
     EXPECT_EQ(StateInside(0, name), "paused") << "unanswered, the VM must stay paused";
     EXPECT_EQ(last["state"], "fenced");
+    // The fenced VM may not be started here: the hook refuses it from shadowd's record, and with shadowd down
+    // (a booting host's autostart) from its fence marker.
+    ASSERT_TRUE(h1->DestroyDomain(name).ok());
+    Status refused = h1->StartDomain(name);
+    std::printf("start of the fenced %s with shadowd up: %s\n", name.c_str(), refused.ToString().c_str());
+    EXPECT_FALSE(refused.ok());
+    EXPECT_NE(refused.ToString().find("is fenced on this host"), std::string::npos) << refused.ToString();
+    ASSERT_EQ(RunCommand(lab + " shadowd h1 stop").exit_code, 0);
+    Status refused_down = h1->StartDomain(name);
+    std::printf("start of the fenced %s with shadowd down: %s\n", name.c_str(), refused_down.ToString().c_str());
+    EXPECT_FALSE(refused_down.ok());
+    EXPECT_NE(refused_down.ToString().find("this is its fence marker"), std::string::npos) << refused_down.ToString();
+    EXPECT_EQ(RunCommand(lab + " shadowd h1 start").exit_code, 0);
     GTEST_SKIP() << "the shadow host " << hosts_[shadow].name
                  << " has no QueryPromotion server yet (branch promote): the VM stays paused, as it must";
   }
