@@ -161,6 +161,46 @@ json RoundToJson(const v1::AppliedRound& round) {
           {"digest", round.digest()}};
 }
 
+// The VM's self-fence on this host, one line: what was done, when, and where it stands.
+std::string FenceLine(const v1::FenceRecord& fence) {
+  const std::string action = fence.action() == v1::FenceRecord::FENCE_ACTION_DESTROY ? "destroyed" : "paused";
+  const std::string when = FormatUnixMillis(fence.fenced_unix_ms());
+  const std::string done = fence.acted() ? action + " at " + when +
+                                               (fence.fence_latency_ms() > 0 ? " (" + std::to_string(
+                                                   fence.fence_latency_ms()) + " ms after the quorum loss)" : "")
+                                         : "to be " + action + " (since " + when + ")";
+  switch (fence.state()) {
+    case v1::FenceRecord::FENCE_STATE_FENCED: return "FENCED: " + done;
+    case v1::FenceRecord::FENCE_STATE_RELEASING: return "FENCED, being released: " + done;
+    case v1::FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE:
+      return "FENCED for good: promoted on " + Printable(fence.promoted_host()) + " at " +
+             FormatUnixMillis(fence.promoted_unix_ms()) + "; this copy was " + action + " at " + when +
+             " and must not run here";
+    case v1::FenceRecord::FENCE_STATE_RELEASED:
+      return "released at " + FormatUnixMillis(fence.released_unix_ms()) + " (was " + action + " at " + when + ")";
+    default: return "-";
+  }
+}
+
+json FenceToJson(const v1::FenceRecord& fence) {
+  static const char* const kStates[] = {"none", "fenced", "releasing", "released", "promoted_elsewhere"};
+  const int state = static_cast<int>(fence.state());
+  return {{"vm", fence.vm_name()},
+          {"uuid", fence.vm_uuid()},
+          {"state", state >= 0 && state <= 4 ? kStates[state] : "unknown"},
+          {"action", fence.action() == v1::FenceRecord::FENCE_ACTION_DESTROY ? "destroy" : "pause"},
+          {"acted", fence.acted()},
+          {"fenced_unix_ms", fence.fenced_unix_ms()},
+          {"fence_latency_ms", fence.fence_latency_ms()},
+          {"why", fence.why()},
+          {"detail", fence.detail()},
+          {"shadow_hosts", Strings(fence.shadow_hosts())},
+          {"promoted_host", fence.promoted_host()},
+          {"promoted_unix_ms", fence.promoted_unix_ms()},
+          {"released_unix_ms", fence.released_unix_ms()},
+          {"last_error", fence.last_error()}};
+}
+
 }  // namespace
 
 std::string FormatVmDetail(const v1::VmStatus& vm) {
@@ -181,6 +221,12 @@ std::string FormatVmDetail(const v1::VmStatus& vm) {
   AddField(text, "Last error", OrDash(vm.last_error()));
   AddField(text, "Unprotected reason", OrDash(vm.unprotected_reason()));
   if (!vm.guest_failed().empty()) AddField(text, "Guest", "FAILED after its switchover: " + Printable(vm.guest_failed()));
+  if (vm.has_fence()) {
+    AddField(text, "Fence", FenceLine(vm.fence()));
+    AddField(text, "Fenced because", OrDash(Printable(vm.fence().why())));
+    if (!vm.fence().detail().empty()) AddField(text, "Fence detail", Printable(vm.fence().detail()));
+    if (!vm.fence().last_error().empty()) AddField(text, "Fence error", Printable(vm.fence().last_error()));
+  }
   if (vm.has_replication()) {
     const v1::ReplicationInfo& r = vm.replication();
     AddField(text, "Replication", r.interval_ms() > 0 ? "every " + Seconds(r.interval_ms()) : "not scheduled");
@@ -266,14 +312,30 @@ std::string FormatHostTable(const v1::ListHostsReply& reply) {
                                      "Shadows"};
   const std::string unavailable =
       reply.capacity_unavailable().empty() ? "" : "State and capacity: unknown, " + reply.capacity_unavailable() + "\n";
-  if (!membership) return RenderTable(header, rows) + unavailable;
+  // This host's fenced VMs: a VM it paused (or destroyed) when it lost quorum and has not released.
+  std::string fenced;
+  if (reply.fence_records_unavailable()) {
+    fenced = "Fenced here: unknown (shadowd could not read its fence records)\n";
+  } else if (membership || reply.fenced_size() > 0) {
+    std::string names;
+    for (const v1::FenceRecord& fence : reply.fenced()) {
+      names += (names.empty() ? "" : ", ") + Printable(fence.vm_name()) +
+               (fence.state() == v1::FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE
+                    ? " (promoted on " + Printable(fence.promoted_host()) + ")"
+                    : "");
+    }
+    fenced = "Fenced here: " + (names.empty() ? std::string("none") : std::to_string(reply.fenced_size()) + " VM" +
+                                                                          (reply.fenced_size() == 1 ? "" : "s") +
+                                                                          ": " + names) + "\n";
+  }
+  if (!membership) return RenderTable(header, rows) + fenced + unavailable;
   header.push_back("Member");
   header.push_back("Last seen");
   const std::string partition =
       !reply.membership_known() ? "unknown (this host's Corosync does not answer)"
       : reply.quorate()         ? "quorate (ring " + std::to_string(reply.ring_id()) + ")"
                                 : "NOT quorate (ring " + std::to_string(reply.ring_id()) + ")";
-  return RenderTable(header, rows) + "Partition: " + partition + "\n" + unavailable;
+  return RenderTable(header, rows) + "Partition: " + partition + "\n" + fenced + unavailable;
 }
 
 std::string FormatExplanation(const v1::ExplainReply& reply) {
@@ -321,6 +383,7 @@ json VmToJson(const v1::VmStatus& vm) {
           {"last_error", vm.last_error()},
           {"unprotected_reason", vm.unprotected_reason()},
           {"guest_failed", vm.guest_failed()},
+          {"fence", vm.has_fence() ? FenceToJson(vm.fence()) : json(nullptr)},
           {"replication", ReplicationToJson(vm)}};
 }
 
@@ -361,6 +424,10 @@ json HostsToJson(const v1::ListHostsReply& reply) {
                          {"ring_id", reply.ring_id()}};
   }
   if (!reply.capacity_unavailable().empty()) out["capacity_unavailable"] = reply.capacity_unavailable();
+  json fenced = json::array();
+  for (const v1::FenceRecord& fence : reply.fenced()) fenced.push_back(FenceToJson(fence));
+  out["fenced"] = fenced;
+  if (reply.fence_records_unavailable()) out["fence_records_unavailable"] = true;
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 
+#include "shadowd/failover/fence_marker.h"
 #include "shadowd/policy/domain_xml.h"
 #include "shadowd/policy/policy.h"
 
@@ -28,7 +29,7 @@ HookOutcome Exit(int code, std::string line = "") {
 }  // namespace
 
 HookOutcome RunHook(std::span<const std::string> args, std::string_view domain_xml, EventDeliverer& deliverer,
-                    spool::Spool& spool, Clock& clock) {
+                    spool::Spool& spool, Clock& clock, const std::string& fence_dir) {
   // First and cheapest: most domains are untagged and must cost a substring search, nothing more.
   if (!policy::MayBeTagged(domain_xml)) return Exit(0);
 
@@ -79,6 +80,12 @@ HookOutcome RunHook(std::span<const std::string> args, std::string_view domain_x
   const std::string spool_note = spooled.ok() ? "event spooled as " + spool.directory() + "/" + spooled->file_name
                                               : "event DROPPED, the spool refused it: " + spooled.status().ToString();
 
+  if (at_prepare && !fence_dir.empty()) {
+    if (std::optional<std::string> fenced = failover::ReadFenceMarker(fence_dir, facts->uuid)) {
+      return Exit(1, *fenced + " (shadowd is unreachable: " + why_undelivered + "; this is its fence marker; " +
+                         spool_note + ")");
+    }
+  }
   const bool protection_paused = policy.policy.ok() && !(*policy.policy)->enabled;
   if (at_prepare && policy.hook_failure == policy::HookFailureMode::kClosed && !protection_paused) {
     return Exit(1, "virt-shadow: shadowd is unreachable and VM " + facts->name +

@@ -13,6 +13,9 @@
 // - untagged domains, other operations, missing argv, unreadable XML: exit 0 (fail-open: without a
 //   parse the policy cannot be known); the last two with one line on stderr;
 // - shadowd answers allow=false at `prepare begin`: exit 1 with its reason;
+// - shadowd unreachable at `prepare begin` of a VM with a fence marker in `fence_dir` (this host fenced it
+//   and has not released it; shadowd/failover/fence_marker.h): exit 1 with the marker's reason, whatever the
+//   policy says (a booting host's autostart runs before shadowd);
 // - shadowd unreachable: the event is spooled (or dropped, if the spool refuses it: full disk, bound
 //   reached), then exit 1 only at `prepare begin` when the policy's hook failure mode is closed
 //   (hook-failure="closed", or critical="yes" without hook-failure; read best-effort from an invalid
@@ -54,8 +57,9 @@ struct HookOutcome {
 };
 
 // `args` is argv without argv[0]: object operation sub-operation extra (e.g. "vm1" "prepare"
-// "begin" "-"); `domain_xml` is all of stdin. Time (the event's wall time) comes from `clock`.
+// "begin" "-"); `domain_xml` is all of stdin. Time (the event's wall time) comes from `clock`. `fence_dir`: where
+// shadowd keeps its fence markers (empty: none are looked at).
 HookOutcome RunHook(std::span<const std::string> args, std::string_view domain_xml, EventDeliverer& deliverer,
-                    spool::Spool& spool, Clock& clock);
+                    spool::Spool& spool, Clock& clock, const std::string& fence_dir = "");
 
 }  // namespace vs::hook

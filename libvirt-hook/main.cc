@@ -6,6 +6,8 @@
 // Environment (libvirtd passes only LC_ALL, PATH and HOME, so the defaults are the production values):
 //   VS_SHADOWD_SOCKET            shadowd's unix socket, default /run/virt-shadow/shadowd.sock
 //   VS_SPOOL_DIR                 the spool directory, default /var/lib/virt-shadow/spool
+//   VS_FENCE_DIR                 shadowd's fence markers ([shadowd] fence_dir), default
+//                                /var/lib/virt-shadow/fenced
 //   VS_SHADOWD_ANSWER_WITHIN_MS  default kShadowdAnswerWithin (20); raised only by the process tests
 //                                that check what shadowd receives rather than timing, so that a
 //                                CPU-starved test machine cannot turn them into deadline tests
@@ -24,6 +26,7 @@
 #include "common/clock.h"
 #include "libvirt-hook/grpc_deliverer.h"
 #include "libvirt-hook/hook.h"
+#include "shadowd/failover/fence_marker.h"
 #include "shadowd/spool/spool.h"
 
 namespace {
@@ -92,7 +95,8 @@ int main(int argc, char** argv) {
   vs::spool::Spool spool(EnvOr("VS_SPOOL_DIR", "/var/lib/virt-shadow/spool"), *clock);
   vs::hook::GrpcDeliverer deliverer(EnvOr("VS_SHADOWD_SOCKET", "/run/virt-shadow/shadowd.sock"),
                                     started + AnswerWithin(), *clock);
-  const vs::hook::HookOutcome outcome = vs::hook::RunHook(args, domain_xml, deliverer, spool, *clock);
+  const vs::hook::HookOutcome outcome = vs::hook::RunHook(args, domain_xml, deliverer, spool, *clock,
+                                                          EnvOr("VS_FENCE_DIR", vs::failover::kDefaultFenceDir));
   WriteAll(STDERR_FILENO, outcome.stderr_line);
   return outcome.exit_code;
 }

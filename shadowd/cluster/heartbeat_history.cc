@@ -192,6 +192,7 @@ StatusOr<std::vector<MembershipEvent>> HeartbeatHistory::QuorumEvents() const {
 
 void MembershipRecorder::Start() {
   membership_.Start([this](const MembershipSnapshot& snapshot) {
+    if (first_) first_(snapshot);
     if (Status observed = history_.Observe(snapshot); !observed.ok() && on_error_) on_error_(observed);
   });
 }

@@ -113,13 +113,16 @@ class HeartbeatHistory {
 // Feeds a HeartbeatHistory from a Membership: every change as it happens (on the membership's thread), and
 // Tick() (the daemon's loop, every 500 ms) observes the current snapshot again, so that members' last_seen
 // advances between changes and a failed write is retried.
+// `first`, when set, sees every change before the history records it (the self-fence: it must not wait for a
+// store write), on the membership's thread; it must return at once.
 // Ownership: borrows both (they must outlive it). Thread-safety: Start/Stop/Tick from one thread; the
 // membership's thread calls into the history, which is thread-safe. Failure modes: Tick returns the history's
 // error; an error on the membership's thread goes to `on_error` (the next Tick retries).
 class MembershipRecorder {
  public:
-  MembershipRecorder(Membership& membership, HeartbeatHistory& history, std::function<void(const Status&)> on_error)
-      : membership_(membership), history_(history), on_error_(std::move(on_error)) {}
+  MembershipRecorder(Membership& membership, HeartbeatHistory& history, std::function<void(const Status&)> on_error,
+                     Membership::Listener first = nullptr)
+      : membership_(membership), history_(history), on_error_(std::move(on_error)), first_(std::move(first)) {}
   ~MembershipRecorder() { Stop(); }
 
   void Start();
@@ -130,6 +133,7 @@ class MembershipRecorder {
   Membership& membership_;
   HeartbeatHistory& history_;
   const std::function<void(const Status&)> on_error_;
+  const Membership::Listener first_;
 };
 
 }  // namespace vs::cluster

@@ -169,6 +169,20 @@ Status ParseNotice(const pt::ptree& section, Config& config) {
   return Status::Ok();
 }
 
+Status ParseFailover(const pt::ptree& section, Config& config) {
+  VS_RETURN_IF_ERROR(CheckKeys(section, "failover", {"fence_action"}));
+  const std::string action = section.get<std::string>("fence_action", "pause");
+  if (action == "pause") {
+    config.fence_action = Config::FenceAction::kPause;
+  } else if (action == "destroy") {
+    config.fence_action = Config::FenceAction::kDestroy;
+  } else {
+    return InvalidArgument("[failover] fence_action = '" + action +
+                           "' must be 'pause' (the default: a short cut costs a pause, not the VM) or 'destroy'");
+  }
+  return Status::Ok();
+}
+
 Status ParseSwitchover(const pt::ptree& section, switchover::Settings& switchover) {
   const std::string where = "switchover";
   VS_RETURN_IF_ERROR(CheckKeys(section, where,
@@ -233,12 +247,13 @@ StatusOr<Config> ParseConfig(const std::string& text) {
   auto daemon = tree.get_child_optional("shadowd");
   if (!daemon) return InvalidArgument("config has no [shadowd] section; it needs at least 'host = NAME'");
   VS_RETURN_IF_ERROR(CheckKeys(*daemon, "shadowd",
-                               {"host", "socket", "store", "spool", "libvirt", "grace_seconds", "refresh_seconds",
+                               {"host", "socket", "store", "spool", "fence_dir", "libvirt", "grace_seconds", "refresh_seconds",
                                 "peer_port", "nbd_port", "metrics", "membership"}));
   config.this_host = daemon->get<std::string>("host", "");
   config.socket_path = daemon->get<std::string>("socket", config.socket_path);
   config.store_path = daemon->get<std::string>("store", config.store_path);
   config.spool_path = daemon->get<std::string>("spool", config.spool_path);
+  config.fence_dir = daemon->get<std::string>("fence_dir", config.fence_dir);
   config.local_libvirt_uri = daemon->get<std::string>("libvirt", config.local_libvirt_uri);
   if (daemon->count("grace_seconds")) {
     VS_ASSIGN_OR_RETURN(int64_t s, Number<int64_t>(*daemon, "shadowd", "grace_seconds", 0, 30 * 86400));
@@ -273,9 +288,13 @@ StatusOr<Config> ParseConfig(const std::string& text) {
       VS_RETURN_IF_ERROR(ParseSwitchover(section, config.switchover));
       continue;
     }
+    if (section_name == "failover") {
+      VS_RETURN_IF_ERROR(ParseFailover(section, config));
+      continue;
+    }
     if (section_name.rfind(kHostPrefix, 0) != 0 || section_name.size() == sizeof(kHostPrefix) - 1) {
       return InvalidArgument("config has an unknown section [" + section_name +
-                             "]; sections are [shadowd], [host.NAME], [notice] and [switchover]");
+                             "]; sections are [shadowd], [host.NAME], [notice], [switchover] and [failover]");
     }
     VS_ASSIGN_OR_RETURN(cluster::HostConfig host, ParseHost(section_name.substr(sizeof(kHostPrefix) - 1), section));
     config.hosts.push_back(std::move(host));

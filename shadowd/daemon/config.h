@@ -6,6 +6,8 @@
 //   socket = /run/virt-shadow/shadowd.sock     ; gRPC API for the hook and the CLI
 //   store = /var/lib/virt-shadow/store         ; RocksDB directory
 //   spool = /var/lib/virt-shadow/spool         ; where the hook spools events while shadowd is down
+//   fence_dir = /var/lib/virt-shadow/fenced    ; the fence markers the hook reads while shadowd is down
+//                                              ; (the hook's VS_FENCE_DIR; shadowd/failover/fence_marker.h)
 //   libvirt = qemu:///system                   ; the local libvirtd
 //   grace_seconds = 600                        ; how long a shadow outlives its VM's interest
 //   refresh_seconds = 5                        ; how often capacity and shadows are read from every host
@@ -42,6 +44,10 @@
 //                                              ; planned: it first holds precopy for the plan's slack
 //                                              ; (docs/switchover.md: under TCG that let precopy complete
 //                                              ; alone, with seconds of downtime risk and guest hangs)
+//   [failover]                                 ; optional: host failure (with membership = corosync)
+//   fence_action = pause                       ; what this host does to a VM it must fence when its partition
+//                                              ; loses quorum (docs/failover.md "Self-fencing"): pause (a
+//                                              ; short cut costs a pause) or destroy
 //
 // Base URLs are http://IP[:PORT][/PREFIX]: the pollers append their paths to them.
 // Pure: parsing takes text and returns a value or an error naming the key and the fix. Thread-compatible.
@@ -66,6 +72,7 @@ struct Config {
   std::string socket_path = "/run/virt-shadow/shadowd.sock";
   std::string store_path = "/var/lib/virt-shadow/store";
   std::string spool_path = "/var/lib/virt-shadow/spool";
+  std::string fence_dir = "/var/lib/virt-shadow/fenced";
   std::string local_libvirt_uri = "qemu:///system";
   std::chrono::seconds grace{600};
   std::chrono::seconds refresh{5};
@@ -78,6 +85,8 @@ struct Config {
   notice::NoticeSourcesOptions notice;  // every source off unless [notice] names it
   std::chrono::seconds drain_deadline{120};
   switchover::Settings switchover;
+  enum class FenceAction { kPause, kDestroy };
+  FenceAction fence_action = FenceAction::kPause;
 
   const cluster::HostConfig* FindHost(const std::string& name) const;
   // The cluster's hosts, as the value the rooms below the daemon take.

@@ -40,6 +40,8 @@
 #include "shadowd/controller/controller.h"
 #include "shadowd/daemon/config.h"
 #include "shadowd/daemon/event_loop.h"
+#include "shadowd/failover/fence_records.h"
+#include "shadowd/failover/self_fence.h"
 #include "shadowd/metrics/http_endpoint.h"
 #include "shadowd/nbd/qemu_img.h"
 #include "shadowd/notice/beast_http_client.h"
@@ -248,6 +250,12 @@ class Daemon {
   std::unique_ptr<cluster::Membership> membership_;
   std::unique_ptr<cluster::HeartbeatHistory> heartbeats_;
   std::unique_ptr<cluster::MembershipRecorder> membership_recorder_;
+  // Self-fencing (with membership = corosync): the records (read by the hook's verdict, status, hosts and the
+  // metrics whatever the membership), and the thread that fences on a quorum loss and reconciles after the
+  // heal, with a libvirt connection of its own so that no other thread's call holds up a pause.
+  std::unique_ptr<failover::FenceRecords> fences_;
+  std::unique_ptr<virt::Hypervisor> fence_libvirt_;
+  std::unique_ptr<failover::SelfFence> self_fence_;
 
   // What Start() started (the parts above start their own threads in Start and stop them in their destructors
   // too; Stop() orders them).
@@ -273,13 +281,28 @@ Status Daemon::Build() {
 }
 
 Status Daemon::BuildMembership() {
+  fences_ = std::make_unique<failover::FenceRecords>(
+      *store_, config_.fence_dir, [this](const Status& status) { log_.Failure("fence markers", status); });
   if (config_.membership != Config::Membership::kCorosync) return Status::Ok();
   heartbeats_ = std::make_unique<cluster::HeartbeatHistory>(*store_, clock_, hosts_);
   VS_RETURN_IF_ERROR(heartbeats_->Load().Annotate("loading the heartbeat history"));
   membership_ = std::make_unique<cluster::CorosyncMembership>(
       cluster::CorosyncOptions{}, [this](const std::string& line) { log_.Write("membership", line); });
+  VS_ASSIGN_OR_RETURN(fence_libvirt_, Named(runtime_->Connect(config_.local_libvirt_uri, clock_),
+                                            "the local libvirtd (self-fence)"));
+  failover::SelfFenceOptions fence_options{
+      .hosts = hosts_,
+      .action = config_.fence_action == Config::FenceAction::kDestroy
+                    ? virtshadow::v1::FenceRecord::FENCE_ACTION_DESTROY
+                    : virtshadow::v1::FenceRecord::FENCE_ACTION_PAUSE};
+  self_fence_ = std::make_unique<failover::SelfFence>(
+      fence_options,
+      failover::SelfFence::Parts{*store_, *fences_, *fence_libvirt_, *peer_client_, clock_},
+      [this](const std::string& line) { log_.Write("failover", line); });
+  // The self-fence sees each change first: the history's store write must not delay a fence.
   membership_recorder_ = std::make_unique<cluster::MembershipRecorder>(
-      *membership_, *heartbeats_, [this](const Status& status) { log_.Failure("membership change", status); });
+      *membership_, *heartbeats_, [this](const Status& status) { log_.Failure("membership change", status); },
+      [this](const cluster::MembershipSnapshot& snapshot) { self_fence_->OnMembership(snapshot); });
   return Status::Ok();
 }
 
@@ -383,6 +406,7 @@ Status Daemon::BuildSwitchover() {
 
 Status Daemon::Start() {
   peer_drains_->Start();
+  if (self_fence_) self_fence_->Start([this] { return membership_->Current(); });
   if (membership_recorder_) membership_recorder_->Start();
   VS_ASSIGN_OR_RETURN(peer_server_, rpc::StartPeerServer(hosts_.PeerTarget(*hosts_.Find(hosts_.this_host)), *keeper_,
                                                          *switchover_target_));
@@ -400,6 +424,8 @@ Status Daemon::Start() {
           if (heartbeats_) {
             for (auto& family : cluster::MembershipMetrics(heartbeats_->View())) families.push_back(std::move(family));
           }
+          VS_ASSIGN_OR_RETURN(auto fenced, fences_->List());
+          for (auto& family : failover::FenceMetrics(fenced)) families.push_back(std::move(family));
           return metrics::RenderPrometheusText(families);
         }), "metrics endpoint"));
   }
@@ -415,7 +441,8 @@ Status Daemon::Start() {
                                                   .switchovers = *switchovers_, .runner = *switchover_runner_,
                                                   .drain = *drain_, .target = *switchover_target_,
                                                   .arrivals = *arrivals_, .clock = clock_,
-                                                  .heartbeats = heartbeats_.get()},
+                                                  .heartbeats = heartbeats_.get(),
+                                                  .fences = fences_.get()},
                                               log_.For("")));
   log_.Write("", "host " + config_.this_host + " serving on " + config_.socket_path);
   // Last of all, once nothing can fail any more: its first job (resuming switchovers and a persisted drain)
@@ -480,6 +507,8 @@ void Daemon::Stop() {
     if (peer_drains_) peer_drains_->Stop();
     // Last: its listener writes only the heartbeat history (the store); leaving the group tells the peers.
     if (membership_recorder_) membership_recorder_->Stop();
+    // After the membership: no listener call reaches it any more. Joins a fence in progress.
+    if (self_fence_) self_fence_->Stop();
   });
 }
 

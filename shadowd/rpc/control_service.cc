@@ -69,7 +69,23 @@ std::string_view VerdictName(scheduler::Verdict verdict) {
 
 grpc::Status ShadowService::DeliverHookEvent(grpc::ServerContext*, const virtshadow::v1::HookEvent* event,
                                              virtshadow::v1::HookVerdict* verdict) {
-  *verdict = HookVerdictFor(*event);
+  // One point read of the store, only for a start: the hook waits for this answer.
+  std::optional<virtshadow::v1::FenceRecord> fence;
+  if (parts_.fences && event->operation() == "prepare" && !event->domain_uuid().empty()) {
+    auto record = parts_.fences->Get(event->domain_uuid());
+    if (record.ok()) {
+      fence = *record;
+    } else {
+      // Unreadable: refuse rather than risk starting a VM that was promoted elsewhere.
+      verdict->set_allow(false);
+      verdict->set_reason("virt-shadow: the fence record of VM " + event->domain_name() +
+                          " cannot be read (" + record.status().ToString() + "); refusing to start it");
+      log_("hook: " + verdict->reason());
+      return grpc::Status::OK;
+    }
+  }
+  *verdict = HookVerdictFor(*event, fence);
+  if (!verdict->allow() && fence) log_("hook: refused a start: " + verdict->reason());
   parts_.loop.Post([this, event = *event] {
     Status status = parts_.controller.HandleHookEvent(event);
     if (!status.ok()) {
@@ -102,6 +118,9 @@ grpc::Status ShadowService::GetVm(grpc::ServerContext*, const virtshadow::v1::Ge
 }
 
 void ShadowService::FillThisHostsFacts(const std::string& vm_uuid, virtshadow::v1::VmStatus* out) const {
+  if (parts_.fences) {
+    if (auto fence = parts_.fences->Get(vm_uuid); fence.ok() && fence->has_value()) *out->mutable_fence() = **fence;
+  }
   if (auto failed = parts_.arrivals.GuestFailureOf(vm_uuid); failed.ok() && *failed) {
     out->set_guest_failed("arrived from " + (*failed)->origin_host() + ": " + (*failed)->seen());
   }
@@ -289,6 +308,14 @@ grpc::Status ShadowService::ListHosts(grpc::ServerContext*, const virtshadow::v1
     reply->set_membership_known(membership->known);
     reply->set_quorate(membership->quorate);
     reply->set_ring_id(membership->ring_id);
+  }
+  if (parts_.fences) {
+    if (auto fences = parts_.fences->List(); fences.ok()) {
+      for (auto& fence : failover::Blocking(*fences)) *reply->add_fenced() = std::move(fence);
+    } else {
+      reply->set_fence_records_unavailable(true);
+      log_("hosts: reading the fence records: " + fences.status().ToString());
+    }
   }
   const WallTime now = parts_.clock.WallNow();
   for (const auto& host : *snap.hosts) {

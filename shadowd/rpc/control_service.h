@@ -17,6 +17,7 @@
 #include "shadowd/cluster/heartbeat_history.h"
 #include "shadowd/cluster/libvirt_cluster.h"
 #include "shadowd/controller/controller.h"
+#include "shadowd/failover/fence_records.h"
 #include "shadowd/replication/replication_worker.h"
 #include "shadowd/switchover/arrival_records.h"
 #include "shadowd/switchover/switchover_coordinator.h"
@@ -42,6 +43,9 @@ class ShadowService final : public virtshadow::v1::ShadowD::Service {
     // The cluster's membership as this host follows it (thread-safe, read on gRPC's threads); nullptr when
     // shadowd follows no membership ([shadowd] membership = none).
     const cluster::HeartbeatHistory* heartbeats = nullptr;
+    // This host's self-fence records (thread-safe: store reads): the hook's verdict on a start, `status` and
+    // `hosts`. nullptr: no self-fencing (membership = none).
+    const failover::FenceRecords* fences = nullptr;
   };
   // `drain_deadline`: the deadline of `virt-shadow drain` when the request names none.
   ShadowService(cluster::ClusterHosts hosts, Duration drain_deadline, Parts parts, Logger::Line log)

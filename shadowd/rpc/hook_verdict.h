@@ -1,15 +1,24 @@
-// The answer shadowd gives the libvirt hook, decided from the event alone (no controller state), so that the
-// gRPC handler answers within milliseconds: a start ("prepare") of a tagged VM is refused only when its policy is
-// invalid and the policy asks to fail closed (hook-failure="closed", or critical="yes"); everything else is
-// allowed — the VM's protection is worked out afterwards on shadowd's loop.
+// The answer shadowd gives the libvirt hook, decided from the event and the VM's fence record alone (no
+// controller state; the record is one store read by the caller), so that the gRPC handler answers within
+// milliseconds: a start ("prepare") of a tagged VM is refused when
+//   - this host fenced the VM and has not released it (failover::BlocksStart: fenced, releasing, or promoted
+//     elsewhere), whatever starts it (virsh, autostart, an incoming migration): the reason says why and since
+//     when, and what the operator can do; or
+//   - its policy is invalid and the policy asks to fail closed (hook-failure="closed", or critical="yes").
+// Everything else is allowed — the VM's protection is worked out afterwards on shadowd's loop.
 // Pure function; thread-safe.
 #pragma once
 
+#include <optional>
+
+#include "proto/failover.pb.h"
 #include "proto/hook_event.pb.h"
 #include "proto/shadowd.pb.h"
 
 namespace vs::rpc {
 
-virtshadow::v1::HookVerdict HookVerdictFor(const virtshadow::v1::HookEvent& event);
+// `fence`: the VM's fence record on this host, if it has one.
+virtshadow::v1::HookVerdict HookVerdictFor(const virtshadow::v1::HookEvent& event,
+                                           const std::optional<virtshadow::v1::FenceRecord>& fence = std::nullopt);
 
 }  // namespace vs::rpc

@@ -112,4 +112,9 @@ StatusOr<v1::HostStateReply> GrpcPeerClient::HostState(const std::string& host) 
               "host state");
 }
 
+StatusOr<v1::PromotionQueryReply> GrpcPeerClient::QueryPromotion(const std::string& host,
+                                                                  const v1::PromotionQueryRequest& request) {
+  return Call(host, &v1::ShadowPeer::Stub::QueryPromotion, request, std::chrono::seconds(3), "promotion query");
+}
+
 }  // namespace vs::rpc

@@ -1,6 +1,7 @@
 // GrpcPeerClient: this host's client of the other hosts' ShadowPeer services (peer_service.h): the
-// ReplicaPeer a primary's Replicator sends its rounds through, and the SwitchoverPeer the switchover steps
-// and the coordinator reach a target with.
+// ReplicaPeer a primary's Replicator sends its rounds through, the SwitchoverPeer the switchover steps
+// and the coordinator reach a target with, and the PromotionPeer a returning primary asks whether its fenced VMs
+// were promoted (failover::SelfFence).
 //
 // Each call first waits (a few seconds at most) for the channel to connect, with gRPC's reconnect backoff capped
 // at 1 s: a peer that was down is reached as soon as it is back, instead of failing fast for up to gRPC's
@@ -19,12 +20,15 @@
 #include "common/thread_annotations.h"
 #include "proto/peer.grpc.pb.h"
 #include "shadowd/cluster/cluster_hosts.h"
+#include "shadowd/failover/promotion_peer.h"
 #include "shadowd/replication/replica_peer.h"
 #include "shadowd/switchover/switchover_peer.h"
 
 namespace vs::rpc {
 
-class GrpcPeerClient final : public replication::ReplicaPeer, public switchover::SwitchoverPeer {
+class GrpcPeerClient final : public replication::ReplicaPeer,
+                             public switchover::SwitchoverPeer,
+                             public failover::PromotionPeer {
  public:
   GrpcPeerClient(cluster::ClusterHosts hosts, Clock& clock) : hosts_(std::move(hosts)), clock_(clock) {}
 
@@ -46,6 +50,10 @@ class GrpcPeerClient final : public replication::ReplicaPeer, public switchover:
   Status AbortSwitchover(const std::string& host, const virtshadow::v1::AbortSwitchoverRequest& request) override;
   // 500 ms: PeerDrainWatch asks every peer once per refresh.
   StatusOr<virtshadow::v1::HostStateReply> HostState(const std::string& host) override;
+
+  // PromotionPeer: 3 s (the shadow host answers from its store; SelfFence asks again every 2 s when it does not).
+  StatusOr<virtshadow::v1::PromotionQueryReply> QueryPromotion(
+      const std::string& host, const virtshadow::v1::PromotionQueryRequest& request) override;
 
  private:
   template <typename Request, typename Reply>

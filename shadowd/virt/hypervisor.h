@@ -178,6 +178,12 @@ class Hypervisor {
   virtual Status StartDomain(const std::string& name) = 0;
   // Pulls the plug (virDomainDestroy); OK if the domain is not running.
   virtual Status DestroyDomain(const std::string& name) = 0;
+  // Pauses the vCPUs of a running domain (virDomainSuspend); QEMU completes in-flight block requests before it
+  // returns, so a paused domain writes nothing more. OK if it is already paused; kFailedPrecondition when it
+  // does not run; kNotFound for an unknown domain.
+  virtual Status SuspendDomain(const std::string& name) = 0;
+  // Resumes a paused domain (virDomainResume). OK if it already runs; kFailedPrecondition when it does not run.
+  virtual Status ResumeDomain(const std::string& name) = 0;
   // Removes the definition with its checkpoint and snapshot metadata; OK if it does not exist.
   virtual Status UndefineDomain(const std::string& name) = 0;
   virtual StatusOr<DomainState> GetDomainState(const std::string& name) = 0;

@@ -258,6 +258,32 @@ class LibvirtHypervisor final : public Hypervisor {
     return Status::Ok();
   }
 
+  Status SuspendDomain(const std::string& name) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(name));
+    int state = 0, reason = 0;
+    if (virDomainGetState(dom.get(), &state, &reason, 0) < 0) {
+      return LastLibvirtError("state of " + name + " on " + uri_);
+    }
+    if (state == VIR_DOMAIN_PAUSED) return Status::Ok();
+    if (virDomainIsActive(dom.get()) != 1) return FailedPrecondition(name + " does not run on " + uri_);
+    if (virDomainSuspend(dom.get()) < 0) return LastLibvirtError("pausing " + name + " on " + uri_);
+    return Status::Ok();
+  }
+
+  Status ResumeDomain(const std::string& name) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(name));
+    int state = 0, reason = 0;
+    if (virDomainGetState(dom.get(), &state, &reason, 0) < 0) {
+      return LastLibvirtError("state of " + name + " on " + uri_);
+    }
+    if (state != VIR_DOMAIN_PAUSED) {
+      if (virDomainIsActive(dom.get()) == 1) return Status::Ok();
+      return FailedPrecondition(name + " does not run on " + uri_);
+    }
+    if (virDomainResume(dom.get()) < 0) return LastLibvirtError("resuming " + name + " on " + uri_);
+    return Status::Ok();
+  }
+
   Status UndefineDomain(const std::string& name) override {
     auto dom = Lookup(name);
     if (!dom.ok()) return dom.status().code() == Code::kNotFound ? Status::Ok() : dom.status();

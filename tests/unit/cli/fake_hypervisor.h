@@ -32,6 +32,8 @@ struct FakeLibvirt {
   std::map<std::string, FakeDomain> domains;
   std::vector<MetadataWrite> writes;
   Status set_metadata_error;  // returned by SetMetadata when not OK (nothing is written then)
+  std::vector<std::string> actions;  // "destroy NAME", "suspend NAME", "resume NAME", in call order
+  Status suspend_error;               // returned by SuspendDomain when not OK (the state stays)
 };
 
 // `attributes` as they would appear in the element, e.g. R"(vcpus="2")".
@@ -48,7 +50,30 @@ class FakeHypervisor final : public virt::Hypervisor {
   StatusOr<std::vector<std::string>> ListDomainNames() override { return Unused("ListDomainNames"); }
   StatusOr<std::string> DefineDomain(const std::string&) override { return Unused("DefineDomain"); }
   Status StartDomain(const std::string&) override { return Unused("StartDomain"); }
-  Status DestroyDomain(const std::string&) override { return Unused("DestroyDomain"); }
+  // Destroy, Suspend and Resume change the state as libvirt would (the fencing tests, tests/unit/failover).
+  Status DestroyDomain(const std::string& name) override {
+    VS_ASSIGN_OR_RETURN(FakeDomain * domain, Find(name));
+    libvirt_.actions.push_back("destroy " + name);
+    domain->state = virt::DomainState::kShutoff;
+    return Status::Ok();
+  }
+  Status SuspendDomain(const std::string& name) override {
+    VS_ASSIGN_OR_RETURN(FakeDomain * domain, Find(name));
+    libvirt_.actions.push_back("suspend " + name);
+    if (!libvirt_.suspend_error.ok()) return libvirt_.suspend_error;
+    if (domain->state == virt::DomainState::kPaused) return Status::Ok();
+    if (domain->state != virt::DomainState::kRunning) return FailedPrecondition(name + " does not run");
+    domain->state = virt::DomainState::kPaused;
+    return Status::Ok();
+  }
+  Status ResumeDomain(const std::string& name) override {
+    VS_ASSIGN_OR_RETURN(FakeDomain * domain, Find(name));
+    libvirt_.actions.push_back("resume " + name);
+    if (domain->state == virt::DomainState::kRunning) return Status::Ok();
+    if (domain->state != virt::DomainState::kPaused) return FailedPrecondition(name + " does not run");
+    domain->state = virt::DomainState::kRunning;
+    return Status::Ok();
+  }
   Status UndefineDomain(const std::string&) override { return Unused("UndefineDomain"); }
 
   StatusOr<virt::DomainState> GetDomainState(const std::string& name) override {

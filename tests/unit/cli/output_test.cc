@@ -231,7 +231,7 @@ v1::ListHostsReply SampleHostsWithMembership(bool known, bool quorate) {
 
 TEST(CliHostTableTest, MembershipColumnsAndThePartitionsQuorumWhenShadowdFollowsCorosync) {
   std::vector<std::string> lines = Lines(FormatHostTable(SampleHostsWithMembership(true, true)));
-  ASSERT_EQ(lines.size(), 6u);
+  ASSERT_EQ(lines.size(), 7u);
   EXPECT_THAT(Cells(lines[0]), ElementsAre("Name", "Zone", "State", "Cost/h", "CPUs", "Memory", "Used", "Reserved",
                                            "Shadows", "Member", "Last seen"));
   EXPECT_THAT(Cells(lines[3]), ElementsAre("h2", "zone-b", "down", "1.5", "8", "16 GiB", "3 vCPU, 4 GiB",
@@ -239,11 +239,12 @@ TEST(CliHostTableTest, MembershipColumnsAndThePartitionsQuorumWhenShadowdFollows
   EXPECT_THAT(Cells(lines[4]),
               ElementsAre("h3", "zone-b", "draining", "0", "0", "0 KiB", "-", "-", "0", "absent 12.0 s", "12.4 s ago"));
   EXPECT_EQ(lines[5], "Partition: quorate (ring 16)");
+  EXPECT_EQ(lines[6], "Fenced here: none");
 
   lines = Lines(FormatHostTable(SampleHostsWithMembership(true, false)));
-  EXPECT_EQ(lines.back(), "Partition: NOT quorate (ring 16)");
+  EXPECT_EQ(lines[5], "Partition: NOT quorate (ring 16)");
   lines = Lines(FormatHostTable(SampleHostsWithMembership(false, false)));
-  EXPECT_EQ(lines.back(), "Partition: unknown (this host's Corosync does not answer)");
+  EXPECT_EQ(lines[5], "Partition: unknown (this host's Corosync does not answer)");
   EXPECT_EQ(Cells(lines[3])[9], "unknown") << "no host is called a member while nothing is known";
 }
 
@@ -251,11 +252,11 @@ TEST(CliHostTableTest, WithoutTheClusterViewTheStateIsUnknownAndTheReasonIsShown
   v1::ListHostsReply reply = SampleHostsWithMembership(true, true);
   reply.set_capacity_unavailable("shadowd's loop did not answer within 2 s");
   std::vector<std::string> lines = Lines(FormatHostTable(reply));
-  ASSERT_EQ(lines.size(), 7u);
+  ASSERT_EQ(lines.size(), 8u);
   EXPECT_EQ(Cells(lines[2])[2], "?");
   EXPECT_EQ(Cells(lines[4])[2], "?") << "not 'draining' either: nothing of the view is shown";
   EXPECT_EQ(Cells(lines[4])[9], "absent 12.0 s") << "the membership does not need the view";
-  EXPECT_EQ(lines[6], "State and capacity: unknown, shadowd's loop did not answer within 2 s");
+  EXPECT_EQ(lines[7], "State and capacity: unknown, shadowd's loop did not answer within 2 s");
   json hosts = json::parse(DumpJson(HostsToJson(reply)));
   EXPECT_EQ(hosts["capacity_unavailable"], "shadowd's loop did not answer within 2 s");
 }
@@ -304,6 +305,57 @@ TEST(CliExplanationTest, SummaryThenOneLinePerHost) {
   EXPECT_THAT(Cells(lines[6]), ElementsAre("h2", "zone-b", "chosen", "1", "another zone, 0.25/h"));
   EXPECT_THAT(Cells(lines[7]), ElementsAre("h4", "zone-b", "eligible", "2", "another zone, 1.5/h"));
   EXPECT_THAT(Cells(lines[8]), ElementsAre("h1", "zone-a", "rejected", "-", "the primary's host"));
+}
+
+v1::FenceRecord SampleFence(v1::FenceRecord::State state) {
+  v1::FenceRecord fence;
+  fence.set_vm_uuid("11111111-2222-3333-4444-555555555555");
+  fence.set_vm_name("web-1");
+  fence.set_state(state);
+  fence.set_action(v1::FenceRecord::FENCE_ACTION_PAUSE);
+  fence.set_acted(true);
+  fence.set_fenced_unix_ms(1'800'000'000'000);
+  fence.set_fence_latency_ms(41);
+  fence.set_why("host h1 lost quorum (its partition: h1) while the VM's shadow host h2 is outside it");
+  fence.add_shadow_hosts("h2");
+  return fence;
+}
+
+TEST(CliHostTableTest, ThisHostsFencedVmsAreListedUnderThePartition) {
+  v1::ListHostsReply reply = SampleHostsWithMembership(true, false);
+  *reply.add_fenced() = SampleFence(v1::FenceRecord::FENCE_STATE_FENCED);
+  v1::FenceRecord promoted = SampleFence(v1::FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE);
+  promoted.set_vm_name("db");
+  promoted.set_promoted_host("h3");
+  *reply.add_fenced() = promoted;
+  std::vector<std::string> lines = Lines(FormatHostTable(reply));
+  EXPECT_EQ(lines[6], "Fenced here: 2 VMs: web-1, db (promoted on h3)");
+  json hosts = json::parse(DumpJson(HostsToJson(reply)));
+  ASSERT_EQ(hosts["fenced"].size(), 2u);
+  EXPECT_EQ(hosts["fenced"][0]["state"], "fenced");
+  EXPECT_EQ(hosts["fenced"][1]["state"], "promoted_elsewhere");
+  EXPECT_EQ(hosts["fenced"][1]["promoted_host"], "h3");
+  reply.set_fence_records_unavailable(true);
+  EXPECT_THAT(FormatHostTable(reply), HasSubstr("Fenced here: unknown"));
+}
+
+TEST(CliVmDetailTest, AFencedVmSaysWhatWasDoneWhenAndWhy) {
+  v1::VmStatus vm = ProtectedVm();
+  *vm.mutable_fence() = SampleFence(v1::FenceRecord::FENCE_STATE_FENCED);
+  vm.mutable_fence()->set_detail("stays fenced: its shadow host could not be asked: h2 (unavailable)");
+  std::string text = FormatVmDetail(vm);
+  EXPECT_THAT(text, HasSubstr("FENCED: paused at 2027-01-15 08:00:00 UTC (41 ms after the quorum loss)"));
+  EXPECT_THAT(text, HasSubstr("Fenced because:"));
+  EXPECT_THAT(text, HasSubstr("lost quorum"));
+  EXPECT_THAT(text, HasSubstr("could not be asked"));
+  vm.mutable_fence()->set_state(v1::FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE);
+  vm.mutable_fence()->set_promoted_host("h2");
+  vm.mutable_fence()->set_promoted_unix_ms(1'800'000'009'000);
+  EXPECT_THAT(FormatVmDetail(vm), HasSubstr("FENCED for good: promoted on h2 at 2027-01-15 08:00:09 UTC"));
+  json parsed = json::parse(DumpJson(VmToJson(vm)));
+  EXPECT_EQ(parsed["fence"]["state"], "promoted_elsewhere");
+  EXPECT_EQ(parsed["fence"]["fence_latency_ms"], 41);
+  EXPECT_TRUE(json::parse(DumpJson(VmToJson(ProtectedVm())))["fence"].is_null());
 }
 
 TEST(CliJsonTest, VmListHasEveryFieldUnderProtoNames) {

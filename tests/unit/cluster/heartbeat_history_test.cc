@@ -331,6 +331,28 @@ TEST(MembershipRecorder, RecordsChangesAsTheyHappenAndAdvancesLastSeenOnTick) {
   EXPECT_FALSE(membership.listener) << "no change reaches the history after Stop";
 }
 
+TEST(MembershipRecorder, TheFirstListenerSeesEachChangeBeforeTheHistoryRecordsIt) {
+  store::MemoryStore store;
+  FakeClock clock;
+  HeartbeatHistory history(store, clock, ThreeHosts());
+  ASSERT_TRUE(history.Load().ok());
+  FakeMembership membership;
+  std::vector<HostMembership> h3_when_first_saw;
+  std::vector<bool> quorate_seen;
+  MembershipRecorder recorder(
+      membership, history, [](const Status&) {}, [&](const MembershipSnapshot& snapshot) {
+        quorate_seen.push_back(snapshot.quorate);
+        h3_when_first_saw.push_back(HostIn(history.View(), "h3").state);
+      });
+  recorder.Start();
+  membership.Emit(Snap({"h1", "h2", "h3"}, true));
+  membership.Emit(Snap({"h1"}, false));
+  EXPECT_EQ(quorate_seen, (std::vector<bool>{true, false}));
+  EXPECT_EQ(h3_when_first_saw, (std::vector<HostMembership>{HostMembership::kNeverSeen, HostMembership::kMember}))
+      << "called before the history's write";
+  EXPECT_EQ(HostIn(history.View(), "h3").state, HostMembership::kAbsent);
+}
+
 TEST(MembershipMetrics, ExportMembershipLastSeenAndQuorum) {
   store::MemoryStore store;
   FakeClock clock;

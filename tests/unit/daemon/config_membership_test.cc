@@ -35,5 +35,39 @@ TEST(ConfigMembershipTest, AnotherEngineIsRefusedNamingTheChoices) {
   EXPECT_THAT(config.status().message(), HasSubstr("membership = 'etcd' is not 'corosync' or 'none'"));
 }
 
+// [failover] fence_action: pause unless destroy is asked for.
+TEST(ConfigFailoverTest, FenceActionPausesByDefault) {
+  auto config = ParseConfig(Conf(""));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->fence_action, Config::FenceAction::kPause);
+  auto paused = ParseConfig(Conf("") + "[failover]\nfence_action = pause\n");
+  ASSERT_TRUE(paused.ok()) << paused.status().ToString();
+  EXPECT_EQ(paused->fence_action, Config::FenceAction::kPause);
+}
+
+TEST(ConfigFailoverTest, FenceDirDefaultsToTheHooksDefault) {
+  auto config = ParseConfig(Conf(""));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->fence_dir, "/var/lib/virt-shadow/fenced");
+  auto moved = ParseConfig(Conf("fence_dir = /srv/fenced\n"));
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(moved->fence_dir, "/srv/fenced");
+}
+
+TEST(ConfigFailoverTest, FenceActionDestroyIsRead) {
+  auto config = ParseConfig(Conf("") + "[failover]\nfence_action = destroy\n");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->fence_action, Config::FenceAction::kDestroy);
+}
+
+TEST(ConfigFailoverTest, AnotherFenceActionOrKeyIsRefused) {
+  auto config = ParseConfig(Conf("") + "[failover]\nfence_action = reboot\n");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("fence_action = 'reboot' must be 'pause'"));
+  auto unknown = ParseConfig(Conf("") + "[failover]\nfence = pause\n");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_THAT(unknown.status().message(), HasSubstr("fence"));
+}
+
 }  // namespace
 }  // namespace vs::daemon

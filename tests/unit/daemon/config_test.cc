@@ -72,7 +72,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"[shadowd]\nhost = h1\ngrace_seconds = -5\n[host.h1]\nzone = a\nuri = x\n", "grace_seconds"},
         BadCase{"[shadowd]\nhost = h1\n[host.h1]\nzone = a\nuri = x\n", "names no host"},
         BadCase{"[shadowd]\nhost = h1\n[hosts]\nx = 1\n", "unknown section [hosts]"},
-        BadCase{"[shadowd]\nhost = h1\n[notices]\nx = 1\n", "[shadowd], [host.NAME], [notice] and [switchover]"},
+        BadCase{"[shadowd]\nhost = h1\n[notices]\nx = 1\n", "[shadowd], [host.NAME], [notice], [switchover] and [failover]"},
         BadCase{"[shadowd\nhost = h1\n", "config:"}));
 
 TEST(ConfigTest, MissingFileSaysWhichAndWhatToDo) {

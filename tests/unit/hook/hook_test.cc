@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "proto/failover.pb.h"
+#include "shadowd/failover/fence_marker.h"
 #include "shadowd/policy/domain_xml.h"
 #include "tests/unit/hook/test_support.h"
 
@@ -281,6 +283,35 @@ TEST_F(HookTest, MissingArgumentsFailOpenWithOneLine) {
   }
   EXPECT_THAT(deliverer_.events, IsEmpty());
   EXPECT_THAT(Spooled(), IsEmpty());
+}
+
+// A host that boots: libvirtd's autostart runs before shadowd, so a fenced VM is refused from its marker.
+TEST_F(HookTest, WithShadowdDownAFencedVmIsRefusedFromItsMarkerEvenWhenFailOpen) {
+  const std::string fence_dir = dir_.Sub("fenced");
+  virtshadow::v1::FenceRecord fence;
+  fence.set_vm_uuid("8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d");
+  fence.set_vm_name("web-1");
+  fence.set_state(virtshadow::v1::FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE);
+  fence.set_promoted_host("h2");
+  fence.set_why("host h1 lost quorum");
+  ASSERT_TRUE(failover::WriteFenceMarkers(fence_dir, {fence}).ok());
+  ShadowdIsDown();
+  HookOutcome refused = RunHook(Args("prepare"), TaggedXml(), deliverer_, spool_, clock_, fence_dir);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.stderr_line, StartsWith("virt-shadow: VM web-1 is fenced on this host"));
+  EXPECT_THAT(refused.stderr_line, HasSubstr("promoted on h2"));
+  EXPECT_THAT(refused.stderr_line, HasSubstr("shadowd is unreachable"));
+  EXPECT_EQ(std::count(refused.stderr_line.begin(), refused.stderr_line.end(), '\n'), 1);
+  // Only a start is refused; other operations go on.
+  EXPECT_EQ(RunHook(Args("stopped", "end"), TaggedXml(), deliverer_, spool_, clock_, fence_dir).exit_code, 0);
+  // When shadowd answers, its verdict is the authority (it keeps the markers in line).
+  deliverer_.answer = Verdict(true);
+  EXPECT_EQ(RunHook(Args("prepare"), TaggedXml(), deliverer_, spool_, clock_, fence_dir).exit_code, 0);
+  // Released: the marker goes, and a fail-open VM starts with shadowd down.
+  fence.set_state(virtshadow::v1::FenceRecord::FENCE_STATE_RELEASED);
+  ASSERT_TRUE(failover::WriteFenceMarkers(fence_dir, {fence}).ok());
+  ShadowdIsDown();
+  EXPECT_EQ(RunHook(Args("prepare"), TaggedXml(), deliverer_, spool_, clock_, fence_dir).exit_code, 0);
 }
 
 TEST_F(HookTest, FullSpoolDropsTheEventAndSaysSoWithoutChangingTheDecision) {

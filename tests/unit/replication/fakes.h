@@ -283,6 +283,8 @@ class FakeBackupHypervisor final : public virt::Hypervisor {
   StatusOr<std::string> DefineDomain(const std::string&) override { return Unused("DefineDomain"); }
   Status StartDomain(const std::string&) override { return Unused("StartDomain"); }
   Status DestroyDomain(const std::string&) override { return Unused("DestroyDomain"); }
+  Status SuspendDomain(const std::string&) override { return Unused("SuspendDomain"); }
+  Status ResumeDomain(const std::string&) override { return Unused("ResumeDomain"); }
   Status UndefineDomain(const std::string& name) override;
   StatusOr<virt::DomainState> GetDomainState(const std::string& name) override;
   StatusOr<std::string> GetDomainXml(const std::string& name) override;
