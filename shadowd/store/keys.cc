@@ -7,7 +7,8 @@ namespace vs::store {
 namespace {
 
 constexpr std::array kAllTables = {Table::kMeta,       Table::kVm,        Table::kHost, Table::kReservation,
-                                   Table::kCheckpoint, Table::kHeartbeat, Table::kSpool, Table::kSwitchover};
+                                   Table::kCheckpoint, Table::kHeartbeat, Table::kSpool, Table::kSwitchover,
+                                   Table::kFailover};
 
 // Escapes the separator and the escape character itself, which keeps the mapping injective
 // and guarantees an escaped id contains no '/'.
@@ -46,6 +47,8 @@ std::string_view TableName(Table table) {
       return "spool";
     case Table::kSwitchover:
       return "switchover";
+    case Table::kFailover:
+      return "failover";
   }
   return "invalid";  // unreachable for a valid enum value; -Wswitch flags missing cases
 }

@@ -30,6 +30,7 @@ enum class Table {
   kHeartbeat,    // bounded heartbeat history per peer
   kSpool,        // hook events accepted while a peer was unreachable
   kSwitchover,   // live switchovers of this host's VMs (SwitchoverRecord per VM)
+  kFailover,     // host failure: crash promotions on this host and the vetoes against them (failover.proto)
 };
 
 // "vm", "host", ...: the table's name, without the '/' separator.

@@ -49,6 +49,8 @@ class FakeHypervisor final : public virt::Hypervisor {
   StatusOr<std::string> DefineDomain(const std::string&) override { return Unused("DefineDomain"); }
   Status StartDomain(const std::string&) override { return Unused("StartDomain"); }
   Status DestroyDomain(const std::string&) override { return Unused("DestroyDomain"); }
+  Status SetVcpusLive(const std::string&, uint32_t) override { return Unused("SetVcpusLive"); }
+  Status SetMemoryLive(const std::string&, uint64_t) override { return Unused("SetMemoryLive"); }
   Status UndefineDomain(const std::string&) override { return Unused("UndefineDomain"); }
 
   StatusOr<virt::DomainState> GetDomainState(const std::string& name) override {
