@@ -3,9 +3,8 @@
 // membership view. A promotion blocks only on this host's libvirtd (its own connection) and the store, never the
 // daemon's loop (rule 2).
 //
-// The primaries' libvirtd: for every VM that waits for promotion (its primary absent, the fence wait not over,
-// or its primary's Corosync still present), a prober thread of its own asks the primary's libvirtd to destroy
-// the VM there (`probe`, which must bound its own time: a cut link does not answer) and, when it is confirmed
+// The primaries' libvirtd: for every VM that waits for promotion (its primary absent with its Corosync, the fence
+// wait not over), a prober thread of its own asks the primary's libvirtd to destroy the VM there (`probe`, which must bound its own time: a cut link does not answer) and, when it is confirmed
 // stopped, tells Promotions (ConfirmStopped) and wakes the worker: MayPromote's "at once". One probe per host in
 // flight, at most one every `probe_interval` per host; a hung probe holds up only later probes of its own host.
 //

@@ -152,15 +152,10 @@ Status Promotions::DecideAll(const cluster::MembershipView& view, const std::vec
            " left the membership again");
     }
     if (member) continue;
-    if (primary->corosync_member && !confirmed) {
-      // Its shadowd left the process group but its Corosync is still here: the host lives and nobody fences
-      // its VMs. Only its libvirtd's confirmation that the VM stopped allows a promotion, and the VM is offered
-      // to the prober (which destroys it there) only once the fence wait is over: a shadowd that restarts
-      // rejoins well within it, and its VMs are left alone.
-      const std::optional<MonoTime> left = primary->since ? MonoOf(*primary->since) : std::nullopt;
-      if (left && clock_.Now() >= *left + settings_.timing.SurvivorWait()) {
-        awaiting.emplace(shadow.primary_uuid, std::make_pair(shadow.primary_name, shadow.primary_host));
-      }
+    if (primary->corosync_member) {
+      // Its shadowd left the process group but its Corosync is still in the partition: the host lives (its
+      // shadowd died or restarts) and its VM may well run there, unfenced. docs/failover.md: such a host counts
+      // as a member; its VMs are not promoted (an operator who knows better uses `promote --force`).
       continue;
     }
     PrimaryHostState state{.host = shadow.primary_host, .member = false, .vm_confirmed_stopped = confirmed};

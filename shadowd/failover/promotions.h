@@ -6,8 +6,9 @@
 // membership, MayPromote (fencing.h) with the survivors' wait measured from when this host saw the primary leave
 // (HeartbeatHistory's `since`, turned into this clock's monotonic time so that a restart does not restart the
 // wait), or at once when the primary's libvirtd confirmed the VM stopped there (ConfirmStopped). One more rule
-// than MayPromote's: a primary absent from the process group whose Corosync is still in the partition (its
-// shadowd died, the host lives and fences nothing) is promoted only on such a confirmation, never by the clock.
+// than MayPromote's (docs/failover.md, assumptions): a primary absent from the process group whose Corosync is
+// still in the partition (its shadowd died or restarts; the host lives and fences nothing) counts as a member:
+// nothing is promoted and nothing is destroyed there.
 // The decision (PROMOTION_PHASE_DECIDED) is stored before anything acts on it.
 //
 // The veto: QueryPromotion and every decision run under one mutex (decide_mu_). A VM with a stored promotion
