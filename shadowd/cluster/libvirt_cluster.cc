@@ -108,6 +108,11 @@ StatusOr<std::vector<scheduler::Host>> LibvirtCluster::Hosts() {
       host.up = false;
     }
   }
+  if (absent_probe_) {
+    for (scheduler::Host& host : hosts_) {
+      if (host.up && absent_probe_(host.name)) host.up = false;
+    }
+  }
   return hosts_;
 }
 
@@ -155,6 +160,7 @@ bool LibvirtCluster::Refresh() {
           draining_.insert(cfg.name);
           host.up = false;  // under a notice: no new shadow goes there
         }
+        if (absent_probe_ && absent_probe_(cfg.name)) host.up = false;  // gone from the membership: neither
       } else {
         Track(cfg.name, capacity.ok() ? found.status() : capacity.status()).IgnoreError();
       }

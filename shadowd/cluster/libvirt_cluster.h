@@ -60,6 +60,10 @@ class LibvirtCluster final : public controller::PeerOps, public controller::Clus
   // down. Called on the loop thread, so it must answer from memory (PeerDrainWatch), never by a remote call.
   void SetDrainProbe(std::function<bool(const std::string& host)> probe) { drain_probe_ = std::move(probe); }
   bool IsDraining(const std::string& host) const { return draining_.count(host) > 0; }
+  // Asked like the drain probe: a host that answers true (absent from this host's membership: crashed, cut off,
+  // or its shadowd gone) is offered to placement as down, so that no new shadow goes there (a promoted VM's new
+  // shadow included), without the drain's moving of the shadows it holds. Same rules: from memory only.
+  void SetAbsentProbe(std::function<bool(const std::string& host)> probe) { absent_probe_ = std::move(probe); }
   // Deletes the image at `path` on `host` (an image a VM left on its former host) unless a domain there, shadow
   // or not, uses it (FailedPrecondition naming it). OK when the image is gone already.
   Status RemoveUnusedImage(const std::string& host, const std::string& path);
@@ -90,6 +94,7 @@ class LibvirtCluster final : public controller::PeerOps, public controller::Clus
   std::vector<controller::PeerShadow> shadows_;
   std::map<std::string, std::set<std::string>> ordinary_uuids_;  // host -> UUIDs of its non-shadow domains
   std::function<bool(const std::string&)> drain_probe_;
+  std::function<bool(const std::string&)> absent_probe_;
   std::set<std::string> draining_;
 };
 

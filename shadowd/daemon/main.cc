@@ -355,6 +355,19 @@ Status Daemon::BuildReplication() {
     // A peer whose shadowd is down is judged by its libvirtd alone.
     return host == config_.this_host ? drain_->Current().has_value() : peer_drains_->Draining(host);
   });
+  cluster_->SetAbsentProbe([this](const std::string& host) {
+    // Only a known membership says a host is gone (membership = none, or Corosync not answered yet: libvirtd
+    // alone decides, as before). heartbeats_ is built after this, but the probe only runs on the loop.
+    if (!heartbeats_ || host == config_.this_host) return false;
+    const cluster::MembershipView view = heartbeats_->View();
+    if (!view.known) return false;
+    for (const auto& h : view.hosts) {
+      // Gone with its Corosync (crashed, cut off). A host whose shadowd alone is away (restarting) stays a
+      // candidate, judged by its libvirtd as before.
+      if (h.host == host) return h.state != cluster::HostMembership::kMember && !h.corosync_member;
+    }
+    return false;
+  });
   const cluster::HostConfig& this_host = *config_.FindHost(config_.this_host);
   replicator_ = std::make_unique<replication::Replicator>(
       *replication_libvirt_, *peer_client_, *storage_, *store_, clock_,
