@@ -208,8 +208,8 @@ class PromotionsTest : public ::testing::Test {
 };
 
 TEST_F(PromotionsTest, WaitsOutTheFenceBoundThenPromotesGrowsAndRecordsTheRpo) {
-  // Checkpoint taken 12 s before h1 was last seen.
-  host_.replica.mutable_applied()->set_taken_unix_ms(ToUnixMillis(clock_.WallNow()) - 12'000 - 3'000);
+  // Checkpoint taken 15 s before the first pass; h1 is recorded absent 3 s before it.
+  host_.replica.mutable_applied()->set_taken_unix_ms(ToUnixMillis(clock_.WallNow()) - 15'000);
   TickOk(View(3s));  // 3 s < 5.2 s
   EXPECT_FALSE(Record().has_value());
   EXPECT_EQ(host_.domains.count(kShadowName), 1u);
@@ -242,7 +242,8 @@ TEST_F(PromotionsTest, WaitsOutTheFenceBoundThenPromotesGrowsAndRecordsTheRpo) {
   EXPECT_EQ(facts->policy_elements.size(), 1u);
   // RPO: from the checkpoint to h1's last sighting; bound: its policy's interval (30 s) + the round (2 s).
   EXPECT_EQ(record->checkpoint(), "vs-41");
-  EXPECT_EQ(record->rpo_ms(), 12'000);
+  // h1's last heartbeat: its departure less Corosync's detection time (2.2 s): 15 - 3 - 2.2 = 9.8 s.
+  EXPECT_EQ(record->rpo_ms(), 9'800);
   EXPECT_EQ(record->rpo_bound_ms(), 32'000);
   EXPECT_TRUE(record->rpo_within_bound());
   EXPECT_EQ(host_.starts, 1);
