@@ -10,6 +10,10 @@
 #   lab.sh install BUILD [HOST...]   install the libvirt hook and (re)start shadowd in every (or each named) host
 #   lab.sh shadowd HOST start|stop|kill|status   manage one host's shadowd (kill = SIGKILL, for crash tests)
 #   lab.sh cut HOST / lab.sh heal HOST   take the host's link down / up (its veth on the bridge side), for tests
+#   lab.sh crash HOST    a host crash: its link cut, then SIGKILL to every process of it (libvirtd, virtlogd, QEMU,
+#                        shadowd, Corosync); its files stay as a power cut leaves them
+#   lab.sh revive HOST   bring a crashed host back: link up, virtlogd and libvirtd, Corosync, and shadowd again when
+#                        one was installed (its disks and definitions as the crash left them)
 #
 # Each host is a network namespace (veth on bridge vsbr0, 10.77.0.(10+i)/24) plus a private mount and UTS
 # namespace in which bind mounts give it its own /etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/log/libvirt,
@@ -207,6 +211,43 @@ cmd_heal() {
   echo "h$i: link healed"
 }
 
+cmd_crash() {
+  local i; i=$(host_index "${1:?usage: lab.sh crash HOST}")
+  ip netns list | grep -qw "$(host_ns "$i")" || die "h$i is not up"
+  # The link first, so that nothing the host does while dying reaches the others (as with a power cut).
+  ip link set "vsh${i}r" down || die "h$i has no link vsh${i}r: is the lab up?"
+  local pids; pids=$(host_pids "$i")
+  [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+  for _ in $(seq 1 50); do [ -z "$(host_pids "$i")" ] && break; sleep 0.1; done
+  [ -z "$(host_pids "$i")" ] || die "h$i: processes survived SIGKILL: $(host_pids "$i")"
+  echo "h$i: crashed (link cut, every process killed with SIGKILL: ${pids//$'\n'/ })"
+}
+
+cmd_revive() {
+  local i; i=$(host_index "${1:?usage: lab.sh revive HOST}")
+  local ns H=$LAB/h$i n
+  ns=$(host_ns "$i")
+  ip netns list | grep -qw "$ns" || die "h$i has no namespace: 'lab.sh up' builds a host from scratch instead"
+  pid_alive "$(libvirtd_pid "$i")" && die "h$i runs (libvirtd pid $(libvirtd_pid "$i")): crash it first"
+  ip link set "vsh${i}r" up
+  local binds=""
+  for d in $PRIVATE_DIRS; do binds+="mount --bind '$H$d' '$d'; "; done
+  rm -f "$H/run/libvirt/libvirtd.pid" "$H/run/libvirt/virtlogd.pid"
+  ip netns exec "$ns" unshare --mount --uts --propagation private bash -ec "
+    $binds
+    hostname lab-h$i
+    virtlogd -d -p /run/libvirt/virtlogd.pid
+    libvirtd -d --listen -p /run/libvirt/libvirtd.pid
+  "
+  local uri; uri=$(host_uri "$i")
+  for _ in $(seq 1 100); do virsh -q -c "$uri" uri >/dev/null 2>&1 && break; sleep 0.1; done
+  virsh -q -c "$uri" uri >/dev/null 2>&1 || die "h$i: libvirtd did not answer at $uri after the revival"
+  n=$(tail -n +2 "$LAB/hosts.tsv" | wc -l)
+  corosync_up "$i" "$n"
+  if [ -x "$LAB/bin/shadowd" ] && [ -f "$H/shadowd.conf" ]; then cmd_shadowd "h$i" start; fi
+  echo "h$i: revived"
+}
+
 cmd_up() {
   local n=${1:-3}
   [[ $n =~ ^[0-9]+$ ]] && (( n >= 2 && n <= 20 )) || die "host count must be 2..20, got '$n'"
@@ -383,5 +424,7 @@ case ${1:-} in
   shadowd) shift; cmd_shadowd "$@";;
   cut) shift; cmd_cut "$@";;
   heal) shift; cmd_heal "$@";;
-  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2;;
+  crash) shift; cmd_crash "$@";;
+  revive) shift; cmd_revive "$@";;
+  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2;;
 esac
