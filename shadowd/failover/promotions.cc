@@ -280,19 +280,18 @@ PromotionOutcome Promotions::Settle(PromotionRecord& record) {
   record.set_full_memory_kib(facts->memory_kib);
   record.set_checkpoint(replica->applied().checkpoint());
   record.set_checkpoint_unix_ms(replica->applied().taken_unix_ms());
-  // When the host was last heard: Corosync drops a node from the membership only after its token timeout plus
-  // consensus without hearing it (FenceTiming::detection_skew), so the departure this host recorded is that much
-  // after the node's last heartbeat (measured in the lab: a crash recorded as a departure 1.5 to 3.7 s later).
-  // Without a departure (an operator's promote of a member or of a host never seen) the last sighting, else the
-  // decision, is the latest it can have been.
+  // When the host was last heard, an upper estimate: Corosync drops a node only after its token timeout plus
+  // consensus without hearing it (FenceTiming::detection_skew), so the recorded departure less that, and the last
+  // time this host saw it a member, are both no earlier than its last heartbeat; the earlier of the two is taken.
+  // In the lab a crash 1.6 s before the last sighting was recorded as a departure 3.5 s after it. Without either
+  // (an operator's promote of a host never seen) the decision is the latest it can have been.
   const int64_t skew_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(settings_.timing.detection_skew).count();
   int64_t failed_ms = record.decided_unix_ms();
   if (record.primary_absent_since_unix_ms() != 0) {
-    failed_ms = record.primary_absent_since_unix_ms() - skew_ms;
-  } else if (record.primary_last_seen_unix_ms() != 0) {
-    failed_ms = record.primary_last_seen_unix_ms();
+    failed_ms = std::min(failed_ms, record.primary_absent_since_unix_ms() - skew_ms);
   }
+  if (record.primary_last_seen_unix_ms() != 0) failed_ms = std::min(failed_ms, record.primary_last_seen_unix_ms());
   // The bound is the VM's own replication interval (its policy's), else the configured default.
   Duration interval = settings_.replication_interval;
   if (policy::PolicyResult tagged = policy::ParsePolicy(*facts); tagged.policy.ok() && *tagged.policy) {

@@ -242,7 +242,8 @@ TEST_F(PromotionsTest, WaitsOutTheFenceBoundThenPromotesGrowsAndRecordsTheRpo) {
   EXPECT_EQ(facts->policy_elements.size(), 1u);
   // RPO: from the checkpoint to h1's last sighting; bound: its policy's interval (30 s) + the round (2 s).
   EXPECT_EQ(record->checkpoint(), "vs-41");
-  // h1's last heartbeat: its departure less Corosync's detection time (2.2 s): 15 - 3 - 2.2 = 9.8 s.
+  // h1's last heartbeat, from above: the earlier of its last sighting (3 s before the first pass: RPO 12 s) and
+  // its departure less Corosync's detection time (2.2 s: 15 - 3 - 2.2 = 9.8 s).
   EXPECT_EQ(record->rpo_ms(), 9'800);
   EXPECT_EQ(record->rpo_bound_ms(), 32'000);
   EXPECT_TRUE(record->rpo_within_bound());
