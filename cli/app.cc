@@ -104,6 +104,11 @@ class CommandRunner {
     return shown != ExitCode::kSuccess ? shown : OutcomeOf(reply->record(), "the failback of " + vm);
   }
 
+  ExitCode operator()(const PromoteCommand& promote) {
+    return Show(Shadowd().Promote(promote.domain, promote.force, promote.reason),
+                "the promotion of VM '" + promote.domain + "'", ProtoToJson, FormatPromote);
+  }
+
   ExitCode operator()(const SwitchoversCommand&) {
     return Show(Shadowd().ListSwitchovers(), "the switchovers of this host", ProtoToJson, FormatSwitchoverList);
   }

@@ -52,9 +52,14 @@ constexpr std::array<OptionSpec, 2> kDrainOptions = {{
     {"reason", 0, "TEXT", "why the host is drained, kept as the drain notice's detail (one line, at most 256 bytes)"},
 }};
 
+constexpr std::array<OptionSpec, 2> kPromoteOptions = {{
+    {"force", 0, "", "promote even though the VM's host is a member of the quorate membership (needs --reason)"},
+    {"reason", 0, "TEXT", "why, kept in the VM's promotion record and shadowd's log (one line, at most 256 bytes)"},
+}};
+
 constexpr std::size_t kMaxReasonBytes = 256;
 
-constexpr std::array<CommandSpec, 13> kCommands = {{
+constexpr std::array<CommandSpec, 14> kCommands = {{
     {"list", Operand::kNone, "every VM with a record on this host's shadowd",
      "Lists every VM that has a record on this host's shadowd: its protection state, shadow host(s), shadow\n"
      "size, and a note (the last error, or why it is unprotected).",
@@ -63,7 +68,8 @@ constexpr std::array<CommandSpec, 13> kCommands = {{
      "Shows one VM (by libvirt domain name or UUID) in detail: state, primary and shadow hosts, shadow size,\n"
      "the policy in force and the last error; for a VM replicated from this host also the replication:\n"
      "interval, last applied checkpoint and its age (the lag), the last round's mode, bytes and duration,\n"
-     "and the round and failure counts.",
+     "and the round and failure counts. For a VM promoted on this host after its host failed: from where, when,\n"
+     "the RPO, the size it grew to and what could not be restored.",
      {}},
     {"hosts", Operand::kNone, "the hosts shadowd knows: capacity, reservations, membership",
      "Lists the hosts this shadowd knows: zone, whether it is up, cost per hour, CPUs and memory, what\n"
@@ -128,6 +134,14 @@ constexpr std::array<CommandSpec, 13> kCommands = {{
      "virt-shadow waits for it. The exit status is 1 when it failed. Waits up to 900 s for the outcome unless\n"
      "--timeout is given.",
      {}, kSwitchoverTimeout},
+    {"promote", Operand::kDomain, "start a VM from its shadow on this host: its own host is gone",
+     "For an operator who knows the VM's host is gone: this host's shadowd promotes the shadow it holds of the\n"
+     "VM (by name or UUID). It settles the replicas at their last committed round, defines the VM (its own name,\n"
+     "UUID and devices) in place of the shadow, starts it at the shadow's size and grows it as far as this host\n"
+     "allows. Refused while the VM's host is a member of the quorate membership (the VM may still run there)\n"
+     "unless --force is given with --reason; a forced promotion may run the VM twice. Prints the decision;\n"
+     "'virt-shadow status DOMAIN' shows the outcome, from where and when it was promoted, and the RPO.",
+     kPromoteOptions},
     {"switchovers", Operand::kNone, "the switchovers of this host, and whether it is draining",
      "Lists the switchover records of this host: VM, target host, phase, who asked (the reason), when it was\n"
      "requested, how long it took, the downtime and the error; then whether this host is draining, why,\n"
@@ -297,6 +311,21 @@ StatusOr<Command> BuildCommand(const CommandSpec& spec, const std::vector<std::s
       }
     }
     return Command(std::move(switchover));
+  }
+  if (spec.name == "promote") {
+    PromoteCommand promote{.domain = operand};
+    for (const CommandOption& o : options) {
+      if (o.name == "force") {
+        promote.force = true;
+      } else if (o.name == "reason") {
+        VS_ASSIGN_OR_RETURN(promote.reason, ParseReason(o.value));
+      }
+    }
+    if (promote.force && promote.reason.empty()) {
+      return InvalidArgument("--force needs --reason TEXT for 'promote': a forced promotion may run the VM twice, "
+                             "and the reason is kept in its record; " + usage);
+    }
+    return Command(std::move(promote));
   }
   if (spec.name == "drain") {
     DrainCommand drain{.host = operand};

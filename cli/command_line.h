@@ -104,6 +104,12 @@ struct FailbackCommand {
   std::string domain;
   bool operator==(const FailbackCommand&) const = default;
 };
+struct PromoteCommand {
+  std::string domain;
+  bool force = false;   // --force: even though its host is a member of the quorate membership
+  std::string reason;   // --reason; required with --force
+  bool operator==(const PromoteCommand&) const = default;
+};
 struct SwitchoversCommand {
   bool operator==(const SwitchoversCommand&) const = default;
 };
@@ -117,7 +123,7 @@ struct VersionCommand {
 
 using Command = std::variant<ListCommand, StatusCommand, HostsCommand, ExplainCommand, TagCommand, UntagCommand,
                              SyncCommand, VerifyCommand, SwitchoverCommand, DrainCommand, UndrainCommand,
-                             FailbackCommand, SwitchoversCommand, HelpCommand, VersionCommand>;
+                             FailbackCommand, PromoteCommand, SwitchoversCommand, HelpCommand, VersionCommand>;
 
 struct Invocation {
   GlobalOptions global;

@@ -203,6 +203,48 @@ json FenceToJson(const v1::FenceRecord& fence) {
 
 }  // namespace
 
+namespace {
+
+// "promoted from h1 at 2026-12-05 10:40:12 UTC, RPO 3.2 s" (+ the phase while it is under way).
+std::string PromotionLine(const v1::PromotionRecord& p) {
+  std::string line = "promoted from " + OrDash(p.primary_host()) + " at " + FormatUnixMillis(p.decided_unix_ms());
+  if (!p.checkpoint().empty()) {
+    line += ", RPO " + Seconds(p.rpo_ms()) + (p.rpo_within_bound() ? "" : " (over its bound of " +
+                                                                           Seconds(p.rpo_bound_ms()) + ")");
+  }
+  switch (p.phase()) {
+    case v1::PROMOTION_PHASE_DONE: break;
+    case v1::PROMOTION_PHASE_FAILED: line += "; FAILED, nothing was defined"; break;
+    default: line += "; under way"; break;
+  }
+  return line;
+}
+
+json PromotionToJson(const v1::PromotionRecord& p) {
+  if (p.vm_uuid().empty()) return nullptr;
+  return {{"primary_host", p.primary_host()},
+          {"phase", v1::PromotionPhase_Name(p.phase())},
+          {"reason", p.reason()},
+          {"operator_forced", p.operator_forced()},
+          {"decided_unix_ms", p.decided_unix_ms()},
+          {"started_unix_ms", p.started_unix_ms()},
+          {"checkpoint", p.checkpoint()},
+          {"checkpoint_unix_ms", p.checkpoint_unix_ms()},
+          {"primary_last_seen_unix_ms", p.primary_last_seen_unix_ms()},
+          {"primary_absent_since_unix_ms", p.primary_absent_since_unix_ms()},
+          {"rpo_ms", p.rpo_ms()},
+          {"rpo_bound_ms", p.rpo_bound_ms()},
+          {"rpo_within_bound", p.rpo_within_bound()},
+          {"grown_vcpus", p.grown_vcpus()},
+          {"grown_memory_kib", p.grown_memory_kib()},
+          {"full_vcpus", p.full_vcpus()},
+          {"full_memory_kib", p.full_memory_kib()},
+          {"shortfall", p.shortfall()},
+          {"error", p.error()}};
+}
+
+}  // namespace
+
 std::string FormatVmDetail(const v1::VmStatus& vm) {
   std::string text;
   AddField(text, "Name", OrDash(vm.name()));
@@ -226,6 +268,21 @@ std::string FormatVmDetail(const v1::VmStatus& vm) {
     AddField(text, "Fenced because", OrDash(Printable(vm.fence().why())));
     if (!vm.fence().detail().empty()) AddField(text, "Fence detail", Printable(vm.fence().detail()));
     if (!vm.fence().last_error().empty()) AddField(text, "Fence error", Printable(vm.fence().last_error()));
+  }
+  if (vm.has_promotion()) {
+    const v1::PromotionRecord& p = vm.promotion();
+    AddField(text, "Promotion", PromotionLine(p));
+    AddField(text, "Promotion reason", OrDash(Printable(p.reason())) + (p.operator_forced() ? " (forced)" : ""));
+    if (!p.checkpoint().empty()) {
+      AddField(text, "Recovered to", Printable(p.checkpoint()) + ", taken " + FormatUnixMillis(p.checkpoint_unix_ms()) +
+                                         "; host last seen " + FormatUnixMillis(p.primary_last_seen_unix_ms()));
+    }
+    if (p.phase() == v1::PROMOTION_PHASE_DONE) {
+      AddField(text, "Grown to", VcpusAndMemory(p.grown_vcpus(), p.grown_memory_kib()) + " of " +
+                                     VcpusAndMemory(p.full_vcpus(), p.full_memory_kib()));
+    }
+    if (!p.shortfall().empty()) AddField(text, "Not restored", Printable(p.shortfall()));
+    if (!p.error().empty()) AddField(text, "Promotion error", Printable(p.error()));
   }
   if (vm.has_replication()) {
     const v1::ReplicationInfo& r = vm.replication();
@@ -384,6 +441,7 @@ json VmToJson(const v1::VmStatus& vm) {
           {"unprotected_reason", vm.unprotected_reason()},
           {"guest_failed", vm.guest_failed()},
           {"fence", vm.has_fence() ? FenceToJson(vm.fence()) : json(nullptr)},
+          {"promotion", PromotionToJson(vm.promotion())},
           {"replication", ReplicationToJson(vm)}};
 }
 
@@ -514,6 +572,18 @@ std::string FormatRecord(const v1::SwitchoverRecord& record) {
 }  // namespace
 
 std::string FormatSwitchover(const v1::SwitchoverReply& reply) { return FormatRecord(reply.record()); }
+
+std::string FormatPromote(const v1::PromoteReply& reply) {
+  const v1::PromotionRecord& p = reply.record();
+  std::string text;
+  AddField(text, "VM", OrDash(p.vm_name()) + " (" + OrDash(p.vm_uuid()) + ")");
+  AddField(text, "From host", OrDash(p.primary_host()));
+  AddField(text, "Decided", FormatUnixMillis(p.decided_unix_ms()) + (p.operator_forced() ? " (forced)" : ""));
+  AddField(text, "Reason", OrDash(Printable(p.reason())));
+  AddField(text, "Next", "shadowd starts it here from its replicas and grows it; 'virt-shadow status " +
+                             Printable(p.vm_name()) + "' shows the outcome and the RPO");
+  return text;
+}
 
 std::string FormatFailback(const v1::FailbackReply& reply) {
   std::string text;

@@ -47,6 +47,7 @@ nlohmann::json VerifyToJson(const virtshadow::v1::VerifyReply& reply);  // {"che
 // switchover: the record in detail (phase, hosts, fallback and why, bytes moved, downtime, time to
 // running on the target, time left before the deadline, error).
 std::string FormatSwitchover(const virtshadow::v1::SwitchoverReply& reply);
+std::string FormatPromote(const virtshadow::v1::PromoteReply& reply);  // promote: the decision
 std::string FormatFailback(const virtshadow::v1::FailbackReply& reply);  // the origin, then as switchover
 // drain: a summary line, one table line per record, then the skipped VMs with why.
 std::string FormatDrain(const virtshadow::v1::DrainReply& reply);

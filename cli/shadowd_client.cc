@@ -77,6 +77,14 @@ StatusOr<v1::FailbackReply> ShadowdClient::Failback(const std::string& vm, std::
   return Call(&v1::ShadowD::Stub::Failback, request);
 }
 
+StatusOr<v1::PromoteReply> ShadowdClient::Promote(const std::string& vm, bool force, const std::string& reason) {
+  v1::PromoteRequest request;
+  request.set_vm(vm);
+  request.set_force(force);
+  request.set_reason(reason);
+  return Call(&v1::ShadowD::Stub::Promote, request);
+}
+
 StatusOr<v1::ListSwitchoversReply> ShadowdClient::ListSwitchovers() {
   return Call(&v1::ShadowD::Stub::ListSwitchovers, v1::ListSwitchoversRequest());
 }

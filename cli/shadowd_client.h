@@ -41,6 +41,8 @@ class ShadowdClient {
   // shadowd gives up on the move after `give_up_after`.
   StatusOr<virtshadow::v1::FailbackReply> Failback(const std::string& vm, std::chrono::seconds give_up_after);
   StatusOr<virtshadow::v1::ListSwitchoversReply> ListSwitchovers();
+  // Asks this host's shadowd to promote its shadow of `vm` (returns the decision, not the outcome).
+  StatusOr<virtshadow::v1::PromoteReply> Promote(const std::string& vm, bool force, const std::string& reason);
 
  private:
   template <typename Request, typename Reply>

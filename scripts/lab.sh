@@ -10,8 +10,10 @@
 #   lab.sh install BUILD [HOST...]   install the libvirt hook and (re)start shadowd in every (or each named) host
 #   lab.sh shadowd HOST start|stop|kill|status   manage one host's shadowd (kill = SIGKILL, for crash tests)
 #   lab.sh cut HOST / lab.sh heal HOST   take the host's link down / up (its veth on the bridge side), for tests
-#   lab.sh crash HOST    cut its link and SIGKILL every process of the host (its directories stay)
-#   lab.sh boot HOST     start a crashed host again over its directories (libvirtd, Corosync; not shadowd)
+#   lab.sh crash HOST    a host crash: its link cut, then SIGKILL to every process of it (libvirtd, virtlogd, QEMU,
+#                        shadowd, Corosync); its files stay as a power cut leaves them
+#   lab.sh revive HOST   bring a crashed host back: link up, virtlogd and libvirtd, Corosync, and shadowd again when
+#                        one was installed (its disks and definitions as the crash left them)
 #
 # Each host is a network namespace (veth on bridge vsbr0, 10.77.0.(10+i)/24) plus a private mount and UTS
 # namespace in which bind mounts give it its own /etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/log/libvirt,
@@ -212,34 +214,37 @@ cmd_cut() {
   echo "h$i: link cut"
 }
 
-# A host failure: the link goes first (no last word reaches the others), then every process of the host dies by
-# SIGKILL: QEMU, libvirtd, virtlogd, shadowd and Corosync. Its directories (disks, definitions, shadowd's store)
-# stay, as a powered-off machine's disks would.
+cmd_heal() {
+  local i; i=$(host_index "${1:?usage: lab.sh heal HOST}")
+  ip link set "vsh${i}r" up || die "h$i has no link vsh${i}r: is the lab up?"
+  echo "h$i: link healed"
+}
+
 cmd_crash() {
   local i; i=$(host_index "${1:?usage: lab.sh crash HOST}")
+  ip netns list | grep -qw "$(host_ns "$i")" || die "h$i is not up"
+  # The link first, so that nothing the host does while dying reaches the others (as with a power cut).
   ip link set "vsh${i}r" down || die "h$i has no link vsh${i}r: is the lab up?"
   local pids; pids=$(host_pids "$i")
   [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
   for _ in $(seq 1 50); do [ -z "$(host_pids "$i")" ] && break; sleep 0.1; done
   [ -z "$(host_pids "$i")" ] || die "h$i: processes survived SIGKILL: $(host_pids "$i")"
-  rm -f "$LAB/h$i/corosync.pid" "$LAB/h$i/shadowd.pid"
-  echo "h$i: crashed (link cut, every process killed)"
+  echo "h$i: crashed (link cut, every process killed with SIGKILL: ${pids//$'\n'/ })"
 }
-# The crashed host boots again with what its directories hold: link up, libvirtd (which autostarts what is
-# marked so), Corosync. shadowd is started as after any boot, by 'lab.sh shadowd HOST start'.
-cmd_boot() {
-  local i; i=$(host_index "${1:?usage: lab.sh boot HOST}")
-  ip netns list | grep -qw "$(host_ns "$i")" || die "h$i has no namespace: 'lab.sh up' builds a new host"
-  [ -z "$(host_pids "$i")" ] || die "h$i still runs processes: it did not crash ('lab.sh crash h$i' first)"
-  rm -f "$LAB/h$i/run/libvirt/libvirtd.pid" "$LAB/h$i/run/libvirt/virtlogd.pid"
+
+cmd_revive() {
+  local i; i=$(host_index "${1:?usage: lab.sh revive HOST}")
+  local ns H=$LAB/h$i n
+  ns=$(host_ns "$i")
+  ip netns list | grep -qw "$ns" || die "h$i has no namespace: 'lab.sh up' builds a host from scratch instead"
+  pid_alive "$(libvirtd_pid "$i")" && die "h$i runs (libvirtd pid $(libvirtd_pid "$i")): crash it first"
   ip link set "vsh${i}r" up
+  rm -f "$H/run/libvirt/libvirtd.pid" "$H/run/libvirt/virtlogd.pid"
   host_boot "$i"
-  corosync_up "$i" "$(tail -n +2 "$LAB/hosts.tsv" | wc -l)"
-}
-cmd_heal() {
-  local i; i=$(host_index "${1:?usage: lab.sh heal HOST}")
-  ip link set "vsh${i}r" up || die "h$i has no link vsh${i}r: is the lab up?"
-  echo "h$i: link healed"
+  n=$(tail -n +2 "$LAB/hosts.tsv" | wc -l)
+  corosync_up "$i" "$n"
+  if [ -x "$LAB/bin/shadowd" ] && [ -f "$H/shadowd.conf" ]; then cmd_shadowd "h$i" start; fi
+  echo "h$i: revived"
 }
 
 cmd_up() {
@@ -419,6 +424,6 @@ case ${1:-} in
   cut) shift; cmd_cut "$@";;
   heal) shift; cmd_heal "$@";;
   crash) shift; cmd_crash "$@";;
-  boot) shift; cmd_boot "$@";;
-  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2;;
+  revive) shift; cmd_revive "$@";;
+  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2;;
 esac

@@ -108,6 +108,11 @@ StatusOr<std::vector<scheduler::Host>> LibvirtCluster::Hosts() {
       host.up = false;
     }
   }
+  if (absent_probe_) {
+    for (scheduler::Host& host : hosts_) {
+      if (host.up && absent_probe_(host.name)) host.up = false;
+    }
+  }
   return hosts_;
 }
 
@@ -139,7 +144,7 @@ bool LibvirtCluster::Refresh() {
   draining_.clear();
   for (const auto& cfg : hosts_config_.hosts) {
     scheduler::Host host{.name = cfg.name, .zone = cfg.zone, .up = false, .cost_per_hour = cfg.cost_per_hour};
-    if (absent_.count(cfg.name) > 0) {
+    if (absent_probe_ && absent_probe_(cfg.name)) {  // gone from the membership: not dialled, no shadow goes there
       hosts.push_back(std::move(host));
       continue;
     }

@@ -60,10 +60,11 @@ class LibvirtCluster final : public controller::PeerOps, public controller::Clus
   // down. Called on the loop thread, so it must answer from memory (PeerDrainWatch), never by a remote call.
   void SetDrainProbe(std::function<bool(const std::string& host)> probe) { drain_probe_ = std::move(probe); }
   bool IsDraining(const std::string& host) const { return draining_.count(host) > 0; }
-  // Hosts the membership says are not in this host's partition (empty without a membership engine): Refresh()
-  // offers them to placement as down without trying their libvirtd, which, behind a cut link, would hold the
-  // loop up until TCP gives up.
-  void SetAbsentHosts(std::set<std::string> hosts) { absent_ = std::move(hosts); }
+  // Asked like the drain probe: a host that answers true (absent from this host's membership with its Corosync:
+  // crashed, cut off) is offered to placement as down, so that no new shadow goes there (a promoted VM's new
+  // shadow included), without the drain's moving of the shadows it holds; Refresh() does not dial its libvirtd
+  // (behind a cut link each call waited for TCP to give up, holding the loop up). Same rules: from memory only.
+  void SetAbsentProbe(std::function<bool(const std::string& host)> probe) { absent_probe_ = std::move(probe); }
   // Deletes the image at `path` on `host` (an image a VM left on its former host) unless a domain there, shadow
   // or not, uses it (FailedPrecondition naming it). OK when the image is gone already.
   Status RemoveUnusedImage(const std::string& host, const std::string& path);
@@ -94,7 +95,7 @@ class LibvirtCluster final : public controller::PeerOps, public controller::Clus
   std::vector<controller::PeerShadow> shadows_;
   std::map<std::string, std::set<std::string>> ordinary_uuids_;  // host -> UUIDs of its non-shadow domains
   std::function<bool(const std::string&)> drain_probe_;
-  std::set<std::string> absent_;
+  std::function<bool(const std::string&)> absent_probe_;
   std::set<std::string> draining_;
 };
 

@@ -678,7 +678,8 @@ Status ProtectionController::Perform(const std::string& vm_uuid, const lifecycle
 Status ProtectionController::DefineOn(const v1::VmRecord& record, const Observed& observed,
                                       const lifecycle::DefineShadow& command) {
   StatusOr<std::string> xml = ShadowDomainXml(observed.xml, {command.shadow_uuid, command.shadow_name, record.shadows(0).index()},
-                                              command.shadow_size, {record.vm_uuid(), record.vm_name(), options_.this_host});
+                                              command.shadow_size,
+                                              {record.vm_uuid(), record.vm_name(), options_.this_host, record.policy_xml()});
   if (!xml.ok()) return xml.status().Annotate("building the shadow's domain XML");
   for (const policy::DiskFacts& disk : observed.facts.disks) {
     // Just after a switchover the disk is still on its top: the replica stands for the image beneath.

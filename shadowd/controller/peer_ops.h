@@ -40,6 +40,9 @@ struct PeerShadow {
   std::string primary_host;  // the host whose shadowd owns (places and releases) this shadow
   lifecycle::ShadowSize size;               // <vcpu current=...>, <currentMemory>: its reservation
   std::vector<std::string> replica_paths;   // file sources of its disks (device='disk')
+  // The VM's policy from the link's `policy` attribute, as a <metadata> element in the policy namespace
+  // (PromotedDomainXml's policy_xml); "" when the shadow was defined without one (older versions).
+  std::string primary_policy_xml;
   bool operator==(const PeerShadow&) const = default;
 };
 

@@ -154,6 +154,9 @@ void SetLink(xmlNode* root, const PrimaryIdentity& primary, const std::string& p
   SetAttr(link, "name", primary.name);
   SetAttr(link, "host", primary.host);
   SetAttr(link, "index", std::to_string(index));
+  // The VM's policy, for a crash promotion on the shadow's host: the primary's record, which holds it, may be
+  // gone with its host. An attribute, not an element: a policy element would make the shadow itself tagged.
+  if (!primary.policy_xml.empty()) SetAttr(link, "policy", primary.policy_xml);
   xmlAddChild(metadata, link);
 }
 
@@ -361,6 +364,12 @@ StatusOr<std::optional<PeerShadow>> DescribeShadowDomain(std::string_view host, 
     return InvalidArgument(where + ": <shadow-of> has no host attribute naming the primary's host");
   }
   shadow.size = {facts.current_vcpus, facts.current_memory_kib};
+  // "<policy .../>" (canonical, no namespace) -> the element in the policy namespace, as <metadata> holds it.
+  if (const std::string policy = attribute("policy"); policy.starts_with("<policy")) {
+    shadow.primary_policy_xml = "<" + std::string(kShadowPrefix) + ":policy xmlns:" + std::string(kShadowPrefix) +
+                                "=\"" + std::string(policy::kPolicyNamespace) + "\"" +
+                                policy.substr(std::string_view("<policy").size());
+  }
   for (const policy::DiskFacts& disk : facts.disks) {
     if (disk.source_kind == policy::DiskFacts::SourceKind::kFile && !disk.source_path.empty()) {
       shadow.replica_paths.push_back(disk.source_path);

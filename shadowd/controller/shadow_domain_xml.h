@@ -13,7 +13,8 @@
 //   - in <metadata>: every element of the policy namespace removed (so a shadow is never itself
 //     protected) and the link added:
 //       <shadow:shadow-of xmlns:shadow="http://virt-shadow.org/xmlns/policy/1.0"
-//                         uuid="PRIMARY-UUID" name="PRIMARY-NAME" host="PRIMARY-HOST" index="0"/>
+//                         uuid="PRIMARY-UUID" name="PRIMARY-NAME" host="PRIMARY-HOST" index="0"
+//                         policy="<policy .../>"/>   (the VM's canonical policy, for a crash promotion)
 //     other applications' metadata (e.g. nova's) is kept;
 //   - live-only data removed: dynamic <seclabel> <label>/<imagelabel>, autoport graphics ports, pty
 //     paths of serial consoles; serial/console <log file> renamed to "<file>.shadow" so that a started
@@ -52,6 +53,9 @@ struct PrimaryIdentity {
   std::string uuid;  // must be the <uuid> of the primary XML
   std::string name;
   std::string host;  // the host the primary runs on (whose shadowd owns the shadow)
+  // The VM's policy in force (VmRecord.policy_xml: canonical "<policy .../>", no namespace); "" for none. Kept in
+  // the link's `policy` attribute so that a crash promotion can give the VM its policy back.
+  std::string policy_xml;
 };
 
 // The shadow domain XML for `primary_xml` (a full libvirt domain XML, live or inactive). Every disk

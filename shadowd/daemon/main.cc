@@ -10,10 +10,11 @@
 //             SweepOrphans, RunPending  release shadows nobody accounts for; perform the queued work;
 //             replication               settle rounds a crash left pending (as a shadow host) and backup jobs
 //                                       of ours (as a primary);
-//           then the replication, switchover and notice parts. Nothing runs yet: an error here just returns.
+//           then the replication, switchover and notice parts, the membership and the crash promotions (their
+//           libvirt connection). Nothing runs yet: an error here just returns.
 //   Start   the threads and servers, each behind a stop guard (Daemon::Stop stops what started, in the order
-//           of docs/threading.md): peer drains, membership (with membership = corosync), peer service,
-//           replication worker, notice sources, metrics, domain events, the control service, and last the
+//           of docs/threading.md): peer drains, membership (with membership = corosync), peer service, the
+//           promotion thread (it resumes unfinished promotions first), replication worker, notice sources, metrics, domain events, the control service, and last the
 //           switchover coordinator (its first job resumes unfinished switchovers and a persisted drain, and asks
 //           the loop).
 //   Serve   the loop on the main thread until SIGTERM/SIGINT: every 500 ms timers, queued work and the
@@ -42,6 +43,9 @@
 #include "shadowd/daemon/event_loop.h"
 #include "shadowd/failover/fence_records.h"
 #include "shadowd/failover/self_fence.h"
+#include "shadowd/failover/libvirt_promotion_host.h"
+#include "shadowd/failover/promotion_worker.h"
+#include "shadowd/failover/promotions.h"
 #include "shadowd/metrics/http_endpoint.h"
 #include "shadowd/nbd/qemu_img.h"
 #include "shadowd/notice/beast_http_client.h"
@@ -171,16 +175,6 @@ void ForgetUnreplicated(controller::ProtectionController& controller, replicatio
   }
 }
 
-// The configured hosts whose Corosync node is not in this host's partition now (its shadowd alone may be down
-// while its libvirtd serves the shadows it holds: that host is still dialled).
-std::set<std::string> AbsentHosts(const cluster::MembershipView& view) {
-  std::set<std::string> absent;
-  for (const cluster::HostHeartbeatView& host : view.hosts) {
-    if (view.known && host.state == cluster::HostMembership::kAbsent && !host.corosync_member) absent.insert(host.host);
-  }
-  return absent;
-}
-
 // `result`, with `what` in front of its error.
 template <typename T>
 StatusOr<T> Named(StatusOr<T> result, std::string_view what) {
@@ -210,6 +204,7 @@ class Daemon {
   Status BuildReplication();
   Status BuildSwitchover();
   Status BuildMembership();
+  Status BuildPromotion();
   // The loop's tick, at least every 500 ms; `next_refresh` is when the cluster is read again.
   void Tick(MonoTime& next_refresh);
   void GiveUpShadowsOnGoneHosts();
@@ -256,6 +251,11 @@ class Daemon {
   std::unique_ptr<failover::FenceRecords> fences_;
   std::unique_ptr<virt::Hypervisor> fence_libvirt_;
   std::unique_ptr<failover::SelfFence> self_fence_;
+  // Crash promotion of the shadows held here (docs/failover.md): its own libvirt connection and thread.
+  std::unique_ptr<virt::Hypervisor> promotion_libvirt_;
+  std::unique_ptr<failover::LibvirtPromotionHost> promotion_host_;
+  std::unique_ptr<failover::Promotions> promotions_;
+  std::unique_ptr<failover::PromotionWorker> promotion_worker_;
 
   // What Start() started (the parts above start their own threads in Start and stop them in their destructors
   // too; Stop() orders them).
@@ -277,7 +277,31 @@ Status Daemon::Build() {
   VS_RETURN_IF_ERROR(BuildController());
   VS_RETURN_IF_ERROR(BuildReplication());
   VS_RETURN_IF_ERROR(BuildSwitchover());
-  return BuildMembership();
+  VS_RETURN_IF_ERROR(BuildMembership());
+  return BuildPromotion();
+}
+
+Status Daemon::BuildPromotion() {
+  VS_ASSIGN_OR_RETURN(promotion_libvirt_, Named(runtime_->Connect(config_.local_libvirt_uri, clock_),
+                                                "the local libvirtd (promotion)"));
+  promotion_host_ = std::make_unique<failover::LibvirtPromotionHost>(*promotion_libvirt_, *keeper_, config_.this_host);
+  promotions_ = std::make_unique<failover::Promotions>(*store_, clock_, *promotion_host_,
+                                                       failover::PromotionSettings{.this_host = config_.this_host},
+                                                       log_.For("promotion"));
+  promotion_worker_ = std::make_unique<failover::PromotionWorker>(
+      *promotions_,
+      [this] {
+        // Without a membership nothing is known of the other hosts: no promotion is decided (unfinished ones
+        // still complete).
+        return heartbeats_ ? heartbeats_->View() : cluster::MembershipView{};
+      },
+      [this](const std::string& host, const std::string& vm_name) -> StatusOr<bool> {
+        const cluster::HostConfig* config = hosts_.Find(host);
+        if (config == nullptr) return NotFound("host " + host + " is not configured");
+        return failover::DestroyOnPrimary(*runtime_, clock_, config->uri, vm_name, std::chrono::seconds(1));
+      },
+      log_.For("promotion"));
+  return Status::Ok();
 }
 
 Status Daemon::BuildMembership() {
@@ -356,6 +380,19 @@ Status Daemon::BuildReplication() {
     // A peer whose shadowd is down is judged by its libvirtd alone.
     return host == config_.this_host ? drain_->Current().has_value() : peer_drains_->Draining(host);
   });
+  cluster_->SetAbsentProbe([this](const std::string& host) {
+    // Only a known membership says a host is gone (membership = none, or Corosync not answered yet: libvirtd
+    // alone decides, as before). heartbeats_ is built after this, but the probe only runs on the loop.
+    if (!heartbeats_ || host == config_.this_host) return false;
+    const cluster::MembershipView view = heartbeats_->View();
+    if (!view.known) return false;
+    for (const auto& h : view.hosts) {
+      // Gone with its Corosync (crashed, cut off). A host whose shadowd alone is away (restarting) stays a
+      // candidate, judged by its libvirtd as before.
+      if (h.host == host) return h.state != cluster::HostMembership::kMember && !h.corosync_member;
+    }
+    return false;
+  });
   const cluster::HostConfig& this_host = *config_.FindHost(config_.this_host);
   replicator_ = std::make_unique<replication::Replicator>(
       *replication_libvirt_, *peer_client_, *storage_, *store_, clock_,
@@ -409,7 +446,8 @@ Status Daemon::Start() {
   if (self_fence_) self_fence_->Start([this] { return membership_->Current(); });
   if (membership_recorder_) membership_recorder_->Start();
   VS_ASSIGN_OR_RETURN(peer_server_, rpc::StartPeerServer(hosts_.PeerTarget(*hosts_.Find(hosts_.this_host)), *keeper_,
-                                                         *switchover_target_));
+                                                         *switchover_target_, *promotions_));
+  promotion_worker_->Start();
   replication_worker_->Start();
   log_.Failure("starting the notice sources", notice_sources_->Start());
   if (!config_.metrics_listen.empty()) {
@@ -442,7 +480,9 @@ Status Daemon::Start() {
                                                   .drain = *drain_, .target = *switchover_target_,
                                                   .arrivals = *arrivals_, .clock = clock_,
                                                   .heartbeats = heartbeats_.get(),
-                                                  .fences = fences_.get()},
+                                                  .fences = fences_.get(),
+                                                  .promotions = promotions_.get(),
+                                                  .promotion_worker = promotion_worker_.get()},
                                               log_.For("")));
   log_.Write("", "host " + config_.this_host + " serving on " + config_.socket_path);
   // Last of all, once nothing can fail any more: its first job (resuming switchovers and a persisted drain)
@@ -462,7 +502,6 @@ void Daemon::Tick(MonoTime& next_refresh) {
   if (membership_recorder_) log_.Failure("heartbeat history", membership_recorder_->Tick());
   if (clock_.Now() >= next_refresh) {
     next_refresh = clock_.Now() + config_.refresh;
-    if (heartbeats_) cluster_->SetAbsentHosts(AbsentHosts(heartbeats_->View()));
     if (cluster_->Refresh()) log_.Failure("capacity change", controller_->OnCapacityChanged());
     if (heartbeats_) GiveUpShadowsOnGoneHosts();
     for (const std::string& peer : hosts_.Peers()) {
@@ -505,6 +544,8 @@ void Daemon::Stop() {
     metrics_endpoint_.reset();
     if (replication_worker_) replication_worker_->Stop();
     if (peer_drains_) peer_drains_->Stop();
+    // It reads the heartbeat history, so before the membership; a promotion step in flight ends first.
+    if (promotion_worker_) promotion_worker_->Stop();
     // Last: its listener writes only the heartbeat history (the store); leaving the group tells the peers.
     if (membership_recorder_) membership_recorder_->Stop();
     // After the membership: no listener call reaches it any more. Joins a fence in progress.

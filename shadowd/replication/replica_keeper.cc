@@ -239,6 +239,10 @@ StatusOr<ApplyRoundReply> ReplicaKeeper::ApplyRound(const ApplyRoundRequest& req
 
   MutexLock lock(LockFor(request.vm_uuid()));
   VS_ASSIGN_OR_RETURN(ReplicaRecord record, Load(request.vm_uuid()));
+  if (record.promoted()) {
+    return FailedPrecondition("the replicas of " + request.vm_uuid() +
+                              " were promoted on this host (the VM runs on them): no round is accepted");
+  }
   VS_RETURN_IF_ERROR(Settle(record));
 
   bool needs_base = false;
@@ -321,6 +325,23 @@ Status ReplicaKeeper::FinishRound(const FinishRoundRequest& request) {
   *record.mutable_pending() = request.round();
   VS_RETURN_IF_ERROR(Save(record));
   return CommitOverlays(record);
+}
+
+StatusOr<ReplicaRecord> ReplicaKeeper::SettleForPromotion(const std::string& vm_uuid) {
+  MutexLock lock(LockFor(vm_uuid));
+  VS_ASSIGN_OR_RETURN(auto stored, store::GetProto<ReplicaRecord>(store_, ReplicaRecordKey(vm_uuid)));
+  if (!stored) return NotFound("no replica of VM " + vm_uuid + " is recorded on this host");
+  ReplicaRecord& record = *stored;
+  VS_RETURN_IF_ERROR(Settle(record));
+  if (record.applied().checkpoint().empty()) {
+    return FailedPrecondition("the replicas of VM " + vm_uuid +
+                              " never completed a round: they hold no consistent copy to promote");
+  }
+  if (!record.promoted()) {
+    record.set_promoted(true);
+    VS_RETURN_IF_ERROR(Save(record));
+  }
+  return record;
 }
 
 StatusOr<ReplicaDigestsReply> ReplicaKeeper::ReplicaDigests(const ReplicaDigestsRequest& request) {

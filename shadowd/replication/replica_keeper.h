@@ -78,6 +78,15 @@ class ReplicaKeeper {
   // Returns how many went.
   StatusOr<int> ForgetReleased(const ReplicasInUse& replicas_in_use);
 
+  // A crash promotion of the VM (shadowd/failover): settles its pending round as Recover() would (COPYING and
+  // COPIED discarded, COMMITTING rolled forward), marks the record `promoted` so that no round is accepted for
+  // the VM any more (ApplyRound refuses it), and returns the settled record: its `applied` round is what the
+  // replicas hold. Idempotent (a promotion resumed after a crash calls it again). Serialised with the VM's
+  // rounds by the VM's mutex, so a round in flight either ends before (and counts, if committed) or is refused.
+  // kNotFound when no replica record of the VM is here; kFailedPrecondition when it never applied a round (the
+  // replicas hold no consistent copy); storage and store errors as they come.
+  StatusOr<virtshadow::v1::ReplicaRecord> SettleForPromotion(const std::string& vm_uuid);
+
   // Every replica record (for status and metrics).
   StatusOr<std::vector<virtshadow::v1::ReplicaRecord>> List() const;
 

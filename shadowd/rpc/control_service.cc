@@ -111,7 +111,22 @@ grpc::Status ShadowService::ListVms(grpc::ServerContext*, const virtshadow::v1::
 grpc::Status ShadowService::GetVm(grpc::ServerContext*, const virtshadow::v1::GetVmRequest* request,
                                   virtshadow::v1::VmStatus* reply) {
   auto view = parts_.loop.Call([&] { return parts_.controller.StatusOf(request->vm()); });
-  if (!view.ok()) return ToGrpcStatus(view.status());
+  if (!view.ok()) {
+    // A VM promoted here shows its promotion before the controller has its record (or when it failed).
+    if (view.status().code() == Code::kNotFound && parts_.promotions != nullptr) {
+      if (auto promotions = parts_.promotions->List(); promotions.ok()) {
+        for (const auto& promotion : *promotions) {
+          if (promotion.vm_name() != request->vm() && promotion.vm_uuid() != request->vm()) continue;
+          reply->set_name(promotion.vm_name());
+          reply->set_uuid(promotion.vm_uuid());
+          reply->set_state("Promoting");
+          *reply->mutable_promotion() = promotion;
+          return grpc::Status::OK;
+        }
+      }
+    }
+    return ToGrpcStatus(view.status());
+  }
   Fill(*view, hosts_.this_host, reply);
   FillThisHostsFacts(view->uuid, reply);
   return grpc::Status::OK;
@@ -120,6 +135,11 @@ grpc::Status ShadowService::GetVm(grpc::ServerContext*, const virtshadow::v1::Ge
 void ShadowService::FillThisHostsFacts(const std::string& vm_uuid, virtshadow::v1::VmStatus* out) const {
   if (parts_.fences) {
     if (auto fence = parts_.fences->Get(vm_uuid); fence.ok() && fence->has_value()) *out->mutable_fence() = **fence;
+  }
+  if (parts_.promotions != nullptr) {
+    if (auto promotion = parts_.promotions->Get(vm_uuid); promotion.ok() && *promotion) {
+      *out->mutable_promotion() = **promotion;
+    }
   }
   if (auto failed = parts_.arrivals.GuestFailureOf(vm_uuid); failed.ok() && *failed) {
     out->set_guest_failed("arrived from " + (*failed)->origin_host() + ": " + (*failed)->seen());
@@ -231,6 +251,18 @@ grpc::Status ShadowService::Failback(grpc::ServerContext*, const virtshadow::v1:
   auto done = parts_.switchovers.Failback(request->vm(), std::chrono::seconds(seconds)).get();
   if (!done.ok()) return ToGrpcStatus(done.status());
   *reply = *done;
+  return grpc::Status::OK;
+}
+
+grpc::Status ShadowService::Promote(grpc::ServerContext*, const virtshadow::v1::PromoteRequest* request,
+                                    virtshadow::v1::PromoteReply* reply) {
+  if (parts_.promotions == nullptr) return ToGrpcStatus(FailedPrecondition("this shadowd serves no promotions"));
+  const cluster::MembershipView view = parts_.heartbeats ? parts_.heartbeats->View() : cluster::MembershipView{};
+  auto record = parts_.promotions->OperatorPromote(request->vm(), request->force(), request->reason(), view);
+  if (!record.ok()) return ToGrpcStatus(record.status());
+  log_("operator promotes " + record->vm_name() + (request->force() ? " (forced)" : "") + ": " + record->reason());
+  if (parts_.promotion_worker != nullptr) parts_.promotion_worker->Wake();
+  *reply->mutable_record() = std::move(*record);
   return grpc::Status::OK;
 }
 

@@ -18,6 +18,8 @@
 #include "shadowd/cluster/libvirt_cluster.h"
 #include "shadowd/controller/controller.h"
 #include "shadowd/failover/fence_records.h"
+#include "shadowd/failover/promotion_worker.h"
+#include "shadowd/failover/promotions.h"
 #include "shadowd/replication/replication_worker.h"
 #include "shadowd/switchover/arrival_records.h"
 #include "shadowd/switchover/switchover_coordinator.h"
@@ -46,6 +48,10 @@ class ShadowService final : public virtshadow::v1::ShadowD::Service {
     // This host's self-fence records (thread-safe: store reads): the hook's verdict on a start, `status` and
     // `hosts`. nullptr: no self-fencing (membership = none).
     const failover::FenceRecords* fences = nullptr;
+    // Crash promotions held here (`promote`, `status`); the worker is woken after an operator's promote.
+    // nullptr in tests that serve no promotion.
+    failover::Promotions* promotions = nullptr;
+    failover::PromotionWorker* promotion_worker = nullptr;
   };
   // `drain_deadline`: the deadline of `virt-shadow drain` when the request names none.
   ShadowService(cluster::ClusterHosts hosts, Duration drain_deadline, Parts parts, Logger::Line log)
@@ -75,6 +81,10 @@ class ShadowService final : public virtshadow::v1::ShadowD::Service {
                         virtshadow::v1::FailbackReply* reply) override;
   grpc::Status ListSwitchovers(grpc::ServerContext*, const virtshadow::v1::ListSwitchoversRequest* request,
                                virtshadow::v1::ListSwitchoversReply* reply) override;
+  // Decides the promotion (Promotions::OperatorPromote, on this gRPC thread: it reads the local libvirtd, never
+  // the loop) and wakes the promotion thread, which carries it out.
+  grpc::Status Promote(grpc::ServerContext*, const virtshadow::v1::PromoteRequest* request,
+                       virtshadow::v1::PromoteReply* reply) override;
 
  private:
   const cluster::ClusterHosts hosts_;

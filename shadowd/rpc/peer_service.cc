@@ -57,4 +57,9 @@ grpc::Status PeerService::HostState(grpc::ServerContext*, const v1::HostStateReq
   return grpc::Status::OK;
 }
 
+grpc::Status PeerService::QueryPromotion(grpc::ServerContext*, const v1::PromotionQueryRequest* request,
+                                         v1::PromotionQueryReply* reply) {
+  return Answer(promotions_.QueryPromotion(*request), reply);
+}
+
 }  // namespace vs::rpc

@@ -1,6 +1,6 @@
 // PeerService: the ShadowPeer gRPC service served on this host's peer address, a thin shell over this host's
-// ReplicaKeeper (replication rounds into the replicas kept here) and SwitchoverTarget (the target's half of a
-// switchover). Its client is GrpcPeerClient (peer_client.h).
+// ReplicaKeeper (replication rounds into the replicas kept here), SwitchoverTarget (the target's half of a
+// switchover) and Promotions (whether a VM was promoted here, for its returning primary). Its client is GrpcPeerClient (peer_client.h).
 //
 // The peer address carries no authentication yet (see the roadmap: TLS for peer RPC); it listens only
 // on the configured address, and every write request is checked against the shadow domains of this
@@ -11,6 +11,7 @@
 #pragma once
 
 #include "proto/peer.grpc.pb.h"
+#include "shadowd/failover/promotions.h"
 #include "shadowd/replication/replica_keeper.h"
 #include "shadowd/switchover/switchover_target.h"
 
@@ -18,8 +19,9 @@ namespace vs::rpc {
 
 class PeerService final : public virtshadow::v1::ShadowPeer::Service {
  public:
-  PeerService(replication::ReplicaKeeper& keeper, switchover::SwitchoverTarget& switchover)
-      : keeper_(keeper), switchover_(switchover) {}
+  PeerService(replication::ReplicaKeeper& keeper, switchover::SwitchoverTarget& switchover,
+              failover::Promotions& promotions)
+      : keeper_(keeper), switchover_(switchover), promotions_(promotions) {}
 
   grpc::Status GetReplica(grpc::ServerContext*, const virtshadow::v1::GetReplicaRequest* request,
                           virtshadow::v1::GetReplicaReply* reply) override;
@@ -39,10 +41,15 @@ class PeerService final : public virtshadow::v1::ShadowPeer::Service {
                                virtshadow::v1::AbortSwitchoverReply* reply) override;
   grpc::Status HostState(grpc::ServerContext*, const virtshadow::v1::HostStateRequest* request,
                          virtshadow::v1::HostStateReply* reply) override;
+  // A returning primary asks whether its fenced VM was promoted here (Promotions::QueryPromotion: the answer
+  // and the veto it leaves are decided under the mutex that decides promotions).
+  grpc::Status QueryPromotion(grpc::ServerContext*, const virtshadow::v1::PromotionQueryRequest* request,
+                              virtshadow::v1::PromotionQueryReply* reply) override;
 
  private:
   replication::ReplicaKeeper& keeper_;
   switchover::SwitchoverTarget& switchover_;
+  failover::Promotions& promotions_;
 };
 
 }  // namespace vs::rpc

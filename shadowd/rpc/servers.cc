@@ -43,8 +43,10 @@ class ServiceServer final : public RunningServer {
 
 StatusOr<std::unique_ptr<RunningServer>> StartPeerServer(const std::string& address,
                                                          replication::ReplicaKeeper& keeper,
-                                                         switchover::SwitchoverTarget& target) {
-  auto server = std::make_unique<ServiceServer<PeerService>>(std::make_unique<PeerService>(keeper, target));
+                                                         switchover::SwitchoverTarget& target,
+                                                         failover::Promotions& promotions) {
+  auto server =
+      std::make_unique<ServiceServer<PeerService>>(std::make_unique<PeerService>(keeper, target, promotions));
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(kPeerMessageLimit);
   builder.SetMaxSendMessageSize(kPeerMessageLimit);

@@ -14,6 +14,7 @@
 
 #include "common/logger.h"
 #include "common/status.h"
+#include "shadowd/failover/promotions.h"
 #include "shadowd/replication/replica_keeper.h"
 #include "shadowd/rpc/control_service.h"
 #include "shadowd/switchover/switchover_target.h"
@@ -29,7 +30,8 @@ class RunningServer {
 
 StatusOr<std::unique_ptr<RunningServer>> StartPeerServer(const std::string& address,
                                                          replication::ReplicaKeeper& keeper,
-                                                         switchover::SwitchoverTarget& target);
+                                                         switchover::SwitchoverTarget& target,
+                                                         failover::Promotions& promotions);
 
 StatusOr<std::unique_ptr<RunningServer>> StartControlServer(const std::string& socket_path,
                                                             cluster::ClusterHosts hosts, Duration drain_deadline,

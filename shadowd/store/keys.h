@@ -30,7 +30,8 @@ enum class Table {
   kHeartbeat,    // bounded heartbeat history per peer
   kSpool,        // hook events accepted while a peer was unreachable
   kSwitchover,   // live switchovers of this host's VMs (SwitchoverRecord per VM)
-  kFailover,     // host failure: fence records ("fence:VM_UUID", proto/failover.proto) and promotions
+  kFailover,     // host failure: fence records ("fence:VM_UUID"), crash promotions on this host and the vetoes
+                 // against them ("promotion:", "veto:"; proto/failover.proto)
 };
 
 // "vm", "host", ...: the table's name, without the '/' separator.

@@ -184,6 +184,12 @@ class Hypervisor {
   virtual Status SuspendDomain(const std::string& name) = 0;
   // Resumes a paused domain (virDomainResume). OK if it already runs; kFailedPrecondition when it does not run.
   virtual Status ResumeDomain(const std::string& name) = 0;
+  // The running domain's vCPU count, hot-plugged or unplugged (virDomainSetVcpusFlags, AFFECT_LIVE): at most its
+  // <vcpu> maximum. kFailedPrecondition-like libvirt errors when it does not run or the count is out of range.
+  virtual Status SetVcpusLive(const std::string& name, uint32_t vcpus) = 0;
+  // The running domain's memory through its balloon (virDomainSetMemoryFlags, AFFECT_LIVE): at most its <memory>.
+  // libvirt's error when the domain has no balloon or does not run.
+  virtual Status SetMemoryLive(const std::string& name, uint64_t memory_kib) = 0;
   // Removes the definition with its checkpoint and snapshot metadata; OK if it does not exist.
   virtual Status UndefineDomain(const std::string& name) = 0;
   virtual StatusOr<DomainState> GetDomainState(const std::string& name) = 0;

@@ -250,6 +250,22 @@ class LibvirtHypervisor final : public Hypervisor {
     return Status::Ok();
   }
 
+  Status SetVcpusLive(const std::string& name, uint32_t vcpus) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(name));
+    if (virDomainSetVcpusFlags(dom.get(), vcpus, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+      return LastLibvirtError("setting " + name + " to " + std::to_string(vcpus) + " vCPUs live on " + uri_);
+    }
+    return Status::Ok();
+  }
+
+  Status SetMemoryLive(const std::string& name, uint64_t memory_kib) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(name));
+    if (virDomainSetMemoryFlags(dom.get(), memory_kib, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+      return LastLibvirtError("setting " + name + "'s balloon to " + std::to_string(memory_kib) + " KiB on " + uri_);
+    }
+    return Status::Ok();
+  }
+
   Status DestroyDomain(const std::string& name) override {
     auto dom = Lookup(name);
     if (!dom.ok()) return dom.status().code() == Code::kNotFound ? Status::Ok() : dom.status();

@@ -3,7 +3,7 @@
 // Corosync, dies by SIGKILL). The primary stays up and must protect the VM again on the third host: once the crashed
 // host has been out of the quorate membership for the fence bound, h1 gives its shadow up (nothing can be released
 // on a dead host), places a new one on the third host and replicates to it, while the guest keeps acknowledging
-// writes. The crashed host then boots again with its old definitions; h1's orphan sweep releases the stale shadow
+// writes. The crashed host then boots again (`lab.sh revive`) with its old definitions; h1's orphan sweep releases the stale shadow
 // there, so the VM ends with exactly one shadow. Times from the crash are measured and printed.
 #include <gtest/gtest.h>
 
@@ -24,7 +24,7 @@ class ShadowHostCrashTest : public SwitchoverTest {
   // The crashed host must not stay down for the tests after this one, whatever this one's outcome.
   void TearDown() override {
     if (crashed_.empty()) return;
-    RunCommand(LabScript() + " boot " + crashed_ + " && " + LabScript() + " shadowd " + crashed_ + " start");
+    RunCommand(LabScript() + " revive " + crashed_);
   }
   std::string crashed_;
 };
@@ -75,8 +75,7 @@ TEST_F(ShadowHostCrashTest, APrimaryWhoseShadowHostCrashedIsProtectedAgainOnTheT
   EXPECT_NE(Virsh(0, "domstate " + guest->name()).output.find("running"), std::string::npos);
 
   // The crashed host boots with its old shadow definition; h1's sweep releases it there.
-  CommandResult booted = RunCommand(LabScript() + " boot " + crashed_ + " && " + LabScript() + " shadowd " +
-                                    crashed_ + " start");
+  CommandResult booted = RunCommand(LabScript() + " revive " + crashed_);
   ASSERT_EQ(booted.exit_code, 0) << booted.output;
   const std::string booted_host = crashed_;
   crashed_.clear();

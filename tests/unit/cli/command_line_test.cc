@@ -131,13 +131,24 @@ TEST(CliCommandLineTest, HostCommandsNeedExactlyOneHost) {
   EXPECT_THAT(ErrorOf({"drain", "--deadline", "60"}), StartsWith("missing HOST for 'drain'"));
 }
 
+TEST(CliCommandLineTest, PromoteTakesForceOnlyWithAReason) {
+  EXPECT_EQ(CommandOf<PromoteCommand>({"promote", "web"}), (PromoteCommand{.domain = "web"}));
+  EXPECT_EQ(CommandOf<PromoteCommand>({"promote", "web", "--force", "--reason", "h1 burned"}),
+            (PromoteCommand{.domain = "web", .force = true, .reason = "h1 burned"}));
+  EXPECT_EQ(CommandOf<PromoteCommand>({"--reason=gone", "promote", "web"}),
+            (PromoteCommand{.domain = "web", .reason = "gone"}));
+  EXPECT_THAT(ErrorOf({"promote", "web", "--force"}), StartsWith("--force needs --reason TEXT for 'promote'"));
+  EXPECT_THAT(ErrorOf({"promote"}), StartsWith("missing DOMAIN for 'promote'"));
+  EXPECT_THAT(ErrorOf({"promote", "web", "--deadline", "5"}), StartsWith("option --deadline does not apply"));
+}
+
 TEST(CliCommandLineTest, SwitchoverOptionsBelongToTheirCommandsOnly) {
   std::string message = ErrorOf({"undrain", "h1", "--deadline", "5"});
   EXPECT_THAT(message, StartsWith("option --deadline does not apply to 'undrain'"));
   EXPECT_THAT(message, HasSubstr("it is an option of 'switchover', 'drain'"));
   EXPECT_THAT(message, HasSubstr("'virt-shadow undrain --help'"));
   EXPECT_THAT(ErrorOf({"switchover", "web", "--reason", "x"}),
-              StartsWith("option --reason does not apply to 'switchover': it is an option of 'drain';"));
+              StartsWith("option --reason does not apply to 'switchover': it is an option of 'drain', 'promote';"));
   EXPECT_THAT(ErrorOf({"--deadline", "5", "failback", "web"}),
               StartsWith("option --deadline does not apply to 'failback'"));
   EXPECT_THAT(ErrorOf({"switchovers", "--deadline", "5"}),

@@ -74,6 +74,8 @@ class FakeHypervisor final : public virt::Hypervisor {
     domain->state = virt::DomainState::kRunning;
     return Status::Ok();
   }
+  Status SetVcpusLive(const std::string&, uint32_t) override { return Unused("SetVcpusLive"); }
+  Status SetMemoryLive(const std::string&, uint64_t) override { return Unused("SetMemoryLive"); }
   Status UndefineDomain(const std::string&) override { return Unused("UndefineDomain"); }
 
   StatusOr<virt::DomainState> GetDomainState(const std::string& name) override {

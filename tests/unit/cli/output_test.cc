@@ -160,6 +160,43 @@ TEST(CliVmDetailTest, ShowsEveryField) {
   EXPECT_EQ(lines[6].find_first_not_of(' '), column);
 }
 
+TEST(CliVmDetailTest, APromotedVmSaysFromWhereWhenAndItsRpo) {
+  v1::VmStatus vm = ProtectedVm();
+  v1::PromotionRecord* p = vm.mutable_promotion();
+  p->set_vm_uuid(vm.uuid());
+  p->set_vm_name(vm.name());
+  p->set_primary_host("h1");
+  p->set_phase(v1::PROMOTION_PHASE_DONE);
+  p->set_reason("h1 left the membership 5300 ms ago, more than the fence bound (5200 ms)");
+  p->set_decided_unix_ms(1714564984000);  // 2024-05-01 12:03:04 UTC
+  p->set_checkpoint("vs-1714564980000");
+  p->set_checkpoint_unix_ms(1714564980000);
+  p->set_primary_last_seen_unix_ms(1714564983200);
+  p->set_rpo_ms(3200);
+  p->set_rpo_bound_ms(7000);
+  p->set_rpo_within_bound(true);
+  p->set_grown_vcpus(3);
+  p->set_grown_memory_kib(1024 * 1024);
+  p->set_full_vcpus(4);
+  p->set_full_memory_kib(1024 * 1024);
+  p->set_shortfall("runs with 3 of 4 vCPUs: the host has no more room unreserved");
+  const std::string text = FormatVmDetail(vm);
+  EXPECT_THAT(text, HasSubstr("promoted from h1 at 2024-05-01 12:03:04 UTC, RPO 3.2 s"));
+  EXPECT_THAT(text, HasSubstr("Grown to:"));
+  EXPECT_THAT(text, HasSubstr("3 vCPU, 1 GiB of 4 vCPU, 1 GiB"));
+  EXPECT_THAT(text, HasSubstr("Not restored:"));
+  EXPECT_THAT(text, HasSubstr("3 of 4 vCPUs"));
+  const json parsed = json::parse(DumpJson(VmToJson(vm)));
+  EXPECT_EQ(parsed["promotion"]["primary_host"], "h1");
+  EXPECT_EQ(parsed["promotion"]["rpo_ms"], 3200);
+  EXPECT_EQ(parsed["promotion"]["phase"], "PROMOTION_PHASE_DONE");
+  EXPECT_TRUE(json::parse(DumpJson(VmToJson(ProtectedVm())))["promotion"].is_null());
+
+  p->set_phase(v1::PROMOTION_PHASE_STARTED);
+  p->set_rpo_within_bound(false);
+  EXPECT_THAT(FormatVmDetail(vm), HasSubstr("RPO 3.2 s (over its bound of 7.0 s); under way"));
+}
+
 TEST(CliVmDetailTest, MissingValuesShowAsDash) {
   const std::string text = FormatVmDetail(UnprotectedVm());
   EXPECT_THAT(text, HasSubstr("Shadows:"));

@@ -491,7 +491,9 @@ TEST_F(CliProcessTest, NoLibvirtIsExit1) {
 TEST_F(CliProcessTest, BashCompletesCommandsOptionsValuesAndDomains) {
   EXPECT_THAT(Complete("virt-shadow "), ElementsAre("list", "status", "hosts", "explain", "tag", "untag", "sync",
                                                     "verify", "switchover", "drain", "undrain", "failback",
-                                                    "switchovers"));
+                                                    "promote", "switchovers"));
+  EXPECT_THAT(Complete("virt-shadow promote web --f"), ElementsAre("--force"));
+  EXPECT_THAT(Complete("virt-shadow promote web --re"), ElementsAre("--reason"));
   EXPECT_THAT(Complete("virt-shadow switchover"), ElementsAre("switchover", "switchovers"));
   EXPECT_THAT(Complete("virt-shadow switchover web --d"), ElementsAre("--deadline"));
   EXPECT_THAT(Complete("virt-shadow drain h1 --re"), ElementsAre("--reason"));

@@ -241,6 +241,26 @@ TEST(PromotedDomainXmlTest, RefusesWhatIsNotThisVmsShadowOrAForeignPolicy) {
   EXPECT_THAT(foreign.message(), HasSubstr("not in the namespace"));
 }
 
+TEST(PromotedDomainXmlTest, TheVmsPolicyTravelsInTheShadowsLinkAndComesBack) {
+  PrimaryIdentity primary = kPrimary;
+  primary.policy_xml = R"(<policy vcpus="50%" memory="1GiB"/>)";
+  const std::string shadow_xml = MustTransform(PrimaryXml(), kShadow, kSize, primary);
+  StatusOr<policy::DomainFacts> shadow_facts = policy::ParseDomain(shadow_xml);
+  ASSERT_TRUE(shadow_facts.ok()) << shadow_facts.status().ToString();
+  EXPECT_TRUE(IsShadowDomain(*shadow_facts));
+  EXPECT_EQ(XPathDoc(shadow_xml).Number("count(/domain/metadata/s:policy)"), 0) << "a shadow is never tagged";
+
+  StatusOr<std::optional<PeerShadow>> described = DescribeShadowDomain("h2", shadow_xml);
+  ASSERT_TRUE(described.ok() && described->has_value()) << described.status().ToString();
+  StatusOr<std::string> promoted = PromotedDomainXml(shadow_xml, kVmUuid, (*described)->primary_policy_xml);
+  ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
+  const XPathDoc doc(*promoted);
+  EXPECT_EQ(doc.Number("count(/domain/metadata/s:policy)"), 1);
+  EXPECT_EQ(doc.String("/domain/metadata/s:policy/@vcpus"), "50%");
+  EXPECT_EQ(doc.String("/domain/metadata/s:policy/@memory"), "1GiB");
+  EXPECT_EQ(doc.Number("count(//s:shadow-of)"), 0);
+}
+
 TEST(DescribeShadowDomainTest, OrdinaryDomainIsNotAShadow) {
   StatusOr<std::optional<PeerShadow>> described = DescribeShadowDomain("h2", PrimaryXml());
   ASSERT_TRUE(described.ok()) << described.status().ToString();

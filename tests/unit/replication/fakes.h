@@ -285,6 +285,8 @@ class FakeBackupHypervisor final : public virt::Hypervisor {
   Status DestroyDomain(const std::string&) override { return Unused("DestroyDomain"); }
   Status SuspendDomain(const std::string&) override { return Unused("SuspendDomain"); }
   Status ResumeDomain(const std::string&) override { return Unused("ResumeDomain"); }
+  Status SetVcpusLive(const std::string&, uint32_t) override { return Unused("SetVcpusLive"); }
+  Status SetMemoryLive(const std::string&, uint64_t) override { return Unused("SetMemoryLive"); }
   Status UndefineDomain(const std::string& name) override;
   StatusOr<virt::DomainState> GetDomainState(const std::string& name) override;
   StatusOr<std::string> GetDomainXml(const std::string& name) override;

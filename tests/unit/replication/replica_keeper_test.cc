@@ -666,6 +666,64 @@ TEST_F(ReplicaKeeperTest, AReplicaRecreatedByAnUncommittedRoundIsNotAtTheOldChec
 namespace vs::replication {
 namespace {
 
+TEST_F(ReplicaKeeperTest, SettleForPromotionDiscardsACopiedRoundAndRefusesLaterRounds) {
+  const auto seed = DataInBlocks(kSize, {0, 1});
+  SeedVda(seed);
+  sources_["vda"] = {DataInBlocks(kSize, {0, 1, 2}, 9), std::set<uint64_t>{2}};
+  ASSERT_TRUE(keeper_->ApplyRound(Round("vs-2", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL)})).ok());
+
+  auto settled = keeper_->SettleForPromotion(kUuid);
+  ASSERT_TRUE(settled.ok()) << settled.status().ToString();
+  EXPECT_EQ(settled->applied().checkpoint(), "vs-1");
+  EXPECT_EQ(settled->applied().bytes_sent(), 4242u) << "the committed round's figures, as the primary sent them";
+  EXPECT_TRUE(settled->promoted());
+  EXPECT_TRUE(Overlays().empty());
+  EXPECT_TRUE(storage_.Contents(kVda) == seed);
+  EXPECT_TRUE(StoredRecord().promoted());
+
+  // The primary's verdict on the discarded round, and any later round, are refused.
+  EXPECT_EQ(keeper_->FinishRound(Finish("vs-2", true)).code(), Code::kFailedPrecondition);
+  auto later = keeper_->ApplyRound(Round("vs-3", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL)}));
+  EXPECT_EQ(later.status().code(), Code::kFailedPrecondition);
+  EXPECT_THAT(later.status().message(), HasSubstr("promoted"));
+  EXPECT_TRUE(storage_.Contents(kVda) == seed);
+
+  // Again after a restart (a promotion resumed): the same answer, nothing changes.
+  Restart();
+  auto again = keeper_->SettleForPromotion(kUuid);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->applied().checkpoint(), "vs-1");
+}
+
+TEST_F(ReplicaKeeperTest, SettleForPromotionRollsACommittingRoundForward) {
+  SeedVda(DataInBlocks(kSize, {0}));
+  const auto next = DataInBlocks(kSize, {0, 3}, 5);
+  sources_["vda"] = {next, std::set<uint64_t>{0, 3}};
+  ASSERT_TRUE(keeper_->ApplyRound(Round("vs-2", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL)})).ok());
+  storage_.fault = [](std::string_view op, const std::string&) -> Status {
+    if (op == "Commit") throw SimulatedCrash{};
+    return Status::Ok();
+  };
+  EXPECT_THROW((void)keeper_->FinishRound(Finish("vs-2", true)), SimulatedCrash);
+  storage_.fault = nullptr;
+  ASSERT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_COMMITTING);
+
+  keeper_ = NewKeeper();  // killed; the promotion runs before anything else settled the record
+  auto settled = keeper_->SettleForPromotion(kUuid);
+  ASSERT_TRUE(settled.ok()) << settled.status().ToString();
+  EXPECT_EQ(settled->applied().checkpoint(), "vs-2");
+  EXPECT_TRUE(storage_.Contents(kVda) == next);
+  EXPECT_TRUE(Overlays().empty());
+}
+
+TEST_F(ReplicaKeeperTest, SettleForPromotionNeedsAnAppliedRound) {
+  EXPECT_EQ(keeper_->SettleForPromotion(kUuid).status().code(), Code::kNotFound);
+  sources_["vda"] = {DataInBlocks(kSize, {0}), std::nullopt};
+  ASSERT_TRUE(keeper_->ApplyRound(Round("vs-1", "", {Disk("vda", virtshadow::v1::ROUND_MODE_FULL)})).ok());
+  EXPECT_EQ(keeper_->SettleForPromotion(kUuid).status().code(), Code::kFailedPrecondition);
+  EXPECT_FALSE(StoredRecord().promoted());
+}
+
 TEST_F(ReplicaKeeperTest, RecordsOfReleasedShadowsAreForgottenOthersKept) {
   SeedVda(DataInBlocks(kSize, {0}));
   ASSERT_TRUE(StoredRecordExists());
