@@ -336,6 +336,9 @@ Status ProtectionController::ObserveUnparsable(const DomainObservation& observat
 Status ProtectionController::Observe(const DomainObservation& observation, const std::string& vm_uuid,
                                      policy::DomainFacts facts) {
   if (IsShadowDomain(facts)) return Status::Ok();  // shadows are managed by their primary's shadowd
+  if (options_.promoted_elsewhere) {
+    if (std::optional<std::string> host = options_.promoted_elsewhere(vm_uuid)) return OnSwitchedOver(vm_uuid, *host);
+  }
   const Judgement judgement = Judge(facts);
   Observed& seen = observed_[vm_uuid];
   const std::optional<std::string> previous_rejection = seen.rejection;

@@ -73,6 +73,11 @@ struct ControllerOptions {
   scheduler::PlacementOptions placement;
   // Receives every error reported for a VM (the same text is in its record's last_error); may be empty.
   std::function<void(const std::string& vm_uuid, const std::string& message)> report;
+  // The host where a VM defined here was promoted after this host fenced it (its copy here is stale; the self-fence
+  // learned it from the shadow host), if it was. Such a VM is not protected from here: its record ends as after a
+  // switchover (the shadow became the VM there, nothing to release) and its domain is ignored like a shadow's, so
+  // that the stale copy gets no new shadow and no rounds. Answers from memory or the store; may be empty.
+  std::function<std::optional<std::string>(const std::string& vm_uuid)> promoted_elsewhere;
 };
 
 // One look at a domain of this host.

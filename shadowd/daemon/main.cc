@@ -208,6 +208,10 @@ class Daemon {
   // The loop's tick, at least every 500 ms; `next_refresh` is when the cluster is read again.
   void Tick(MonoTime& next_refresh);
   void GiveUpShadowsOnGoneHosts();
+  // Where the VM was promoted after this host fenced it (fences_ says so), if it was.
+  std::optional<std::string> PromotedElsewhere(const std::string& vm_uuid) const;
+  // Ends the protection records of this host's VMs that its self-fence found promoted elsewhere.
+  void EndProtectionOfPromotedElsewhere();
 
   const Config config_;
   const cluster::ClusterHosts hosts_;  // this host and its peers, from config_
@@ -336,7 +340,8 @@ Status Daemon::BuildController() {
                                                        clock_);
   controller::ControllerOptions options{
       .this_host = config_.this_host, .grace_period = config_.grace, .placement = {},
-      .report = [this](const std::string& vm, const std::string& m) { log_.Write("VM " + vm, m); }};
+      .report = [this](const std::string& vm, const std::string& m) { log_.Write("VM " + vm, m); },
+      .promoted_elsewhere = [this](const std::string& vm_uuid) { return PromotedElsewhere(vm_uuid); }};
   controller_ = std::make_unique<controller::ProtectionController>(options, *store_, *cluster_, *cluster_, *cluster_,
                                                                    clock_);
   spool_ = std::make_unique<spool::Spool>(config_.spool_path, clock_);
@@ -504,6 +509,7 @@ void Daemon::Tick(MonoTime& next_refresh) {
     next_refresh = clock_.Now() + config_.refresh;
     if (cluster_->Refresh()) log_.Failure("capacity change", controller_->OnCapacityChanged());
     if (heartbeats_) GiveUpShadowsOnGoneHosts();
+    EndProtectionOfPromotedElsewhere();
     for (const std::string& peer : hosts_.Peers()) {
       if (cluster_->IsDraining(peer)) {
         log_.Failure("moving shadows off a draining host", controller_->OnHostLeaving(peer, "draining"));
@@ -528,6 +534,25 @@ void Daemon::GiveUpShadowsOnGoneHosts() {
     if (host == config_.this_host) continue;
     log_.Failure("giving up the shadows on a host that left the membership",
                  controller_->OnHostLost(host, "it left the quorate membership"));
+  }
+}
+
+std::optional<std::string> Daemon::PromotedElsewhere(const std::string& vm_uuid) const {
+  if (!fences_) return std::nullopt;  // built after the controller; asked on the loop only
+  auto fence = fences_->Get(vm_uuid);
+  if (!fence.ok() || !fence->has_value()) return std::nullopt;
+  if ((*fence)->state() != virtshadow::v1::FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE) return std::nullopt;
+  return (*fence)->promoted_host();
+}
+
+void Daemon::EndProtectionOfPromotedElsewhere() {
+  auto fences = fences_ ? fences_->List() : StatusOr<std::vector<virtshadow::v1::FenceRecord>>(
+                                                std::vector<virtshadow::v1::FenceRecord>{});
+  if (!fences.ok()) return log_.Failure("reading the fence records", fences.status());
+  for (const auto& fence : *fences) {
+    if (fence.state() != virtshadow::v1::FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE) continue;
+    log_.Failure("ending the protection of a VM promoted elsewhere",
+                 controller_->OnSwitchedOver(fence.vm_uuid(), fence.promoted_host()));
   }
 }
 

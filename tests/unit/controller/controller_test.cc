@@ -733,6 +733,35 @@ TEST_F(ControllerTest, ShadowOnALostHostIsGivenUpAndPlacedElsewhereItsDefinition
   EXPECT_EQ(DomainsEverywhere(), 1);
 }
 
+// After a partition this host fenced the VM and its shadow host promoted it: the copy here is stale. Its record
+// ends without a release (the shadow became the VM on h4), and observing the paused copy again protects nothing.
+TEST_F(ControllerTest, AVmPromotedElsewhereIsNotProtectedFromHere) {
+  std::optional<std::string> promoted_on;
+  ControllerOptions options;
+  options.this_host = "h1";
+  options.grace_period = kGrace;
+  options.promoted_elsewhere = [&](const std::string& uuid) {
+    return uuid == kVmUuid ? promoted_on : std::nullopt;
+  };
+  controller_ = std::make_unique<ProtectionController>(options, store_, peers_, cluster_, images_, clock_);
+  VS_ASSERT_OK(controller_->Recover());
+  VS_ASSERT_OK(Observe(PrimaryXml()));
+  VS_ASSERT_OK(controller_->RunPending());
+  ASSERT_EQ(Record().state(), v1::PROTECTION_STATE_PROTECTED) << Record().last_error();
+  ASSERT_EQ(Record().shadows(0).host(), "h4");
+
+  promoted_on = "h4";
+  peers_.calls.clear();
+  VS_ASSERT_OK(Observe(PrimaryXml()));
+  VS_ASSERT_OK(controller_->RunPending());
+  EXPECT_FALSE(MaybeRecord().has_value()) << "the stale copy's record must end";
+  EXPECT_EQ(peers_.CallCount("ReleaseShadow"), 0) << "the shadow became the VM on h4: nothing to release";
+  VS_ASSERT_OK(Observe(PrimaryXml()));  // seen again (a domain event, a reconcile): still nothing
+  VS_ASSERT_OK(controller_->RunPending());
+  EXPECT_FALSE(MaybeRecord().has_value());
+  EXPECT_EQ(peers_.CallCount("DefineShadow"), 0);
+}
+
 TEST_F(ControllerTest, SwitchedOverToAHostWithoutTheShadowChangesNothing) {
   Protect();
   const v1::VmRecord before = Record();
