@@ -26,6 +26,10 @@ BenchLab::BenchLab(Options options) : options_(std::move(options)) {
   }
 }
 
+void BenchLab::Reconnect(size_t i) {
+  conns_[i] = Must(runtime_->Connect(hosts_[i].uri, *clock_), hosts_[i].uri);
+}
+
 bool BenchLab::IsOwn(const std::string& name) const {
   // An empty prefix would match every domain of the lab, other benches' and tests' included.
   return !options_.prefix.empty() && name.starts_with(options_.prefix);

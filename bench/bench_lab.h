@@ -48,6 +48,8 @@ class BenchLab {
 
   const std::vector<LabHost>& hosts() const { return hosts_; }
   virt::Hypervisor& conn(size_t i) const { return *conns_[i]; }
+  // Dials hosts()[i] again (after a crash and revival of that host the old connection is dead). Dies on failure.
+  void Reconnect(size_t i);
 
   // Whether `name` (a domain, or an image's file name) belongs to this bench: it starts with the prefix.
   bool IsOwn(const std::string& name) const;

@@ -124,6 +124,7 @@ class FailoverBench {
     guest->MovedTo(lab_.conn(shadow));
     lab_.MustRun(LabScript() + " revive " + primary.name + " >/dev/null");
     guest.reset();
+    lab_.Reconnect(kPrimary);
     lab_.CleanUp();
     return crash;
   }

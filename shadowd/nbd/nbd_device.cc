@@ -1,6 +1,9 @@
 #include "shadowd/nbd/nbd_device.h"
 
 #include <libnbd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -238,6 +241,23 @@ std::vector<std::string> QemuNbdArgv(const std::string& path, std::string_view f
   return argv;
 }
 
+// A TCP connection to another host's export fails within a few seconds of that host dying (crash, cut link)
+// instead of when TCP gives up: a round reading from a dead primary held the replica keeper's lock of the VM,
+// and with it the shadow host's crash promotion, for about a minute. Keepalive probes catch a peer that went
+// silent while a reply was awaited; the user timeout, one whose request was never acknowledged. Best effort: a
+// unix socket takes neither and needs neither.
+void FailFastOnDeadPeer(nbd_handle* handle) {
+  const int fd = nbd_aio_get_fd(handle);
+  if (fd < 0) return;
+  const int on = 1, idle_s = 2, interval_s = 1, probes = 3;
+  const unsigned int user_timeout_ms = 5000;
+  (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s);
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_s, sizeof interval_s);
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<BlockDevice>> ConnectExport(const std::string& uri,
@@ -255,6 +275,7 @@ StatusOr<std::unique_ptr<BlockDevice>> ConnectExport(const std::string& uri,
     // A malformed uri fails the same way on every retry; anything else may be a server not up yet.
     return bad_uri ? InvalidArgument(error.message()) : Unavailable(error.message());
   }
+  FailFastOnDeadPeer(handle.get());
   for (const std::string& context : meta_contexts) {
     if (nbd_can_meta_context(handle.get(), context.c_str()) != 1) {
       return FailedPrecondition("NBD export " + uri + " does not offer meta context '" + context +
