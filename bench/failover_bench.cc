@@ -7,7 +7,9 @@
 // on h2 or h3 with a replicated round); after a random 0-2 s into its replication, `lab.sh crash h1` cuts h1's
 // link and SIGKILLs every process of it (QEMU, libvirtd, shadowd, Corosync). Measured from the crash, polled every
 // 100 ms:
-//   detection   the shadow host's `virt-shadow hosts` shows h1 absent;
+//   detection   the shadow host recorded h1 absent (the promotion record's primary_absent_since_unix_ms, the
+//               membership change as its heartbeat history stored it; `virt-shadow hosts` shows it later, when
+//               the loop answers);
 //   started     the promotion record's started_unix_ms (the VM was started on the shadow host);
 //   first ack   the first acknowledged record of the guest's new boot in its serial log (a write that reached the
 //               promoted VM's disk, fsync'd);
@@ -88,9 +90,7 @@ class FailoverBench {
     const oracle::SerialLog before = oracle::ParseSerialLog(ReadFile(guest->serial_log_path()));
 
     const auto limit = crashed_at + 60s;
-    while (Steady::now() < limit && (std::isnan(crash.detection_s) || std::isnan(crash.started_s) ||
-                                     std::isnan(crash.first_ack_s))) {
-      if (std::isnan(crash.detection_s) && PrimaryAbsentOn(shadow)) crash.detection_s = Seconds(Steady::now() - crashed_at);
+    while (Steady::now() < limit && (std::isnan(crash.started_s) || std::isnan(crash.first_ack_s))) {
       if (std::isnan(crash.started_s)) {
         auto status = RunCliJson(lab_.hosts()[shadow], "status " + name);
         if (status.ok() && status->contains("promotion") && (*status)["promotion"].is_object()) {
@@ -98,6 +98,7 @@ class FailoverBench {
           const double started_ms = p.value("started_unix_ms", 0.0);
           if (started_ms > 0) {
             crash.started_s = (started_ms - double(crashed_ms)) / 1000;
+            crash.detection_s = (p.value("primary_absent_since_unix_ms", 0.0) - double(crashed_ms)) / 1000;
             crash.rpo_s = p.value("rpo_ms", 0.0) / 1000;
             crash.rpo_bound_s = p.value("rpo_bound_ms", 0.0) / 1000;
           }
@@ -147,16 +148,6 @@ class FailoverBench {
       if (lab_.hosts()[i].name == status["shadows"][0]["host"]) return i;
     }
     lab_.Die("unknown shadow host in " + status.dump());
-  }
-  bool PrimaryAbsentOn(size_t host) const {
-    auto hosts = RunCliJson(lab_.hosts()[host], "hosts");
-    if (!hosts.ok() || !hosts->contains("hosts")) return false;
-    for (const json& h : (*hosts)["hosts"]) {
-      if (h.value("name", "") == lab_.hosts()[kPrimary].name && h.contains("membership")) {
-        return h["membership"].value("state", "") == "absent";
-      }
-    }
-    return false;
   }
   static std::string FirstBoot(const std::string& serial_log_path) {
     const oracle::SerialLog log = oracle::ParseSerialLog(ReadFile(serial_log_path));
