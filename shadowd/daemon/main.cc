@@ -546,8 +546,8 @@ std::optional<std::string> Daemon::PromotedElsewhere(const std::string& vm_uuid)
 }
 
 void Daemon::EndProtectionOfPromotedElsewhere() {
-  auto fences = fences_ ? fences_->List() : StatusOr<std::vector<virtshadow::v1::FenceRecord>>(
-                                                std::vector<virtshadow::v1::FenceRecord>{});
+  if (!fences_) return;
+  auto fences = fences_->List();
   if (!fences.ok()) return log_.Failure("reading the fence records", fences.status());
   for (const auto& fence : *fences) {
     if (fence.state() != virtshadow::v1::FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE) continue;
