@@ -289,7 +289,10 @@ class Hypervisor {
 
 // Process-wide libvirt initialisation plus the thread that runs libvirt's default event loop (needed for
 // domain events such as job-completed). Construct exactly one, in the composition root, before connecting;
-// it must outlive every Hypervisor. Stopping it joins the thread.
+// it must outlive every Hypervisor. Stopping it joins the thread. Start sets SIGPIPE to be ignored for the whole
+// process: libvirt's client writes to its sockets with write(2), so a connection whose libvirtd closed its end
+// (a restarted or crashed host, the server's keepalive) would otherwise kill the process instead of failing that
+// one call with "Cannot write data" (virsh ignores SIGPIPE for the same reason).
 class LibvirtRuntime {
  public:
   static StatusOr<std::unique_ptr<LibvirtRuntime>> Start();

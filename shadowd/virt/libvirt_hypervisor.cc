@@ -2,6 +2,7 @@
 #include <libvirt/libvirt-qemu.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <atomic>
@@ -1008,6 +1009,8 @@ class LibvirtRuntimeImpl final : public LibvirtRuntime {
 }  // namespace
 
 StatusOr<std::unique_ptr<LibvirtRuntime>> LibvirtRuntime::Start() {
+  // A write to a connection that libvirtd closed must fail that call (EPIPE), not kill the process.
+  if (::signal(SIGPIPE, SIG_IGN) == SIG_ERR) return Internal("ignoring SIGPIPE for libvirt's client sockets");
   if (virInitialize() < 0) return LastLibvirtError("initialising libvirt");
   // Errors reach callers as Status values; libvirt's default handler would also print each one to stderr,
   // including the expected refusals while waiting for the postcopy switch.
