@@ -19,7 +19,7 @@
 # namespace in which bind mounts give it its own /etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/log/libvirt,
 # /var/cache/libvirt, /var/lib/virt-shadow and /run/virt-shadow (so storage is NOT shared between hosts), its own
 # hostname and host_uuid, and its own virtlogd and libvirtd (TCP, no auth: lab only). Once every host is up, each
-# also runs a Corosync node (corosync 3, knet, token 1000 ms, votequorum; the nodelist names h1..hN with their
+# also runs a Corosync node (corosync 3, knet, token 800 ms, votequorum; the nodelist names h1..hN with their
 # addresses and nodeid N) in a further mount namespace of its own where /run and /var/lib/corosync are the
 # host's ($LAB/hN/corosync/); its config and log are $LAB/hN/corosync.conf and corosync.log. Corosync's IPC follows the network
 # namespace, so shadowd (and corosync-quorumtool) inside a host talk to that host's node. Hosts reach each other and
@@ -141,8 +141,9 @@ corosync_pid() { cat "$LAB/h$1/corosync.pid" 2>/dev/null || true; }
 write_corosync_conf() {  # write_corosync_conf I N FILE: host I's Corosync config for a lab of hosts 1..N
   local i=$1 n=$2 file=$3
   { printf 'totem {\n  version: 2\n  cluster_name: virt-shadow-lab\n  transport: knet\n'
-    # token 1000 ms: a cut link is noticed in about 4 s (docs: the lab's measured detection times).
-    printf '  token: 1000\n  crypto_cipher: none\n  crypto_hash: none\n}\n\nnodelist {\n'
+    # token 800 ms and token_coefficient 0 (Corosync 3 otherwise adds 650 ms per node beyond two: 1650 ms for
+    # three), consensus 1.2 x token = 960 ms: a lost node is noticed in about 1.8 s (docs/failover.md, "The bound").
+    printf '  token: 800\n  token_coefficient: 0\n  crypto_cipher: none\n  crypto_hash: none\n}\n\nnodelist {\n'
     for j in $(seq 1 "$n"); do
       printf '  node {\n    ring0_addr: %s\n    name: h%d\n    nodeid: %d\n  }\n' "$(host_addr "$j")" "$j" "$j"
     done
