@@ -59,6 +59,7 @@ struct Session {
   cpg_name group{};
   uint32_t local_nodeid = 0;
   std::map<uint32_t, std::string> names;  // nodeid -> node name (or ring0_addr)
+  std::chrono::milliseconds failure_detection{0};  // read at connect (ReadTimeouts)
   bool quorate = false;
   uint64_t ring_id = 0;
   std::set<uint32_t> quorum_nodes;  // votequorum members
@@ -99,6 +100,18 @@ struct Session {
     return Status::Ok();
   }
 
+  // Corosync's effective timeouts (runtime.config.totem.*: what it computed from totem.token, its
+  // token_coefficient and the node count), not the configured totem.token.
+  Status ReadTimeouts() {
+    uint32_t token_ms = 0, consensus_ms = 0;
+    VS_RETURN_IF_ERROR(FromCs(cmap_get_uint32(cmap, "runtime.config.totem.token", &token_ms),
+                              "cmap_get runtime.config.totem.token"));
+    VS_RETURN_IF_ERROR(FromCs(cmap_get_uint32(cmap, "runtime.config.totem.consensus", &consensus_ms),
+                              "cmap_get runtime.config.totem.consensus"));
+    failure_detection = std::chrono::milliseconds(token_ms) + std::chrono::milliseconds(consensus_ms);
+    return Status::Ok();
+  }
+
   std::string NameOf(uint32_t nodeid) {
     if (!names.count(nodeid)) ReadNames().IgnoreError();  // a node added to the nodelist since we connected
     auto found = names.find(nodeid);
@@ -111,6 +124,7 @@ struct Session {
     snapshot.quorate = quorate;
     snapshot.ring_id = ring_id;
     snapshot.this_node = NameOf(local_nodeid);
+    snapshot.failure_detection = failure_detection;
     for (uint32_t node : group_nodes) snapshot.members.push_back(NameOf(node));
     for (uint32_t node : quorum_nodes) snapshot.corosync_members.push_back(NameOf(node));
     for (auto* list : {&snapshot.members, &snapshot.corosync_members}) {
@@ -162,6 +176,7 @@ Status Connect(Session& session, const std::string& group) {
   VS_RETURN_IF_ERROR(FromCs(cmap_initialize(&session.cmap), "cmap_initialize"));
   session.cmap_open = true;
   VS_RETURN_IF_ERROR(session.ReadNames());
+  VS_RETURN_IF_ERROR(session.ReadTimeouts());
 
   votequorum_callbacks_t quorum_callbacks{};
   quorum_callbacks.votequorum_quorum_notify_fn = OnQuorum;

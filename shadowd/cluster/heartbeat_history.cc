@@ -152,6 +152,7 @@ Status HeartbeatHistory::Observe(const MembershipSnapshot& snapshot) {
   known_ = snapshot.connected;
   if (snapshot.connected) {
     ring_id_ = snapshot.ring_id;
+    failure_detection_ = snapshot.failure_detection;
     corosync_members_ = std::move(corosync_members);
   }
   return Status::Ok();
@@ -163,6 +164,7 @@ MembershipView HeartbeatHistory::View() const {
   view.known = known_;
   view.quorate = known_ && quorate_.value_or(false);
   view.ring_id = ring_id_;
+  view.failure_detection = failure_detection_;
   for (const HostConfig& host : hosts_.hosts) {
     HostHeartbeatView out;
     out.host = host.name;
@@ -197,13 +199,24 @@ void MembershipRecorder::Start() {
   });
 }
 
+namespace {
+bool LeftWithItsCorosync(const HostHeartbeatView& host) {
+  return host.state == HostMembership::kAbsent && !host.corosync_member;
+}
+}  // namespace
+
+bool LeftWithItsCorosync(const MembershipView& view, const std::string& host) {
+  if (!view.known) return false;
+  const auto found =
+      std::find_if(view.hosts.begin(), view.hosts.end(), [&](const HostHeartbeatView& h) { return h.host == host; });
+  return found != view.hosts.end() && LeftWithItsCorosync(*found);
+}
+
 std::vector<std::string> HostsGoneFor(const MembershipView& view, WallTime now, Duration after) {
   std::vector<std::string> gone;
   if (!view.known || !view.quorate) return gone;
   for (const HostHeartbeatView& host : view.hosts) {
-    if (host.state == HostMembership::kAbsent && !host.corosync_member && host.since && now - *host.since >= after) {
-      gone.push_back(host.host);
-    }
+    if (LeftWithItsCorosync(host) && host.since && now - *host.since >= after) gone.push_back(host.host);
   }
   return gone;
 }

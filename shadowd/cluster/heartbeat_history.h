@@ -63,8 +63,15 @@ struct MembershipView {
   bool known = false;    // the last snapshot came from a reachable engine
   bool quorate = false;  // false whenever !known
   uint64_t ring_id = 0;
+  Duration failure_detection{0};  // MembershipSnapshot::failure_detection of the last known snapshot
   std::vector<HostHeartbeatView> hosts;  // configuration order
 };
+
+// Whether a known view says `host` left with its Corosync: its shadowd was seen leaving and its Corosync node is
+// not in this partition either (crashed, cut off, powered down). A host whose shadowd alone is away (restarting)
+// has not: its libvirtd and its VMs are most likely fine. False for a host never seen and for an unknown view.
+// The one definition of "left"; HostsGoneFor adds quorum and duration. Pure.
+bool LeftWithItsCorosync(const MembershipView& view, const std::string& host);
 
 // The hosts gone from this partition: absent (their shadowd left) for at least `after` at `now`, and their
 // Corosync node is not in the partition either (a host whose shadowd restarts but whose node is up is not gone:
@@ -107,6 +114,7 @@ class HeartbeatHistory {
   std::optional<bool> quorate_ VS_GUARDED_BY(mu_);  // as last recorded (the newest quorum event)
   bool known_ VS_GUARDED_BY(mu_) = false;
   uint64_t ring_id_ VS_GUARDED_BY(mu_) = 0;
+  Duration failure_detection_ VS_GUARDED_BY(mu_){0};
   std::vector<std::string> corosync_members_ VS_GUARDED_BY(mu_);  // configured host names
 };
 

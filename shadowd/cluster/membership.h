@@ -12,6 +12,7 @@
 // with connected == false (no member known, not quorate) and keeps trying.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -27,6 +28,10 @@ struct MembershipSnapshot {
   // Node names (or addresses where the nodelist gives no name), sorted, without duplicates.
   std::vector<std::string> members;           // whose shadowd is in the process group
   std::vector<std::string> corosync_members;  // whose Corosync is in the partition
+  // How long a node that went silent stays listed: Corosync's runtime token plus consensus timeouts (its
+  // token_coefficient included). The fence bound's detection skew (failover::FenceTiming) is this. 0 while
+  // !connected.
+  std::chrono::milliseconds failure_detection{0};
 
   bool operator==(const MembershipSnapshot&) const = default;
 };

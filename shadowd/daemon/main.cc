@@ -388,15 +388,8 @@ Status Daemon::BuildReplication() {
   cluster_->SetAbsentProbe([this](const std::string& host) {
     // Only a known membership says a host is gone (membership = none, or Corosync not answered yet: libvirtd
     // alone decides, as before). heartbeats_ is built after this, but the probe only runs on the loop.
-    if (!heartbeats_ || host == config_.this_host) return false;
-    const cluster::MembershipView view = heartbeats_->View();
-    if (!view.known) return false;
-    for (const auto& h : view.hosts) {
-      // Gone with its Corosync (crashed, cut off). A host whose shadowd alone is away (restarting) stays a
-      // candidate, judged by its libvirtd as before.
-      if (h.host == host) return h.state != cluster::HostMembership::kMember && !h.corosync_member;
-    }
-    return false;
+    // A host whose shadowd alone is away (restarting) stays a candidate, judged by its libvirtd as before.
+    return heartbeats_ && host != config_.this_host && cluster::LeftWithItsCorosync(heartbeats_->View(), host);
   });
   const cluster::HostConfig& this_host = *config_.FindHost(config_.this_host);
   replicator_ = std::make_unique<replication::Replicator>(
@@ -529,8 +522,9 @@ void Daemon::Tick(MonoTime& next_refresh) {
 // A shadow host gone as long as a failed primary must be before its shadow is promoted (failover::FenceTiming:
 // one definition of "gone" for every host failure) loses its shadows; each VM gets a new one elsewhere.
 void Daemon::GiveUpShadowsOnGoneHosts() {
-  const failover::FenceTiming timing;
-  for (const std::string& host : cluster::HostsGoneFor(heartbeats_->View(), clock_.WallNow(), timing.SurvivorWait())) {
+  const cluster::MembershipView view = heartbeats_->View();
+  const Duration wait = failover::FenceTiming{}.WithDetection(view.failure_detection).SurvivorWait();
+  for (const std::string& host : cluster::HostsGoneFor(view, clock_.WallNow(), wait)) {
     if (host == config_.this_host) continue;
     log_.Failure("giving up the shadows on a host that left the membership",
                  controller_->OnHostLost(host, "it left the quorate membership"));

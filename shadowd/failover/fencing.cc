@@ -37,6 +37,10 @@ PromotionVerdict MayPromote(bool this_partition_quorate, const PrimaryHostState&
   if (!primary.absent_since) {
     return {.why = primary.host + " was never seen leaving the membership"};
   }
+  if (timing.detection_skew <= Duration::zero()) {
+    return {.why = "the membership has not said how long it takes to notice a lost node (Corosync's token plus "
+                   "consensus): the fence bound is unknown"};
+  }
   const MonoTime safe_at = *primary.absent_since + timing.SurvivorWait();
   if (now >= safe_at) {
     return {.allowed = true,

@@ -41,13 +41,22 @@ std::vector<RunningVm> VmsToFence(const PartitionView& partition, const std::vec
 // The timing assumptions behind the survivors' wait (docs/failover.md, "The bound").
 struct FenceTiming {
   // How much later than the survivors a cut-off host may notice that it lost quorum: Corosync's token timeout
-  // plus consensus timeout (both sides detect the same missing token, each by its own timer).
-  Duration detection_skew{std::chrono::milliseconds(2200)};
-  // From noticing the loss to every VM that must be fenced being paused or destroyed (a libvirt call per VM).
-  Duration fence_action{std::chrono::seconds(2)};
+  // plus consensus timeout (both sides detect the same missing token, each by its own timer). Not a setting:
+  // the membership reports Corosync's effective values (MembershipView::failure_detection; WithDetection).
+  // While it is 0 (not reported), MayPromote refuses rather than guess.
+  Duration detection_skew{0};
+  // From noticing the loss to every VM that must be fenced being paused or destroyed (a libvirt call per VM;
+  // tens of ms each were measured, docs/failover.md).
+  Duration fence_action{std::chrono::seconds(1)};
   // Scheduling delays and clock rate differences between hosts.
-  Duration margin{std::chrono::seconds(1)};
+  Duration margin{std::chrono::milliseconds(500)};
 
+  // This timing for a partition whose membership notices a silent node within `failure_detection`.
+  FenceTiming WithDetection(Duration failure_detection) const {
+    FenceTiming timing = *this;
+    timing.detection_skew = failure_detection;
+    return timing;
+  }
   // How long the survivors wait after they saw a host leave before they promote its VMs' shadows.
   Duration SurvivorWait() const { return detection_skew + fence_action + margin; }
 };
@@ -68,7 +77,8 @@ struct PromotionVerdict {
 
 // May this host promote a shadow of a VM whose primary is `primary`, at `now`? Only from a quorate partition;
 // never while the primary is a member; at once when the primary's libvirtd confirmed the VM stopped; otherwise
-// once `timing.SurvivorWait()` has passed since the primary left (by then it has fenced itself).
+// once `timing.SurvivorWait()` has passed since the primary left (by then it has fenced itself), and never on a
+// timing whose detection skew is unknown (0).
 PromotionVerdict MayPromote(bool this_partition_quorate, const PrimaryHostState& primary, MonoTime now,
                             const FenceTiming& timing);
 

@@ -86,8 +86,8 @@ std::map<std::string, std::pair<std::string, std::string>> Promotions::AwaitingP
 }
 
 StatusOr<PromotionRecord> Promotions::Decide(const controller::PeerShadow& shadow,
-                                             const cluster::HostHeartbeatView* primary, const std::string& reason,
-                                             bool forced) {
+                                             const cluster::HostHeartbeatView* primary,
+                                             Duration failure_detection, const std::string& reason, bool forced) {
   PromotionRecord record;
   record.set_vm_uuid(shadow.primary_uuid);
   record.set_vm_name(shadow.primary_name);
@@ -97,6 +97,7 @@ StatusOr<PromotionRecord> Promotions::Decide(const controller::PeerShadow& shado
   record.set_reason(reason);
   record.set_operator_forced(forced);
   record.set_decided_unix_ms(ToUnixMillis(clock_.WallNow()));
+  record.set_failure_detection_ms(std::chrono::duration_cast<std::chrono::milliseconds>(failure_detection).count());
   if (primary != nullptr && primary->last_seen) {
     record.set_primary_last_seen_unix_ms(ToUnixMillis(*primary->last_seen));
   }
@@ -160,12 +161,12 @@ Status Promotions::DecideAll(const cluster::MembershipView& view, const std::vec
     }
     PrimaryHostState state{.host = shadow.primary_host, .member = false, .vm_confirmed_stopped = confirmed};
     if (primary->state == cluster::HostMembership::kAbsent && primary->since) state.absent_since = MonoOf(*primary->since);
-    const PromotionVerdict verdict = MayPromote(view.quorate, state, clock_.Now(), settings_.timing);
+    const PromotionVerdict verdict = MayPromote(view.quorate, state, clock_.Now(), settings_.timing.WithDetection(view.failure_detection));
     if (!verdict.allowed) {
       awaiting.emplace(shadow.primary_uuid, std::make_pair(shadow.primary_name, shadow.primary_host));
       continue;
     }
-    StatusOr<PromotionRecord> decided = Decide(shadow, primary, verdict.why, false);
+    StatusOr<PromotionRecord> decided = Decide(shadow, primary, view.failure_detection, verdict.why, false);
     if (!decided.ok() && first.ok()) first = decided.status();
   }
   MutexLock lock(confirmed_mu_);
@@ -281,15 +282,13 @@ PromotionOutcome Promotions::Settle(PromotionRecord& record) {
   record.set_checkpoint(replica->applied().checkpoint());
   record.set_checkpoint_unix_ms(replica->applied().taken_unix_ms());
   // When the host was last heard, an upper estimate: Corosync drops a node only after its token timeout plus
-  // consensus without hearing it (FenceTiming::detection_skew), so the recorded departure less that, and the last
+  // consensus without hearing it (failure_detection_ms), so the recorded departure less that, and the last
   // time this host saw it a member, are both no earlier than its last heartbeat; the earlier of the two is taken.
   // In the lab a crash 1.6 s before the last sighting was recorded as a departure 3.5 s after it. Without either
   // (an operator's promote of a host never seen) the decision is the latest it can have been.
-  const int64_t skew_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(settings_.timing.detection_skew).count();
   int64_t failed_ms = record.decided_unix_ms();
   if (record.primary_absent_since_unix_ms() != 0) {
-    failed_ms = std::min(failed_ms, record.primary_absent_since_unix_ms() - skew_ms);
+    failed_ms = std::min(failed_ms, record.primary_absent_since_unix_ms() - record.failure_detection_ms());
   }
   if (record.primary_last_seen_unix_ms() != 0) failed_ms = std::min(failed_ms, record.primary_last_seen_unix_ms());
   // The bound is the VM's own replication interval (its policy's), else the configured default.
@@ -430,7 +429,7 @@ StatusOr<PromotionRecord> Promotions::OperatorPromote(const std::string& vm, boo
                          PromotionPhaseName(existing->phase()) + ")");
   }
   const std::string why = "operator's promote" + (reason.empty() ? std::string() : ": " + reason);
-  return Decide(*it, primary, why, force);
+  return Decide(*it, primary, view.failure_detection, why, force);
 }
 
 }  // namespace vs::failover

@@ -124,10 +124,12 @@ class Promotions {
   Status Run(virtshadow::v1::PromotionRecord record);
 
  private:
-  // Stores a new DECIDED record for `shadow`. Needs decide_mu_.
+  // Stores a new DECIDED record for `shadow`; `failure_detection` is the membership's (for the RPO estimate).
+  // Needs decide_mu_.
   StatusOr<virtshadow::v1::PromotionRecord> Decide(const controller::PeerShadow& shadow,
                                                    const cluster::HostHeartbeatView* primary,
-                                                   const std::string& reason, bool forced) VS_REQUIRES(decide_mu_);
+                                                   Duration failure_detection, const std::string& reason,
+                                                   bool forced) VS_REQUIRES(decide_mu_);
   // Decides what the trigger allows; returns an error only for the store.
   Status DecideAll(const cluster::MembershipView& view, const std::vector<controller::PeerShadow>& shadows)
       VS_EXCLUDES(decide_mu_);

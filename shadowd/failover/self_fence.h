@@ -6,7 +6,7 @@
 //   membership listener only hands the snapshot over (OnMembership) and the daemon's loop is not involved, so
 //   a loop held up by a peer that stopped answering cannot delay the fence (docs/threading.md rule 2). The time
 //   from the listener's call to the last VM paused is measured, kept in each record and logged, against the
-//   bound FenceTiming.fence_action (2 s) that the survivors wait out.
+//   bound FenceTiming.fence_action (1 s) that the survivors wait out.
 // - Quorum back: for each FENCED record its shadow hosts are asked QueryPromotion (PromotionPeer): all
 //   NOT_PROMOTED -> the VM is resumed (pause) and the record released; one PROMOTED -> it stays fenced, as
 //   PROMOTED_ELSEWHERE ("promoted on H at T"), its definition kept (nothing here ever undefines it); no answer

@@ -214,6 +214,28 @@ TEST_F(HeartbeatHistoryTest, HostsAreGoneOnlyAfterTheirAbsenceLastedAndOnlyToAQu
   EXPECT_THAT(HostsGoneFor(never.View(), clock_.WallNow(), 5s), ::testing::IsEmpty());
 }
 
+TEST_F(HeartbeatHistoryTest, LeftWithItsCorosyncIsTheShadowdAndTheNodeGoneFromAKnownView) {
+  ASSERT_TRUE(history_.Observe(Snap({"h1", "h2", "h3"}, true)).ok());
+  MembershipSnapshot shadowd_restarting = Snap({"h1", "h2"}, true, 2);
+  shadowd_restarting.corosync_members = {"h1", "h2", "h3"};
+  ASSERT_TRUE(history_.Observe(shadowd_restarting).ok());
+  EXPECT_FALSE(LeftWithItsCorosync(history_.View(), "h3")) << "its node is here: a restarting shadowd";
+  ASSERT_TRUE(history_.Observe(Snap({"h1", "h2"}, false, 3)).ok());  // node and all, even without quorum
+  EXPECT_TRUE(LeftWithItsCorosync(history_.View(), "h3"));
+  EXPECT_FALSE(LeftWithItsCorosync(history_.View(), "h2"));
+  EXPECT_FALSE(LeftWithItsCorosync(history_.View(), "h9")) << "not a configured host";
+  HeartbeatHistory restarted(store_, clock_, ThreeHosts());
+  ASSERT_TRUE(restarted.Load().ok());
+  EXPECT_FALSE(LeftWithItsCorosync(restarted.View(), "h3")) << "nothing observed yet: the view is not known";
+}
+
+TEST_F(HeartbeatHistoryTest, TheViewCarriesTheMembershipsDetectionTime) {
+  MembershipSnapshot snapshot = Snap({"h1", "h2", "h3"}, true);
+  snapshot.failure_detection = 1760ms;
+  ASSERT_TRUE(history_.Observe(snapshot).ok());
+  EXPECT_EQ(history_.View().failure_detection, 1760ms);
+}
+
 TEST_F(HeartbeatHistoryTest, ObservingBeforeLoadingIsRefused) {
   HeartbeatHistory unloaded(store_, clock_, ThreeHosts());
   EXPECT_EQ(unloaded.Observe(Snap({"h1"}, true)).code(), Code::kFailedPrecondition);

@@ -83,6 +83,21 @@ TEST_F(MayPromoteTest, AtOnceWhenThePrimarysLibvirtdConfirmedTheVmStopped) {
   EXPECT_TRUE(MayPromote(true, primary, left_at_, timing_).allowed);
 }
 
+TEST_F(MayPromoteTest, TheDetectionSkewIsTheMembershipsOwnDetectionTime) {
+  // The lab's Corosync: token 800 ms and consensus 960 ms; the defaults of the fence action and the margin.
+  const FenceTiming lab = FenceTiming{}.WithDetection(1760ms);
+  EXPECT_EQ(lab.SurvivorWait(), 1760ms + 1s + 500ms);
+  EXPECT_FALSE(MayPromote(true, Gone(), left_at_ + 3259ms, lab).allowed);
+  EXPECT_TRUE(MayPromote(true, Gone(), left_at_ + 3260ms, lab).allowed);
+}
+
+TEST_F(MayPromoteTest, NeverWhileTheMembershipHasNotSaidHowLongDetectionTakes) {
+  // A wait without the detection skew would be shorter than a cut-off host may take to notice its loss.
+  const PromotionVerdict verdict = MayPromote(true, Gone(), left_at_ + 1h, FenceTiming{});
+  EXPECT_FALSE(verdict.allowed);
+  EXPECT_THAT(verdict.why, HasSubstr("the fence bound is unknown"));
+}
+
 TEST_F(MayPromoteTest, NotWhenThePrimaryWasNeverSeenLeaving) {
   // Absent from the start (e.g. this shadowd restarted after the host left): no time to count from.
   const PromotionVerdict verdict = MayPromote(true, {.host = "h1"}, left_at_ + 1h, timing_);

@@ -161,6 +161,7 @@ class PromotionsTest : public ::testing::Test {
     cluster::MembershipView view;
     view.known = true;
     view.quorate = quorate;
+    view.failure_detection = 2200ms;  // Corosync's token + consensus, as CorosyncMembership reads them
     const WallTime now = clock_.WallNow();
     cluster::HostHeartbeatView h1{.host = "h1"};
     if (absent_for) {

@@ -246,7 +246,7 @@ TEST_F(SelfFenceTest, ACutOffHostPausesAllItsRunningVmsAndLogsTheTimeAgainstTheB
   EXPECT_EQ(StateOf("off"), virt::DomainState::kShutoff);
   EXPECT_EQ(Record("web").fence_latency_ms(), 300);
   ASSERT_FALSE(log_.empty());
-  EXPECT_THAT(log_.back(), HasSubstr("300 ms after the quorum loss was noticed (bound 2000 ms)"));
+  EXPECT_THAT(log_.back(), HasSubstr("300 ms after the quorum loss was noticed (bound 1000 ms)"));
   EXPECT_THAT(log_.back(), ::testing::Not(HasSubstr("EXCEEDED")));
 }
 
