@@ -15,15 +15,10 @@ StatusOr<virt::Hypervisor*> LibvirtCluster::Conn(const std::string& host) {
   return (conns_[host] = std::move(conn)).get();
 }
 
-Status LibvirtCluster::Track(const std::string& host, Status status) {
-  if (status.code() == Code::kUnavailable) conns_.erase(host);
-  return status;
-}
-
 StatusOr<std::optional<std::string>> LibvirtCluster::DomainUsing(virt::Hypervisor& conn, const std::string& host,
                                                                 const std::string& path, ShadowsCount shadows_count) {
   StatusOr<std::vector<ScannedDomain>> domains = ScanDomains(conn, host);
-  if (!domains.ok()) return Track(host, domains.status());
+  if (!domains.ok()) return domains.status();
   return cluster::DomainUsing(*domains, path, shadows_count);
 }
 
@@ -40,13 +35,13 @@ Status LibvirtCluster::CreateReplicaImage(const std::string& host, const std::st
     return FailedPrecondition("cannot place a replica at " + path + " on " + host + ": domain " + *user +
                               " uses that path");
   }
-  return Track(host, conn->CreateImage(path, virtual_size_bytes,
-                                       format == "qcow2" ? virt::ImageFormat::kQcow2 : virt::ImageFormat::kRaw));
+  return conn->CreateImage(path, virtual_size_bytes,
+                           format == "qcow2" ? virt::ImageFormat::kQcow2 : virt::ImageFormat::kRaw);
 }
 
 Status LibvirtCluster::DefineShadow(const std::string& host, const std::string& domain_xml) {
   VS_ASSIGN_OR_RETURN(virt::Hypervisor * conn, Conn(host));
-  return Track(host, conn->DefineDomain(domain_xml).status());
+  return conn->DefineDomain(domain_xml).status();
 }
 
 Status LibvirtCluster::ReleaseShadow(const std::string& host, const std::string& shadow_uuid,
@@ -58,23 +53,23 @@ Status LibvirtCluster::ReleaseShadow(const std::string& host, const std::string&
     return FailedPrecondition("shadow " + shadow_name + " (" + shadow_uuid + ") runs on " + host +
                               "; refusing to release a running domain");
   }
-  if (!state.ok() && state.status().code() != Code::kNotFound) return Track(host, state.status());
+  if (!state.ok() && state.status().code() != Code::kNotFound) return state.status();
   // Images first: while the definition exists, a failed release is found again (ListShadows) and retried;
   // an undefined shadow's images would be nobody's.
   StatusOr<std::vector<ScannedDomain>> domains = ScanDomains(*conn, host);
-  if (!domains.ok()) return Track(host, domains.status());
+  if (!domains.ok()) return domains.status();
   for (const auto& path : replica_paths) {
     // An image another domain runs on (a VM switched over onto its replica, whose backing file it now is) stays.
     if (cluster::DomainUsing(*domains, path, ShadowsCount::kNo)) continue;
-    VS_RETURN_IF_ERROR(Track(host, conn->DeleteImage(path)));
+    VS_RETURN_IF_ERROR(conn->DeleteImage(path));
   }
-  return Track(host, conn->UndefineDomain(shadow_name));
+  return conn->UndefineDomain(shadow_name);
 }
 
 StatusOr<LibvirtCluster::HostDomains> LibvirtCluster::ScanHost(const std::string& host) {
   VS_ASSIGN_OR_RETURN(virt::Hypervisor * conn, Conn(host));
   StatusOr<std::vector<ScannedDomain>> domains = ScanDomains(*conn, host);
-  if (!domains.ok()) return Track(host, domains.status());
+  if (!domains.ok()) return domains.status();
   HostDomains found;
   for (ScannedDomain& domain : *domains) {
     if (domain.shadow) {
@@ -90,7 +85,7 @@ Status LibvirtCluster::RemoveUnusedImage(const std::string& host, const std::str
   VS_ASSIGN_OR_RETURN(virt::Hypervisor * conn, Conn(host));
   VS_ASSIGN_OR_RETURN(std::optional<std::string> user, DomainUsing(*conn, host, path, ShadowsCount::kYes));
   if (user) return FailedPrecondition("domain " + *user + " on " + host + " uses " + path + "; it stays");
-  return Track(host, conn->DeleteImage(path));
+  return conn->DeleteImage(path);
 }
 
 StatusOr<std::vector<controller::PeerShadow>> LibvirtCluster::ListShadows(const std::string& host) {
@@ -133,7 +128,7 @@ StatusOr<std::vector<std::string>> LibvirtCluster::HostsDefining(const std::stri
 StatusOr<uint64_t> LibvirtCluster::VirtualSize(const std::string& path) {
   VS_ASSIGN_OR_RETURN(virt::Hypervisor * conn, Conn(hosts_config_.this_host));
   auto size = conn->ImageVirtualSize(path);
-  if (!size.ok()) return Track(hosts_config_.this_host, size.status());
+  if (!size.ok()) return size.status();
   return size;
 }
 
@@ -164,8 +159,6 @@ bool LibvirtCluster::Refresh() {
           draining_.insert(cfg.name);
           host.up = false;  // under a notice: no new shadow goes there
         }
-      } else {
-        Track(cfg.name, capacity.ok() ? found.status() : capacity.status()).IgnoreError();
       }
     }
     hosts.push_back(std::move(host));

@@ -7,8 +7,9 @@
 // domains, and keeps the snapshot that Hosts(), Shadows() and HostsDefining() serve; the daemon calls it every
 // refresh interval.
 //
-// Ownership: borrows the runtime and clock (must outlive it); owns its connections, opened lazily and dropped
-// when a call finds the host unreachable (the next call reconnects).
+// Ownership: borrows the runtime and clock (must outlive it); owns its connections, opened lazily and kept: a
+// connection libvirtd closed opens itself again (virt::Hypervisor), and the domain watch on the local one
+// follows it.
 // Thread-safety: none; the daemon's loop thread makes every call.
 // Failure modes: kUnavailable for a host that cannot be reached (the host then shows up=false);
 // kNotFound for a host that is not in the configuration.
@@ -79,8 +80,6 @@ class LibvirtCluster final : public controller::PeerOps, public controller::Clus
   };
   StatusOr<HostDomains> ScanHost(const std::string& host);
   StatusOr<virt::Hypervisor*> Conn(const std::string& host);
-  // Drops the cached connection when `status` says the host could not be reached.
-  Status Track(const std::string& host, Status status);
   // The name of a domain on `host` that uses `path` as a disk or a backing file, if any (domain_scan.h).
   StatusOr<std::optional<std::string>> DomainUsing(virt::Hypervisor& conn, const std::string& host,
                                                    const std::string& path, ShadowsCount shadows_count);

@@ -8,7 +8,9 @@
 // Thread-safety: all methods may be called concurrently from several threads (libvirt connections are
 // thread-safe); MigrateLive and BlockCommitActive block their caller until the job ends.
 // Failure modes: every call returns a Status; kUnavailable means the daemon could not be reached (retryable),
-// kNotFound an unknown domain; libvirt's message is kept in the Status text.
+// kNotFound an unknown domain; libvirt's message is kept in the Status text. A connection that libvirtd closed
+// (restarted, keepalive timed out) is opened again by the next call, at most once a second; a call that was
+// running on it fails, and domain events in between are lost (WatchDomains' subscription moves along).
 #pragma once
 
 #include <chrono>

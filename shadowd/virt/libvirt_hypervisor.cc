@@ -9,6 +9,8 @@
 #include <chrono>
 #include <future>
 #include <limits>
+#include <memory>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -149,28 +151,69 @@ std::string XmlEscape(const std::string& text) {
   return out;
 }
 
-// One WatchDomains registration: two libvirt callbacks (lifecycle, metadata change) sharing one sink.
+class LibvirtSubscription;
+
+// A connection that is opened again when libvirt says it is dead (libvirtd restarted, a keepalive timed out):
+// before, a long-lived connection failed every call with "client socket is closed" until shadowd restarted
+// (seen in the lab). At most one reopen per kReopenInterval, so that calls to a dead host fail at once instead
+// of each dialling it. The domain-event subscriptions follow to the new connection. Shared (shared_ptr) by the
+// Hypervisor and its subscriptions, whichever is destroyed last. Thread-safe.
+class Connection {
+ public:
+  using Ref = std::unique_ptr<virConnect, int (*)(virConnectPtr)>;
+  static constexpr Duration kReopenInterval = std::chrono::seconds(1);
+
+  Connection(std::string uri, virConnectPtr conn, Clock& clock) : uri_(std::move(uri)), clock_(clock), conn_(conn) {}
+  ~Connection() { virConnectClose(conn_); }
+
+  // The live connection (reopened first if it died), referenced for as long as the caller holds it.
+  Ref Get() VS_EXCLUDES(mu_);
+  // Registers `subscription`'s callbacks on the current connection and keeps it for the reopens to come.
+  Status Attach(LibvirtSubscription* subscription) VS_EXCLUDES(mu_);
+  void Remove(LibvirtSubscription* subscription) VS_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    subscriptions_.erase(subscription);
+  }
+
+ private:
+  const std::string uri_;
+  Clock& clock_;
+  Mutex mu_;
+  virConnectPtr conn_ VS_GUARDED_BY(mu_);
+  std::optional<MonoTime> next_reopen_ VS_GUARDED_BY(mu_);
+  std::set<LibvirtSubscription*> subscriptions_ VS_GUARDED_BY(mu_);
+};
+
+// Opens `uri` with the keepalive that notices a dead peer within ~15 s instead of hanging on TCP timeouts.
+virConnectPtr OpenConnection(const std::string& uri) {
+  virConnectPtr conn = virConnectOpen(uri.c_str());
+  if (conn != nullptr && virConnectSetKeepAlive(conn, 5, 3) < 0) virResetLastError();
+  return conn;
+}
+
+// One WatchDomains registration: two libvirt callbacks (lifecycle, metadata change) sharing one sink, moved to
+// the new connection when Connection reopens it (events in between are lost: the daemon's refresh covers them).
 class LibvirtSubscription final : public Subscription {
  public:
-  LibvirtSubscription(virConnectPtr conn, std::function<void(const DomainEvent&)> sink)
-      : conn_(conn), sink_(std::move(sink)) {}
+  LibvirtSubscription(std::shared_ptr<Connection> connection, std::function<void(const DomainEvent&)> sink)
+      : connection_(std::move(connection)), sink_(std::move(sink)) {}
   ~LibvirtSubscription() override {
-    for (int id : callback_ids_) {
-      if (virConnectDomainEventDeregisterAny(conn_, id) < 0) virResetLastError();
+    connection_->Remove(this);
+    {
+      MutexLock lock(registration_mu_);
+      Deregister();
     }
     MutexLock lock(mu_);  // waits for a callback in progress
     sink_ = nullptr;
   }
-  Status Register() {
-    int lifecycle = virConnectDomainEventRegisterAny(conn_, nullptr, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                                     VIR_DOMAIN_EVENT_CALLBACK(OnLifecycle), this, nullptr);
-    if (lifecycle < 0) return LastLibvirtError("watching domain lifecycle events");
-    callback_ids_.push_back(lifecycle);
-    int metadata = virConnectDomainEventRegisterAny(conn_, nullptr, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
-                                                    VIR_DOMAIN_EVENT_CALLBACK(OnMetadata), this, nullptr);
-    if (metadata < 0) return LastLibvirtError("watching domain metadata changes");
-    callback_ids_.push_back(metadata);
-    return Status::Ok();
+  Status Register() { return connection_->Attach(this); }
+  // Called by Connection, under its lock: the callbacks move to `conn` (from the dead one, if any).
+  Status MoveTo(virConnectPtr conn) {
+    MutexLock lock(registration_mu_);
+    Deregister();
+    Status registered = RegisterOn(conn);
+    if (!registered.ok()) Deregister();
+    return registered;
   }
 
  private:
@@ -201,23 +244,74 @@ class LibvirtSubscription final : public Subscription {
     MutexLock lock(mu_);
     if (sink_) sink_(event);
   }
+  Status RegisterOn(virConnectPtr conn) VS_REQUIRES(registration_mu_) {
+    virConnectRef(conn);
+    registered_on_ = conn;
+    int lifecycle = virConnectDomainEventRegisterAny(conn, nullptr, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                     VIR_DOMAIN_EVENT_CALLBACK(OnLifecycle), this, nullptr);
+    if (lifecycle < 0) return LastLibvirtError("watching domain lifecycle events");
+    callback_ids_.push_back(lifecycle);
+    int metadata = virConnectDomainEventRegisterAny(conn, nullptr, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
+                                                    VIR_DOMAIN_EVENT_CALLBACK(OnMetadata), this, nullptr);
+    if (metadata < 0) return LastLibvirtError("watching domain metadata changes");
+    callback_ids_.push_back(metadata);
+    return Status::Ok();
+  }
+  void Deregister() VS_REQUIRES(registration_mu_) {
+    if (registered_on_ == nullptr) return;
+    for (int id : callback_ids_) {
+      if (virConnectDomainEventDeregisterAny(registered_on_, id) < 0) virResetLastError();
+    }
+    callback_ids_.clear();
+    virConnectClose(registered_on_);  // the reference RegisterOn took
+    registered_on_ = nullptr;
+  }
 
-  virConnectPtr const conn_;
+  const std::shared_ptr<Connection> connection_;
   Mutex mu_;
   std::function<void(const DomainEvent&)> sink_ VS_GUARDED_BY(mu_);
-  std::vector<int> callback_ids_;
+  Mutex registration_mu_;
+  virConnectPtr registered_on_ VS_GUARDED_BY(registration_mu_) = nullptr;
+  std::vector<int> callback_ids_ VS_GUARDED_BY(registration_mu_);
 };
+
+Status Connection::Attach(LibvirtSubscription* subscription) {
+  MutexLock lock(mu_);
+  VS_RETURN_IF_ERROR(subscription->MoveTo(conn_));
+  subscriptions_.insert(subscription);
+  return Status::Ok();
+}
+
+Connection::Ref Connection::Get() {
+  MutexLock lock(mu_);
+  if (virConnectIsAlive(conn_) != 1) {
+    virResetLastError();
+    const MonoTime now = clock_.Now();
+    if (!next_reopen_ || now >= *next_reopen_) {
+      next_reopen_ = now + kReopenInterval;
+      if (virConnectPtr fresh = OpenConnection(uri_); fresh != nullptr) {
+        virConnectClose(conn_);
+        conn_ = fresh;
+        for (LibvirtSubscription* subscription : subscriptions_) subscription->MoveTo(conn_).IgnoreError();
+      } else {
+        virResetLastError();  // the call on the dead connection reports the failure
+      }
+    }
+  }
+  virConnectRef(conn_);
+  return Ref(conn_, &virConnectClose);
+}
 
 class LibvirtHypervisor final : public Hypervisor {
  public:
   LibvirtHypervisor(std::string uri, virConnectPtr conn, Clock& clock)
-      : uri_(std::move(uri)), conn_(conn), clock_(clock) {}
-  ~LibvirtHypervisor() override { virConnectClose(conn_); }
+      : uri_(uri), connection_(std::make_shared<Connection>(std::move(uri), conn, clock)), clock_(clock) {}
 
   const std::string& uri() const override { return uri_; }
 
   StatusOr<std::string> Hostname() override {
-    char* name = virConnectGetHostname(conn_);
+    const Connection::Ref conn = Conn();
+    char* name = virConnectGetHostname(conn.get());
     if (name == nullptr) return LastLibvirtError("hostname of " + uri_);
     std::string result(name);
     free(name);
@@ -226,7 +320,8 @@ class LibvirtHypervisor final : public Hypervisor {
 
   StatusOr<std::vector<std::string>> ListDomainNames() override {
     virDomainPtr* domains = nullptr;
-    int n = virConnectListAllDomains(conn_, &domains, 0);
+    const Connection::Ref conn = Conn();
+    int n = virConnectListAllDomains(conn.get(), &domains, 0);
     if (n < 0) return LastLibvirtError("listing domains on " + uri_);
     std::vector<std::string> names;
     for (int i = 0; i < n; ++i) {
@@ -238,7 +333,8 @@ class LibvirtHypervisor final : public Hypervisor {
   }
 
   StatusOr<std::string> DefineDomain(const std::string& xml) override {
-    virDomainPtr dom = virDomainDefineXMLFlags(conn_, xml.c_str(), VIR_DOMAIN_DEFINE_VALIDATE);
+    const Connection::Ref conn = Conn();
+    virDomainPtr dom = virDomainDefineXMLFlags(conn.get(), xml.c_str(), VIR_DOMAIN_DEFINE_VALIDATE);
     if (dom == nullptr) return LastLibvirtError("defining a domain on " + uri_);
     std::string name = virDomainGetName(dom);
     virDomainFree(dom);
@@ -332,10 +428,11 @@ class LibvirtHypervisor final : public Hypervisor {
 
   StatusOr<NodeCapacity> GetNodeCapacity() override {
     virNodeInfo info;
-    if (virNodeGetInfo(conn_, &info) < 0) return LastLibvirtError("node info of " + uri_);
+    const Connection::Ref conn = Conn();
+    if (virNodeGetInfo(conn.get(), &info) < 0) return LastLibvirtError("node info of " + uri_);
     NodeCapacity capacity{.cpus = static_cast<int>(info.cpus), .memory_kib = info.memory};
     virDomainPtr* domains = nullptr;
-    int n = virConnectListAllDomains(conn_, &domains, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+    int n = virConnectListAllDomains(conn.get(), &domains, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
     if (n < 0) return LastLibvirtError("listing running domains on " + uri_);
     for (int i = 0; i < n; ++i) {
       virDomainInfo dom_info;
@@ -528,7 +625,7 @@ class LibvirtHypervisor final : public Hypervisor {
   }
 
   StatusOr<std::unique_ptr<Subscription>> WatchDomains(std::function<void(const DomainEvent&)> on_event) override {
-    auto subscription = std::make_unique<LibvirtSubscription>(conn_, std::move(on_event));
+    auto subscription = std::make_unique<LibvirtSubscription>(connection_, std::move(on_event));
     VS_RETURN_IF_ERROR(subscription->Register());
     return std::unique_ptr<Subscription>(std::move(subscription));
   }
@@ -544,9 +641,11 @@ class LibvirtHypervisor final : public Hypervisor {
                              "each other; set at most one");
     }
     VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(name));
+    // The domain's own connection: the registration and its removal must use the same one.
+    virConnectPtr const conn = virDomainGetConnect(dom.get());
     JobCompletion completion(clock_);
     int callback_id = virConnectDomainEventRegisterAny(
-        conn_, dom.get(), VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
+        conn, dom.get(), VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
         VIR_DOMAIN_EVENT_CALLBACK(OnJobCompleted), &completion, nullptr);
     if (callback_id < 0) return LastLibvirtError("watching the migration job of " + name);
 
@@ -560,7 +659,7 @@ class LibvirtHypervisor final : public Hypervisor {
     if (options.precopy_bandwidth_mibs > 0 &&
         virTypedParamsAddULLong(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_BANDWIDTH,
                                 options.precopy_bandwidth_mibs) < 0) {
-      virConnectDomainEventDeregisterAny(conn_, callback_id);
+      virConnectDomainEventDeregisterAny(conn, callback_id);
       return LastLibvirtError("migration parameters");
     }
 
@@ -619,7 +718,7 @@ class LibvirtHypervisor final : public Hypervisor {
     {
       // Deregister under the completion lock so a late callback cannot touch `completion` after return.
       MutexLock lock(completion.mu);
-      if (virConnectDomainEventDeregisterAny(conn_, callback_id) < 0) virResetLastError();
+      if (virConnectDomainEventDeregisterAny(conn, callback_id) < 0) virResetLastError();
     }
     if (cancelled && !status.ok()) {
       return Aborted("migration of " + name + " was cancelled before its postcopy switch; it stays on " + uri_);
@@ -667,9 +766,10 @@ class LibvirtHypervisor final : public Hypervisor {
       if (dom.status().code() == Code::kNotFound) return std::optional<MigrationStats>();
       return dom.status();
     }
+    virConnectPtr const conn = virDomainGetConnect(dom->get());  // as in MigrateLive
     JobCompletion completion(clock_);
     const int callback_id = virConnectDomainEventRegisterAny(
-        conn_, dom->get(), VIR_DOMAIN_EVENT_ID_JOB_COMPLETED, VIR_DOMAIN_EVENT_CALLBACK(OnJobCompleted),
+        conn, dom->get(), VIR_DOMAIN_EVENT_ID_JOB_COMPLETED, VIR_DOMAIN_EVENT_CALLBACK(OnJobCompleted),
         &completion, nullptr);
     if (callback_id < 0) return LastLibvirtError("watching the migration job of " + domain + " on " + uri_);
     constexpr Duration kEventGrace = std::chrono::seconds(3);
@@ -705,7 +805,7 @@ class LibvirtHypervisor final : public Hypervisor {
     {
       // Deregister under the completion lock so a late callback cannot touch `completion` after return.
       MutexLock lock(completion.mu);
-      if (virConnectDomainEventDeregisterAny(conn_, callback_id) < 0) virResetLastError();
+      if (virConnectDomainEventDeregisterAny(conn, callback_id) < 0) virResetLastError();
     }
     return stats;
   }
@@ -935,17 +1035,18 @@ class LibvirtHypervisor final : public Hypervisor {
   // folder does not exist on that host.
   StatusOr<PoolHandle> PoolFor(const std::string& path) {
     const std::string dir = Dirname(path);
-    virStoragePoolPtr pool = virStoragePoolLookupByTargetPath(conn_, dir.c_str());
+    const Connection::Ref conn = Conn();
+    virStoragePoolPtr pool = virStoragePoolLookupByTargetPath(conn.get(), dir.c_str());
     if (pool == nullptr) {
       virResetLastError();
       std::string name = "virt-shadow-" + std::to_string(std::hash<std::string>{}(dir));
       std::string xml = "<pool type='dir'><name>" + name + "</name><target><path>" + XmlEscape(dir) +
                         "</path></target></pool>";
-      pool = virStoragePoolCreateXML(conn_, xml.c_str(), 0);
+      pool = virStoragePoolCreateXML(conn.get(), xml.c_str(), 0);
       if (pool == nullptr) {
         Status err = LastLibvirtError("storage pool for " + dir + " on " + uri_);
         // A concurrent caller may have created it first.
-        pool = virStoragePoolLookupByTargetPath(conn_, dir.c_str());
+        pool = virStoragePoolLookupByTargetPath(conn.get(), dir.c_str());
         if (pool == nullptr) return err;
       }
     }
@@ -955,19 +1056,25 @@ class LibvirtHypervisor final : public Hypervisor {
   }
 
   StatusOr<VolumeHandle> LookupVolume(const std::string& path) {
-    virStorageVolPtr vol = virStorageVolLookupByPath(conn_, path.c_str());
+    const Connection::Ref conn = Conn();
+    virStorageVolPtr vol = virStorageVolLookupByPath(conn.get(), path.c_str());
     if (vol == nullptr) return LastLibvirtError("image " + path + " on " + uri_);
     return VolumeHandle(vol, &virStorageVolFree);
   }
 
   StatusOr<DomainHandle> Lookup(const std::string& name) {
-    virDomainPtr dom = virDomainLookupByName(conn_, name.c_str());
+    const Connection::Ref conn = Conn();
+    virDomainPtr dom = virDomainLookupByName(conn.get(), name.c_str());
     if (dom == nullptr) return LastLibvirtError("domain '" + name + "' on " + uri_);
     return DomainHandle(dom, &virDomainFree);
   }
 
+  // Kept in a local until the error (if any) is read: releasing the reference is a libvirt call, and every
+  // libvirt call clears the thread's last error.
+  Connection::Ref Conn() { return connection_->Get(); }
+
   const std::string uri_;
-  virConnectPtr const conn_;
+  const std::shared_ptr<Connection> connection_;
   Clock& clock_;
 };
 
@@ -989,14 +1096,12 @@ class LibvirtRuntimeImpl final : public LibvirtRuntime {
   }
 
   StatusOr<std::unique_ptr<Hypervisor>> Connect(const std::string& uri, Clock& clock) override {
-    virConnectPtr conn = virConnectOpen(uri.c_str());
+    virConnectPtr conn = OpenConnection(uri);
     if (conn == nullptr) {
       Status err = LastLibvirtError("connecting to " + uri);
       // Every failure to open a connection is "cannot reach that libvirtd" to the caller.
       return Unavailable(err.message());
     }
-    // Notice a dead peer within ~15 s instead of hanging on TCP timeouts.
-    if (virConnectSetKeepAlive(conn, 5, 3) < 0) virResetLastError();
     return std::unique_ptr<Hypervisor>(new LibvirtHypervisor(uri, conn, clock));
   }
 

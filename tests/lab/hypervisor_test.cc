@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <mutex>
 #include <set>
+#include <sstream>
+#include <thread>
 
 #include "images/oracle/serial_log.h"
 #include "tests/lab/lab_env.h"
@@ -116,6 +118,64 @@ TEST_F(HypervisorTest, MetadataIsSetReadRemovedAndWatchedLive) {
   ASSERT_TRUE(host.UndefineDomain(name).ok());
   EXPECT_TRUE(wait_for(virt::DomainEvent::Kind::kUndefined)) << "no 'undefined' event";
   EXPECT_EQ(host.GetDomainState(name).status().code(), Code::kNotFound);
+}
+
+// libvirtd closes a connection (here: virt-admin's client-disconnect, as a restart or a keepalive timeout would):
+// the Hypervisor opens it again on its next call instead of failing every call with "client socket is closed"
+// until the process restarts (a shadowd did so in the lab), and its domain watch follows to the new connection.
+TEST_F(HypervisorTest, AConnectionLibvirtdClosedIsOpenedAgainAndItsWatchFollows) {
+  auto opened = runtime_->Connect(hosts_[0].uri, *clock_);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  virt::Hypervisor& host = **opened;
+  const std::string name = "hv-reconnect";
+  CommandResult xml = RunCommand(SourceDir() + "/images/domain-xml.sh " + name + " /var/lib/libvirt/images/" + name +
+                                 ".qcow2 " + LabDir() + "/logs/" + name + ".log");
+  ASSERT_EQ(xml.exit_code, 0) << xml.output;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<virt::DomainEvent::Kind> events;
+  auto watch = host.WatchDomains([&](const virt::DomainEvent& e) {
+    std::lock_guard lock(mu);
+    if (e.name == name) events.push_back(e.kind);
+    cv.notify_all();
+  });
+  ASSERT_TRUE(watch.ok()) << watch.status().ToString();
+  ASSERT_TRUE(host.ListDomainNames().ok());
+
+  // Every TCP client of h1's libvirtd that comes from this (root) namespace, the bridge's address: this test's.
+  const std::string admin = LabScript() + " exec " + hosts_[0].name + " virt-admin -q ";
+  CommandResult clients = RunCommand(admin + "client-list libvirtd");
+  ASSERT_EQ(clients.exit_code, 0) << clients.output;
+  int disconnected = 0;
+  std::istringstream lines(clients.output);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream fields(line);
+    std::string id, transport;
+    if (!(fields >> id >> transport) || transport != "tcp") continue;
+    CommandResult info = RunCommand(admin + "client-info libvirtd " + id);
+    if (info.output.find("sock_addr      : 10.77.0.1:") == std::string::npos) continue;
+    CommandResult cut = RunCommand(admin + "client-disconnect libvirtd " + id);
+    EXPECT_EQ(cut.exit_code, 0) << cut.output;
+    ++disconnected;
+  }
+  ASSERT_GE(disconnected, 1) << "no TCP client of this test found on " << hosts_[0].name << ":\n" << clients.output;
+
+  // The client learns of the close from its event loop; the next call after that reopens the connection.
+  StatusOr<std::vector<std::string>> listed = host.ListDomainNames();
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!listed.ok() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(200ms);
+    listed = host.ListDomainNames();
+  }
+  ASSERT_TRUE(listed.ok()) << "the connection was not opened again: " << listed.status().ToString();
+  ASSERT_TRUE(host.DefineDomain(xml.output).ok());
+  {
+    std::unique_lock lock(mu);
+    EXPECT_TRUE(cv.wait_for(lock, 10s, [&] {
+      return std::find(events.begin(), events.end(), virt::DomainEvent::Kind::kDefined) != events.end();
+    })) << "the watch did not follow to the new connection";
+  }
+  EXPECT_TRUE(host.UndefineDomain(name).ok());
 }
 
 // The disk half of the live switchover: a running guest moves onto an overlay (its base image freezes), then an
