@@ -1,8 +1,8 @@
 // Lab test of a partition (issue 12, docs/failover.md "Self-fencing" and "Crash promotion"): the writing guest runs
 // on h1, protected with its shadow on another host; h1's link is cut (its processes live on). Sampled every 100 ms
 // through each host's libvirtd unix socket (the host's private /run, seen from here: the cut also cuts the test's
-// qemu+tcp connection): h1's copy must be paused within the bound (Corosync's detection, about 3.7 s with token
-// 1000, plus fence_action, 2 s) and stay paused; the shadow host, in the quorate part, promotes the shadow once the
+// qemu+tcp connection): h1's copy must be paused within the bound (Corosync's detection, token + consensus =
+// 1.76 s in the lab, plus fence_action, 1 s) and stay paused; the shadow host, in the quorate part, promotes the shadow once the
 // survivors' wait is over; at no sample, during the cut or after the heal, do both copies run. After the heal h1
 // asks the shadow host (QueryPromotion), learns of the promotion and keeps its copy fenced (paused, defined); the
 // hook refuses to start it, from shadowd's record and, with shadowd down (a booting host's autostart), from its
@@ -102,16 +102,17 @@ TEST_F(PartitionTest, ACutPrimaryFencesItselfTheShadowHostPromotesAndBothNeverRu
       if (!done) RunCommand(lab + " heal h1");
     }
   } heal{lab};
-  sample(25);
+  sample(15);  // the promotion came 7 s after the cut in the lab (docs/failover.md, "Timing measured")
   std::printf("cut h1: h1's copy paused %.2f s after the cut, promoted on %s after %.2f s (%d samples, both running "
               "in %d, h1 unpaused after its pause in %d)\n",
               paused_after, hosts_[shadow].name.c_str(), promoted_after, samples, both_running,
               h1_unpaused_after_pause);
-  ASSERT_GE(paused_after, 0) << "h1 never paused its VM during 25 s of cut";
-  // Corosync's detection (3.7 s measured, tests/lab/membership_test.cc) + fence_action (2 s) + 1 s of sampling and
+  ASSERT_GE(paused_after, 0) << "h1 never paused its VM during 15 s of cut";
+  // Corosync's detection (token 0.8 s + consensus 0.96 s; the cut-off host saw it after 1.7 s in
+  // tests/lab/membership_test.cc) + fence_action (1 s) + 1 s of sampling and
   // process start-up slack.
-  EXPECT_LT(paused_after, 3.7 + 2.0 + 1.0);
-  EXPECT_GE(promoted_after, 0) << "the shadow host did not promote within 25 s of the cut";
+  EXPECT_LT(paused_after, 1.76 + 1.0 + 1.0);
+  EXPECT_GE(promoted_after, 0) << "the shadow host did not promote within 15 s of the cut";
   EXPECT_GT(promoted_after, paused_after) << "promoted before the cut-off copy was paused";
 
   auto status = CliJson(0, "status " + name);
@@ -119,7 +120,7 @@ TEST_F(PartitionTest, ACutPrimaryFencesItselfTheShadowHostPromotesAndBothNeverRu
   ASSERT_TRUE((*status)["fence"].is_object()) << status->dump();
   std::printf("cut h1: fence record %s\n", (*status)["fence"].dump().c_str());
   EXPECT_EQ((*status)["fence"]["acted"], true);
-  EXPECT_LT((*status)["fence"]["fence_latency_ms"].get<int64_t>(), 2000) << "the pause took longer than fence_action";
+  EXPECT_LT((*status)["fence"]["fence_latency_ms"].get<int64_t>(), 1000) << "the pause took longer than fence_action";
   // This VM among the fenced (a lab that ran this test before keeps that run's record of its own pt-fence).
   const std::string uuid = (*status)["uuid"];
   auto hosts = CliJson(0, "hosts");
