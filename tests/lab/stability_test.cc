@@ -47,8 +47,9 @@ struct ClusterView {
 };
 
 // The average round trip of knet's pings on each of one host's links to the other nodes, in ms, as its Corosync
-// reports it (corosync-cmapctl -m stats: latency_ave in microseconds, over its last pings: latency_samples stops
-// at 2048, so the average is a moving one and after the window covers pings under jitter only).
+// reports it (corosync-cmapctl -m stats: latency_ave, in microseconds). It follows the recent pings: its
+// latency_samples stops counting at 2048, which pings every 200 ms (knet_ping_interval, token / 4) reach within
+// the ten minutes, so at their end it speaks of pings under jitter only (not so after a short window).
 using KnetRoundTrips = std::vector<double>;
 
 class StabilityTest : public SwitchoverTest {
