@@ -6,6 +6,8 @@
 #   lab.sh status [--json]
 #   lab.sh exec HOST CMD...  run CMD inside host HOST (h1, h2, ...): its network, mount and UTS namespaces
 #   lab.sh shape RATE    shape every host link to RATE (tc tbf, e.g. 1gbit); "lab.sh shape off" removes it
+#   lab.sh jitter DELAY JITTER   delay every packet a host receives on its link by DELAY +- JITTER, uniform (netem's
+#                        "delay DELAY JITTER", e.g. 20ms 10ms); "lab.sh jitter off" removes it. See cmd_jitter.
 #   lab.sh uri HOST      print qemu+tcp://ADDR/system for HOST
 #   lab.sh install BUILD [HOST...]   install the libvirt hook and (re)start shadowd in every (or each named) host
 #   lab.sh shadowd HOST start|stop|kill|status   manage one host's shadowd (kill = SIGKILL, for crash tests)
@@ -384,6 +386,10 @@ cmd_install() {
   mkdir -p "$LAB/bin" "$LAB/hook"
   install -m 755 "$daemon" "$LAB/bin/shadowd.new" && mv "$LAB/bin/shadowd.new" "$LAB/bin/shadowd"
   install -m 755 "$hook" "$LAB/hook/qemu.new" && mv "$LAB/hook/qemu.new" "$LAB/hook/qemu"
+  # The delayer of 'lab.sh jitter', where the build has it (tests/lab/net_delay.cc).
+  if [ -x "$build/tests/lab/vs-netdelay" ]; then
+    install -m 755 "$build/tests/lab/vs-netdelay" "$LAB/bin/vs-netdelay.new" && mv "$LAB/bin/vs-netdelay.new" "$LAB/bin/vs-netdelay"
+  fi
   local hosts=("$@"); [ ${#hosts[@]} -gt 0 ] || hosts=($(for i in $(known_hosts); do echo "h$i"; done))
   for h in "${hosts[@]}"; do
     local i; i=$(host_index "$h")
@@ -412,6 +418,60 @@ cmd_shape() {
   echo "lab links: ${rate}"
 }
 
+# lab.sh jitter DELAY JITTER: every packet a host receives on its link waits DELAY +- JITTER (uniform, e.g. 20ms
+# 10ms) before the host sees it, so that a packet between two hosts is delayed exactly once: each host-to-host link
+# is DELAY +- JITTER one way, twice that round trip; packets from the root namespace into a host are delayed too.
+# Like netem's jitter it reorders packets. 'lab.sh jitter off' removes it; a crash ends it on the crashed host.
+#
+# Not tc netem: this machine's kernel has no sch_netem (nor sch_fq, whose departure times could delay packets).
+# Instead an iptables NFQUEUE rule on the host's eth0 ingress hands each packet to vs-netdelay (tests/lab/
+# net_delay.cc; installed by 'lab.sh install'), which lets it through after its delay; the rule's --queue-bypass
+# lets traffic through undelayed if the delayer is gone. Ingress, not egress: a packet held before its sender's
+# qdisc still counts against its TCP socket, whose small-queue limit then throttled a bulk stream to 0.2 MiB/s
+# (netem orphans the packet for that reason); on the receiver's side it no longer belongs to a socket. Netfilter
+# sits apart from the qdiscs, so it combines with 'lab.sh shape'.
+JITTER_RULE="PREROUTING -i eth0 -j NFQUEUE --queue-num 0 --queue-bypass"
+netdelay_pid() { cat "$LAB/h$1/netdelay.pid" 2>/dev/null || true; }
+
+jitter_stop() {  # jitter_stop I: host I's rule out, then its delayer (which lets every held packet through)
+  local i=$1 pid
+  if ip netns exec "$(host_ns "$i")" iptables -t mangle -C $JITTER_RULE 2>/dev/null; then
+    ip netns exec "$(host_ns "$i")" iptables -t mangle -D $JITTER_RULE
+  fi
+  pid=$(netdelay_pid "$i")
+  if pid_alive "$pid"; then
+    kill "$pid"
+    for _ in $(seq 1 50); do pid_alive "$pid" || break; sleep 0.1; done
+    pid_alive "$pid" && die "h$i: vs-netdelay $pid did not stop"
+  fi
+  rm -f "$LAB/h$i/netdelay.pid"
+}
+
+cmd_jitter() {
+  local usage="usage: lab.sh jitter DELAY JITTER|off (milliseconds, e.g. 20ms 10ms)"
+  local delay=${1:?$usage} jitter=${2:-}
+  if [ "$delay" = off ]; then
+    for i in $(known_hosts); do jitter_stop "$i"; done
+    echo "lab links: no jitter"; return 0
+  fi
+  [[ $delay =~ ^([0-9]+)(ms)?$ ]] || die "$usage"; local delay_ms=${BASH_REMATCH[1]}
+  [[ $jitter =~ ^([0-9]+)(ms)?$ ]] || die "$usage"; local jitter_ms=${BASH_REMATCH[1]}
+  (( jitter_ms <= delay_ms )) || die "the jitter may not exceed the delay (a packet cannot leave before it came)"
+  [ -x "$LAB/bin/vs-netdelay" ] || die "no vs-netdelay in the lab: run 'lab.sh install BUILD_DIR' first"
+  for i in $(known_hosts); do
+    local H=$LAB/h$i ns; ns=$(host_ns "$i")
+    jitter_stop "$i"
+    # Like corosync_up: no fork along the way (setsid, ip netns exec), so $! is the delayer.
+    setsid ip netns exec "$ns" "$LAB/bin/vs-netdelay" --queue 0 --delay-ms "$delay_ms" --jitter-ms "$jitter_ms" \
+      > "$H/netdelay.out" 2>&1 < /dev/null &
+    echo $! > "$H/netdelay.pid"
+    for _ in $(seq 1 50); do grep -q '^ready' "$H/netdelay.out" && break; pid_alive "$(netdelay_pid "$i")" || break; sleep 0.1; done
+    grep -q '^ready' "$H/netdelay.out" || die "h$i: vs-netdelay did not start; see $H/netdelay.out"
+    ip netns exec "$ns" iptables -t mangle -A $JITTER_RULE
+  done
+  echo "lab links: ${delay_ms} ms +- ${jitter_ms} ms one way (each host delays what it receives)"
+}
+
 case ${1:-} in
   up) shift; cmd_up "$@";;
   down) cmd_down;;
@@ -419,6 +479,7 @@ case ${1:-} in
   status) shift; cmd_status "$@";;
   exec) shift; cmd_exec "$@";;
   shape) shift; cmd_shape "$@";;
+  jitter) shift; cmd_jitter "$@";;
   uri) host_uri "$(host_index "${2:?usage: lab.sh uri HOST}")";;
   install) shift; cmd_install "$@";;
   shadowd) shift; cmd_shadowd "$@";;
@@ -426,5 +487,5 @@ case ${1:-} in
   heal) shift; cmd_heal "$@";;
   crash) shift; cmd_crash "$@";;
   revive) shift; cmd_revive "$@";;
-  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2;;
+  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2;;
 esac
