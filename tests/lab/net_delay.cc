@@ -2,7 +2,7 @@
 // sch_netem (and without sch_fq, whose earliest-departure times would be the other way to delay in the kernel).
 //
 // It binds to a netfilter queue of the network namespace it runs in (lab.sh puts an iptables NFQUEUE rule on the
-// host's eth0 egress) and accepts each queued packet after its own delay, drawn uniformly from
+// host's eth0 ingress) and accepts each queued packet after its own delay, drawn uniformly from
 // [DELAY - JITTER, DELAY + JITTER] as netem draws it without a distribution table. Like netem's, a packet drawn a
 // shorter delay than the one before it leaves first (reordering). Only the packet's metadata crosses to user
 // space (NFQNL_COPY_META), and GSO packets are queued whole, so that a bulk TCP stream costs one verdict per
