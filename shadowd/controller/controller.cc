@@ -337,7 +337,9 @@ Status ProtectionController::Observe(const DomainObservation& observation, const
                                      policy::DomainFacts facts) {
   if (IsShadowDomain(facts)) return Status::Ok();  // shadows are managed by their primary's shadowd
   if (options_.promoted_elsewhere) {
-    if (std::optional<std::string> host = options_.promoted_elsewhere(vm_uuid)) return OnSwitchedOver(vm_uuid, *host);
+    if (std::optional<std::string> host = options_.promoted_elsewhere(vm_uuid)) {
+      return OnSwitchedOver(vm_uuid, *host, /*promoted=*/true);
+    }
   }
   const Judgement judgement = Judge(facts);
   Observed& seen = observed_[vm_uuid];
@@ -482,10 +484,10 @@ Status ProtectionController::OnTimer() {
   return first.Get();
 }
 
-Status ProtectionController::OnSwitchedOver(std::string_view vm_uuid, const std::string& host) {
+Status ProtectionController::OnSwitchedOver(std::string_view vm_uuid, const std::string& host, bool promoted) {
   VS_RETURN_IF_ERROR(RequireStarted());
   VS_ASSIGN_OR_RETURN(std::string uuid, lifecycle::CanonicalUuid(vm_uuid));
-  return ApplyEventTo(uuid, lifecycle::SwitchedOver{host});
+  return ApplyEventTo(uuid, lifecycle::SwitchedOver{.host = host, .promoted = promoted});
 }
 
 Status ProtectionController::RequestShadowMove(std::string_view vm, const std::string& host) {

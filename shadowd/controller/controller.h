@@ -136,9 +136,10 @@ class ProtectionController {
   Status HandleHookEvent(const virtshadow::v1::HookEvent& event);
   // Fires every timer due at the clock's wall time.
   Status OnTimer();
-  // The VM moved live onto its shadow on `host` (shadowd/switchover): its record ends without a release,
-  // since the shadow became the VM; the VM's new host protects it from now on.
-  Status OnSwitchedOver(std::string_view vm_uuid, const std::string& host);
+  // The VM moved live onto its shadow on `host` (shadowd/switchover), or `promoted` there from it while this
+  // copy was fenced: its record ends without a release, since the shadow became the VM; the VM's new host
+  // protects it from now on.
+  Status OnSwitchedOver(std::string_view vm_uuid, const std::string& host, bool promoted = false);
   // Failback's first step: move the VM's shadow to `host` (release it, place the next one there only).
   // FailedPrecondition unless the VM is Protected or Unprotected; the lifecycle's error for a bad host.
   Status RequestShadowMove(std::string_view vm, const std::string& host);

@@ -546,7 +546,7 @@ void Daemon::EndProtectionOfPromotedElsewhere() {
   for (const auto& fence : *fences) {
     if (fence.state() != virtshadow::v1::FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE) continue;
     log_.Failure("ending the protection of a VM promoted elsewhere",
-                 controller_->OnSwitchedOver(fence.vm_uuid(), fence.promoted_host()));
+                 controller_->OnSwitchedOver(fence.vm_uuid(), fence.promoted_host(), /*promoted=*/true));
   }
 }
 

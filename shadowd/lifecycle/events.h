@@ -125,6 +125,7 @@ struct ShadowLost {
 struct SwitchedOver {
   static constexpr EventKind kKind = EventKind::kSwitchedOver;
   std::string host;
+  bool promoted = false;  // by a crash promotion there (this copy was fenced), not a switchover
 };
 // Move the shadow to `host` (failback: the VM is to return there): release the current shadow and
 // place the next one on `host` only.

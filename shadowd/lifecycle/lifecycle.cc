@@ -349,7 +349,8 @@ Status EndAfterSwitchover(Step& s, const SwitchedOver& e) {
   if (r.shadows_size() != 1 || r.shadows(0).host() != e.host) {
     return Refuse(r, r.state(), e.kKind, "the VM's shadow is not on host " + e.host);
   }
-  Report(s, "switched over to its shadow on host " + e.host + "; that host protects it from now on");
+  Report(s, std::string(e.promoted ? "promoted from its shadow on host " : "switched over to its shadow on host ") +
+                e.host + "; that host protects it from now on");
   return EndRecord(s);
 }
 

@@ -45,6 +45,7 @@ std::vector<Column> Columns() {
       {"RetryTimerFired", RetryTimerFired{}},
       {"ShadowLost", ShadowLost{kTarget, "host is down"}},
       {"SwitchedOver(shadow's host)", SwitchedOver{kTarget}},
+      {"SwitchedOver(promoted there)", SwitchedOver{.host = kTarget, .promoted = true}},
       {"SwitchedOver(other host)", SwitchedOver{"hostC"}},
       {"ShadowMoveRequested(other host)", ShadowMoveRequested{"hostC"}},
       {"ShadowMoveRequested(shadow's host)", ShadowMoveRequested{kTarget}},
@@ -80,6 +81,8 @@ std::map<ProtectionState, Row> ExpectedTable() {
   const Command lost = ReportError{"shadow web-shadow on host hostB is lost: host is down"};
   const Command switched =
       ReportError{"switched over to its shadow on host hostB; that host protects it from now on"};
+  const Command promoted =
+      ReportError{"promoted from its shadow on host hostB; that host protects it from now on"};
   const Command leaving =
       ReportError{"shadow web-shadow on host hostB is placed anew elsewhere: hostB is leaving (drain: maintenance)"};
   const Expected move_to_primary_rejected = {v1::PROTECTION_STATE_UNSPECIFIED, {}, Code::kInvalidArgument};
@@ -166,6 +169,7 @@ std::map<ProtectionState, Row> ExpectedTable() {
            {"VmUndefined", {kGracePeriod, {grace_timer}}},
            {"ShadowLost", {kUnplaced, {lost, place_a}}},
            {"SwitchedOver(shadow's host)", {kReleased, {switched, delete_record}}},
+           {"SwitchedOver(promoted there)", {kReleased, {promoted, delete_record}}},
            {"ShadowMoveRequested(other host)", {kReleasing, {release}}},
            {"ShadowMoveRequested(shadow's host)", {kProtected, {}}},
            {"ShadowMoveRequested(primary's host)", move_to_primary_rejected},
@@ -183,6 +187,7 @@ std::map<ProtectionState, Row> ExpectedTable() {
            {"GraceExpired", {kReleasing, {release}}},
            {"ShadowLost", {kReleased, {lost, delete_record}}},
            {"SwitchedOver(shadow's host)", {kReleased, {switched, delete_record}}},
+           {"SwitchedOver(promoted there)", {kReleased, {promoted, delete_record}}},
        }},
       {kReleasing,
        {
@@ -198,6 +203,7 @@ std::map<ProtectionState, Row> ExpectedTable() {
            {"RetryTimerFired", {kReleasing, {release}}},
            {"ShadowLost", {kReleased, {lost, delete_record}}},
            {"SwitchedOver(shadow's host)", {kReleased, {switched, delete_record}}},
+           {"SwitchedOver(promoted there)", {kReleased, {promoted, delete_record}}},
        }},
       {kReleased, {}},  // terminal
   };
