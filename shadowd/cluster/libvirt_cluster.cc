@@ -60,14 +60,13 @@ Status LibvirtCluster::ReleaseShadow(const std::string& host, const std::string&
   }
   if (!state.ok() && state.status().code() != Code::kNotFound) return Track(host, state.status());
   // Images first: while the definition exists, a failed release is found again (ListShadows) and retried;
-  // an undefined shadow's images would be nobody's.
+  // an undefined shadow's images would be nobody's. An image another domain uses stays: a VM switched over onto
+  // its replica (whose backing file it now is), or a newer shadow under the same name (PlanShadowRelease).
   StatusOr<std::vector<ScannedDomain>> domains = ScanDomains(*conn, host);
   if (!domains.ok()) return Track(host, domains.status());
-  for (const auto& path : replica_paths) {
-    // An image another domain runs on (a VM switched over onto its replica, whose backing file it now is) stays.
-    if (cluster::DomainUsing(*domains, path, ShadowsCount::kNo)) continue;
-    VS_RETURN_IF_ERROR(Track(host, conn->DeleteImage(path)));
-  }
+  const ShadowRelease release = PlanShadowRelease(*domains, shadow_uuid, shadow_name, replica_paths);
+  for (const auto& path : release.images) VS_RETURN_IF_ERROR(Track(host, conn->DeleteImage(path)));
+  if (!release.undefine) return Status::Ok();
   return Track(host, conn->UndefineDomain(shadow_name));
 }
 
