@@ -1,5 +1,7 @@
 #include "shadowd/cluster/libvirt_cluster.h"
 
+#include "shadowd/virt/libvirtd_probe.h"
+
 namespace vs::cluster {
 
 LibvirtCluster::LibvirtCluster(ClusterHosts hosts, std::string local_libvirt_uri, virt::LibvirtRuntime& runtime,
@@ -11,6 +13,9 @@ StatusOr<virt::Hypervisor*> LibvirtCluster::Conn(const std::string& host) {
   const HostConfig* cfg = hosts_config_.Find(host);
   if (cfg == nullptr) return NotFound("host '" + host + "' is not in shadowd's configuration");
   const std::string& uri = host == hosts_config_.this_host ? local_libvirt_uri_ : cfg->uri;
+  // libvirt's connect has no timeout: to a crashed host behind a cut link it waits out the kernel's SYN retries,
+  // and the daemon's start-up (its first Refresh) waited 38 to 43 s in it in the lab, a crash promotion with it.
+  VS_RETURN_IF_ERROR(virt::LibvirtdAnswers(uri, kDialTimeout));
   VS_ASSIGN_OR_RETURN(auto conn, runtime_.Connect(uri, clock_));
   return (conns_[host] = std::move(conn)).get();
 }
