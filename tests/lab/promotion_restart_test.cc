@@ -7,7 +7,7 @@
 // HOST kill`) at a random moment of the promotion's longest stage, then starts it again.
 //
 // Which stage: measured in the lab (shadowd's log stamps, TCG, 2 shared cores), settling the replica (DECIDED) takes
-// 2 to 9 ms, defining the VM and undefining the shadow (SETTLED) 40 to 60 ms, starting QEMU (DEFINED) 1.1 to 1.6 s,
+// 2 to 16 ms, defining the VM and undefining the shadow (SETTLED) 40 to 150 ms, starting QEMU (DEFINED) 1.1 to 2.1 s,
 // growing it (STARTED) 6 to 36 ms. Only DEFINED is long enough for a kill through lab.sh (a bash start, tens of
 // milliseconds) to land in it every time, so the kill comes 0 to 500 ms after DEFINED was stored, at random: from
 // before libvirt's start call to QEMU half started. The stage the kill landed in is read back from the dead
