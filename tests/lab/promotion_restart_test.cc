@@ -206,11 +206,17 @@ TEST_F(PromotionRestartTest, AShadowdKilledMidPromotionAndRestartedCompletesItEx
   auto state_at_kill = conns_[shadow]->GetDomainState(vm);
   const std::string libvirt_at_kill =
       state_at_kill.ok() ? std::string(virt::DomainStateName(*state_at_kill)) : state_at_kill.status().ToString();
+  // In DEFINED, where QEMU's start was: libvirt's state just after the kill tells an early kill from one mid-start.
+  std::string start_at_kill;
+  if (at_kill == "Defined") {
+    const bool qemu_started = state_at_kill.ok() && *state_at_kill != virt::DomainState::kShutoff;
+    start_at_kill = start_returned ? " (libvirt's start had returned)"
+                    : qemu_started ? " (QEMU's start in flight)"
+                                   : " (QEMU not started yet)";
+  }
   std::printf("kill -9 of %s's shadowd %d ms after DEFINED was seen: stage at the kill %s%s; libvirt: %s is %s\n",
-              shadow_host.c_str(), kill_after_ms, at_kill.c_str(),
-              at_kill == "Defined" ? (start_returned ? " (libvirt's start had returned)" : " (QEMU's start in flight)")
-                                   : "",
-              vm.c_str(), libvirt_at_kill.c_str());
+              shadow_host.c_str(), kill_after_ms, at_kill.c_str(), start_at_kill.c_str(), vm.c_str(),
+              libvirt_at_kill.c_str());
   ASSERT_TRUE(at_kill == "Decided" || at_kill == "Settled" || at_kill == "Defined" || at_kill == "Started")
       << "the kill did not land mid-promotion: the stage at the kill was '" << at_kill << "':\n"
       << killed_log;
