@@ -58,6 +58,24 @@ std::optional<std::string> DomainUsing(const std::vector<ScannedDomain>& domains
   return std::nullopt;
 }
 
+ShadowRelease PlanShadowRelease(const std::vector<ScannedDomain>& domains, const std::string& shadow_uuid,
+                                const std::string& shadow_name, const std::vector<std::string>& replica_paths) {
+  ShadowRelease release;
+  std::vector<ScannedDomain> others;
+  for (const ScannedDomain& domain : domains) {
+    const bool is_the_shadow = domain.name == shadow_name && (domain.uuid == shadow_uuid || domain.uuid.empty());
+    if (is_the_shadow) {
+      release.undefine = true;
+    } else {
+      others.push_back(domain);
+    }
+  }
+  for (const std::string& path : replica_paths) {
+    if (!DomainUsing(others, path, ShadowsCount::kYes)) release.images.push_back(path);
+  }
+  return release;
+}
+
 std::optional<controller::PeerShadow> ShadowOf(const std::vector<ScannedDomain>& domains, const std::string& vm_uuid) {
   for (const ScannedDomain& domain : domains) {
     if (domain.shadow && domain.shadow->primary_uuid == vm_uuid) return domain.shadow;

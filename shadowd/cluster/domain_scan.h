@@ -40,6 +40,19 @@ enum class ShadowsCount { kNo, kYes };
 std::optional<std::string> DomainUsing(const std::vector<ScannedDomain>& domains, const std::string& path,
                                        ShadowsCount shadows_count);
 
+// What releasing the shadow `shadow_uuid`, defined as `shadow_name`, may remove from a host with `domains`. The
+// name alone does not say whose domain it is: once that shadow is gone (undefined by a promotion, or released
+// before), its VM may have been re-created under the same name with a new UUID, and the new VM's shadow has the old
+// one's name and replica paths. So the definition goes only when the domain of that name is that shadow (or its XML
+// does not parse: nothing says otherwise), and of `replica_paths` only those no other domain uses, shadows
+// included.
+struct ShadowRelease {
+  bool undefine = false;
+  std::vector<std::string> images;  // to delete, before the definition
+};
+ShadowRelease PlanShadowRelease(const std::vector<ScannedDomain>& domains, const std::string& shadow_uuid,
+                                const std::string& shadow_name, const std::vector<std::string>& replica_paths);
+
 // The shadow of VM `vm_uuid` among the scanned domains, if any.
 std::optional<controller::PeerShadow> ShadowOf(const std::vector<ScannedDomain>& domains, const std::string& vm_uuid);
 

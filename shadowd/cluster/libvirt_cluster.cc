@@ -1,5 +1,7 @@
 #include "shadowd/cluster/libvirt_cluster.h"
 
+#include "shadowd/virt/libvirtd_probe.h"
+
 namespace vs::cluster {
 
 LibvirtCluster::LibvirtCluster(ClusterHosts hosts, std::string local_libvirt_uri, virt::LibvirtRuntime& runtime,
@@ -11,6 +13,9 @@ StatusOr<virt::Hypervisor*> LibvirtCluster::Conn(const std::string& host) {
   const HostConfig* cfg = hosts_config_.Find(host);
   if (cfg == nullptr) return NotFound("host '" + host + "' is not in shadowd's configuration");
   const std::string& uri = host == hosts_config_.this_host ? local_libvirt_uri_ : cfg->uri;
+  // libvirt's connect has no timeout: to a crashed host behind a cut link it waits out the kernel's SYN retries,
+  // and the daemon's start-up (its first Refresh) waited 38 to 43 s in it in the lab, a crash promotion with it.
+  VS_RETURN_IF_ERROR(virt::LibvirtdAnswers(uri, kDialTimeout));
   VS_ASSIGN_OR_RETURN(auto conn, runtime_.Connect(uri, clock_));
   return (conns_[host] = std::move(conn)).get();
 }
@@ -55,14 +60,13 @@ Status LibvirtCluster::ReleaseShadow(const std::string& host, const std::string&
   }
   if (!state.ok() && state.status().code() != Code::kNotFound) return state.status();
   // Images first: while the definition exists, a failed release is found again (ListShadows) and retried;
-  // an undefined shadow's images would be nobody's.
+  // an undefined shadow's images would be nobody's. An image another domain uses stays: a VM switched over onto
+  // its replica (whose backing file it now is), or a newer shadow under the same name (PlanShadowRelease).
   StatusOr<std::vector<ScannedDomain>> domains = ScanDomains(*conn, host);
   if (!domains.ok()) return domains.status();
-  for (const auto& path : replica_paths) {
-    // An image another domain runs on (a VM switched over onto its replica, whose backing file it now is) stays.
-    if (cluster::DomainUsing(*domains, path, ShadowsCount::kNo)) continue;
-    VS_RETURN_IF_ERROR(conn->DeleteImage(path));
-  }
+  const ShadowRelease release = PlanShadowRelease(*domains, shadow_uuid, shadow_name, replica_paths);
+  for (const auto& path : release.images) VS_RETURN_IF_ERROR(conn->DeleteImage(path));
+  if (!release.undefine) return Status::Ok();
   return conn->UndefineDomain(shadow_name);
 }
 

@@ -7,9 +7,9 @@
 // domains, and keeps the snapshot that Hosts(), Shadows() and HostsDefining() serve; the daemon calls it every
 // refresh interval.
 //
-// Ownership: borrows the runtime and clock (must outlive it); owns its connections, opened lazily and kept: a
-// connection libvirtd closed opens itself again (virt::Hypervisor), and the domain watch on the local one
-// follows it.
+// Ownership: borrows the runtime and clock (must outlive it); owns its connections, opened lazily (a qemu+tcp
+// libvirtd must first accept a TCP connection within kDialTimeout) and kept: a connection libvirtd closed opens
+// itself again (virt::Hypervisor, with the same check), and the domain watch on the local one follows it.
 // Thread-safety: none; the daemon's loop thread makes every call.
 // Failure modes: kUnavailable for a host that cannot be reached (the host then shows up=false);
 // kNotFound for a host that is not in the configuration.
@@ -34,6 +34,10 @@ namespace vs::cluster {
 
 class LibvirtCluster final : public controller::PeerOps, public controller::ClusterView, public controller::ImageInfo {
  public:
+  // How long a host's libvirtd has to accept a TCP connection before a new connection to it is opened
+  // (virt::LibvirtdAnswers); one that does not is unreachable (kUnavailable).
+  static constexpr Duration kDialTimeout = std::chrono::seconds(1);
+
   // `local_libvirt_uri` reaches this host's libvirtd (the configuration's uri of this host is for peers).
   LibvirtCluster(ClusterHosts hosts, std::string local_libvirt_uri, virt::LibvirtRuntime& runtime, Clock& clock);
 

@@ -1,21 +1,11 @@
 #include "shadowd/failover/libvirt_promotion_host.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
+#include <utility>
 
 #include "shadowd/cluster/domain_scan.h"
 #include "shadowd/policy/domain_xml.h"
-
-#include <optional>
-#include <utility>
+#include "shadowd/virt/libvirtd_probe.h"
 
 namespace vs::failover {
 
@@ -61,61 +51,9 @@ StatusOr<VmSize> LibvirtPromotionHost::FreeBesides(const std::string& name) {
                 .memory_kib = static_cast<std::uint64_t>(std::max<int64_t>(memory_kib, 0))};
 }
 
-namespace {
-
-// "qemu+tcp://10.77.0.11/system" -> {"10.77.0.11", 16509}; nullopt for other transports.
-std::optional<std::pair<std::string, std::string>> TcpEndpointOf(const std::string& uri) {
-  const std::string scheme_end = "+tcp://";
-  const size_t at = uri.find(scheme_end);
-  if (at == std::string::npos) return std::nullopt;
-  const size_t start = at + scheme_end.size();
-  const size_t end = uri.find('/', start);
-  std::string authority = uri.substr(start, end == std::string::npos ? std::string::npos : end - start);
-  if (const size_t user = authority.rfind('@'); user != std::string::npos) authority = authority.substr(user + 1);
-  std::string port = "16509";
-  if (const size_t colon = authority.rfind(':'); colon != std::string::npos && authority.find(']') == std::string::npos) {
-    port = authority.substr(colon + 1);
-    authority = authority.substr(0, colon);
-  }
-  if (authority.empty()) return std::nullopt;
-  return std::make_pair(authority, port);
-}
-
-Status TcpAnswers(const std::string& host, const std::string& port, Duration timeout) {
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0 || found == nullptr) {
-    return Unavailable("cannot resolve " + host);
-  }
-  const int fd = socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    freeaddrinfo(found);
-    return Unavailable(std::string("socket: ") + std::strerror(errno));
-  }
-  int rc = connect(fd, found->ai_addr, found->ai_addrlen);
-  freeaddrinfo(found);
-  if (rc != 0 && errno == EINPROGRESS) {
-    pollfd p{.fd = fd, .events = POLLOUT, .revents = 0};
-    rc = poll(&p, 1, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
-    int error = 0;
-    socklen_t len = sizeof(error);
-    if (rc == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) == 0 && error == 0) rc = 0;
-    else rc = -1;
-  }
-  close(fd);
-  if (rc != 0) return Unavailable("libvirtd at " + host + ":" + port + " does not answer");
-  return Status::Ok();
-}
-
-}  // namespace
-
 StatusOr<bool> DestroyOnPrimary(virt::LibvirtRuntime& runtime, Clock& clock, const std::string& uri,
                                 const std::string& vm_name, Duration connect_timeout) {
-  if (auto endpoint = TcpEndpointOf(uri)) {
-    VS_RETURN_IF_ERROR(TcpAnswers(endpoint->first, endpoint->second, connect_timeout));
-  }
+  VS_RETURN_IF_ERROR(virt::LibvirtdAnswers(uri, connect_timeout));
   VS_ASSIGN_OR_RETURN(std::unique_ptr<virt::Hypervisor> primary, runtime.Connect(uri, clock));
   VS_RETURN_IF_ERROR(primary->DestroyDomain(vm_name));  // OK when it does not run or is not defined
   StatusOr<virt::DomainState> state = primary->GetDomainState(vm_name);

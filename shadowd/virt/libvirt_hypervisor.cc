@@ -17,6 +17,7 @@
 #include "common/thread_annotations.h"
 #include "shadowd/virt/hypervisor.h"
 #include "shadowd/virt/libvirt_error.h"
+#include "shadowd/virt/libvirtd_probe.h"
 
 namespace vs::virt {
 
@@ -156,7 +157,8 @@ class LibvirtSubscription;
 // A connection that is opened again when libvirt says it is dead (libvirtd restarted, a keepalive timed out):
 // before, a long-lived connection failed every call with "client socket is closed" until shadowd restarted
 // (seen in the lab). At most one reopen per kReopenInterval, so that calls to a dead host fail at once instead
-// of each dialling it. The domain-event subscriptions follow to the new connection. Shared (shared_ptr) by the
+// of each dialling it, and only to a libvirtd that answers within it. The domain-event subscriptions follow to
+// the new connection. Shared (shared_ptr) by the
 // Hypervisor and its subscriptions, whichever is destroyed last. Thread-safe.
 class Connection {
  public:
@@ -289,7 +291,9 @@ Connection::Ref Connection::Get() {
     const MonoTime now = clock_.Now();
     if (!next_reopen_ || now >= *next_reopen_) {
       next_reopen_ = now + kReopenInterval;
-      if (virConnectPtr fresh = OpenConnection(uri_); fresh != nullptr) {
+      // libvirt's connect has no timeout (libvirtd_probe.h): a dead remote would hold every caller here.
+      virConnectPtr fresh = LibvirtdAnswers(uri_, kReopenInterval).ok() ? OpenConnection(uri_) : nullptr;
+      if (fresh != nullptr) {
         virConnectClose(conn_);
         conn_ = fresh;
         for (LibvirtSubscription* subscription : subscriptions_) subscription->MoveTo(conn_).IgnoreError();

@@ -10,25 +10,14 @@
 #include <random>
 #include <thread>
 
-#include "images/oracle/nbd_block_reader.h"
-#include "images/oracle/oracle.h"
 #include "images/oracle/serial_log.h"
+#include "tests/lab/crash_promotion_fixture.h"
 #include "tests/lab/lab_env.h"
-#include "tests/lab/switchover_fixture.h"
 
 namespace vs::lab {
 namespace {
 
-class FailoverTest : public SwitchoverTest {};
-
-// The serial log's lines up to and including the ACK of `seq` of boot `boot`.
-std::string LogUpToAck(const std::string& log, uint64_t seq, const std::string& boot) {
-  const std::string ack = "VS-ACK seq=" + std::to_string(seq) + " boot=" + boot;
-  const size_t at = log.find(ack);
-  if (at == std::string::npos) return "";
-  const size_t end = log.find('\n', at);
-  return log.substr(0, end == std::string::npos ? log.size() : end + 1);
-}
+class FailoverTest : public CrashPromotionTest {};
 
 TEST_F(FailoverTest, AHostCrashPromotesTheShadowWhoseGuestBootsAndWrites) {
   ASSERT_GE(hosts_.size(), 3u) << "needs three hosts: the crashed one, the shadow host, a home for the new shadow";
@@ -91,23 +80,10 @@ TEST_F(FailoverTest, AHostCrashPromotesTheShadowWhoseGuestBootsAndWrites) {
   for (const std::string& name : *names) EXPECT_EQ(name.find(vm + "-shadow"), std::string::npos) << name;
 
   // The guest boots on the replica and writes: a second boot that resumes after the last record the replica held.
-  std::string boot_line;
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        const std::string log = guest->SerialLog();
-        const size_t at = log.find("VS-BOOT", crashed_log.size());
-        if (at == std::string::npos) return false;
-        const size_t end = log.find('\n', at);
-        if (end == std::string::npos) return false;
-        boot_line = log.substr(at, end - at);
-        return true;
-      },
-      120s))
-      << "the promoted guest never booted";
-  const size_t resume_at = boot_line.find("resume=");
-  ASSERT_NE(resume_at, std::string::npos) << boot_line;
-  const uint64_t recovered = std::stoull(boot_line.substr(resume_at + 7));
-  ASSERT_LE(recovered, last_acked) << boot_line;
+  StatusOr<uint64_t> resumed = WaitPromotedBoot(*guest, crashed_log);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  const uint64_t recovered = *resumed;
+  ASSERT_LE(recovered, last_acked);
   const uint64_t lost = last_acked - recovered;
   // 10 records/s: the bound in records, with one record of slack for the ACK in flight at the crash.
   const uint64_t bound_records = static_cast<uint64_t>(p["rpo_bound_ms"].get<int64_t>()) * 10 / 1000 + 1;
@@ -117,28 +93,9 @@ TEST_F(FailoverTest, AHostCrashPromotesTheShadowWhoseGuestBootsAndWrites) {
   EXPECT_LE(lost, bound_records);
   ASSERT_TRUE(guest->WaitForAcks(before.acks.size() + 5, 120s).ok()) << "the promoted guest does not write";
 
-  // The oracle: every acknowledged record up to the recovered one is on the promoted disk, gap-free, uncorrupted
-  // (records after it were written by the new boot).
-  if (recovered > 0) {
-    const std::string prefix_log = LogUpToAck(crashed_log, recovered, before.boot_ids.front());
-    ASSERT_FALSE(prefix_log.empty()) << "record " << recovered << " was never acknowledged";
-    auto disk = oracle::OpenDisk(HostPath(hosts_[shadow], guest->disk_path()), oracle::ImageFormat::kQcow2);
-    ASSERT_TRUE(disk.ok()) << disk.status().ToString();
-    auto report = oracle::Analyse(**disk, prefix_log, {.prefix_mode = true});
-    ASSERT_TRUE(report.ok()) << report.status().ToString();
-    // A crash promotion is a reboot: the one verdict expected is the second boot id (the new boot's records come
-    // after the recovered one). Everything else must be clean.
-    const std::string text = oracle::FormatReportText(*report);
-    for (const std::string& violation : report->violations) {
-      EXPECT_EQ(violation.rfind("restart:", 0), 0u) << text;
-    }
-    EXPECT_EQ(report->holes.total, 0u) << text;
-    EXPECT_EQ(report->corrupt.total, 0u) << text;
-    EXPECT_EQ(report->acked_missing.total, 0u) << text;
-    ASSERT_TRUE(report->newest_seq_on_disk.has_value()) << text;
-    EXPECT_GE(*report->newest_seq_on_disk, recovered) << text;
-    EXPECT_EQ(report->boot_ids.size(), 2u) << text;
-  }
+  // The oracle: every acknowledged record up to the recovered one is on the promoted disk, gap-free, uncorrupted.
+  ExpectGapFreePrefix(*guest, shadow, crashed_log, before, recovered);
+  if (HasFatalFailure()) return;
 
   // Protected again: a new shadow on the third host (not the crashed one), replicated.
   auto new_shadow = WaitProtected(vm, shadow);

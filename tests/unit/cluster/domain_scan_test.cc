@@ -63,5 +63,48 @@ TEST(DomainScan, AnXmlThatDoesNotParseIsListedByNameAndUsesNothingKnown) {
   EXPECT_TRUE(broken.files.empty());
 }
 
+// The shadow of the VM `vm_uuid` named web, as h1 defines it on h2 (named web-shadow, over web's disk paths).
+ScannedDomain WebShadowOnH2(const std::string& vm_uuid, const std::string& shadow_uuid) {
+  StatusOr<std::string> xml = controller::ShadowDomainXml(t::PrimaryXml(t::kPolicy, vm_uuid),
+                                                          {shadow_uuid, t::kShadowName, 0}, {2, 1024 * 1024},
+                                                          {vm_uuid, t::kVmName, "h1"});
+  EXPECT_TRUE(xml.ok()) << xml.status().ToString();
+  return ReadScannedDomain(t::kShadowName, "h2", xml.ok() ? *xml : "");
+}
+
+TEST(DomainScan, ReleasingAShadowTakesItsDefinitionAndTheImagesNoOtherDomainUses) {
+  const std::vector<std::string> replicas = {t::kRootDisk, t::kDataDisk};
+  const ShadowRelease alone = PlanShadowRelease({WebShadowOnH2(t::kVmUuid, t::kShadowUuid)}, t::kShadowUuid,
+                                                t::kShadowName, replicas);
+  EXPECT_TRUE(alone.undefine);
+  EXPECT_EQ(alone.images, replicas);
+  // web switched over onto its replicas here: they are its disks now.
+  const ShadowRelease under_the_vm =
+      PlanShadowRelease({WebShadowOnH2(t::kVmUuid, t::kShadowUuid), ReadScannedDomain(t::kVmName, "h2", t::PrimaryXml())},
+                        t::kShadowUuid, t::kShadowName, replicas);
+  EXPECT_TRUE(under_the_vm.undefine);
+  EXPECT_TRUE(under_the_vm.images.empty());
+}
+
+// The lab (tests/lab/promotion_restart_test.cc, run twice in a row): web was deleted on h1 and re-created there under
+// the same name with a new UUID within the grace period; its new shadow on h2 had the old one's name and replica
+// paths, and the old shadow's release, due then, undefined it by name and deleted its replicas (h1 then logged
+// "applying on h2: no shadow of VM <new uuid> is defined on h2" every round while it listed the shadow on h2).
+TEST(DomainScan, ReleasingAShadowThatIsGoneLeavesANewerShadowOfTheSameNameAndItsImages) {
+  const std::string new_vm_uuid = "0b3c7e1a-52d4-4d8e-9a61-2f0c4b7de915";
+  const std::string new_shadow_uuid = "9d1e0f52-7c3a-5b6e-8f21-4a9d03c6b7e8";
+  const ShadowRelease late = PlanShadowRelease({WebShadowOnH2(new_vm_uuid, new_shadow_uuid)}, t::kShadowUuid,
+                                               t::kShadowName, {t::kRootDisk, t::kDataDisk});
+  EXPECT_FALSE(late.undefine) << "the newer shadow's definition was taken";
+  EXPECT_TRUE(late.images.empty()) << "the newer shadow's replicas were deleted";
+}
+
+TEST(DomainScan, ReleasingAShadowWhoseXmlDoesNotParseStillTakesTheDefinition) {
+  const ShadowRelease broken = PlanShadowRelease({ReadScannedDomain(t::kShadowName, "h2", "<domain>")}, t::kShadowUuid,
+                                                 t::kShadowName, {t::kRootDisk});
+  EXPECT_TRUE(broken.undefine);
+  EXPECT_EQ(broken.images, std::vector<std::string>{t::kRootDisk});
+}
+
 }  // namespace
 }  // namespace vs::cluster
