@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <utility>
@@ -258,6 +259,29 @@ void FailFastOnDeadPeer(nbd_handle* handle) {
   (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
 }
 
+// How long a connection to an export may take, handshake included. libnbd's blocking connect has no timeout:
+// a round that began just as its primary crashed (the address still in the ARP cache, so SYNs go out unanswered)
+// sat in connect() for the kernel's SYN retries, about a minute, holding the replica keeper's lock of the VM and
+// with it the crash promotion (measured in the lab: 60 s in DECIDED).
+constexpr int kConnectTimeoutMs = 5000;
+
+// nbd_connect_uri within kConnectTimeoutMs; false with libnbd's error set, or errno ETIMEDOUT, when it fails.
+bool ConnectUriWithin(nbd_handle* handle, const std::string& uri, bool* timed_out) {
+  *timed_out = false;
+  if (nbd_aio_connect_uri(handle, uri.c_str()) == -1) return false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kConnectTimeoutMs);
+  while (nbd_aio_is_ready(handle) != 1) {  // ready: the handshake is done and nothing is in flight
+    if (nbd_aio_is_dead(handle) == 1 || nbd_aio_is_closed(handle) == 1) return false;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      *timed_out = true;
+      return false;
+    }
+    if (nbd_poll(handle, static_cast<int>(left.count())) == -1) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<BlockDevice>> ConnectExport(const std::string& uri,
@@ -269,7 +293,12 @@ StatusOr<std::unique_ptr<BlockDevice>> ConnectExport(const std::string& uri,
       return LastError(handle.get(), uri, "requesting meta context '" + context + "'");
     }
   }
-  if (nbd_connect_uri(handle.get(), uri.c_str()) == -1) {
+  bool timed_out = false;
+  if (!ConnectUriWithin(handle.get(), uri, &timed_out)) {
+    if (timed_out) {
+      return Unavailable("connecting to NBD export " + uri + ": no answer within " +
+                         std::to_string(kConnectTimeoutMs / 1000) + " s (is its host up?)");
+    }
     const bool bad_uri = nbd_get_errno() == EINVAL;
     const Status error = LastError(handle.get(), uri, "connecting");
     // A malformed uri fails the same way on every retry; anything else may be a server not up yet.

@@ -3,8 +3,13 @@
 #include "shadowd/nbd/nbd_device.h"
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
+#include <chrono>
+#include <cstdio>
 #include <fstream>
 
 #include <gmock/gmock.h>
@@ -309,6 +314,28 @@ TEST(ConnectExport, NoServerIsUnavailableAndAMalformedUriIsInvalid) {
   EXPECT_THAT(malformed.status().message(), HasSubstr("http://10.77.0.11/vda"));
 
   EXPECT_EQ(ConnectExport(uri, {""}).status().code(), Code::kInvalidArgument);
+}
+
+// A server that accepts the connection but never speaks (a host that died after the kernel queued the connection,
+// a hung qemu): the connect gives up after its timeout instead of holding the caller for as long as TCP would.
+TEST(ConnectExport, AServerThatNeverAnswersIsUnavailableAfterTheConnectTimeout) {
+  test_support::TempDir dir;
+  const std::string path = dir.Sub("silent.sock");
+  const int listener = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);  // never accepted: the handshake gets no greeting
+  const auto start = std::chrono::steady_clock::now();
+  auto silent = ConnectExport("nbd+unix:///vda?socket=" + path, {"base:allocation"});
+  const auto took = std::chrono::steady_clock::now() - start;
+  ::close(listener);
+  EXPECT_EQ(silent.status().code(), Code::kUnavailable);
+  EXPECT_THAT(silent.status().message(), HasSubstr("no answer within 5 s"));
+  EXPECT_GE(took, std::chrono::milliseconds(4900));
+  EXPECT_LT(took, std::chrono::seconds(10));
 }
 
 }  // namespace
