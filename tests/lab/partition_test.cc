@@ -145,7 +145,13 @@ TEST_F(PartitionTest, ACutPrimaryFencesItselfTheShadowHostPromotesAndBothNeverRu
       },
       60s);
   std::printf("heal h1: after %.2f s the fence record is %s\n", SecondsSince(healed), fence.dump().c_str());
-  ASSERT_TRUE(settled) << "h1 did not learn of the promotion: " << fence.dump();
+  // When it did not: what h1's self-fence and membership did, and its Corosync's view (the lab's logs go with
+  // `lab.sh down`, and CI shows only this output).
+  ASSERT_TRUE(settled) << "h1 did not learn of the promotion: " << fence.dump() << "\nh1's shadowd log:\n"
+                       << RunCommand("tail -n 40 " + HostPath(hosts_[0], "/shadowd.log"))
+                              .output
+                       << "\nh1's membership:\n" << Cli(0, "hosts").output
+                       << RunCommand(lab + " exec h1 corosync-quorumtool -s").output;
   EXPECT_EQ(fence["promoted_host"], hosts_[shadow].name);
   sample(10);
   EXPECT_EQ(both_running, 0);
