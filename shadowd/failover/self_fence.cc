@@ -108,6 +108,9 @@ PartitionView SelfFence::PartitionOf(const cluster::MembershipSnapshot& snapshot
 Status SelfFence::Evaluate(const cluster::MembershipSnapshot& snapshot, MonoTime noticed) {
   PartitionView partition = PartitionOf(snapshot);
   if (!partition.quorate) return Fence(partition, noticed);
+  if (Status checked = CheckStoppedVmsAfterStart(partition); !checked.ok()) {
+    log_("self-fence: checking the VMs found stopped: " + checked.ToString());
+  }
   return Reconcile();
 }
 
@@ -249,7 +252,7 @@ Status SelfFence::Transition(FenceRecord& record, FenceEvent event, const std::s
   return Status::Ok();
 }
 
-Status SelfFence::CheckStoppedVmsAfterStart() {
+Status SelfFence::CheckStoppedVmsAfterStart(const PartitionView& partition) {
   if (stopped_vms_checked_) return Status::Ok();
   // From libvirt, not from the protection records: the controller may already be releasing the record of a VM
   // it found stopped (its grace period runs from the start too).
@@ -274,6 +277,11 @@ Status SelfFence::CheckStoppedVmsAfterStart() {
     request.set_asking_host(options_.hosts.this_host);
     std::optional<std::pair<std::string, virtshadow::v1::PromotionQueryReply>> promoted;
     for (const std::string& host : peers) {
+      if (!partition.members.count(host)) {
+        // Not in this partition: it cannot answer, and waiting for its connection would hold up a fence.
+        all_answered = false;
+        continue;
+      }
       auto reply = parts_.peer.QueryPromotion(host, request);
       if (!reply.ok()) {
         all_answered = false;
@@ -309,8 +317,6 @@ Status SelfFence::CheckStoppedVmsAfterStart() {
 }
 
 Status SelfFence::Reconcile() {
-  Status checked = CheckStoppedVmsAfterStart();
-  if (!checked.ok()) log_("self-fence: checking the VMs found stopped: " + checked.ToString());
   VS_ASSIGN_OR_RETURN(std::vector<FenceRecord> records, parts_.records.List());
   Status first_error;
   for (FenceRecord& record : records) {

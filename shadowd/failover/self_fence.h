@@ -19,7 +19,7 @@
 //   without a blocking record is asked about of every peer (QueryPromotion); one PROMOTED -> a PROMOTED_ELSEWHERE
 //   record (kFoundPromoted; the marker with it), so that the hook refuses to start the stale copy and a failback
 //   can have it discarded. Until every peer answered for every one of them, they are asked again at the next
-//   evaluation.
+//   evaluation (peers outside the partition are not dialled meanwhile).
 // - Failback of a promoted VM (DiscardStaleCopy, the peer call the VM's current host makes): honoured only for a
 //   PROMOTED_ELSEWHERE record whose promoted_host is the asking host. The stale copy is destroyed if it runs and
 //   undefined (its disk images stay at their paths: the failback's new shadow here adopts them and its first
@@ -122,8 +122,9 @@ class SelfFence {
   StatusOr<std::vector<Local>> VmsHere();
   // Performs `command` on the record's VM; updates acted / last_error.
   void Act(virtshadow::v1::FenceRecord& record);
-  // The "back from a crash" check above, until every stopped VM got its answers.
-  Status CheckStoppedVmsAfterStart();
+  // The "back from a crash" check above, until every stopped VM got its answers; peers outside `partition` are
+  // not asked (they count as not answered).
+  Status CheckStoppedVmsAfterStart(const PartitionView& partition);
   // Resumes the VM if it is paused; OK when there is nothing to resume.
   Status ResumeIfPaused(const std::string& vm_name);
   // Applies `event` to `record` (the table), persists it, then runs the command. `detail` goes in the record.

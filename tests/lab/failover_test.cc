@@ -170,6 +170,10 @@ TEST_F(FailoverTest, AHostCrashPromotesTheShadowWhoseGuestBootsAndWrites) {
   std::printf("revive -> %s knows its copy is stale: %.1f s (%s)\n", hosts_[0].name.c_str(),
               (NowMs() - revive_ms) / 1000.0, fence["why"].get<std::string>().c_str());
   EXPECT_EQ(fence["promoted_host"], hosts_[shadow].name);
+  // The crash closed this test's connection to h1's libvirtd: a new one to the revived libvirtd.
+  auto reconnected = runtime_->Connect(hosts_[0].uri, *clock_);
+  ASSERT_TRUE(reconnected.ok()) << reconnected.status().ToString();
+  conns_[0] = std::move(*reconnected);
   auto stale = conns_[0]->GetDomainState(vm);
   ASSERT_TRUE(stale.ok()) << stale.status().ToString();
   EXPECT_EQ(*stale, virt::DomainState::kShutoff);
