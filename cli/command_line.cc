@@ -128,11 +128,12 @@ constexpr std::array<CommandSpec, 14> kCommands = {{
      "are; 'virt-shadow failback' brings one back). HOST must be the host this shadowd runs on: the command\n"
      "checks that first. Prints whether the host was draining.",
      {}},
-    {"failback", Operand::kDomain, "move a VM that arrived by a switchover back to where it came from",
-     "Moves a VM that arrived on this host by a switchover back to its origin host (its shadow moves there\n"
-     "first), live like switchover, and prints the origin and the outcome. shadowd gives the move as long as\n"
-     "virt-shadow waits for it. The exit status is 1 when it failed. Waits up to 900 s for the outcome unless\n"
-     "--timeout is given.",
+    {"failback", Operand::kDomain, "move a VM that arrived by a switchover or a promotion back to where it came from",
+     "Moves a VM that arrived on this host by a switchover, or was promoted here after its host failed, back\n"
+     "to its origin host (a promoted VM's origin first discards the stale copy it kept fenced; the shadow\n"
+     "moves there next), live like switchover, and prints the origin and the outcome. shadowd gives the move\n"
+     "as long as virt-shadow waits for it. The exit status is 1 when it failed. Waits up to 900 s for the\n"
+     "outcome unless --timeout is given.",
      {}, kSwitchoverTimeout},
     {"promote", Operand::kDomain, "start a VM from its shadow on this host: its own host is gone",
      "For an operator who knows the VM's host is gone: this host's shadowd promotes the shadow it holds of the\n"

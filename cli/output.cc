@@ -220,6 +220,21 @@ std::string PromotionLine(const v1::PromotionRecord& p) {
   return line;
 }
 
+// "from h1 by a promotion at T (why)": where `failback` returns the VM.
+std::string OriginLine(const v1::OriginRecord& origin) {
+  return "from " + Printable(origin.origin_host()) + " by a " +
+         (origin.arrived_by() == v1::OriginRecord::ARRIVAL_PROMOTION ? "promotion" : "switchover") + " at " +
+         FormatUnixMillis(origin.arrived_unix_ms()) + (origin.why().empty() ? "" : " (" + Printable(origin.why()) + ")");
+}
+
+json OriginToJson(const v1::OriginRecord& origin) {
+  if (origin.vm_uuid().empty()) return nullptr;
+  return {{"origin_host", origin.origin_host()},
+          {"arrived_by", v1::OriginRecord::Arrival_Name(origin.arrived_by())},
+          {"arrived_unix_ms", origin.arrived_unix_ms()},
+          {"why", origin.why()}};
+}
+
 json PromotionToJson(const v1::PromotionRecord& p) {
   if (p.vm_uuid().empty()) return nullptr;
   return {{"primary_host", p.primary_host()},
@@ -263,6 +278,7 @@ std::string FormatVmDetail(const v1::VmStatus& vm) {
   AddField(text, "Last error", OrDash(vm.last_error()));
   AddField(text, "Unprotected reason", OrDash(vm.unprotected_reason()));
   if (!vm.guest_failed().empty()) AddField(text, "Guest", "FAILED after its switchover: " + Printable(vm.guest_failed()));
+  if (vm.has_origin()) AddField(text, "Arrived", OriginLine(vm.origin()));
   if (vm.has_fence()) {
     AddField(text, "Fence", FenceLine(vm.fence()));
     AddField(text, "Fenced because", OrDash(Printable(vm.fence().why())));
@@ -442,6 +458,7 @@ json VmToJson(const v1::VmStatus& vm) {
           {"guest_failed", vm.guest_failed()},
           {"fence", vm.has_fence() ? FenceToJson(vm.fence()) : json(nullptr)},
           {"promotion", PromotionToJson(vm.promotion())},
+          {"origin", OriginToJson(vm.origin())},
           {"replication", ReplicationToJson(vm)}};
 }
 

@@ -426,7 +426,11 @@ Status Daemon::BuildSwitchover() {
       switchover::SwitchoverCoordinator::Parts{
           .vms = *controller_on_loop_, .runner = *switchover_runner_, .local = *switchover_libvirt_,
           .peer = *peer_client_, .drain = *drain_, .arrivals = *arrivals_, .rounds = *replication_worker_,
-          .warm_up = warm_up_, .clock = clock_},
+          .warm_up = warm_up_, .clock = clock_,
+          .on_promoted_home =
+              [this](const std::string& vm_uuid, const std::string& home) {
+                return promotions_->EndAfterFailback(vm_uuid, home);  // built after this, called only later
+              }},
       log_.For(""), [this](const notice::Notice& notice) {
         // Azure waits for the approval (or its NotBefore time): once everything moved, let it proceed.
         if (notice.source == notice::Notice::Source::kAzure) {
@@ -444,7 +448,7 @@ Status Daemon::Start() {
   if (self_fence_) self_fence_->Start([this] { return membership_->Current(); });
   if (membership_recorder_) membership_recorder_->Start();
   VS_ASSIGN_OR_RETURN(peer_server_, rpc::StartPeerServer(hosts_.PeerTarget(*hosts_.Find(hosts_.this_host)), *keeper_,
-                                                         *switchover_target_, *promotions_));
+                                                         *switchover_target_, *promotions_, self_fence_.get()));
   promotion_worker_->Start();
   replication_worker_->Start();
   log_.Failure("starting the notice sources", notice_sources_->Start());

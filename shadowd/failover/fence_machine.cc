@@ -27,6 +27,12 @@ constexpr std::array kTable = {
     Row{State::FENCE_STATE_FENCED, FenceEvent::kPromoted, {State::FENCE_STATE_PROMOTED_ELSEWHERE, FenceCommand::kAct}},
     Row{State::FENCE_STATE_FENCED, FenceEvent::kUnreachable, {State::FENCE_STATE_FENCED, FenceCommand::kNone}},
     Row{State::FENCE_STATE_RELEASING, FenceEvent::kResumed, {State::FENCE_STATE_RELEASED, FenceCommand::kNone}},
+    Row{State::FENCE_STATE_UNSPECIFIED, FenceEvent::kFoundPromoted,
+        {State::FENCE_STATE_PROMOTED_ELSEWHERE, FenceCommand::kNone}},
+    Row{State::FENCE_STATE_RELEASED, FenceEvent::kFoundPromoted,
+        {State::FENCE_STATE_PROMOTED_ELSEWHERE, FenceCommand::kNone}},
+    Row{State::FENCE_STATE_PROMOTED_ELSEWHERE, FenceEvent::kStaleDiscarded,
+        {State::FENCE_STATE_RELEASED, FenceCommand::kNone}},
 };
 
 }  // namespace
@@ -38,6 +44,8 @@ std::string_view FenceEventName(FenceEvent event) {
     case FenceEvent::kPromoted: return "promoted";
     case FenceEvent::kUnreachable: return "unreachable";
     case FenceEvent::kResumed: return "resumed";
+    case FenceEvent::kFoundPromoted: return "found promoted";
+    case FenceEvent::kStaleDiscarded: return "stale copy discarded";
   }
   return "unknown";
 }

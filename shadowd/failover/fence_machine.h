@@ -10,6 +10,8 @@
 //   FENCED              --kPromoted-->      PROMOTED_ELSEWHERE  act (make sure it is paused: it may never have been)
 //   FENCED              --kUnreachable-->   FENCED              nothing (asked again later)
 //   RELEASING           --kResumed-->       RELEASED            nothing
+//   (none) / RELEASED   --kFoundPromoted-->  PROMOTED_ELSEWHERE nothing (it does not run: found stopped)
+//   PROMOTED_ELSEWHERE  --kStaleDiscarded-->  RELEASED          nothing (the discard was done before the event)
 // Everything else is refused (kFailedPrecondition naming the state and the event), so a late or duplicate
 // answer cannot, say, release a VM that was promoted elsewhere.
 //
@@ -29,6 +31,14 @@ enum class FenceEvent {
   kPromoted,     // a shadow host answered PROMOTED
   kUnreachable,  // a shadow host could not be asked (and none said PROMOTED)
   kResumed,      // the resume took effect (or, destroy: nothing to resume)
+  // After a start of shadowd (the host crashed, or was powered off, and came back) a VM of this host found stopped
+  // here, with no record that blocks it, was promoted by a peer (QueryPromotion answered PROMOTED): a crash fences
+  // nothing, so without this its stale copy could be started again.
+  kFoundPromoted,
+  // A failback of the VM from the host it was promoted on: the stale copy here was destroyed (if it ran) and
+  // undefined, its images kept (SelfFence::DiscardStaleCopy). Recorded only once that is done, so that a record
+  // that still blocks starts covers every moment a stale definition exists.
+  kStaleDiscarded,
 };
 std::string_view FenceEventName(FenceEvent event);
 

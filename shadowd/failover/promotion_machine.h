@@ -18,8 +18,10 @@
 // DEFINED   Step: start the VM, once. Persisted as STARTED right after libvirt's start returned.
 // STARTED   Step: grow it (vCPU hotplug, balloon) up to PlanGrowth's target; what could not be restored goes in
 //           `shortfall`. Growth is idempotent (it sets absolute sizes) and never fails the promotion: a hotplug
-//           libvirt refuses is a shortfall, not a retry.
-// DONE      terminal: the VM runs here; the controller protects it as any tagged VM.
+//           libvirt refuses is a shortfall, not a retry. Then the VM's origin (its primary, arrived by a
+//           promotion) is recorded for `failback` (a failed write is a retry).
+// DONE      terminal: the VM runs here; the controller protects it as any tagged VM. Its failback home ends it
+//           (Promotions::EndAfterFailback deletes the record).
 // FAILED    terminal, only before anything was defined (DECIDED, SETTLED refused: no replica record, a replica
 //           that never completed a round, a shadow definition that cannot be promoted). The shadow stays.
 //

@@ -51,7 +51,8 @@ const cluster::HostHeartbeatView* FindHost(const cluster::MembershipView& view, 
 
 Promotions::Promotions(store::Store& store, Clock& clock, PromotionHost& host, PromotionSettings settings,
                        Logger::Line log)
-    : store_(store), clock_(clock), host_(host), settings_(std::move(settings)), log_(std::move(log)) {}
+    : store_(store), clock_(clock), host_(host), settings_(std::move(settings)), log_(std::move(log)),
+      arrivals_(store, clock) {}
 
 std::optional<MonoTime> Promotions::MonoOf(WallTime wall) const {
   const WallTime wall_now = clock_.WallNow();
@@ -374,6 +375,15 @@ PromotionOutcome Promotions::Grow(PromotionRecord& record) {
       add_shortfall("balloon to " + std::to_string(plan.target.memory_kib / 1024) + " MiB refused: " + set.message());
     }
   }
+  // Where home is, for `failback`: written before DONE, so a kill in between grows (absolute sizes) and writes it
+  // again.
+  if (Status origin = arrivals_.RecordOrigin(
+          record.vm_uuid(), record.vm_name(), record.primary_host(), v1::OriginRecord::ARRIVAL_PROMOTION,
+          "promoted here from its shadow after " + record.primary_host() + " failed (" + record.reason() + ")");
+      !origin.ok()) {
+    record.set_error("recording the VM's origin " + record.primary_host() + ": " + origin.ToString());
+    return PromotionOutcome::kRetry;
+  }
   record.set_grown_vcpus(vcpus);
   record.set_grown_memory_kib(memory_kib);
   record.set_shortfall(shortfall);
@@ -410,6 +420,23 @@ StatusOr<v1::PromotionQueryReply> Promotions::QueryPromotion(const v1::Promotion
   reply.set_detail("not promoted on " + settings_.this_host + "; it will not be while " + request.asking_host() +
                    " stays a member");
   return reply;
+}
+
+Status Promotions::EndAfterFailback(const std::string& vm_uuid, const std::string& home) {
+  MutexLock lock(decide_mu_);
+  VS_ASSIGN_OR_RETURN(std::optional<PromotionRecord> record, Get(vm_uuid));
+  if (!record) return Status::Ok();
+  if (record->phase() != v1::PROMOTION_PHASE_DONE || record->primary_host() != home) {
+    return FailedPrecondition("the promotion of " + record->vm_name() + " here is " +
+                              PromotionPhaseName(record->phase()) + " from " + record->primary_host() +
+                              ", not a done promotion from " + home + "; it stays");
+  }
+  store::WriteBatch batch;
+  batch.Delete(PromotionRecordKey(vm_uuid));
+  VS_RETURN_IF_ERROR(store_.Write(batch));
+  log_("promotion of " + record->vm_name() + " ended: it failed back to " + home + " (promoted at unix ms " +
+       std::to_string(record->decided_unix_ms()) + ", RPO " + std::to_string(record->rpo_ms()) + " ms)");
+  return Status::Ok();
 }
 
 StatusOr<PromotionRecord> Promotions::OperatorPromote(const std::string& vm, bool force, const std::string& reason,

@@ -22,6 +22,9 @@
 // fakes), each transition stored (one batch, version + 1) before the next step. Runs happen on the caller of
 // Tick only (the promotion thread, PromotionWorker): no two runs of one record overlap.
 //
+// Done: once grown, the VM's origin (the primary it was promoted from) is recorded in this host's ArrivalRecords
+// (arrived by a promotion), part of the last step, so that `virt-shadow failback` knows where home is.
+//
 // Sizes (see shadow_domain_xml.h): a shadow carries the VM's full size as its maximum (<vcpu> and <memory>) and
 // the reduced size as current (<vcpu current>, <currentMemory>), and libvirt gives an x86 QEMU domain a virtio
 // memballoon unless the VM's definition said none; so the promoted VM starts at the reduced size and grows by
@@ -55,6 +58,7 @@
 #include "shadowd/failover/promotion.h"
 #include "shadowd/failover/promotion_machine.h"
 #include "shadowd/store/store.h"
+#include "shadowd/switchover/arrival_records.h"
 
 namespace vs::failover {
 
@@ -116,6 +120,12 @@ class Promotions {
                                                             const cluster::MembershipView& view)
       VS_EXCLUDES(decide_mu_);
 
+  // The promoted VM went home (`virt-shadow failback` to `home`, its primary, which discarded its stale copy):
+  // the promotion is over and its record is deleted (logged), so that this host promotes the VM again when it
+  // holds its shadow and `home` fails, and answers a later QueryPromotion from `home` by the facts of then. Only a
+  // DONE record whose primary is `home` (FailedPrecondition otherwise); OK without a record.
+  Status EndAfterFailback(const std::string& vm_uuid, const std::string& home) VS_EXCLUDES(decide_mu_);
+
   StatusOr<std::optional<virtshadow::v1::PromotionRecord>> Get(const std::string& vm_uuid) const;
   StatusOr<std::vector<virtshadow::v1::PromotionRecord>> List() const;
 
@@ -147,6 +157,8 @@ class Promotions {
   PromotionHost& host_;
   const PromotionSettings settings_;
   const Logger::Line log_;
+  // The promoted VM's origin (its primary) is recorded where a switchover records one: `failback` returns it there.
+  switchover::ArrivalRecords arrivals_;
 
   Mutex decide_mu_;  // guards the decisions and vetoes in the store (no member: the store is thread-safe)
   mutable Mutex confirmed_mu_;

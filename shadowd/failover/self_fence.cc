@@ -5,6 +5,7 @@
 
 #include "proto/vm_record.pb.h"
 #include "shadowd/failover/fence_machine.h"
+#include "shadowd/policy/domain_xml.h"
 #include "shadowd/store/keys.h"
 
 namespace vs::failover {
@@ -78,6 +79,7 @@ void SelfFence::Run(std::function<cluster::MembershipSnapshot()> current) {
       noticed = parts_.clock.Now();
     }
     if (!snapshot) continue;
+    MutexLock records(records_mu_);
     if (Status done = Evaluate(*snapshot, noticed); !done.ok()) log_("self-fence: " + done.ToString());
   }
 }
@@ -106,6 +108,9 @@ PartitionView SelfFence::PartitionOf(const cluster::MembershipSnapshot& snapshot
 Status SelfFence::Evaluate(const cluster::MembershipSnapshot& snapshot, MonoTime noticed) {
   PartitionView partition = PartitionOf(snapshot);
   if (!partition.quorate) return Fence(partition, noticed);
+  if (Status checked = CheckStoppedVmsAfterStart(partition); !checked.ok()) {
+    log_("self-fence: checking the VMs found stopped: " + checked.ToString());
+  }
   return Reconcile();
 }
 
@@ -247,6 +252,70 @@ Status SelfFence::Transition(FenceRecord& record, FenceEvent event, const std::s
   return Status::Ok();
 }
 
+Status SelfFence::CheckStoppedVmsAfterStart(const PartitionView& partition) {
+  if (stopped_vms_checked_) return Status::Ok();
+  // From libvirt, not from the protection records: the controller may already be releasing the record of a VM
+  // it found stopped (its grace period runs from the start too).
+  VS_ASSIGN_OR_RETURN(std::vector<std::string> names, parts_.local.ListDomainNames());
+  std::vector<std::string> peers;
+  for (const auto& host : options_.hosts.hosts) {
+    if (host.name != options_.hosts.this_host) peers.push_back(host.name);
+  }
+  bool all_answered = true;
+  for (const std::string& name : names) {
+    StatusOr<virt::DomainState> state = parts_.local.GetDomainState(name);
+    if (!state.ok() || (*state != virt::DomainState::kShutoff && *state != virt::DomainState::kCrashed)) continue;
+    StatusOr<std::string> xml = parts_.local.GetDomainXml(name);
+    if (!xml.ok()) continue;  // undefined meanwhile
+    StatusOr<policy::DomainFacts> facts = policy::ParseDomain(*xml);
+    // Only tagged VMs are ever promoted (shadows carry their VM's policy in their link, not as an element).
+    if (!facts.ok() || facts->policy_elements.empty()) continue;
+    VS_ASSIGN_OR_RETURN(std::optional<FenceRecord> existing, parts_.records.Get(facts->uuid));
+    if (existing && existing->state() != FenceRecord::FENCE_STATE_RELEASED) continue;  // a record decides already
+    virtshadow::v1::PromotionQueryRequest request;
+    request.set_vm_uuid(facts->uuid);
+    request.set_asking_host(options_.hosts.this_host);
+    std::optional<std::pair<std::string, virtshadow::v1::PromotionQueryReply>> promoted;
+    for (const std::string& host : peers) {
+      if (!partition.members.count(host)) {
+        // Not in this partition: it cannot answer, and waiting for its connection would hold up a fence.
+        all_answered = false;
+        continue;
+      }
+      auto reply = parts_.peer.QueryPromotion(host, request);
+      if (!reply.ok()) {
+        all_answered = false;
+      } else if (reply->answer() == virtshadow::v1::PromotionQueryReply::PROMOTED) {
+        promoted = {host, *reply};
+        break;
+      }
+    }
+    if (!promoted) continue;
+    FenceRecord record = existing.value_or(FenceRecord());
+    record.set_vm_uuid(facts->uuid);
+    record.set_vm_name(name);
+    record.set_fenced_unix_ms(ToUnixMillis(parts_.clock.WallNow()));
+    record.set_action(options_.action);
+    record.set_acted(true);  // it does not run: nothing to pause or destroy
+    record.clear_shadow_hosts();
+    record.add_shadow_hosts(promoted->first);
+    record.set_why("found stopped when shadowd started on " + options_.hosts.this_host +
+                   " (the host crashed or was powered off) while " + promoted->first + " had promoted it");
+    record.set_promoted_host(promoted->first);
+    record.set_promoted_unix_ms(promoted->second.decided_unix_ms());
+    record.clear_released_unix_ms();
+    record.clear_stale_discarded_unix_ms();
+    record.clear_last_error();
+    const std::string detail = "promoted on " + promoted->first + " at unix ms " +
+                               std::to_string(promoted->second.decided_unix_ms()) +
+                               "; this stopped copy stays defined and may not start";
+    log_("self-fence: " + name + " " + detail);
+    VS_RETURN_IF_ERROR(Transition(record, FenceEvent::kFoundPromoted, detail));
+  }
+  stopped_vms_checked_ = all_answered;
+  return Status::Ok();
+}
+
 Status SelfFence::Reconcile() {
   VS_ASSIGN_OR_RETURN(std::vector<FenceRecord> records, parts_.records.List());
   Status first_error;
@@ -299,6 +368,68 @@ Status SelfFence::Reconcile() {
     if (!done.ok() && first_error.ok()) first_error = done;
   }
   return first_error;
+}
+
+StatusOr<virtshadow::v1::DiscardStaleCopyReply> SelfFence::DiscardStaleCopy(
+    const virtshadow::v1::DiscardStaleCopyRequest& request) {
+  if (request.vm_uuid().empty() || request.asking_host().empty()) {
+    return InvalidArgument("DiscardStaleCopy needs the VM's uuid and the asking host");
+  }
+  const std::string& asking = request.asking_host();
+  MutexLock records(records_mu_);
+  VS_ASSIGN_OR_RETURN(std::optional<FenceRecord> found, parts_.records.Get(request.vm_uuid()));
+  if (!found) {
+    return FailedPrecondition(options_.hosts.this_host + " has no fence record of VM " + request.vm_uuid() +
+                              ": it keeps no stale copy of it, so there is nothing to discard for " + asking);
+  }
+  FenceRecord record = std::move(*found);
+  virtshadow::v1::DiscardStaleCopyReply reply;
+  if (record.state() == FenceRecord::FENCE_STATE_RELEASED && record.stale_discarded_unix_ms() != 0 &&
+      record.promoted_host() == asking) {
+    reply.set_detail("the stale copy of " + record.vm_name() + " on " + options_.hosts.this_host +
+                     " was discarded already (unix ms " + std::to_string(record.stale_discarded_unix_ms()) + ")");
+    return reply;
+  }
+  if (record.state() != FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE) {
+    return FailedPrecondition("the fence record of " + record.vm_name() + " on " + options_.hosts.this_host +
+                              " is '" + std::string(FenceStateName(record.state())) +
+                              "', not 'promoted elsewhere': this copy is not known to be stale, it is not discarded");
+  }
+  if (record.promoted_host() != asking) {
+    return FailedPrecondition(record.vm_name() + " was promoted on " + record.promoted_host() + ", not on " + asking +
+                              ": only the host that runs the promoted VM may have this copy discarded");
+  }
+  // The stale copy by its name, checked by its UUID: a domain of that name that is another VM is not touched.
+  const std::string& name = record.vm_name();
+  StatusOr<virt::DomainState> state = parts_.local.GetDomainState(name);
+  if (!state.ok() && state.status().code() != Code::kNotFound) return state.status();
+  if (state.ok()) {
+    VS_ASSIGN_OR_RETURN(std::string xml, parts_.local.GetDomainXml(name));
+    VS_ASSIGN_OR_RETURN(policy::DomainFacts facts, policy::ParseDomain(xml));
+    if (facts.uuid != record.vm_uuid()) {
+      return FailedPrecondition("domain " + name + " on " + options_.hosts.this_host + " has UUID " + facts.uuid +
+                                ", not the fenced VM's " + record.vm_uuid() + "; not touching it");
+    }
+    for (const policy::DiskFacts& disk : facts.disks) {
+      if (!disk.source_path.empty()) reply.add_kept_images(disk.source_path);
+    }
+    if (*state != virt::DomainState::kShutoff) {
+      VS_RETURN_IF_ERROR(parts_.local.DestroyDomain(name).Annotate("destroying the stale copy of " + name));
+    }
+    // Undefining keeps the disk images (libvirt never deletes them with a definition).
+    VS_RETURN_IF_ERROR(parts_.local.UndefineDomain(name).Annotate("undefining the stale copy of " + name));
+  }
+  record.set_stale_discarded_unix_ms(ToUnixMillis(parts_.clock.WallNow()));
+  std::string images;
+  for (const auto& image : reply.kept_images()) images += (images.empty() ? "" : ", ") + image;
+  const std::string detail = "stale copy discarded for a failback from " + asking + ": " +
+                             (state.ok() ? std::string(*state != virt::DomainState::kShutoff ? "destroyed and " : "") +
+                                               "undefined, its images kept (" + images + ")"
+                                         : "it was undefined already");
+  VS_RETURN_IF_ERROR(Transition(record, FenceEvent::kStaleDiscarded, detail));
+  log_("self-fence: " + name + ": " + detail);
+  reply.set_detail(name + " on " + options_.hosts.this_host + ": " + detail);
+  return reply;
 }
 
 }  // namespace vs::failover

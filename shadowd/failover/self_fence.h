@@ -14,6 +14,19 @@
 //   fence_machine.h's table and is persisted before its command runs, so a shadowd killed at any point resumes
 //   from the record: a FENCED VM found running is fenced again, a RELEASING one is resumed.
 // - Nothing else here resumes a VM, and nothing resumes a FENCED or PROMOTED_ELSEWHERE one.
+// - Back from a crash: a host that died (or was powered off) fenced nothing, and its VMs are stopped when it comes
+//   back, still defined. At the first quorate evaluation after Start, each tagged domain libvirt has stopped here
+//   without a blocking record is asked about of every peer (QueryPromotion); one PROMOTED -> a PROMOTED_ELSEWHERE
+//   record (kFoundPromoted; the marker with it), so that the hook refuses to start the stale copy and a failback
+//   can have it discarded. Until every peer answered for every one of them, they are asked again at the next
+//   evaluation (peers outside the partition are not dialled meanwhile).
+// - Failback of a promoted VM (DiscardStaleCopy, the peer call the VM's current host makes): honoured only for a
+//   PROMOTED_ELSEWHERE record whose promoted_host is the asking host. The stale copy is destroyed if it runs and
+//   undefined (its disk images stay at their paths: the failback's new shadow here adopts them and its first
+//   round resyncs only what differs), and only THEN is the record released (fence_machine.h kStaleDiscarded;
+//   the marker goes with it). A shadowd killed in between finds the record still PROMOTED_ELSEWHERE (starts
+//   still refused) and the caller's retry finishes the job: destroy and undefine are no-ops on what is gone.
+//   A repeated call from the same host after the release is answered from the record.
 //
 // Which VMs run here: the protection records in the store (table vm: primary_host = this host, with shadow
 // assignments) and the local libvirtd's state of each (running or blocked). Read from the store rather than
@@ -25,7 +38,10 @@
 //
 // Ownership: borrows everything in Parts (they must outlive it); owns its thread. Thread-safety: OnMembership
 // from any thread (the membership's); Start/Stop from one thread; Evaluate/Fence/Reconcile are the thread's
-// body, public for tests, and must not run concurrently with the thread. Failure modes: a failed store write
+// body, public for tests, and must not run concurrently with the thread; DiscardStaleCopy from any thread (a
+// gRPC one): it and the thread's evaluations take turns (records_mu_), so neither writes back a record the
+// other changed meanwhile; a fence can thus wait for a discard's destroy (libvirt bounds it), which only runs
+// while this host is reachable from the quorate side. Failure modes: a failed store write
 // stops that evaluation before any VM is touched (the next retry runs it again); a failed pause is kept in the
 // record (last_error, acted = false) and retried every retry_interval; failed queries keep the VM fenced.
 #pragma once
@@ -86,6 +102,13 @@ class SelfFence {
   Status Fence(const PartitionView& partition, MonoTime noticed);
   Status Reconcile();
 
+  // Failback of a promoted VM: gives up the stale copy of request.vm_uuid() for request.asking_host() (see
+  // above). kInvalidArgument for an incomplete request; kFailedPrecondition, saying why, when this host keeps no
+  // stale copy of the VM for that host (no record, a record in another state, promoted on another host);
+  // libvirt's and the store's errors otherwise (the record then still blocks starts; the call may be repeated).
+  StatusOr<virtshadow::v1::DiscardStaleCopyReply> DiscardStaleCopy(
+      const virtshadow::v1::DiscardStaleCopyRequest& request) VS_EXCLUDES(records_mu_);
+
   // This host's partition as VmsToFence sees it: configured host names (node names or addresses mapped).
   PartitionView PartitionOf(const cluster::MembershipSnapshot& snapshot) const;
 
@@ -99,6 +122,9 @@ class SelfFence {
   StatusOr<std::vector<Local>> VmsHere();
   // Performs `command` on the record's VM; updates acted / last_error.
   void Act(virtshadow::v1::FenceRecord& record);
+  // The "back from a crash" check above, until every stopped VM got its answers; peers outside `partition` are
+  // not asked (they count as not answered).
+  Status CheckStoppedVmsAfterStart(const PartitionView& partition);
   // Resumes the VM if it is paused; OK when there is nothing to resume.
   Status ResumeIfPaused(const std::string& vm_name);
   // Applies `event` to `record` (the table), persists it, then runs the command. `detail` goes in the record.
@@ -108,7 +134,10 @@ class SelfFence {
   const SelfFenceOptions options_;
   Parts parts_;
   const std::function<void(const std::string&)> log_;
+  bool stopped_vms_checked_ = false;  // the thread's (or the test's) only: no lock
 
+  // Held by each evaluation of the thread and by DiscardStaleCopy: the records' read-modify-write cycles.
+  Mutex records_mu_;
   Mutex mu_;
   CondVar cv_;
   std::optional<cluster::MembershipSnapshot> pending_ VS_GUARDED_BY(mu_);  // not yet evaluated

@@ -141,6 +141,7 @@ void ShadowService::FillThisHostsFacts(const std::string& vm_uuid, virtshadow::v
       *out->mutable_promotion() = **promotion;
     }
   }
+  if (auto origin = parts_.arrivals.OriginOf(vm_uuid); origin.ok() && *origin) *out->mutable_origin() = **origin;
   if (auto failed = parts_.arrivals.GuestFailureOf(vm_uuid); failed.ok() && *failed) {
     out->set_guest_failed("arrived from " + (*failed)->origin_host() + ": " + (*failed)->seen());
   }

@@ -112,6 +112,12 @@ StatusOr<v1::HostStateReply> GrpcPeerClient::HostState(const std::string& host) 
               "host state");
 }
 
+StatusOr<v1::DiscardStaleCopyReply> GrpcPeerClient::DiscardStaleCopy(const std::string& host,
+                                                                      const v1::DiscardStaleCopyRequest& request) {
+  return Call(host, &v1::ShadowPeer::Stub::DiscardStaleCopy, request, std::chrono::seconds(60),
+              "discarding the stale copy");
+}
+
 StatusOr<v1::PromotionQueryReply> GrpcPeerClient::QueryPromotion(const std::string& host,
                                                                   const v1::PromotionQueryRequest& request) {
   return Call(host, &v1::ShadowPeer::Stub::QueryPromotion, request, std::chrono::seconds(3), "promotion query");

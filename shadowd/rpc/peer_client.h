@@ -50,6 +50,10 @@ class GrpcPeerClient final : public replication::ReplicaPeer,
   Status AbortSwitchover(const std::string& host, const virtshadow::v1::AbortSwitchoverRequest& request) override;
   // 500 ms: PeerDrainWatch asks every peer once per refresh.
   StatusOr<virtshadow::v1::HostStateReply> HostState(const std::string& host) override;
+  // 60 s: the origin may have to destroy a stale QEMU (libvirt waits up to 10 s for it) and may first finish a
+  // self-fence evaluation that asks its peers.
+  StatusOr<virtshadow::v1::DiscardStaleCopyReply> DiscardStaleCopy(
+      const std::string& host, const virtshadow::v1::DiscardStaleCopyRequest& request) override;
 
   // PromotionPeer: 3 s (the shadow host answers from its store; SelfFence asks again every 2 s when it does not).
   StatusOr<virtshadow::v1::PromotionQueryReply> QueryPromotion(

@@ -62,4 +62,14 @@ grpc::Status PeerService::QueryPromotion(grpc::ServerContext*, const v1::Promoti
   return Answer(promotions_.QueryPromotion(*request), reply);
 }
 
+grpc::Status PeerService::DiscardStaleCopy(grpc::ServerContext*, const v1::DiscardStaleCopyRequest* request,
+                                           v1::DiscardStaleCopyReply* reply) {
+  if (self_fence_ == nullptr) {
+    return ToGrpcStatus(FailedPrecondition(
+        "this host runs without a membership ([shadowd] membership), so it fences nothing and keeps no stale copy "
+        "of VM " + request->vm_uuid()));
+  }
+  return Answer(self_fence_->DiscardStaleCopy(*request), reply);
+}
+
 }  // namespace vs::rpc

@@ -1,17 +1,21 @@
 // PeerService: the ShadowPeer gRPC service served on this host's peer address, a thin shell over this host's
 // ReplicaKeeper (replication rounds into the replicas kept here), SwitchoverTarget (the target's half of a
-// switchover) and Promotions (whether a VM was promoted here, for its returning primary). Its client is GrpcPeerClient (peer_client.h).
+// switchover), Promotions (whether a VM was promoted here, for its returning primary) and SelfFence (a stale copy
+// this host keeps fenced, discarded for the failback of the VM promoted elsewhere). Its client is GrpcPeerClient
+// (peer_client.h).
 //
 // The peer address carries no authentication yet (see the roadmap: TLS for peer RPC); it listens only
 // on the configured address, and every write request is checked against the shadow domains of this
 // host (ReplicaKeeper's shadow check), so a peer can only write into replicas of shadows held here.
 //
-// Ownership: borrows the keeper and the target. Thread-safety: safe for concurrent calls (both are). Failure
+// Ownership: borrows the keeper, the target, the promotions and the self-fence (null without a membership: no
+// stale copies are kept then, and DiscardStaleCopy is refused). Thread-safety: safe for concurrent calls (both are). Failure
 // modes: their errors travel with their code (proto/grpc_status.h).
 #pragma once
 
 #include "proto/peer.grpc.pb.h"
 #include "shadowd/failover/promotions.h"
+#include "shadowd/failover/self_fence.h"
 #include "shadowd/replication/replica_keeper.h"
 #include "shadowd/switchover/switchover_target.h"
 
@@ -20,8 +24,8 @@ namespace vs::rpc {
 class PeerService final : public virtshadow::v1::ShadowPeer::Service {
  public:
   PeerService(replication::ReplicaKeeper& keeper, switchover::SwitchoverTarget& switchover,
-              failover::Promotions& promotions)
-      : keeper_(keeper), switchover_(switchover), promotions_(promotions) {}
+              failover::Promotions& promotions, failover::SelfFence* self_fence)
+      : keeper_(keeper), switchover_(switchover), promotions_(promotions), self_fence_(self_fence) {}
 
   grpc::Status GetReplica(grpc::ServerContext*, const virtshadow::v1::GetReplicaRequest* request,
                           virtshadow::v1::GetReplicaReply* reply) override;
@@ -45,11 +49,15 @@ class PeerService final : public virtshadow::v1::ShadowPeer::Service {
   // and the veto it leaves are decided under the mutex that decides promotions).
   grpc::Status QueryPromotion(grpc::ServerContext*, const virtshadow::v1::PromotionQueryRequest* request,
                               virtshadow::v1::PromotionQueryReply* reply) override;
+  // The host a VM was promoted on fails it back here: SelfFence::DiscardStaleCopy.
+  grpc::Status DiscardStaleCopy(grpc::ServerContext*, const virtshadow::v1::DiscardStaleCopyRequest* request,
+                                virtshadow::v1::DiscardStaleCopyReply* reply) override;
 
  private:
   replication::ReplicaKeeper& keeper_;
   switchover::SwitchoverTarget& switchover_;
   failover::Promotions& promotions_;
+  failover::SelfFence* const self_fence_;
 };
 
 }  // namespace vs::rpc

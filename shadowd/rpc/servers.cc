@@ -44,9 +44,10 @@ class ServiceServer final : public RunningServer {
 StatusOr<std::unique_ptr<RunningServer>> StartPeerServer(const std::string& address,
                                                          replication::ReplicaKeeper& keeper,
                                                          switchover::SwitchoverTarget& target,
-                                                         failover::Promotions& promotions) {
-  auto server =
-      std::make_unique<ServiceServer<PeerService>>(std::make_unique<PeerService>(keeper, target, promotions));
+                                                         failover::Promotions& promotions,
+                                                         failover::SelfFence* self_fence) {
+  auto server = std::make_unique<ServiceServer<PeerService>>(
+      std::make_unique<PeerService>(keeper, target, promotions, self_fence));
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(kPeerMessageLimit);
   builder.SetMaxSendMessageSize(kPeerMessageLimit);

@@ -15,6 +15,7 @@
 #include "common/logger.h"
 #include "common/status.h"
 #include "shadowd/failover/promotions.h"
+#include "shadowd/failover/self_fence.h"
 #include "shadowd/replication/replica_keeper.h"
 #include "shadowd/rpc/control_service.h"
 #include "shadowd/switchover/switchover_target.h"
@@ -31,7 +32,8 @@ class RunningServer {
 StatusOr<std::unique_ptr<RunningServer>> StartPeerServer(const std::string& address,
                                                          replication::ReplicaKeeper& keeper,
                                                          switchover::SwitchoverTarget& target,
-                                                         failover::Promotions& promotions);
+                                                         failover::Promotions& promotions,
+                                                         failover::SelfFence* self_fence);
 
 StatusOr<std::unique_ptr<RunningServer>> StartControlServer(const std::string& socket_path,
                                                             cluster::ClusterHosts hosts, Duration drain_deadline,

@@ -16,11 +16,14 @@ std::string GuestFailedKey(const std::string& vm_uuid) {
 }  // namespace
 
 Status ArrivalRecords::RecordOrigin(const std::string& vm_uuid, const std::string& vm_name,
-                                    const std::string& origin_host) {
+                                    const std::string& origin_host, v1::OriginRecord::Arrival arrived_by,
+                                    const std::string& why) {
   v1::OriginRecord origin;
   origin.set_vm_uuid(vm_uuid);
   origin.set_vm_name(vm_name);
   origin.set_origin_host(origin_host);
+  origin.set_arrived_by(arrived_by);
+  origin.set_why(why);
   origin.set_arrived_unix_ms(ToUnixMillis(clock_.WallNow()));
   store::WriteBatch batch;
   batch.PutProto(OriginKey(vm_uuid), origin);

@@ -1,9 +1,11 @@
 // ArrivalRecords: what this host remembers about VMs that arrived here by a switchover, in the store:
-//   origin        where the VM came from (for failback, and for the image its old host kept: FormerImages);
+//   origin        where the VM came from (for failback, and for the image its old host kept: FormerImages), and
+//                 how: a switchover, or a crash promotion of its shadow here (then its origin host may keep a
+//                 stale, fenced copy, which a failback has it discard first);
 //   guest failed  the guest arrived but made no progress here (kept as it is, reported, never moved again by a
 //                 notice, until the VM stops).
-// The switchover target writes them when a switchover completes; the coordinator, the former-image sweep and
-// the control service read them.
+// The switchover target writes them when a switchover completes, the promotion when it is done; the coordinator,
+// the former-image sweep and the control service read them.
 //
 // Ownership: borrows the store and the clock. Thread-safety: as the store (safe from any thread); one writer
 // per VM (its switchover). Failure modes: the store's errors.
@@ -24,8 +26,10 @@ class ArrivalRecords {
  public:
   ArrivalRecords(store::Store& store, Clock& clock) : store_(store), clock_(clock) {}
 
-  Status RecordOrigin(const std::string& vm_uuid, const std::string& vm_name, const std::string& origin_host);
-  // Where a VM that arrived here by a switchover came from; nullopt for any other VM.
+  // Replaces the VM's origin record (a VM that came here again has a new origin). `why`: one sentence.
+  Status RecordOrigin(const std::string& vm_uuid, const std::string& vm_name, const std::string& origin_host,
+                      virtshadow::v1::OriginRecord::Arrival arrived_by, const std::string& why);
+  // Where a VM that arrived here by a switchover or a promotion came from; nullopt for any other VM.
   StatusOr<std::optional<virtshadow::v1::OriginRecord>> OriginOf(const std::string& vm_uuid) const;
   StatusOr<std::vector<virtshadow::v1::OriginRecord>> Origins() const;
   // Records what became of the image the VM's origin host kept (FormerImages). NotFound without an origin.

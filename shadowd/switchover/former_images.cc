@@ -23,6 +23,12 @@ FormerImageVerdict JudgeFormerImage(const v1::OriginRecord& origin, bool defined
   if (view && view->pinned_host == host) {
     return {Action::kKeep, "kept: a failback places the VM's shadow on " + host + " and adopts it as the replica"};
   }
+  if (origin.arrived_by() == v1::OriginRecord::ARRIVAL_PROMOTION) {
+    // The stale copy's image, under its definition until a failback has it discarded and adopts the image at
+    // once; a sweep in between would only turn the failback's resync into a full copy.
+    return {Action::kKeep, "kept: the image of the stale copy on " + host +
+                               " (the VM was promoted here); a failback adopts it"};
+  }
   if (on_tops) return {Action::kWait, ""};
   return {Action::kRemove, ""};
 }

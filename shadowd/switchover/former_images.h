@@ -3,6 +3,7 @@
 // VM runs here. It is worth keeping for the grace period (a failback resyncs from it by digests instead of
 // copying the disk); after that it is removed, unless the VM's shadow is on that host or a failback asked for it
 // there: then the image is (or is about to be adopted as) the shadow's replica and lives as long as the shadow.
+// A promoted VM's origin keeps its stale copy's image: a failback adopts it (docs/failover.md).
 //
 // Decided by the VM's new host, because only its controller places the VM's shadow: the decision and a placement
 // that would adopt the image both run on the daemon's loop thread, one after the other, so no placement can

@@ -394,8 +394,9 @@ StatusOr<v1::FailbackReply> SwitchoverCoordinator::FailbackNow(const std::string
   VS_ASSIGN_OR_RETURN(auto origin, parts_.arrivals.OriginOf(view.uuid));
   if (!origin) {
     return FailedPrecondition(view.name + " did not arrive on " + this_host_ +
-                              " by a switchover: there is no origin to fail back to");
+                              " by a switchover or a promotion: there is no origin to fail back to");
   }
+  const bool promoted = origin->arrived_by() == v1::OriginRecord::ARRIVAL_PROMOTION;
   const std::string& home = origin->origin_host();
   VS_ASSIGN_OR_RETURN(v1::HostStateReply state, parts_.peer.HostState(home));
   if (state.draining()) {
@@ -403,6 +404,20 @@ StatusOr<v1::FailbackReply> SwitchoverCoordinator::FailbackNow(const std::string
                               "); once it is back, run `virt-shadow undrain` there, then fail back");
   }
   const MonoTime give_up = parts_.clock.Now() + timeout;
+  // 0. A promoted VM's home still defines its stale copy, fenced (PROMOTED_ELSEWHERE): no shadow is placed on a
+  // host that defines the VM, and its hook refuses the switchover's incoming migration. It goes first; repeated
+  // after a failure or a restart, the call is answered from the released record.
+  if (promoted) {
+    v1::DiscardStaleCopyRequest discard;
+    discard.set_vm_uuid(view.uuid);
+    discard.set_asking_host(this_host_);
+    StatusOr<v1::DiscardStaleCopyReply> discarded = parts_.peer.DiscardStaleCopy(home, discard);
+    if (!discarded.ok()) {
+      return Status(discarded.status().code(), "failback of " + view.name + ": " + home +
+                                                   " did not give up its stale copy: " + discarded.status().message());
+    }
+    log_("failback of " + view.name + ": " + discarded->detail());
+  }
   // 1. The shadow goes to the origin host (seeded there from the image the VM left behind).
   if (view.shadow_hosts.empty() || view.shadow_hosts.front() != home) {
     VS_RETURN_IF_ERROR(parts_.vms.RequestShadowMove(view.uuid, home));
@@ -433,6 +448,12 @@ StatusOr<v1::FailbackReply> SwitchoverCoordinator::FailbackNow(const std::string
   if (found == candidates.end()) return FailedPrecondition(view.name + " is no longer protected here");
   VS_ASSIGN_OR_RETURN(v1::SwitchoverRecord record,
                       SwitchOne(*found, "failback", parts_.clock.WallNow() + std::chrono::minutes(5), Duration::zero()));
+  if (promoted && record.phase() == v1::SWITCHOVER_PHASE_DONE && parts_.on_promoted_home) {
+    // Home again: the promotion here is over. A failure is only logged: the VM moved all the same.
+    if (Status ended = parts_.on_promoted_home(view.uuid, home); !ended.ok()) {
+      log_("failback of " + view.name + ": ending its promotion record here: " + ended.ToString());
+    }
+  }
   v1::FailbackReply reply;
   *reply.mutable_record() = record;
   reply.set_origin_host(home);

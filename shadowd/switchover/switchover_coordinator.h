@@ -11,9 +11,13 @@
 //                    switchover starts at once and its migration is held in precopy under a bandwidth
 //                    cap, so that the notice that follows only has to make the postcopy switch.
 //   SwitchoverVm     one VM, now (`virt-shadow switchover`).
-//   Failback         a VM that arrived here by a switchover returns to its origin host: its shadow is
-//                    moved there first (the controller pins the placement), one round brings it up to
-//                    date, then the same switchover runs.
+//   Failback         a VM that arrived here by a switchover or was promoted here returns to its origin
+//                    host: a promoted VM's origin first discards the stale copy it keeps fenced
+//                    (SwitchoverPeer::DiscardStaleCopy: destroyed, undefined, its images kept); then its
+//                    shadow is moved there (the controller pins the placement; the placement adopts the
+//                    images left there), one round brings it up to date (a resync by digests), then the
+//                    same switchover runs. Once a promoted VM is home, `on_promoted_home` ends its promotion
+//                    here (so that this host neither answers PROMOTED for it nor refuses to promote it again).
 //
 // Ownership: borrows everything; owns its thread and the warm-up threads. Thread-safety: the public
 // methods may be called from any thread; work runs on the coordinator's thread, except each warm-up's
@@ -61,6 +65,9 @@ class SwitchoverCoordinator {
     replication::RoundScheduler& rounds;
     WarmUpGate& warm_up;
     Clock& clock;
+    // Called on the coordinator's thread after a promoted VM's failback is Done (uuid, its home host); may be
+    // empty. Production: failover::Promotions::EndAfterFailback.
+    std::function<Status(const std::string& vm_uuid, const std::string& home)> on_promoted_home = nullptr;
   };
   // How often an idle coordinator drives the switchovers left in COMPLETING again.
   static constexpr Duration kCompletionRetryEvery = std::chrono::seconds(15);

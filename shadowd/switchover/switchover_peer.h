@@ -1,5 +1,5 @@
 // SwitchoverPeer: how a VM's current host reaches the switchover target (switchover_target.h) of the host its
-// shadow lives on. Production: the ShadowPeer gRPC service (shadowd/rpc/peer_client.h); unit tests call a
+// shadow lives on, and, for the failback of a promoted VM, the self-fence of its origin host (DiscardStaleCopy). Production: the ShadowPeer gRPC service (shadowd/rpc/peer_client.h); unit tests call a
 // SwitchoverTarget in-process or script the answers.
 //
 // Thread-safety: implementations are safe for concurrent calls. Failure modes: kUnavailable or
@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "proto/failover.pb.h"
 #include "proto/switchover.pb.h"
 
 namespace vs::switchover {
@@ -26,6 +27,10 @@ class SwitchoverPeer {
   virtual Status AbortSwitchover(const std::string& host, const virtshadow::v1::AbortSwitchoverRequest& request) = 0;
   // Whether `host` drains (and what it reports about itself). Short timeout: callers poll it.
   virtual StatusOr<virtshadow::v1::HostStateReply> HostState(const std::string& host) = 0;
+  // Failback of a VM promoted here: `host`, its origin, discards the stale copy it keeps fenced
+  // (failover::SelfFence::DiscardStaleCopy). kFailedPrecondition when it keeps none for this host.
+  virtual StatusOr<virtshadow::v1::DiscardStaleCopyReply> DiscardStaleCopy(
+      const std::string& host, const virtshadow::v1::DiscardStaleCopyRequest& request) = 0;
 };
 
 }  // namespace vs::switchover

@@ -181,7 +181,8 @@ Status SwitchoverTarget::Complete(const v1::CompleteSwitchoverRequest& request) 
     return arrivals_.RecordGuestFailure(request.vm_uuid(), request.vm_name(), request.origin_host(),
                                         request.guest_failed());
   }
-  VS_RETURN_IF_ERROR(arrivals_.RecordOrigin(request.vm_uuid(), request.vm_name(), request.origin_host()));
+  VS_RETURN_IF_ERROR(arrivals_.RecordOrigin(request.vm_uuid(), request.vm_name(), request.origin_host(),
+                                            v1::OriginRecord::ARRIVAL_SWITCHOVER, "a switchover"));
 
   // The shadow's images are the VM's now: only its definition goes.
   VS_ASSIGN_OR_RETURN(auto shadow, cluster::FindShadowOf(local_, this_host_, request.vm_uuid()));

@@ -4,9 +4,12 @@
 // started, its promotion record DONE with the recovery point; the oracle, over the promoted disk and the crashed
 // guest's serial log up to the recovered record, finds a gap-free prefix with no corrupt record; the records lost
 // fit the RPO bound; the guest boots on the replica and writes; a new shadow is placed on the third host and
-// replicated. The crashed host is revived at the end (its stale definition removed), so that the lab stays usable.
+// replicated. Then the crashed host is revived: it learns that its stopped copy is stale (the hook refuses to start
+// it), and `virt-shadow failback` returns the VM there: the stale copy discarded (its images adopted by the new
+// shadow), the switchover home, the guest writing on, protected again, and the oracle over the disk at home.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <thread>
 
@@ -103,10 +106,98 @@ TEST_F(FailoverTest, AHostCrashPromotesTheShadowWhoseGuestBootsAndWrites) {
   EXPECT_NE(*new_shadow, 0u) << "the new shadow went to the crashed host";
   EXPECT_NE(*new_shadow, shadow);
 
-  // Bring the crashed host back for the tests after this one; its stale copy of the VM goes.
+  // The crashed host comes back with its stale copy of the VM defined and stopped. Its shadowd asks its peers about
+  // the VMs it finds stopped and learns of the promotion: the copy is recorded promoted elsewhere (no start).
+  const std::string uuid = status["uuid"].get<std::string>();
+  const int64_t revive_ms = NowMs();
   CommandResult revive = RunCommand(LabScript() + " revive " + hosts_[0].name);
   ASSERT_EQ(revive.exit_code, 0) << revive.output;
-  (void)Virsh(0, "destroy " + vm);
+  json fence;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto hosts = CliJson(0, "hosts");
+        if (!hosts.ok()) return false;
+        for (const json& fenced : (*hosts)["fenced"]) {
+          if (fenced.value("uuid", "") == uuid) fence = fenced;
+        }
+        return fence.is_object() && fence["state"] == "promoted_elsewhere";
+      },
+      120s))
+      << hosts_[0].name << " never learnt that " << vm << " was promoted: " << fence.dump();
+  std::printf("revive -> %s knows its copy is stale: %.1f s (%s)\n", hosts_[0].name.c_str(),
+              (NowMs() - revive_ms) / 1000.0, fence["why"].get<std::string>().c_str());
+  EXPECT_EQ(fence["promoted_host"], hosts_[shadow].name);
+  // The crash closed this test's connection to h1's libvirtd: a new one to the revived libvirtd.
+  auto reconnected = runtime_->Connect(hosts_[0].uri, *clock_);
+  ASSERT_TRUE(reconnected.ok()) << reconnected.status().ToString();
+  conns_[0] = std::move(*reconnected);
+  auto stale = conns_[0]->GetDomainState(vm);
+  ASSERT_TRUE(stale.ok()) << stale.status().ToString();
+  EXPECT_EQ(*stale, virt::DomainState::kShutoff);
+  EXPECT_NE(Virsh(0, "start " + vm).exit_code, 0) << "the hook must refuse to start the stale copy";
+
+  // Failback (issue 12, deliverable 4) from the host it was promoted on: h1 discards its stale copy (images kept),
+  // the shadow moves there and adopts them (a resync), then the switchover returns the VM.
+  const size_t acks_before_failback = oracle::ParseSerialLog(guest->SerialLog()).acks.size();
+  const int64_t failback_ms = NowMs();
+  CommandResult failback = Cli(shadow, "--json --timeout 300 failback " + vm);
+  ASSERT_EQ(failback.exit_code, 0) << failback.output;
+  const json reply = json::parse(failback.output);
+  const json& record = reply["record"];
+  std::printf("failback: %.1f s from the command, downtime %s ms: %s\n", (NowMs() - failback_ms) / 1000.0,
+              record.value("downtime_ms", std::string("?")).c_str(), record.dump().c_str());
+  EXPECT_EQ(reply["origin_host"], hosts_[0].name);
+  ASSERT_EQ(record["phase"], "SWITCHOVER_PHASE_DONE") << record.dump();
+  EXPECT_EQ(record["target_host"], hosts_[0].name);
+  guest->MovedTo(*conns_[0]);
+  auto home = conns_[0]->GetDomainState(vm);
+  ASSERT_TRUE(home.ok()) << home.status().ToString();
+  EXPECT_EQ(*home, virt::DomainState::kRunning);
+  auto left = conns_[shadow]->ListDomainNames();
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(std::count(left->begin(), left->end(), vm), 0) << hosts_[shadow].name << " still has the VM";
+  auto xml = conns_[0]->GetDomainXml(vm);
+  ASSERT_TRUE(xml.ok());
+  EXPECT_NE(xml->find("file='" + guest->disk_path() + "'"), std::string::npos) << *xml;
+  EXPECT_EQ(xml->find(".vs-top"), std::string::npos) << *xml;
+  // h1's record is released (its marker gone); the promotion on the shadow host is over.
+  auto hosts_after = CliJson(0, "hosts");
+  ASSERT_TRUE(hosts_after.ok());
+  for (const json& fenced : (*hosts_after)["fenced"]) EXPECT_NE(fenced.value("uuid", ""), uuid) << fenced.dump();
+  auto promoted_status = CliJson(shadow, "status " + vm);
+  EXPECT_FALSE(promoted_status.ok() && (*promoted_status)["promotion"].is_object()) << promoted_status->dump();
+
+  // The guest goes on writing at home, from the same (second) boot, and is protected again from there.
+  ASSERT_TRUE(guest->WaitForAcks(acks_before_failback + 5, 60s).ok()) << "no progress on " << hosts_[0].name;
+  EXPECT_EQ(oracle::ParseSerialLog(guest->SerialLog()).boot_ids.size(), 2u) << "a reboot after the failback";
+  auto home_shadow = WaitProtected(vm, 0);
+  ASSERT_TRUE(home_shadow.ok()) << home_shadow.status().ToString();
+  EXPECT_NE(*home_shadow, 0u);
+  std::printf("failback -> protected again at home (shadow on %s): %.1f s\n", hosts_[*home_shadow].name.c_str(),
+              (NowMs() - failback_ms) / 1000.0);
+
+  // The oracle over the disk at home: the first boot's records up to the recovered one, then every record the
+  // second boot acknowledged (on h2 and on h1), gap-free and uncorrupted.
+  ASSERT_TRUE(conns_[0]->DestroyDomain(vm).ok());
+  const std::string full_log = guest->SerialLog();
+  const size_t second_boot = full_log.find("VS-BOOT", crashed_log.size());
+  ASSERT_NE(second_boot, std::string::npos);
+  const size_t line_start = full_log.rfind('\n', second_boot);
+  const std::string history = (recovered > 0 ? LogUpToAck(crashed_log, recovered, before.boot_ids.front()) : "") +
+                              full_log.substr(line_start == std::string::npos ? second_boot : line_start + 1);
+  auto disk = oracle::OpenDisk(HostPath(hosts_[0], guest->disk_path()), oracle::ImageFormat::kQcow2);
+  ASSERT_TRUE(disk.ok()) << disk.status().ToString();
+  auto report = oracle::Analyse(**disk, history, {});
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  const std::string text = oracle::FormatReportText(*report);
+  std::printf("%s\n", text.c_str());
+  for (const std::string& violation : report->violations) EXPECT_EQ(violation.rfind("restart:", 0), 0u) << text;
+  EXPECT_EQ(report->holes.total, 0u) << text;
+  EXPECT_EQ(report->corrupt.total, 0u) << text;
+  EXPECT_EQ(report->acked_missing.total, 0u) << text;
+  ASSERT_TRUE(report->newest_seq_on_disk.has_value()) << text;
+  ASSERT_TRUE(report->last_acked_seq.has_value()) << text;
+  EXPECT_GE(*report->newest_seq_on_disk, *report->last_acked_seq) << text;
   (void)Virsh(0, "undefine " + vm + " --checkpoints-metadata --snapshots-metadata");
 }
 

@@ -19,6 +19,8 @@ struct FakeDomain {
   virt::DomainState state = virt::DomainState::kRunning;
   // What libvirt keeps in <metadata> for the policy namespace, verbatim (with its xmlns); empty: none.
   std::string policy_metadata;
+  std::string uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+  std::string devices_xml;  // the <devices> element's children (disks), verbatim
 };
 
 struct MetadataWrite {
@@ -32,7 +34,7 @@ struct FakeLibvirt {
   std::map<std::string, FakeDomain> domains;
   std::vector<MetadataWrite> writes;
   Status set_metadata_error;  // returned by SetMetadata when not OK (nothing is written then)
-  std::vector<std::string> actions;  // "destroy NAME", "suspend NAME", "resume NAME", in call order
+  std::vector<std::string> actions;  // "destroy NAME", "suspend NAME", "resume NAME", "undefine NAME", in call order
   Status suspend_error;               // returned by SuspendDomain when not OK (the state stays)
 };
 
@@ -47,7 +49,11 @@ class FakeHypervisor final : public virt::Hypervisor {
 
   const std::string& uri() const override { return uri_; }
   StatusOr<std::string> Hostname() override { return Unused("Hostname"); }
-  StatusOr<std::vector<std::string>> ListDomainNames() override { return Unused("ListDomainNames"); }
+  StatusOr<std::vector<std::string>> ListDomainNames() override {
+    std::vector<std::string> names;
+    for (const auto& [name, domain] : libvirt_.domains) names.push_back(name);
+    return names;
+  }
   StatusOr<std::string> DefineDomain(const std::string&) override { return Unused("DefineDomain"); }
   Status StartDomain(const std::string&) override { return Unused("StartDomain"); }
   // Destroy, Suspend and Resume change the state as libvirt would (the fencing tests, tests/unit/failover).
@@ -76,7 +82,13 @@ class FakeHypervisor final : public virt::Hypervisor {
   }
   Status SetVcpusLive(const std::string&, uint32_t) override { return Unused("SetVcpusLive"); }
   Status SetMemoryLive(const std::string&, uint64_t) override { return Unused("SetMemoryLive"); }
-  Status UndefineDomain(const std::string&) override { return Unused("UndefineDomain"); }
+  // Removes the domain as libvirt would (its images are not the fake's business).
+  Status UndefineDomain(const std::string& name) override {
+    VS_RETURN_IF_ERROR(Find(name).status());
+    libvirt_.actions.push_back("undefine " + name);
+    libvirt_.domains.erase(name);
+    return Status::Ok();
+  }
 
   StatusOr<virt::DomainState> GetDomainState(const std::string& name) override {
     VS_ASSIGN_OR_RETURN(FakeDomain * domain, Find(name));
@@ -85,10 +97,11 @@ class FakeHypervisor final : public virt::Hypervisor {
 
   StatusOr<std::string> GetDomainXml(const std::string& name) override {
     VS_ASSIGN_OR_RETURN(FakeDomain * domain, Find(name));
-    return "<domain type='kvm'><name>" + name +
-           "</name><uuid>6695eb01-f6a4-8304-79aa-97f2502e193f</uuid><memory unit='KiB'>1048576</memory>"
+    return "<domain type='kvm'><name>" + name + "</name><uuid>" + domain->uuid +
+           "</uuid><memory unit='KiB'>1048576</memory>"
            "<vcpu>2</vcpu><metadata>" +
-           domain->policy_metadata + "</metadata></domain>";
+           domain->policy_metadata + "</metadata>" +
+           (domain->devices_xml.empty() ? "" : "<devices>" + domain->devices_xml + "</devices>") + "</domain>";
   }
 
   StatusOr<virt::NodeCapacity> GetNodeCapacity() override { return Unused("GetNodeCapacity"); }

@@ -160,6 +160,24 @@ TEST(CliVmDetailTest, ShowsEveryField) {
   EXPECT_EQ(lines[6].find_first_not_of(' '), column);
 }
 
+TEST(CliVmDetailTest, AVmThatCameHereSaysFromWhereAndHowForFailback) {
+  v1::VmStatus vm = ProtectedVm();
+  v1::OriginRecord* origin = vm.mutable_origin();
+  origin->set_vm_uuid(vm.uuid());
+  origin->set_origin_host("h1");
+  origin->set_arrived_by(v1::OriginRecord::ARRIVAL_PROMOTION);
+  origin->set_arrived_unix_ms(1714564984000);  // 2024-05-01 12:03:04 UTC
+  origin->set_why("promoted here from its shadow after h1 failed");
+  EXPECT_THAT(FormatVmDetail(vm), HasSubstr("Arrived:"));
+  EXPECT_THAT(FormatVmDetail(vm), HasSubstr("from h1 by a promotion at 2024-05-01 12:03:04 UTC (promoted here from "
+                                            "its shadow after h1 failed)"));
+  const json parsed = json::parse(DumpJson(VmToJson(vm)));
+  EXPECT_EQ(parsed["origin"]["origin_host"], "h1");
+  EXPECT_EQ(parsed["origin"]["arrived_by"], "ARRIVAL_PROMOTION");
+  EXPECT_TRUE(json::parse(DumpJson(VmToJson(ProtectedVm())))["origin"].is_null());
+  EXPECT_THAT(FormatVmDetail(ProtectedVm()), ::testing::Not(HasSubstr("Arrived:")));
+}
+
 TEST(CliVmDetailTest, APromotedVmSaysFromWhereWhenAndItsRpo) {
   v1::VmStatus vm = ProtectedVm();
   v1::PromotionRecord* p = vm.mutable_promotion();

@@ -16,6 +16,7 @@ namespace vs::failover {
 namespace {
 
 using namespace std::chrono_literals;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using controller::testing::kShadowName;
 using controller::testing::kShadowUuid;
@@ -344,6 +345,41 @@ TEST_F(PromotionsTest, QueryAfterTheDecisionAnswersPromoted) {
   auto veto = store::GetProto<v1::PromotionVeto>(store_, PromotionVetoKey(kVmUuid));
   ASSERT_TRUE(veto.ok());
   EXPECT_FALSE(veto->has_value());
+}
+
+TEST_F(PromotionsTest, ADonePromotionRecordsTheVmsOriginForFailback) {
+  TickOk(View(10s));
+  ASSERT_EQ(Record()->phase(), v1::PROMOTION_PHASE_DONE);
+  switchover::ArrivalRecords arrivals(store_, clock_);
+  auto origin = arrivals.OriginOf(kVmUuid);
+  ASSERT_TRUE(origin.ok()) << origin.status().ToString();
+  ASSERT_TRUE(origin->has_value()) << "failback needs to know where home is";
+  EXPECT_EQ((*origin)->origin_host(), "h1");
+  EXPECT_EQ((*origin)->vm_name(), kVmName);
+  EXPECT_EQ((*origin)->arrived_by(), v1::OriginRecord::ARRIVAL_PROMOTION);
+  EXPECT_THAT((*origin)->why(), AllOf(HasSubstr("promoted here"), HasSubstr("after h1 failed")));
+}
+
+TEST_F(PromotionsTest, AFailbackHomeEndsTheDonePromotionSoThatTheVmCanBePromotedAgain) {
+  TickOk(View(10s));
+  ASSERT_EQ(Record()->phase(), v1::PROMOTION_PHASE_DONE);
+  // Only a done promotion from that very host ends.
+  EXPECT_EQ(promotions_->EndAfterFailback(kVmUuid, "h3").code(), Code::kFailedPrecondition);
+  ASSERT_TRUE(Record().has_value());
+  ASSERT_TRUE(promotions_->EndAfterFailback(kVmUuid, "h1").ok());
+  EXPECT_FALSE(Record().has_value());
+  EXPECT_THAT(log_.back(), HasSubstr("failed back to h1"));
+  EXPECT_TRUE(promotions_->EndAfterFailback(kVmUuid, "h1").ok()) << "nothing left to end";
+  // h1 asks again after a later cut: the answer is about now, not the old promotion.
+  EXPECT_EQ(Query().answer(), PromotionQueryReply::NOT_PROMOTED);
+}
+
+TEST_F(PromotionsTest, AnUnfinishedPromotionIsNotEndedByAFailback) {
+  host_.start_error = Unavailable("libvirtd restarting");
+  TickOk(View(10s));
+  ASSERT_EQ(Record()->phase(), v1::PROMOTION_PHASE_DEFINED);
+  EXPECT_EQ(promotions_->EndAfterFailback(kVmUuid, "h1").code(), Code::kFailedPrecondition);
+  EXPECT_TRUE(Record().has_value());
 }
 
 TEST_F(PromotionsTest, AStepThatMayPassIsRetriedAndItsErrorRecorded) {

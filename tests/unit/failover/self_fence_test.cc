@@ -20,8 +20,11 @@ namespace vs::failover {
 namespace {
 
 using namespace std::chrono_literals;
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using virtshadow::v1::DiscardStaleCopyReply;
+using virtshadow::v1::DiscardStaleCopyRequest;
 using virtshadow::v1::FenceRecord;
 using virtshadow::v1::PromotionQueryReply;
 using virtshadow::v1::PromotionQueryRequest;
@@ -64,6 +67,32 @@ TEST(FenceMachine, APromotedVmIsNeverReleasedByALateAnswer) {
             Code::kFailedPrecondition);
   EXPECT_EQ(NextFenceState(FenceRecord::FENCE_STATE_UNSPECIFIED, FenceEvent::kNotPromoted).status().code(),
             Code::kFailedPrecondition);
+}
+
+TEST(FenceMachine, OnlyAPromotedElsewhereRecordIsReleasedByDiscardingTheStaleCopy) {
+  auto released = NextFenceState(FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE, FenceEvent::kStaleDiscarded);
+  ASSERT_TRUE(released.ok());
+  EXPECT_EQ(released->to, FenceRecord::FENCE_STATE_RELEASED);
+  EXPECT_EQ(released->command, FenceCommand::kNone) << "the discard is done before the event is recorded";
+  for (auto from : {FenceRecord::FENCE_STATE_UNSPECIFIED, FenceRecord::FENCE_STATE_FENCED,
+                    FenceRecord::FENCE_STATE_RELEASING, FenceRecord::FENCE_STATE_RELEASED}) {
+    EXPECT_EQ(NextFenceState(from, FenceEvent::kStaleDiscarded).status().code(), Code::kFailedPrecondition)
+        << FenceStateName(from);
+  }
+}
+
+TEST(FenceMachine, AStoppedVmFoundPromotedAfterAStartBecomesPromotedElsewhereWithoutAnAction) {
+  for (auto from : {FenceRecord::FENCE_STATE_UNSPECIFIED, FenceRecord::FENCE_STATE_RELEASED}) {
+    auto next = NextFenceState(from, FenceEvent::kFoundPromoted);
+    ASSERT_TRUE(next.ok()) << FenceStateName(from);
+    EXPECT_EQ(next->to, FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE);
+    EXPECT_EQ(next->command, FenceCommand::kNone) << "it does not run";
+  }
+  for (auto from : {FenceRecord::FENCE_STATE_FENCED, FenceRecord::FENCE_STATE_RELEASING,
+                    FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE}) {
+    EXPECT_EQ(NextFenceState(from, FenceEvent::kFoundPromoted).status().code(), Code::kFailedPrecondition)
+        << FenceStateName(from);
+  }
 }
 
 TEST(FenceMachine, StartsAreBlockedUntilReleased) {
@@ -123,12 +152,14 @@ TEST(FenceMarkers, FenceRecordsPutKeepsThemInLine) {
 
 // ---- fakes ----
 
-// Answers per host; a host without an answer is unreachable. Records every question. Not thread-safe: the
+// Answers per host and VM ("HOST UUID"), else per host; a host without an answer is unreachable. Records every
+// question. Not thread-safe: the
 // threaded test below never gets to ask it (its partition stays without quorum).
 class FakePromotionPeer final : public PromotionPeer {
  public:
   StatusOr<PromotionQueryReply> QueryPromotion(const std::string& host, const PromotionQueryRequest& request) override {
     asked.push_back(host + " " + request.vm_uuid() + " from " + request.asking_host());
+    if (auto vm = vm_answers.find(host + " " + request.vm_uuid()); vm != vm_answers.end()) return vm->second;
     auto it = answers.find(host);
     if (it == answers.end()) return Unavailable("peer " + host + " unreachable");
     return it->second;
@@ -140,7 +171,16 @@ class FakePromotionPeer final : public PromotionPeer {
     return reply;
   }
   std::map<std::string, PromotionQueryReply> answers;
+  std::map<std::string, PromotionQueryReply> vm_answers;
   std::vector<std::string> asked;
+  // The questions about one VM.
+  std::vector<std::string> AskedAbout(const std::string& vm_uuid) const {
+    std::vector<std::string> about;
+    for (const auto& question : asked) {
+      if (question.find(" " + vm_uuid + " ") != std::string::npos) about.push_back(question);
+    }
+    return about;
+  }
 };
 
 cluster::ClusterHosts ThreeHosts() {
@@ -199,6 +239,16 @@ class SelfFenceTest : public ::testing::Test {
   }
 
   virt::DomainState StateOf(const std::string& name) { return libvirt_.domains[name].state; }
+
+  // The domain `name` tagged in libvirt (a policy element), with its record's uuid.
+  void TagRunning(const std::string& name) {
+    libvirt_.domains[name].uuid = "u-" + name;
+    libvirt_.domains[name].policy_metadata = cli::testing::PolicyMetadata(R"(vcpus="1")");
+  }
+  void StopTagged(const std::string& name) {
+    TagRunning(name);
+    libvirt_.domains[name].state = virt::DomainState::kShutoff;
+  }
 
   store::MemoryStore store_;
   FenceRecords records_{store_};
@@ -444,6 +494,178 @@ TEST_F(SelfFenceTest, OnItsOwnThreadItFencesWithinTheBoundOfTheMembershipChange)
   EXPECT_EQ(StateOf("web"), virt::DomainState::kPaused);
   EXPECT_LT(Record("web").fence_latency_ms(), 2000);
   EXPECT_LT(Record("db").fence_latency_ms(), 2000);
+}
+
+// ---- DiscardStaleCopy: the failback of a VM promoted elsewhere ----
+
+class DiscardStaleCopyTest : public SelfFenceTest {
+ protected:
+  // "web" fenced while h1 was cut off, then promoted on h2: its copy here is stale, paused, defined.
+  void PromoteWebOnH2(SelfFence& fence) {
+    libvirt_.domains["web"].uuid = "u-web";
+    libvirt_.domains["web"].devices_xml =
+        "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+        "<source file='/var/lib/libvirt/images/web.qcow2'/><target dev='vda' bus='virtio'/></disk>";
+    ASSERT_TRUE(fence.Evaluate(Snap({"h1"}, false), clock_.Now()).ok());
+    peer_.answers["h2"] = FakePromotionPeer::Answer(PromotionQueryReply::PROMOTED, 1'800'000'004'000);
+    peer_.answers["h3"] = FakePromotionPeer::Answer(PromotionQueryReply::NOT_PROMOTED);
+    ASSERT_TRUE(fence.Evaluate(Snap({"h1", "h2", "h3"}, true), clock_.Now()).ok());
+    ASSERT_EQ(Record("web").state(), FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE);
+    libvirt_.actions.clear();
+  }
+  static DiscardStaleCopyRequest Ask(const std::string& vm_uuid, const std::string& asking_host) {
+    DiscardStaleCopyRequest request;
+    request.set_vm_uuid(vm_uuid);
+    request.set_asking_host(asking_host);
+    return request;
+  }
+};
+
+TEST_F(DiscardStaleCopyTest, ThePromotingHostHasThePausedCopyDestroyedAndUndefinedImagesKeptThenReleased) {
+  auto fence = Make(store_);
+  PromoteWebOnH2(*fence);
+  clock_.Advance(5s);
+  StatusOr<DiscardStaleCopyReply> reply = fence->DiscardStaleCopy(Ask("u-web", "h2"));
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  EXPECT_THAT(libvirt_.actions, ElementsAre("destroy web", "undefine web"));
+  EXPECT_FALSE(libvirt_.domains.count("web"));
+  EXPECT_THAT(reply->kept_images(), ElementsAre("/var/lib/libvirt/images/web.qcow2"));
+  FenceRecord web = Record("web");
+  EXPECT_EQ(web.state(), FenceRecord::FENCE_STATE_RELEASED);
+  EXPECT_FALSE(BlocksStart(web.state())) << "the switchover's incoming migration may start it again";
+  EXPECT_EQ(web.stale_discarded_unix_ms(), ToUnixMillis(clock_.WallNow()));
+  EXPECT_EQ(web.released_unix_ms(), ToUnixMillis(clock_.WallNow()));
+  EXPECT_EQ(web.promoted_host(), "h2") << "kept: a repeated call is answered from it";
+  EXPECT_THAT(web.detail(), AllOf(HasSubstr("failback from h2"), HasSubstr("destroyed and undefined"),
+                                  HasSubstr("/var/lib/libvirt/images/web.qcow2")));
+  EXPECT_THAT(log_.back(), HasSubstr("stale copy discarded"));
+
+  // The caller's retry (its reply was lost, or it restarted) is answered from the record; nothing is touched.
+  StatusOr<DiscardStaleCopyReply> again = fence->DiscardStaleCopy(Ask("u-web", "h2"));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_THAT(again->detail(), HasSubstr("discarded already"));
+  EXPECT_THAT(libvirt_.actions, ElementsAre("destroy web", "undefine web"));
+  // Another host has no say in it.
+  EXPECT_EQ(fence->DiscardStaleCopy(Ask("u-web", "h3")).status().code(), Code::kFailedPrecondition);
+}
+
+TEST_F(DiscardStaleCopyTest, AShutOffCopyAfterACrashIsOnlyUndefined) {
+  auto fence = Make(store_);
+  PromoteWebOnH2(*fence);
+  libvirt_.domains["web"].state = virt::DomainState::kShutoff;  // the host crashed and came back
+  ASSERT_TRUE(fence->DiscardStaleCopy(Ask("u-web", "h2")).ok());
+  EXPECT_THAT(libvirt_.actions, ElementsAre("undefine web"));
+  EXPECT_EQ(Record("web").state(), FenceRecord::FENCE_STATE_RELEASED);
+}
+
+TEST_F(DiscardStaleCopyTest, ARestartAfterTheUndefineFinishesTheReleaseWhenAskedAgain) {
+  auto fence = Make(store_);
+  PromoteWebOnH2(*fence);
+  // Killed after the undefine, before the record: it still blocks starts; the retry releases it.
+  libvirt_.domains.erase("web");
+  auto restarted = Make(store_);
+  StatusOr<DiscardStaleCopyReply> reply = restarted->DiscardStaleCopy(Ask("u-web", "h2"));
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  EXPECT_TRUE(libvirt_.actions.empty());
+  FenceRecord web = Record("web");
+  EXPECT_EQ(web.state(), FenceRecord::FENCE_STATE_RELEASED);
+  EXPECT_THAT(web.detail(), HasSubstr("undefined already"));
+}
+
+TEST_F(DiscardStaleCopyTest, RefusedUnlessTheRecordSaysPromotedElsewhereOnTheAskingHost) {
+  auto fence = Make(store_);
+  // No record at all ("theirs" is h2's VM; nothing was fenced here).
+  Status none = fence->DiscardStaleCopy(Ask("u-theirs", "h2")).status();
+  EXPECT_EQ(none.code(), Code::kFailedPrecondition);
+  EXPECT_THAT(none.message(), HasSubstr("no fence record"));
+  // Fenced, not yet known to be promoted: the copy may be the only one.
+  ASSERT_TRUE(fence->Evaluate(Snap({"h1"}, false), clock_.Now()).ok());
+  Status fenced = fence->DiscardStaleCopy(Ask("u-web", "h2")).status();
+  EXPECT_EQ(fenced.code(), Code::kFailedPrecondition);
+  EXPECT_THAT(fenced.message(), AllOf(HasSubstr("'fenced'"), HasSubstr("not 'promoted elsewhere'")));
+  // Promoted on h2, asked by h3.
+  peer_.answers["h2"] = FakePromotionPeer::Answer(PromotionQueryReply::PROMOTED, 1'800'000'004'000);
+  peer_.answers["h3"] = FakePromotionPeer::Answer(PromotionQueryReply::NOT_PROMOTED);
+  ASSERT_TRUE(fence->Evaluate(Snap({"h1", "h2", "h3"}, true), clock_.Now()).ok());
+  Status other = fence->DiscardStaleCopy(Ask("u-web", "h3")).status();
+  EXPECT_EQ(other.code(), Code::kFailedPrecondition);
+  EXPECT_THAT(other.message(), HasSubstr("promoted on h2, not on h3"));
+  // Released (not promoted) after the heal: it is the VM, not a stale copy.
+  Status released = fence->DiscardStaleCopy(Ask("u-db", "h3")).status();
+  EXPECT_EQ(released.code(), Code::kFailedPrecondition);
+  EXPECT_THAT(released.message(), HasSubstr("'released'"));
+  // An incomplete request.
+  EXPECT_EQ(fence->DiscardStaleCopy(Ask("u-web", "")).status().code(), Code::kInvalidArgument);
+  // None of that touched anything.
+  EXPECT_THAT(libvirt_.actions, ::testing::Not(::testing::Contains("undefine web")));
+  EXPECT_TRUE(libvirt_.domains.count("web"));
+  EXPECT_EQ(Record("web").state(), FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE);
+}
+
+TEST_F(DiscardStaleCopyTest, ADomainOfThatNameThatIsAnotherVmIsNotTouched) {
+  auto fence = Make(store_);
+  PromoteWebOnH2(*fence);
+  libvirt_.domains["web"].uuid = "someone-else";
+  Status status = fence->DiscardStaleCopy(Ask("u-web", "h2")).status();
+  EXPECT_EQ(status.code(), Code::kFailedPrecondition);
+  EXPECT_THAT(status.message(), HasSubstr("not the fenced VM's u-web"));
+  EXPECT_TRUE(libvirt_.actions.empty());
+  EXPECT_EQ(Record("web").state(), FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE);
+}
+
+// ---- Back from a crash: the VMs found stopped after a start ----
+
+TEST_F(SelfFenceTest, AVmFoundStoppedAfterACrashThatAPeerPromotedIsRecordedPromotedElsewhere) {
+  // h1 crashed with "web" running and came back: libvirtd has it defined, shut off; no fence record (a crash
+  // fences nothing). h2 promoted it meanwhile. "off" is tagged and stopped too, promoted nowhere; "db" runs.
+  StopTagged("web");
+  StopTagged("off");
+  TagRunning("db");
+  peer_.vm_answers["h2 u-web"] = FakePromotionPeer::Answer(PromotionQueryReply::PROMOTED, 1'800'000'004'000);
+  peer_.answers["h3"] = FakePromotionPeer::Answer(PromotionQueryReply::NOT_PROMOTED);
+  peer_.answers["h2"] = FakePromotionPeer::Answer(PromotionQueryReply::NOT_PROMOTED);
+  auto fence = Make(store_);
+  ASSERT_TRUE(fence->Evaluate(Snap({"h1", "h2", "h3"}, true), clock_.Now()).ok());
+  FenceRecord web = Record("web");
+  EXPECT_EQ(web.state(), FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE);
+  EXPECT_TRUE(BlocksStart(web.state())) << "the hook refuses to start the stale copy";
+  EXPECT_TRUE(web.acted());
+  EXPECT_EQ(web.promoted_host(), "h2");
+  EXPECT_EQ(web.promoted_unix_ms(), 1'800'000'004'000);
+  EXPECT_THAT(web.why(), HasSubstr("found stopped when shadowd started"));
+  EXPECT_TRUE(libvirt_.actions.empty()) << "nothing runs, nothing to do";
+  EXPECT_TRUE(libvirt_.domains.count("web")) << "the definition is kept";
+  // Running VMs are not asked about; the one nobody promoted gets no record.
+  EXPECT_TRUE(peer_.AskedAbout("u-db").empty());
+  EXPECT_EQ(peer_.AskedAbout("u-off").size(), 2u) << "every peer: any may have held its shadow";
+  EXPECT_FALSE(records_.Get("u-off")->has_value());
+  // Once answered, not asked again.
+  peer_.asked.clear();
+  ASSERT_TRUE(fence->Evaluate(Snap({"h1", "h2", "h3"}, true), clock_.Now()).ok());
+  EXPECT_TRUE(peer_.asked.empty()) << ::testing::PrintToString(peer_.asked);
+  // And the failback from h2 may have it discarded.
+  DiscardStaleCopyRequest request;
+  request.set_vm_uuid("u-web");
+  request.set_asking_host("h2");
+  ASSERT_TRUE(fence->DiscardStaleCopy(request).ok());
+  EXPECT_THAT(libvirt_.actions, ElementsAre("undefine web"));
+  EXPECT_EQ(Record("web").state(), FenceRecord::FENCE_STATE_RELEASED);
+}
+
+TEST_F(SelfFenceTest, AStoppedVmIsAskedAboutAgainUntilEveryPeerAnswered) {
+  StopTagged("web");
+  peer_.answers["h3"] = FakePromotionPeer::Answer(PromotionQueryReply::NOT_PROMOTED);  // h2 does not answer
+  auto fence = Make(store_);
+  ASSERT_TRUE(fence->Evaluate(Snap({"h1", "h2", "h3"}, true), clock_.Now()).ok());
+  EXPECT_FALSE(records_.Get("u-web")->has_value());
+  // h2 outside the partition is not dialled (its connection's timeout would hold up a fence), nor decided on.
+  peer_.asked.clear();
+  ASSERT_TRUE(fence->Evaluate(Snap({"h1", "h3"}, true), clock_.Now()).ok());
+  EXPECT_THAT(peer_.AskedAbout("u-web"), ElementsAre("h3 u-web from h1"));
+  EXPECT_FALSE(records_.Get("u-web")->has_value());
+  peer_.vm_answers["h2 u-web"] = FakePromotionPeer::Answer(PromotionQueryReply::PROMOTED, 1'800'000'004'000);
+  ASSERT_TRUE(fence->Evaluate(Snap({"h1", "h2", "h3"}, true), clock_.Now()).ok());
+  EXPECT_EQ(Record("web").state(), FenceRecord::FENCE_STATE_PROMOTED_ELSEWHERE);
 }
 
 }  // namespace

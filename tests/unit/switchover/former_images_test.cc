@@ -8,6 +8,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using Action = FormerImageVerdict::Action;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 constexpr Duration kGrace = 600s;
@@ -58,6 +59,13 @@ TEST_F(FormerImageTest, KeptWhenItIsOrWillBeTheReplicaOfTheVmsShadow) {
   verdict = Judge(Arrived() + kGrace);
   EXPECT_EQ(verdict.action, Action::kKeep);
   EXPECT_THAT(verdict.outcome, HasSubstr("failback"));
+}
+
+TEST_F(FormerImageTest, ThePromotedVmsStaleImageAtHomeIsKeptForItsFailback) {
+  origin_.set_arrived_by(virtshadow::v1::OriginRecord::ARRIVAL_PROMOTION);
+  const FormerImageVerdict verdict = Judge(Arrived() + kGrace);
+  EXPECT_EQ(verdict.action, Action::kKeep);
+  EXPECT_THAT(verdict.outcome, AllOf(HasSubstr("stale copy on h1"), HasSubstr("failback adopts it")));
 }
 
 TEST_F(FormerImageTest, WaitsWhileTheVmStillRunsOnItsArrivalTops) {

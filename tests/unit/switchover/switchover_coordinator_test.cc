@@ -104,6 +104,12 @@ class Seen {
     std::lock_guard<std::mutex> lock(mu_);
     return items_;
   }
+  // Whether an item containing `part` was added (no waiting).
+  bool Has(const std::string& part) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::any_of(items_.begin(), items_.end(),
+                       [&](const std::string& item) { return item.find(part) != std::string::npos; });
+  }
 
  private:
   mutable std::mutex mu_;
@@ -254,9 +260,20 @@ class FakeRounds final : public replication::RoundScheduler {
   std::map<std::string, int> rounds_requested_;
 };
 
-// The peers' HostState; nothing else of the peer is the coordinator's business (the steps call the rest).
+// The peers' HostState and DiscardStaleCopy (the failback of a promoted VM); nothing else of the peer is the
+// coordinator's business (the steps call the rest).
 class FakeSwitchoverPeer final : public SwitchoverPeer {
  public:
+  // What `host` answers to DiscardStaleCopy (unset: kUnavailable).
+  void SetDiscardAnswer(const std::string& host, StatusOr<v1::DiscardStaleCopyReply> answer) {
+    std::lock_guard<std::mutex> lock(mu_);
+    discard_answers_.insert_or_assign(host, std::move(answer));
+  }
+  // "host vm_uuid asking_host" per DiscardStaleCopy call.
+  std::vector<std::string> Discards() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return discards_;
+  }
   void SetState(const std::string& host, v1::HostStateReply state) {
     std::lock_guard<std::mutex> lock(mu_);
     states_[host] = std::move(state);
@@ -285,6 +302,14 @@ class FakeSwitchoverPeer final : public SwitchoverPeer {
     if (it == states_.end()) return Unavailable("fake peer: " + host + " does not answer");
     return it->second;
   }
+  StatusOr<v1::DiscardStaleCopyReply> DiscardStaleCopy(const std::string& host,
+                                                       const v1::DiscardStaleCopyRequest& request) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    discards_.push_back(host + " " + request.vm_uuid() + " " + request.asking_host());
+    auto it = discard_answers_.find(host);
+    if (it == discard_answers_.end()) return Unavailable("fake peer: " + host + " does not answer");
+    return it->second;
+  }
 
  private:
   static Status Unused(const std::string& call) {
@@ -294,6 +319,8 @@ class FakeSwitchoverPeer final : public SwitchoverPeer {
   mutable std::mutex mu_;
   std::map<std::string, v1::HostStateReply> states_;
   std::vector<std::string> asked_;
+  std::map<std::string, StatusOr<v1::DiscardStaleCopyReply>> discard_answers_;
+  std::vector<std::string> discards_;
 };
 
 class SwitchoverCoordinatorTest : public ::testing::Test {
@@ -333,7 +360,12 @@ class SwitchoverCoordinatorTest : public ::testing::Test {
         kThisHost, Settings{},
         SwitchoverCoordinator::Parts{.vms = vms_, .runner = runner_, .local = local_, .peer = peer_,
                                      .drain = drain_, .arrivals = arrivals_, .rounds = rounds_, .warm_up = gate_,
-                                     .clock = clock_},
+                                     .clock = clock_,
+                                     .on_promoted_home =
+                                         [this](const std::string& vm_uuid, const std::string& home) {
+                                           log_.Add("promotion ended: " + vm_uuid + " home on " + home);
+                                           return Status::Ok();
+                                         }},
         [this](const std::string& line) { log_.Add(line); },
         [this](const notice::Notice& notice) {
           std::lock_guard<std::mutex> lock(drained_mu_);
@@ -843,7 +875,7 @@ TEST_F(SwitchoverCoordinatorTest, FailbackWithoutAnOriginIsRefused) {
 
 TEST_F(SwitchoverCoordinatorTest, FailbackToAnOriginThatStillDrainsIsRefusedNamingUndrain) {
   AddVm("web", kUuidA, "h4");
-  ASSERT_TRUE(arrivals_.RecordOrigin(kUuidA, "web", "h1").ok());
+  ASSERT_TRUE(arrivals_.RecordOrigin(kUuidA, "web", "h1", v1::OriginRecord::ARRIVAL_SWITCHOVER, "a switchover").ok());
   v1::HostStateReply draining;
   draining.set_draining(true);
   draining.set_drain_reason("gce preemption");
@@ -862,7 +894,7 @@ TEST_F(SwitchoverCoordinatorTest, FailbackToAnOriginThatStillDrainsIsRefusedNami
 
 TEST_F(SwitchoverCoordinatorTest, FailbackMovesTheShadowHomeWaitsForARoundThereThenSwitchesOver) {
   controller::VmStatusView view = AddVm("web", kUuidA, "h4");
-  ASSERT_TRUE(arrivals_.RecordOrigin(kUuidA, "web", "h1").ok());
+  ASSERT_TRUE(arrivals_.RecordOrigin(kUuidA, "web", "h1", v1::OriginRecord::ARRIVAL_SWITCHOVER, "a switchover").ok());
   peer_.SetState("h1", v1::HostStateReply());
   v1::ReplicationRecord replicated;
   replicated.set_vm_uuid(kUuidA);
@@ -900,7 +932,7 @@ TEST_F(SwitchoverCoordinatorTest, FailbackMovesTheShadowHomeWaitsForARoundThereT
 
 TEST_F(SwitchoverCoordinatorTest, FailbackGivesUpWhenTheShadowIsNotReadyAtHomeInTime) {
   controller::VmStatusView view = AddVm("web", kUuidA, "h4");
-  ASSERT_TRUE(arrivals_.RecordOrigin(kUuidA, "web", "h1").ok());
+  ASSERT_TRUE(arrivals_.RecordOrigin(kUuidA, "web", "h1", v1::OriginRecord::ARRIVAL_SWITCHOVER, "a switchover").ok());
   peer_.SetState("h1", v1::HostStateReply());
   controller::VmStatusView placing = view;
   placing.state = v1::PROTECTION_STATE_PLACING;
@@ -919,6 +951,74 @@ TEST_F(SwitchoverCoordinatorTest, FailbackGivesUpWhenTheShadowIsNotReadyAtHomeIn
   EXPECT_LT(clock_.Now() - before, 31s);
   EXPECT_EQ(rounds_.RoundsRequested(kUuidA), 0);
   EXPECT_THAT(steps_.Calls(), IsEmpty());
+}
+
+// ---- Failback of a promoted VM
+
+TEST_F(SwitchoverCoordinatorTest, FailbackOfAPromotedVmDiscardsTheStaleCopyFirstThenMovesTheShadowAndSwitchesOver) {
+  controller::VmStatusView view = AddVm("web", kUuidA, "h4");
+  ASSERT_TRUE(arrivals_.RecordOrigin(kUuidA, "web", "h1", v1::OriginRecord::ARRIVAL_PROMOTION,
+                                     "promoted here from its shadow after h1 failed").ok());
+  peer_.SetState("h1", v1::HostStateReply());
+  v1::DiscardStaleCopyReply discarded;
+  discarded.set_detail("web on h1: stale copy discarded");
+  peer_.SetDiscardAnswer("h1", discarded);
+  controller::VmStatusView home = view;
+  home.shadow_hosts = {"h1"};
+  vms_.AfterShadowMove(kUuidA, {home});
+  rounds_.RoundAppliesOn(kUuidA, "h1");
+  StartCoordinator();
+
+  auto back = coordinator_->Failback("web", 5min);
+  ASSERT_TRUE(Ready(back));
+  StatusOr<v1::FailbackReply> reply = back.get();
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  EXPECT_EQ(reply->origin_host(), "h1");
+  EXPECT_THAT(peer_.Discards(), ElementsAre(std::string("h1 ") + kUuidA + " " + kThisHost));
+  EXPECT_THAT(vms_.ShadowMoves(), ElementsAre(Pair(kUuidA, "h1")));
+  EXPECT_EQ(reply->record().phase(), kDone);
+  EXPECT_EQ(reply->record().target_host(), "h1");
+  EXPECT_EQ(StepsOf("web"), kAllSteps);
+  EXPECT_TRUE(log_.Has("web on h1: stale copy discarded"));
+  EXPECT_TRUE(log_.Has(std::string("promotion ended: ") + kUuidA + " home on h1")) << "after the switchover";
+}
+
+TEST_F(SwitchoverCoordinatorTest, FailbackOfAPromotedVmStopsBeforeAnythingMovesWhenHomeKeepsItsStaleCopy) {
+  AddVm("web", kUuidA, "h4");
+  ASSERT_TRUE(arrivals_.RecordOrigin(kUuidA, "web", "h1", v1::OriginRecord::ARRIVAL_PROMOTION, "promoted").ok());
+  peer_.SetState("h1", v1::HostStateReply());
+  peer_.SetDiscardAnswer("h1", FailedPrecondition("web was promoted on h3, not on h2"));
+  StartCoordinator();
+
+  auto back = coordinator_->Failback("web", 5min);
+  ASSERT_TRUE(Ready(back));
+  Status status = back.get().status();
+  EXPECT_EQ(status.code(), Code::kFailedPrecondition) << status.ToString();
+  EXPECT_THAT(status.message(), AllOf(HasSubstr("h1 did not give up its stale copy"),
+                                      HasSubstr("promoted on h3, not on h2")));
+  EXPECT_THAT(vms_.ShadowMoves(), IsEmpty()) << "the shadow stays where it protects the VM";
+  EXPECT_EQ(rounds_.RoundsRequested(kUuidA), 0);
+  EXPECT_THAT(steps_.Calls(), IsEmpty());
+  EXPECT_FALSE(log_.Has("promotion ended"));
+}
+
+TEST_F(SwitchoverCoordinatorTest, FailbackOfAVmThatCameByASwitchoverDoesNotAskForADiscard) {
+  controller::VmStatusView view = AddVm("web", kUuidA, "h4");
+  ASSERT_TRUE(arrivals_.RecordOrigin(kUuidA, "web", "h1", v1::OriginRecord::ARRIVAL_SWITCHOVER, "a switchover").ok());
+  peer_.SetState("h1", v1::HostStateReply());
+  controller::VmStatusView home = view;
+  home.shadow_hosts = {"h1"};
+  vms_.AfterShadowMove(kUuidA, {home});
+  rounds_.RoundAppliesOn(kUuidA, "h1");
+  StartCoordinator();
+
+  auto back = coordinator_->Failback("web", 5min);
+  ASSERT_TRUE(Ready(back));
+  StatusOr<v1::FailbackReply> reply = back.get();
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  EXPECT_EQ(reply->record().phase(), kDone);
+  EXPECT_THAT(peer_.Discards(), IsEmpty());
+  EXPECT_FALSE(log_.Has("promotion ended")) << "no promotion to end";
 }
 
 // ---- Completions
