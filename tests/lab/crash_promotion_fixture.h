@@ -26,6 +26,18 @@ class CrashPromotionTest : public SwitchoverTest {
     return log.substr(0, end == std::string::npos ? log.size() : end + 1);
   }
 
+  // Waits up to 120 s for `vm`'s promotion record on hosts_[shadow] to be DONE; `status` is the last status seen.
+  bool WaitPromotionDone(size_t shadow, const std::string& vm, json& status) {
+    return WaitUntil(
+        [&] {
+          auto s = CliJson(shadow, "status " + vm);
+          if (!s.ok() || !(*s)["promotion"].is_object()) return false;
+          status = *s;
+          return status["promotion"]["phase"] == "PROMOTION_PHASE_DONE";
+        },
+        120s);
+  }
+
   // Waits for the promoted guest's boot after `crashed_log` (the serial log as the crash left it) and returns the
   // record it resumes after (its VS-BOOT line's `resume=`).
   StatusOr<uint64_t> WaitPromotedBoot(const TestGuest& guest, const std::string& crashed_log) {

@@ -51,14 +51,7 @@ TEST_F(FailoverTest, AHostCrashPromotesTheShadowWhoseGuestBootsAndWrites) {
   const uint64_t last_acked = before.acks.back().seq;
 
   json status;
-  const bool promoted = WaitUntil(
-      [&] {
-        auto s = CliJson(shadow, "status " + vm);
-        if (!s.ok() || !(*s)["promotion"].is_object()) return false;
-        status = *s;
-        return status["promotion"]["phase"] == "PROMOTION_PHASE_DONE";
-      },
-      120s);
+  const bool promoted = WaitPromotionDone(shadow, vm, status);
   ASSERT_TRUE(promoted) << "no promotion of " << vm << " on " << hosts_[shadow].name << ": " << status.dump();
   const json& p = status["promotion"];
   std::printf("promotion: %s\n", p.dump().c_str());

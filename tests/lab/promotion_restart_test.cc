@@ -230,14 +230,7 @@ TEST_F(PromotionRestartTest, AShadowdKilledMidPromotionAndRestartedCompletesItEx
   shadowd_killed = false;
 
   json status;
-  const bool done = WaitUntil(
-      [&] {
-        auto s = CliJson(shadow, "status " + vm);
-        if (!s.ok() || !(*s)["promotion"].is_object()) return false;
-        status = *s;
-        return status["promotion"]["phase"] == "PROMOTION_PHASE_DONE";
-      },
-      120s);
+  const bool done = WaitPromotionDone(shadow, vm, status);
   const std::string promotion_log = ReadFrom(log_path, log_offset);
   std::printf("shadowd's log on %s, from the crash (+ms):\n", shadow_host.c_str());
   for (const auto& [ms, line] : PromotionLines(promotion_log, vm)) {
