@@ -6,9 +6,15 @@
 
 namespace vs::replication {
 
-namespace {
-constexpr Duration kMaxBackoff = std::chrono::seconds(60);
-}  // namespace
+MonoTime NextRoundDue(MonoTime started, MonoTime ended, Duration interval, uint32_t failures) {
+  constexpr Duration kMaxBackoff = std::chrono::seconds(60);
+  // Start to start: the replica's age stays under one interval plus one round's duration (the RPO that a
+  // promotion promises). Counted from the round's end it would reach an interval plus two rounds.
+  if (failures == 0) return std::max(started + interval, ended);
+  Duration wait = interval;
+  for (uint32_t i = 1; i < failures && wait < kMaxBackoff; ++i) wait *= 2;
+  return ended + std::min(wait, kMaxBackoff);
+}
 
 ReplicationWorker::ReplicationWorker(Replicator& replicator, Clock& clock,
                                      std::function<void(const std::string&)> log)
@@ -108,6 +114,7 @@ void ReplicationWorker::Unhold(const std::string& vm_uuid) {
 }
 
 StatusOr<virtshadow::v1::AppliedRound> ReplicationWorker::RunRoundOf(const ReplicationTarget& target) {
+  const MonoTime started = clock_.Now();
   auto round = replicator_.RunRound(target);
   if (!round.ok()) log_("replication of " + target.vm_name + ": " + round.status().message());
   // Incremental rounds are the routine (status and metrics show them); a seed or a resync is news.
@@ -124,9 +131,7 @@ StatusOr<virtshadow::v1::AppliedRound> ReplicationWorker::RunRoundOf(const Repli
   if (it == vms_.end()) return round;  // no longer a target
   Scheduled& current = it->second;
   current.failures = round.ok() ? 0 : current.failures + 1;
-  Duration wait = current.schedule.interval;
-  for (uint32_t i = 1; i < current.failures && wait < kMaxBackoff; ++i) wait *= 2;
-  current.next_due = clock_.Now() + std::min(wait, kMaxBackoff);
+  current.next_due = NextRoundDue(started, clock_.Now(), current.schedule.interval, current.failures);
   return round;
 }
 

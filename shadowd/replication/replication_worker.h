@@ -3,8 +3,9 @@
 //
 // Why one thread: libvirt allows one backup job per domain and the backup exports share one NBD port,
 // so rounds on a host run one after the other; a round of a small delta takes well under a second.
-// After a failure the VM's next round waits min(interval * 2^failures, 60 s), so an unreachable shadow
-// host is not hammered.
+// A VM's rounds start one interval apart (the next one at once when a round took longer than that), so the
+// replica is never older than an interval plus one round. After a failure the VM's next round waits
+// min(interval * 2^failures, 60 s) from the failure, so an unreachable shadow host is not hammered.
 //
 // Ownership: borrows the Replicator and the clock. Thread-safety: SetTargets, Request* and Snapshot may
 // be called from any thread. Stop() (also from the destructor) lets the running round finish, fails the
@@ -32,6 +33,11 @@ struct ReplicationSchedule {
   ReplicationTarget target;
   Duration interval{std::chrono::seconds(5)};
 };
+
+// When a VM's next round is due, given when its last round started and ended and the failures in a row it
+// ended: one interval after the start of a round that succeeded (at its end when it took longer), after a failure
+// min(interval * 2^(failures-1), 60 s) after its end.
+MonoTime NextRoundDue(MonoTime started, MonoTime ended, Duration interval, uint32_t failures);
 
 class ReplicationWorker final : public RoundScheduler {
  public:
@@ -74,7 +80,8 @@ class ReplicationWorker final : public RoundScheduler {
     std::function<void(Status)> fail;
   };
   void Run();
-  // Runs a round, logs a failure and schedules the VM's next round (interval, or backoff after failures).
+  // Runs a round, logs a failure and schedules the VM's next round (an interval after this one started, or
+  // the backoff after failures).
   StatusOr<virtshadow::v1::AppliedRound> RunRoundOf(const ReplicationTarget& target);
   template <typename T>
   std::future<StatusOr<T>> Enqueue(const std::string& vm_uuid, std::function<StatusOr<T>(const ReplicationTarget&)> work,
