@@ -5,7 +5,7 @@
 #   lab.sh down          stop everything the lab started, by pid; remove namespaces and the bridge; verify
 #   lab.sh status [--json]
 #   lab.sh exec HOST CMD...  run CMD inside host HOST (h1, h2, ...): its network, mount and UTS namespaces
-#   lab.sh shape RATE    shape every host link to RATE (tc tbf, e.g. 1gbit); "lab.sh shape off" removes it
+#   lab.sh shape RATE    shape every host link to RATE (tc htb, Corosync first; e.g. 1gbit); "lab.sh shape off" removes it
 #   lab.sh jitter DELAY JITTER   delay every packet a host receives on its link by DELAY +- JITTER, uniform (netem's
 #                        "delay DELAY JITTER", e.g. 20ms 10ms); "lab.sh jitter off" removes it. See cmd_jitter.
 #   lab.sh uri HOST      print qemu+tcp://ADDR/system for HOST
@@ -405,15 +405,43 @@ cmd_install() {
   done
 }
 
+# lab.sh shape RATE: every host link carries at most RATE each way, through an HTB whose first class holds Corosync
+# (UDP 5405) and goes first. Replication saturates a shaped link: in one tbf queue Corosync's token waited or was
+# dropped behind the NBD stream, and the membership split while every host was up (a 4 Mbit/s round split it
+# for 1-2 s each time). Production clusters keep Corosync apart the same way (its own link or a priority class);
+# docs/failover.md, "Corosync's link". Each class's queue holds 50 ms at RATE plus a burst, as tbf's latency did.
+shape_kbit() {  # shape_kbit RATE: RATE (tc units: 800kbit, 4mbit, 1gbit) in kbit/s
+  [[ $1 =~ ^([0-9]+)(kbit|mbit|gbit)$ ]] || die "lab.sh shape: '$1' is not a rate like 800kbit, 4mbit or 1gbit"
+  case ${BASH_REMATCH[2]} in
+    kbit) echo "${BASH_REMATCH[1]}";; mbit) echo $(( BASH_REMATCH[1] * 1000 ));; gbit) echo $(( BASH_REMATCH[1] * 1000000 ));;
+  esac
+}
+
+shape_dev() {  # shape_dev KBIT [ip netns exec NS] DEV: the HTB on one side of a link
+  local kbit=$1; shift; local dev=${*: -1}; local tc=("${@:1:$#-1}" tc)
+  local queue=$(( kbit * 1000 / 8 / 20 + 262144 ))  # bytes: 50 ms at the rate, plus the burst
+  "${tc[@]}" qdisc add dev "$dev" root handle 1: htb default 20
+  "${tc[@]}" class add dev "$dev" parent 1: classid 1:1 htb rate "${kbit}kbit" burst 256kb cburst 256kb
+  "${tc[@]}" class add dev "$dev" parent 1:1 classid 1:10 htb rate "$(( kbit / 8 ))kbit" ceil "${kbit}kbit" \
+    burst 256kb cburst 256kb prio 0
+  "${tc[@]}" class add dev "$dev" parent 1:1 classid 1:20 htb rate "$(( kbit - kbit / 8 ))kbit" ceil "${kbit}kbit" \
+    burst 256kb cburst 256kb prio 1
+  "${tc[@]}" qdisc add dev "$dev" parent 1:10 handle 10: bfifo limit "$queue"
+  "${tc[@]}" qdisc add dev "$dev" parent 1:20 handle 20: bfifo limit "$queue"
+  "${tc[@]}" filter add dev "$dev" parent 1: protocol ip prio 1 u32 match ip protocol 17 0xff \
+    match ip dport 5405 0xffff flowid 1:10
+}
+
 cmd_shape() {
-  local rate=${1:?usage: lab.sh shape RATE|off (e.g. 1gbit)}
+  local rate=${1:?usage: lab.sh shape RATE|off (e.g. 1gbit)} kbit=""
+  [ "$rate" = off ] || kbit=$(shape_kbit "$rate")
   for i in $(known_hosts); do
     tc qdisc del dev "vsh${i}r" root 2>/dev/null || true
     ip netns exec "$(host_ns "$i")" tc qdisc del dev eth0 root 2>/dev/null || true
     [ "$rate" = off ] && continue
     # Both directions: the bridge side shapes traffic into the host, eth0 inside shapes traffic out of it.
-    tc qdisc add dev "vsh${i}r" root tbf rate "$rate" burst 256kb latency 50ms
-    ip netns exec "$(host_ns "$i")" tc qdisc add dev eth0 root tbf rate "$rate" burst 256kb latency 50ms
+    shape_dev "$kbit" "vsh${i}r"
+    shape_dev "$kbit" ip netns exec "$(host_ns "$i")" eth0
   done
   echo "lab links: ${rate}"
 }
