@@ -119,4 +119,21 @@ StatusOr<bool> AnyUsedByNonShadow(virt::Hypervisor& local, const std::string& th
                      [&](const std::string& path) { return DomainUsing(domains, path, ShadowsCount::kNo).has_value(); });
 }
 
+StatusOr<std::vector<controller::DomainObservation>> ObserveDomains(virt::Hypervisor& local) {
+  VS_ASSIGN_OR_RETURN(std::vector<std::string> names, local.ListDomainNames());
+  std::vector<controller::DomainObservation> domains;
+  for (const auto& name : names) {
+    StatusOr<std::string> xml = local.GetDomainXml(name);
+    StatusOr<virt::DomainState> state = local.GetDomainState(name);
+    for (const Status& read : {xml.status(), state.status()}) {
+      if (!read.ok() && read.code() != Code::kNotFound) return read.Annotate("reading local domain '" + name + "'");
+    }
+    if (!xml.ok() || !state.ok()) continue;  // undefined meanwhile
+    domains.push_back({.xml = *xml,
+                       .running = *state == virt::DomainState::kRunning || *state == virt::DomainState::kPaused,
+                       .uuid_hint = "", .name_hint = name});
+  }
+  return domains;
+}
+
 }  // namespace vs::cluster

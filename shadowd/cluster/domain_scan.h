@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "shadowd/controller/controller.h"
 #include "shadowd/controller/peer_ops.h"
 #include "shadowd/virt/hypervisor.h"
 
@@ -52,6 +53,11 @@ struct ShadowRelease {
 };
 ShadowRelease PlanShadowRelease(const std::vector<ScannedDomain>& domains, const std::string& shadow_uuid,
                                 const std::string& shadow_name, const std::vector<std::string>& replica_paths);
+
+// Every domain of `local` as it is now, for ProtectionController::ReconcileLocalDomains. A domain that cannot be
+// read fails the whole observation (one undefined meanwhile is left out: its event follows), because the controller
+// takes a domain missing from it as undefined and would end the record of a VM that runs.
+StatusOr<std::vector<controller::DomainObservation>> ObserveDomains(virt::Hypervisor& local);
 
 // The shadow of VM `vm_uuid` among the scanned domains, if any.
 std::optional<controller::PeerShadow> ShadowOf(const std::vector<ScannedDomain>& domains, const std::string& vm_uuid);

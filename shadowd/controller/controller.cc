@@ -212,6 +212,9 @@ Status ProtectionController::ApplyEvent(const v1::VmRecord& current, const Event
   const bool ends = std::any_of(transition->commands.begin(), transition->commands.end(),
                                 [](const lifecycle::Command& c) { return std::holds_alternative<lifecycle::DeleteRecord>(c); });
   VS_RETURN_IF_ERROR(Persist(vm_uuid, transition->record, ends));
+  // A record ends quietly in its state machine; the log says when, so that a VM found unprotected can be explained.
+  if (ends) Report(vm_uuid, "protection record of '" + current.vm_name() + "' ended (it was " +
+                                lifecycle::ToString(current.state()) + ")");
   Dispatch(vm_uuid, std::move(transition->commands));
   return Status::Ok();
 }
@@ -281,7 +284,9 @@ Status ProtectionController::ReconcileLocalDomains(const std::vector<DomainObser
   }
   VS_ASSIGN_OR_RETURN(LoadedRecords loaded, LoadAllRecords());
   for (const v1::VmRecord& record : loaded.records) {
-    if (present.count(record.vm_uuid()) == 0) first.Note(OnDomainUndefined(record.vm_uuid()));
+    if (present.count(record.vm_uuid()) != 0) continue;
+    Report(record.vm_uuid(), "'" + record.vm_name() + "' is not among this host's domains: taken as undefined");
+    first.Note(OnDomainUndefined(record.vm_uuid()));
   }
   return first.Get();
 }

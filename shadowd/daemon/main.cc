@@ -72,20 +72,6 @@
 namespace vs::daemon {
 namespace {
 
-StatusOr<std::vector<controller::DomainObservation>> ObserveLocalDomains(virt::Hypervisor& local) {
-  VS_ASSIGN_OR_RETURN(std::vector<std::string> names, local.ListDomainNames());
-  std::vector<controller::DomainObservation> domains;
-  for (const auto& name : names) {
-    auto xml = local.GetDomainXml(name);
-    auto state = local.GetDomainState(name);
-    if (!xml.ok() || !state.ok()) continue;  // undefined meanwhile; its event follows
-    domains.push_back({.xml = *xml, .running = *state == virt::DomainState::kRunning ||
-                                                *state == virt::DomainState::kPaused,
-                       .uuid_hint = "", .name_hint = name});
-  }
-  return domains;
-}
-
 // Delivers every spooled hook event, oldest first; a delivered or unreadable event is removed.
 void ReplaySpool(spool::Spool& spool, controller::ProtectionController& controller, const Logger& log) {
   auto listing = spool.List();
@@ -208,6 +194,9 @@ class Daemon {
   // The loop's tick, at least every 500 ms; `next_refresh` is when the cluster is read again.
   void Tick(MonoTime& next_refresh);
   void GiveUpShadowsOnGoneHosts();
+  // Brings the records in line with the local domains as they are now (changed while shadowd was down); until
+  // that worked once, every refresh tries again.
+  void ReconcileLocalDomains();
   // Where the VM was promoted after this host fenced it (fences_ says so), if it was.
   std::optional<std::string> PromotedElsewhere(const std::string& vm_uuid) const;
   // Ends the protection records of this host's VMs that its self-fence found promoted elsewhere.
@@ -223,6 +212,7 @@ class Daemon {
   std::unique_ptr<cluster::LibvirtCluster> cluster_;
   std::unique_ptr<controller::ProtectionController> controller_;
   std::unique_ptr<spool::Spool> spool_;
+  bool local_domains_reconciled_ = false;  // on the loop's thread only (and before it runs)
   EventLoop loop_;
   // Replication and switchovers block on libvirt for long stretches: each has a connection of its own.
   std::unique_ptr<virt::Hypervisor> replication_libvirt_;
@@ -349,10 +339,8 @@ Status Daemon::BuildController() {
   log_.Failure("recovering records", controller_->Recover());
   cluster_->Refresh();
   ReplaySpool(*spool_, *controller_, log_);
-  VS_ASSIGN_OR_RETURN(virt::Hypervisor * local, Named(cluster_->Local(), "the local libvirtd"));
-  if (auto domains = ObserveLocalDomains(*local); domains.ok()) {
-    log_.Failure("reconciling local domains", controller_->ReconcileLocalDomains(*domains));
-  }
+  VS_RETURN_IF_ERROR(Named(cluster_->Local(), "the local libvirtd").status());
+  ReconcileLocalDomains();
   if (auto shadows = cluster_->Shadows(); shadows.ok()) {
     log_.Failure("orphan sweep", controller_->SweepOrphans(*shadows));
   }
@@ -505,6 +493,7 @@ void Daemon::Tick(MonoTime& next_refresh) {
   if (clock_.Now() >= next_refresh) {
     next_refresh = clock_.Now() + config_.refresh;
     if (cluster_->Refresh()) log_.Failure("capacity change", controller_->OnCapacityChanged());
+    if (!local_domains_reconciled_) ReconcileLocalDomains();
     if (heartbeats_) GiveUpShadowsOnGoneHosts();
     EndProtectionOfPromotedElsewhere();
     for (const std::string& peer : hosts_.Peers()) {
@@ -521,6 +510,15 @@ void Daemon::Tick(MonoTime& next_refresh) {
   }
   log_.Failure("queued work", controller_->RunPending());
   if (auto views = controller_->List(); views.ok()) replication_worker_->SetTargets(SchedulesFrom(*views));
+}
+
+void Daemon::ReconcileLocalDomains() {
+  StatusOr<virt::Hypervisor*> local = cluster_->Local();
+  StatusOr<std::vector<controller::DomainObservation>> domains =
+      local.ok() ? cluster::ObserveDomains(**local) : StatusOr<std::vector<controller::DomainObservation>>(local.status());
+  Status reconciled = domains.ok() ? controller_->ReconcileLocalDomains(*domains) : domains.status();
+  log_.Failure("reconciling local domains (tried again at the next refresh)", reconciled);
+  local_domains_reconciled_ = domains.ok();
 }
 
 // A shadow host gone as long as a failed primary must be before its shadow is promoted (failover::FenceTiming:

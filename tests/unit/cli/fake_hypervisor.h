@@ -36,6 +36,7 @@ struct FakeLibvirt {
   Status set_metadata_error;  // returned by SetMetadata when not OK (nothing is written then)
   std::vector<std::string> actions;  // "destroy NAME", "suspend NAME", "resume NAME", "undefine NAME", in call order
   Status suspend_error;               // returned by SuspendDomain when not OK (the state stays)
+  Status xml_error;                   // returned by GetDomainXml when not OK
 };
 
 // `attributes` as they would appear in the element, e.g. R"(vcpus="2")".
@@ -96,6 +97,7 @@ class FakeHypervisor final : public virt::Hypervisor {
   }
 
   StatusOr<std::string> GetDomainXml(const std::string& name) override {
+    if (!libvirt_.xml_error.ok()) return libvirt_.xml_error;
     VS_ASSIGN_OR_RETURN(FakeDomain * domain, Find(name));
     return "<domain type='kvm'><name>" + name + "</name><uuid>" + domain->uuid +
            "</uuid><memory unit='KiB'>1048576</memory>"

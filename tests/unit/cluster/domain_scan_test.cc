@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "shadowd/controller/shadow_domain_xml.h"
+#include "tests/unit/cli/fake_hypervisor.h"
 #include "tests/unit/controller/test_domains.h"
 
 namespace vs::cluster {
@@ -104,6 +105,36 @@ TEST(DomainScan, ReleasingAShadowWhoseXmlDoesNotParseStillTakesTheDefinition) {
                                                  t::kShadowName, {t::kRootDisk});
   EXPECT_TRUE(broken.undefine);
   EXPECT_EQ(broken.images, std::vector<std::string>{t::kRootDisk});
+}
+
+TEST(ObserveDomains, EveryDomainWithItsXmlAndWhetherItRuns) {
+  cli::testing::FakeLibvirt libvirt;
+  libvirt.domains["web"] = {.state = virt::DomainState::kPaused};
+  libvirt.domains["db"] = {.state = virt::DomainState::kShutoff, .uuid = "0b7cf3c5-6d1f-4f3e-9a59-46f9fa0e3a61"};
+  cli::testing::FakeHypervisor local(libvirt);
+  auto observed = ObserveDomains(local);
+  ASSERT_TRUE(observed.ok()) << observed.status().ToString();
+  ASSERT_EQ(observed->size(), 2u);
+  EXPECT_EQ((*observed)[0].name_hint, "db");
+  EXPECT_FALSE((*observed)[0].running);
+  EXPECT_THAT((*observed)[0].xml, ::testing::HasSubstr("0b7cf3c5-6d1f-4f3e-9a59-46f9fa0e3a61"));
+  EXPECT_TRUE((*observed)[1].running) << "a paused (fenced) VM still runs";
+}
+
+TEST(ObserveDomains, ADomainThatCannotBeReadFailsTheObservationRatherThanLookUndefined) {
+  // Left out, the domain would look undefined and its VM's protection record would end while it runs.
+  cli::testing::FakeLibvirt libvirt;
+  libvirt.domains["web"] = {};
+  libvirt.xml_error = Unavailable("internal error: client socket is closed");
+  cli::testing::FakeHypervisor local(libvirt);
+  auto observed = ObserveDomains(local);
+  ASSERT_FALSE(observed.ok());
+  EXPECT_THAT(observed.status().ToString(), ::testing::HasSubstr("reading local domain 'web'"));
+  // Undefined meanwhile is no error: that domain is simply gone.
+  libvirt.xml_error = NotFound("Domain not found: no domain with matching name 'web'");
+  observed = ObserveDomains(local);
+  ASSERT_TRUE(observed.ok()) << observed.status().ToString();
+  EXPECT_TRUE(observed->empty());
 }
 
 }  // namespace
