@@ -352,13 +352,15 @@ json VerifyToJson(const v1::VerifyReply& reply) {
 }
 
 namespace {
-// "member", "absent 12.0 s", "never seen"; "unknown" while this host's Corosync does not answer.
+// "member", "absent 12.0 s", "never seen"; "unknown" while this host's Corosync does not answer. A host whose
+// shadowd stopped says so: it fences nothing on a cut.
 std::string MembershipCell(const v1::HostInfo& host, bool known) {
   if (!known) return "unknown";
+  const std::string stopped = host.shadowd_stopped() ? " (shadowd stopped: no self-fence)" : "";
   if (host.membership() == "absent" && host.membership_since_ago_ms() >= 0) {
-    return "absent " + Seconds(host.membership_since_ago_ms());
+    return "absent " + Seconds(host.membership_since_ago_ms()) + stopped;
   }
-  return OrDash(host.membership());
+  return OrDash(host.membership()) + stopped;
 }
 }  // namespace
 
@@ -490,7 +492,8 @@ json HostsToJson(const v1::ListHostsReply& reply) {
                                     {"since_ago_ms", host.membership_since_ago_ms()},
                                     {"last_seen_unix_ms", host.last_seen_unix_ms()},
                                     {"last_seen_ago_ms", host.last_seen_ago_ms()},
-                                    {"corosync_member", host.corosync_member()}};
+                                    {"corosync_member", host.corosync_member()},
+                                    {"shadowd_stopped", host.shadowd_stopped()}};
     }
   }
   json out = {{"this_host", reply.this_host()}, {"hosts", hosts}};

@@ -64,6 +64,10 @@ struct Session {
   uint64_t ring_id = 0;
   std::set<uint32_t> quorum_nodes;  // votequorum members
   std::set<uint32_t> group_nodes;   // nodes with a shadowd in the cpg group
+  std::set<uint32_t> ever_in_group;  // nodes whose shadowd was in the group at some time since we joined
+  // Nodes whose shadowd left the group while their node stayed (CPG_REASON_LEAVE or _PROCDOWN, not _NODEDOWN)
+  // and has not joined since (MembershipSnapshot::shadowd_stopped).
+  std::set<uint32_t> process_left;
   // Our own join was seen in a group change. Until then the group's membership is not known (the quorum's
   // callbacks come first), and a snapshot would show every host, this one included, as having left.
   bool joined = false;
@@ -127,7 +131,14 @@ struct Session {
     snapshot.failure_detection = failure_detection;
     for (uint32_t node : group_nodes) snapshot.members.push_back(NameOf(node));
     for (uint32_t node : quorum_nodes) snapshot.corosync_members.push_back(NameOf(node));
-    for (auto* list : {&snapshot.members, &snapshot.corosync_members}) {
+    // A node in the partition whose shadowd was never in the group since we joined has none running. Not every
+    // node outside the group: a node that went down leaves the group before the quorum says so.
+    std::set<uint32_t> stopped = process_left;
+    for (uint32_t node : quorum_nodes) {
+      if (!group_nodes.count(node) && !ever_in_group.count(node)) stopped.insert(node);
+    }
+    for (uint32_t node : stopped) snapshot.shadowd_stopped.push_back(NameOf(node));
+    for (auto* list : {&snapshot.members, &snapshot.corosync_members, &snapshot.shadowd_stopped}) {
       std::sort(list->begin(), list->end());
       list->erase(std::unique(list->begin(), list->end()), list->end());
     }
@@ -155,13 +166,20 @@ void OnNodeList(votequorum_handle_t, uint64_t context, votequorum_ring_id_t ring
 }
 
 void OnGroupChange(cpg_handle_t handle, const cpg_name*, const cpg_address* members, size_t member_count,
-                   const cpg_address*, size_t, const cpg_address*, size_t) {
+                   const cpg_address* left, size_t left_count, const cpg_address*, size_t) {
   void* context = nullptr;
   if (cpg_context_get(handle, &context) != CS_OK || context == nullptr) return;
   Session* session = static_cast<Session*>(context);
+  for (size_t i = 0; i < left_count; ++i) {
+    if (left[i].reason == CPG_REASON_LEAVE || left[i].reason == CPG_REASON_PROCDOWN) {
+      session->process_left.insert(left[i].nodeid);
+    }
+  }
   session->group_nodes.clear();
   for (size_t i = 0; i < member_count; ++i) {
     session->group_nodes.insert(members[i].nodeid);
+    session->ever_in_group.insert(members[i].nodeid);
+    session->process_left.erase(members[i].nodeid);
     if (members[i].nodeid == session->local_nodeid && members[i].pid == static_cast<uint32_t>(getpid())) {
       session->joined = true;
     }

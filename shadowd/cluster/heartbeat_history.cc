@@ -88,12 +88,15 @@ Status HeartbeatHistory::AppendEvent(store::WriteBatch& batch, const std::string
 Status HeartbeatHistory::Observe(const MembershipSnapshot& snapshot) {
   const int64_t now_ms = ToUnixMillis(clock_.WallNow());
   std::set<std::string> members;
-  std::vector<std::string> corosync_members;
+  std::vector<std::string> corosync_members, shadowd_stopped;
   for (const std::string& node : snapshot.members) {
     if (const HostConfig* host = HostOf(node)) members.insert(host->name);
   }
   for (const std::string& node : snapshot.corosync_members) {
     if (const HostConfig* host = HostOf(node)) corosync_members.push_back(host->name);
+  }
+  for (const std::string& node : snapshot.shadowd_stopped) {
+    if (const HostConfig* host = HostOf(node)) shadowd_stopped.push_back(host->name);
   }
 
   MutexLock lock(mu_);
@@ -154,6 +157,7 @@ Status HeartbeatHistory::Observe(const MembershipSnapshot& snapshot) {
     ring_id_ = snapshot.ring_id;
     failure_detection_ = snapshot.failure_detection;
     corosync_members_ = std::move(corosync_members);
+    shadowd_stopped_ = std::move(shadowd_stopped);
   }
   return Status::Ok();
 }
@@ -170,6 +174,8 @@ MembershipView HeartbeatHistory::View() const {
     out.host = host.name;
     out.corosync_member = known_ && std::find(corosync_members_.begin(), corosync_members_.end(), host.name) !=
                                         corosync_members_.end();
+    out.shadowd_stopped =
+        std::find(shadowd_stopped_.begin(), shadowd_stopped_.end(), host.name) != shadowd_stopped_.end();
     if (auto found = states_.find(host.name); found != states_.end()) {
       const HostHeartbeat& state = found->second;
       out.state = state.member() ? HostMembership::kMember : HostMembership::kAbsent;

@@ -57,6 +57,9 @@ struct HostHeartbeatView {
   std::optional<WallTime> since;      // when it became a member or absent (unset when never seen)
   std::optional<WallTime> last_seen;  // the last time it was seen a member (unset when never)
   bool corosync_member = false;       // its Corosync is in this partition (in the last connected snapshot)
+  // Its shadowd stopped while its Corosync stayed and has not come back (MembershipSnapshot::shadowd_stopped, in
+  // the last connected snapshot): it cannot fence itself.
+  bool shadowd_stopped = false;
 };
 
 struct MembershipView {
@@ -116,6 +119,7 @@ class HeartbeatHistory {
   uint64_t ring_id_ VS_GUARDED_BY(mu_) = 0;
   Duration failure_detection_ VS_GUARDED_BY(mu_){0};
   std::vector<std::string> corosync_members_ VS_GUARDED_BY(mu_);  // configured host names
+  std::vector<std::string> shadowd_stopped_ VS_GUARDED_BY(mu_);   // configured host names
 };
 
 // Feeds a HeartbeatHistory from a Membership: every change as it happens (on the membership's thread), and

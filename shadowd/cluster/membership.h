@@ -28,6 +28,10 @@ struct MembershipSnapshot {
   // Node names (or addresses where the nodelist gives no name), sorted, without duplicates.
   std::vector<std::string> members;           // whose shadowd is in the process group
   std::vector<std::string> corosync_members;  // whose Corosync is in the partition
+  // Whose shadowd stopped while their Corosync stayed (it left the group, or was not in it while its node was
+  // since this host joined) and has not joined since, whether or not the node is still in the partition. Such a
+  // node cannot fence itself: if it then leaves, its VMs may run on unfenced (failover::MayPromote).
+  std::vector<std::string> shadowd_stopped;
   // How long a node that went silent stays listed: Corosync's runtime token plus consensus timeouts (its
   // token_coefficient included). The fence bound's detection skew (failover::FenceTiming) is this. 0 while
   // !connected.

@@ -37,6 +37,11 @@ PromotionVerdict MayPromote(bool this_partition_quorate, const PrimaryHostState&
   if (!primary.absent_since) {
     return {.why = primary.host + " was never seen leaving the membership"};
   }
+  if (primary.shadowd_stopped) {
+    return {.why = primary.host + "'s shadowd had stopped before the host left the membership, so nothing fenced the "
+                   "VM there and it may still run; once you know " + primary.host + " is off, run 'virt-shadow "
+                   "promote DOMAIN' on this host"};
+  }
   if (timing.detection_skew <= Duration::zero()) {
     return {.why = "the membership has not said how long it takes to notice a lost node (Corosync's token plus "
                    "consensus): the fence bound is unknown"};

@@ -67,6 +67,8 @@ struct PrimaryHostState {
   bool member = false;                    // in this host's (quorate) partition right now
   std::optional<MonoTime> absent_since;   // when this host saw it leave the membership
   bool vm_confirmed_stopped = false;      // its libvirtd answered and the VM does not run there (destroyed)
+  // Its shadowd had stopped (its Corosync staying) and had not come back when it left: nothing fenced it.
+  bool shadowd_stopped = false;
 };
 
 struct PromotionVerdict {
@@ -78,7 +80,8 @@ struct PromotionVerdict {
 // May this host promote a shadow of a VM whose primary is `primary`, at `now`? Only from a quorate partition;
 // never while the primary is a member; at once when the primary's libvirtd confirmed the VM stopped; otherwise
 // once `timing.SurvivorWait()` has passed since the primary left (by then it has fenced itself), and never on a
-// timing whose detection skew is unknown (0).
+// timing whose detection skew is unknown (0) nor for a primary whose shadowd had stopped before it left: waiting
+// proves nothing when no shadowd was there to fence (an operator's `virt-shadow promote` decides then).
 PromotionVerdict MayPromote(bool this_partition_quorate, const PrimaryHostState& primary, MonoTime now,
                             const FenceTiming& timing);
 

@@ -73,11 +73,10 @@ void PromotionWorker::StartProbes() {
     last_probe_[host] = now;
     probes_[host] = std::thread([this, host = host, vms = std::move(vms)] {
       for (const auto& [vm_uuid, vm_name] : vms) {
-        StatusOr<bool> stopped = probe_(host, vm_name);
-        if (!stopped.ok()) break;  // the host's libvirtd does not answer: the fence wait decides
-        if (*stopped) {
-          log_(host + "'s libvirtd confirmed " + vm_name + " stopped there: it may be promoted at once");
-          promotions_.ConfirmStopped(vm_uuid);
+        StatusOr<bool> decided = promotions_.FenceAtPrimary(vm_uuid, [&] { return probe_(host, vm_name); });
+        if (!decided.ok()) break;  // the host's libvirtd does not answer: the fence wait decides
+        if (*decided) {
+          log_(host + "'s libvirtd confirmed " + vm_name + " stopped there: promoted at once");
           Wake();
         }
       }

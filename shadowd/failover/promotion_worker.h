@@ -4,8 +4,9 @@
 // daemon's loop (rule 2).
 //
 // The primaries' libvirtd: for every VM that waits for promotion (its primary absent with its Corosync, the fence
-// wait not over), a prober thread of its own asks the primary's libvirtd to destroy the VM there (`probe`, which must bound its own time: a cut link does not answer) and, when it is confirmed
-// stopped, tells Promotions (ConfirmStopped) and wakes the worker: MayPromote's "at once". One probe per host in
+// wait not over), a prober thread of its own asks the primary's libvirtd to destroy the VM there (`probe`, which
+// must bound its own time: a cut link does not answer) through Promotions::FenceAtPrimary, which decides the
+// promotion when the VM is confirmed stopped, and wakes the worker: MayPromote's "at once". One probe per host in
 // flight, at most one every `probe_interval` per host; a hung probe holds up only later probes of its own host.
 //
 // Ownership: borrows Promotions (must outlive it); owns its threads. Thread-safety: Start/Stop from one thread,

@@ -76,14 +76,39 @@ Status Promotions::Save(PromotionRecord& record) {
   return store_.Write(batch);
 }
 
-void Promotions::ConfirmStopped(const std::string& vm_uuid) {
-  MutexLock lock(confirmed_mu_);
-  confirmed_stopped_.insert(vm_uuid);
+std::map<std::string, std::pair<std::string, std::string>> Promotions::AwaitingPromotion() const {
+  MutexLock lock(awaiting_mu_);
+  std::map<std::string, std::pair<std::string, std::string>> names;
+  for (const auto& [vm_uuid, awaiting] : awaiting_) {
+    names.emplace(vm_uuid, std::make_pair(awaiting.shadow.primary_name, awaiting.shadow.primary_host));
+  }
+  return names;
 }
 
-std::map<std::string, std::pair<std::string, std::string>> Promotions::AwaitingPromotion() const {
-  MutexLock lock(confirmed_mu_);
-  return awaiting_;
+StatusOr<bool> Promotions::FenceAtPrimary(const std::string& vm_uuid, const std::function<StatusOr<bool>()>& destroy) {
+  MutexLock lock(decide_mu_);
+  std::optional<Awaiting> awaiting;
+  {
+    MutexLock inner(awaiting_mu_);
+    if (auto found = awaiting_.find(vm_uuid); found != awaiting_.end()) awaiting = found->second;
+  }
+  if (!awaiting) return false;
+  VS_ASSIGN_OR_RETURN(std::optional<PromotionRecord> existing, Get(vm_uuid));
+  if (existing) return false;  // decided meanwhile (an operator's promote)
+  // A veto is cleared only by a Tick that saw the primary leave after it, before it put the VM here: one found now
+  // came since. The primary is back and resumes its copy.
+  VS_ASSIGN_OR_RETURN(std::optional<v1::PromotionVeto> veto,
+                      store::GetProto<v1::PromotionVeto>(store_, PromotionVetoKey(vm_uuid)));
+  if (veto) return false;
+  VS_ASSIGN_OR_RETURN(bool stopped, destroy());
+  if (!stopped) return false;
+  const PrimaryHostState state{.host = awaiting->shadow.primary_host, .member = false, .vm_confirmed_stopped = true};
+  const PromotionVerdict verdict = MayPromote(true, state, clock_.Now(), settings_.timing);
+  VS_RETURN_IF_ERROR(
+      Decide(awaiting->shadow, &awaiting->primary, awaiting->failure_detection, verdict.why, false).status());
+  MutexLock inner(awaiting_mu_);
+  awaiting_.erase(vm_uuid);
+  return true;
 }
 
 StatusOr<PromotionRecord> Promotions::Decide(const controller::PeerShadow& shadow,
@@ -112,20 +137,15 @@ StatusOr<PromotionRecord> Promotions::Decide(const controller::PeerShadow& shado
 }
 
 Status Promotions::DecideAll(const cluster::MembershipView& view, const std::vector<controller::PeerShadow>& shadows) {
-  std::map<std::string, std::pair<std::string, std::string>> awaiting;
+  std::map<std::string, Awaiting> awaiting;
   Status first;
   for (const controller::PeerShadow& shadow : shadows) {
     if (shadow.primary_host == settings_.this_host || shadow.primary_uuid.empty()) continue;
     const cluster::HostHeartbeatView* primary = FindHost(view, shadow.primary_host);
     if (primary == nullptr) continue;  // not a configured host: nothing known of it
     const bool member = primary->state == cluster::HostMembership::kMember;
-    bool confirmed = false;
-    {
-      MutexLock lock(confirmed_mu_);
-      if (member) confirmed_stopped_.erase(shadow.primary_uuid);  // a confirmation holds for one absence only
-      confirmed = confirmed_stopped_.count(shadow.primary_uuid) > 0;
-    }
     MutexLock lock(decide_mu_);
+    if (member) told_unfenced_.erase(shadow.primary_uuid);
     StatusOr<std::optional<PromotionRecord>> existing = Get(shadow.primary_uuid);
     if (!existing.ok()) {
       if (first.ok()) first = existing.status();
@@ -160,17 +180,20 @@ Status Promotions::DecideAll(const cluster::MembershipView& view, const std::vec
       // as a member; its VMs are not promoted (an operator who knows better uses `promote --force`).
       continue;
     }
-    PrimaryHostState state{.host = shadow.primary_host, .member = false, .vm_confirmed_stopped = confirmed};
+    PrimaryHostState state{.host = shadow.primary_host, .member = false, .shadowd_stopped = primary->shadowd_stopped};
     if (primary->state == cluster::HostMembership::kAbsent && primary->since) state.absent_since = MonoOf(*primary->since);
     const PromotionVerdict verdict = MayPromote(view.quorate, state, clock_.Now(), settings_.timing.WithDetection(view.failure_detection));
     if (!verdict.allowed) {
-      awaiting.emplace(shadow.primary_uuid, std::make_pair(shadow.primary_name, shadow.primary_host));
+      awaiting.emplace(shadow.primary_uuid, Awaiting{shadow, *primary, view.failure_detection});
+      if (state.shadowd_stopped && told_unfenced_.insert(shadow.primary_uuid).second) {
+        log_("not promoting " + shadow.primary_name + " (" + shadow.primary_uuid + "): " + verdict.why);
+      }
       continue;
     }
     StatusOr<PromotionRecord> decided = Decide(shadow, primary, view.failure_detection, verdict.why, false);
     if (!decided.ok() && first.ok()) first = decided.status();
   }
-  MutexLock lock(confirmed_mu_);
+  MutexLock lock(awaiting_mu_);
   awaiting_ = std::move(awaiting);
   return first;
 }
@@ -188,9 +211,8 @@ Status Promotions::Tick(const cluster::MembershipView& view) {
       log_("cannot list the shadows defined here (promotions wait): " + shadows.status().ToString());
     }
   } else {
-    MutexLock lock(confirmed_mu_);
+    MutexLock lock(awaiting_mu_);
     awaiting_.clear();
-    if (!someone_absent) confirmed_stopped_.clear();
   }
   VS_ASSIGN_OR_RETURN(std::vector<PromotionRecord> records, List());
   for (PromotionRecord& record : records) {

@@ -5,11 +5,12 @@
 // The trigger (Tick): for every shadow defined on this host whose VM's primary is absent from this host's
 // membership, MayPromote (fencing.h) with the survivors' wait measured from when this host saw the primary leave
 // (HeartbeatHistory's `since`, turned into this clock's monotonic time so that a restart does not restart the
-// wait), or at once when the primary's libvirtd confirmed the VM stopped there (ConfirmStopped). One more rule
+// wait), or at once when the primary's libvirtd confirmed the VM stopped there (FenceAtPrimary). One more rule
 // than MayPromote's (docs/failover.md, assumptions): a primary absent from the process group whose Corosync is
 // still in the partition (its shadowd died or restarts; the host lives and fences nothing) counts as a member:
 // nothing is promoted and nothing is destroyed there.
-// The decision (PROMOTION_PHASE_DECIDED) is stored before anything acts on it.
+// The decision (PROMOTION_PHASE_DECIDED) is stored before anything acts on it, except the prober's destroy on
+// the primary (FenceAtPrimary), which is decided under the same lock before the veto can be asked again.
 //
 // The veto: QueryPromotion and every decision run under one mutex (decide_mu_). A VM with a stored promotion
 // record (not FAILED) is PROMOTED; otherwise a PromotionVeto naming the asking host is stored before the
@@ -32,7 +33,7 @@
 // shortfall, said in the record.
 //
 // Ownership: borrows store, clock, host and logger sink (they must outlive it). Thread-safety: Tick and Run
-// from one thread (the promotion thread); QueryPromotion, OperatorPromote, Get, List and ConfirmStopped from
+// from one thread (the promotion thread); QueryPromotion, OperatorPromote, Get, List and FenceAtPrimary from
 // any thread. Failure modes: Tick returns the first store error (a step's failure is recorded in its record
 // and retried, not returned); QueryPromotion returns store errors (the caller then must not resume its VM);
 // OperatorPromote returns CheckOperatorPromote's refusals, kNotFound for a VM with no shadow here,
@@ -40,6 +41,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -104,11 +106,19 @@ class Promotions {
   // One pass of the trigger over `view`, then every unfinished promotion as far as it goes.
   Status Tick(const cluster::MembershipView& view) VS_EXCLUDES(decide_mu_);
 
-  // The primary's libvirtd answered that `vm_uuid` does not run there (it was destroyed): MayPromote's "at once".
-  void ConfirmStopped(const std::string& vm_uuid) VS_EXCLUDES(confirmed_mu_);
   // The VMs whose primary is absent and that wait for promotion (uuid -> {name, primary host}): what a prober
   // may try to destroy on the primary's libvirtd. Filled by Tick.
-  std::map<std::string, std::pair<std::string, std::string>> AwaitingPromotion() const VS_EXCLUDES(confirmed_mu_);
+  std::map<std::string, std::pair<std::string, std::string>> AwaitingPromotion() const VS_EXCLUDES(awaiting_mu_);
+
+  // The prober's fence, MayPromote's "at once": if `vm_uuid` still waits for promotion (as the last Tick saw it,
+  // and no veto came since), calls `destroy` (which destroys the VM on its primary's libvirtd and says whether it
+  // is stopped there) and, when it is, decides the promotion before returning. All under the decision lock: a
+  // returning primary's QueryPromotion is answered before the destroy (which then does not happen) or after the
+  // decision (the primary hears PROMOTED and keeps its copy fenced), never in between. In between, a lab run's
+  // VM was destroyed on its primary, back after a 1 s split, and promoted nowhere. Returns whether it decided;
+  // errors: `destroy`'s (nothing decided) and the store's.
+  StatusOr<bool> FenceAtPrimary(const std::string& vm_uuid, const std::function<StatusOr<bool>()>& destroy)
+      VS_EXCLUDES(decide_mu_, awaiting_mu_);
 
   StatusOr<virtshadow::v1::PromotionQueryReply> QueryPromotion(const virtshadow::v1::PromotionQueryRequest& request)
       VS_EXCLUDES(decide_mu_);
@@ -160,10 +170,18 @@ class Promotions {
   // The promoted VM's origin (its primary) is recorded where a switchover records one: `failback` returns it there.
   switchover::ArrivalRecords arrivals_;
 
-  Mutex decide_mu_;  // guards the decisions and vetoes in the store (no member: the store is thread-safe)
-  mutable Mutex confirmed_mu_;
-  std::set<std::string> confirmed_stopped_ VS_GUARDED_BY(confirmed_mu_);
-  std::map<std::string, std::pair<std::string, std::string>> awaiting_ VS_GUARDED_BY(confirmed_mu_);
+  Mutex decide_mu_;  // guards the decisions and vetoes in the store, and told_unfenced_
+  // VMs whose promotion waits for an operator because their primary's shadowd had stopped before it left
+  // (MayPromote), said once in the log until the primary is a member again. By VM uuid.
+  std::set<std::string> told_unfenced_ VS_GUARDED_BY(decide_mu_);
+  // A VM waiting for promotion, as the last Tick saw it: what FenceAtPrimary decides with.
+  struct Awaiting {
+    controller::PeerShadow shadow;
+    cluster::HostHeartbeatView primary;
+    Duration failure_detection{0};
+  };
+  mutable Mutex awaiting_mu_;  // taken after decide_mu_ when both are held
+  std::map<std::string, Awaiting> awaiting_ VS_GUARDED_BY(awaiting_mu_);  // by VM uuid
 };
 
 }  // namespace vs::failover

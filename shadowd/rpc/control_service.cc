@@ -53,6 +53,7 @@ void FillMembership(const cluster::MembershipView& view, const std::string& host
     out->set_last_seen_unix_ms(seen.last_seen ? ToUnixMillis(*seen.last_seen) : 0);
     out->set_last_seen_ago_ms(AgeMs(seen.last_seen, now));
     out->set_corosync_member(seen.corosync_member);
+    out->set_shadowd_stopped(seen.shadowd_stopped);
   }
 }
 

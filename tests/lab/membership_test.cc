@@ -3,7 +3,8 @@
 // sees the three shadowds as members of a quorate partition; cutting h3's link makes h1 and h2 see it absent while
 // staying quorate, and h3 see itself without quorum; healing it brings all three back. The detection times are
 // measured from the cut (the heal) to the first `virt-shadow hosts` answer that shows the change, polled on every
-// host, and printed.
+// host, and printed. A host whose shadowd is stopped (its Corosync running) is seen so by the others, as a host that
+// cannot fence itself, until its shadowd is back.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -29,6 +30,7 @@ class MembershipTest : public LabTest {
   // on hosts_[at]; nullopt when the CLI failed or shadowd follows no membership.
   struct Seen {
     std::map<std::string, std::string> states;
+    std::map<std::string, bool> shadowd_stopped;
     bool known = false;
     bool quorate = false;
   };
@@ -40,6 +42,8 @@ class MembershipTest : public LabTest {
     seen.quorate = (*reply)["membership"].value("quorate", false);
     for (const json& host : (*reply)["hosts"]) {
       seen.states[host.value("name", "")] = host.contains("membership") ? host["membership"].value("state", "") : "";
+      seen.shadowd_stopped[host.value("name", "")] =
+          host.contains("membership") && host["membership"].value("shadowd_stopped", false);
     }
     return seen;
   }
@@ -142,6 +146,37 @@ TEST_F(MembershipTest, ACutHostIsSeenAbsentByTheQuorateRestAndLosesQuorumItselfT
     EXPECT_TRUE(rejoined.count(hosts_[i].name)) << hosts_[i].name << " did not see the heal within 30 s: "
                                                 << Cli(i, "hosts").output;
   }
+}
+
+TEST_F(MembershipTest, AHostWhoseShadowdStoppedIsSeenAsOneThatCannotFenceItselfUntilItIsBack) {
+  ASSERT_EQ(hosts_.size(), 3u) << "the test needs the 3-host lab";
+  ASSERT_TRUE(WaitUntil([&] { return AllMembersAndQuorate(0); }, 30s)) << Cli(0, "hosts").output;
+  const std::string lab = LabScript();
+  ASSERT_EQ(RunCommand(lab + " shadowd h3 kill").exit_code, 0);
+  struct Restart {
+    std::string lab;
+    ~Restart() { RunCommand(lab + " shadowd h3 start"); }
+  } restart{lab};
+  auto stopped_seen = [&] {
+    auto seen = SeenFrom(0);
+    return seen && seen->quorate && seen->states["h3"] == "absent" && seen->shadowd_stopped["h3"];
+  };
+  EXPECT_TRUE(WaitUntil(stopped_seen, 20s)) << Cli(0, "hosts").output;
+  EXPECT_NE(Cli(0, "hosts").output.find("(shadowd stopped: no self-fence)"), std::string::npos)
+      << Cli(0, "hosts").output;
+  auto seen = SeenFrom(1);
+  ASSERT_TRUE(seen);
+  EXPECT_TRUE(seen->shadowd_stopped["h3"]) << "h2 sees it too";
+  EXPECT_FALSE(seen->shadowd_stopped["h1"]);
+
+  ASSERT_EQ(RunCommand(lab + " shadowd h3 start").exit_code, 0);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto back = SeenFrom(0);
+        return back && back->states["h3"] == "member" && !back->shadowd_stopped["h3"];
+      },
+      30s))
+      << Cli(0, "hosts").output;
 }
 
 }  // namespace

@@ -303,6 +303,17 @@ TEST(CliHostTableTest, MembershipColumnsAndThePartitionsQuorumWhenShadowdFollows
   EXPECT_EQ(Cells(lines[3])[9], "unknown") << "no host is called a member while nothing is known";
 }
 
+TEST(CliHostTableTest, AHostWhoseShadowdStoppedIsMarkedBecauseItCannotFenceItself) {
+  v1::ListHostsReply reply = SampleHostsWithMembership(true, true);
+  reply.mutable_hosts(2)->set_shadowd_stopped(true);
+  std::vector<std::string> lines = Lines(FormatHostTable(reply));
+  EXPECT_EQ(Cells(lines[4])[9], "absent 12.0 s (shadowd stopped: no self-fence)");
+  EXPECT_EQ(Cells(lines[3])[9], "member");
+  json hosts = json::parse(DumpJson(HostsToJson(reply)));
+  EXPECT_EQ(hosts["hosts"][2]["membership"]["shadowd_stopped"], true);
+  EXPECT_EQ(hosts["hosts"][1]["membership"]["shadowd_stopped"], false);
+}
+
 TEST(CliHostTableTest, WithoutTheClusterViewTheStateIsUnknownAndTheReasonIsShown) {
   v1::ListHostsReply reply = SampleHostsWithMembership(true, true);
   reply.set_capacity_unavailable("shadowd's loop did not answer within 2 s");

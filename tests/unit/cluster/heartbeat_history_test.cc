@@ -186,6 +186,25 @@ TEST_F(HeartbeatHistoryTest, LastSeenIsWrittenAtMostEveryPersistIntervalAndSurvi
   EXPECT_FALSE(view.known) << "nothing observed since the restart";
 }
 
+TEST_F(HeartbeatHistoryTest, AHostWhoseShadowdStoppedIsSaidSoUntilTheSnapshotsSayOtherwise) {
+  ASSERT_TRUE(history_.Observe(Snap({"h1", "h2", "h3"}, true)).ok());
+  EXPECT_FALSE(HostIn(history_.View(), "h3").shadowd_stopped);
+  MembershipSnapshot stopped = Snap({"h1", "h2"}, true);
+  stopped.corosync_members = {"h1", "h2", "h3"};
+  stopped.shadowd_stopped = {"h3"};
+  ASSERT_TRUE(history_.Observe(stopped).ok());
+  EXPECT_TRUE(HostIn(history_.View(), "h3").shadowd_stopped);
+  EXPECT_FALSE(HostIn(history_.View(), "h2").shadowd_stopped);
+  // h3 then leaves, node and all: the snapshot keeps saying its shadowd had stopped, and so does the view.
+  MembershipSnapshot left = Snap({"h1", "h2"}, true, 2);
+  left.shadowd_stopped = {"h3"};
+  ASSERT_TRUE(history_.Observe(left).ok());
+  EXPECT_TRUE(LeftWithItsCorosync(history_.View(), "h3"));
+  EXPECT_TRUE(HostIn(history_.View(), "h3").shadowd_stopped);
+  ASSERT_TRUE(history_.Observe(Snap({"h1", "h2", "h3"}, true, 3)).ok());
+  EXPECT_FALSE(HostIn(history_.View(), "h3").shadowd_stopped);
+}
+
 TEST_F(HeartbeatHistoryTest, HostsAreGoneOnlyAfterTheirAbsenceLastedAndOnlyToAQuoratePartition) {
   ASSERT_TRUE(history_.Observe(Snap({"h1", "h2", "h3"}, true)).ok());
   // h3's shadowd left but its Corosync node stayed: a restarting shadowd, not a gone host.

@@ -83,6 +83,20 @@ TEST_F(MayPromoteTest, AtOnceWhenThePrimarysLibvirtdConfirmedTheVmStopped) {
   EXPECT_TRUE(MayPromote(true, primary, left_at_, timing_).allowed);
 }
 
+TEST_F(MayPromoteTest, NeverByWaitingWhenThePrimarysShadowdHadStoppedBeforeItLeft) {
+  // Nothing ran there to pause the VM when the host lost quorum: no wait makes it safe.
+  PrimaryHostState primary = Gone();
+  primary.shadowd_stopped = true;
+  const PromotionVerdict verdict = MayPromote(true, primary, left_at_ + 1h, timing_);
+  EXPECT_FALSE(verdict.allowed);
+  EXPECT_EQ(verdict.wait, 0ms) << "no time makes it allowed";
+  EXPECT_THAT(verdict.why, HasSubstr("h1's shadowd had stopped before the host left"));
+  EXPECT_THAT(verdict.why, HasSubstr("virt-shadow promote DOMAIN"));
+  // Its libvirtd's word still counts: the VM is known stopped there.
+  primary.vm_confirmed_stopped = true;
+  EXPECT_TRUE(MayPromote(true, primary, left_at_, timing_).allowed);
+}
+
 TEST_F(MayPromoteTest, TheDetectionSkewIsTheMembershipsOwnDetectionTime) {
   // The lab's Corosync: token 800 ms and consensus 960 ms; the defaults of the fence action and the margin.
   const FenceTiming lab = FenceTiming{}.WithDetection(1760ms);

@@ -4,6 +4,8 @@
 // and the VM both running).
 #include "shadowd/failover/promotions.h"
 
+#include <algorithm>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -158,7 +160,8 @@ class PromotionsTest : public ::testing::Test {
   }
 
   // h1 as this host (h2) sees it: absent since `absent_for` ago, last seen then; h3 a member.
-  cluster::MembershipView View(std::optional<Duration> absent_for, bool quorate = true, bool h1_corosync = false) {
+  cluster::MembershipView View(std::optional<Duration> absent_for, bool quorate = true, bool h1_corosync = false,
+                               bool h1_shadowd_stopped = false) {
     cluster::MembershipView view;
     view.known = true;
     view.quorate = quorate;
@@ -170,6 +173,7 @@ class PromotionsTest : public ::testing::Test {
       h1.since = now - std::chrono::duration_cast<WallTime::duration>(*absent_for);
       h1.last_seen = h1.since;
       h1.corosync_member = h1_corosync;
+      h1.shadowd_stopped = h1_shadowd_stopped;
     } else {
       h1.state = cluster::HostMembership::kMember;
       h1.since = now - std::chrono::hours(1);
@@ -185,6 +189,16 @@ class PromotionsTest : public ::testing::Test {
     auto record = promotions_->Get(kVmUuid);
     EXPECT_TRUE(record.ok()) << record.status().ToString();
     return record.ok() ? *record : std::nullopt;
+  }
+
+  // The prober's fence with a destroy that finds the VM `stopped` (counted in destroys_); whether it decided.
+  bool Fence(bool stopped) {
+    auto decided = promotions_->FenceAtPrimary(kVmUuid, [&]() -> StatusOr<bool> {
+      ++destroys_;
+      return stopped;
+    });
+    EXPECT_TRUE(decided.ok()) << decided.status().ToString();
+    return decided.ok() && *decided;
   }
 
   void TickOk(const cluster::MembershipView& view) {
@@ -207,6 +221,8 @@ class PromotionsTest : public ::testing::Test {
   PromotionSettings settings_;
   std::vector<std::string> log_;
   std::unique_ptr<Promotions> promotions_;
+  int destroys_ = 0;
+  StatusOr<bool> destroy_result_ = true;
 };
 
 TEST_F(PromotionsTest, WaitsOutTheFenceBoundThenPromotesGrowsAndRecordsTheRpo) {
@@ -278,11 +294,12 @@ TEST_F(PromotionsTest, NoPromotionWithoutQuorumOrWhileThePrimaryIsAMember) {
 TEST_F(PromotionsTest, APrimaryWhoseCorosyncStaysCountsAsAMember) {
   // h1's shadowd left the process group (killed, restarting) but its Corosync is here: the host lives and its
   // VM may run there unfenced. Not promoted, not offered to the prober (which would destroy it there), however
-  // long it lasts and even with a confirmation.
+  // long it lasts.
   TickOk(View(60s, true, /*h1_corosync=*/true));
   EXPECT_FALSE(Record().has_value());
   EXPECT_EQ(promotions_->AwaitingPromotion().count(kVmUuid), 0u);
-  promotions_->ConfirmStopped(kVmUuid);
+  EXPECT_FALSE(Fence(/*stopped=*/true)) << "nothing to destroy: it does not wait for promotion";
+  EXPECT_EQ(destroys_, 0);
   TickOk(View(600s, true, true));
   EXPECT_FALSE(Record().has_value());
   // Its Corosync goes too (the host crashed): the fence wait applies from the departure.
@@ -291,17 +308,58 @@ TEST_F(PromotionsTest, APrimaryWhoseCorosyncStaysCountsAsAMember) {
   EXPECT_EQ(Record()->phase(), v1::PROMOTION_PHASE_DONE);
 }
 
-TEST_F(PromotionsTest, AConfirmationThatTheVmStoppedPromotesAtOnce) {
-  promotions_->ConfirmStopped(kVmUuid);
-  TickOk(View(500ms));
+TEST_F(PromotionsTest, APrimaryThatLeftAfterItsShadowdStoppedWaitsForItsLibvirtdOrAnOperator) {
+  // h1's shadowd was killed, then h1 left the membership (cut off): nothing there paused the VM, which may still
+  // run and acknowledge writes. No wait makes a promotion safe; the prober may still find it stopped there.
+  TickOk(View(3s, true, false, /*h1_shadowd_stopped=*/true));
+  TickOk(View(600s, true, false, true));
+  EXPECT_FALSE(Record().has_value());
+  EXPECT_EQ(host_.domains.count(kShadowName), 1u);
+  EXPECT_EQ(promotions_->AwaitingPromotion().count(kVmUuid), 1u) << "h1's libvirtd may confirm it stopped";
+  EXPECT_EQ(std::count_if(log_.begin(), log_.end(),
+                          [](const std::string& line) { return line.find("shadowd had stopped") != std::string::npos; }),
+            1)
+      << "said once, not every tick";
+  EXPECT_TRUE(Fence(/*stopped=*/true));
   ASSERT_TRUE(Record().has_value());
   EXPECT_THAT(Record()->reason(), HasSubstr("confirmed the VM stopped"));
 }
 
-TEST_F(PromotionsTest, AConfirmationHoldsForOneAbsenceOnly) {
-  promotions_->ConfirmStopped(kVmUuid);
-  TickOk(View(std::nullopt));  // h1 is back: the confirmation is stale
+TEST_F(PromotionsTest, AnOperatorPromotesAVmWhosePrimarysShadowdHadStopped) {
+  TickOk(View(600s, true, false, true));
+  auto promoted = promotions_->OperatorPromote(kVmUuid, false, "", View(600s, true, false, true));
+  ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
+  EXPECT_FALSE(promoted->operator_forced()) << "h1 is not a member: the operator's word is enough";
+}
+
+TEST_F(PromotionsTest, ADestroyOnThePrimarysLibvirtdDecidesThePromotionAtOnce) {
   TickOk(View(500ms));
+  EXPECT_FALSE(Record().has_value()) << "the fence wait is not over";
+  EXPECT_TRUE(Fence(/*stopped=*/true));
+  EXPECT_EQ(destroys_, 1);
+  ASSERT_TRUE(Record().has_value()) << "decided before FenceAtPrimary returned";
+  EXPECT_EQ(Record()->phase(), v1::PROMOTION_PHASE_DECIDED);
+  EXPECT_THAT(Record()->reason(), HasSubstr("confirmed the VM stopped"));
+  // h1 comes back now: the decision stands (its VM was destroyed there), and h1 hears PROMOTED.
+  EXPECT_EQ(Query().answer(), PromotionQueryReply::PROMOTED);
+  TickOk(View(std::nullopt));
+  EXPECT_EQ(Record()->phase(), v1::PROMOTION_PHASE_DONE) << Record()->error();
+}
+
+TEST_F(PromotionsTest, AVmStillRunningOrAnUnreachableLibvirtdDecidesNothing) {
+  TickOk(View(500ms));
+  EXPECT_FALSE(Fence(/*stopped=*/false));
+  destroy_result_ = Unavailable("no answer from h1's libvirtd within 1 s");
+  EXPECT_FALSE(promotions_->FenceAtPrimary(kVmUuid, [&] { return destroy_result_; }).ok());
+  EXPECT_FALSE(Record().has_value());
+}
+
+TEST_F(PromotionsTest, NoDestroyOnceThePrimaryCameBackAndAsked) {
+  // h1 was seen gone; before the prober reached its libvirtd it came back, asked, and resumed its copy.
+  TickOk(View(500ms));
+  EXPECT_EQ(Query().answer(), PromotionQueryReply::NOT_PROMOTED);
+  EXPECT_FALSE(Fence(/*stopped=*/true));
+  EXPECT_EQ(destroys_, 0) << "its resumed VM must not be destroyed";
   EXPECT_FALSE(Record().has_value());
 }
 
