@@ -11,7 +11,8 @@
 #   lab.sh uri HOST      print qemu+tcp://ADDR/system for HOST
 #   lab.sh install BUILD [HOST...]   install the libvirt hook and (re)start shadowd in every (or each named) host
 #   lab.sh shadowd HOST start|stop|kill|status   manage one host's shadowd (kill = SIGKILL, for crash tests)
-#   lab.sh cut HOST / lab.sh heal HOST   take the host's link down / up (its veth on the bridge side), for tests
+#   lab.sh cut HOST / lab.sh heal HOST   take the host's link down / up (its veth on the bridge side), for tests;
+#                        "lab.sh cut HOST corosync" cuts only its Corosync (libvirtd still answers); heal undoes both
 #   lab.sh crash HOST    a host crash: its link cut, then SIGKILL to every process of it (libvirtd, virtlogd, QEMU,
 #                        shadowd, Corosync); its files stay as a power cut leaves them
 #   lab.sh revive HOST   bring a crashed host back: link up, virtlogd and libvirtd, Corosync, and shadowd again when
@@ -211,14 +212,28 @@ corosync_state() {
   [ "$quorate" = Yes ] && echo "quorate ${nodes:-?}/${expected:-?}" || echo "not-quorate ${nodes:-?}/${expected:-?}"
 }
 
+# lab.sh cut HOST [corosync]: the host's link down (a partition); with "corosync", only Corosync's packets (UDP 5405)
+# dropped both ways inside the host, so that it leaves the membership while its libvirtd still answers the others.
+COROSYNC_DROP=("-p" "udp" "--dport" "5405" "-j" "DROP")
 cmd_cut() {
-  local i; i=$(host_index "${1:?usage: lab.sh cut HOST}")
+  local i; i=$(host_index "${1:?usage: lab.sh cut HOST [corosync]}")
+  if [ "${2:-}" = corosync ]; then
+    local chain
+    for chain in INPUT OUTPUT; do ip netns exec "$(host_ns "$i")" iptables -A "$chain" "${COROSYNC_DROP[@]}"; done
+    echo "h$i: Corosync cut (UDP 5405 dropped)"; return 0
+  fi
+  [ -z "${2:-}" ] || die "usage: lab.sh cut HOST [corosync]"
   ip link set "vsh${i}r" down || die "h$i has no link vsh${i}r: is the lab up?"
   echo "h$i: link cut"
 }
 
-cmd_heal() {
-  local i; i=$(host_index "${1:?usage: lab.sh heal HOST}")
+cmd_heal() {  # lab.sh heal HOST: the link up and Corosync's packets let through again
+  local i chain; i=$(host_index "${1:?usage: lab.sh heal HOST}")
+  for chain in INPUT OUTPUT; do
+    while ip netns exec "$(host_ns "$i")" iptables -C "$chain" "${COROSYNC_DROP[@]}" 2>/dev/null; do
+      ip netns exec "$(host_ns "$i")" iptables -D "$chain" "${COROSYNC_DROP[@]}"
+    done
+  done
   ip link set "vsh${i}r" up || die "h$i has no link vsh${i}r: is the lab up?"
   echo "h$i: link healed"
 }

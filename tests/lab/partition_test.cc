@@ -7,6 +7,9 @@
 // asks the shadow host (QueryPromotion), learns of the promotion and keeps its copy fenced (paused, defined); the
 // hook refuses to start it, from shadowd's record and, with shadowd down (a booting host's autostart), from its
 // fence marker; the cluster agrees on one primary: the promoted copy, which writes and is protected again.
+// A second test cuts only h1's Corosync: its libvirtd still answers, so the shadow host destroys the VM there and
+// promotes it at once (docs/failover.md, "The bound", case 1); never both running, and the promoted guest boots
+// from the replica and writes.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -14,14 +17,14 @@
 #include <string>
 
 #include "images/oracle/serial_log.h"
-#include "tests/lab/switchover_fixture.h"
+#include "tests/lab/crash_promotion_fixture.h"
 
 namespace vs::lab {
 namespace {
 
 using Steady = std::chrono::steady_clock;
 
-class PartitionTest : public SwitchoverTest {
+class PartitionTest : public CrashPromotionTest {
  protected:
   // A connection to hosts_[at]'s libvirtd through its unix socket, which a cut link does not reach.
   std::unique_ptr<virt::Hypervisor> LocalSocket(size_t at) {
@@ -181,6 +184,79 @@ TEST_F(PartitionTest, ACutPrimaryFencesItselfTheShadowHostPromotesAndBothNeverRu
   EXPECT_EQ(RunCommand(lab + " shadowd h1 start").exit_code, 0);
   // The stale definition on h1 goes with the test's guest (it shares the name): undefined here by hand.
   (void)h1->UndefineDomain(name);
+}
+
+TEST_F(PartitionTest, ACorosyncOnlySplitGetsTheVmDestroyedAtItsPrimaryAndPromotedAtOnce) {
+  ASSERT_EQ(hosts_.size(), 3u) << "the test needs the 3-host lab";
+  size_t shadow = 0;
+  std::unique_ptr<TestGuest> guest = StartProtectedGuest("pt-split", &shadow);
+  ASSERT_TRUE(guest);
+  const std::string name = guest->name();
+  for (size_t i = 0; i < hosts_.size(); ++i) {
+    ASSERT_TRUE(WaitUntil([&] { return QuorateWithAll(i); }, 30s)) << Cli(i, "hosts").output;
+  }
+  std::unique_ptr<virt::Hypervisor> h1 = LocalSocket(0);
+  std::unique_ptr<virt::Hypervisor> promoted_on = LocalSocket(shadow);
+  ASSERT_TRUE(h1 && promoted_on);
+
+  const std::string lab = LabScript();
+  ASSERT_EQ(RunCommand(lab + " cut h1 corosync").exit_code, 0);
+  const auto cut = Steady::now();
+  struct Heal {
+    std::string lab;
+    bool done = false;
+    ~Heal() {
+      if (!done) RunCommand(lab + " heal h1");
+    }
+  } heal{lab};
+  // Every 100 ms until the promoted copy runs (at most 15 s), then 3 s more: never both running.
+  double stopped_after = -1, promoted_after = -1;
+  int both_running = 0;
+  auto sample_until = [&](Steady::time_point until, bool stop_when_promoted) {
+    while (Steady::now() < until && !(stop_when_promoted && promoted_after >= 0)) {
+      const std::string primary_state = StateName(h1->GetDomainState(name));
+      const std::string shadow_state = StateName(promoted_on->GetDomainState(name));
+      if (primary_state != "running" && primary_state != "paused" && stopped_after < 0) {
+        stopped_after = SecondsSince(cut);
+      }
+      if (shadow_state == "running" && promoted_after < 0) promoted_after = SecondsSince(cut);
+      if (primary_state == "running" && shadow_state == "running") {
+        ++both_running;
+        ADD_FAILURE() << "both copies run at " << SecondsSince(cut) << " s after the cut";
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+  };
+  sample_until(cut + 15s, true);
+  sample_until(Steady::now() + 3s, false);
+  std::printf("corosync cut h1: its copy stopped %.2f s after the cut, promoted on %s after %.2f s\n", stopped_after,
+              hosts_[shadow].name.c_str(), promoted_after);
+  ASSERT_GE(promoted_after, 0) << "no promotion within 15 s of the cut";
+  ASSERT_GE(stopped_after, 0) << "h1's copy was never stopped";
+  EXPECT_LE(stopped_after, promoted_after) << "promoted before the copy on h1 stopped";
+  EXPECT_EQ(both_running, 0);
+  EXPECT_EQ(StateName(h1->GetDomainState(name)), "shut off") << "destroyed through h1's libvirtd";
+
+  json status;
+  ASSERT_TRUE(WaitPromotionDone(shadow, name, status)) << status.dump();
+  std::printf("promotion: %s\n", status["promotion"].dump().c_str());
+  EXPECT_NE(status["promotion"]["reason"].get<std::string>().find("confirmed the VM stopped"), std::string::npos)
+      << "promoted by waiting, not at once on h1's libvirtd's word: " << status["promotion"].dump();
+
+  // Healed, the cluster keeps one primary, and the promoted guest boots from the replica and writes.
+  ASSERT_EQ(RunCommand(lab + " heal h1").exit_code, 0);
+  heal.done = true;
+  const std::string crashed_log = guest->SerialLog();
+  guest->MovedTo(*conns_[shadow]);
+  StatusOr<uint64_t> resumed = WaitPromotedBoot(*guest, crashed_log);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  const size_t acks = oracle::ParseSerialLog(guest->SerialLog()).acks.size();
+  EXPECT_TRUE(guest->WaitForAcks(acks + 3, 60s).ok()) << "the promoted guest makes no progress";
+  for (size_t i = 0; i < hosts_.size(); ++i) {
+    EXPECT_TRUE(WaitUntil([&] { return QuorateWithAll(i); }, 30s)) << Cli(i, "hosts").output;
+  }
+  EXPECT_NE(StateInside(0, name).rfind("running", 0), 0u) << "the stale copy runs again on h1";
+  (void)h1->UndefineDomain(name);  // the stale definition shares the test guest's name
 }
 
 }  // namespace
