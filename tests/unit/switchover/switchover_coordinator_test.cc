@@ -355,6 +355,17 @@ class SwitchoverCoordinatorTest : public ::testing::Test {
     return view;
   }
 
+  // A failback's starting point: web runs here (its shadow on h4), having come from h1 by `arrival`; h1 answers,
+  // and web's shadow moves home to h1, where its rounds apply.
+  void ArrangeFailbackHome(v1::OriginRecord::Arrival arrival) {
+    controller::VmStatusView home = AddVm("web", kUuidA, "h4");
+    ASSERT_TRUE(arrivals_.RecordOrigin(kUuidA, "web", "h1", arrival, "came from h1").ok());
+    peer_.SetState("h1", v1::HostStateReply());
+    home.shadow_hosts = {"h1"};
+    vms_.AfterShadowMove(kUuidA, {home});
+    rounds_.RoundAppliesOn(kUuidA, "h1");
+  }
+
   void StartCoordinator(Duration completion_retry_every = SwitchoverCoordinator::kCompletionRetryEvery) {
     coordinator_ = std::make_unique<SwitchoverCoordinator>(
         kThisHost, Settings{},
@@ -956,17 +967,10 @@ TEST_F(SwitchoverCoordinatorTest, FailbackGivesUpWhenTheShadowIsNotReadyAtHomeIn
 // ---- Failback of a promoted VM
 
 TEST_F(SwitchoverCoordinatorTest, FailbackOfAPromotedVmDiscardsTheStaleCopyFirstThenMovesTheShadowAndSwitchesOver) {
-  controller::VmStatusView view = AddVm("web", kUuidA, "h4");
-  ASSERT_TRUE(arrivals_.RecordOrigin(kUuidA, "web", "h1", v1::OriginRecord::ARRIVAL_PROMOTION,
-                                     "promoted here from its shadow after h1 failed").ok());
-  peer_.SetState("h1", v1::HostStateReply());
+  ArrangeFailbackHome(v1::OriginRecord::ARRIVAL_PROMOTION);
   v1::DiscardStaleCopyReply discarded;
   discarded.set_detail("web on h1: stale copy discarded");
   peer_.SetDiscardAnswer("h1", discarded);
-  controller::VmStatusView home = view;
-  home.shadow_hosts = {"h1"};
-  vms_.AfterShadowMove(kUuidA, {home});
-  rounds_.RoundAppliesOn(kUuidA, "h1");
   StartCoordinator();
 
   auto back = coordinator_->Failback("web", 5min);
@@ -1003,13 +1007,7 @@ TEST_F(SwitchoverCoordinatorTest, FailbackOfAPromotedVmStopsBeforeAnythingMovesW
 }
 
 TEST_F(SwitchoverCoordinatorTest, FailbackOfAVmThatCameByASwitchoverDoesNotAskForADiscard) {
-  controller::VmStatusView view = AddVm("web", kUuidA, "h4");
-  ASSERT_TRUE(arrivals_.RecordOrigin(kUuidA, "web", "h1", v1::OriginRecord::ARRIVAL_SWITCHOVER, "a switchover").ok());
-  peer_.SetState("h1", v1::HostStateReply());
-  controller::VmStatusView home = view;
-  home.shadow_hosts = {"h1"};
-  vms_.AfterShadowMove(kUuidA, {home});
-  rounds_.RoundAppliesOn(kUuidA, "h1");
+  ArrangeFailbackHome(v1::OriginRecord::ARRIVAL_SWITCHOVER);
   StartCoordinator();
 
   auto back = coordinator_->Failback("web", 5min);
