@@ -289,10 +289,10 @@ Status Daemon::BuildPromotion() {
         // still complete).
         return heartbeats_ ? heartbeats_->View() : cluster::MembershipView{};
       },
-      [this](const std::string& host, const std::string& vm_name) -> StatusOr<bool> {
+      [this](const std::string& host, const std::string& vm_uuid) -> StatusOr<bool> {
         const cluster::HostConfig* config = hosts_.Find(host);
         if (config == nullptr) return NotFound("host " + host + " is not configured");
-        return failover::DestroyOnPrimary(*runtime_, clock_, config->uri, vm_name, std::chrono::seconds(1));
+        return failover::DestroyOnPrimary(*runtime_, clock_, config->uri, vm_uuid, std::chrono::seconds(1));
       },
       log_.For("promotion"));
   return Status::Ok();

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "shadowd/cluster/domain_scan.h"
+#include "shadowd/lifecycle/shadow_identity.h"
 #include "shadowd/policy/domain_xml.h"
 #include "shadowd/virt/libvirtd_probe.h"
 
@@ -52,11 +53,25 @@ StatusOr<VmSize> LibvirtPromotionHost::FreeBesides(const std::string& name) {
 }
 
 StatusOr<bool> DestroyOnPrimary(virt::LibvirtRuntime& runtime, Clock& clock, const std::string& uri,
-                                const std::string& vm_name, Duration connect_timeout) {
+                                const std::string& vm_uuid, Duration connect_timeout) {
   VS_RETURN_IF_ERROR(virt::LibvirtdAnswers(uri, connect_timeout));
   VS_ASSIGN_OR_RETURN(std::unique_ptr<virt::Hypervisor> primary, runtime.Connect(uri, clock));
-  VS_RETURN_IF_ERROR(primary->DestroyDomain(vm_name));  // OK when it does not run or is not defined
-  StatusOr<virt::DomainState> state = primary->GetDomainState(vm_name);
+  return DestroyVm(*primary, vm_uuid);
+}
+
+StatusOr<bool> DestroyVm(virt::Hypervisor& primary, const std::string& vm_uuid) {
+  // By UUID: a VM re-created under the same name (while the old one's shadow waited for its release) is another VM.
+  VS_ASSIGN_OR_RETURN(std::vector<cluster::ScannedDomain> domains, cluster::ScanDomains(primary, ""));
+  const StatusOr<std::string> wanted = lifecycle::CanonicalUuid(vm_uuid);
+  if (!wanted.ok()) return wanted.status().Annotate("the VM to destroy on its primary");
+  const auto found = std::find_if(domains.begin(), domains.end(), [&](const cluster::ScannedDomain& domain) {
+    const StatusOr<std::string> uuid = lifecycle::CanonicalUuid(domain.uuid);
+    return uuid.ok() && *uuid == *wanted;
+  });
+  if (found == domains.end()) return true;  // not defined there
+  const std::string vm_name = found->name;
+  VS_RETURN_IF_ERROR(primary.DestroyDomain(vm_name));  // OK when it does not run
+  StatusOr<virt::DomainState> state = primary.GetDomainState(vm_name);
   if (!state.ok()) {
     if (state.status().code() == Code::kNotFound) return true;
     return state.status();

@@ -47,12 +47,15 @@ class LibvirtPromotionHost final : public PromotionHost {
   const std::string this_host_;
 };
 
-// PromotionWorker's probe: destroys `vm_name` on the libvirtd at `uri` (the VM's primary host) and says whether
-// it is confirmed not running there (destroyed, shut off, or not defined). For a qemu+tcp URI a TCP connection to
+// PromotionWorker's probe: destroys the domain with UUID `vm_uuid` on the libvirtd at `uri` (the VM's primary host)
+// and says whether it is confirmed not running there (destroyed, shut off, or not defined). By UUID, not by name:
+// the name may belong to a new VM created since (one lab run's prober destroyed it on an old shadow's behalf). For a qemu+tcp URI a TCP connection to
 // libvirtd's port is tried first with `connect_timeout` (a cut link never answers, and libvirt's own connect
 // would wait out the kernel's SYN retries, minutes); kUnavailable when it does not answer. Blocks for the
 // libvirt calls otherwise: call it on a thread of its own.
 StatusOr<bool> DestroyOnPrimary(virt::LibvirtRuntime& runtime, Clock& clock, const std::string& uri,
-                                const std::string& vm_name, Duration connect_timeout);
+                                const std::string& vm_uuid, Duration connect_timeout);
+// DestroyOnPrimary's work once connected: the domain whose UUID is `vm_uuid` destroyed on `primary`.
+StatusOr<bool> DestroyVm(virt::Hypervisor& primary, const std::string& vm_uuid);
 
 }  // namespace vs::failover

@@ -74,7 +74,7 @@ void PromotionWorker::StartProbes() {
     probes_[host] = std::thread([this, host = host, vms = std::move(vms)] {
       for (const auto& [vm_uuid, vm_name] : vms) {
         StatusOr<bool> decided =
-            promotions_.FenceAtPrimary(vm_uuid, [this, &host, name = vm_name] { return probe_(host, name); });
+            promotions_.FenceAtPrimary(vm_uuid, [this, &host, uuid = vm_uuid] { return probe_(host, uuid); });
         if (!decided.ok()) break;  // the host's libvirtd does not answer: the fence wait decides
         if (*decided) {
           log_(host + "'s libvirtd confirmed " + vm_name + " stopped there: promoted at once");

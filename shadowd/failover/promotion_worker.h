@@ -31,8 +31,8 @@ namespace vs::failover {
 class PromotionWorker {
  public:
   using ViewSource = std::function<cluster::MembershipView()>;
-  // Destroys `vm_name` on `host`'s libvirtd; true when it is confirmed not running there.
-  using Probe = std::function<StatusOr<bool>(const std::string& host, const std::string& vm_name)>;
+  // Destroys the VM `vm_uuid` on `host`'s libvirtd; true when it is confirmed not running there.
+  using Probe = std::function<StatusOr<bool>(const std::string& host, const std::string& vm_uuid)>;
 
   PromotionWorker(Promotions& promotions, ViewSource view, Probe probe, Logger::Line log,
                   Duration period = std::chrono::milliseconds(500),

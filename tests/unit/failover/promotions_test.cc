@@ -10,8 +10,10 @@
 #include <gtest/gtest.h>
 
 #include "shadowd/controller/shadow_domain_xml.h"
+#include "shadowd/failover/libvirt_promotion_host.h"
 #include "shadowd/policy/domain_xml.h"
 #include "shadowd/store/memory_store.h"
+#include "tests/unit/cli/fake_hypervisor.h"
 #include "tests/unit/controller/test_domains.h"
 
 namespace vs::failover {
@@ -501,6 +503,25 @@ TEST_F(PromotionsTest, OperatorPromoteOfAnAbsentHostNeedsNoForce) {
   auto promoted = promotions_->OperatorPromote(kVmUuid, false, "", View(1s));
   ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
   EXPECT_FALSE(promoted->operator_forced());
+}
+
+// The prober's destroy on the primary goes by UUID: the name may belong to a VM created since.
+TEST(DestroyVmTest, DestroysTheDomainWithTheVmsUuidAndLeavesANewVmOfTheSameNameAlone) {
+  const std::string old_uuid = "0b7cf3c5-6d1f-4f3e-9a59-46f9fa0e3a61";
+  cli::testing::FakeLibvirt libvirt;
+  libvirt.domains["web"] = {.state = virt::DomainState::kRunning, .uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"};
+  cli::testing::FakeHypervisor primary(libvirt);
+  auto stopped = DestroyVm(primary, old_uuid);
+  ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
+  EXPECT_TRUE(*stopped) << "the VM of that UUID is not defined there";
+  EXPECT_THAT(libvirt.actions, ::testing::IsEmpty()) << "the new 'web' keeps running";
+
+  libvirt.domains["web-renamed"] = {.state = virt::DomainState::kRunning, .uuid = old_uuid};
+  stopped = DestroyVm(primary, old_uuid);
+  ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
+  EXPECT_TRUE(*stopped);
+  EXPECT_THAT(libvirt.actions, ::testing::ElementsAre("destroy web-renamed"));
+  EXPECT_EQ(libvirt.domains["web"].state, virt::DomainState::kRunning);
 }
 
 // kill -9 after each effect of a promotion, then a restart: it completes once.
