@@ -59,21 +59,38 @@ class PartitionTest : public CrashPromotionTest {
     return true;
   }
   static double SecondsSince(Steady::time_point t) { return std::chrono::duration<double>(Steady::now() - t).count(); }
+  // The writing guest `name` protected and running on h1 (its shadow on hosts_[shadow]), every host a member of one
+  // quorate membership, and h1's and the shadow host's libvirtd reached through their unix sockets.
+  void StartOnH1(const std::string& name, std::unique_ptr<TestGuest>& guest, size_t& shadow,
+                 std::unique_ptr<virt::Hypervisor>& h1, std::unique_ptr<virt::Hypervisor>& promoted_on) {
+    guest = StartProtectedGuest(name, &shadow);
+    ASSERT_TRUE(guest);
+    for (size_t i = 0; i < hosts_.size(); ++i) {
+      ASSERT_TRUE(WaitUntil([&] { return QuorateWithAll(i); }, 30s)) << Cli(i, "hosts").output;
+    }
+    ASSERT_EQ(StateInside(0, guest->name()), "running");
+    h1 = LocalSocket(0);
+    promoted_on = LocalSocket(shadow);
+    ASSERT_TRUE(h1 && promoted_on);
+  }
+  // Heals h1 (link and Corosync) when the test leaves before it did.
+  struct HealH1OnExit {
+    std::string lab;
+    bool done = false;
+    ~HealH1OnExit() {
+      if (!done) RunCommand(lab + " heal h1");
+    }
+  };
 };
 
 TEST_F(PartitionTest, ACutPrimaryFencesItselfTheShadowHostPromotesAndBothNeverRun) {
   ASSERT_EQ(hosts_.size(), 3u) << "the test needs the 3-host lab";
   size_t shadow = 0;
-  std::unique_ptr<TestGuest> guest = StartProtectedGuest("pt-fence", &shadow);
-  ASSERT_TRUE(guest);
+  std::unique_ptr<TestGuest> guest;
+  std::unique_ptr<virt::Hypervisor> h1, promoted_on;
+  StartOnH1("pt-fence", guest, shadow, h1, promoted_on);
+  if (HasFatalFailure()) return;
   const std::string name = guest->name();
-  for (size_t i = 0; i < hosts_.size(); ++i) {
-    ASSERT_TRUE(WaitUntil([&] { return QuorateWithAll(i); }, 30s)) << Cli(i, "hosts").output;
-  }
-  ASSERT_EQ(StateInside(0, name), "running");
-  std::unique_ptr<virt::Hypervisor> h1 = LocalSocket(0);
-  std::unique_ptr<virt::Hypervisor> promoted_on = LocalSocket(shadow);
-  ASSERT_TRUE(h1 && promoted_on);
 
   // Every 100 ms for `seconds`: both copies' states; a moment where both run is a failure.
   double paused_after = -1, promoted_after = -1;
@@ -98,13 +115,7 @@ TEST_F(PartitionTest, ACutPrimaryFencesItselfTheShadowHostPromotesAndBothNeverRu
 
   const std::string lab = LabScript();
   ASSERT_EQ(RunCommand(lab + " cut h1").exit_code, 0);
-  struct Heal {
-    std::string lab;
-    bool done = false;
-    ~Heal() {
-      if (!done) RunCommand(lab + " heal h1");
-    }
-  } heal{lab};
+  HealH1OnExit heal{lab};
   sample(15);  // the promotion came 7 s after the cut in the lab (docs/failover.md, "Timing measured")
   std::printf("cut h1: h1's copy paused %.2f s after the cut, promoted on %s after %.2f s (%d samples, both running "
               "in %d, h1 unpaused after its pause in %d)\n",
@@ -189,26 +200,16 @@ TEST_F(PartitionTest, ACutPrimaryFencesItselfTheShadowHostPromotesAndBothNeverRu
 TEST_F(PartitionTest, ACorosyncOnlySplitGetsTheVmDestroyedAtItsPrimaryAndPromotedAtOnce) {
   ASSERT_EQ(hosts_.size(), 3u) << "the test needs the 3-host lab";
   size_t shadow = 0;
-  std::unique_ptr<TestGuest> guest = StartProtectedGuest("pt-split", &shadow);
-  ASSERT_TRUE(guest);
+  std::unique_ptr<TestGuest> guest;
+  std::unique_ptr<virt::Hypervisor> h1, promoted_on;
+  StartOnH1("pt-split", guest, shadow, h1, promoted_on);
+  if (HasFatalFailure()) return;
   const std::string name = guest->name();
-  for (size_t i = 0; i < hosts_.size(); ++i) {
-    ASSERT_TRUE(WaitUntil([&] { return QuorateWithAll(i); }, 30s)) << Cli(i, "hosts").output;
-  }
-  std::unique_ptr<virt::Hypervisor> h1 = LocalSocket(0);
-  std::unique_ptr<virt::Hypervisor> promoted_on = LocalSocket(shadow);
-  ASSERT_TRUE(h1 && promoted_on);
 
   const std::string lab = LabScript();
   ASSERT_EQ(RunCommand(lab + " cut h1 corosync").exit_code, 0);
   const auto cut = Steady::now();
-  struct Heal {
-    std::string lab;
-    bool done = false;
-    ~Heal() {
-      if (!done) RunCommand(lab + " heal h1");
-    }
-  } heal{lab};
+  HealH1OnExit heal{lab};
   // Every 100 ms until the promoted copy runs (at most 15 s), then 3 s more: never both running.
   double stopped_after = -1, promoted_after = -1;
   int both_running = 0;
