@@ -177,7 +177,9 @@ TEST_F(PartitionTest, ACutPrimaryFencesItselfTheShadowHostPromotesAndBothNeverRu
   EXPECT_TRUE(guest->WaitForAcks(acks + 3, 60s).ok()) << "the promoted guest makes no progress";
   auto promoted = WaitProtected(name, shadow);
   EXPECT_TRUE(promoted.ok()) << promoted.status().ToString();
-  if (promoted.ok()) EXPECT_NE(*promoted, 0u) << "a new shadow went onto the host with the stale copy";
+  if (promoted.ok()) {
+    EXPECT_NE(*promoted, 0u) << "a new shadow went onto the host with the stale copy";
+  }
   const size_t third = 3 - shadow;  // hosts 0, 1, 2: the one that is neither h1 nor the shadow host
   EXPECT_NE(StateInside(third, name).rfind("running", 0), 0u) << "a third copy runs";
 
