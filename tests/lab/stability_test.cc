@@ -1,4 +1,4 @@
-// Lab test of stability under jitter (issue 12): ten minutes of normal running with every host-to-host link
+// Lab test of stability under jitter (issue 12): minutes of normal running with every host-to-host link
 // delayed 20 ms +- 10 ms one way (`lab.sh jitter 20ms 10ms`) must bring no membership change, no quorum change, no
 // fence and no promotion. Corosync runs with token 800 ms and token_coefficient 0 (scripts/lab.sh): this is the
 // test that shows the short token holds under jitter.
@@ -6,7 +6,8 @@
 // A writing guest runs on h1, protected with its shadow on another host. At the start each host's view of the
 // cluster is recorded (`virt-shadow hosts`: quorum, Corosync's ring id, every host's membership and since when,
 // which moves with any leave or join in the heartbeat history; its fence records), and where each Corosync log
-// ends. Every ~10 s for VS_STABILITY_SECONDS (default 600) every host must still be quorate with all three
+// ends. Every ~10 s for VS_STABILITY_SECONDS (default 300, which keeps the test command within its budget; the
+// ten-minute soak measured for issue 12 is VS_STABILITY_SECONDS=600) every host must still be quorate with all three
 // members, on the same ring, with the same membership times, the guest must have acknowledged more records and
 // replication applied more rounds. At the end: no Corosync reconfiguration or knet link loss in any host's log
 // during the window, no fence record anywhere, no promotion record on any host, the VM still running on h1 with
@@ -49,7 +50,8 @@ struct ClusterView {
 // The average round trip of knet's pings on each of one host's links to the other nodes, in ms, as its Corosync
 // reports it (corosync-cmapctl -m stats: latency_ave, in microseconds). It follows the recent pings: its
 // latency_samples stops counting at 2048, which pings every 200 ms (knet_ping_interval, token / 4) reach within
-// the ten minutes, so at their end it speaks of pings under jitter only (not so after a short window).
+// the ten-minute soak, so at its end it speaks of pings under jitter only (not so after the default five minutes,
+// where it still averages in pings from before the jitter: it is printed, never asserted).
 using KnetRoundTrips = std::vector<double>;
 
 class StabilityTest : public SwitchoverTest {
@@ -164,12 +166,12 @@ class StabilityTest : public SwitchoverTest {
 
   static int StabilitySeconds() {
     const char* configured = std::getenv("VS_STABILITY_SECONDS");
-    return configured != nullptr && std::atoi(configured) > 0 ? std::atoi(configured) : 600;
+    return configured != nullptr && std::atoi(configured) > 0 ? std::atoi(configured) : 300;
   }
   static double SecondsSince(Steady::time_point t) { return std::chrono::duration<double>(Steady::now() - t).count(); }
 };
 
-TEST_F(StabilityTest, TenMinutesOfJitterBringNoMembershipChangeNoFenceNoPromotion) {
+TEST_F(StabilityTest, MinutesOfJitterBringNoMembershipChangeNoFenceNoPromotion) {
   ASSERT_EQ(hosts_.size(), 3u) << "the test needs the 3-host lab";
   const int window_seconds = StabilitySeconds();
   size_t shadow = 0;
