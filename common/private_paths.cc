@@ -53,7 +53,7 @@ Status MakeDirectory(const std::string& path, mode_t mode) {
 // A socket path may be set to one in a directory others use (/run/shadowd.sock): tightening /run would break
 // them. An existing directory wider than 0700 is therefore only taken as the socket's own (and tightened) when it
 // holds nothing but the socket (one left by a killed shadowd).
-Status RefuseSharedDirectory(const std::string& directory, const std::string& socket_name) {
+Status RefuseSharedDirectory(const std::string& directory, const std::filesystem::path& socket_path) {
   struct stat st {};
   if (::stat(directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || (st.st_mode & 07777) == kPrivateDirectoryMode) {
     return Status::Ok();  // missing (created 0700), already private, or not a directory (EnsurePrivateDirectory says)
@@ -61,8 +61,8 @@ Status RefuseSharedDirectory(const std::string& directory, const std::string& so
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(directory, ec)) {
     const std::string name = entry.path().filename().string();
-    if (name == socket_name) continue;
-    return FailedPrecondition("directory '" + directory + "' of socket '" + socket_name + "' has mode " +
+    if (name == socket_path.filename()) continue;
+    return FailedPrecondition("directory '" + directory + "' of socket '" + socket_path.string() + "' has mode " +
                               OctalMode(st.st_mode) + " and holds other files ('" + name +
                               "'), so it is not made private: put the socket in a directory of its own (the "
                               "default is /run/virt-shadow/shadowd.sock), or chmod 0700 '" + directory + "'");
@@ -100,7 +100,7 @@ Status EnsurePrivateDirectory(const std::string& path) {
 Status CreatePrivateSocket(const std::string& socket_path, const std::function<Status()>& create) {
   const std::filesystem::path path(socket_path);
   const std::string directory = path.has_parent_path() ? path.parent_path().string() : ".";
-  VS_RETURN_IF_ERROR(RefuseSharedDirectory(directory, path.filename().string()));
+  VS_RETURN_IF_ERROR(RefuseSharedDirectory(directory, path));
   VS_RETURN_IF_ERROR(EnsurePrivateDirectory(directory).Annotate("the directory of socket '" + socket_path + "'"));
   VS_RETURN_IF_ERROR(create());
   if (::chmod(socket_path.c_str(), kPrivateSocketMode) != 0) {

@@ -136,8 +136,8 @@ TEST(CreatePrivateSocketTest, AWideDirectoryHoldingOtherFilesIsSharedAndRefusedN
     return Status::Ok();
   });
   EXPECT_EQ(status.code(), Code::kFailedPrecondition) << status.ToString();
-  EXPECT_THAT(status.message(), HasSubstr("directory '" + directory + "' of socket 'shadowd.sock' has mode 0755 and "
-                                          "holds other files ('utmp')"));
+  EXPECT_THAT(status.message(), HasSubstr("directory '" + directory + "' of socket '" + directory +
+                                          "/shadowd.sock' has mode 0755 and holds other files ('utmp')"));
   EXPECT_FALSE(created);
   EXPECT_EQ(ModeOf(directory), 0755);
 }
