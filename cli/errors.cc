@@ -10,7 +10,8 @@ constexpr std::array<ExitCodeDoc, 5> kExitCodeDocs = {{
     {ExitCode::kSuccess, "success"},
     {ExitCode::kFailed, "the operation failed (shadowd or libvirt refused or failed it)"},
     {ExitCode::kUsage, "usage error or invalid input (unknown command or option, bad value, invalid policy)"},
-    {ExitCode::kShadowdUnreachable, "shadowd unreachable (no socket, connection refused, or no answer in time)"},
+    {ExitCode::kShadowdUnreachable,
+     "shadowd unreachable (no socket, connection refused, permission denied, or no answer in time)"},
     {ExitCode::kDomainNotFound, "domain not found (by libvirt, or no record of it on shadowd)"},
 }};
 
@@ -65,10 +66,13 @@ std::string DescribeShadowdFailure(const Status& status, std::string_view subjec
   switch (status.code()) {
     case Code::kUnavailable: {
       const std::string reason = ShortConnectReason(status.message());
-      const bool denied = reason.find("ermission denied") != std::string::npos;
-      return "cannot reach shadowd at " + socket + ": " + reason + "; " +
-             (denied ? "run as root, or as a user allowed to open the socket"
-                     : "is shadowd running on this host? (--socket or VS_SHADOWD_SOCKET choose another socket)");
+      // shadowd makes its socket (and the socket's directory) root's alone: an ordinary user gets EACCES.
+      if (reason.find("ermission denied") != std::string::npos) {
+        return "cannot reach shadowd at " + socket + ": " + reason + "; the control socket " + socket +
+               " is root-only: run virt-shadow as root (sudo virt-shadow ...)";
+      }
+      return "cannot reach shadowd at " + socket + ": " + reason +
+             "; is shadowd running on this host? (--socket or VS_SHADOWD_SOCKET choose another socket)";
     }
     case Code::kDeadlineExceeded:
       return "no answer from shadowd at " + socket + " within " + std::to_string(timeout.count()) + " s: " +

@@ -8,6 +8,8 @@
 //   spool = /var/lib/virt-shadow/spool         ; where the hook spools events while shadowd is down
 //   fence_dir = /var/lib/virt-shadow/fenced    ; the fence markers the hook reads while shadowd is down
 //                                              ; (the hook's VS_FENCE_DIR; shadowd/failover/fence_marker.h)
+//                                              ; store, spool, fence_dir and the socket's directory are
+//                                              ; shadowd's own: made 0700 (common/private_paths.h)
 //   libvirt = qemu:///system                   ; the local libvirtd
 //   grace_seconds = 600                        ; how long a shadow outlives its VM's interest
 //   refresh_seconds = 5                        ; how often capacity and shadows are read from every host

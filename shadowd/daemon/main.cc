@@ -21,16 +21,17 @@
 //           replication schedules; every refresh interval the cluster, draining peers, orphans, the spool,
 //           forgotten replication state and the images left on former hosts.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 
 #include "common/logger.h"
+#include "common/private_paths.h"
 #include "shadowd/cluster/corosync_membership.h"
 #include "shadowd/cluster/heartbeat_history.h"
 #include "shadowd/failover/fencing.h"
@@ -261,11 +262,11 @@ class Daemon {
 };
 
 Status Daemon::Build() {
-  for (const auto& dir : {std::filesystem::path(config_.store_path).parent_path(),
-                          std::filesystem::path(config_.spool_path),
-                          std::filesystem::path(config_.socket_path).parent_path()}) {
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
+  // What shadowd keeps on disk (domain XMLs, which may carry secrets, in the store and the spool) is root's
+  // alone: each directory is created 0700 or tightened to it, and refused if another user owns it
+  // (common/private_paths.h). The control socket's directory is made so where the socket is created.
+  for (const std::string& dir : {config_.store_path, config_.spool_path, config_.fence_dir}) {
+    VS_RETURN_IF_ERROR(EnsurePrivateDirectory(dir));
   }
   VS_ASSIGN_OR_RETURN(store_, Named(store::OpenRocksDbStore(config_.store_path, {}), "opening the store"));
   VS_RETURN_IF_ERROR(BuildController());
@@ -604,6 +605,12 @@ int Run(const std::string& config_path) {
 }  // namespace vs::daemon
 
 int main(int argc, char** argv) {
+  // Before anything creates a file: every file and directory shadowd makes from here on is owner-only, so that
+  // no local user reads the records. RocksDB creates its files 0644 less the mask (tests/unit/store checks they
+  // come out 0600); the fence markers, the socket and what qemu-img and qemu-nbd create (they inherit the mask;
+  // libvirt gives QEMU its images by relabelling them) follow too. The directories are also made 0700
+  // (Daemon::Build), which covers files an older shadowd left readable.
+  ::umask(vs::kPrivateUmask);
   std::string config_path = "/etc/virt-shadow/shadowd.conf";
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];

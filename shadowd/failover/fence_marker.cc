@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/private_paths.h"
 #include "shadowd/failover/fence_machine.h"
 
 namespace vs::failover {
@@ -52,9 +53,9 @@ Status WriteFenceMarkers(const std::string& dir, const std::vector<FenceRecord>&
   auto fail = [&](const std::string& what, const std::error_code& ec) {
     if (first.ok()) first = Internal(what + ": " + ec.message());
   };
+  // 0700 like the rest of shadowd's state: the hook reading the markers runs as root.
+  if (Status made = EnsurePrivateDirectory(dir); !made.ok()) first = made.Annotate("the fence marker directory");
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) fail("creating the fence marker directory " + dir, ec);
   for (const FenceRecord& record : records) {
     if (!IsUuid(record.vm_uuid())) continue;
     const fs::path path = fs::path(dir) / record.vm_uuid();

@@ -7,10 +7,12 @@
 // Written by FenceRecords::Put right after the store batch (so before the VM is paused) and removed when the
 // record is released. A marker whose removal failed keeps refusing only while shadowd is down.
 //
+// DIR is created 0700 (or tightened to it; refused when another user owns it: common/private_paths.h).
+//
 // Thread-safety: the functions keep no state; a marker is replaced by rename(2), so a reader sees the old or the
-// new text, never half of one. Failure modes: WriteFenceMarkers returns the first I/O error (kInternal naming the
-// path) after trying every record; ReadFenceMarker returns nullopt for no marker, an unreadable one, or a uuid that
-// is not one (no path may be built from it).
+// new text, never half of one. Failure modes: WriteFenceMarkers returns the first error (kInternal naming the
+// path for I/O, kFailedPrecondition for a DIR of another user) after trying every record; ReadFenceMarker returns
+// nullopt for no marker, an unreadable one, or a uuid that is not one (no path may be built from it).
 #pragma once
 
 #include <optional>

@@ -1,12 +1,10 @@
 #include "shadowd/rpc/servers.h"
 
 #include <grpcpp/grpcpp.h>
-#include <sys/stat.h>
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 
+#include "common/private_paths.h"
 #include "shadowd/rpc/peer_service.h"
 
 namespace vs::rpc {
@@ -63,13 +61,12 @@ StatusOr<std::unique_ptr<RunningServer>> StartControlServer(const std::string& s
                                                             ShadowService::Parts parts, Logger::Line log) {
   auto server = std::make_unique<ServiceServer<ShadowService>>(
       std::make_unique<ShadowService>(std::move(hosts), drain_deadline, parts, std::move(log)));
-  std::error_code ignored;
-  std::filesystem::remove(socket_path, ignored);  // a socket left by a killed shadowd
   grpc::ServerBuilder builder;
-  VS_RETURN_IF_ERROR(server->Listen(builder, "unix:" + socket_path).Annotate("control service"));
-  if (chmod(socket_path.c_str(), 0600) != 0) {
-    return Internal("control service: cannot make " + socket_path + " root-only: " + std::strerror(errno));
-  }
+  VS_RETURN_IF_ERROR(CreatePrivateSocket(socket_path, [&] {
+                       std::error_code ignored;
+                       std::filesystem::remove(socket_path, ignored);  // a socket left by a killed shadowd
+                       return server->Listen(builder, "unix:" + socket_path);
+                     }).Annotate("control service"));
   return std::unique_ptr<RunningServer>(std::move(server));
 }
 

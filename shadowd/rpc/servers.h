@@ -1,12 +1,14 @@
 // The two gRPC servers of shadowd, started from the composition root without it touching gRPC:
 //   peer     TCP on this host's peer address: replication rounds into the replicas kept here and the target's
 //            half of switchovers (PeerService);
-//   control  the unix socket of the hook and the CLI (ShadowService), mode 0600: the hook and the CLI run as
-//            root.
+//   control  the unix socket of the hook and the CLI (ShadowService), mode 0600 in a directory of mode 0700
+//            (common/private_paths.h: the directory is made private before the socket exists, so there is no
+//            moment at which another user can connect): the hook and the CLI run as root.
 //
 // Ownership: a RunningServer owns its gRPC server and the service it serves; the service borrows the parts.
 // Thread-safety: Shutdown from any thread, once. Failure modes: Unavailable naming the address when it cannot
-// listen; the socket's mode that cannot be set is an error too (a socket others can reach is not served).
+// listen; FailedPrecondition when the socket's directory belongs to another user or the socket does not end up
+// root's with mode 0600 (a socket others can reach is not served).
 #pragma once
 
 #include <memory>

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "common/private_paths.h"
 #include "shadowd/store/envelope.h"
 
 namespace vs::spool {
@@ -104,20 +105,13 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
   return Status::Ok();
 }
 
-// Creates `directory` (mode 0700: events hold whole domain XMLs, which may include secrets) and
-// its missing parents, and makes its own entry durable, so that events synced into a fresh spool
-// survive a crash too.
+// Creates `directory` (mode 0700: events hold whole domain XMLs, which may include secrets; an existing one
+// is tightened to 0700 and one of another user refused, common/private_paths.h) and its missing parents, and
+// makes a new directory's own entry durable, so that events synced into a fresh spool survive a crash too.
 Status EnsureDirectory(const std::string& directory) {
-  if (::mkdir(directory.c_str(), 0700) != 0) {
-    if (errno == EEXIST) return Status::Ok();  // the usual case: nothing new to make durable
-    if (errno != ENOENT) return ErrnoStatus("cannot create spool directory", directory, errno);
-    std::error_code ec;  // missing parents, e.g. /var/lib/virt-shadow on a fresh host
-    std::filesystem::create_directories(std::filesystem::path(directory).parent_path(), ec);
-    if (ec) return ErrnoStatus("cannot create the parent of spool directory", directory, ec.value());
-    if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST) {
-      return ErrnoStatus("cannot create spool directory", directory, errno);
-    }
-  }
+  const bool existed = ::access(directory.c_str(), F_OK) == 0;
+  VS_RETURN_IF_ERROR(EnsurePrivateDirectory(directory).Annotate("the spool"));
+  if (existed) return Status::Ok();  // the usual case: nothing new to make durable
   std::string parent = std::filesystem::path(directory).parent_path().string();
   if (parent.empty()) parent = ".";
   Fd parent_fd(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

@@ -21,6 +21,9 @@
 // counter's sync is shadowd's, off the VM start path.)
 // Delivery is at-least-once: a crash between delivering and Remove replays that event again.
 //
+// Events may carry secrets (whole domain XMLs): the directory is 0700 (Append creates it so, or tightens
+// an existing one) and every file in it 0600, whatever the writer's umask.
+//
 // The spool is bounded (SpoolLimits): beyond the bound Append refuses the event rather than grow
 // without limit, because a full disk must never block a VM start.
 //
@@ -30,8 +33,9 @@
 // one or several processes, may run concurrently.
 // Failure modes: ResourceExhausted when the spool is full or the disk is (ENOSPC, EDQUOT);
 // Unavailable when another writer holds the lock longer than SpoolLimits::lock_wait; DataLoss from
-// Read for a damaged file (never a wrong event); Internal for other I/O errors, naming the file and
-// errno. List never fails on a bad file: it skips and reports it.
+// Read for a damaged file (never a wrong event); FailedPrecondition from Append when the directory
+// belongs to another user; Internal for other I/O errors, naming the file and errno. List never fails
+// on a bad file: it skips and reports it.
 #pragma once
 
 #include <cstddef>

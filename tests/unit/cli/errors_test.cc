@@ -118,7 +118,9 @@ TEST(CliShadowdFailureTest, PermissionDeniedSuggestsRoot) {
   const std::string message = DescribeShadowdFailure(
       Unavailable("failed to connect to all addresses; last error: UNKNOWN: unix:/run/s.sock: Permission denied"),
       "the VM list", "/run/s.sock", kTimeout);
-  EXPECT_THAT(message, StartsWith("cannot reach shadowd at /run/s.sock: permission denied; run as root"));
+  EXPECT_EQ(message, "cannot reach shadowd at /run/s.sock: permission denied; the control socket /run/s.sock is "
+                     "root-only: run virt-shadow as root (sudo virt-shadow ...)");
+  EXPECT_EQ(ExitCodeForShadowd(Unavailable("permission denied")), ExitCode::kShadowdUnreachable);
 }
 
 TEST(CliShadowdFailureTest, AnUnfamiliarGrpcMessageIsKeptWhole) {

@@ -1,6 +1,6 @@
 // The real virt-shadow binary, run as a user runs it: against a fake shadowd on a temporary unix
 // socket (list, status, explain, hosts, NOT_FOUND, and the switchover commands: switchover, drain,
-// undrain, failback, switchovers), no shadowd and a hung one (exit 3 within the timeout), libvirt's
+// undrain, failback, switchovers), no shadowd, a hung one and one only root may reach (exit 3), libvirt's
 // test:///default driver for tag/untag (in-process in virt-shadow: no libvirtd), and the bash
 // completion sourced into bash.
 #include <fcntl.h>
@@ -417,6 +417,26 @@ TEST_F(CliProcessTest, NoShadowdIsExit3AtOnce) {
   ProcessResult by_env = RunCli({"status", "web-1"}, {"VS_SHADOWD_SOCKET=" + socket_});
   EXPECT_EQ(by_env.exit_code, 3);
   EXPECT_THAT(by_env.err, HasSubstr(socket_));
+}
+
+TEST_F(CliProcessTest, ANonRootUserIsToldTheSocketIsRootOnly) {
+  StartShadowd();
+  ASSERT_EQ(::chmod(socket_.c_str(), 0600), 0);  // as shadowd leaves it
+  std::vector<std::string> args = {"list", "--socket", socket_};
+  ProcessResult result;
+  if (::geteuid() == 0) {
+    // Root may open anything: the CLI runs as nobody, who may enter the directory but not open the socket.
+    ASSERT_EQ(::chmod(dir_.c_str(), 0711), 0);
+    args.insert(args.begin(), {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", VS_CLI_BINARY});
+    result = Spawn(args, BaseEnvironment());
+  } else {
+    ASSERT_EQ(::chmod(socket_.c_str(), 0), 0);  // the owner too needs write permission to connect
+    result = RunCli(args);
+  }
+  EXPECT_EQ(result.exit_code, 3) << result.err;
+  EXPECT_EQ(result.err, "virt-shadow: cannot reach shadowd at " + socket_ + ": permission denied; the control socket " +
+                            socket_ + " is root-only: run virt-shadow as root (sudo virt-shadow ...)\n");
+  EXPECT_EQ(result.out, "");
 }
 
 TEST_F(CliProcessTest, HungShadowdIsExit3AtTheTimeout) {

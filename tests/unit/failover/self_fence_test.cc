@@ -3,6 +3,8 @@
 // shadow host, and a restart in the middle. A MemoryStore, the CLI tests' fake hypervisor and a fake PromotionPeer.
 #include "shadowd/failover/self_fence.h"
 
+#include <sys/stat.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -128,6 +130,18 @@ TEST(FenceMarkers, WrittenWhileBlockingRemovedWhenReleased) {
   ASSERT_TRUE(WriteFenceMarkers(markers, {MarkerRecord(uuid, FenceRecord::FENCE_STATE_RELEASED)}).ok());
   EXPECT_FALSE(ReadFenceMarker(markers, uuid).has_value());
   EXPECT_FALSE(ReadFenceMarker(markers, "../" + uuid).has_value()) << "no path is built from a non-uuid";
+}
+
+TEST(FenceMarkers, TheirDirectoryIsOwnerOnly) {
+  test_support::TempDir dir;
+  const std::string markers = dir.Sub("fenced");
+  ASSERT_EQ(::mkdir(markers.c_str(), 0755), 0);  // as an older shadowd left it
+  const std::string uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+  ASSERT_TRUE(WriteFenceMarkers(markers, {MarkerRecord(uuid, FenceRecord::FENCE_STATE_FENCED)}).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(markers.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  EXPECT_TRUE(ReadFenceMarker(markers, uuid).has_value());
 }
 
 TEST(FenceMarkers, FenceRecordsPutKeepsThemInLine) {

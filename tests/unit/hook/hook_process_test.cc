@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "shadowd/spool/spool.h"
+#include "tests/unit/common/scoped_umask.h"
 #include "tests/unit/hook/hook_process_harness.h"
 #include "tests/unit/hook/test_support.h"
 
@@ -195,6 +196,17 @@ TEST_F(HookProcessTest, MalformedInputOrMissingArgumentsFailOpenWithOneLine) {
   EXPECT_EQ(no_args.exit_code, 0);
   EXPECT_THAT(no_args.stderr_text, HasSubstr("expected libvirt's 4 arguments"));
   EXPECT_THAT(Spooled(), IsEmpty());
+}
+
+TEST_F(HookProcessTest, SpooledFilesAreOwnerOnlyUnderAWideUmask) {
+  test_support::ScopedUmask wide(0);  // inherited by the hook, as libvirtd's would be
+  EXPECT_EQ(Hook(kPrepare, TaggedXml()).exit_code, 0);
+  ASSERT_THAT(Spooled(), SizeIs(1));
+  EXPECT_EQ(std::filesystem::status(spool_dir_).permissions(), std::filesystem::perms::owner_all);
+  for (const auto& file : std::filesystem::directory_iterator(spool_dir_)) {
+    EXPECT_EQ(file.status().permissions(), std::filesystem::perms::owner_read | std::filesystem::perms::owner_write)
+        << file.path();
+  }
 }
 
 }  // namespace

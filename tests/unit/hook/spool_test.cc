@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/unit/common/scoped_umask.h"
 #include "tests/unit/hook/test_support.h"
 
 namespace vs::spool {
@@ -303,6 +304,39 @@ TEST_F(SpoolTest, CreatesMissingDirectoriesOwnerOnly) {
     ASSERT_EQ(::stat(file.path().c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, 0600u) << file.path();
   }
+}
+
+TEST_F(SpoolTest, FilesAreOwnerOnlyWhateverTheWritersUmask) {
+  test_support::ScopedUmask wide(0);  // the hook inherits libvirtd's mask, which is not ours to rely on
+  MustAppend(spool_, Event("prepare", 1));
+  struct stat st;
+  ASSERT_EQ(::stat(spool_dir_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  int files = 0;
+  for (const auto& file : std::filesystem::directory_iterator(spool_dir_)) {
+    ASSERT_EQ(::stat(file.path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u) << file.path();
+    ++files;
+  }
+  EXPECT_EQ(files, 2);  // the event and .sequence
+}
+
+TEST_F(SpoolTest, AWiderDirectoryIsTightenedByTheNextAppend) {
+  ASSERT_EQ(::mkdir(spool_dir_.c_str(), 0755), 0);  // as an older version or an administrator left it
+  MustAppend(spool_, Event("prepare", 1));
+  struct stat st;
+  ASSERT_EQ(::stat(spool_dir_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+}
+
+TEST_F(SpoolTest, ADirectoryOfAnotherUserIsRefusedNamingIt) {
+  if (::geteuid() != 0) GTEST_SKIP() << "only root can give a directory to another user";
+  ASSERT_EQ(::mkdir(spool_dir_.c_str(), 0755), 0);
+  ASSERT_EQ(::chown(spool_dir_.c_str(), 65534, 65534), 0);
+  StatusOr<SpoolEntry> refused = spool_.Append(Event("prepare", 1));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Code::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(), HasSubstr("the spool: directory '" + spool_dir_ + "' is owned by uid 65534"));
 }
 
 TEST_F(SpoolTest, TrailingSlashInTheDirectoryIsTheSameSpool) {

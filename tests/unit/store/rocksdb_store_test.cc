@@ -5,16 +5,20 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
 
+#include "common/private_paths.h"
+#include "tests/unit/common/scoped_umask.h"
 #include "tests/unit/store/store_test_util.h"
 
 namespace vs::store {
@@ -119,6 +123,34 @@ TEST(RocksDbStoreTest, StoreHeldByAnotherProcessIsRefusedUntilThatProcessExits) 
   ASSERT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
   StatusOr<std::unique_ptr<Store>> reopened = OpenRocksDbStore(dir.path());
   EXPECT_TRUE(reopened.ok()) << reopened.status().ToString();
+}
+
+// What shadowd does (main's umask, Daemon::Build's directory): no file of the store, the info logs and the WAL
+// included, is readable by the group or others.
+TEST(RocksDbStoreTest, UnderShadowdsUmaskEveryFileIsOwnerOnly) {
+  TempDir dir;
+  const std::string path = dir.Sub("store");
+  test_support::ScopedUmask shadowds(kPrivateUmask);
+  ASSERT_TRUE(EnsurePrivateDirectory(path).ok());
+  for (int open = 0; open < 2; ++open) {  // the reopen flushes the first WAL into a table file and rotates LOG
+    StatusOr<std::unique_ptr<Store>> store = OpenRocksDbStore(path);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    WriteBatch batch;
+    batch.Put("vm/" + std::to_string(open), std::string(4096, 'x'));
+    ASSERT_TRUE((*store)->Write(batch).ok());
+  }
+  int files = 0, tables = 0;
+  auto check = [&](const std::filesystem::path& file) {
+    struct stat st {};
+    ASSERT_EQ(::lstat(file.c_str(), &st), 0) << file;
+    EXPECT_EQ(st.st_mode & 077, 0u) << file << " has mode " << std::oct << (st.st_mode & 07777);
+    ++files;
+    tables += file.extension() == ".sst";
+  };
+  check(path);
+  for (const auto& file : std::filesystem::recursive_directory_iterator(path)) check(file.path());
+  EXPECT_GE(tables, 1) << "no table file was written: the test would not see their mode";
+  EXPECT_GE(files, 8);  // the directory, CURRENT, IDENTITY, LOCK, LOG, MANIFEST, OPTIONS, a WAL, a table
 }
 
 TEST(RocksDbStoreTest, UnusablePathsAreRefusedNamingThePath) {
