@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "shadowd/rpc/control_server_options.h"
 #include "shadowd/rpc/peer_service.h"
 
 namespace vs::rpc {
@@ -66,6 +67,7 @@ StatusOr<std::unique_ptr<RunningServer>> StartControlServer(const std::string& s
   std::error_code ignored;
   std::filesystem::remove(socket_path, ignored);  // a socket left by a killed shadowd
   grpc::ServerBuilder builder;
+  ConfigureControlServer(builder);
   VS_RETURN_IF_ERROR(server->Listen(builder, "unix:" + socket_path).Annotate("control service"));
   if (chmod(socket_path.c_str(), 0600) != 0) {
     return Internal("control service: cannot make " + socket_path + " root-only: " + std::strerror(errno));
