@@ -242,6 +242,8 @@ TEST_F(HookProcessTest, FiftyMegabyteStdinIsRefusedWithBoundedMemory) {
 
 // The largest XML the hook reads, all one text node, parses (libxml2's text limit is the hook's) and reaches
 // shadowd over a socket with the control socket's message limits (gRPC's 4 MiB default turned it away).
+// With the patient deadline: sending 10 MB within the production 20 ms fails on this loaded 2-core machine
+// (libvirt-hook/README.md), a timing question apart from the limits tested here.
 TEST_F(HookProcessTest, XmlJustUnderTheLimitReachesShadowd) {
   StatusOr<std::unique_ptr<FakeShadowd>> shadowd = FakeShadowd::Start(socket_);
   ASSERT_TRUE(shadowd.ok()) << shadowd.status().ToString();
