@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "proto/shadowd.grpc.pb.h"
+#include "shadowd/policy/domain_xml.h"
 
 namespace vs::hook {
 namespace {
@@ -25,16 +26,19 @@ Status FromGrpc(const grpc::Status& status, const std::string& socket_path, Dura
 
 }  // namespace
 
-GrpcDeliverer::GrpcDeliverer(std::string socket_path, MonoTime answer_by, Clock& clock)
-    : socket_path_(std::move(socket_path)), answer_by_(answer_by), clock_(clock) {}
+GrpcDeliverer::GrpcDeliverer(std::string socket_path, Duration answer_within, Clock& clock)
+    : socket_path_(std::move(socket_path)), answer_within_(answer_within), clock_(clock) {}
 
 StatusOr<virtshadow::v1::HookVerdict> GrpcDeliverer::Deliver(const virtshadow::v1::HookEvent& event) {
+  const MonoTime answer_by = clock_.Now() + answer_within_;
   // Not GRPC_ARG_MINIMAL_STACK: it drops the deadline filter, and a hung shadowd then held the call
   // for the 20 s HTTP/2 settings timeout (measured).
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxSendMessageSize(static_cast<int>(policy::kMaxHookEventBytes));
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel("unix:" + socket_path_, grpc::InsecureChannelCredentials());
+      grpc::CreateCustomChannel("unix:" + socket_path_, grpc::InsecureChannelCredentials(), arguments);
   std::unique_ptr<virtshadow::v1::ShadowD::Stub> stub = virtshadow::v1::ShadowD::NewStub(channel);
-  const Duration timeout = std::max<Duration>(answer_by_ - clock_.Now(), kMinCallTime);
+  const Duration timeout = std::max<Duration>(answer_by - clock_.Now(), kMinCallTime);
   grpc::ClientContext context;  // gRPC takes a wall-clock deadline
   context.set_deadline(clock_.WallNow() + std::chrono::duration_cast<WallTime::duration>(timeout));
   virtshadow::v1::HookVerdict verdict;

@@ -47,19 +47,6 @@ std::chrono::milliseconds AnswerWithin() {
   return std::chrono::milliseconds(ms);
 }
 
-// All of stdin. On a read error it returns what it has: RunHook then sees a malformed or untagged
-// XML and lets libvirt go on.
-std::string ReadAll(int fd) {
-  std::string data;
-  char buffer[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buffer, sizeof(buffer));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return data;
-    data.append(buffer, static_cast<std::size_t>(n));
-  }
-}
-
 void WriteAll(int fd, const std::string& text) {
   std::size_t done = 0;
   while (done < text.size()) {
@@ -78,7 +65,6 @@ void DiscardGrpcLog(gpr_log_func_args*) {}
 
 int main(int argc, char** argv) {
   std::unique_ptr<vs::Clock> clock = vs::NewRealClock();
-  const vs::MonoTime started = clock->Now();
   // Whatever libvirt finds on stdout at migrate and restore replaces the domain XML, so no code in
   // this process, libraries included, may write there: stdout becomes /dev/null.
   const int dev_null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -90,11 +76,11 @@ int main(int argc, char** argv) {
   }
   gpr_set_log_function(&DiscardGrpcLog);
 
-  const std::string domain_xml = ReadAll(STDIN_FILENO);
+  const vs::hook::DomainXmlInput domain_xml = vs::hook::ReadDomainXml(STDIN_FILENO);
   const std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
   vs::spool::Spool spool(EnvOr("VS_SPOOL_DIR", "/var/lib/virt-shadow/spool"), *clock);
-  vs::hook::GrpcDeliverer deliverer(EnvOr("VS_SHADOWD_SOCKET", "/run/virt-shadow/shadowd.sock"),
-                                    started + AnswerWithin(), *clock);
+  vs::hook::GrpcDeliverer deliverer(EnvOr("VS_SHADOWD_SOCKET", "/run/virt-shadow/shadowd.sock"), AnswerWithin(),
+                                    *clock);
   const vs::hook::HookOutcome outcome = vs::hook::RunHook(args, domain_xml, deliverer, spool, *clock,
                                                           EnvOr("VS_FENCE_DIR", vs::failover::kDefaultFenceDir));
   WriteAll(STDERR_FILENO, outcome.stderr_line);

@@ -1,6 +1,7 @@
 #include "shadowd/policy/domain_xml.h"
 
 #include <libxml/parser.h>
+#include <libxml/parserInternals.h>
 #include <libxml/tree.h>
 
 #include <algorithm>
@@ -14,6 +15,9 @@
 
 namespace vs::policy {
 namespace {
+
+static_assert(kMaxDomainXmlBytes <= XML_MAX_TEXT_LENGTH,
+              "a domain XML within the limit must never hit libxml2's text limit (domain_xml.h)");
 
 using xml::QualifiedName;
 using xml::ToString;

@@ -7,7 +7,8 @@
 //
 // Input is untrusted (the XML is whatever a user defined): libxml2 parses it without network access,
 // without entity substitution and without loading any DTD; a document with a DOCTYPE is refused, as are
-// documents larger than kMaxDomainXmlBytes. libxml2's own limits bound nesting depth and text size.
+// documents larger than kMaxDomainXmlBytes. libxml2's own limits bound nesting depth (256) and name length
+// (50,000 bytes); its text limit is never reached, see kMaxDomainXmlBytes.
 // libxml2 never prints: its diagnostics end up in the returned Status.
 //
 // Ownership: plain values; no libxml2 object outlives a call.
@@ -28,8 +29,21 @@
 
 namespace vs::policy {
 
-// Far above any domain XML libvirt produces; also keeps the size within libxml2's int length.
-inline constexpr std::size_t kMaxDomainXmlBytes = 16 * 1024 * 1024;
+// The largest domain XML virt-shadow reads: ParseDomain refuses a larger one, the hook reads no more of
+// stdin than this plus one byte, and shadowd's control socket takes hook events of this XML
+// (kMaxHookEventBytes). Far above any domain XML libvirt produces (typically ~10 KB). It equals
+// libxml2's XML_MAX_TEXT_LENGTH, the longest text node, attribute value or comment libxml2 parses
+// without XML_PARSE_HUGE (domain_xml.cc asserts it): a document within this limit can never fail on
+// that one. XML_PARSE_HUGE is not used, because it lifts every hard-coded
+// limit of libxml2 at once (nesting depth 256 -> 2048, names, and in 2.9 the entity amplification
+// checks that run before a DOCTYPE can be refused), not only the text length.
+inline constexpr std::size_t kMaxDomainXmlBytes = 10'000'000;
+
+// The largest virtshadow.v1.HookEvent: the domain XML, its <name> and <uuid> copied out of it (together
+// never longer than it), libvirt's four short arguments and protobuf's framing (a tag and a length per
+// field), with room to spare. The hook's channel sends and shadowd's control socket receives up to this
+// (gRPC's default receive limit, 4 MiB, refused larger tagged XMLs).
+inline constexpr std::size_t kMaxHookEventBytes = 2 * kMaxDomainXmlBytes + 64 * 1024;
 
 // One <disk device='disk'> (cdroms, floppies and LUNs are not replicated).
 struct DiskFacts {

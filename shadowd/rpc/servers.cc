@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "common/private_paths.h"
+#include "shadowd/rpc/control_server_options.h"
 #include "shadowd/rpc/peer_service.h"
 
 namespace vs::rpc {
@@ -62,6 +63,7 @@ StatusOr<std::unique_ptr<RunningServer>> StartControlServer(const std::string& s
   auto server = std::make_unique<ServiceServer<ShadowService>>(
       std::make_unique<ShadowService>(std::move(hosts), drain_deadline, parts, std::move(log)));
   grpc::ServerBuilder builder;
+  ConfigureControlServer(builder);
   VS_RETURN_IF_ERROR(CreatePrivateSocket(socket_path, [&] {
                        std::error_code ignored;
                        std::filesystem::remove(socket_path, ignored);  // a socket left by a killed shadowd

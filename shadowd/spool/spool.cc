@@ -19,6 +19,7 @@
 #include <system_error>
 
 #include "common/private_paths.h"
+#include "shadowd/policy/domain_xml.h"
 #include "shadowd/store/envelope.h"
 
 namespace vs::spool {
@@ -28,8 +29,9 @@ constexpr std::string_view kTempPrefix = ".tmp-";
 constexpr std::string_view kSequenceFile = ".sequence";
 constexpr std::string_view kEventSuffix = ".event";
 constexpr std::size_t kSequenceDigits = 20;  // every uint64 fits: names sort like their numbers
-// Twice the largest domain XML the policy parser accepts (16 MiB): a bigger file is not an event.
+// Above the largest hook event (policy::kMaxHookEventBytes, about 20 MB): a bigger file is not an event.
 constexpr std::size_t kMaxEventFileBytes = std::size_t{32} << 20;
+static_assert(kMaxEventFileBytes >= policy::kMaxHookEventBytes + store::kEnvelopeHeaderBytes);
 
 // Owns one file descriptor.
 class Fd {

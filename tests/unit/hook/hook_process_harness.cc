@@ -14,8 +14,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "proto/shadowd.grpc.pb.h"
+#include "shadowd/rpc/control_server_options.h"
 
 namespace vs::hook::testing {
 namespace {
@@ -98,6 +100,16 @@ StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv, const s
   }
   result.elapsed = clock.Now() - start;
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+StatusOr<ProcessResult> RunMeasuringPeakRss(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                                            std::string_view stdin_text, Clock& clock, const std::string& rss_file) {
+  std::vector<std::string> probed = {VS_PEAK_RSS_BINARY, rss_file};
+  probed.insert(probed.end(), argv.begin(), argv.end());
+  VS_ASSIGN_OR_RETURN(ProcessResult result, RunProcess(probed, env, stdin_text, clock));
+  std::ifstream in(rss_file);
+  if (!(in >> result.max_rss_kib)) return Internal("peak_rss wrote no number to " + rss_file);
   return result;
 }
 
@@ -198,6 +210,7 @@ StatusOr<std::unique_ptr<FakeShadowd>> FakeShadowd::Start(const std::string& soc
   std::unique_ptr<FakeShadowd> shadowd(new FakeShadowd());
   ::unlink(socket_path.c_str());
   grpc::ServerBuilder builder;
+  rpc::ConfigureControlServer(builder);
   builder.AddListeningPort("unix:" + socket_path, grpc::InsecureServerCredentials());
   builder.RegisterService(shadowd->service_.get());
   shadowd->server_ = builder.BuildAndStart();

@@ -30,12 +30,18 @@ struct ProcessResult {
   std::string stdout_text;
   std::string stderr_text;
   Duration elapsed{};  // spawn to exit, as libvirtd waits for it
+  long max_rss_kib = 0;  // RunMeasuringPeakRss only: the program's peak resident set in KiB
 };
 
 // Runs argv[0] with `argv` and exactly `env` (libvirtd passes only LC_ALL, PATH and HOME), feeds it
 // `stdin_text` and collects both outputs.
 StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                                    std::string_view stdin_text, Clock& clock);
+
+// RunProcess through peak_rss (tests/unit/hook/peak_rss.cc), which writes the program's own peak RSS to
+// `rss_file`; it comes back as max_rss_kib.
+StatusOr<ProcessResult> RunMeasuringPeakRss(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                                            std::string_view stdin_text, Clock& clock, const std::string& rss_file);
 
 // libvirtd's environment for the hook, plus the test overrides. `answer_within_ms` 0 keeps the
 // hook's own deadline; tests that check delivery rather than timing pass a generous one.
@@ -61,7 +67,8 @@ class HungListener {
   std::thread thread_;
 };
 
-// An in-process shadowd that implements DeliverHookEvent: records each event, answers `verdict`.
+// An in-process shadowd that implements DeliverHookEvent: records each event, answers `verdict`. Served
+// with the control socket's options (shadowd/rpc/control_server_options.h), its message limits included.
 class FakeShadowd {
  public:
   static StatusOr<std::unique_ptr<FakeShadowd>> Start(const std::string& socket_path);

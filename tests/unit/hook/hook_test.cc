@@ -1,9 +1,13 @@
 // The hook's decisions with a fake shadowd: every operation, the untagged fast path, shadowd down,
-// hung or refusing, fail-open and fail-closed policies, malformed input, a full spool.
+// hung or refusing, fail-open and fail-closed policies, malformed and oversized input, a full spool;
+// and how it reads stdin.
 #include "libvirt-hook/hook.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <string>
@@ -24,6 +28,7 @@ using ::testing::StartsWith;
 using testing::TaggedXml;
 using testing::TempDir;
 using testing::UntaggedXml;
+using testing::WithDescription;
 using virtshadow::v1::HookEvent;
 using virtshadow::v1::HookVerdict;
 
@@ -55,7 +60,7 @@ std::vector<std::string> Args(std::string operation, std::string sub_operation =
 
 class HookTest : public ::testing::Test {
  protected:
-  HookOutcome Run(const std::vector<std::string>& args, const std::string& xml) {
+  HookOutcome Run(const std::vector<std::string>& args, const DomainXmlInput& xml) {
     HookOutcome outcome = RunHook(args, xml, deliverer_, spool_, clock_);
     // The stderr contract, checked on every run: nothing, or exactly one line.
     if (!outcome.stderr_line.empty()) {
@@ -250,25 +255,126 @@ TEST_F(HookTest, ShadowdRefusalOutsidePrepareIsIgnored) {
   }
 }
 
-TEST_F(HookTest, MalformedXmlFailsOpenWithOneLineAndSpoolsNothing) {
+// Whether such a VM is critical cannot be known: at prepare it is refused, as a critical one would be.
+TEST_F(HookTest, UnreadableXmlThatMayBeTaggedRefusesPrepareWithTheReason) {
   ShadowdIsDown();
   const std::string ns(policy::kPolicyNamespace);
-  const std::vector<std::string> malformed = {
+  std::string nesting;
+  for (int i = 0; i < 300; ++i) nesting += "<a>";
+  for (int i = 0; i < 300; ++i) nesting += "</a>";
+  const std::vector<std::string> unreadable = {
       "<domain><metadata><p:policy xmlns:p=\"" + ns + "\" critical=\"yes\"/>",  // truncated
       "not XML but mentions " + ns,
       "<!DOCTYPE d [<!ENTITY x \"" + ns + "\">]><domain>&x;</domain>",  // hostile: entities refused
       "<domain>&#104;</domain>",                                        // "&#": may spell the URI
       TaggedXml("critical=\"yes\"").substr(0, TaggedXml("critical=\"yes\"").find("</metadata>")),  // cut short
+      testing::DomainXml("<x:deep xmlns:x='urn:x'>" + nesting + "</x:deep>" +  // past libxml2's depth of 256
+                         "<s:policy xmlns:s='" + ns + "' critical='yes'/>"),
   };
-  for (const std::string& xml : malformed) {
-    SCOPED_TRACE(xml);
-    HookOutcome outcome = Run(Args("prepare"), xml);
-    EXPECT_EQ(outcome.exit_code, 0);
-    EXPECT_THAT(outcome.stderr_line, StartsWith("virt-shadow: cannot read the domain XML of VM 'web-1' at "
-                                                "prepare begin (INVALID_ARGUMENT: "));
+  for (const std::string& xml : unreadable) {
+    SCOPED_TRACE(xml.substr(0, 200));
+    HookOutcome refused = Run(Args("prepare"), xml);
+    EXPECT_EQ(refused.exit_code, 1);
+    EXPECT_THAT(refused.stderr_line,
+                StartsWith("virt-shadow: refusing to start VM 'web-1': cannot read its domain XML (" +
+                           std::to_string(xml.size()) +
+                           " bytes, virt-shadow reads up to 10000000: INVALID_ARGUMENT: "));
+    EXPECT_THAT(refused.stderr_line, HasSubstr("so whether its virt-shadow policy is critical is unknown; keep the "
+                                               "XML within 10000000 bytes"));
+    EXPECT_THAT(refused.stderr_line, HasSubstr("virsh metadata web-1 --uri " + ns + " --remove --config"));
+    // Elsewhere libvirt goes on, told why.
+    HookOutcome start = Run(Args("start"), xml);
+    EXPECT_EQ(start.exit_code, 0);
+    EXPECT_THAT(start.stderr_line,
+                StartsWith("virt-shadow: cannot read the domain XML of VM 'web-1' at start begin ("));
   }
   EXPECT_THAT(deliverer_.events, IsEmpty());
   EXPECT_THAT(Spooled(), IsEmpty());
+}
+
+// Once a text node over libxml2's 10 MB limit failed the parse and let a critical VM start unprotected.
+TEST_F(HookTest, CriticalVmWithAnXmlOverTheLimitIsRefusedAtPrepare) {
+  const std::string xml = WithDescription(TaggedXml("critical=\"yes\""), policy::kMaxDomainXmlBytes + 2'000'000);
+  HookOutcome refused = Run(Args("prepare"), xml);  // shadowd is up: it is never asked
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.stderr_line, HasSubstr("(12000000 bytes, virt-shadow reads up to 10000000: INVALID_ARGUMENT: "
+                                             "domain XML is 12000000 bytes, more than the 10000000 accepted)"));
+  EXPECT_THAT(deliverer_.events, IsEmpty());
+}
+
+// The parser's limit is the hook's: an XML of the limit, all of it one text node, is read and delivered.
+TEST_F(HookTest, XmlOfTheLimitWithOneHugeTextNodeIsDelivered) {
+  const std::string xml = WithDescription(TaggedXml("critical=\"yes\""), policy::kMaxDomainXmlBytes);
+  EXPECT_EQ(Run(Args("prepare"), xml), (HookOutcome{0, ""}));
+  ASSERT_THAT(deliverer_.events, SizeIs(1));
+  EXPECT_EQ(deliverer_.events[0].domain_xml().size(), policy::kMaxDomainXmlBytes);
+}
+
+TEST_F(HookTest, OversizedStdinThatMayBeTaggedRefusesPrepareNamingSizeAndLimit) {
+  const OversizedXml oversized{.bytes_read = 10'000'001, .limit = 10'000'000, .may_be_tagged = true};
+  HookOutcome refused = Run(Args("prepare"), oversized);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.stderr_line,
+              StartsWith("virt-shadow: refusing to start VM 'web-1': cannot read its domain XML (it is larger than "
+                         "the 10000000 bytes virt-shadow reads: 10000001 bytes read before it stopped), so whether "
+                         "its virt-shadow policy is critical is unknown; keep the XML within 10000000 bytes"));
+  HookOutcome started = Run(Args("started"), oversized);
+  EXPECT_EQ(started.exit_code, 0);
+  EXPECT_THAT(started.stderr_line, StartsWith("virt-shadow: cannot read the domain XML of VM 'web-1' at started "
+                                              "begin (it is larger than the 10000000 bytes"));
+  EXPECT_EQ(Run(Args("attach"), oversized), (HookOutcome{0, ""}));
+  EXPECT_THAT(Run({"web-1"}, oversized).stderr_line, HasSubstr("expected libvirt's 4 arguments"));
+  EXPECT_THAT(deliverer_.events, IsEmpty());
+  EXPECT_THAT(Spooled(), IsEmpty());
+}
+
+TEST_F(HookTest, OversizedUntaggedStdinNeverHoldsUpAStart) {
+  const OversizedXml untagged{.bytes_read = 50'000'000, .limit = 10'000'000, .may_be_tagged = false};
+  EXPECT_EQ(Run(Args("prepare"), untagged), (HookOutcome{0, ""}));
+  EXPECT_EQ(Run({}, untagged), (HookOutcome{0, ""}));
+  EXPECT_THAT(deliverer_.events, IsEmpty());
+}
+
+// ReadDomainXml over a regular file (a pipe behaves the same; reads just come in other sizes).
+class ReadDomainXmlTest : public ::testing::Test {
+ protected:
+  DomainXmlInput Read(const std::string& content, std::size_t limit) {
+    const std::string path = dir_.Sub("stdin");
+    const int out = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    EXPECT_EQ(::write(out, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+    ::close(out);
+    const int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    DomainXmlInput input = ReadDomainXml(in, limit);
+    ::close(in);
+    return input;
+  }
+  TempDir dir_;
+};
+
+TEST_F(ReadDomainXmlTest, WithinTheLimitAllOfStdin) {
+  EXPECT_EQ(Read("", 100), DomainXmlInput(std::string()));
+  EXPECT_EQ(Read(std::string(100, 'x'), 100), DomainXmlInput(std::string(100, 'x')));
+  const std::string tagged = TaggedXml();
+  EXPECT_EQ(Read(tagged, policy::kMaxDomainXmlBytes), DomainXmlInput(tagged));
+}
+
+TEST_F(ReadDomainXmlTest, BeyondTheLimitAnUntaggedStdinIsScannedToItsEnd) {
+  EXPECT_EQ(Read(std::string(101, 'x'), 100), DomainXmlInput(OversizedXml{101, 100, false}));
+  EXPECT_EQ(Read(std::string(1'000'000, 'x'), 100), DomainXmlInput(OversizedXml{1'000'000, 100, false}));
+}
+
+TEST_F(ReadDomainXmlTest, BeyondTheLimitReadingStopsAtTheFirstSignOfAPolicy) {
+  const std::string ns(policy::kPolicyNamespace);
+  // In what was kept: nothing more is read.
+  EXPECT_EQ(Read(ns + std::string(1'000'000, 'x'), 100), DomainXmlInput(OversizedXml{101, 100, true}));
+  // Later, split across two of its 64 KiB reads (the first after the limit's 101 bytes ends at 65637):
+  // it stops after the second.
+  std::string late(1'000'000, 'x');
+  late.replace(65'637 - 10, ns.size(), ns);
+  EXPECT_EQ(Read(late, 100), DomainXmlInput(OversizedXml{101 + 2 * 65'536, 100, true}));
+  std::string reference(1'000'000, 'x');
+  reference.replace(65'637 - 1, 2, "&#");
+  EXPECT_EQ(Read(reference, 100), DomainXmlInput(OversizedXml{101 + 2 * 65'536, 100, true}));
 }
 
 TEST_F(HookTest, MissingArgumentsFailOpenWithOneLine) {

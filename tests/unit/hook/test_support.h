@@ -37,6 +37,15 @@ inline std::string TaggedXml(std::string_view attributes = "", std::string_view 
 }
 
 inline std::string UntaggedXml() { return DomainXml("<!-- no virt-shadow policy -->"); }
+
+// `xml` grown to exactly `bytes` bytes (at least its size plus 30) by a <description> of that many 'd's, one text
+// node, where libvirt writes it: before <metadata>, so that in a large XML the policy comes late.
+inline std::string WithDescription(std::string xml, std::size_t bytes) {
+  const std::string open = "  <description>", close = "</description>\n";
+  const std::size_t padding = bytes - xml.size() - open.size() - close.size();
+  xml.insert(xml.find("  <metadata>"), open + std::string(padding, 'd') + close);
+  return xml;
+}
 using vs::test_support::TempDir;
 
 }  // namespace vs::hook::testing

@@ -424,7 +424,18 @@ TEST(PolicyDomainXmlTest, OversizedXmlIsRefusedBeforeParsing) {
   std::string xml = "<domain><name>" + std::string(kMaxDomainXmlBytes, 'x') + "</name></domain>";
   StatusOr<DomainFacts> facts = ParseDomain(xml);
   ASSERT_FALSE(facts.ok());
-  EXPECT_THAT(facts.status().message(), HasSubstr("more than the 16777216 accepted"));
+  EXPECT_THAT(facts.status().message(), HasSubstr("more than the 10000000 accepted"));
+}
+
+// The limit is libxml2's text limit: an XML of the limit parses even when it is all one text node.
+TEST(PolicyDomainXmlTest, XmlOfTheLimitParsesWithOneHugeTextNode) {
+  const std::string head = "<domain><name>vm</name><uuid>u</uuid><memory>1024</memory><description>";
+  const std::string tail = "</description></domain>";
+  const std::string xml = head + std::string(kMaxDomainXmlBytes - head.size() - tail.size(), 'x') + tail;
+  ASSERT_EQ(xml.size(), kMaxDomainXmlBytes);
+  StatusOr<DomainFacts> facts = ParseDomain(xml);
+  ASSERT_TRUE(facts.ok()) << facts.status().ToString();
+  EXPECT_EQ(facts->name, "vm");
 }
 
 TEST(PolicyDomainXmlTest, ConcurrentParsesAgreeWithSerialOnes) {
