@@ -46,7 +46,8 @@
 #include "shadowd/failover/libvirt_promotion_host.h"
 #include "shadowd/failover/promotion_worker.h"
 #include "shadowd/failover/promotions.h"
-#include "shadowd/metrics/http_endpoint.h"
+#include "shadowd/metrics/metrics_server.h"
+#include "shadowd/metrics/process_metrics.h"
 #include "shadowd/nbd/qemu_img.h"
 #include "shadowd/notice/beast_http_client.h"
 #include "shadowd/notice/notice_sources.h"
@@ -191,6 +192,7 @@ class Daemon {
   Status BuildSwitchover();
   Status BuildMembership();
   Status BuildPromotion();
+  std::vector<metrics::MetricsSource> MetricsSources();
   // The loop's tick, at least every 500 ms; `next_refresh` is when the cluster is read again.
   void Tick(MonoTime& next_refresh);
   void GiveUpShadowsOnGoneHosts();
@@ -254,7 +256,7 @@ class Daemon {
   // What Start() started (the parts above start their own threads in Start and stop them in their destructors
   // too; Stop() orders them).
   std::unique_ptr<rpc::RunningServer> peer_server_;
-  std::unique_ptr<metrics::MetricsHttpEndpoint> metrics_endpoint_;
+  std::unique_ptr<metrics::MetricsServer> metrics_server_;
   std::unique_ptr<virt::Subscription> domain_events_;
   std::unique_ptr<rpc::RunningServer> control_server_;
   std::once_flag stopped_;
@@ -431,6 +433,35 @@ Status Daemon::BuildSwitchover() {
   return Status::Ok();
 }
 
+// What /metrics shows, one source per part; each is read on the metrics server's thread (every part read here
+// is thread-safe), and one that fails is left out of that scrape alone.
+std::vector<metrics::MetricsSource> Daemon::MetricsSources() {
+  using Families = StatusOr<std::vector<metrics::MetricFamily>>;
+  std::vector<metrics::MetricsSource> sources = {
+      {"replication",
+       [this]() -> Families {
+         VS_ASSIGN_OR_RETURN(auto replicated, replicator_->ListRecords());
+         VS_ASSIGN_OR_RETURN(auto held, keeper_->List());
+         return replication::ReplicationMetrics(replicated, held, clock_.WallNow());
+       }},
+      {"guest failures",
+       [this]() -> Families {
+         VS_ASSIGN_OR_RETURN(auto guest_failed, arrivals_->GuestFailures());
+         return std::vector<metrics::MetricFamily>{replication::GuestFailedMetric(guest_failed)};
+       }},
+      {"fencing",
+       [this]() -> Families {
+         VS_ASSIGN_OR_RETURN(auto fenced, fences_->List());
+         return failover::FenceMetrics(fenced);
+       }},
+      {"process", [] { return metrics::ProcessMetrics(); }},
+  };
+  if (heartbeats_) {
+    sources.push_back({"membership", [this]() -> Families { return cluster::MembershipMetrics(heartbeats_->View()); }});
+  }
+  return sources;
+}
+
 Status Daemon::Start() {
   peer_drains_->Start();
   if (self_fence_) self_fence_->Start([this] { return membership_->Current(); });
@@ -441,21 +472,9 @@ Status Daemon::Start() {
   replication_worker_->Start();
   log_.Failure("starting the notice sources", notice_sources_->Start());
   if (!config_.metrics_listen.empty()) {
-    VS_ASSIGN_OR_RETURN(
-        metrics_endpoint_,
-        Named(metrics::MetricsHttpEndpoint::Start(config_.metrics_listen, [this]() -> StatusOr<std::string> {
-          VS_ASSIGN_OR_RETURN(auto replicated, replicator_->ListRecords());
-          VS_ASSIGN_OR_RETURN(auto held, keeper_->List());
-          VS_ASSIGN_OR_RETURN(auto guest_failed, arrivals_->GuestFailures());
-          auto families = replication::ReplicationMetrics(replicated, held, clock_.WallNow());
-          families.push_back(replication::GuestFailedMetric(guest_failed));
-          if (heartbeats_) {
-            for (auto& family : cluster::MembershipMetrics(heartbeats_->View())) families.push_back(std::move(family));
-          }
-          VS_ASSIGN_OR_RETURN(auto fenced, fences_->List());
-          for (auto& family : failover::FenceMetrics(fenced)) families.push_back(std::move(family));
-          return metrics::RenderPrometheusText(families);
-        }), "metrics endpoint"));
+    VS_ASSIGN_OR_RETURN(metrics_server_, Named(metrics::MetricsServer::Start(config_.metrics_listen, MetricsSources(),
+                                                                             log_.For("metrics")),
+                                               "metrics endpoint"));
   }
   VS_ASSIGN_OR_RETURN(virt::Hypervisor * local, Named(cluster_->Local(), "the local libvirtd"));
   VS_ASSIGN_OR_RETURN(domain_events_, Named(local->WatchDomains([this](const virt::DomainEvent& event) {
@@ -562,7 +581,7 @@ void Daemon::Stop() {
     if (notice_sources_) notice_sources_->Stop();
     if (switchovers_) switchovers_->Stop();
     loop_.Stop();
-    metrics_endpoint_.reset();
+    metrics_server_.reset();
     if (replication_worker_) replication_worker_->Stop();
     if (peer_drains_) peer_drains_->Stop();
     // It reads the heartbeat history, so before the membership; a promotion step in flight ends first.
