@@ -66,6 +66,7 @@
 #include "shadowd/switchover/libvirt_switchover_steps.h"
 #include "shadowd/switchover/protected_vms.h"
 #include "shadowd/switchover/switchover_coordinator.h"
+#include "shadowd/switchover/switchover_metrics.h"
 #include "shadowd/switchover/switchover_runner.h"
 #include "shadowd/switchover/switchover_target.h"
 #include "shadowd/virt/hypervisor.h"
@@ -231,6 +232,7 @@ class Daemon {
   std::unique_ptr<switchover::SwitchoverTarget> switchover_target_;
   switchover::WarmUpGate warm_up_;
   std::unique_ptr<switchover::LibvirtSwitchoverSteps> switchover_steps_;
+  switchover::SwitchoverTally switchover_tally_;  // counted by the runner, read by the metrics
   std::unique_ptr<switchover::SwitchoverRunner> switchover_runner_;
   std::unique_ptr<switchover::ControllerOnLoop> controller_on_loop_;
   std::unique_ptr<switchover::SwitchoverCoordinator> switchovers_;
@@ -409,7 +411,7 @@ Status Daemon::BuildSwitchover() {
         });
       });
   switchover_runner_ = std::make_unique<switchover::SwitchoverRunner>(*store_, *switchover_steps_, clock_,
-                                                                      log_.For(""));
+                                                                      log_.For(""), &switchover_tally_);
   controller_on_loop_ = std::make_unique<switchover::ControllerOnLoop>(loop_, *controller_);
   switchovers_ = std::make_unique<switchover::SwitchoverCoordinator>(
       config_.this_host, config_.switchover,
@@ -444,10 +446,19 @@ std::vector<metrics::MetricsSource> Daemon::MetricsSources() {
          VS_ASSIGN_OR_RETURN(auto held, keeper_->List());
          return replication::ReplicationMetrics(replicated, held, clock_.WallNow());
        }},
-      {"guest failures",
+      {"switchover",
        [this]() -> Families {
+         VS_ASSIGN_OR_RETURN(auto records, switchover_runner_->List());
          VS_ASSIGN_OR_RETURN(auto guest_failed, arrivals_->GuestFailures());
-         return std::vector<metrics::MetricFamily>{replication::GuestFailedMetric(guest_failed)};
+         auto families = switchover_tally_.Families();
+         for (auto& family : switchover::SwitchoverMetrics(records)) families.push_back(std::move(family));
+         families.push_back(replication::GuestFailedMetric(guest_failed));
+         return families;
+       }},
+      {"drain",
+       [this]() -> Families {
+         // The replication worker's targets are the protected VMs running here: those a drain moves.
+         return switchover::DrainMetrics(drain_->Current(), replication_worker_->Targets().size());
        }},
       {"fencing",
        [this]() -> Families {
