@@ -13,6 +13,11 @@ PACKAGES=(
   libvirt-dev libnbd-dev libxml2-dev librocksdb-dev libboost-dev
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
+  # the /metrics endpoint (shadowd/metrics/metrics_server.cc): prometheus-cpp's pull Exposer over civetweb
+  prometheus-cpp-dev
+  # promtool, which tests/unit/metrics/metrics_promtool_test.cc runs on a real scrape (skipped without it); the
+  # package's server is not started (policy-rc.d below) nor used
+  prometheus
   # the thread-safety check (scripts/thread_safety_build.sh): shadowd built once more with clang's analysis
   clang-14
   # runtime: libvirt and QEMU (TCG works without /dev/kvm), NBD tools

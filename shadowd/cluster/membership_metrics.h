@@ -3,6 +3,9 @@
 //   virt_shadow_host_last_seen_timestamp_seconds{host} Unix time it was last seen a member (absent: never seen)
 //   virt_shadow_quorate                                1 while this host's partition holds the quorum
 //   virt_shadow_membership_known                       0 while the membership engine (Corosync) is unreachable
+//   virt_shadow_members                                the hosts counted 1 by virt_shadow_host_member
+//   virt_shadow_host_state{host,state}                 1 for the host's state in the heartbeat history (member,
+//                                                      absent, never_seen; as last recorded while unknown), else 0
 // While the membership is unknown every host counts as not a member: nothing says it is alive.
 // Pure: values in, values out.
 #pragma once

@@ -15,7 +15,7 @@
 //   refresh_seconds = 5                        ; how often capacity and shadows are read from every host
 //   peer_port = 7479                           ; TCP port of the peer service (replication) on `address`
 //   nbd_port = 10809                           ; TCP port of libvirt's backup exports on `address`
-//   metrics = 10.77.0.11:9177                  ; Prometheus endpoint (ADDRESS:PORT); none when empty
+//   metrics = 10.77.0.11:9177                  ; Prometheus endpoint (IPv4:PORT, docs/metrics.md); none when empty
 //   membership = none                          ; corosync: follow the local Corosync node's membership and
 //                                              ; quorum (join its process group "virt-shadow", keep every
 //                                              ; host's heartbeat history); none: no membership (default)

@@ -47,7 +47,8 @@
 #include "shadowd/failover/libvirt_promotion_host.h"
 #include "shadowd/failover/promotion_worker.h"
 #include "shadowd/failover/promotions.h"
-#include "shadowd/metrics/http_endpoint.h"
+#include "shadowd/metrics/metrics_server.h"
+#include "shadowd/metrics/process_metrics.h"
 #include "shadowd/nbd/qemu_img.h"
 #include "shadowd/notice/beast_http_client.h"
 #include "shadowd/notice/notice_sources.h"
@@ -66,6 +67,7 @@
 #include "shadowd/switchover/libvirt_switchover_steps.h"
 #include "shadowd/switchover/protected_vms.h"
 #include "shadowd/switchover/switchover_coordinator.h"
+#include "shadowd/switchover/switchover_metrics.h"
 #include "shadowd/switchover/switchover_runner.h"
 #include "shadowd/switchover/switchover_target.h"
 #include "shadowd/virt/hypervisor.h"
@@ -192,6 +194,7 @@ class Daemon {
   Status BuildSwitchover();
   Status BuildMembership();
   Status BuildPromotion();
+  std::vector<metrics::MetricsSource> MetricsSources();
   // The loop's tick, at least every 500 ms; `next_refresh` is when the cluster is read again.
   void Tick(MonoTime& next_refresh);
   void GiveUpShadowsOnGoneHosts();
@@ -230,6 +233,7 @@ class Daemon {
   std::unique_ptr<switchover::SwitchoverTarget> switchover_target_;
   switchover::WarmUpGate warm_up_;
   std::unique_ptr<switchover::LibvirtSwitchoverSteps> switchover_steps_;
+  switchover::SwitchoverTally switchover_tally_;  // counted by the runner, read by the metrics
   std::unique_ptr<switchover::SwitchoverRunner> switchover_runner_;
   std::unique_ptr<switchover::ControllerOnLoop> controller_on_loop_;
   std::unique_ptr<switchover::SwitchoverCoordinator> switchovers_;
@@ -255,7 +259,7 @@ class Daemon {
   // What Start() started (the parts above start their own threads in Start and stop them in their destructors
   // too; Stop() orders them).
   std::unique_ptr<rpc::RunningServer> peer_server_;
-  std::unique_ptr<metrics::MetricsHttpEndpoint> metrics_endpoint_;
+  std::unique_ptr<metrics::MetricsServer> metrics_server_;
   std::unique_ptr<virt::Subscription> domain_events_;
   std::unique_ptr<rpc::RunningServer> control_server_;
   std::once_flag stopped_;
@@ -408,7 +412,7 @@ Status Daemon::BuildSwitchover() {
         });
       });
   switchover_runner_ = std::make_unique<switchover::SwitchoverRunner>(*store_, *switchover_steps_, clock_,
-                                                                      log_.For(""));
+                                                                      log_.For(""), &switchover_tally_);
   controller_on_loop_ = std::make_unique<switchover::ControllerOnLoop>(loop_, *controller_);
   switchovers_ = std::make_unique<switchover::SwitchoverCoordinator>(
       config_.this_host, config_.switchover,
@@ -432,6 +436,44 @@ Status Daemon::BuildSwitchover() {
   return Status::Ok();
 }
 
+// What /metrics shows, one source per part; each is read on the metrics server's thread (every part read here
+// is thread-safe), and one that fails is left out of that scrape alone.
+std::vector<metrics::MetricsSource> Daemon::MetricsSources() {
+  using Families = StatusOr<std::vector<metrics::MetricFamily>>;
+  std::vector<metrics::MetricsSource> sources = {
+      {"replication",
+       [this]() -> Families {
+         VS_ASSIGN_OR_RETURN(auto replicated, replicator_->ListRecords());
+         VS_ASSIGN_OR_RETURN(auto held, keeper_->List());
+         return replication::ReplicationMetrics(replicated, held, clock_.WallNow());
+       }},
+      {"switchover",
+       [this]() -> Families {
+         VS_ASSIGN_OR_RETURN(auto records, switchover_runner_->List());
+         VS_ASSIGN_OR_RETURN(auto guest_failed, arrivals_->GuestFailures());
+         auto families = switchover_tally_.Families();
+         for (auto& family : switchover::SwitchoverMetrics(records)) families.push_back(std::move(family));
+         families.push_back(replication::GuestFailedMetric(guest_failed));
+         return families;
+       }},
+      {"drain",
+       [this]() -> Families {
+         // The replication worker's targets are the protected VMs running here: those a drain moves.
+         return switchover::DrainMetrics(drain_->Current(), replication_worker_->Targets().size());
+       }},
+      {"fencing",
+       [this]() -> Families {
+         VS_ASSIGN_OR_RETURN(auto fenced, fences_->List());
+         return failover::FenceMetrics(fenced);
+       }},
+      {"process", [] { return metrics::ProcessMetrics(); }},
+  };
+  if (heartbeats_) {
+    sources.push_back({"membership", [this]() -> Families { return cluster::MembershipMetrics(heartbeats_->View()); }});
+  }
+  return sources;
+}
+
 Status Daemon::Start() {
   peer_drains_->Start();
   if (self_fence_) self_fence_->Start([this] { return membership_->Current(); });
@@ -442,21 +484,9 @@ Status Daemon::Start() {
   replication_worker_->Start();
   log_.Failure("starting the notice sources", notice_sources_->Start());
   if (!config_.metrics_listen.empty()) {
-    VS_ASSIGN_OR_RETURN(
-        metrics_endpoint_,
-        Named(metrics::MetricsHttpEndpoint::Start(config_.metrics_listen, [this]() -> StatusOr<std::string> {
-          VS_ASSIGN_OR_RETURN(auto replicated, replicator_->ListRecords());
-          VS_ASSIGN_OR_RETURN(auto held, keeper_->List());
-          VS_ASSIGN_OR_RETURN(auto guest_failed, arrivals_->GuestFailures());
-          auto families = replication::ReplicationMetrics(replicated, held, clock_.WallNow());
-          families.push_back(replication::GuestFailedMetric(guest_failed));
-          if (heartbeats_) {
-            for (auto& family : cluster::MembershipMetrics(heartbeats_->View())) families.push_back(std::move(family));
-          }
-          VS_ASSIGN_OR_RETURN(auto fenced, fences_->List());
-          for (auto& family : failover::FenceMetrics(fenced)) families.push_back(std::move(family));
-          return metrics::RenderPrometheusText(families);
-        }), "metrics endpoint"));
+    VS_ASSIGN_OR_RETURN(metrics_server_, Named(metrics::MetricsServer::Start(config_.metrics_listen, MetricsSources(),
+                                                                             log_.For("metrics")),
+                                               "metrics endpoint"));
   }
   VS_ASSIGN_OR_RETURN(virt::Hypervisor * local, Named(cluster_->Local(), "the local libvirtd"));
   VS_ASSIGN_OR_RETURN(domain_events_, Named(local->WatchDomains([this](const virt::DomainEvent& event) {
@@ -563,7 +593,7 @@ void Daemon::Stop() {
     if (notice_sources_) notice_sources_->Stop();
     if (switchovers_) switchovers_->Stop();
     loop_.Stop();
-    metrics_endpoint_.reset();
+    metrics_server_.reset();
     if (replication_worker_) replication_worker_->Stop();
     if (peer_drains_) peer_drains_->Stop();
     // It reads the heartbeat history, so before the membership; a promotion step in flight ends first.

@@ -1,8 +1,7 @@
 #include "shadowd/metrics/prometheus_text.h"
 
-#include <charconv>
-#include <cmath>
-#include <cstdint>
+#include <prometheus/text_serializer.h>
+
 #include <set>
 #include <string_view>
 
@@ -51,56 +50,55 @@ Status ValidateFamily(const MetricFamily& family) {
   return Status::Ok();
 }
 
-// Backslash and newline always; the double quote only inside label values (help is unquoted).
-void AppendEscaped(std::string& out, std::string_view text, bool escape_quote) {
-  for (char c : text) {
+// prometheus-cpp 1.0.1 writes the help text as it is (label values it escapes), so a backslash or a newline
+// in it would break the exposition; the format wants them as \\ and \n.
+std::string EscapedHelp(std::string_view help) {
+  std::string out;
+  for (char c : help) {
     if (c == '\\') {
       out += "\\\\";
     } else if (c == '\n') {
       out += "\\n";
-    } else if (c == '"' && escape_quote) {
-      out += "\\\"";
     } else {
       out += c;
     }
   }
+  return out;
 }
 
-void AppendValue(std::string& out, double value) {
-  if (std::isnan(value)) {
-    out += "NaN";
-    return;
-  }
-  if (std::isinf(value)) {
-    out += value > 0 ? "+Inf" : "-Inf";
-    return;
-  }
-  // Counts (bytes, seconds since epoch, ...) stay readable and exact up to 2^53, the largest range
-  // in which every integer is a double; std::to_chars would print 1e+15 for 10^15.
-  constexpr double kMaxExactInteger = 9007199254740992.0;
-  char buf[32];
-  std::to_chars_result r;
-  if (std::trunc(value) == value && std::fabs(value) <= kMaxExactInteger) {
-    r = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(value));
-  } else {
-    r = std::to_chars(buf, buf + sizeof buf, value);  // shortest form that round-trips
-  }
-  out.append(buf, r.ptr);
-}
-
-std::string_view TypeName(MetricFamily::Type type) {
+prometheus::MetricType TypeOf(MetricFamily::Type type) {
   switch (type) {
     case MetricFamily::Type::kGauge:
-      return "gauge";
+      return prometheus::MetricType::Gauge;
     case MetricFamily::Type::kCounter:
-      return "counter";
+      return prometheus::MetricType::Counter;
+    case MetricFamily::Type::kSummary:
+      return prometheus::MetricType::Summary;
   }
-  return "untyped";
+  return prometheus::MetricType::Untyped;
+}
+
+prometheus::ClientMetric ToClientMetric(MetricFamily::Type type, const Sample& sample) {
+  prometheus::ClientMetric metric;
+  for (const auto& [name, value] : sample.labels) metric.label.push_back({name, value});
+  switch (type) {
+    case MetricFamily::Type::kGauge:
+      metric.gauge.value = sample.value;
+      break;
+    case MetricFamily::Type::kCounter:
+      metric.counter.value = sample.value;
+      break;
+    case MetricFamily::Type::kSummary:
+      metric.summary.sample_sum = sample.value;
+      metric.summary.sample_count = sample.count;
+      break;
+  }
+  return metric;
 }
 
 }  // namespace
 
-StatusOr<std::string> RenderPrometheusText(const std::vector<MetricFamily>& families) {
+StatusOr<std::vector<prometheus::MetricFamily>> ToPrometheusFamilies(const std::vector<MetricFamily>& families) {
   std::set<std::string_view> names;
   for (const MetricFamily& family : families) {
     VS_RETURN_IF_ERROR(ValidateFamily(family));
@@ -109,37 +107,21 @@ StatusOr<std::string> RenderPrometheusText(const std::vector<MetricFamily>& fami
       return InvalidArgument("metric family '" + family.name + "' appears twice; merge its samples into one family");
     }
   }
-
-  std::string out;
+  std::vector<prometheus::MetricFamily> out;
+  out.reserve(families.size());
   for (const MetricFamily& family : families) {
-    out += "# HELP ";
-    out += family.name;
-    out += ' ';
-    AppendEscaped(out, family.help, /*escape_quote=*/false);
-    out += "\n# TYPE ";
-    out += family.name;
-    out += ' ';
-    out += TypeName(family.type);
-    out += '\n';
-    for (const Sample& sample : family.samples) {
-      out += family.name;
-      if (!sample.labels.empty()) {
-        out += '{';
-        for (size_t i = 0; i < sample.labels.size(); ++i) {
-          if (i > 0) out += ',';
-          out += sample.labels[i].first;
-          out += "=\"";
-          AppendEscaped(out, sample.labels[i].second, /*escape_quote=*/true);
-          out += '"';
-        }
-        out += '}';
-      }
-      out += ' ';
-      AppendValue(out, sample.value);
-      out += '\n';
-    }
+    prometheus::MetricFamily& converted = out.emplace_back();
+    converted.name = family.name;
+    converted.help = EscapedHelp(family.help);
+    converted.type = TypeOf(family.type);
+    for (const Sample& sample : family.samples) converted.metric.push_back(ToClientMetric(family.type, sample));
   }
   return out;
+}
+
+StatusOr<std::string> RenderPrometheusText(const std::vector<MetricFamily>& families) {
+  VS_ASSIGN_OR_RETURN(const std::vector<prometheus::MetricFamily> converted, ToPrometheusFamilies(families));
+  return prometheus::TextSerializer().Serialize(converted);
 }
 
 }  // namespace vs::metrics

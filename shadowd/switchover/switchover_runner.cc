@@ -29,8 +29,8 @@ void AddError(SwitchoverRecord& record, const std::string& step, const Status& s
 }  // namespace
 
 SwitchoverRunner::SwitchoverRunner(store::Store& store, SwitchoverSteps& steps, Clock& clock,
-                                   std::function<void(const std::string&)> log)
-    : store_(store), steps_(steps), clock_(clock), log_(std::move(log)) {}
+                                   std::function<void(const std::string&)> log, SwitchoverTally* tally)
+    : store_(store), steps_(steps), clock_(clock), log_(std::move(log)), tally_(tally) {}
 
 Status SwitchoverRunner::Save(SwitchoverRecord& record) {
   record.set_version(record.version() + 1);
@@ -172,6 +172,7 @@ StatusOr<SwitchoverRecord> SwitchoverRunner::Drive(SwitchoverRecord record, Dura
   }
   record.set_finished_unix_ms(ToUnixMillis(clock_.WallNow()));
   VS_RETURN_IF_ERROR(Save(record));
+  if (tally_) tally_->Count(record);
   return record;
 }
 

@@ -7,7 +7,7 @@
 // the unit tests use a scripted fake. The runner decides nothing about WHICH VM goes WHERE or WHEN:
 // the coordinator (shadowd/switchover/switchover_coordinator.h) plans that from the deadline.
 //
-// Ownership: borrows the store, the steps and the clock. Thread-safety: switchovers of different VMs may be
+// Ownership: borrows the store, the steps, the clock and the tally. Thread-safety: switchovers of different VMs may be
 // driven from different threads at once (the coordinator's thread, and a warm-up's thread that holds its VM in
 // precopy meanwhile); one VM's record is driven by one thread at a time, which the runner enforces: it claims
 // the VM for the call, a second Run of a claimed VM fails and ResumeAll and RetryCompletions pass claimed VMs by.
@@ -33,6 +33,7 @@
 #include "proto/switchover.pb.h"
 #include "shadowd/store/store.h"
 #include "shadowd/switchover/switchover_machine.h"
+#include "shadowd/switchover/switchover_metrics.h"
 
 namespace vs::switchover {
 
@@ -89,8 +90,9 @@ class SwitchoverSteps {
 
 class SwitchoverRunner {
  public:
+  // `tally`, when given, counts every switchover that ends (for the metrics); it must outlive the runner.
   SwitchoverRunner(store::Store& store, SwitchoverSteps& steps, Clock& clock,
-                   std::function<void(const std::string&)> log);
+                   std::function<void(const std::string&)> log, SwitchoverTally* tally = nullptr);
 
   // Runs a new switchover from CHECKING to DONE or FAILED. `request` names the VM, the source and
   // target hosts, the reason and the deadline; its phase and results are set here.
@@ -136,6 +138,7 @@ class SwitchoverRunner {
   SwitchoverSteps& steps_;
   Clock& clock_;
   const std::function<void(const std::string&)> log_;
+  SwitchoverTally* const tally_;  // may be null
   Mutex mutex_;
   std::set<std::string> driving_ VS_GUARDED_BY(mutex_);  // VM uuids claimed by a thread
 };

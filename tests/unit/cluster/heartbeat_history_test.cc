@@ -402,7 +402,7 @@ TEST(MembershipMetrics, ExportMembershipLastSeenAndQuorum) {
   const WallTime t0 = clock.WallNow();
   ASSERT_TRUE(history.Observe(Snap({"h1", "h2"}, true)).ok());
   auto families = MembershipMetrics(history.View());
-  ASSERT_EQ(families.size(), 4u);
+  ASSERT_EQ(families.size(), 6u);
   EXPECT_EQ(families[0].name, "virt_shadow_host_member");
   ASSERT_EQ(families[0].samples.size(), 3u);
   EXPECT_EQ(families[0].samples[1].labels, (std::vector<std::pair<std::string, std::string>>{{"host", "h2"}}));
@@ -414,13 +414,22 @@ TEST(MembershipMetrics, ExportMembershipLastSeenAndQuorum) {
   EXPECT_EQ(families[2].name, "virt_shadow_quorate");
   EXPECT_EQ(families[2].samples.at(0).value, 1.0);
   EXPECT_EQ(families[3].samples.at(0).value, 1.0);
+  EXPECT_EQ(families[4].name, "virt_shadow_members");
+  EXPECT_EQ(families[4].samples.at(0).value, 2.0);
+  auto text = metrics::RenderPrometheusText(families);
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  EXPECT_NE(text->find("virt_shadow_host_state{host=\"h2\",state=\"member\"} 1\n"), std::string::npos) << *text;
+  EXPECT_NE(text->find("virt_shadow_host_state{host=\"h2\",state=\"absent\"} 0\n"), std::string::npos) << *text;
+  EXPECT_NE(text->find("virt_shadow_host_state{host=\"h3\",state=\"never_seen\"} 1\n"), std::string::npos) << *text;
+  EXPECT_NE(text->find("virt_shadow_host_state{host=\"h3\",state=\"member\"} 0\n"), std::string::npos) << *text;
 
   ASSERT_TRUE(history.Observe(MembershipSnapshot{}).ok());
   families = MembershipMetrics(history.View());
   EXPECT_EQ(families[0].samples[1].value, 0.0) << "nothing is known alive while Corosync is unreachable";
   EXPECT_EQ(families[2].samples.at(0).value, 0.0);
   EXPECT_EQ(families[3].samples.at(0).value, 0.0);
-  auto text = metrics::RenderPrometheusText(families);
+  EXPECT_EQ(families[4].samples.at(0).value, 0.0) << "no member counted while Corosync is unreachable";
+  text = metrics::RenderPrometheusText(families);
   ASSERT_TRUE(text.ok()) << text.status().ToString();
   EXPECT_NE(text->find("virt_shadow_host_member{host=\"h2\"} 0"), std::string::npos) << *text;
 }

@@ -196,6 +196,28 @@ TEST_F(SwitchoverRunnerTest, AFailingStepBeforeTheVmRunsOnTheTargetRollsBackAndF
   }
 }
 
+// Each switchover that ends is counted once, with its outcome and figures, for the metrics.
+TEST_F(SwitchoverRunnerTest, EveryEndedSwitchoverIsCountedInTheTally) {
+  SwitchoverTally tally;
+  store::MemoryStore done_store;
+  ScriptedSteps done_steps(done_store, clock_);
+  SwitchoverRunner done_runner(done_store, done_steps, clock_, nullptr, &tally);
+  ASSERT_TRUE(done_runner.Run(Request()).ok());
+  store::MemoryStore failed_store;
+  ScriptedSteps failed_steps(failed_store, clock_);
+  failed_steps.failures["Prepare"] = Unavailable("no room");
+  SwitchoverRunner failed_runner(failed_store, failed_steps, clock_, nullptr, &tally);
+  ASSERT_TRUE(failed_runner.Run(Request()).ok());
+
+  const std::string text = metrics::RenderPrometheusText(tally.Families()).value();
+  EXPECT_THAT(text, HasSubstr("virt_shadow_switchovers_total{outcome=\"done\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("virt_shadow_switchovers_total{outcome=\"failed\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("virt_shadow_switchover_downtime_seconds_count 1\n"))
+      << "only the switchover that moved the VM has a downtime";
+  EXPECT_THAT(text, HasSubstr("virt_shadow_switchover_downtime_seconds_sum 0.18\n"));
+  EXPECT_THAT(text, HasSubstr("virt_shadow_switchover_duration_seconds_count 2\n"));
+}
+
 TEST_F(SwitchoverRunnerTest, AFailedRollBackStillEndsFailedWithBothErrors) {
   steps_.failures["Snapshot"] = Internal("qemu refused the snapshot");
   steps_.failures["RollBack"] = Unavailable("target unreachable");
