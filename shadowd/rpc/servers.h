@@ -1,6 +1,7 @@
 // The two gRPC servers of shadowd, started from the composition root without it touching gRPC:
 //   peer     TCP on this host's peer address: replication rounds into the replicas kept here and the target's
-//            half of switchovers (PeerService);
+//            half of switchovers (PeerService; every request through `guard`, exceptions logged with `log`),
+//            messages capped to what the largest disk's digest list needs, at most 32 calls at once (servers.cc);
 //   control  the unix socket of the hook and the CLI (ShadowService), mode 0600: the hook and the CLI run as
 //            root.
 //
@@ -18,6 +19,7 @@
 #include "shadowd/failover/self_fence.h"
 #include "shadowd/replication/replica_keeper.h"
 #include "shadowd/rpc/control_service.h"
+#include "shadowd/rpc/peer_guard.h"
 #include "shadowd/switchover/switchover_target.h"
 
 namespace vs::rpc {
@@ -33,7 +35,8 @@ StatusOr<std::unique_ptr<RunningServer>> StartPeerServer(const std::string& addr
                                                          replication::ReplicaKeeper& keeper,
                                                          switchover::SwitchoverTarget& target,
                                                          failover::Promotions& promotions,
-                                                         failover::SelfFence* self_fence);
+                                                         failover::SelfFence* self_fence, PeerGuard guard,
+                                                         Logger::Line log);
 
 StatusOr<std::unique_ptr<RunningServer>> StartControlServer(const std::string& socket_path,
                                                             cluster::ClusterHosts hosts, Duration drain_deadline,
