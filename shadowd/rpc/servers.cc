@@ -24,10 +24,11 @@ constexpr uint64_t kPeerMessageLimitBytes =
 static_assert(kPeerMessageLimitBytes <= static_cast<uint64_t>(std::numeric_limits<int>::max()));
 constexpr int kPeerMessageLimit = static_cast<int>(kPeerMessageLimitBytes);
 
-// Calls served at once (each holds a gRPC thread while it runs; a round holds it while it copies): enough for the
-// rounds and switchover calls of the primaries of every shadow a host can hold, few enough that a flood of calls
-// meets RESOURCE_EXHAUSTED instead of exhausting the host's threads and memory (each may carry a message of up to
-// kPeerMessageLimit).
+// Calls served at once (each holds a gRPC thread while it runs; a round holds it while it copies). Every primary
+// runs one round at a time (ReplicationWorker), so a host sees about one round per peer plus a few switchover,
+// placement (HostState) and promotion calls: 32 serves clusters of well over a dozen hosts. Past it a call gets
+// RESOURCE_EXHAUSTED (a round fails and is retried with backoff) instead of a flood exhausting the host's threads
+// and memory (each call may carry a message of up to kPeerMessageLimit).
 constexpr int kPeerMaxThreads = 32;
 
 template <typename Service>
