@@ -479,7 +479,12 @@ Status Daemon::Start() {
   if (self_fence_) self_fence_->Start([this] { return membership_->Current(); });
   if (membership_recorder_) membership_recorder_->Start();
   VS_ASSIGN_OR_RETURN(peer_server_, rpc::StartPeerServer(hosts_.PeerTarget(*hosts_.Find(hosts_.this_host)), *keeper_,
-                                                         *switchover_target_, *promotions_, self_fence_.get()));
+                                                         *switchover_target_, *promotions_, self_fence_.get(),
+                                                         rpc::PeerGuard(hosts_, rpc::LookUpOnThisHost(
+                                                                                    *replication_libvirt_,
+                                                                                    config_.this_host, *keeper_,
+                                                                                    *arrivals_)),
+                                                         log_.For("peer service")));
   promotion_worker_->Start();
   replication_worker_->Start();
   log_.Failure("starting the notice sources", notice_sources_->Start());

@@ -40,10 +40,18 @@ Status ForEachExtent(const std::vector<MappedExtent>& map, uint64_t device_size,
 
 }  // namespace
 
-uint64_t BlockCount(uint64_t device_size) { return (device_size + kBlockSize - 1) / kBlockSize; }
+Status CheckDeviceSize(uint64_t device_size) {
+  if (device_size <= kMaxVirtualSize) return Status::Ok();
+  return InvalidArgument("a disk of " + std::to_string(device_size) + " bytes is above the " +
+                         std::to_string(kMaxVirtualSize >> 40) +
+                         " TiB that replication handles (every block's digest must fit one peer message); "
+                         "shrink the disk's virtual size or split it into disks of at most that size");
+}
+
 
 StatusOr<std::vector<bool>> BlocksWithFlag(const std::vector<MappedExtent>& map, uint64_t device_size,
                                            uint32_t flag) {
+  VS_RETURN_IF_ERROR(CheckDeviceSize(device_size));
   std::vector<bool> blocks(BlockCount(device_size), false);
   VS_RETURN_IF_ERROR(ForEachExtent(
       map, device_size, [flag](uint32_t flags) { return (flags & flag) != 0; },
@@ -54,6 +62,7 @@ StatusOr<std::vector<bool>> BlocksWithFlag(const std::vector<MappedExtent>& map,
 }
 
 StatusOr<std::vector<bool>> ZeroBlocks(const std::vector<MappedExtent>& allocation, uint64_t device_size) {
+  VS_RETURN_IF_ERROR(CheckDeviceSize(device_size));
   // A block is zero only if every byte of it lies in zero extents: count the zero bytes per block.
   std::vector<uint64_t> zero_bytes(BlockCount(device_size), 0);
   VS_RETURN_IF_ERROR(ForEachExtent(
@@ -139,6 +148,7 @@ StatusOr<std::vector<uint64_t>> DigestOps(BlockDevice& device, const std::vector
 }
 
 StatusOr<std::vector<uint64_t>> DigestAllBlocks(BlockDevice& device, const std::vector<bool>& zero) {
+  VS_RETURN_IF_ERROR(CheckDeviceSize(device.size()));
   std::vector<uint64_t> digests;
   std::vector<std::byte> buffer;
   VS_RETURN_IF_ERROR(DigestRange(device, 0, device.size(), zero, buffer, digests));

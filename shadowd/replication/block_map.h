@@ -8,7 +8,8 @@
 // block of a disk may be shorter than kBlockSize.
 //
 // Thread-safety: pure functions and values. Failure modes: maps that do not cover the device in order
-// are InvalidArgument naming the offset; nothing aborts.
+// are InvalidArgument naming the offset, devices above kMaxVirtualSize InvalidArgument before anything is
+// allocated; nothing aborts.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,17 @@
 namespace vs::replication {
 
 inline constexpr uint64_t kBlockSize = 64 * 1024;
+
+// The largest disk, and the most data one round may cover (the sum over its disks), that replication accepts: 2 TiB.
+// Why not qcow2's own 64 TiB: the protocol carries a disk's every block digest in one message (8 bytes per block:
+// ReplicaDigestsReply, a RESYNC's source_digests, a FULL round's reply), and both hosts hold per-block vectors in
+// memory. 2 TiB is 2^25 blocks, a 256 MiB digest list, which is what the peer service's message limit was sized
+// for before the cap existed, so nothing that worked is refused; 64 TiB would need 8 GiB messages, beyond
+// gRPC's 2 GiB maximum. Every function below that allocates per block refuses a larger device.
+inline constexpr uint64_t kMaxVirtualSize = uint64_t{2} << 40;
+
+// InvalidArgument naming the size and the cap when `device_size` is above kMaxVirtualSize.
+Status CheckDeviceSize(uint64_t device_size);
 
 // What a round does with one block.
 enum class BlockAction : uint8_t {
@@ -38,7 +50,8 @@ struct BlockOp {
   bool operator==(const BlockOp&) const = default;
 };
 
-uint64_t BlockCount(uint64_t device_size);
+// Pure arithmetic: callers allocate per block only for a size CheckDeviceSize accepted.
+constexpr uint64_t BlockCount(uint64_t device_size) { return (device_size + kBlockSize - 1) / kBlockSize; }
 
 // Per block: true when any byte of it is marked by `flag` in `map` (a block-status answer covering the
 // whole device). With kNbdStateDirty on a dirty-bitmap context this is "changed since the checkpoint".

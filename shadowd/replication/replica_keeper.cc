@@ -29,11 +29,35 @@ std::string PrimaryRecordKey(const std::string& vm_uuid) {
 ReplicaKeeper::ReplicaKeeper(store::Store& store, ReplicaStorage& storage, ShadowCheck shadow_check, Clock& clock)
     : store_(store), storage_(storage), shadow_check_(std::move(shadow_check)), clock_(clock) {}
 
-Mutex& ReplicaKeeper::LockFor(const std::string& vm_uuid) {
+ReplicaKeeper::VmMutex& ReplicaKeeper::Acquire(const std::string& vm_uuid) {
   MutexLock lock(locks_mutex_);
   auto& slot = vm_locks_[vm_uuid];
-  if (!slot) slot = std::make_unique<Mutex>();
+  if (!slot) slot = std::make_unique<VmMutex>();
+  ++slot->users;
   return *slot;
+}
+
+void ReplicaKeeper::Release(const std::string& vm_uuid) {
+  MutexLock lock(locks_mutex_);
+  auto entry = vm_locks_.find(vm_uuid);
+  if (--entry->second->users == 0) vm_locks_.erase(entry);
+}
+
+size_t ReplicaKeeper::LockEntries() const {
+  MutexLock lock(locks_mutex_);
+  return vm_locks_.size();
+}
+
+// The VM's mutex is taken after the entry is counted and released before it is uncounted, so that the last
+// user erases an entry nobody holds or waits for.
+ReplicaKeeper::VmLock::VmLock(ReplicaKeeper& keeper, const std::string& vm_uuid)
+    : keeper_(keeper), vm_uuid_(vm_uuid), entry_(keeper.Acquire(vm_uuid)) {
+  entry_.mutex.lock();
+}
+
+ReplicaKeeper::VmLock::~VmLock() {
+  entry_.mutex.unlock();
+  keeper_.Release(vm_uuid_);
 }
 
 StatusOr<ReplicaRecord> ReplicaKeeper::Load(const std::string& vm_uuid) const {
@@ -108,7 +132,7 @@ Status ReplicaKeeper::Recover() {
   std::vector<Status> failures;
   for (const std::string& key : keys) {
     const std::string vm_uuid = key.substr(prefix.size());
-    MutexLock lock(LockFor(vm_uuid));
+    VmLock lock(*this, vm_uuid);
     StatusOr<std::optional<ReplicaRecord>> stored = store::GetProto<ReplicaRecord>(store_, key);
     Status settled = stored.status();
     if (stored.ok() && stored->has_value()) settled = Settle(**stored);
@@ -125,7 +149,7 @@ StatusOr<int> ReplicaKeeper::ForgetReleased(const ReplicasInUse& replicas_in_use
   VS_ASSIGN_OR_RETURN(auto records, List());
   int forgotten = 0;
   for (auto& record : records) {
-    MutexLock lock(LockFor(record.vm_uuid()));
+    VmLock lock(*this, record.vm_uuid());
     if (record.phase() != ReplicaRecord::PHASE_IDLE) continue;
     const Status owned = shadow_check_(record.vm_uuid(), {});
     if (owned.code() != Code::kNotFound) continue;  // still a shadow here, or the check itself failed
@@ -158,19 +182,31 @@ StatusOr<std::vector<ReplicaRecord>> ReplicaKeeper::List() const {
   return store::ScanProtos<ReplicaRecord>(store_, ReplicaRecordKey(""));
 }
 
+StatusOr<std::optional<ReplicaRecord>> ReplicaKeeper::RecordOf(const std::string& vm_uuid) const {
+  return store::GetProto<ReplicaRecord>(store_, ReplicaRecordKey(vm_uuid));
+}
+
+Status ReplicaKeeper::Settle(const std::string& vm_uuid) {
+  VmLock lock(*this, vm_uuid);
+  VS_ASSIGN_OR_RETURN(auto stored, RecordOf(vm_uuid));
+  return stored ? Settle(*stored) : Status::Ok();
+}
+
 StatusOr<GetReplicaReply> ReplicaKeeper::GetReplica(const GetReplicaRequest& request) {
-  MutexLock lock(LockFor(request.vm_uuid()));
-  VS_ASSIGN_OR_RETURN(auto stored, store::GetProto<ReplicaRecord>(store_, ReplicaRecordKey(request.vm_uuid())));
+  VmLock lock(*this, request.vm_uuid());
+  VS_ASSIGN_OR_RETURN(auto stored, RecordOf(request.vm_uuid()));
   GetReplicaReply reply;
   reply.set_known(stored.has_value());
   if (!stored) {
-    for (const auto& path : request.replica_paths()) {
+    // `qemu-img info` runs as root on each path: only on paths a shadow of this VM here owns.
+    const std::vector<std::string> paths(request.replica_paths().begin(), request.replica_paths().end());
+    if (!paths.empty()) VS_RETURN_IF_ERROR(shadow_check_(request.vm_uuid(), paths));
+    for (const auto& path : paths) {
       VS_ASSIGN_OR_RETURN(auto image, storage_.Inspect(path));
       if (image && image->allocated_bytes >= kSeedWorthyAllocation) reply.add_unrecorded_images(path);
     }
     return reply;
   }
-  VS_RETURN_IF_ERROR(Settle(*stored));
   for (const auto& disk : stored->disks()) {
     VS_ASSIGN_OR_RETURN(auto image, storage_.Inspect(disk.replica_path()));
     if (!image) reply.add_missing_replicas(disk.replica_path());
@@ -235,9 +271,15 @@ StatusOr<ApplyRoundReply> ReplicaKeeper::ApplyRound(const ApplyRoundRequest& req
   std::vector<std::string> paths;
   for (const auto& disk : request.disks()) paths.push_back(disk.replica_path());
   if (paths.empty()) return InvalidArgument("round " + request.round().checkpoint() + " names no disk");
+  uint64_t round_bytes = 0;
+  for (const auto& disk : request.disks()) {
+    VS_RETURN_IF_ERROR(CheckDeviceSize(disk.virtual_size()).Annotate("disk " + disk.target()));
+    round_bytes += disk.virtual_size();
+  }
+  VS_RETURN_IF_ERROR(CheckDeviceSize(round_bytes).Annotate("the disks of round " + request.round().checkpoint()));
   VS_RETURN_IF_ERROR(shadow_check_(request.vm_uuid(), paths));
 
-  MutexLock lock(LockFor(request.vm_uuid()));
+  VmLock lock(*this, request.vm_uuid());
   VS_ASSIGN_OR_RETURN(ReplicaRecord record, Load(request.vm_uuid()));
   if (record.promoted()) {
     return FailedPrecondition("the replicas of " + request.vm_uuid() +
@@ -263,6 +305,11 @@ StatusOr<ApplyRoundReply> ReplicaKeeper::ApplyRound(const ApplyRoundRequest& req
       record.clear_applied();
       VS_RETURN_IF_ERROR(Save(record));
       VS_RETURN_IF_ERROR(storage_.Create(disk.replica_path(), disk.format(), disk.virtual_size()));
+    } else if (image->virtual_size > disk.virtual_size()) {
+      return FailedPrecondition("replica " + disk.replica_path() + " has " + std::to_string(image->virtual_size) +
+                                " bytes, the round announces " + std::to_string(disk.virtual_size()) +
+                                ": a replica is never shrunk (its tail would be lost); if the VM's disk really "
+                                "shrank, release and place the shadow again");
     } else if (image->virtual_size != disk.virtual_size()) {
       // A resized source disk: growing reads as zeros on both sides, so the replica stays consistent.
       VS_RETURN_IF_ERROR(storage_.Resize(disk.replica_path(), image->format, disk.virtual_size()));
@@ -314,7 +361,7 @@ StatusOr<ApplyRoundReply> ReplicaKeeper::ApplyRound(const ApplyRoundRequest& req
 }
 
 Status ReplicaKeeper::FinishRound(const FinishRoundRequest& request) {
-  MutexLock lock(LockFor(request.vm_uuid()));
+  VmLock lock(*this, request.vm_uuid());
   VS_ASSIGN_OR_RETURN(ReplicaRecord record, Load(request.vm_uuid()));
   if (record.phase() != ReplicaRecord::PHASE_COPIED || record.pending().checkpoint() != request.checkpoint()) {
     return FailedPrecondition("no copied round '" + request.checkpoint() + "' is pending for " + request.vm_uuid() +
@@ -328,7 +375,7 @@ Status ReplicaKeeper::FinishRound(const FinishRoundRequest& request) {
 }
 
 StatusOr<ReplicaRecord> ReplicaKeeper::SettleForPromotion(const std::string& vm_uuid) {
-  MutexLock lock(LockFor(vm_uuid));
+  VmLock lock(*this, vm_uuid);
   VS_ASSIGN_OR_RETURN(auto stored, store::GetProto<ReplicaRecord>(store_, ReplicaRecordKey(vm_uuid)));
   if (!stored) return NotFound("no replica of VM " + vm_uuid + " is recorded on this host");
   ReplicaRecord& record = *stored;
@@ -346,7 +393,7 @@ StatusOr<ReplicaRecord> ReplicaKeeper::SettleForPromotion(const std::string& vm_
 
 StatusOr<ReplicaDigestsReply> ReplicaKeeper::ReplicaDigests(const ReplicaDigestsRequest& request) {
   VS_RETURN_IF_ERROR(shadow_check_(request.vm_uuid(), {request.replica_path()}));
-  MutexLock lock(LockFor(request.vm_uuid()));
+  VmLock lock(*this, request.vm_uuid());
   VS_ASSIGN_OR_RETURN(ReplicaRecord record, Load(request.vm_uuid()));
   VS_RETURN_IF_ERROR(Settle(record));
   VS_ASSIGN_OR_RETURN(auto replica, storage_.OpenImage(request.replica_path(), request.format(), /*writable=*/false));

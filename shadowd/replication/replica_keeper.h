@@ -23,10 +23,18 @@
 // A power cut may resurrect a removed overlay; the next round removes it before creating its own.
 //
 // Safety: a peer may only write into images of a shadow domain defined here for that VM: every request
-// goes through `shadow_check` (the shadow exists on this host, is not running, and owns these paths).
+// goes through `shadow_check` (the shadow exists on this host, is not running, and owns these paths), and
+// GetReplica inspects requested paths only when that check passes for them. Only the writer's calls
+// (ApplyRound, FinishRound, ReplicaDigests, and Settle for the switchover's check, all of them the VM's
+// primary's) settle a pending round: GetReplica reads and changes nothing, so that no reader can discard
+// a round the primary copied and is verifying. A replica never shrinks (a smaller source is refused: its
+// tail would be lost for good), and no disk or round above kMaxVirtualSize (block_map.h) is accepted.
+// The peer service validates each request's syntax and authorises its caller before it gets here
+// (shadowd/rpc/peer_guard.h); these checks are the ones that need the VM's state.
 //
 // Ownership: borrows store, storage and clock (they must outlive it). Thread-safety: all methods may be
-// called concurrently (gRPC threads); calls for one VM are serialised by a per-VM mutex. Failure modes:
+// called concurrently (gRPC threads); calls for one VM are serialised by a per-VM mutex, which exists only
+// while a call holds or waits for it (so that calls naming ever new UUIDs leave nothing behind). Failure modes:
 // kFailedPrecondition when the replica is not at the round's base checkpoint or is missing for a
 // non-full round (the primary then plans a resync or a full round), kPermissionDenied-like
 // kFailedPrecondition from shadow_check, storage and store errors as they come.
@@ -61,6 +69,9 @@ class ReplicaKeeper {
   // and the error (the first failure's code) then names every VM whose record failed, with its reason.
   Status Recover();
 
+  // Reads the record and inspects the images it names (and, for a VM without a record, the requested paths a
+  // shadow of the VM here owns, for seed-worthy data): a pending round is reported as it is, not settled. A
+  // PHASE_COMMITTING round is finished by the writer's next call, so the replica is at its `pending` round then.
   StatusOr<virtshadow::v1::GetReplicaReply> GetReplica(const virtshadow::v1::GetReplicaRequest& request);
   StatusOr<virtshadow::v1::ApplyRoundReply> ApplyRound(const virtshadow::v1::ApplyRoundRequest& request);
   Status FinishRound(const virtshadow::v1::FinishRoundRequest& request);
@@ -87,13 +98,44 @@ class ReplicaKeeper {
   // replicas hold no consistent copy); storage and store errors as they come.
   StatusOr<virtshadow::v1::ReplicaRecord> SettleForPromotion(const std::string& vm_uuid);
 
+  // The VM's primary acts on its replica (the switchover's check): settles the round a crash or a lost primary
+  // left pending, as Recover() does. OK when no record of the VM is here.
+  Status Settle(const std::string& vm_uuid);
+
+  // The VM's record, nullopt when none is kept here (read only, as GetReplica).
+  StatusOr<std::optional<virtshadow::v1::ReplicaRecord>> RecordOf(const std::string& vm_uuid) const;
+
+  // How many VMs have a mutex entry now: only those with a call in progress.
+  size_t LockEntries() const VS_EXCLUDES(locks_mutex_);
+
   // Every replica record (for status and metrics).
   StatusOr<std::vector<virtshadow::v1::ReplicaRecord>> List() const;
 
  private:
-  // The VM's mutex. It guards the VM's record in the store and its image files, not a member, so the helpers
-  // below that need it held (Load to Save, Settle, the round's steps) cannot say so to the analysis.
-  Mutex& LockFor(const std::string& vm_uuid) VS_EXCLUDES(locks_mutex_);
+  // The VM's mutex, held for the scope of a VmLock. It guards the VM's record in the store and its image files,
+  // not a member, so the helpers below that need it held (Load to Save, Settle, the round's steps) cannot say
+  // so to the analysis. The entry is created by the first VmLock of the VM and erased by the last.
+  struct VmMutex {
+    Mutex mutex;
+    int users = 0;  // VmLocks holding or waiting for `mutex`; read and written under locks_mutex_
+  };
+  // Holds the VM's mutex for its scope. Not a capability the analysis follows (see above): its constructor and
+  // destructor only pair Acquire and Release around the VM's mutex.
+  class VmLock {
+   public:
+    VmLock(ReplicaKeeper& keeper, const std::string& vm_uuid) VS_NO_THREAD_SAFETY_ANALYSIS;
+    ~VmLock() VS_NO_THREAD_SAFETY_ANALYSIS;
+    VmLock(const VmLock&) = delete;
+    VmLock& operator=(const VmLock&) = delete;
+
+   private:
+    ReplicaKeeper& keeper_;
+    const std::string vm_uuid_;
+    VmMutex& entry_;
+  };
+  // The VM's entry, created if needed, with one more user; Release drops the user and the entry with the last.
+  VmMutex& Acquire(const std::string& vm_uuid) VS_EXCLUDES(locks_mutex_);
+  void Release(const std::string& vm_uuid) VS_EXCLUDES(locks_mutex_);
   StatusOr<virtshadow::v1::ReplicaRecord> Load(const std::string& vm_uuid) const;
   Status Save(const virtshadow::v1::ReplicaRecord& record);
   // For ForgetReleased: whether the record's replicas are gone or somebody else's now. Needs the VM's mutex.
@@ -114,8 +156,8 @@ class ReplicaKeeper {
   ReplicaStorage& storage_;
   const ShadowCheck shadow_check_;
   Clock& clock_;
-  Mutex locks_mutex_;
-  std::map<std::string, std::unique_ptr<Mutex>> vm_locks_ VS_GUARDED_BY(locks_mutex_);
+  mutable Mutex locks_mutex_;
+  std::map<std::string, std::unique_ptr<VmMutex>> vm_locks_ VS_GUARDED_BY(locks_mutex_);
 };
 
 // "checkpoint/replica:<uuid>" and "checkpoint/primary:<uuid>": the two sides' record keys.

@@ -206,8 +206,13 @@ StatusOr<Replicator::Plan> Replicator::MakePlan(const ReplicationTarget& target,
 
   Plan plan;
   plan.disks = disks;
-  // The replica is the truth about where it stands; use its checkpoint if libvirt still has it.
-  const std::string& replica_at = replica.record().applied().checkpoint();
+  // The replica is the truth about where it stands; use its checkpoint if libvirt still has it. A round whose
+  // commit began is finished by this round's ApplyRound before anything else (the shadow host settles it there):
+  // the replica stands at that round then. A round only copied is discarded there: `applied` stays.
+  const auto& replica_record = replica.record();
+  const std::string& replica_at = replica_record.phase() == virtshadow::v1::ReplicaRecord::PHASE_COMMITTING
+                                      ? replica_record.pending().checkpoint()
+                                      : replica_record.applied().checkpoint();
   const bool chain_usable = replica.known() && !record.resync_needed() && !replica_at.empty() &&
                             std::find(checkpoints.begin(), checkpoints.end(), replica_at) != checkpoints.end();
   for (const Disk& disk : disks) {

@@ -2,74 +2,99 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "proto/grpc_status.h"
-
 namespace vs::rpc {
 
 namespace v1 = virtshadow::v1;
 
 namespace {
 
-template <typename Reply>
-grpc::Status Answer(StatusOr<Reply> result, Reply* reply) {
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  *reply = std::move(*result);
-  return grpc::Status::OK;
-}
+// Who is calling. The peer port is plain TCP today, so nobody is known; the mutual-TLS work derives the host
+// from the client certificate here (context->auth_context()), and every rule of PeerGuard then compares it.
+PeerCaller CallerOf(const grpc::ServerContext*) { return PeerCaller::Unauthenticated(); }
 
 }  // namespace
 
-grpc::Status PeerService::GetReplica(grpc::ServerContext*, const v1::GetReplicaRequest* request,
+grpc::Status PeerService::GetReplica(grpc::ServerContext* context, const v1::GetReplicaRequest* request,
                                      v1::GetReplicaReply* reply) {
-  return Answer(keeper_.GetReplica(*request), reply);
+  return RunPeerCall("GetReplica", log_, reply, [&]() -> StatusOr<v1::GetReplicaReply> {
+    VS_RETURN_IF_ERROR(guard_.GetReplica(CallerOf(context), *request));
+    return keeper_.GetReplica(*request);
+  });
 }
-grpc::Status PeerService::ApplyRound(grpc::ServerContext*, const v1::ApplyRoundRequest* request,
+grpc::Status PeerService::ApplyRound(grpc::ServerContext* context, const v1::ApplyRoundRequest* request,
                                      v1::ApplyRoundReply* reply) {
-  return Answer(keeper_.ApplyRound(*request), reply);
+  return RunPeerCall("ApplyRound", log_, reply, [&]() -> StatusOr<v1::ApplyRoundReply> {
+    VS_RETURN_IF_ERROR(guard_.ApplyRound(CallerOf(context), *request));
+    return keeper_.ApplyRound(*request);
+  });
 }
-grpc::Status PeerService::FinishRound(grpc::ServerContext*, const v1::FinishRoundRequest* request,
-                                      v1::FinishRoundReply*) {
-  return ToGrpcStatus(keeper_.FinishRound(*request));
+grpc::Status PeerService::FinishRound(grpc::ServerContext* context, const v1::FinishRoundRequest* request,
+                                      v1::FinishRoundReply* reply) {
+  return RunPeerCall("FinishRound", log_, reply, [&]() -> Status {
+    VS_RETURN_IF_ERROR(guard_.FinishRound(CallerOf(context), *request));
+    return keeper_.FinishRound(*request);
+  });
 }
-grpc::Status PeerService::ReplicaDigests(grpc::ServerContext*, const v1::ReplicaDigestsRequest* request,
+grpc::Status PeerService::ReplicaDigests(grpc::ServerContext* context, const v1::ReplicaDigestsRequest* request,
                                          v1::ReplicaDigestsReply* reply) {
-  return Answer(keeper_.ReplicaDigests(*request), reply);
+  return RunPeerCall("ReplicaDigests", log_, reply, [&]() -> StatusOr<v1::ReplicaDigestsReply> {
+    VS_RETURN_IF_ERROR(guard_.ReplicaDigests(CallerOf(context), *request));
+    return keeper_.ReplicaDigests(*request);
+  });
 }
 
-grpc::Status PeerService::CheckSwitchover(grpc::ServerContext*, const v1::CheckSwitchoverRequest* request,
+grpc::Status PeerService::CheckSwitchover(grpc::ServerContext* context, const v1::CheckSwitchoverRequest* request,
                                           v1::CheckSwitchoverReply* reply) {
-  return Answer(switchover_.Check(*request), reply);
+  return RunPeerCall("CheckSwitchover", log_, reply, [&]() -> StatusOr<v1::CheckSwitchoverReply> {
+    VS_RETURN_IF_ERROR(guard_.CheckSwitchover(CallerOf(context), *request));
+    return switchover_.Check(*request);
+  });
 }
-grpc::Status PeerService::PrepareSwitchover(grpc::ServerContext*, const v1::PrepareSwitchoverRequest* request,
-                                            v1::PrepareSwitchoverReply*) {
-  return ToGrpcStatus(switchover_.Prepare(*request));
+grpc::Status PeerService::PrepareSwitchover(grpc::ServerContext* context, const v1::PrepareSwitchoverRequest* request,
+                                            v1::PrepareSwitchoverReply* reply) {
+  return RunPeerCall("PrepareSwitchover", log_, reply, [&]() -> Status {
+    VS_RETURN_IF_ERROR(guard_.PrepareSwitchover(CallerOf(context), *request));
+    return switchover_.Prepare(*request);
+  });
 }
-grpc::Status PeerService::CompleteSwitchover(grpc::ServerContext*, const v1::CompleteSwitchoverRequest* request,
-                                             v1::CompleteSwitchoverReply*) {
-  return ToGrpcStatus(switchover_.Complete(*request));
+grpc::Status PeerService::CompleteSwitchover(grpc::ServerContext* context, const v1::CompleteSwitchoverRequest* request,
+                                             v1::CompleteSwitchoverReply* reply) {
+  return RunPeerCall("CompleteSwitchover", log_, reply, [&]() -> Status {
+    VS_RETURN_IF_ERROR(guard_.CompleteSwitchover(CallerOf(context), *request));
+    return switchover_.Complete(*request);
+  });
 }
-grpc::Status PeerService::AbortSwitchover(grpc::ServerContext*, const v1::AbortSwitchoverRequest* request,
-                                          v1::AbortSwitchoverReply*) {
-  return ToGrpcStatus(switchover_.Abort(*request));
+grpc::Status PeerService::AbortSwitchover(grpc::ServerContext* context, const v1::AbortSwitchoverRequest* request,
+                                          v1::AbortSwitchoverReply* reply) {
+  return RunPeerCall("AbortSwitchover", log_, reply, [&]() -> Status {
+    VS_RETURN_IF_ERROR(guard_.AbortSwitchover(CallerOf(context), *request));
+    return switchover_.Abort(*request);
+  });
 }
 grpc::Status PeerService::HostState(grpc::ServerContext*, const v1::HostStateRequest*, v1::HostStateReply* reply) {
-  *reply = switchover_.HostState();
-  return grpc::Status::OK;
+  return RunPeerCall("HostState", log_, reply,
+                     [&]() -> StatusOr<v1::HostStateReply> { return switchover_.HostState(); });
 }
 
-grpc::Status PeerService::QueryPromotion(grpc::ServerContext*, const v1::PromotionQueryRequest* request,
+grpc::Status PeerService::QueryPromotion(grpc::ServerContext* context, const v1::PromotionQueryRequest* request,
                                          v1::PromotionQueryReply* reply) {
-  return Answer(promotions_.QueryPromotion(*request), reply);
+  return RunPeerCall("QueryPromotion", log_, reply, [&]() -> StatusOr<v1::PromotionQueryReply> {
+    VS_RETURN_IF_ERROR(guard_.QueryPromotion(CallerOf(context), *request));
+    return promotions_.QueryPromotion(*request);
+  });
 }
 
-grpc::Status PeerService::DiscardStaleCopy(grpc::ServerContext*, const v1::DiscardStaleCopyRequest* request,
+grpc::Status PeerService::DiscardStaleCopy(grpc::ServerContext* context, const v1::DiscardStaleCopyRequest* request,
                                            v1::DiscardStaleCopyReply* reply) {
-  if (self_fence_ == nullptr) {
-    return ToGrpcStatus(FailedPrecondition(
-        "this host runs without a membership ([shadowd] membership), so it fences nothing and keeps no stale copy "
-        "of VM " + request->vm_uuid()));
-  }
-  return Answer(self_fence_->DiscardStaleCopy(*request), reply);
+  return RunPeerCall("DiscardStaleCopy", log_, reply, [&]() -> StatusOr<v1::DiscardStaleCopyReply> {
+    VS_RETURN_IF_ERROR(guard_.DiscardStaleCopy(CallerOf(context), *request));
+    if (self_fence_ == nullptr) {
+      return FailedPrecondition(
+          "this host runs without a membership ([shadowd] membership), so it fences nothing and keeps no stale "
+          "copy of VM " + request->vm_uuid());
+    }
+    return self_fence_->DiscardStaleCopy(*request);
+  });
 }
 
 }  // namespace vs::rpc

@@ -4,28 +4,89 @@
 // this host keeps fenced, discarded for the failback of the VM promoted elsewhere). Its client is GrpcPeerClient
 // (peer_client.h).
 //
-// The peer address carries no authentication yet (see the roadmap: TLS for peer RPC); it listens only
-// on the configured address, and every write request is checked against the shadow domains of this
-// host (ReplicaKeeper's shadow check), so a peer can only write into replicas of shadows held here.
+// Every call goes through RunPeerCall: first PeerGuard (peer_guard.h) validates the request and authorises its
+// caller, then the part serves it; an exception a part throws becomes an INTERNAL status and a log line instead of
+// ending shadowd. The caller is a PeerCaller: unauthenticated until mutual TLS names the calling host from its
+// certificate (CallerOf in peer_service.cc is the one place that fills it). The rules, per call:
 //
-// Ownership: borrows the keeper, the target, the promotions and the self-fence (null without a membership: no
-// stale copies are kept then, and DiscardStaleCopy is refused). Thread-safety: safe for concurrent calls (both are). Failure
-// modes: their errors travel with their code (proto/grpc_status.h).
+//   every call         VM UUIDs 8-4-4-4-12 hex; paths absolute and normal; formats qcow2 or raw; round modes
+//                      FULL, INCREMENTAL or RESYNC; hosts those of the cluster configuration; at most kMaxDisks
+//                      disks; an exception is INTERNAL. Messages are capped (servers.cc: the digest list of the
+//                      largest disk, 2 TiB, plus 16 MiB) and so are the server's threads (a ResourceQuota).
+//   GetReplica         only from the VM's primary when one is known here. Reads the record and the images it
+//                      names; the requested paths are inspected (qemu-img, as root) only when no record exists
+//                      and the VM's shadow here owns them. Settles nothing: a round the primary copied and is
+//                      verifying cannot be discarded by a reader.
+//   ApplyRound         only from the VM's primary, into a shadow placed here for that primary
+//                      (request.primary_host = the shadow's placing host), only into the shadow's disks, only
+//                      from an NBD export on that primary (source URI host = its configured address); virtual
+//                      sizes 1..2 TiB each and together (block_map.h kMaxVirtualSize); a RESYNC carries one
+//                      digest per block; the keeper refuses to shrink a replica and settles the pending round.
+//   FinishRound        only from the VM's primary; settles.
+//   ReplicaDigests     only from the VM's primary, only a disk of its shadow here; settles.
+//   CheckSwitchover    only from the VM's primary; settles (the primary is about to move the VM).
+//   PrepareSwitchover  only from the VM's primary, only tops over its shadow's disks (or, for the fallback, its
+//                      recorded replicas); records the prepared switchover first.
+//   CompleteSwitchover only from the VM's primary, naming itself as origin; only for a switchover prepared here,
+//                      its tops, its shadow, and the domain that runs here with the VM's UUID.
+//   AbortSwitchover    only from the VM's primary; only the tops of a switchover prepared here (none: no-op).
+//   HostState          anyone (no input; the drain state is no secret within the cluster).
+//   QueryPromotion,
+//   DiscardStaleCopy   only from the host named as asking_host, which must be a cluster host.
+// "Only from X" compares the caller's host with X once callers are authenticated; an unauthenticated caller
+// passes that comparison and every other rule still applies (see docs/security.md).
+//
+// Ownership: owns the guard; borrows the keeper, the target, the promotions and the self-fence (null without a
+// membership: no stale copies are kept then, and DiscardStaleCopy is refused). Thread-safety: safe for concurrent
+// calls (all of them are). Failure modes: their errors travel with their code (proto/grpc_status.h).
 #pragma once
 
+#include <exception>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "common/logger.h"
+#include "proto/grpc_status.h"
 #include "proto/peer.grpc.pb.h"
 #include "shadowd/failover/promotions.h"
 #include "shadowd/failover/self_fence.h"
 #include "shadowd/replication/replica_keeper.h"
+#include "shadowd/rpc/peer_guard.h"
 #include "shadowd/switchover/switchover_target.h"
 
 namespace vs::rpc {
 
+// Runs one peer call named `name`: `call` returns a Status, or a StatusOr<Reply> whose value becomes *reply. An
+// exception it throws (bad_alloc, a library's) becomes INTERNAL and a log line: one failed call, not a dead daemon.
+template <typename Reply, typename Call>
+grpc::Status RunPeerCall(std::string_view name, const Logger::Line& log, Reply* reply, Call&& call) {
+  std::string failure;
+  try {
+    auto result = call();
+    if constexpr (std::is_same_v<decltype(result), Status>) {
+      return ToGrpcStatus(result);
+    } else {
+      if (!result.ok()) return ToGrpcStatus(result.status());
+      *reply = std::move(*result);
+      return grpc::Status::OK;
+    }
+  } catch (const std::exception& e) {
+    failure = e.what();
+  } catch (...) {
+    failure = "an exception that is no std::exception";
+  }
+  log("peer call " + std::string(name) + " failed with an exception: " + failure);
+  return ToGrpcStatus(Internal("shadowd failed serving " + std::string(name) + " (" + failure +
+                               "); see its log, and retry"));
+}
+
 class PeerService final : public virtshadow::v1::ShadowPeer::Service {
  public:
-  PeerService(replication::ReplicaKeeper& keeper, switchover::SwitchoverTarget& switchover,
-              failover::Promotions& promotions, failover::SelfFence* self_fence)
-      : keeper_(keeper), switchover_(switchover), promotions_(promotions), self_fence_(self_fence) {}
+  PeerService(PeerGuard guard, replication::ReplicaKeeper& keeper, switchover::SwitchoverTarget& switchover,
+              failover::Promotions& promotions, failover::SelfFence* self_fence, Logger::Line log)
+      : guard_(std::move(guard)), keeper_(keeper), switchover_(switchover), promotions_(promotions), self_fence_(self_fence),
+        log_(std::move(log)) {}
 
   grpc::Status GetReplica(grpc::ServerContext*, const virtshadow::v1::GetReplicaRequest* request,
                           virtshadow::v1::GetReplicaReply* reply) override;
@@ -54,10 +115,12 @@ class PeerService final : public virtshadow::v1::ShadowPeer::Service {
                                 virtshadow::v1::DiscardStaleCopyReply* reply) override;
 
  private:
+  const PeerGuard guard_;
   replication::ReplicaKeeper& keeper_;
   switchover::SwitchoverTarget& switchover_;
   failover::Promotions& promotions_;
   failover::SelfFence* const self_fence_;
+  const Logger::Line log_;
 };
 
 }  // namespace vs::rpc

@@ -3,17 +3,32 @@
 #include <grpcpp/grpcpp.h>
 
 #include <filesystem>
+#include <limits>
 
 #include "common/private_paths.h"
 #include "shadowd/rpc/control_server_options.h"
+#include "shadowd/replication/block_map.h"
 #include "shadowd/rpc/peer_service.h"
 
 namespace vs::rpc {
 
 namespace {
 
-// Digest lists of large disks and resync requests exceed gRPC's 4 MiB default.
-constexpr int kPeerMessageLimit = 256 << 20;
+// The largest legitimate peer message carries one 8-byte digest per 64 KiB block of the largest round
+// (replication::kMaxVirtualSize, 2 TiB: 2^25 blocks, 256 MiB): a RESYNC round's source digests, a round's reply,
+// a ReplicaDigests reply. 16 MiB more cover the rest of such a message (paths, URIs, the ops of a round, whose
+// coalesced runs are far fewer than its blocks). gRPC's 4 MiB default is too small for large disks.
+constexpr uint64_t kPeerMessageLimitBytes =
+    replication::BlockCount(replication::kMaxVirtualSize) * sizeof(uint64_t) + (uint64_t{16} << 20);
+static_assert(kPeerMessageLimitBytes <= static_cast<uint64_t>(std::numeric_limits<int>::max()));
+constexpr int kPeerMessageLimit = static_cast<int>(kPeerMessageLimitBytes);
+
+// Calls served at once (each holds a gRPC thread while it runs; a round holds it while it copies). Every primary
+// runs one round at a time (ReplicationWorker), so a host sees about one round per peer plus a few switchover,
+// placement (HostState) and promotion calls: 32 serves clusters of well over a dozen hosts. Past it a call gets
+// RESOURCE_EXHAUSTED (a round fails and is retried with backoff) instead of a flood exhausting the host's threads
+// and memory (each call may carry a message of up to kPeerMessageLimit).
+constexpr int kPeerMaxThreads = 32;
 
 template <typename Service>
 class ServiceServer final : public RunningServer {
@@ -44,10 +59,14 @@ StatusOr<std::unique_ptr<RunningServer>> StartPeerServer(const std::string& addr
                                                          replication::ReplicaKeeper& keeper,
                                                          switchover::SwitchoverTarget& target,
                                                          failover::Promotions& promotions,
-                                                         failover::SelfFence* self_fence) {
-  auto server = std::make_unique<ServiceServer<PeerService>>(
-      std::make_unique<PeerService>(keeper, target, promotions, self_fence));
+                                                         failover::SelfFence* self_fence, PeerGuard guard,
+                                                         Logger::Line log) {
+  auto server = std::make_unique<ServiceServer<PeerService>>(std::make_unique<PeerService>(
+      std::move(guard), keeper, target, promotions, self_fence, std::move(log)));
   grpc::ServerBuilder builder;
+  grpc::ResourceQuota quota("shadowd peer service");
+  quota.SetMaxThreads(kPeerMaxThreads);
+  builder.SetResourceQuota(quota);
   builder.SetMaxReceiveMessageSize(kPeerMessageLimit);
   builder.SetMaxSendMessageSize(kPeerMessageLimit);
   // The peers ping every 2 s during a call, data or not (peer_client.cc): allowed, never a strike.

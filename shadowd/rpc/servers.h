@@ -1,6 +1,7 @@
 // The two gRPC servers of shadowd, started from the composition root without it touching gRPC:
 //   peer     TCP on this host's peer address: replication rounds into the replicas kept here and the target's
-//            half of switchovers (PeerService);
+//            half of switchovers (PeerService; every request through `guard`, exceptions logged with `log`),
+//            messages capped to what the largest disk's digest list needs, at most 32 calls at once (servers.cc);
 //   control  the unix socket of the hook and the CLI (ShadowService), mode 0600 in a directory of mode 0700
 //            (common/private_paths.h: the directory is made private before the socket exists, so there is no
 //            moment at which another user can connect): the hook and the CLI run as root.
@@ -20,6 +21,7 @@
 #include "shadowd/failover/self_fence.h"
 #include "shadowd/replication/replica_keeper.h"
 #include "shadowd/rpc/control_service.h"
+#include "shadowd/rpc/peer_guard.h"
 #include "shadowd/switchover/switchover_target.h"
 
 namespace vs::rpc {
@@ -35,7 +37,8 @@ StatusOr<std::unique_ptr<RunningServer>> StartPeerServer(const std::string& addr
                                                          replication::ReplicaKeeper& keeper,
                                                          switchover::SwitchoverTarget& target,
                                                          failover::Promotions& promotions,
-                                                         failover::SelfFence* self_fence);
+                                                         failover::SelfFence* self_fence, PeerGuard guard,
+                                                         Logger::Line log);
 
 StatusOr<std::unique_ptr<RunningServer>> StartControlServer(const std::string& socket_path,
                                                             cluster::ClusterHosts hosts, Duration drain_deadline,

@@ -13,7 +13,26 @@ std::string GuestFailedKey(const std::string& vm_uuid) {
   return store::Key(store::Table::kHost, "guest-failed:" + vm_uuid);
 }
 
+std::string PreparedKey(const std::string& vm_uuid) { return store::Key(store::Table::kHost, "prepared:" + vm_uuid); }
+
 }  // namespace
+
+Status ArrivalRecords::RecordPrepared(v1::SwitchoverRecord prepared) {
+  prepared.set_requested_unix_ms(ToUnixMillis(clock_.WallNow()));
+  store::WriteBatch batch;
+  batch.PutProto(PreparedKey(prepared.vm_uuid()), prepared);
+  return store_.Write(batch);
+}
+
+StatusOr<std::optional<v1::SwitchoverRecord>> ArrivalRecords::PreparedOf(const std::string& vm_uuid) const {
+  return store::GetProto<v1::SwitchoverRecord>(store_, PreparedKey(vm_uuid));
+}
+
+Status ArrivalRecords::ForgetPrepared(const std::string& vm_uuid) {
+  store::WriteBatch batch;
+  batch.Delete(PreparedKey(vm_uuid));
+  return store_.Write(batch);
+}
 
 Status ArrivalRecords::RecordOrigin(const std::string& vm_uuid, const std::string& vm_name,
                                     const std::string& origin_host, v1::OriginRecord::Arrival arrived_by,

@@ -4,6 +4,11 @@
 //                 stale, fenced copy, which a failback has it discard first);
 //   guest failed  the guest arrived but made no progress here (kept as it is, reported, never moved again by a
 //                 notice, until the VM stops).
+//   prepared      a switchover this host prepared as its target and has not completed or aborted (a
+//                 SwitchoverRecord of the target's view: vm_uuid, source_host = the VM's primary, target_host,
+//                 disks with their tops, fallback, requested_unix_ms = when it was prepared; key
+//                 "prepared:<vm uuid>"): the only switchover CompleteSwitchover and AbortSwitchover may act on,
+//                 and only on what it names.
 // The switchover target writes them when a switchover completes, the promotion when it is done; the coordinator,
 // the former-image sweep and the control service read them.
 //
@@ -34,6 +39,11 @@ class ArrivalRecords {
   StatusOr<std::vector<virtshadow::v1::OriginRecord>> Origins() const;
   // Records what became of the image the VM's origin host kept (FormerImages). NotFound without an origin.
   Status SettleFormerImage(const std::string& vm_uuid, const std::string& outcome);
+
+  // Replaces the VM's prepared switchover; stamps requested_unix_ms.
+  Status RecordPrepared(virtshadow::v1::SwitchoverRecord prepared);
+  StatusOr<std::optional<virtshadow::v1::SwitchoverRecord>> PreparedOf(const std::string& vm_uuid) const;
+  Status ForgetPrepared(const std::string& vm_uuid);
 
   Status RecordGuestFailure(const std::string& vm_uuid, const std::string& vm_name, const std::string& origin_host,
                             const std::string& seen);

@@ -83,6 +83,9 @@ StatusOr<v1::CheckSwitchoverReply> SwitchoverTarget::Check(const v1::CheckSwitch
       problem("shadow " + shadow->shadow_name + " is " + std::string(virt::DomainStateName(state)) + ", not shut off");
     }
   }
+  // The VM's primary is about to move it: a round a crash or a lost primary left pending is settled now (a copied
+  // one is discarded, a committing one finished), so that the check sees the round the replica is really at.
+  VS_RETURN_IF_ERROR(keeper_.Settle(request.vm_uuid()));
   v1::GetReplicaRequest get;
   get.set_vm_uuid(request.vm_uuid());
   VS_ASSIGN_OR_RETURN(auto replica, keeper_.GetReplica(get));
@@ -115,6 +118,15 @@ Status SwitchoverTarget::Prepare(const v1::PrepareSwitchoverRequest& request) {
   if (request.fallback()) return PrepareFallback(request);
   VS_RETURN_IF_ERROR(CheckTops(request.disks()));
   VS_RETURN_IF_ERROR(cluster::CheckShadowOwnsReplicas(local_, this_host_, request.vm_uuid(), BasePaths(request.disks())));
+  VS_ASSIGN_OR_RETURN(auto shadow, cluster::FindShadowOf(local_, this_host_, request.vm_uuid()));
+  if (!shadow) return NotFound("the shadow of VM " + request.vm_uuid() + " went from " + this_host_ + " meanwhile");
+  // Recorded before any top exists, so that an Abort after a Prepare that failed half-way finds what to delete.
+  v1::SwitchoverRecord prepared;
+  prepared.set_vm_uuid(request.vm_uuid());
+  prepared.set_source_host(shadow->primary_host);
+  prepared.set_target_host(this_host_);
+  *prepared.mutable_disks() = request.disks();
+  VS_RETURN_IF_ERROR(arrivals_.RecordPrepared(std::move(prepared)));
   for (const auto& disk : request.disks()) {
     if (!std::filesystem::exists(disk.base_path())) {
       return FailedPrecondition("replica " + disk.base_path() + " does not exist on " + this_host_);
@@ -137,7 +149,14 @@ Status SwitchoverTarget::PrepareFallback(const v1::PrepareSwitchoverRequest& req
   // The VM's own shadow, shut off, uses no image: its disks are these replicas, kept for this very migration (it
   // is undefined when the switchover completes). Any other domain is a user, and so is the shadow when it runs.
   VS_ASSIGN_OR_RETURN(std::vector<cluster::ScannedDomain> domains, cluster::ScanDomains(local_, this_host_));
+  v1::SwitchoverRecord prepared;
+  prepared.set_vm_uuid(request.vm_uuid());
+  prepared.set_target_host(this_host_);
+  prepared.set_fallback(true);
+  prepared.set_source_host(replica.record().primary_host());
+  *prepared.mutable_disks() = request.disks();  // their bases are checked below; an Abort names the same
   if (std::optional<controller::PeerShadow> shadow = cluster::ShadowOf(domains, request.vm_uuid())) {
+    prepared.set_source_host(shadow->primary_host);
     VS_ASSIGN_OR_RETURN(virt::DomainState state, local_.GetDomainState(shadow->shadow_name));
     if (state == virt::DomainState::kShutoff) {
       std::erase_if(domains, [&](const cluster::ScannedDomain& domain) { return domain.name == shadow->shadow_name; });
@@ -168,18 +187,50 @@ Status SwitchoverTarget::PrepareFallback(const v1::PrepareSwitchoverRequest& req
            " before the fallback migration (the migrated VM brings its own)");
     }
   }
+  return arrivals_.RecordPrepared(std::move(prepared));
+}
+
+StatusOr<v1::SwitchoverRecord> SwitchoverTarget::PreparedFor(
+    const std::string& vm_uuid, const google::protobuf::RepeatedPtrField<v1::SwitchoverDisk>& disks) const {
+  VS_ASSIGN_OR_RETURN(std::optional<v1::SwitchoverRecord> prepared, arrivals_.PreparedOf(vm_uuid));
+  if (!prepared) {
+    return FailedPrecondition("no switchover of VM " + vm_uuid + " was prepared on " + this_host_ +
+                              " (PrepareSwitchover first; a completed or aborted one is forgotten)");
+  }
+  for (const auto& disk : disks) {
+    const bool named = std::any_of(prepared->disks().begin(), prepared->disks().end(), [&](const v1::SwitchoverDisk& ours) {
+      return ours.base_path() == disk.base_path() && ours.top_path() == disk.top_path();
+    });
+    if (!named) {
+      return FailedPrecondition("switchover disk " + disk.target() + " (" + disk.top_path() + ") of VM " + vm_uuid +
+                              " is not one " + this_host_ + " prepared; not touching it");
+    }
+  }
+  return *prepared;
+}
+
+Status SwitchoverTarget::CheckRunsHere(const std::string& vm_uuid, const std::string& vm_name) {
+  VS_ASSIGN_OR_RETURN(std::string xml, local_.GetDomainXml(vm_name));
+  VS_ASSIGN_OR_RETURN(policy::DomainFacts facts, policy::ParseDomain(xml));
+  if (facts.uuid != vm_uuid) {
+    return FailedPrecondition("domain " + vm_name + " on " + this_host_ + " is " + facts.uuid + ", not VM " + vm_uuid +
+                            ": the switchover completes only the VM it moved");
+  }
   return Status::Ok();
 }
 
 Status SwitchoverTarget::Complete(const v1::CompleteSwitchoverRequest& request) {
   VS_RETURN_IF_ERROR(CheckTops(request.disks()));
+  VS_RETURN_IF_ERROR(PreparedFor(request.vm_uuid(), request.disks()).status());
+  VS_RETURN_IF_ERROR(CheckRunsHere(request.vm_uuid(), request.vm_name()));
   if (!request.guest_failed().empty()) {
     // The guest arrived but shows no progress: nothing is changed (no flatten, the shadow's definition
     // stays, the source keeps its copy); it is remembered, reported and never moved again as if healthy.
     log_(request.vm_name() + " arrived from " + request.origin_host() + " but its guest makes no progress: " +
          request.guest_failed());
-    return arrivals_.RecordGuestFailure(request.vm_uuid(), request.vm_name(), request.origin_host(),
-                                        request.guest_failed());
+    VS_RETURN_IF_ERROR(arrivals_.RecordGuestFailure(request.vm_uuid(), request.vm_name(), request.origin_host(),
+                                                    request.guest_failed()));
+    return arrivals_.ForgetPrepared(request.vm_uuid());  // this switchover ends here
   }
   VS_RETURN_IF_ERROR(arrivals_.RecordOrigin(request.vm_uuid(), request.vm_name(), request.origin_host(),
                                             v1::OriginRecord::ARRIVAL_SWITCHOVER, "a switchover"));
@@ -197,13 +248,16 @@ Status SwitchoverTarget::Complete(const v1::CompleteSwitchoverRequest& request) 
   rounds_.Unhold(request.vm_uuid());
   VS_RETURN_IF_ERROR(flattened.Annotate("completing the switchover of " + request.vm_name() + " on " + this_host_));
   for (const auto& disk : request.disks()) VS_RETURN_IF_ERROR(DeleteUnlessUsed(disk.top_path()));
-  return Status::Ok();
+  return arrivals_.ForgetPrepared(request.vm_uuid());
 }
 
 Status SwitchoverTarget::Abort(const v1::AbortSwitchoverRequest& request) {
   VS_RETURN_IF_ERROR(CheckTops(request.disks()));
+  VS_ASSIGN_OR_RETURN(std::optional<v1::SwitchoverRecord> any, arrivals_.PreparedOf(request.vm_uuid()));
+  if (!any) return Status::Ok();  // nothing prepared here (or aborted already): nothing to delete
+  VS_RETURN_IF_ERROR(PreparedFor(request.vm_uuid(), request.disks()).status());
   for (const auto& disk : request.disks()) VS_RETURN_IF_ERROR(DeleteUnlessUsed(disk.top_path()));
-  return Status::Ok();
+  return arrivals_.ForgetPrepared(request.vm_uuid());
 }
 
 void SwitchoverTarget::DiscardForeignBitmaps(const v1::CompleteSwitchoverRequest& request) {

@@ -23,6 +23,10 @@
 //             whole migration when the image already has a bitmap of the same name (seen in the lab: a replica
 //             that had been the VM's image here before kept the checkpoint bitmaps of that time).
 //   Abort     deletes the tops no domain uses.
+// Prepare records the switchover (ArrivalRecords' prepared record: the VM's primary, the tops) before it
+// creates anything; Complete and Abort act only on a switchover prepared here and only on the tops it names,
+// and Complete only on the domain that runs here with the VM's UUID. They forget it once done. Abort without a prepared switchover succeeds and touches nothing. The
+// check settles the VM's pending round (ReplicaKeeper::Settle): it is the VM's primary acting, the writer.
 // Only paths of this VM's shadow domain are touched (CheckShadowOwnsReplicas), so a peer cannot make this
 // host create or delete other files; the fallback, whose shadow may be gone (often why the check failed),
 // touches only the replica images this host keeps for the VM (its ReplicaRecord) that no domain uses (the VM's
@@ -71,6 +75,12 @@ class SwitchoverTarget {
  private:
   void DiscardForeignBitmaps(const virtshadow::v1::CompleteSwitchoverRequest& request);
   Status PrepareFallback(const virtshadow::v1::PrepareSwitchoverRequest& request);
+  // The VM's prepared switchover, if it names every one of `disks`: FailedPrecondition when none was prepared,
+  // FailedPrecondition naming a disk it does not name.
+  StatusOr<virtshadow::v1::SwitchoverRecord> PreparedFor(
+      const std::string& vm_uuid, const google::protobuf::RepeatedPtrField<virtshadow::v1::SwitchoverDisk>& disks) const;
+  // FailedPrecondition unless the domain `vm_name` here is VM `vm_uuid` (the one that arrived).
+  Status CheckRunsHere(const std::string& vm_uuid, const std::string& vm_name);
   // Deletes `path` unless a domain's disk chain here contains it.
   Status DeleteUnlessUsed(const std::string& path);
 

@@ -47,6 +47,38 @@ TEST(BlockMapTest, BlockCountRoundsUpToAFinalShortBlock) {
   EXPECT_EQ(BlockCount(10 * B - 1), 10u);
 }
 
+// A device that only claims a size: any read is a failure of the test.
+class HugeDevice final : public BlockDevice {
+ public:
+  explicit HugeDevice(uint64_t size) : size_(size) {}
+  uint64_t size() const override { return size_; }
+  StatusOr<std::vector<MappedExtent>> Map(std::string_view) override { return Internal("not mapped"); }
+  Status Read(uint64_t, std::span<std::byte>) override { return Internal("read"); }
+  Status Write(uint64_t, std::span<const std::byte>) override { return Internal("written"); }
+  Status Zero(uint64_t, uint64_t) override { return Internal("zeroed"); }
+  Status Flush() override { return Internal("flushed"); }
+
+ private:
+  uint64_t size_;
+};
+
+// A 2 PiB export (what a peer may claim) used to make ZeroBlocks allocate 2^35 counters and throw bad_alloc,
+// which ended shadowd. Above kMaxVirtualSize nothing per block is allocated: the call is refused.
+TEST(BlockMapTest, DevicesAboveTheCapAreRefusedBeforeAnyPerBlockAllocation) {
+  const uint64_t two_pib = uint64_t{2} << 50;
+  for (uint64_t size : {two_pib, kMaxVirtualSize + 1}) {
+    const std::vector<MappedExtent> map = {{0, size, kZeroHole}};
+    auto zero = ZeroBlocks(map, size);
+    EXPECT_EQ(zero.status().code(), Code::kInvalidArgument) << size;
+    EXPECT_THAT(zero.status().message(), HasSubstr("above the 2 TiB that replication handles"));
+    EXPECT_EQ(BlocksWithFlag(map, size, kNbdStateDirty).status().code(), Code::kInvalidArgument) << size;
+    HugeDevice device(size);
+    EXPECT_EQ(DigestAllBlocks(device, {}).status().code(), Code::kInvalidArgument) << size;
+  }
+  EXPECT_TRUE(CheckDeviceSize(kMaxVirtualSize).ok());
+  EXPECT_EQ(kMaxVirtualSize, uint64_t{2} << 40);
+}
+
 TEST(BlockMapTest, BlocksWithFlagMarksEveryBlockAnUnalignedExtentTouches) {
   const uint64_t size = 4 * B + 100;  // five blocks, the last one 100 bytes
   const std::vector<MappedExtent> map = {

@@ -543,6 +543,8 @@ TEST_F(ReplicaKeeperTest, ACommittingRoundWhoseOverlaysAreGoneCountsAsCommitted)
   ASSERT_TRUE(storage_.Remove(vda_overlay).ok());
   const size_t commits_before = storage_.commits.size();
 
+  const Status settled = keeper_->Settle(kUuid);  // the primary's next call (the switchover's check, here)
+  ASSERT_TRUE(settled.ok()) << settled.ToString();
   GetReplicaRequest request;
   request.set_vm_uuid(kUuid);
   auto replica = keeper_->GetReplica(request);
@@ -575,12 +577,21 @@ TEST_F(ReplicaKeeperTest, AFailedCommitIsFinishedByTheNextCall) {
   EXPECT_THAT(finished.message(), HasSubstr("I/O error"));
   EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_COMMITTING);
 
+  // Reading the replica reports the commit as begun and finishes nothing.
   GetReplicaRequest request;
   request.set_vm_uuid(kUuid);
   auto replica = keeper_->GetReplica(request);
   ASSERT_TRUE(replica.ok()) << replica.status().ToString();
-  EXPECT_EQ(replica->record().applied().checkpoint(), "vs-2");
-  EXPECT_EQ(replica->record().phase(), ReplicaRecord::PHASE_IDLE);
+  EXPECT_EQ(replica->record().phase(), ReplicaRecord::PHASE_COMMITTING);
+  EXPECT_EQ(replica->record().pending().checkpoint(), "vs-2");
+  EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_COMMITTING);
+  EXPECT_FALSE(Overlays().empty());
+
+  // The primary's next round builds on the pending round (Replicator::MakePlan): its ApplyRound finishes the
+  // commit first and then finds the replica at vs-2.
+  sources_["vda"] = {source, std::set<uint64_t>{}};
+  Commit(Round("vs-3", "vs-2", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL)}));
+  EXPECT_EQ(StoredRecord().applied().checkpoint(), "vs-3");
   EXPECT_TRUE(storage_.Contents(kVda) == source);
   EXPECT_TRUE(Overlays().empty());
 }
@@ -612,7 +623,9 @@ TEST_F(ReplicaKeeperTest, GetReplicaAnswersUnknownAndListsMissingReplicas) {
   EXPECT_EQ((*records)[0].vm_uuid(), kUuid);
 }
 
-TEST_F(ReplicaKeeperTest, GetReplicaDiscardsARoundLeftCopied) {
+// A reader (anyone who can reach the peer port) cannot discard the round the primary copied and is verifying:
+// GetReplica reports it and the primary's FinishRound still commits it.
+TEST_F(ReplicaKeeperTest, GetReplicaLeavesACopiedRoundToItsPrimary) {
   SeedVda(DataInBlocks(kSize, {0}));
   sources_["vda"] = {DataInBlocks(kSize, {0, 1}), std::set<uint64_t>{1}};
   ASSERT_TRUE(keeper_->ApplyRound(Round("vs-2", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL)})).ok());
@@ -620,10 +633,102 @@ TEST_F(ReplicaKeeperTest, GetReplicaDiscardsARoundLeftCopied) {
   request.set_vm_uuid(kUuid);
   auto replica = keeper_->GetReplica(request);
   ASSERT_TRUE(replica.ok());
-  EXPECT_EQ(replica->record().phase(), ReplicaRecord::PHASE_IDLE);
+  EXPECT_EQ(replica->record().phase(), ReplicaRecord::PHASE_COPIED);
   EXPECT_EQ(replica->record().applied().checkpoint(), "vs-1");
+  EXPECT_EQ(Overlays().size(), 1u);
+
+  const Status finished = keeper_->FinishRound(Finish("vs-2", true));
+  ASSERT_TRUE(finished.ok()) << finished.ToString();
+  EXPECT_EQ(StoredRecord().applied().checkpoint(), "vs-2");
+  EXPECT_TRUE(storage_.Contents(kVda) == DataInBlocks(kSize, {0, 1}));
+}
+
+// The primary acting (its switchover's check) discards a round it left copied.
+TEST_F(ReplicaKeeperTest, SettleDiscardsARoundLeftCopied) {
+  SeedVda(DataInBlocks(kSize, {0}));
+  sources_["vda"] = {DataInBlocks(kSize, {0, 1}), std::set<uint64_t>{1}};
+  ASSERT_TRUE(keeper_->ApplyRound(Round("vs-2", "vs-1", {Disk("vda", virtshadow::v1::ROUND_MODE_INCREMENTAL)})).ok());
+  ASSERT_TRUE(keeper_->Settle(kUuid).ok());
+  EXPECT_EQ(StoredRecord().phase(), ReplicaRecord::PHASE_IDLE);
+  EXPECT_EQ(StoredRecord().applied().checkpoint(), "vs-1");
   EXPECT_TRUE(Overlays().empty());
   EXPECT_TRUE(storage_.Contents(kVda) == DataInBlocks(kSize, {0}));
+  EXPECT_TRUE(keeper_->Settle("0b5d6c1e-6f0a-4c43-9a39-5f2f1c3d2a10").ok()) << "no record: nothing to settle";
+}
+
+// GetReplica runs `qemu-img info` (as root) on requested paths of a VM without a record: only on paths a shadow of
+// the VM here owns, never on anything a caller names.
+TEST_F(ReplicaKeeperTest, GetReplicaInspectsNoRequestedPathTheShadowDoesNotOwn) {
+  std::vector<std::string> inspected;
+  storage_.fault = [&inspected](std::string_view op, const std::string& path) {
+    if (op == "Inspect") inspected.push_back(path);
+    return Status::Ok();
+  };
+  shadow_check_ = FailedPrecondition("/run/fifo is not a disk of shadow vm1-shadow");
+  GetReplicaRequest request;
+  request.set_vm_uuid(kUuid);
+  request.add_replica_paths("/run/fifo");
+  auto refused = keeper_->GetReplica(request);
+  EXPECT_EQ(refused.status().code(), Code::kFailedPrecondition) << refused.status().ToString();
+  EXPECT_THAT(inspected, ::testing::IsEmpty());
+  EXPECT_THAT(checked_, ElementsAre(std::string(kUuid) + ":/run/fifo"));
+
+  shadow_check_ = Status::Ok();
+  request.set_replica_paths(0, kVda);
+  auto answered = keeper_->GetReplica(request);
+  ASSERT_TRUE(answered.ok()) << answered.status().ToString();
+  EXPECT_THAT(inspected, ElementsAre(kVda));
+}
+
+TEST_F(ReplicaKeeperTest, AReplicaIsNeverShrunk) {
+  SeedVda(DataInBlocks(kSize, {0}));
+  sources_["vda"] = {DataInBlocks(kSize - B, {0}), std::nullopt};
+  auto shrunk = keeper_->ApplyRound(Round("vs-2", "", {Disk("vda", virtshadow::v1::ROUND_MODE_FULL, kSize - B)}));
+  EXPECT_EQ(shrunk.status().code(), Code::kFailedPrecondition) << shrunk.status().ToString();
+  EXPECT_THAT(shrunk.status().message(), HasSubstr("never shrunk"));
+  EXPECT_EQ(storage_.images.at(kVda)->bytes.size(), kSize);
+  EXPECT_TRUE(storage_.Contents(kVda) == DataInBlocks(kSize, {0}));
+  EXPECT_EQ(StoredRecord().applied().checkpoint(), "vs-1");
+}
+
+// A 2 PiB export used to make the keeper allocate 2^35 block counters (bad_alloc, shadowd gone). Now the round is
+// refused before anything is created or connected.
+TEST_F(ReplicaKeeperTest, DisksAboveTheSizeCapAreRefusedBeforeAnythingIsTouched) {
+  std::vector<std::string> operations;
+  storage_.fault = [&operations](std::string_view op, const std::string& path) {
+    operations.push_back(std::string(op) + " " + path);
+    return Status::Ok();
+  };
+  for (const ApplyRoundRequest& round :
+       {Round("vs-1", "", {Disk("vda", virtshadow::v1::ROUND_MODE_FULL, uint64_t{2} << 50)}),
+        Round("vs-1", "", {Disk("vda", virtshadow::v1::ROUND_MODE_FULL, kMaxVirtualSize),
+                           Disk("vdb", virtshadow::v1::ROUND_MODE_FULL, kMaxVirtualSize)})}) {
+    auto refused = keeper_->ApplyRound(round);
+    EXPECT_EQ(refused.status().code(), Code::kInvalidArgument) << refused.status().ToString();
+    EXPECT_THAT(refused.status().message(), HasSubstr("above the 2 TiB"));
+  }
+  EXPECT_THAT(operations, ::testing::IsEmpty());
+  EXPECT_FALSE(StoredRecordExists());
+}
+
+// Every UUID a caller names used to leave a mutex behind for good; an entry now lives only while a call uses it.
+TEST_F(ReplicaKeeperTest, PerVmMutexesLiveOnlyWhileACallUsesThem) {
+  for (int i = 0; i < 100; ++i) {
+    GetReplicaRequest request;
+    request.set_vm_uuid("00000000-0000-0000-0000-" + std::to_string(100000000000 + i));
+    ASSERT_TRUE(keeper_->GetReplica(request).ok());
+  }
+  EXPECT_EQ(keeper_->LockEntries(), 0u);
+
+  size_t during_round = 0;
+  storage_.fault = [&](std::string_view op, const std::string&) {
+    if (op == "ConnectExport") during_round = keeper_->LockEntries();
+    return Status::Ok();
+  };
+  sources_["vda"] = {DataInBlocks(kSize, {0}), std::nullopt};
+  Commit(Round("vs-1", "", {Disk("vda", virtshadow::v1::ROUND_MODE_FULL)}));
+  EXPECT_EQ(during_round, 1u);
+  EXPECT_EQ(keeper_->LockEntries(), 0u);
 }
 
 TEST_F(ReplicaKeeperTest, ReplicaDigestsAreTheReplicasBlockDigests) {
@@ -823,6 +928,7 @@ TEST_F(ReplicaKeeperTest, RecoverSettlesTheOtherRecordsPastBadOnesAndNamesTheBad
   EXPECT_EQ((*kept)->phase(), ReplicaRecord::PHASE_COMMITTING);
   EXPECT_TRUE(storage_.Has(vdb_overlay));
   storage_.fault = nullptr;
+  ASSERT_TRUE(keeper_->Settle(failing).ok());
   GetReplicaRequest request;
   request.set_vm_uuid(failing);
   auto replica = keeper_->GetReplica(request);

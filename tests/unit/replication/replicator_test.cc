@@ -495,6 +495,22 @@ TEST_F(ReplicatorTest, ALostCommitReplyIsPickedUpFromTheReplica) {
   IncrementalRoundFrom(committed, 6, 93, B);
 }
 
+// A commit that failed on the shadow host is finished by the next round's ApplyRound (GetReplica reports it as
+// begun and settles nothing): the next round builds on that round instead of resyncing.
+TEST_F(ReplicatorTest, AFailedCommitIsFinishedByTheNextRoundWhichBuildsOnIt) {
+  GoodRound();
+  GuestWrite("vda", 1, 96);
+  int failures = 1;
+  shadow_storage_.fault = [&failures](std::string_view op, const std::string&) {
+    return op == "Commit" && failures-- > 0 ? Unavailable("qemu-img commit: I/O error") : Status::Ok();
+  };
+  ASSERT_FALSE(Round().ok());
+  const virtshadow::v1::ReplicaRecord stuck = (*keeper_->List())[0];
+  ASSERT_EQ(stuck.phase(), virtshadow::v1::ReplicaRecord::PHASE_COMMITTING);
+  IncrementalRoundFrom(stuck.pending().checkpoint(), 6, 97, B);
+  EXPECT_EQ((*keeper_->List())[0].phase(), virtshadow::v1::ReplicaRecord::PHASE_IDLE);
+}
+
 // A replica re-created by a round that then failed is blank, yet the next round must not treat it as
 // the replica of the old checkpoint.
 TEST_F(ReplicatorTest, AReplicaRecreatedByAFailedRoundIsNotUpdatedIncrementally) {

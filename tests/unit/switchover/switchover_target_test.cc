@@ -263,6 +263,14 @@ class SwitchoverTargetTest : public ::testing::Test {
 
   static bool Exists(const std::string& path) { return std::filesystem::exists(path); }
 
+  // The switchover as its primary prepared it here (Complete and Abort act only on a prepared one); the image
+  // tool's calls start afresh.
+  void PrepareFirst(const v1::PrepareSwitchoverRequest& request) {
+    const Status prepared = target_.Prepare(request);
+    ASSERT_TRUE(prepared.ok()) << prepared.ToString();
+    images_.calls.clear();
+  }
+
   test_support::TempDir dir_;
   const std::string root_ = dir_.Sub("web-root.qcow2");
   const std::string data_ = dir_.Sub("web-data.raw");
@@ -374,10 +382,10 @@ TEST_F(SwitchoverTargetTest, CheckNamesAHostWhereQemuCannotUsePostcopy) {
   EXPECT_THAT(Problems(reply), ElementsAre("h2: vm.unprivileged_userfaultfd is not 1: QEMU cannot use postcopy here"));
 }
 
-// The keeper settles a round a crash or a lost primary left pending whenever its replica is read (GetReplica), the
-// check's read included: the copied overlays are discarded and the replica stands at its last applied round, which
-// the primary then compares with its own. So the check never sees a pending round (its "still pending" problem
-// cannot occur while the keeper settles on every read), and a leftover does not fail the switchover.
+// The check is the VM's primary acting (its rounds are stopped): it settles a round a crash or a lost primary left
+// pending (ReplicaKeeper::Settle; a mere read settles nothing). The copied overlays are discarded and the replica
+// stands at its last applied round, which the primary then compares with its own. So the check never sees a
+// pending round, and a leftover does not fail the switchover.
 TEST_F(SwitchoverTargetTest, CheckSettlesARoundLeftPendingAndReportsTheRoundTheReplicaIsAt) {
   v1::ReplicaRecord record;
   record.set_vm_uuid(kVmUuid);
@@ -602,6 +610,7 @@ TEST_F(SwitchoverTargetTest, FallbackWithoutAReplicaHereIsRefused) {
 // ---- Complete ----
 
 TEST_F(SwitchoverTargetTest, CompleteRecordsTheOriginUndefinesTheShadowAndFlattensWhileRoundsAreHeld) {
+  PrepareFirst(PrepareRequest());
   AddArrivedVm();
   libvirt_.block_commit_fault = [this](const std::string& domain, const std::string& target) {
     events_.push_back("BlockCommit " + domain + " " + target);
@@ -632,6 +641,7 @@ TEST_F(SwitchoverTargetTest, CompleteRecordsTheOriginUndefinesTheShadowAndFlatte
 }
 
 TEST_F(SwitchoverTargetTest, CompleteRemovesTheBitmapsEarlierHostsLeftButNotThisHostsOwn) {
+  PrepareFirst(PrepareRequest());
   AddArrivedVm();
   libvirt_.AddForeignCheckpoint(kVmName, "vs-1800000100000");  // this host's libvirt has made one since
   images_.bitmaps[root_] = {"vs-1700000000000", "backup-by-the-admin", "vs-1800000100000"};
@@ -646,6 +656,7 @@ TEST_F(SwitchoverTargetTest, CompleteRemovesTheBitmapsEarlierHostsLeftButNotThis
 }
 
 TEST_F(SwitchoverTargetTest, CompleteWithAFailedGuestRecordsItAndChangesNothing) {
+  PrepareFirst(PrepareRequest());
   AddArrivedVm();
   v1::CompleteSwitchoverRequest request = CompleteRequest();
   request.set_guest_failed("dead: no disk or network activity and the agent is silent");
@@ -676,6 +687,7 @@ TEST_F(SwitchoverTargetTest, CompleteWithAFailedGuestRecordsItAndChangesNothing)
 }
 
 TEST_F(SwitchoverTargetTest, CompleteWaitsOutADiskThatIsStillHeld) {
+  PrepareFirst(PrepareRequest());
   AddArrivedVm();
   int refusals = 3;  // libvirt lets go of the incoming migration's storage job a moment later
   libvirt_.block_commit_fault = [&refusals](const std::string&, const std::string&) {
@@ -691,6 +703,7 @@ TEST_F(SwitchoverTargetTest, CompleteWaitsOutADiskThatIsStillHeld) {
 }
 
 TEST_F(SwitchoverTargetTest, CompleteFailsWhenTheFlattenKeepsFailingAndStillUnholds) {
+  PrepareFirst(PrepareRequest());
   AddArrivedVm();
   libvirt_.block_commit_fault = [](const std::string&, const std::string&) {
     return Aborted("block device is in use by block job: backup");
@@ -718,6 +731,7 @@ TEST_F(SwitchoverTargetTest, CompleteFailsWhenTheFlattenKeepsFailingAndStillUnho
 }
 
 TEST_F(SwitchoverTargetTest, CompleteGoesOnWhenTheVmIsNotScheduledHereYet) {
+  PrepareFirst(PrepareRequest());
   AddArrivedVm();
   rounds_.quiesce_error = NotFound("VM " + kVmUuid + " is not scheduled here");
   const Status completed = target_.Complete(CompleteRequest());
@@ -728,6 +742,7 @@ TEST_F(SwitchoverTargetTest, CompleteGoesOnWhenTheVmIsNotScheduledHereYet) {
 
 TEST_F(SwitchoverTargetTest, CompleteOfAFallbackMigrationHasNoTopToFlatten) {
   // The plain migration brought the VM onto the replicas themselves; the request names no disk.
+  PrepareFirst(FallbackRequest());
   FakeBackupHypervisor::Domain& vm = libvirt_.AddDomain(kVmName, kVmUuid);
   vm.disks = {{"vda", root_, "qcow2", nullptr, {}}, {"vdb", data_, "raw", nullptr, {}}};
   v1::CompleteSwitchoverRequest request = CompleteRequest();
@@ -740,6 +755,7 @@ TEST_F(SwitchoverTargetTest, CompleteOfAFallbackMigrationHasNoTopToFlatten) {
 }
 
 TEST_F(SwitchoverTargetTest, CompleteRefusesTopsThatAreNotTops) {
+  PrepareFirst(PrepareRequest());
   AddArrivedVm();
   v1::CompleteSwitchoverRequest request = CompleteRequest();
   request.mutable_disks(1)->set_top_path(root_);  // would delete another disk's replica
@@ -751,6 +767,62 @@ TEST_F(SwitchoverTargetTest, CompleteRefusesTopsThatAreNotTops) {
   ASSERT_TRUE(origin.ok());
   EXPECT_FALSE(origin->has_value());
   EXPECT_TRUE(Exists(root_));
+}
+
+TEST_F(SwitchoverTargetTest, CompleteWithoutAPreparedSwitchoverChangesNothing) {
+  AddArrivedVm();
+  const Status completed = target_.Complete(CompleteRequest());
+  EXPECT_EQ(completed.code(), Code::kFailedPrecondition) << completed.ToString();
+  EXPECT_THAT(completed.message(), HasSubstr("no switchover of VM " + kVmUuid + " was prepared on h2"));
+  EXPECT_THAT(libvirt_.undefined, IsEmpty()) << "the shadow of a VM nobody switched over stays";
+  EXPECT_THAT(events_, IsEmpty());
+  EXPECT_THAT(libvirt_.block_commits, IsEmpty());
+  EXPECT_TRUE(Exists(TopOf(root_)));
+  StatusOr<std::optional<v1::OriginRecord>> origin = arrivals_.OriginOf(kVmUuid);
+  ASSERT_TRUE(origin.ok());
+  EXPECT_FALSE(origin->has_value());
+}
+
+TEST_F(SwitchoverTargetTest, CompleteActsOnlyOnTheDomainThatIsTheVm) {
+  PrepareFirst(PrepareRequest());
+  AddArrivedVm();
+  libvirt_.AddDomain("database", kOtherUuid);
+  v1::CompleteSwitchoverRequest request = CompleteRequest();
+  request.set_vm_name("database");
+  const Status completed = target_.Complete(request);
+  EXPECT_EQ(completed.code(), Code::kFailedPrecondition) << completed.ToString();
+  EXPECT_THAT(completed.message(), HasSubstr("domain database on h2 is " + kOtherUuid + ", not VM " + kVmUuid));
+  EXPECT_THAT(libvirt_.undefined, IsEmpty());
+  EXPECT_THAT(events_, IsEmpty());
+}
+
+TEST_F(SwitchoverTargetTest, CompleteRefusesATopItDidNotPrepare) {
+  PrepareFirst(PrepareRequest());
+  AddArrivedVm();
+  const std::string other_top = policy::TopPathOf(root_, "1700000000000");
+  std::ofstream(other_top) << "an older switchover's top";
+  v1::CompleteSwitchoverRequest request = CompleteRequest();
+  request.mutable_disks(0)->set_top_path(other_top);
+  const Status completed = target_.Complete(request);
+  EXPECT_EQ(completed.code(), Code::kFailedPrecondition) << completed.ToString();
+  EXPECT_THAT(completed.message(), HasSubstr("is not one h2 prepared"));
+  EXPECT_THAT(libvirt_.undefined, IsEmpty());
+  EXPECT_TRUE(Exists(other_top));
+}
+
+TEST_F(SwitchoverTargetTest, CompleteForgetsThePreparedSwitchover) {
+  PrepareFirst(PrepareRequest());
+  StatusOr<std::optional<v1::SwitchoverRecord>> prepared = arrivals_.PreparedOf(kVmUuid);
+  ASSERT_TRUE(prepared.ok() && prepared->has_value());
+  EXPECT_EQ((*prepared)->source_host(), kOrigin);
+  EXPECT_EQ((*prepared)->target_host(), kThisHost);
+  EXPECT_EQ((*prepared)->disks_size(), 2);
+  AddArrivedVm();
+  ASSERT_TRUE(target_.Complete(CompleteRequest()).ok());
+  prepared = arrivals_.PreparedOf(kVmUuid);
+  ASSERT_TRUE(prepared.ok());
+  EXPECT_FALSE(prepared->has_value());
+  EXPECT_EQ(target_.Complete(CompleteRequest()).code(), Code::kFailedPrecondition) << "done once";
 }
 
 // ---- Abort ----
@@ -784,6 +856,35 @@ TEST_F(SwitchoverTargetTest, AbortRefusesToDeleteWhatIsNotATop) {
   request.mutable_disks(0)->set_top_path(data_);
   EXPECT_EQ(target_.Abort(request).code(), Code::kInvalidArgument);
   EXPECT_TRUE(Exists(data_));
+}
+
+// Any "<image>.vs-top-<tag>" no domain used could be deleted by anybody who asked: now only the tops of a
+// switchover prepared here.
+TEST_F(SwitchoverTargetTest, AbortDeletesNoTopItDidNotPrepare) {
+  const std::string foreign_base = dir_.Sub("mail.qcow2");
+  const std::string foreign_top = policy::TopPathOf(foreign_base, "1");
+  std::ofstream(foreign_top) << "somebody's top";
+  v1::AbortSwitchoverRequest request;
+  request.set_vm_uuid(kOtherUuid);
+  *request.add_disks() = Disk("vda", foreign_base, "qcow2", foreign_top);
+  EXPECT_TRUE(target_.Abort(request).ok()) << "nothing was prepared for that VM: nothing to do";
+  EXPECT_TRUE(Exists(foreign_top));
+
+  PrepareFirst(PrepareRequest());
+  request.set_vm_uuid(kVmUuid);
+  const Status aborted = target_.Abort(request);
+  EXPECT_EQ(aborted.code(), Code::kFailedPrecondition) << aborted.ToString();
+  EXPECT_TRUE(Exists(foreign_top));
+  EXPECT_TRUE(Exists(TopOf(root_))) << "nor anything else when one disk is not the switchover's";
+}
+
+TEST_F(SwitchoverTargetTest, AbortAfterAPrepareThatFailedHalfWayDeletesWhatItCreated) {
+  images_.create_error = Unavailable("qemu-img: disk full");
+  ASSERT_FALSE(target_.Prepare(PrepareRequest()).ok());
+  images_.create_error = Status::Ok();
+  std::ofstream(TopOf(root_)) << "created before the failure";
+  ASSERT_TRUE(target_.Abort(AbortRequest()).ok());
+  EXPECT_FALSE(Exists(TopOf(root_)));
 }
 
 // ---- HostState ----
