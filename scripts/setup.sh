@@ -20,6 +20,8 @@ PACKAGES=(
   prometheus
   # the thread-safety check (scripts/thread_safety_build.sh): shadowd built once more with clang's analysis
   clang-14
+  # the fuzz targets (scripts/fuzz.sh): libFuzzer and the ASan/UBSan runtimes of clang-14
+  libclang-rt-14-dev
   # runtime: libvirt and QEMU (TCG works without /dev/kvm), NBD tools
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
   qemu-system-x86 qemu-system-common qemu-utils libnbd-bin curl

@@ -6,10 +6,13 @@
 
 #include <boost/property_tree/ini_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
+#include <algorithm>
+#include <charconv>
 #include <fstream>
 #include <optional>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "common/host_port.h"
 
@@ -20,11 +23,29 @@ namespace pt = boost::property_tree;
 
 constexpr char kHostPrefix[] = "host.";
 
+// A whole number in [min, max] (min >= 0), written as plain decimal digits. A sign is refused rather than read:
+// istream's unsigned extraction takes "-4294967295" as 1 (it negates modulo 2^32), and no setting is negative.
 template <typename T>
-StatusOr<T> Number(const pt::ptree& section, const std::string& where, const std::string& key, T min, T max) {
+StatusOr<T> Integer(const pt::ptree& section, const std::string& where, const std::string& key, T min, T max) {
+  static_assert(std::is_integral_v<T>);
+  const std::string text = section.get<std::string>(key);
+  const bool digits =
+      !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  uint64_t value = 0;  // from_chars refuses what does not fit (result_out_of_range) instead of wrapping
+  if (!digits || std::from_chars(text.data(), text.data() + text.size(), value).ec != std::errc() ||
+      value < static_cast<uint64_t>(min) || value > static_cast<uint64_t>(max)) {
+    return InvalidArgument("[" + where + "] " + key + " = '" + text + "' is not a number in " + std::to_string(min) +
+                           ".." + std::to_string(max) + " (digits only: no sign, no fraction)");
+  }
+  return static_cast<T>(value);
+}
+
+// A decimal number in [min, max], e.g. a cost or a share.
+StatusOr<double> Real(const pt::ptree& section, const std::string& where, const std::string& key, double min,
+                      double max) {
   std::string text = section.get<std::string>(key);
   std::istringstream in(text);
-  T value{};
+  double value{};
   if (!(in >> value) || !in.eof() || value < min || value > max) {
     std::ostringstream msg;
     msg << "[" << where << "] " << key << " = '" << text << "' is not a number in " << min << ".." << max;
@@ -71,13 +92,13 @@ StatusOr<cluster::HostConfig> ParseHost(const std::string& name, const pt::ptree
     return InvalidArgument("[" + where + "] uri = " + host.uri +
                            " names no host; add address = IP where its peer service listens");
   }
-  if (section.count("cost")) { VS_ASSIGN_OR_RETURN(host.cost_per_hour, Number<double>(section, where, "cost", 0, 1e9)); }
+  if (section.count("cost")) { VS_ASSIGN_OR_RETURN(host.cost_per_hour, Real(section, where, "cost", 0, 1e9)); }
   if (section.count("vcpus")) {
-    VS_ASSIGN_OR_RETURN(uint32_t vcpus, Number<uint32_t>(section, where, "vcpus", 1, 1 << 16));
+    VS_ASSIGN_OR_RETURN(uint32_t vcpus, Integer<uint32_t>(section, where, "vcpus", 1, 1 << 16));
     host.vcpus_cap = vcpus;
   }
   if (section.count("memory_mib")) {
-    VS_ASSIGN_OR_RETURN(uint64_t mib, Number<uint64_t>(section, where, "memory_mib", 64, uint64_t{1} << 40));
+    VS_ASSIGN_OR_RETURN(uint64_t mib, Integer<uint64_t>(section, where, "memory_mib", 64, uint64_t{1} << 40));
     host.memory_mib_cap = mib;
   }
   return host;
@@ -139,7 +160,7 @@ Status ParseNotice(const pt::ptree& section, Config& config) {
     notice.input_device = section.get<std::string>("input_device");
   }
   if (section.count("power_button_deadline_seconds")) {
-    VS_ASSIGN_OR_RETURN(int64_t s, Number<int64_t>(section, where, "power_button_deadline_seconds", 1, 3600));
+    VS_ASSIGN_OR_RETURN(int64_t s, Integer<int64_t>(section, where, "power_button_deadline_seconds", 1, 3600));
     notice.power_button_deadline = std::chrono::seconds(s);
   }
   for (auto [key, url] : {std::pair{"gce", &notice.gce_url}, std::pair{"aws", &notice.aws_url},
@@ -159,11 +180,11 @@ Status ParseNotice(const pt::ptree& section, Config& config) {
                            "or remove azure_vm_name");
   }
   if (section.count("poll_seconds")) {
-    VS_ASSIGN_OR_RETURN(int64_t s, Number<int64_t>(section, where, "poll_seconds", 1, 3600));
+    VS_ASSIGN_OR_RETURN(int64_t s, Integer<int64_t>(section, where, "poll_seconds", 1, 3600));
     notice.poll_interval = std::chrono::seconds(s);
   }
   if (section.count("drain_deadline_seconds")) {
-    VS_ASSIGN_OR_RETURN(int64_t s, Number<int64_t>(section, where, "drain_deadline_seconds", 1, 86400));
+    VS_ASSIGN_OR_RETURN(int64_t s, Integer<int64_t>(section, where, "drain_deadline_seconds", 1, 86400));
     config.drain_deadline = std::chrono::seconds(s);
   }
   return Status::Ok();
@@ -189,7 +210,7 @@ Status ParseSwitchover(const pt::ptree& section, switchover::Settings& switchove
                                {"bandwidth_mibs", "safety_margin", "start_cost_ms", "snapshot_cost_ms",
                                 "warmup_bandwidth_mibs", "precopy_hold"}));
   if (section.count("bandwidth_mibs")) {
-    VS_ASSIGN_OR_RETURN(switchover.bandwidth_mibs, Number<double>(section, where, "bandwidth_mibs", 0, 1e6));
+    VS_ASSIGN_OR_RETURN(switchover.bandwidth_mibs, Real(section, where, "bandwidth_mibs", 0, 1e6));
     if (switchover.bandwidth_mibs == 0) {
       return InvalidArgument("[switchover] bandwidth_mibs = '" + section.get<std::string>("bandwidth_mibs") +
                              "' must be above 0: the expected migration bandwidth to the peers in MiB/s, e.g. "
@@ -197,7 +218,7 @@ Status ParseSwitchover(const pt::ptree& section, switchover::Settings& switchove
     }
   }
   if (section.count("safety_margin")) {
-    VS_ASSIGN_OR_RETURN(switchover.safety_margin, Number<double>(section, where, "safety_margin", 0, 1));
+    VS_ASSIGN_OR_RETURN(switchover.safety_margin, Real(section, where, "safety_margin", 0, 1));
     if (switchover.safety_margin == 1) {
       return InvalidArgument("[switchover] safety_margin = '" + section.get<std::string>("safety_margin") +
                              "' leaves no time at all; it is the share of the time to the deadline kept spare, "
@@ -207,12 +228,12 @@ Status ParseSwitchover(const pt::ptree& section, switchover::Settings& switchove
   for (auto [key, cost] : {std::pair{"start_cost_ms", &switchover.start_cost},
                            std::pair{"snapshot_cost_ms", &switchover.snapshot_cost}}) {
     if (!section.count(key)) continue;
-    VS_ASSIGN_OR_RETURN(int64_t ms, Number<int64_t>(section, where, key, 0, 600'000));
+    VS_ASSIGN_OR_RETURN(int64_t ms, Integer<int64_t>(section, where, key, 0, 600'000));
     *cost = std::chrono::milliseconds(ms);
   }
   if (section.count("warmup_bandwidth_mibs")) {
     VS_ASSIGN_OR_RETURN(switchover.warmup_bandwidth_mibs,
-                        Number<uint64_t>(section, where, "warmup_bandwidth_mibs", 1, 1'000'000));
+                        Integer<uint64_t>(section, where, "warmup_bandwidth_mibs", 1, 1'000'000));
   }
   if (section.count("precopy_hold")) {
     const std::string hold = section.get<std::string>("precopy_hold");
@@ -256,18 +277,18 @@ StatusOr<Config> ParseConfig(const std::string& text) {
   config.fence_dir = daemon->get<std::string>("fence_dir", config.fence_dir);
   config.local_libvirt_uri = daemon->get<std::string>("libvirt", config.local_libvirt_uri);
   if (daemon->count("grace_seconds")) {
-    VS_ASSIGN_OR_RETURN(int64_t s, Number<int64_t>(*daemon, "shadowd", "grace_seconds", 0, 30 * 86400));
+    VS_ASSIGN_OR_RETURN(int64_t s, Integer<int64_t>(*daemon, "shadowd", "grace_seconds", 0, 30 * 86400));
     config.grace = std::chrono::seconds(s);
   }
   if (daemon->count("refresh_seconds")) {
-    VS_ASSIGN_OR_RETURN(int64_t s, Number<int64_t>(*daemon, "shadowd", "refresh_seconds", 1, 3600));
+    VS_ASSIGN_OR_RETURN(int64_t s, Integer<int64_t>(*daemon, "shadowd", "refresh_seconds", 1, 3600));
     config.refresh = std::chrono::seconds(s);
   }
   if (daemon->count("peer_port")) {
-    VS_ASSIGN_OR_RETURN(config.peer_port, Number<int>(*daemon, "shadowd", "peer_port", 1, 65535));
+    VS_ASSIGN_OR_RETURN(config.peer_port, Integer<int>(*daemon, "shadowd", "peer_port", 1, 65535));
   }
   if (daemon->count("nbd_port")) {
-    VS_ASSIGN_OR_RETURN(config.nbd_port, Number<int>(*daemon, "shadowd", "nbd_port", 1, 65535));
+    VS_ASSIGN_OR_RETURN(config.nbd_port, Integer<int>(*daemon, "shadowd", "nbd_port", 1, 65535));
   }
   config.metrics_listen = daemon->get<std::string>("metrics", "");
   const std::string membership = daemon->get<std::string>("membership", "none");

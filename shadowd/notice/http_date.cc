@@ -2,6 +2,7 @@
 
 #include <array>
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include "shadowd/notice/parse_util.h"
@@ -70,6 +71,18 @@ StatusOr<sys_days> MakeDate(int y, int m, int d, std::string_view text, std::str
   return sys_days(date);
 }
 
+// WallTime counts nanoseconds in an int64: it holds 1677-09-21T00:12:44Z .. 2262-04-11T23:47:16Z. Both forms allow
+// years up to 9999, whose nanoseconds would wrap around into the past (a far-future deadline turned into one long
+// gone), so a time outside is refused instead; no metadata service means a date that far off.
+constexpr std::string_view kRepresentable =
+    "it is outside 1677-09-21T00:12:44Z .. 2262-04-11T23:47:16Z, the times shadowd can represent";
+
+std::optional<WallTime> ToWallTime(sys_seconds whole, nanoseconds fraction) {
+  if (whole < ceil<seconds>(WallTime::min()) || whole >= floor<seconds>(WallTime::max())) return std::nullopt;
+  return WallTime(duration_cast<WallTime::duration>(whole.time_since_epoch())) +
+         duration_cast<WallTime::duration>(fraction);
+}
+
 Status CheckTimeOfDay(int hh, int mm, int ss, std::string_view text, std::string_view form) {
   auto bad = [&](const std::string& why) {
     return InvalidArgument("timestamp " + Quote(text) + " has " + why + "; expected " + std::string(form));
@@ -125,8 +138,10 @@ StatusOr<WallTime> ParseRfc3339(std::string_view text) {
 
   VS_RETURN_IF_ERROR(CheckTimeOfDay(hh, mm, ss, text, kForm));
   VS_ASSIGN_OR_RETURN(const sys_days date, MakeDate(y, mo, d, text, kForm));
-  const auto local = date + hours(hh) + minutes(mm) + seconds(ss) + fraction;
-  return WallTime(duration_cast<WallTime::duration>((local - offset).time_since_epoch()));
+  const sys_seconds local = date + hours(hh) + minutes(mm) + seconds(ss);
+  std::optional<WallTime> time = ToWallTime(local - offset, fraction);
+  if (!time) return bad(kRepresentable);
+  return *time;
 }
 
 StatusOr<WallTime> ParseRfc1123(std::string_view text) {
@@ -166,8 +181,9 @@ StatusOr<WallTime> ParseRfc1123(std::string_view text) {
     return bad("it names " + std::string(kDayNames[day_name]) + " but that date is a " +
                std::string(kDayNames[actual_day]));
   }
-  const auto t = date + hours(hh) + minutes(mm) + seconds(ss);
-  return WallTime(duration_cast<WallTime::duration>(t.time_since_epoch()));
+  std::optional<WallTime> time = ToWallTime(date + hours(hh) + minutes(mm) + seconds(ss), nanoseconds(0));
+  if (!time) return bad(kRepresentable);
+  return *time;
 }
 
 }  // namespace vs::notice

@@ -8,7 +8,8 @@
 //
 // A leap second (":60") is accepted and lands on the next second, as POSIX time counts it.
 // Ownership and thread-safety: pure functions of values. Failure modes: InvalidArgument quoting the text and naming the
-// part that is wrong (e.g. "month 13", "day 30 of Feb 2021") and the form expected.
+// part that is wrong (e.g. "month 13", "day 30 of Feb 2021") and the form expected; also for a time WallTime cannot
+// hold (before 1677-09-21T00:12:44Z or from 2262-04-11T23:47:16Z on), never a wrapped-around one.
 #pragma once
 
 #include <string_view>

@@ -25,6 +25,10 @@ Status ForEachExtent(const std::vector<MappedExtent>& map, uint64_t device_size,
                              " (extent at " + std::to_string(extent.offset) + " of length " +
                              std::to_string(extent.length) + ")");
     }
+    if (extent.length > UINT64_MAX - extent.offset) {
+      return InvalidArgument("block map extent at offset " + std::to_string(extent.offset) + " of length " +
+                             std::to_string(extent.length) + " ends past 2^64; the block-status answer is corrupt");
+    }
     const uint64_t end = std::min(extent.offset + extent.length, device_size);
     if (extent.offset < device_size && pick(extent.flags)) {
       mark(extent.offset / kBlockSize, (end - 1) / kBlockSize, extent.offset, end);

@@ -50,8 +50,11 @@ struct BlockOp {
   bool operator==(const BlockOp&) const = default;
 };
 
-// Pure arithmetic: callers allocate per block only for a size CheckDeviceSize accepted.
-constexpr uint64_t BlockCount(uint64_t device_size) { return (device_size + kBlockSize - 1) / kBlockSize; }
+// Pure arithmetic that cannot wrap (size + kBlockSize - 1 did for sizes near 2^64); callers allocate per block
+// only for a size CheckDeviceSize accepted.
+constexpr uint64_t BlockCount(uint64_t device_size) {
+  return device_size / kBlockSize + (device_size % kBlockSize != 0);
+}
 
 // Per block: true when any byte of it is marked by `flag` in `map` (a block-status answer covering the
 // whole device). With kNbdStateDirty on a dirty-bitmap context this is "changed since the checkpoint".

@@ -98,8 +98,11 @@ StatusOr<std::vector<BlockOp>> OpsFromReply(const virtshadow::v1::DiskRoundResul
   std::vector<BlockOp> ops;
   uint64_t end = 0;
   for (const auto& op : result.ops()) {
-    const bool aligned = op.offset() % kBlockSize == 0 && (op.length() % kBlockSize == 0 || op.offset() + op.length() == size);
-    if (!aligned || op.length() == 0 || op.offset() < end || op.offset() + op.length() > size) {
+    // Written so that nothing wraps: offset + length can pass 2^64 and come back small.
+    const bool inside = op.offset() <= size && op.length() <= size - op.offset();
+    const bool aligned =
+        op.offset() % kBlockSize == 0 && (op.length() % kBlockSize == 0 || op.length() == size - op.offset());
+    if (!inside || !aligned || op.length() == 0 || op.offset() < end) {
       return DataLoss("disk " + result.target() + ": the shadow host reported a malformed block range " +
                       std::to_string(op.offset()) + "+" + std::to_string(op.length()) + " for a " +
                       std::to_string(size) + "-byte disk");

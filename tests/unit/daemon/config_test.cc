@@ -75,6 +75,39 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"[shadowd]\nhost = h1\n[notices]\nx = 1\n", "[shadowd], [host.NAME], [notice], [switchover] and [failover]"},
         BadCase{"[shadowd\nhost = h1\n", "config:"}));
 
+// Every integer setting takes plain digits only: istream's unsigned extraction used to read "-4294967295" as 1
+// (it negates modulo 2^32), and a value past the type's range must not wrap into the accepted one either.
+TEST(ConfigTest, IntegerSettingsRefuseASignAWrapAndAnOutOfRangeValue) {
+  const std::string host = "[shadowd]\nhost = h1\n[host.h1]\nzone = a\nuri = qemu+tcp://10.0.0.1/system\n";
+  const std::pair<std::string, std::string> cases[] = {
+      {host + "vcpus = -4294967295\n", "[host.h1] vcpus = '-4294967295' is not a number in 1..65536"},
+      {host + "vcpus = 4294967297\n", "[host.h1] vcpus = '4294967297' is not a number in 1..65536"},
+      {host + "vcpus = +4\n", "[host.h1] vcpus = '+4' is not a number in 1..65536"},
+      {host + "vcpus = 4 cores\n", "[host.h1] vcpus = '4 cores'"},
+      {host + "memory_mib = -18446744073709551615\n", "[host.h1] memory_mib = '-18446744073709551615'"},
+      {host + "memory_mib = 18446744073709551617\n", "memory_mib = '18446744073709551617' is not a number in 64.."},
+      {host + "memory_mib = 0x1000\n", "[host.h1] memory_mib = '0x1000'"},
+      {"[shadowd]\nhost = h1\npeer_port = -65535\n" + host.substr(20), "[shadowd] peer_port = '-65535'"},
+      {"[shadowd]\nhost = h1\nnbd_port = 4294977105\n" + host.substr(20), "[shadowd] nbd_port = '4294977105'"},
+      {"[shadowd]\nhost = h1\ngrace_seconds = +5\n" + host.substr(20), "[shadowd] grace_seconds = '+5'"},
+      {"[shadowd]\nhost = h1\nrefresh_seconds = 18446744073709551621\n" + host.substr(20),
+       "refresh_seconds = '18446744073709551621' is not a number in 1..3600"},
+      {host + "[notice]\npoll_seconds = -0\n", "[notice] poll_seconds = '-0'"},
+      {host + "[switchover]\nwarmup_bandwidth_mibs = -18446744073709551615\n",
+       "[switchover] warmup_bandwidth_mibs = '-18446744073709551615' is not a number in 1..1000000"},
+      {host + "[switchover]\nstart_cost_ms = 1e3\n", "[switchover] start_cost_ms = '1e3'"},
+  };
+  for (const auto& [text, message] : cases) {
+    auto config = ParseConfig(text);
+    ASSERT_FALSE(config.ok()) << text;
+    EXPECT_EQ(config.status().code(), Code::kInvalidArgument) << text;
+    EXPECT_THAT(config.status().message(), HasSubstr(message)) << text;
+  }
+  auto leading_zeros = ParseConfig(host + "vcpus = 0016\n");
+  ASSERT_TRUE(leading_zeros.ok()) << leading_zeros.status().ToString();
+  EXPECT_EQ(leading_zeros->hosts[0].vcpus_cap, 16u);
+}
+
 TEST(ConfigTest, MissingFileSaysWhichAndWhatToDo) {
   auto config = LoadConfig("/nonexistent/shadowd.conf");
   ASSERT_FALSE(config.ok());

@@ -74,6 +74,25 @@ TEST(ParseRfc3339Test, MalformedTextNamesWhatIsWrong) {
   EXPECT_EQ(t.status().message().find('\x01'), std::string::npos);
 }
 
+// WallTime holds int64 nanoseconds: 1677-09-21T00:12:44Z .. 2262-04-11T23:47:16Z. A date past that (both forms allow
+// years up to 9999) used to wrap around into the past, so a deadline of year 2263 read as one in 1678.
+TEST(ParseRfc3339Test, TimesWallTimeCannotHoldAreRefusedNotWrapped) {
+  EXPECT_EQ(*ParseRfc3339("2262-04-11T23:47:15.999999999Z"), UnixSeconds(9223372035) + nanoseconds(999999999));
+  EXPECT_EQ(*ParseRfc3339("1677-09-21T00:12:44Z"), UnixSeconds(-9223372036));
+  for (const char* text : {"2263-01-01T00:00:00Z", "9999-12-31T23:59:60.999999999-23:59", "2262-04-11T23:47:16Z",
+                           "2262-04-12T00:00:00+00:01", "1677-09-21T00:12:43Z", "0000-01-01T00:00:00+23:59"}) {
+    ExpectInvalid(ParseRfc3339(text), text, "outside 1677-09-21T00:12:44Z .. 2262-04-11T23:47:16Z");
+  }
+}
+
+TEST(ParseRfc1123Test, TimesWallTimeCannotHoldAreRefusedNotWrapped) {
+  EXPECT_EQ(*ParseRfc1123("Fri, 11 Apr 2262 23:47:15 GMT"), UnixSeconds(9223372035));
+  for (const char* text : {"Thu, 01 Jan 2263 00:00:00 GMT", "Fri, 31 Dec 9999 23:59:59 GMT",
+                           "Fri, 11 Apr 2262 23:47:16 GMT", "Sat, 01 Jan 0000 00:00:00 GMT"}) {
+    ExpectInvalid(ParseRfc1123(text), text, "outside 1677-09-21T00:12:44Z .. 2262-04-11T23:47:16Z");
+  }
+}
+
 TEST(ParseRfc1123Test, ParsesTheAzureForm) {
   StatusOr<WallTime> t = ParseRfc1123("Mon, 19 Sep 2016 18:29:47 GMT");
   ASSERT_TRUE(t.ok()) << t.status().ToString();

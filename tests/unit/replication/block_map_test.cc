@@ -45,6 +45,8 @@ TEST(BlockMapTest, BlockCountRoundsUpToAFinalShortBlock) {
   EXPECT_EQ(BlockCount(B), 1u);
   EXPECT_EQ(BlockCount(B + 1), 2u);
   EXPECT_EQ(BlockCount(10 * B - 1), 10u);
+  // Rounding up by adding B - 1 first would wrap to 0 blocks here.
+  EXPECT_EQ(BlockCount(UINT64_MAX), uint64_t{1} << 48);
 }
 
 // A device that only claims a size: any read is a failure of the test.
@@ -143,7 +145,12 @@ INSTANTIATE_TEST_SUITE_P(
         MalformedMap{"not from zero", {{512, 3 * B - 512, 0}}, "not contiguous at offset 0"},
         MalformedMap{"zero length", {{0, B, 0}, {B, 0, 0}, {B, 2 * B, 0}}, "of length 0"},
         MalformedMap{"short", {{0, B, 0}, {B, B, kZeroHole}}, "ends at offset 131072 of a 196608-byte device"},
-        MalformedMap{"empty", {}, "ends at offset 0"}),
+        MalformedMap{"empty", {}, "ends at offset 0"},
+        // offset + length wraps to 0: the extent's last block would have been (0 - 1) / B, far outside the vector.
+        MalformedMap{"wraps past 2^64",
+                     {{0, B, 0}, {B, UINT64_MAX - B + 1, kNbdStateDirty | kNbdStateZero}},
+                     "extent at offset 65536 of length 18446744073709486080 ends past 2^64"},
+        MalformedMap{"wraps into the device", {{0, B, 0}, {B, UINT64_MAX, 0}}, "ends past 2^64"}),
     [](const auto& info) {
       std::string name = info.param.name;
       for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';

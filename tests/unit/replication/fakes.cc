@@ -594,6 +594,7 @@ StatusOr<ApplyRoundReply> InProcessPeer::ApplyRound(const std::string& host, con
   VS_RETURN_IF_ERROR(Before("ApplyRound", host));
   auto reply = keeper->ApplyRound(request);
   VS_RETURN_IF_ERROR(After("ApplyRound"));
+  if (reply.ok() && edit_apply_reply) edit_apply_reply(*reply);
   return reply;
 }
 

@@ -352,6 +352,8 @@ class InProcessPeer final : public ReplicaPeer {
   // returned (after=true); a non-OK Status is returned to the caller instead (after=true: the keeper
   // did the work, the reply was lost).
   std::function<Status(std::string_view method, bool after)> fault;
+  // Rewrites ApplyRound's reply on its way back: a shadow host answering what it should not.
+  std::function<void(virtshadow::v1::ApplyRoundReply&)> edit_apply_reply;
   std::vector<std::string> calls;
 
   StatusOr<virtshadow::v1::GetReplicaReply> GetReplica(const std::string& host,

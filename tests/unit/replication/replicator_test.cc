@@ -556,6 +556,25 @@ TEST_F(ReplicatorTest, AFailureOnTheShadowHostEndsTheJob) {
   EXPECT_TRUE(shadow_storage_.Contents(kVda) == replica_before);
 }
 
+// The shadow host's block ranges are checked before anything is read by them, without an offset + length that can
+// wrap: 2^64 - B + 2B is B, which used to pass as "inside the disk".
+TEST_F(ReplicatorTest, AShadowHostsRangeThatWrapsPast2To64IsRefused) {
+  GoodRound();
+  for (uint64_t length : {2 * B, kSize + B}) {
+    GuestWrite("vda", 2, 97);
+    peer_.edit_apply_reply = [length](virtshadow::v1::ApplyRoundReply& reply) {
+      for (auto& disk : *reply.mutable_disks()) {
+        disk.clear_ops();
+        auto* op = disk.add_ops();
+        op->set_offset(UINT64_MAX - B + 1);
+        op->set_length(length);
+      }
+    };
+    FailedRound(Code::kDataLoss, "malformed block range 18446744073709486080+" + std::to_string(length));
+    peer_.edit_apply_reply = nullptr;
+  }
+}
+
 // Ending the job is part of the round: when libvirt refuses, the round failed (though the shadow host
 // committed), the job is not ended a second time, and the next round ends it as a stale job of ours.
 TEST_F(ReplicatorTest, AJobThatWouldNotEndFailsTheRoundAndTheNextRoundEndsIt) {
