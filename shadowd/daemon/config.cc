@@ -338,4 +338,29 @@ StatusOr<Config> LoadConfig(const std::string& path) {
   return config;
 }
 
+std::string DescribeConfig(const Config& config) {
+  std::string hosts;
+  for (const cluster::HostConfig& host : config.hosts) {
+    hosts += (hosts.empty() ? "" : ", ") + host.name + " (" + host.zone + ", " + host.uri + ")";
+  }
+  std::vector<std::string> notices;
+  if (!config.notice.acpid_socket.empty()) notices.push_back("acpid " + config.notice.acpid_socket);
+  if (!config.notice.input_device.empty()) notices.push_back("power button " + config.notice.input_device);
+  if (!config.notice.gce_url.empty()) notices.push_back("GCE " + config.notice.gce_url);
+  if (!config.notice.aws_url.empty()) notices.push_back("AWS " + config.notice.aws_url);
+  if (!config.notice.azure_url.empty()) notices.push_back("Azure " + config.notice.azure_url);
+  std::string notice_list;
+  for (const std::string& notice : notices) notice_list += (notice_list.empty() ? "" : ", ") + notice;
+  const bool corosync = config.membership == Config::Membership::kCorosync;
+  return "this host: " + config.this_host + "\n" +
+         "cluster: " + std::to_string(config.hosts.size()) + " host(s): " + hosts + "\n" +
+         "peer port " + std::to_string(config.peer_port) + ", NBD port " + std::to_string(config.nbd_port) +
+         ", control socket " + config.socket_path + ", store " + config.store_path + "\n" +
+         "membership: " + (corosync ? std::string("corosync, fence action ") +
+                                          (config.fence_action == Config::FenceAction::kPause ? "pause" : "destroy")
+                                    : std::string("none (no crash promotion, no self-fencing)")) + "\n" +
+         "metrics: " + (config.metrics_listen.empty() ? "off" : config.metrics_listen) + "\n" +
+         "notice sources: " + (notice_list.empty() ? "none" : notice_list) + "\n";
+}
+
 }  // namespace vs::daemon

@@ -98,4 +98,8 @@ struct Config {
 StatusOr<Config> ParseConfig(const std::string& text);
 StatusOr<Config> LoadConfig(const std::string& path);
 
+// What a valid configuration sets up, in a few lines for `shadowd --check-config`: this host and the cluster,
+// the ports, membership and fencing, the metrics endpoint and the notice sources that are on.
+std::string DescribeConfig(const Config& config);
+
 }  // namespace vs::daemon

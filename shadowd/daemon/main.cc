@@ -610,6 +610,17 @@ void Daemon::Stop() {
   });
 }
 
+// `shadowd --check-config`: the configuration read and checked as shadowd would at its start, nothing started.
+int CheckConfig(const std::string& config_path) {
+  auto config = LoadConfig(config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "shadowd: configuration is not valid: %s\n", config.status().ToString().c_str());
+    return 2;
+  }
+  std::printf("%s: valid\n%s", config_path.c_str(), DescribeConfig(*config).c_str());
+  return 0;
+}
+
 int Run(const std::string& config_path) {
   // Signals are taken by one thread with sigwait, so no handler runs in the middle of other code.
   sigset_t signals;
@@ -647,20 +658,24 @@ int main(int argc, char** argv) {
   // (Daemon::Build), which covers files an older shadowd left readable.
   ::umask(vs::kPrivateUmask);
   std::string config_path = "/etc/virt-shadow/shadowd.conf";
+  bool check_config = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--config" && i + 1 < argc) {
       config_path = argv[++i];
+    } else if (arg == "--check-config") {
+      check_config = true;
     } else if (arg == "--help" || arg == "-h") {
-      std::printf("usage: shadowd [--config PATH]\n\n"
+      std::printf("usage: shadowd [--config PATH] [--check-config]\n\n"
                   "The virt-shadow daemon of one host. Runs in the foreground; stop it with SIGTERM.\n"
-                  "  --config PATH   configuration (default /etc/virt-shadow/shadowd.conf); format in\n"
-                  "                  shadowd/daemon/config.h\n");
+                  "  --config PATH    configuration (default /etc/virt-shadow/shadowd.conf); see shadowd(8)\n"
+                  "  --check-config   check the configuration, print what it sets up and exit (0 valid, 2 not)\n");
       return 0;
     } else {
       std::fprintf(stderr, "shadowd: unknown argument '%s'; see shadowd --help\n", arg.c_str());
       return 2;
     }
   }
+  if (check_config) return vs::daemon::CheckConfig(config_path);
   return vs::daemon::Run(config_path);
 }
