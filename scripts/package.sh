@@ -1,7 +1,8 @@
 #!/bin/bash
 # package.sh - build the virt-shadow .deb from a clean clone of this checkout's HEAD with dpkg-buildpackage, check
 # it with lintian (every tag at warning level or above fails), and leave it in OUT_DIR (default ./build/deb).
-# Uncommitted changes are not packaged: commit first. Needs debhelper and lintian (scripts/setup.sh installs them).
+# Uncommitted changes are not packaged: commit first. Needs, beyond scripts/setup.sh's packages, debhelper and
+# lintian (apt-get install debhelper lintian): the test command does not package, so setup.sh leaves them out.
 #
 # Usage: scripts/package.sh [OUT_DIR]
 # Exit status: 0 with the .deb built and lintian clean; non-zero with the reason.
@@ -9,8 +10,8 @@ set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(realpath -m "${1:-$SRC/build/deb}")
 die() { echo "package: $*" >&2; exit 1; }
-command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null || die "debhelper is not installed (scripts/setup.sh)"
-command -v lintian >/dev/null || die "lintian is not installed (scripts/setup.sh)"
+command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null || die "debhelper is not installed: apt-get install debhelper"
+command -v lintian >/dev/null || die "lintian is not installed: apt-get install lintian"
 
 work=$(mktemp -d /var/tmp/virt-shadow-package.XXXXXX)
 trap 'rm -rf "$work"' EXIT
