@@ -4,9 +4,10 @@
 // this host keeps fenced, discarded for the failback of the VM promoted elsewhere). Its client is GrpcPeerClient
 // (peer_client.h).
 //
-// The peer address carries no authentication yet (see the roadmap: TLS for peer RPC); it listens only
-// on the configured address, and every write request is checked against the shadow domains of this
-// host (ReplicaKeeper's shadow check), so a peer can only write into replicas of shadows held here.
+// Callers: with mutual TLS every call first names its caller (peer_identity.h: the cluster host its certificate
+// names) and is refused PERMISSION_DENIED when it names none; with TLS off every caller is unauthenticated. Every
+// write request is checked against the shadow domains of this host (ReplicaKeeper's shadow check), so a peer can
+// only write into replicas of shadows held here.
 //
 // Ownership: borrows the keeper, the target, the promotions and the self-fence (null without a membership: no
 // stale copies are kept then, and DiscardStaleCopy is refused). Thread-safety: safe for concurrent calls (both are). Failure
@@ -17,6 +18,7 @@
 #include "shadowd/failover/promotions.h"
 #include "shadowd/failover/self_fence.h"
 #include "shadowd/replication/replica_keeper.h"
+#include "shadowd/rpc/peer_identity.h"
 #include "shadowd/switchover/switchover_target.h"
 
 namespace vs::rpc {
@@ -24,8 +26,12 @@ namespace vs::rpc {
 class PeerService final : public virtshadow::v1::ShadowPeer::Service {
  public:
   PeerService(replication::ReplicaKeeper& keeper, switchover::SwitchoverTarget& switchover,
-              failover::Promotions& promotions, failover::SelfFence* self_fence)
-      : keeper_(keeper), switchover_(switchover), promotions_(promotions), self_fence_(self_fence) {}
+              failover::Promotions& promotions, failover::SelfFence* self_fence, PeerAuthentication authentication)
+      : keeper_(keeper),
+        switchover_(switchover),
+        promotions_(promotions),
+        self_fence_(self_fence),
+        authentication_(std::move(authentication)) {}
 
   grpc::Status GetReplica(grpc::ServerContext*, const virtshadow::v1::GetReplicaRequest* request,
                           virtshadow::v1::GetReplicaReply* reply) override;
@@ -58,6 +64,11 @@ class PeerService final : public virtshadow::v1::ShadowPeer::Service {
   switchover::SwitchoverTarget& switchover_;
   failover::Promotions& promotions_;
   failover::SelfFence* const self_fence_;
+  const PeerAuthentication authentication_;
+
+  // `serve(caller)`, or PERMISSION_DENIED when the call names no caller (CallerOf).
+  template <typename Serve>
+  grpc::Status ForCaller(const grpc::ServerContext& context, Serve serve) const;
 };
 
 }  // namespace vs::rpc

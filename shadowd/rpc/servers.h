@@ -1,6 +1,7 @@
 // The two gRPC servers of shadowd, started from the composition root without it touching gRPC:
 //   peer     TCP on this host's peer address: replication rounds into the replicas kept here and the target's
-//            half of switchovers (PeerService);
+//            half of switchovers (PeerService); with `tls`, mutual TLS (peer_tls.h), and a caller whose certificate
+//            names no host of `hosts` is refused (peer_identity.h); without, plaintext and unauthenticated;
 //   control  the unix socket of the hook and the CLI (ShadowService), mode 0600: the hook and the CLI run as
 //            root.
 //
@@ -10,6 +11,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/logger.h"
@@ -18,6 +20,7 @@
 #include "shadowd/failover/self_fence.h"
 #include "shadowd/replication/replica_keeper.h"
 #include "shadowd/rpc/control_service.h"
+#include "shadowd/rpc/peer_tls.h"
 #include "shadowd/switchover/switchover_target.h"
 
 namespace vs::rpc {
@@ -33,7 +36,9 @@ StatusOr<std::unique_ptr<RunningServer>> StartPeerServer(const std::string& addr
                                                          replication::ReplicaKeeper& keeper,
                                                          switchover::SwitchoverTarget& target,
                                                          failover::Promotions& promotions,
-                                                         failover::SelfFence* self_fence);
+                                                         failover::SelfFence* self_fence,
+                                                         const std::optional<PeerTls>& tls,
+                                                         cluster::ClusterHosts hosts);
 
 StatusOr<std::unique_ptr<RunningServer>> StartControlServer(const std::string& socket_path,
                                                             cluster::ClusterHosts hosts, Duration drain_deadline,
