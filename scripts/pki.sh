@@ -99,7 +99,7 @@ host() {  # host CA_DIR ROOT NAME ADDRESS
   id -u "$QEMU_USER" >/dev/null 2>&1 ||
     die "user $QEMU_USER (QEMU's, for its keys) does not exist; install libvirt-daemon-system or set VS_QEMU_USER"
   # The issued pairs live in the PKI's directory, per host; the installed files are copies of them.
-  local issued=$ca_dir/hosts/$name pki=$root/etc/pki
+  local issued=$ca_dir/hosts/$name pki=${root%/}/etc/pki
   mkdir -p "$issued" || die "cannot make $issued"
   chmod 700 "$issued" || die "cannot make $issued private (chmod 700)"
   issue "$ca_dir" server "$name" "$address" "$issued/servercert.pem" "$issued/serverkey.pem"
