@@ -89,7 +89,7 @@ int main() {
   std::filesystem::remove_all(dir);
   if (!tls.ok()) Die(tls.status().ToString());
 
-  std::printf("medians of %d, 127.0.0.1, ECDSA P-256 certificates\n", kRuns);
+  std::printf("medians of %d, 127.0.0.1, RSA 3072 certificates (scripts/pki.sh)\n", kRuns);
   Measure("plaintext", grpc::InsecureServerCredentials(), grpc::InsecureChannelCredentials());
   Measure("mutual TLS", vs::rpc::PeerServerCredentials(*tls), vs::rpc::PeerChannelCredentials(*tls));
   return 0;

@@ -14,7 +14,9 @@
 #
 # Every certificate names the host as its CN and as dNSName and iPAddress subject alternative names; keys are 0600,
 # root's, except QEMU's, which belong to the user QEMU runs as ($VS_QEMU_USER, default libvirt-qemu: Debian's
-# qemu.conf `user`), as QEMU opens them itself. The same key and certificate serve libvirt and QEMU.
+# qemu.conf `user`), as QEMU opens them itself. The same key and certificate serve libvirt and QEMU. Keys are RSA
+# (certtool's default, 3072 bits): libvirt refuses a certificate whose critical key usage lacks key encipherment,
+# which certtool does not give an ECDSA key.
 #
 # Idempotent: an existing CA is kept; a host's certificates are kept while they verify against the CA, name NAME and
 # ADDRESS and match their keys, and are issued anew otherwise (a new address, a new CA). The files' modes and owners
@@ -44,7 +46,7 @@ make_ca() {  # make_ca CA_DIR
   [ -e "$cert" ] && die "$dir has cacert.pem but no cakey.pem; restore the key, or remove $dir to start a new PKI"
   mkdir -p "$dir" || die "cannot make the CA's directory $dir"
   chmod 700 "$dir" || die "cannot make $dir private (chmod 700)"
-  (umask 077 && run_certtool "making the CA's key $key" --generate-privkey --key-type=ecdsa --outfile "$key")
+  (umask 077 && run_certtool "making the CA's key $key" --generate-privkey --outfile "$key")
   local template; template=$(mktemp) || die "cannot make a temporary file for the CA's template"
   printf 'cn = "virt-shadow CA"\nca\ncert_signing_key\nexpiration_days = %s\n' "$DAYS" >"$template"
   run_certtool "making the CA's certificate $cert" --generate-self-signed --load-privkey "$key" \
@@ -71,7 +73,7 @@ public_key_pem() { sed -n '/BEGIN PUBLIC KEY/,/END PUBLIC KEY/p'; }
 issue() {  # issue CA_DIR KIND(server|client) NAME ADDRESS CERT KEY
   local ca_dir=$1 kind=$2 name=$3 address=$4 cert=$5 key=$6 template
   cert_current "$ca_dir/cacert.pem" "$cert" "$key" "$name" "$address" && return 0
-  (umask 077 && run_certtool "making $name's $kind key $key" --generate-privkey --key-type=ecdsa --outfile "$key")
+  (umask 077 && run_certtool "making $name's $kind key $key" --generate-privkey --outfile "$key")
   template=$(mktemp) || die "cannot make a temporary file for $name's $kind template"
   {
     printf 'organization = "virt-shadow"\ncn = "%s"\ndns_name = "%s"\nip_address = "%s"\n' "$name" "$name" "$address"
