@@ -13,6 +13,7 @@ std::string_view CodeName(Code code) {
     case Code::kDeadlineExceeded: return "DEADLINE_EXCEEDED";
     case Code::kAborted: return "ABORTED";
     case Code::kResourceExhausted: return "RESOURCE_EXHAUSTED";
+    case Code::kPermissionDenied: return "PERMISSION_DENIED";
     case Code::kDataLoss: return "DATA_LOSS";
     case Code::kInternal: return "INTERNAL";
   }

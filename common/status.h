@@ -25,6 +25,7 @@ enum class Code {
   kDeadlineExceeded,    // retryable
   kAborted,             // a concurrent change won; retryable
   kResourceExhausted,
+  kPermissionDenied,    // the caller is not allowed the call (e.g. a peer whose certificate names no host of the cluster)
   kDataLoss,
   kInternal,
 };
@@ -64,6 +65,7 @@ inline Status Unavailable(std::string m) { return {Code::kUnavailable, std::move
 inline Status DeadlineExceeded(std::string m) { return {Code::kDeadlineExceeded, std::move(m)}; }
 inline Status Aborted(std::string m) { return {Code::kAborted, std::move(m)}; }
 inline Status ResourceExhausted(std::string m) { return {Code::kResourceExhausted, std::move(m)}; }
+inline Status PermissionDenied(std::string m) { return {Code::kPermissionDenied, std::move(m)}; }
 inline Status DataLoss(std::string m) { return {Code::kDataLoss, std::move(m)}; }
 inline Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
 

@@ -14,6 +14,7 @@ grpc::Status ToGrpcStatus(const Status& status) {
     case Code::kDeadlineExceeded: return {grpc::StatusCode::DEADLINE_EXCEEDED, m};
     case Code::kAborted: return {grpc::StatusCode::ABORTED, m};
     case Code::kResourceExhausted: return {grpc::StatusCode::RESOURCE_EXHAUSTED, m};
+    case Code::kPermissionDenied: return {grpc::StatusCode::PERMISSION_DENIED, m};
     case Code::kDataLoss: return {grpc::StatusCode::DATA_LOSS, m};
     case Code::kInternal: return {grpc::StatusCode::INTERNAL, m};
   }
@@ -32,6 +33,7 @@ Status FromGrpcStatus(const grpc::Status& status) {
     case grpc::StatusCode::DEADLINE_EXCEEDED: return DeadlineExceeded(m);
     case grpc::StatusCode::ABORTED: return Aborted(m);
     case grpc::StatusCode::RESOURCE_EXHAUSTED: return Status(Code::kResourceExhausted, m);
+    case grpc::StatusCode::PERMISSION_DENIED: return PermissionDenied(m);
     case grpc::StatusCode::DATA_LOSS: return DataLoss(m);
     case grpc::StatusCode::INTERNAL: return Internal(m);
     case grpc::StatusCode::UNIMPLEMENTED:

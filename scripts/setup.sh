@@ -29,6 +29,8 @@ PACKAGES=(
   iproute2 util-linux procps psmisc busybox-static cpio xz-utils gzip
   # membership and quorum (shadowd/cluster/corosync_membership.cc; one node per lab host, scripts/lab.sh)
   corosync libcpg-dev libvotequorum-dev libquorum-dev libcmap-dev libcorosync-common-dev
+  # the PKI for TLS between hosts (scripts/pki.sh: certtool), also made by the TLS unit tests (tests/unit/rpc)
+  gnutls-bin
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -204,6 +204,23 @@ Status ParseFailover(const pt::ptree& section, Config& config) {
   return Status::Ok();
 }
 
+Status ParseTls(const pt::ptree& section, Config& config) {
+  VS_RETURN_IF_ERROR(CheckKeys(section, "tls", {"peer", "pki"}));
+  const std::string peer = section.get<std::string>("peer", "none");
+  if (peer != "mutual" && peer != "none") {
+    return InvalidArgument("[tls] peer = '" + peer +
+                           "' is not 'mutual' or 'none'; e.g. peer = mutual once every host has its certificates "
+                           "(scripts/pki.sh)");
+  }
+  config.peer_tls = peer == "mutual";
+  config.tls_pki = section.get<std::string>("pki", config.tls_pki);
+  if (config.tls_pki.empty() || config.tls_pki.front() != '/') {
+    return InvalidArgument("[tls] pki = '" + config.tls_pki +
+                           "' is not an absolute path; e.g. pki = /etc/pki (libvirt's), or remove the key for that");
+  }
+  return Status::Ok();
+}
+
 Status ParseSwitchover(const pt::ptree& section, switchover::Settings& switchover) {
   const std::string where = "switchover";
   VS_RETURN_IF_ERROR(CheckKeys(section, where,
@@ -313,9 +330,13 @@ StatusOr<Config> ParseConfig(const std::string& text) {
       VS_RETURN_IF_ERROR(ParseFailover(section, config));
       continue;
     }
+    if (section_name == "tls") {
+      VS_RETURN_IF_ERROR(ParseTls(section, config));
+      continue;
+    }
     if (section_name.rfind(kHostPrefix, 0) != 0 || section_name.size() == sizeof(kHostPrefix) - 1) {
       return InvalidArgument("config has an unknown section [" + section_name +
-                             "]; sections are [shadowd], [host.NAME], [notice], [switchover] and [failover]");
+                             "]; sections are [shadowd], [host.NAME], [notice], [switchover], [failover] and [tls]");
     }
     VS_ASSIGN_OR_RETURN(cluster::HostConfig host, ParseHost(section_name.substr(sizeof(kHostPrefix) - 1), section));
     config.hosts.push_back(std::move(host));

@@ -50,6 +50,15 @@
 //   fence_action = pause                       ; what this host does to a VM it must fence when its partition
 //                                              ; loses quorum (docs/failover.md "Self-fencing"): pause (a
 //                                              ; short cut costs a pause) or destroy
+//   [tls]                                      ; optional: TLS between the hosts' shadowd (off by default)
+//   peer = none                                ; mutual: the peer service and its clients use TLS with a
+//                                              ; certificate at both ends, from the cluster's one CA; a caller
+//                                              ; whose certificate names no [host.NAME] is refused. none:
+//                                              ; plaintext, callers unauthenticated. Every host the same.
+//   pki = /etc/pki                             ; root of the PKI in libvirt's layout (scripts/pki.sh host):
+//                                              ; CA/cacert.pem, libvirt/servercert.pem and clientcert.pem,
+//                                              ; libvirt/private/serverkey.pem and clientkey.pem; each
+//                                              ; certificate names its host (CN, dNSName) as [host.NAME] does
 //
 // Base URLs are http://IP[:PORT][/PREFIX]: the pollers append their paths to them.
 // Pure: parsing takes text and returns a value or an error naming the key and the fix. Thread-compatible.
@@ -89,6 +98,8 @@ struct Config {
   switchover::Settings switchover;
   enum class FenceAction { kPause, kDestroy };
   FenceAction fence_action = FenceAction::kPause;
+  bool peer_tls = false;          // [tls] peer = mutual
+  std::string tls_pki = "/etc/pki";
 
   const cluster::HostConfig* FindHost(const std::string& name) const;
   // The cluster's hosts, as the value the rooms below the daemon take.

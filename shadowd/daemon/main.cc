@@ -223,6 +223,7 @@ class Daemon {
   std::unique_ptr<virt::Hypervisor> switchover_libvirt_;
   std::unique_ptr<replication::ReplicaStorage> storage_;
   std::unique_ptr<replication::ReplicaKeeper> keeper_;
+  std::optional<rpc::PeerTls> peer_tls_;  // [tls] peer = mutual: this host's certificates, for both peer ends
   std::unique_ptr<rpc::GrpcPeerClient> peer_client_;
   std::unique_ptr<switchover::DrainState> drain_;
   std::unique_ptr<cluster::PeerDrainWatch> peer_drains_;
@@ -364,7 +365,10 @@ Status Daemon::BuildReplication() {
       },
       clock_);
   log_.Failure("settling replica rounds", keeper_->Recover());
-  peer_client_ = std::make_unique<rpc::GrpcPeerClient>(hosts_, clock_);
+  if (config_.peer_tls) {
+    VS_ASSIGN_OR_RETURN(peer_tls_, rpc::LoadPeerTls(config_.tls_pki));
+  }
+  peer_client_ = std::make_unique<rpc::GrpcPeerClient>(hosts_, clock_, peer_tls_);
   drain_ = std::make_unique<switchover::DrainState>(*store_);
   log_.Failure("loading the drain state", drain_->Load());
   peer_drains_ = std::make_unique<cluster::PeerDrainWatch>(
@@ -484,7 +488,7 @@ Status Daemon::Start() {
                                                                                     *replication_libvirt_,
                                                                                     config_.this_host, *keeper_,
                                                                                     *arrivals_)),
-                                                         log_.For("peer service")));
+                                                         peer_tls_, hosts_, log_.For("peer service")));
   promotion_worker_->Start();
   replication_worker_->Start();
   log_.Failure("starting the notice sources", notice_sources_->Start());

@@ -42,7 +42,13 @@ StatusOr<GrpcPeerClient::Peer*> GrpcPeerClient::PeerFor(const std::string& host)
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(kKeepalive).count()));
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(kKeepaliveTimeout).count()));
     args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-    peer.channel = grpc::CreateCustomChannel(hosts_.PeerTarget(*config), grpc::InsecureChannelCredentials(), args);
+    std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+    if (tls_) {
+      credentials = PeerChannelCredentials(*tls_);
+      // The server's certificate must name the host shadowd meant to reach, as the server checks the caller's.
+      args.SetSslTargetNameOverride(host);
+    }
+    peer.channel = grpc::CreateCustomChannel(hosts_.PeerTarget(*config), credentials, args);
     peer.stub = v1::ShadowPeer::NewStub(peer.channel);
   }
   return &peer;
@@ -57,7 +63,10 @@ StatusOr<Reply> GrpcPeerClient::Call(const std::string& host, RpcMethod<Request,
   };
   if (!peer->channel->WaitForConnected(deadline_in(std::min<Duration>(timeout, kConnectTimeout)))) {
     return Unavailable(what + " on " + host + ": cannot connect to its peer service at " +
-                       hosts_.PeerTarget(*hosts_.Find(host)) + "; is shadowd running there?");
+                       hosts_.PeerTarget(*hosts_.Find(host)) + "; is shadowd running there?" +
+                       (tls_ ? " With TLS, the handshake fails unless both hosts have [tls] peer = mutual and "
+                               "certificates of the same CA, and " + host + "'s names " + host + " (scripts/pki.sh)"
+                             : ""));
   }
   grpc::ClientContext context;
   context.set_deadline(deadline_in(timeout));

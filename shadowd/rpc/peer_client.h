@@ -7,6 +7,10 @@
 // at 1 s: a peer that was down is reached as soon as it is back, instead of failing fast for up to gRPC's
 // 2 minutes.
 //
+// With `tls` (peer_tls.h) each channel presents this host's client certificate and accepts only a server whose
+// certificate, from the cluster's CA, names the host by its cluster name (not merely its address); without, the
+// channels are plaintext.
+//
 // Ownership: owns one channel per host, made on first use. Thread-safety: safe for concurrent calls.
 // Failure modes: NotFound for a host outside the configuration; kUnavailable when the peer cannot be
 // reached, kDeadlineExceeded when it is slow; the peer's own errors keep their code (proto/grpc_status.h).
@@ -14,6 +18,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/clock.h"
@@ -22,6 +27,7 @@
 #include "shadowd/cluster/cluster_hosts.h"
 #include "shadowd/failover/promotion_peer.h"
 #include "shadowd/replication/replica_peer.h"
+#include "shadowd/rpc/peer_tls.h"
 #include "shadowd/switchover/switchover_peer.h"
 
 namespace vs::rpc {
@@ -30,7 +36,8 @@ class GrpcPeerClient final : public replication::ReplicaPeer,
                              public switchover::SwitchoverPeer,
                              public failover::PromotionPeer {
  public:
-  GrpcPeerClient(cluster::ClusterHosts hosts, Clock& clock) : hosts_(std::move(hosts)), clock_(clock) {}
+  GrpcPeerClient(cluster::ClusterHosts hosts, Clock& clock, std::optional<PeerTls> tls)
+      : hosts_(std::move(hosts)), clock_(clock), tls_(std::move(tls)) {}
 
   // ReplicaPeer
   StatusOr<virtshadow::v1::GetReplicaReply> GetReplica(const std::string& host,
@@ -75,6 +82,7 @@ class GrpcPeerClient final : public replication::ReplicaPeer,
 
   const cluster::ClusterHosts hosts_;
   Clock& clock_;
+  const std::optional<PeerTls> tls_;
   Mutex mutex_;
   // Entries are never erased, so a Peer* stays valid; its fields are written once, under mutex_, before it is
   // handed out.

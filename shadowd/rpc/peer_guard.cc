@@ -103,18 +103,16 @@ bool IsUuid(std::string_view text) {
   return true;
 }
 
-std::string PeerCaller::Describe() const { return host ? "host " + *host : "an unauthenticated caller"; }
-
 Status PeerGuard::Authorise(const PeerCaller& caller, const std::string& what, const std::string& expected_host,
                             bool writes) {
   if (!caller.host) return Status::Ok();
   if (expected_host.empty()) {
     if (!writes) return Status::Ok();
-    return FailedPrecondition(what + " from " + caller.Describe() + " refused: no primary of the VM is known on "
+    return PermissionDenied(what + " from " + caller.Describe() + " refused: no primary of the VM is known on "
                               "this host (no shadow placed here, no replica or switchover recorded)");
   }
   if (*caller.host == expected_host) return Status::Ok();
-  return FailedPrecondition(what + " from " + caller.Describe() + " refused: only " + expected_host +
+  return PermissionDenied(what + " from " + caller.Describe() + " refused: only " + expected_host +
                             " may make it on this host");
 }
 

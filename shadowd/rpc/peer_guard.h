@@ -42,6 +42,7 @@
 #include "shadowd/cluster/cluster_hosts.h"
 #include "shadowd/controller/peer_ops.h"
 #include "shadowd/replication/replica_keeper.h"
+#include "shadowd/rpc/peer_identity.h"
 #include "shadowd/switchover/arrival_records.h"
 #include "shadowd/virt/hypervisor.h"
 
@@ -50,16 +51,6 @@ namespace vs::rpc {
 inline constexpr size_t kMaxDisks = 256;          // far above any VM's disks; bounds the per-disk work
 inline constexpr size_t kMaxPathLength = 4096;    // PATH_MAX
 inline constexpr size_t kMaxNameLength = 1024;    // checkpoint, target, domain names, contexts, URIs
-
-// Who made a peer call: the cluster host its certificate names, or nobody known (plain TCP).
-struct PeerCaller {
-  std::optional<std::string> host;
-
-  static PeerCaller Unauthenticated() { return {}; }
-  static PeerCaller Host(std::string name) { return {std::move(name)}; }
-  // "host h1" or "an unauthenticated caller", for messages and logs.
-  std::string Describe() const;
-};
 
 // What this host knows about a VM, for the authorisation.
 struct VmOnThisHost {

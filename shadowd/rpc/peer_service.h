@@ -6,8 +6,9 @@
 //
 // Every call goes through RunPeerCall: first PeerGuard (peer_guard.h) validates the request and authorises its
 // caller, then the part serves it; an exception a part throws becomes an INTERNAL status and a log line instead of
-// ending shadowd. The caller is a PeerCaller: unauthenticated until mutual TLS names the calling host from its
-// certificate (CallerOf in peer_service.cc is the one place that fills it). The rules, per call:
+// ending shadowd. The caller is a PeerCaller (peer_identity.h): with mutual TLS ([tls] peer = mutual) the one cluster
+// host its certificate names, and a call whose certificate names none is refused PERMISSION_DENIED before any
+// rule; with TLS off every caller is unauthenticated. The rules, per call:
 //
 //   every call         VM UUIDs 8-4-4-4-12 hex; paths absolute and normal; formats qcow2 or raw; round modes
 //                      FULL, INCREMENTAL or RESYNC; hosts those of the cluster configuration; at most kMaxDisks
@@ -53,6 +54,7 @@
 #include "shadowd/failover/self_fence.h"
 #include "shadowd/replication/replica_keeper.h"
 #include "shadowd/rpc/peer_guard.h"
+#include "shadowd/rpc/peer_identity.h"
 #include "shadowd/switchover/switchover_target.h"
 
 namespace vs::rpc {
@@ -83,9 +85,15 @@ grpc::Status RunPeerCall(std::string_view name, const Logger::Line& log, Reply* 
 
 class PeerService final : public virtshadow::v1::ShadowPeer::Service {
  public:
-  PeerService(PeerGuard guard, replication::ReplicaKeeper& keeper, switchover::SwitchoverTarget& switchover,
-              failover::Promotions& promotions, failover::SelfFence* self_fence, Logger::Line log)
-      : guard_(std::move(guard)), keeper_(keeper), switchover_(switchover), promotions_(promotions), self_fence_(self_fence),
+  PeerService(PeerGuard guard, PeerAuthentication authentication, replication::ReplicaKeeper& keeper,
+              switchover::SwitchoverTarget& switchover, failover::Promotions& promotions,
+              failover::SelfFence* self_fence, Logger::Line log)
+      : guard_(std::move(guard)),
+        authentication_(std::move(authentication)),
+        keeper_(keeper),
+        switchover_(switchover),
+        promotions_(promotions),
+        self_fence_(self_fence),
         log_(std::move(log)) {}
 
   grpc::Status GetReplica(grpc::ServerContext*, const virtshadow::v1::GetReplicaRequest* request,
@@ -116,11 +124,15 @@ class PeerService final : public virtshadow::v1::ShadowPeer::Service {
 
  private:
   const PeerGuard guard_;
+  const PeerAuthentication authentication_;
   replication::ReplicaKeeper& keeper_;
   switchover::SwitchoverTarget& switchover_;
   failover::Promotions& promotions_;
   failover::SelfFence* const self_fence_;
   const Logger::Line log_;
+
+  // The call's caller (CallerOf): PERMISSION_DENIED when its certificate names no host of the cluster.
+  StatusOr<PeerCaller> Caller(const grpc::ServerContext* context) const { return CallerOf(*context, authentication_); }
 };
 
 }  // namespace vs::rpc

@@ -36,8 +36,9 @@ class ServiceServer final : public RunningServer {
   explicit ServiceServer(std::unique_ptr<Service> service) : service_(std::move(service)) {}
   ~ServiceServer() override { Shutdown(); }
 
-  Status Listen(grpc::ServerBuilder& builder, const std::string& address) {
-    builder.AddListeningPort(address, grpc::InsecureServerCredentials());
+  Status Listen(grpc::ServerBuilder& builder, const std::string& address,
+                std::shared_ptr<grpc::ServerCredentials> credentials) {
+    builder.AddListeningPort(address, std::move(credentials));
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();
     if (!server_) return Unavailable("cannot listen on " + address);
@@ -60,9 +61,11 @@ StatusOr<std::unique_ptr<RunningServer>> StartPeerServer(const std::string& addr
                                                          switchover::SwitchoverTarget& target,
                                                          failover::Promotions& promotions,
                                                          failover::SelfFence* self_fence, PeerGuard guard,
-                                                         Logger::Line log) {
+                                                         const std::optional<PeerTls>& tls,
+                                                         cluster::ClusterHosts hosts, Logger::Line log) {
   auto server = std::make_unique<ServiceServer<PeerService>>(std::make_unique<PeerService>(
-      std::move(guard), keeper, target, promotions, self_fence, std::move(log)));
+      std::move(guard), PeerAuthentication{tls.has_value(), std::move(hosts)}, keeper, target, promotions,
+      self_fence, std::move(log)));
   grpc::ServerBuilder builder;
   grpc::ResourceQuota quota("shadowd peer service");
   quota.SetMaxThreads(kPeerMaxThreads);
@@ -72,7 +75,9 @@ StatusOr<std::unique_ptr<RunningServer>> StartPeerServer(const std::string& addr
   // The peers ping every 2 s during a call, data or not (peer_client.cc): allowed, never a strike.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
-  VS_RETURN_IF_ERROR(server->Listen(builder, address).Annotate("peer service"));
+  VS_RETURN_IF_ERROR(
+      server->Listen(builder, address, tls ? PeerServerCredentials(*tls) : grpc::InsecureServerCredentials())
+          .Annotate(tls ? "peer service (mutual TLS)" : "peer service"));
   return std::unique_ptr<RunningServer>(std::move(server));
 }
 
@@ -86,7 +91,7 @@ StatusOr<std::unique_ptr<RunningServer>> StartControlServer(const std::string& s
   VS_RETURN_IF_ERROR(CreatePrivateSocket(socket_path, [&] {
                        std::error_code ignored;
                        std::filesystem::remove(socket_path, ignored);  // a socket left by a killed shadowd
-                       return server->Listen(builder, "unix:" + socket_path);
+                       return server->Listen(builder, "unix:" + socket_path, grpc::InsecureServerCredentials());
                      }).Annotate("control service"));
   return std::unique_ptr<RunningServer>(std::move(server));
 }

@@ -2,6 +2,8 @@
 //   peer     TCP on this host's peer address: replication rounds into the replicas kept here and the target's
 //            half of switchovers (PeerService; every request through `guard`, exceptions logged with `log`),
 //            messages capped to what the largest disk's digest list needs, at most 32 calls at once (servers.cc);
+//            with `tls`, mutual TLS (peer_tls.h), and a caller whose certificate names no host of `hosts` is
+//            refused (peer_identity.h); without, plaintext and unauthenticated;
 //   control  the unix socket of the hook and the CLI (ShadowService), mode 0600 in a directory of mode 0700
 //            (common/private_paths.h: the directory is made private before the socket exists, so there is no
 //            moment at which another user can connect): the hook and the CLI run as root.
@@ -13,6 +15,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/logger.h"
@@ -22,6 +25,7 @@
 #include "shadowd/replication/replica_keeper.h"
 #include "shadowd/rpc/control_service.h"
 #include "shadowd/rpc/peer_guard.h"
+#include "shadowd/rpc/peer_tls.h"
 #include "shadowd/switchover/switchover_target.h"
 
 namespace vs::rpc {
@@ -38,7 +42,8 @@ StatusOr<std::unique_ptr<RunningServer>> StartPeerServer(const std::string& addr
                                                          switchover::SwitchoverTarget& target,
                                                          failover::Promotions& promotions,
                                                          failover::SelfFence* self_fence, PeerGuard guard,
-                                                         Logger::Line log);
+                                                         const std::optional<PeerTls>& tls,
+                                                         cluster::ClusterHosts hosts, Logger::Line log);
 
 StatusOr<std::unique_ptr<RunningServer>> StartControlServer(const std::string& socket_path,
                                                             cluster::ClusterHosts hosts, Duration drain_deadline,

@@ -35,6 +35,7 @@ TEST(CliExitCodeTest, EveryStatusCodeMapsForShadowdAndForLibvirt) {
       {Code::kDeadlineExceeded, ExitCode::kShadowdUnreachable, ExitCode::kFailed},
       {Code::kAborted, ExitCode::kFailed, ExitCode::kFailed},
       {Code::kResourceExhausted, ExitCode::kFailed, ExitCode::kFailed},
+      {Code::kPermissionDenied, ExitCode::kFailed, ExitCode::kFailed},
       {Code::kDataLoss, ExitCode::kFailed, ExitCode::kFailed},
       {Code::kInternal, ExitCode::kFailed, ExitCode::kFailed},
   };
@@ -63,7 +64,7 @@ TEST(CliFromGrpcStatusTest, EveryGrpcCodeMaps) {
       {grpc::StatusCode::DEADLINE_EXCEEDED, Code::kDeadlineExceeded},
       {grpc::StatusCode::NOT_FOUND, Code::kNotFound},
       {grpc::StatusCode::ALREADY_EXISTS, Code::kAlreadyExists},
-      {grpc::StatusCode::PERMISSION_DENIED, Code::kInternal},
+      {grpc::StatusCode::PERMISSION_DENIED, Code::kPermissionDenied},
       {grpc::StatusCode::RESOURCE_EXHAUSTED, Code::kResourceExhausted},
       {grpc::StatusCode::FAILED_PRECONDITION, Code::kFailedPrecondition},
       {grpc::StatusCode::ABORTED, Code::kAborted},
@@ -89,7 +90,7 @@ TEST(CliFromGrpcStatusTest, EveryGrpcCodeMaps) {
 TEST(CliFromGrpcStatusTest, EveryStatusCodeSurvivesTheRoundTrip) {
   for (Code code : {Code::kInvalidArgument, Code::kNotFound, Code::kAlreadyExists, Code::kFailedPrecondition,
                     Code::kUnavailable, Code::kDeadlineExceeded, Code::kAborted, Code::kResourceExhausted,
-                    Code::kDataLoss, Code::kInternal}) {
+                    Code::kPermissionDenied, Code::kDataLoss, Code::kInternal}) {
     const Status back = FromGrpcStatus(ToGrpcStatus(Status(code, "why")));
     EXPECT_EQ(back.code(), code) << CodeName(code);
     EXPECT_EQ(back.message(), "why");

@@ -72,7 +72,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"[shadowd]\nhost = h1\ngrace_seconds = -5\n[host.h1]\nzone = a\nuri = x\n", "grace_seconds"},
         BadCase{"[shadowd]\nhost = h1\n[host.h1]\nzone = a\nuri = x\n", "names no host"},
         BadCase{"[shadowd]\nhost = h1\n[hosts]\nx = 1\n", "unknown section [hosts]"},
-        BadCase{"[shadowd]\nhost = h1\n[notices]\nx = 1\n", "[shadowd], [host.NAME], [notice], [switchover] and [failover]"},
+        BadCase{"[shadowd]\nhost = h1\n[notices]\nx = 1\n", "[shadowd], [host.NAME], [notice], [switchover], [failover] and [tls]"},
         BadCase{"[shadowd\nhost = h1\n", "config:"}));
 
 // Every integer setting takes plain digits only: istream's unsigned extraction used to read "-4294967295" as 1
@@ -251,6 +251,30 @@ INSTANTIATE_TEST_SUITE_P(
         BadSection{"[switchover]\nwarmup_bandwidth_mibs = 0\n", "warmup_bandwidth_mibs = '0'"},
         BadSection{"[switchover]\nwarmup_bandwidth_mibs = -1\n", "warmup_bandwidth_mibs = '-1'"},
         BadSection{"[switchover]\nwarmup_bandwidth_mibs = 2.5\n", "warmup_bandwidth_mibs = '2.5'"}));
+
+TEST(ConfigTest, TlsIsOffByDefaultWithLibvirtsPki) {
+  auto config = ParseConfig(kGood);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_FALSE(config->peer_tls);
+  EXPECT_EQ(config->tls_pki, "/etc/pki");
+}
+
+TEST(ConfigTest, TlsMutualWithItsPki) {
+  auto config = ParseConfig(std::string(kGood) + "[tls]\npeer = mutual\npki = /var/lib/pki\n");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_TRUE(config->peer_tls);
+  EXPECT_EQ(config->tls_pki, "/var/lib/pki");
+  auto none = ParseConfig(std::string(kGood) + "[tls]\npeer = none\n");
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_FALSE(none->peer_tls);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Tls, BadSectionTest,
+    ::testing::Values(BadSection{"[tls]\npeer = yes\n", "[tls] peer = 'yes' is not 'mutual' or 'none'"},
+                      BadSection{"[tls]\npki = etc/pki\n", "[tls] pki = 'etc/pki' is not an absolute path"},
+                      BadSection{"[tls]\npki =\n", "[tls] pki = '' is not an absolute path"},
+                      BadSection{"[tls]\nca_cert = /x\n", "[tls] has an unknown key 'ca_cert'"}));
 
 }  // namespace
 }  // namespace vs::daemon

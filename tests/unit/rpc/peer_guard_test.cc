@@ -229,13 +229,13 @@ TEST_F(PeerGuardTest, AKnownCallerMustBeTheVmsPrimary) {
        {guard_.GetReplica(other, get), guard_.ApplyRound(other, Round()), guard_.FinishRound(other, finish),
         guard_.CheckSwitchover(other, check), guard_.PrepareSwitchover(other, prepare),
         guard_.CompleteSwitchover(other, Complete()), guard_.AbortSwitchover(other, abort)}) {
-    EXPECT_EQ(refused.code(), Code::kFailedPrecondition) << refused.ToString();
+    EXPECT_EQ(refused.code(), Code::kPermissionDenied) << refused.ToString();
     EXPECT_THAT(refused.message(), HasSubstr("from host h3 refused: only h1 may make it on this host"));
   }
   // The primary recorded for a VM without a shadow here (its replica record, its prepared switchover).
   finish.set_vm_uuid(kRecordedOnly);
   EXPECT_TRUE(guard_.FinishRound(other, finish).ok());
-  EXPECT_EQ(guard_.FinishRound(primary, finish).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(guard_.FinishRound(primary, finish).code(), Code::kPermissionDenied);
 }
 
 TEST_F(PeerGuardTest, AKnownCallerOfAVmWithNoKnownPrimaryMayOnlyRead) {
@@ -246,7 +246,7 @@ TEST_F(PeerGuardTest, AKnownCallerOfAVmWithNoKnownPrimaryMayOnlyRead) {
   v1::FinishRoundRequest finish;
   finish.set_vm_uuid(kStranger);
   const Status refused = guard_.FinishRound(caller, finish);
-  EXPECT_EQ(refused.code(), Code::kFailedPrecondition);
+  EXPECT_EQ(refused.code(), Code::kPermissionDenied);
   EXPECT_THAT(refused.message(), HasSubstr("no primary of the VM is known on this host"));
 }
 
@@ -271,7 +271,7 @@ TEST_F(PeerGuardTest, PromotionCallsComeOnlyFromTheHostTheyName) {
   query.set_asking_host("h1");
   EXPECT_TRUE(guard_.QueryPromotion(anyone_, query).ok());
   EXPECT_TRUE(guard_.QueryPromotion(PeerCaller::Host("h1"), query).ok());
-  EXPECT_EQ(guard_.QueryPromotion(PeerCaller::Host("h3"), query).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(guard_.QueryPromotion(PeerCaller::Host("h3"), query).code(), Code::kPermissionDenied);
   query.set_asking_host("evil");
   EXPECT_EQ(guard_.QueryPromotion(anyone_, query).code(), Code::kInvalidArgument);
 
@@ -279,7 +279,7 @@ TEST_F(PeerGuardTest, PromotionCallsComeOnlyFromTheHostTheyName) {
   discard.set_vm_uuid(kVm);
   discard.set_asking_host("h3");
   EXPECT_TRUE(guard_.DiscardStaleCopy(PeerCaller::Host("h3"), discard).ok());
-  EXPECT_EQ(guard_.DiscardStaleCopy(PeerCaller::Host("h1"), discard).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(guard_.DiscardStaleCopy(PeerCaller::Host("h1"), discard).code(), Code::kPermissionDenied);
   discard.set_vm_uuid("x");
   EXPECT_EQ(guard_.DiscardStaleCopy(anyone_, discard).code(), Code::kInvalidArgument);
 }
