@@ -314,7 +314,8 @@ TEST_F(PeerTlsTest, AHostThatIsNotTheVmsPrimaryIsDeniedItsWrites) {
   GrpcPeerClient as_h2(Cluster("h2", port_), *clock_, pki_->Of("h2"));
   const Status refused = as_h2.FinishRound("h1", finish);
   EXPECT_EQ(refused.code(), Code::kPermissionDenied) << refused.ToString();
-  EXPECT_THAT(refused.message(), AllOf(HasSubstr("FinishRound of VM"), HasSubstr("from host h2 refused: only h3 may make it on this host")));
+  EXPECT_THAT(refused.message(), AllOf(HasSubstr("FinishRound of VM"),
+                                       HasSubstr("from host h2 refused: only h3 may make it on this host")));
 }
 
 TEST_F(PeerTlsTest, AClientRefusesAServerWhoseCertificateNamesAnotherHost) {
