@@ -6,70 +6,56 @@ namespace vs::rpc {
 
 namespace v1 = virtshadow::v1;
 
+template <typename Request, typename Reply, typename Serve>
+grpc::Status PeerService::Guarded(std::string_view name, const grpc::ServerContext* context, const Request& request,
+                                  Reply* reply, Check<Request> check, Serve serve) const {
+  return RunPeerCall(name, log_, reply, [&]() -> decltype(serve()) {
+    VS_ASSIGN_OR_RETURN(const PeerCaller caller, Caller(context));
+    VS_RETURN_IF_ERROR((guard_.*check)(caller, request));
+    return serve();
+  });
+}
+
 grpc::Status PeerService::GetReplica(grpc::ServerContext* context, const v1::GetReplicaRequest* request,
                                      v1::GetReplicaReply* reply) {
-  return RunPeerCall("GetReplica", log_, reply, [&]() -> StatusOr<v1::GetReplicaReply> {
-    VS_ASSIGN_OR_RETURN(const PeerCaller caller, Caller(context));
-    VS_RETURN_IF_ERROR(guard_.GetReplica(caller, *request));
-    return keeper_.GetReplica(*request);
-  });
+  return Guarded("GetReplica", context, *request, reply, &PeerGuard::GetReplica,
+                 [&] { return keeper_.GetReplica(*request); });
 }
 grpc::Status PeerService::ApplyRound(grpc::ServerContext* context, const v1::ApplyRoundRequest* request,
                                      v1::ApplyRoundReply* reply) {
-  return RunPeerCall("ApplyRound", log_, reply, [&]() -> StatusOr<v1::ApplyRoundReply> {
-    VS_ASSIGN_OR_RETURN(const PeerCaller caller, Caller(context));
-    VS_RETURN_IF_ERROR(guard_.ApplyRound(caller, *request));
-    return keeper_.ApplyRound(*request);
-  });
+  return Guarded("ApplyRound", context, *request, reply, &PeerGuard::ApplyRound,
+                 [&] { return keeper_.ApplyRound(*request); });
 }
 grpc::Status PeerService::FinishRound(grpc::ServerContext* context, const v1::FinishRoundRequest* request,
                                       v1::FinishRoundReply* reply) {
-  return RunPeerCall("FinishRound", log_, reply, [&]() -> Status {
-    VS_ASSIGN_OR_RETURN(const PeerCaller caller, Caller(context));
-    VS_RETURN_IF_ERROR(guard_.FinishRound(caller, *request));
-    return keeper_.FinishRound(*request);
-  });
+  return Guarded("FinishRound", context, *request, reply, &PeerGuard::FinishRound,
+                 [&] { return keeper_.FinishRound(*request); });
 }
 grpc::Status PeerService::ReplicaDigests(grpc::ServerContext* context, const v1::ReplicaDigestsRequest* request,
                                          v1::ReplicaDigestsReply* reply) {
-  return RunPeerCall("ReplicaDigests", log_, reply, [&]() -> StatusOr<v1::ReplicaDigestsReply> {
-    VS_ASSIGN_OR_RETURN(const PeerCaller caller, Caller(context));
-    VS_RETURN_IF_ERROR(guard_.ReplicaDigests(caller, *request));
-    return keeper_.ReplicaDigests(*request);
-  });
+  return Guarded("ReplicaDigests", context, *request, reply, &PeerGuard::ReplicaDigests,
+                 [&] { return keeper_.ReplicaDigests(*request); });
 }
 
 grpc::Status PeerService::CheckSwitchover(grpc::ServerContext* context, const v1::CheckSwitchoverRequest* request,
                                           v1::CheckSwitchoverReply* reply) {
-  return RunPeerCall("CheckSwitchover", log_, reply, [&]() -> StatusOr<v1::CheckSwitchoverReply> {
-    VS_ASSIGN_OR_RETURN(const PeerCaller caller, Caller(context));
-    VS_RETURN_IF_ERROR(guard_.CheckSwitchover(caller, *request));
-    return switchover_.Check(*request);
-  });
+  return Guarded("CheckSwitchover", context, *request, reply, &PeerGuard::CheckSwitchover,
+                 [&] { return switchover_.Check(*request); });
 }
 grpc::Status PeerService::PrepareSwitchover(grpc::ServerContext* context, const v1::PrepareSwitchoverRequest* request,
                                             v1::PrepareSwitchoverReply* reply) {
-  return RunPeerCall("PrepareSwitchover", log_, reply, [&]() -> Status {
-    VS_ASSIGN_OR_RETURN(const PeerCaller caller, Caller(context));
-    VS_RETURN_IF_ERROR(guard_.PrepareSwitchover(caller, *request));
-    return switchover_.Prepare(*request);
-  });
+  return Guarded("PrepareSwitchover", context, *request, reply, &PeerGuard::PrepareSwitchover,
+                 [&] { return switchover_.Prepare(*request); });
 }
 grpc::Status PeerService::CompleteSwitchover(grpc::ServerContext* context, const v1::CompleteSwitchoverRequest* request,
                                              v1::CompleteSwitchoverReply* reply) {
-  return RunPeerCall("CompleteSwitchover", log_, reply, [&]() -> Status {
-    VS_ASSIGN_OR_RETURN(const PeerCaller caller, Caller(context));
-    VS_RETURN_IF_ERROR(guard_.CompleteSwitchover(caller, *request));
-    return switchover_.Complete(*request);
-  });
+  return Guarded("CompleteSwitchover", context, *request, reply, &PeerGuard::CompleteSwitchover,
+                 [&] { return switchover_.Complete(*request); });
 }
 grpc::Status PeerService::AbortSwitchover(grpc::ServerContext* context, const v1::AbortSwitchoverRequest* request,
                                           v1::AbortSwitchoverReply* reply) {
-  return RunPeerCall("AbortSwitchover", log_, reply, [&]() -> Status {
-    VS_ASSIGN_OR_RETURN(const PeerCaller caller, Caller(context));
-    VS_RETURN_IF_ERROR(guard_.AbortSwitchover(caller, *request));
-    return switchover_.Abort(*request);
-  });
+  return Guarded("AbortSwitchover", context, *request, reply, &PeerGuard::AbortSwitchover,
+                 [&] { return switchover_.Abort(*request); });
 }
 grpc::Status PeerService::HostState(grpc::ServerContext* context, const v1::HostStateRequest*,
                                     v1::HostStateReply* reply) {
@@ -81,18 +67,14 @@ grpc::Status PeerService::HostState(grpc::ServerContext* context, const v1::Host
 
 grpc::Status PeerService::QueryPromotion(grpc::ServerContext* context, const v1::PromotionQueryRequest* request,
                                          v1::PromotionQueryReply* reply) {
-  return RunPeerCall("QueryPromotion", log_, reply, [&]() -> StatusOr<v1::PromotionQueryReply> {
-    VS_ASSIGN_OR_RETURN(const PeerCaller caller, Caller(context));
-    VS_RETURN_IF_ERROR(guard_.QueryPromotion(caller, *request));
-    return promotions_.QueryPromotion(*request);
-  });
+  return Guarded("QueryPromotion", context, *request, reply, &PeerGuard::QueryPromotion,
+                 [&] { return promotions_.QueryPromotion(*request); });
 }
 
 grpc::Status PeerService::DiscardStaleCopy(grpc::ServerContext* context, const v1::DiscardStaleCopyRequest* request,
                                            v1::DiscardStaleCopyReply* reply) {
-  return RunPeerCall("DiscardStaleCopy", log_, reply, [&]() -> StatusOr<v1::DiscardStaleCopyReply> {
-    VS_ASSIGN_OR_RETURN(const PeerCaller caller, Caller(context));
-    VS_RETURN_IF_ERROR(guard_.DiscardStaleCopy(caller, *request));
+  return Guarded("DiscardStaleCopy", context, *request, reply, &PeerGuard::DiscardStaleCopy,
+                 [&]() -> StatusOr<v1::DiscardStaleCopyReply> {
     if (self_fence_ == nullptr) {
       return FailedPrecondition(
           "this host runs without a membership ([shadowd] membership), so it fences nothing and keeps no stale "

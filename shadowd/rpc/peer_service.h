@@ -133,6 +133,14 @@ class PeerService final : public virtshadow::v1::ShadowPeer::Service {
 
   // The call's caller (CallerOf): PERMISSION_DENIED when its certificate names no host of the cluster.
   StatusOr<PeerCaller> Caller(const grpc::ServerContext* context) const { return CallerOf(*context, authentication_); }
+
+  template <typename Request>
+  using Check = Status (PeerGuard::*)(const PeerCaller&, const Request&) const;
+  // One call `name`: its caller named, `check` passed, then `serve()` (a Status, or a StatusOr of the reply),
+  // all through RunPeerCall.
+  template <typename Request, typename Reply, typename Serve>
+  grpc::Status Guarded(std::string_view name, const grpc::ServerContext* context, const Request& request,
+                       Reply* reply, Check<Request> check, Serve serve) const;
 };
 
 }  // namespace vs::rpc
