@@ -28,6 +28,13 @@ StatusOr<std::optional<v1::SwitchoverRecord>> ArrivalRecords::PreparedOf(const s
   return store::GetProto<v1::SwitchoverRecord>(store_, PreparedKey(vm_uuid));
 }
 
+Status ArrivalRecords::RecordCompleted(v1::SwitchoverRecord prepared) {
+  prepared.set_finished_unix_ms(ToUnixMillis(clock_.WallNow()));
+  store::WriteBatch batch;
+  batch.PutProto(PreparedKey(prepared.vm_uuid()), prepared);
+  return store_.Write(batch);
+}
+
 Status ArrivalRecords::ForgetPrepared(const std::string& vm_uuid) {
   store::WriteBatch batch;
   batch.Delete(PreparedKey(vm_uuid));

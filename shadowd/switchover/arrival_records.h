@@ -43,6 +43,9 @@ class ArrivalRecords {
   // Replaces the VM's prepared switchover; stamps requested_unix_ms.
   Status RecordPrepared(virtshadow::v1::SwitchoverRecord prepared);
   StatusOr<std::optional<virtshadow::v1::SwitchoverRecord>> PreparedOf(const std::string& vm_uuid) const;
+  // Keeps the VM's prepared switchover as completed (finished_unix_ms stamped), so that a Complete retried by an
+  // origin whose shadowd restarted meanwhile is answered done instead of refused; the next Prepare replaces it.
+  Status RecordCompleted(virtshadow::v1::SwitchoverRecord prepared);
   Status ForgetPrepared(const std::string& vm_uuid);
 
   Status RecordGuestFailure(const std::string& vm_uuid, const std::string& vm_name, const std::string& origin_host,

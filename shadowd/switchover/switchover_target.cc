@@ -195,7 +195,7 @@ StatusOr<v1::SwitchoverRecord> SwitchoverTarget::PreparedFor(
   VS_ASSIGN_OR_RETURN(std::optional<v1::SwitchoverRecord> prepared, arrivals_.PreparedOf(vm_uuid));
   if (!prepared) {
     return FailedPrecondition("no switchover of VM " + vm_uuid + " was prepared on " + this_host_ +
-                              " (PrepareSwitchover first; a completed or aborted one is forgotten)");
+                              " (PrepareSwitchover first; an aborted one is forgotten)");
   }
   for (const auto& disk : disks) {
     const bool named = std::any_of(prepared->disks().begin(), prepared->disks().end(), [&](const v1::SwitchoverDisk& ours) {
@@ -221,7 +221,9 @@ Status SwitchoverTarget::CheckRunsHere(const std::string& vm_uuid, const std::st
 
 Status SwitchoverTarget::Complete(const v1::CompleteSwitchoverRequest& request) {
   VS_RETURN_IF_ERROR(CheckTops(request.disks()));
-  VS_RETURN_IF_ERROR(PreparedFor(request.vm_uuid(), request.disks()).status());
+  VS_ASSIGN_OR_RETURN(v1::SwitchoverRecord prepared, PreparedFor(request.vm_uuid(), request.disks()));
+  // Completed already: the origin retries (its shadowd restarted, or its call timed out while this one went on).
+  if (prepared.finished_unix_ms() != 0) return Status::Ok();
   VS_RETURN_IF_ERROR(CheckRunsHere(request.vm_uuid(), request.vm_name()));
   if (!request.guest_failed().empty()) {
     // The guest arrived but shows no progress: nothing is changed (no flatten, the shadow's definition
@@ -230,7 +232,7 @@ Status SwitchoverTarget::Complete(const v1::CompleteSwitchoverRequest& request) 
          request.guest_failed());
     VS_RETURN_IF_ERROR(arrivals_.RecordGuestFailure(request.vm_uuid(), request.vm_name(), request.origin_host(),
                                                     request.guest_failed()));
-    return arrivals_.ForgetPrepared(request.vm_uuid());  // this switchover ends here
+    return arrivals_.RecordCompleted(std::move(prepared));  // this switchover ends here
   }
   VS_RETURN_IF_ERROR(arrivals_.RecordOrigin(request.vm_uuid(), request.vm_name(), request.origin_host(),
                                             v1::OriginRecord::ARRIVAL_SWITCHOVER, "a switchover"));
@@ -248,13 +250,14 @@ Status SwitchoverTarget::Complete(const v1::CompleteSwitchoverRequest& request) 
   rounds_.Unhold(request.vm_uuid());
   VS_RETURN_IF_ERROR(flattened.Annotate("completing the switchover of " + request.vm_name() + " on " + this_host_));
   for (const auto& disk : request.disks()) VS_RETURN_IF_ERROR(DeleteUnlessUsed(disk.top_path()));
-  return arrivals_.ForgetPrepared(request.vm_uuid());
+  return arrivals_.RecordCompleted(std::move(prepared));
 }
 
 Status SwitchoverTarget::Abort(const v1::AbortSwitchoverRequest& request) {
   VS_RETURN_IF_ERROR(CheckTops(request.disks()));
   VS_ASSIGN_OR_RETURN(std::optional<v1::SwitchoverRecord> any, arrivals_.PreparedOf(request.vm_uuid()));
-  if (!any) return Status::Ok();  // nothing prepared here (or aborted already): nothing to delete
+  // Nothing prepared here, aborted already, or completed (its tops flattened and gone): nothing to delete.
+  if (!any || any->finished_unix_ms() != 0) return Status::Ok();
   VS_RETURN_IF_ERROR(PreparedFor(request.vm_uuid(), request.disks()).status());
   for (const auto& disk : request.disks()) VS_RETURN_IF_ERROR(DeleteUnlessUsed(disk.top_path()));
   return arrivals_.ForgetPrepared(request.vm_uuid());
