@@ -285,8 +285,18 @@ bool ConnectUriWithin(nbd_handle* handle, const std::string& uri, bool* timed_ou
 }  // namespace
 
 StatusOr<std::unique_ptr<BlockDevice>> ConnectExport(const std::string& uri,
-                                                     const std::vector<std::string>& meta_contexts) {
+                                                     const std::vector<std::string>& meta_contexts,
+                                                     const std::optional<ExportTls>& tls) {
   VS_ASSIGN_OR_RETURN(Handle handle, NewHandle());
+  // The URI's scheme picks TLS in libnbd; allowing only the kind asked for keeps a URI from turning TLS off
+  // (nbd://) or on without a certificate (nbds://). No URI may name local files (tls-certificates=...).
+  if (nbd_set_uri_allow_tls(handle.get(), tls ? LIBNBD_TLS_REQUIRE : LIBNBD_TLS_DISABLE) == -1 ||
+      nbd_set_uri_allow_local_file(handle.get(), false) == -1) {
+    return LastError(handle.get(), uri, "restricting the URI");
+  }
+  if (tls && nbd_set_tls_certificates(handle.get(), tls->certificates_dir.c_str()) == -1) {
+    return LastError(handle.get(), uri, "loading TLS certificates from " + tls->certificates_dir);
+  }
   for (const std::string& context : meta_contexts) {
     if (context.empty()) return InvalidArgument("empty meta context name requested for " + uri);
     if (nbd_add_meta_context(handle.get(), context.c_str()) == -1) {
@@ -299,9 +309,10 @@ StatusOr<std::unique_ptr<BlockDevice>> ConnectExport(const std::string& uri,
       return Unavailable("connecting to NBD export " + uri + ": no answer within " +
                          std::to_string(kConnectTimeoutMs / 1000) + " s (is its host up?)");
     }
-    const bool bad_uri = nbd_get_errno() == EINVAL;
+    // EPERM: a URI the restrictions above do not permit.
+    const bool bad_uri = nbd_get_errno() == EINVAL || nbd_get_errno() == EPERM;
     const Status error = LastError(handle.get(), uri, "connecting");
-    // A malformed uri fails the same way on every retry; anything else may be a server not up yet.
+    // A malformed or refused uri fails the same way on every retry; anything else may be a server not up yet.
     return bad_uri ? InvalidArgument(error.message()) : Unavailable(error.message());
   }
   FailFastOnDeadPeer(handle.get());

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,11 +30,22 @@ namespace vs::nbd {
 // The meta context every device here can map: which areas hold data and which read as zeros.
 inline constexpr std::string_view kBaseAllocation = "base:allocation";
 
-// Connects to an existing export, e.g. "nbd://10.77.0.11:10809/vda" or "nbd+unix:///vda?socket=/run/x".
+// How exports are reached. Plaintext: only nbd:// and nbd+unix:// URIs. TLS: only nbds:// (and nbds+unix://)
+// URIs, with a client certificate; the server's certificate must verify against the CA and name the URI's host
+// (an IP address matches an iPAddress subject alternative name).
+struct ExportTls {
+  // QEMU's layout (libvirt's /etc/pki/qemu, scripts/pki.sh): ca-cert.pem, client-cert.pem, client-key.pem.
+  std::string certificates_dir;
+};
+
+// Connects to an existing export, e.g. "nbd://10.77.0.11:10809/vda", "nbds://10.77.0.11:10809/vda" (with
+// `tls`) or "nbd+unix:///vda?socket=/run/x". A URI of the other kind than `tls` asks for is InvalidArgument;
+// a failed TLS handshake (no or an untrusted certificate at either end) is Unavailable with GnuTLS's reason.
 // Every entry of `meta_contexts` (e.g. "base:allocation", "qemu:dirty-bitmap:backup-vda") must be offered
 // by the server, else FailedPrecondition naming the first missing one.
 StatusOr<std::unique_ptr<replication::BlockDevice>> ConnectExport(const std::string& uri,
-                                                                  const std::vector<std::string>& meta_contexts);
+                                                                  const std::vector<std::string>& meta_contexts,
+                                                                  const std::optional<ExportTls>& tls);
 
 enum class OpenMode {
   kReadOnly,

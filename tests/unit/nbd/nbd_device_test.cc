@@ -3,6 +3,8 @@
 #include "shadowd/nbd/nbd_device.h"
 
 #include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -10,6 +12,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 #include <gmock/gmock.h>
@@ -260,7 +264,7 @@ class ConnectExportTest : public ::testing::Test {
 };
 
 TEST_F(ConnectExportTest, MapsTheDirtyBitmapAndAllocationSeparately) {
-  auto device = ConnectExport(uri_, {"base:allocation", "qemu:dirty-bitmap:b0"});
+  auto device = ConnectExport(uri_, {"base:allocation", "qemu:dirty-bitmap:b0"}, std::nullopt);
   ASSERT_TRUE(device.ok()) << device.status().ToString();
   ASSERT_EQ((*device)->size(), kSize);
 
@@ -284,14 +288,14 @@ TEST_F(ConnectExportTest, MapsTheDirtyBitmapAndAllocationSeparately) {
 }
 
 TEST_F(ConnectExportTest, AMissingMetaContextIsAFailedPreconditionNamingIt) {
-  auto device = ConnectExport(uri_, {"base:allocation", "qemu:dirty-bitmap:nope"});
+  auto device = ConnectExport(uri_, {"base:allocation", "qemu:dirty-bitmap:nope"}, std::nullopt);
   EXPECT_EQ(device.status().code(), Code::kFailedPrecondition);
   EXPECT_THAT(device.status().message(), HasSubstr("'qemu:dirty-bitmap:nope'"));
   EXPECT_THAT(device.status().message(), HasSubstr(uri_));
 }
 
 TEST_F(ConnectExportTest, ABrokenConnectionIsUnavailable) {
-  auto device = ConnectExport(uri_, {"base:allocation"});
+  auto device = ConnectExport(uri_, {"base:allocation"}, std::nullopt);
   ASSERT_TRUE(device.ok()) << device.status().ToString();
   ASSERT_EQ(kill(server_pid_, SIGKILL), 0);
   server_pid_ = 0;
@@ -305,15 +309,15 @@ TEST_F(ConnectExportTest, ABrokenConnectionIsUnavailable) {
 TEST(ConnectExport, NoServerIsUnavailableAndAMalformedUriIsInvalid) {
   test_support::TempDir dir;
   const std::string uri = "nbd+unix:///vda?socket=" + dir.Sub("nobody.sock");
-  auto absent = ConnectExport(uri, {"base:allocation"});
+  auto absent = ConnectExport(uri, {"base:allocation"}, std::nullopt);
   EXPECT_EQ(absent.status().code(), Code::kUnavailable);
   EXPECT_THAT(absent.status().message(), HasSubstr(uri));
 
-  auto malformed = ConnectExport("http://10.77.0.11/vda", {});
+  auto malformed = ConnectExport("http://10.77.0.11/vda", {}, std::nullopt);
   EXPECT_EQ(malformed.status().code(), Code::kInvalidArgument);
   EXPECT_THAT(malformed.status().message(), HasSubstr("http://10.77.0.11/vda"));
 
-  EXPECT_EQ(ConnectExport(uri, {""}).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(ConnectExport(uri, {""}, std::nullopt).status().code(), Code::kInvalidArgument);
 }
 
 // A server that accepts the connection but never speaks (a host that died after the kernel queued the connection,
@@ -329,13 +333,125 @@ TEST(ConnectExport, AServerThatNeverAnswersIsUnavailableAfterTheConnectTimeout) 
   ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
   ASSERT_EQ(::listen(listener, 4), 0);  // never accepted: the handshake gets no greeting
   const auto start = std::chrono::steady_clock::now();
-  auto silent = ConnectExport("nbd+unix:///vda?socket=" + path, {"base:allocation"});
+  auto silent = ConnectExport("nbd+unix:///vda?socket=" + path, {"base:allocation"}, std::nullopt);
   const auto took = std::chrono::steady_clock::now() - start;
   ::close(listener);
   EXPECT_EQ(silent.status().code(), Code::kUnavailable);
   EXPECT_THAT(silent.status().message(), HasSubstr("no answer within 5 s"));
   EXPECT_GE(took, std::chrono::milliseconds(4900));
   EXPECT_LT(took, std::chrono::seconds(10));
+}
+
+// ---- TLS: a qemu-nbd that requires TLS and a client certificate, as libvirt's backup export with
+// <server tls='yes'> and qemu.conf's backup_tls_x509_verify does, over a throwaway PKI made by scripts/pki.sh:
+// the cluster's CA with hosts h1 (the server) and h2 (a reader), and another CA with a certificate naming h2.
+
+// A port free a moment ago on 127.0.0.1.
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+                     ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
+  ::close(fd);
+  return bound ? ntohs(address.sin_port) : 0;
+}
+
+class TlsExportTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    pki_ = new test_support::TempDir();
+    // QEMU's keys go to the user running the test: the PKI is this test's, not libvirt's.
+    auto run = [](const std::string& command) {
+      const std::string line = "VS_QEMU_USER=$(id -un) " + std::string(VS_PKI_SH) + " " + command + " >/dev/null";
+      ASSERT_EQ(std::system(line.c_str()), 0) << line;
+    };
+    run("ca " + pki_->Sub("ca"));
+    run("ca " + pki_->Sub("other-ca"));
+    for (const char* root : {"h1", "h2", "other"}) std::filesystem::create_directories(pki_->Sub(root));
+    run("host " + pki_->Sub("ca") + " " + pki_->Sub("h1") + " h1 127.0.0.1");
+    run("host " + pki_->Sub("ca") + " " + pki_->Sub("h2") + " h2 127.0.0.1");
+    run("host " + pki_->Sub("other-ca") + " " + pki_->Sub("other") + " h2 127.0.0.1");
+  }
+  static void TearDownTestSuite() { delete pki_; }
+  static std::string QemuDir(const std::string& root) { return pki_->Sub(root) + "/etc/pki/qemu"; }
+
+  void SetUp() override {
+    ASSERT_TRUE(qemu_img_.Create(image_, "qcow2", kSize).ok());
+    port_ = FreePort();
+    ASSERT_GT(port_, 0);
+    Status started = RunChecked(
+        {"qemu-nbd", "--fork", "--persistent", "--pid-file=" + pid_file_, "--bind=127.0.0.1",
+         "--port=" + std::to_string(port_), "--export-name=vda", "--format=qcow2",
+         "--object=tls-creds-x509,id=tls0,endpoint=server,verify-peer=on,dir=" + QemuDir("h1"), "--tls-creds=tls0",
+         image_},
+        kToolTimeout, *clock_);
+    ASSERT_TRUE(started.ok()) << started.ToString();
+    std::ifstream(pid_file_) >> server_pid_;
+    ASSERT_GT(server_pid_, 0);
+  }
+  void TearDown() override {
+    if (server_pid_ > 0) kill(server_pid_, SIGTERM);
+  }
+  std::string Uri(const std::string& scheme) const {
+    return scheme + "://127.0.0.1:" + std::to_string(port_) + "/vda";
+  }
+
+  static constexpr uint64_t kSize = 1 * kMiB;
+  static test_support::TempDir* pki_;
+  test_support::TempDir dir_;
+  std::unique_ptr<Clock> clock_ = NewRealClock();
+  QemuImg qemu_img_{*clock_, kToolTimeout};
+  const std::string image_ = dir_.Sub("export.qcow2");
+  const std::string pid_file_ = dir_.Sub("qemu-nbd.pid");
+  int port_ = 0;
+  pid_t server_pid_ = 0;
+};
+test_support::TempDir* TlsExportTest::pki_ = nullptr;
+
+TEST_F(TlsExportTest, AReaderWithTheClustersCertificateReadsTheExport) {
+  auto device = ConnectExport(Uri("nbds"), {"base:allocation"}, ExportTls{QemuDir("h2")});
+  ASSERT_TRUE(device.ok()) << device.status().ToString();
+  EXPECT_EQ((*device)->size(), kSize);
+  std::vector<std::byte> buffer(4096);
+  EXPECT_TRUE((*device)->Read(0, buffer).ok());
+}
+
+TEST_F(TlsExportTest, APlaintextReaderIsRefused) {
+  auto device = ConnectExport(Uri("nbd"), {"base:allocation"}, std::nullopt);
+  EXPECT_EQ(device.status().code(), Code::kUnavailable) << device.status().ToString();
+}
+
+TEST_F(TlsExportTest, AReaderWithAnotherCasCertificateIsRefused) {
+  auto device = ConnectExport(Uri("nbds"), {"base:allocation"}, ExportTls{QemuDir("other")});
+  EXPECT_EQ(device.status().code(), Code::kUnavailable) << device.status().ToString();
+  // The same certificate with the cluster's CA, so that the reader trusts the server: the refusal is the server's.
+  const std::string trusting = dir_.Sub("trusting");
+  std::filesystem::create_directories(trusting);
+  std::filesystem::copy_file(QemuDir("h2") + "/ca-cert.pem", trusting + "/ca-cert.pem");
+  for (const char* file : {"client-cert.pem", "client-key.pem"}) {
+    std::filesystem::copy_file(QemuDir("other") + "/" + file, trusting + "/" + file);
+  }
+  auto refused = ConnectExport(Uri("nbds"), {"base:allocation"}, ExportTls{trusting});
+  EXPECT_EQ(refused.status().code(), Code::kUnavailable) << refused.status().ToString();
+}
+
+TEST_F(TlsExportTest, AReaderWithoutAClientCertificateIsRefused) {
+  const std::string ca_only = dir_.Sub("ca-only");
+  std::filesystem::create_directories(ca_only);
+  std::filesystem::copy_file(QemuDir("h2") + "/ca-cert.pem", ca_only + "/ca-cert.pem");
+  auto device = ConnectExport(Uri("nbds"), {"base:allocation"}, ExportTls{ca_only});
+  EXPECT_FALSE(device.ok());
+}
+
+TEST_F(TlsExportTest, AUriOfTheOtherKindThanAskedForIsInvalid) {
+  // With TLS asked for, a plaintext URI must not turn it off; without, a TLS URI has no certificate to use.
+  auto plaintext = ConnectExport(Uri("nbd"), {"base:allocation"}, ExportTls{QemuDir("h2")});
+  EXPECT_EQ(plaintext.status().code(), Code::kInvalidArgument) << plaintext.status().ToString();
+  auto tls = ConnectExport(Uri("nbds"), {"base:allocation"}, std::nullopt);
+  EXPECT_EQ(tls.status().code(), Code::kInvalidArgument) << tls.status().ToString();
 }
 
 }  // namespace
