@@ -204,15 +204,22 @@ Status ParseFailover(const pt::ptree& section, Config& config) {
   return Status::Ok();
 }
 
+// One channel's "none" or "mutual" (TLS with a certificate at both ends, from the cluster's one CA).
+StatusOr<bool> ParseTlsMode(const pt::ptree& section, const std::string& key, const std::string& example) {
+  const std::string mode = section.get<std::string>(key, "none");
+  if (mode == "mutual") return true;
+  if (mode == "none") return false;
+  return InvalidArgument("[tls] " + key + " = '" + mode + "' is not 'mutual' or 'none'; e.g. " + key +
+                         " = mutual once every host has its certificates (scripts/pki.sh)" + example);
+}
+
 Status ParseTls(const pt::ptree& section, Config& config) {
-  VS_RETURN_IF_ERROR(CheckKeys(section, "tls", {"peer", "pki"}));
-  const std::string peer = section.get<std::string>("peer", "none");
-  if (peer != "mutual" && peer != "none") {
-    return InvalidArgument("[tls] peer = '" + peer +
-                           "' is not 'mutual' or 'none'; e.g. peer = mutual once every host has its certificates "
-                           "(scripts/pki.sh)");
-  }
-  config.peer_tls = peer == "mutual";
+  VS_RETURN_IF_ERROR(CheckKeys(section, "tls", {"peer", "nbd", "migration", "pki"}));
+  VS_ASSIGN_OR_RETURN(config.peer_tls, ParseTlsMode(section, "peer", ""));
+  VS_ASSIGN_OR_RETURN(config.nbd_tls,
+                      ParseTlsMode(section, "nbd", " and libvirt's qemu.conf has backup_tls_x509_cert_dir's files"));
+  VS_ASSIGN_OR_RETURN(config.switchover.migration_tls,
+                      ParseTlsMode(section, "migration", " and libvirt's qemu.conf has migrate_tls_x509_cert_dir's files"));
   config.tls_pki = section.get<std::string>("pki", config.tls_pki);
   if (config.tls_pki.empty() || config.tls_pki.front() != '/') {
     return InvalidArgument("[tls] pki = '" + config.tls_pki +
@@ -381,7 +388,10 @@ std::string DescribeConfig(const Config& config) {
                                           (config.fence_action == Config::FenceAction::kPause ? "pause" : "destroy")
                                     : std::string("none (no crash promotion, no self-fencing)")) + "\n" +
          "metrics: " + (config.metrics_listen.empty() ? "off" : config.metrics_listen) + "\n" +
-         "notice sources: " + (notice_list.empty() ? "none" : notice_list) + "\n";
+         "notice sources: " + (notice_list.empty() ? "none" : notice_list) + "\n" +
+         "TLS: peer service " + (config.peer_tls ? "mutual" : "none") + ", NBD exports " +
+         (config.nbd_tls ? "mutual" : "none") + ", migrations " + (config.switchover.migration_tls ? "mutual" : "none") +
+         (config.peer_tls || config.nbd_tls ? ", PKI " + config.tls_pki : std::string()) + "\n";
 }
 
 }  // namespace vs::daemon

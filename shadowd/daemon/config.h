@@ -50,15 +50,24 @@
 //   fence_action = pause                       ; what this host does to a VM it must fence when its partition
 //                                              ; loses quorum (docs/failover.md "Self-fencing"): pause (a
 //                                              ; short cut costs a pause) or destroy
-//   [tls]                                      ; optional: TLS between the hosts' shadowd (off by default)
+//   [tls]                                      ; optional: TLS between the hosts, per channel (off by default);
+//                                              ; every host the same, as both ends of a channel must agree
 //   peer = none                                ; mutual: the peer service and its clients use TLS with a
 //                                              ; certificate at both ends, from the cluster's one CA; a caller
 //                                              ; whose certificate names no [host.NAME] is refused. none:
-//                                              ; plaintext, callers unauthenticated. Every host the same.
+//                                              ; plaintext, callers unauthenticated.
+//   nbd = none                                 ; mutual: libvirt's backup exports are served with TLS
+//                                              ; (<server tls='yes'>; QEMU's certificates from qemu.conf's
+//                                              ; backup_tls_x509_cert_dir, which must verify clients) and read
+//                                              ; with this host's QEMU client certificate (pki/qemu); a peer's
+//                                              ; round from a plaintext nbd:// source is refused
+//   migration = none                           ; mutual: switchover migrations use libvirt's TLS flag (QEMU's
+//                                              ; native TLS for memory and the storage mirror)
 //   pki = /etc/pki                             ; root of the PKI in libvirt's layout (scripts/pki.sh host):
 //                                              ; CA/cacert.pem, libvirt/servercert.pem and clientcert.pem,
-//                                              ; libvirt/private/serverkey.pem and clientkey.pem; each
-//                                              ; certificate names its host (CN, dNSName) as [host.NAME] does
+//                                              ; libvirt/private/serverkey.pem and clientkey.pem, and QEMU's
+//                                              ; qemu/{ca-cert,client-cert,client-key}.pem; each certificate
+//                                              ; names its host (CN, dNSName) as [host.NAME] does
 //
 // Base URLs are http://IP[:PORT][/PREFIX]: the pollers append their paths to them.
 // Pure: parsing takes text and returns a value or an error naming the key and the fix. Thread-compatible.
@@ -99,6 +108,7 @@ struct Config {
   enum class FenceAction { kPause, kDestroy };
   FenceAction fence_action = FenceAction::kPause;
   bool peer_tls = false;          // [tls] peer = mutual
+  bool nbd_tls = false;           // [tls] nbd = mutual ([tls] migration is switchover.migration_tls)
   std::string tls_pki = "/etc/pki";
 
   const cluster::HostConfig* FindHost(const std::string& name) const;

@@ -357,7 +357,9 @@ Status Daemon::BuildController() {
 Status Daemon::BuildReplication() {
   VS_ASSIGN_OR_RETURN(replication_libvirt_, Named(runtime_->Connect(config_.local_libvirt_uri, clock_),
                                                   "the local libvirtd (replication)"));
-  storage_ = replication::NewQemuReplicaStorage(clock_);
+  // [tls] nbd = mutual: exports are read with this host's QEMU client certificate (scripts/pki.sh installs it).
+  VS_ASSIGN_OR_RETURN(storage_, replication::NewQemuReplicaStorage(
+                                    clock_, config_.nbd_tls ? config_.tls_pki + "/qemu" : std::string()));
   keeper_ = std::make_unique<replication::ReplicaKeeper>(
       *store_, *storage_,
       [this](const std::string& vm_uuid, const std::vector<std::string>& paths) {
@@ -392,7 +394,7 @@ Status Daemon::BuildReplication() {
   replicator_ = std::make_unique<replication::Replicator>(
       *replication_libvirt_, *peer_client_, *storage_, *store_, clock_,
       replication::ReplicatorOptions{.this_host = config_.this_host, .nbd_address = this_host.address,
-                                     .nbd_port = config_.nbd_port});
+                                     .nbd_port = config_.nbd_port, .nbd_tls = config_.nbd_tls});
   if (auto names = replication_libvirt_->ListDomainNames(); names.ok()) {
     log_.Failure("ending stale backups", replicator_->Recover(*names));
   }
@@ -487,7 +489,8 @@ Status Daemon::Start() {
                                                          rpc::PeerGuard(hosts_, rpc::LookUpOnThisHost(
                                                                                     *replication_libvirt_,
                                                                                     config_.this_host, *keeper_,
-                                                                                    *arrivals_)),
+                                                                                    *arrivals_),
+                                                                   config_.nbd_tls),
                                                          peer_tls_, hosts_, log_.For("peer service")));
   promotion_worker_->Start();
   replication_worker_->Start();

@@ -20,7 +20,8 @@ std::string ErrnoMessage(int error) { return std::error_code(error, std::generic
 
 class QemuReplicaStorage final : public ReplicaStorage {
  public:
-  explicit QemuReplicaStorage(Clock& clock) : qemu_img_(clock, kQemuImgTimeout) {}
+  QemuReplicaStorage(Clock& clock, std::string export_certificates)
+      : qemu_img_(clock, kQemuImgTimeout), export_certificates_(std::move(export_certificates)) {}
 
   StatusOr<std::optional<ImageState>> Inspect(const std::string& path) override {
     std::error_code ec;
@@ -62,17 +63,31 @@ class QemuReplicaStorage final : public ReplicaStorage {
   }
   StatusOr<std::unique_ptr<BlockDevice>> ConnectExport(const std::string& uri,
                                                        const std::vector<std::string>& meta_contexts) override {
-    return nbd::ConnectExport(uri, meta_contexts);
+    std::optional<nbd::ExportTls> tls;
+    if (!export_certificates_.empty()) tls = nbd::ExportTls{.certificates_dir = export_certificates_};
+    return nbd::ConnectExport(uri, meta_contexts, tls);
   }
 
  private:
   nbd::QemuImg qemu_img_;
+  const std::string export_certificates_;  // empty: exports are plaintext
 };
 
 }  // namespace
 
-std::unique_ptr<ReplicaStorage> NewQemuReplicaStorage(Clock& clock) {
-  return std::make_unique<QemuReplicaStorage>(clock);
+StatusOr<std::unique_ptr<ReplicaStorage>> NewQemuReplicaStorage(Clock& clock, std::string export_certificates) {
+  if (!export_certificates.empty()) {
+    // libnbd reads them only at the first connection; a missing file is better named at start.
+    for (const char* file : {"ca-cert.pem", "client-cert.pem", "client-key.pem"}) {
+      const std::string path = export_certificates + "/" + file;
+      if (::access(path.c_str(), R_OK) != 0) {
+        return FailedPrecondition("cannot read " + path + " (" + ErrnoMessage(errno) +
+                                  "), which reading NBD exports with TLS needs ([tls] nbd = mutual); install this "
+                                  "host's QEMU certificates (scripts/pki.sh host) or set nbd = none");
+      }
+    }
+  }
+  return std::unique_ptr<ReplicaStorage>(std::make_unique<QemuReplicaStorage>(clock, std::move(export_certificates)));
 }
 
 }  // namespace vs::replication

@@ -5,12 +5,17 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "common/clock.h"
+#include "common/status.h"
 #include "shadowd/replication/replica_storage.h"
 
 namespace vs::replication {
 
-std::unique_ptr<ReplicaStorage> NewQemuReplicaStorage(Clock& clock);
+// `export_certificates`: empty, exports are read in plaintext (nbd:// URIs only); otherwise they are read with TLS
+// (nbds:// URIs only) with the client certificate in that directory, in QEMU's layout (nbd::ExportTls).
+// FailedPrecondition naming the file when one of its ca-cert.pem, client-cert.pem, client-key.pem is unreadable.
+StatusOr<std::unique_ptr<ReplicaStorage>> NewQemuReplicaStorage(Clock& clock, std::string export_certificates);
 
 }  // namespace vs::replication

@@ -56,7 +56,8 @@ class Replicator::BackupSession {
 
   // Where libvirt's NBD server exports disk `target` while the job runs.
   std::string ExportUri(const std::string& target) const {
-    return "nbd://" + JoinHostPort(request_.listen_address, static_cast<uint16_t>(request_.port)) + "/" + target;
+    return std::string(request_.tls ? "nbds://" : "nbd://") +
+           JoinHostPort(request_.listen_address, static_cast<uint16_t>(request_.port)) + "/" + target;
   }
 
   // Ends the job; once only (whatever libvirt answers, the job is not ended again).
@@ -332,6 +333,7 @@ StatusOr<AppliedRound> Replicator::RunPlannedRound(const ReplicationTarget& targ
   backup.domain = target.vm_name;
   backup.listen_address = options_.nbd_address;
   backup.port = options_.nbd_port;
+  backup.tls = options_.nbd_tls;
   backup.incremental_from = plan.base_checkpoint;
   bool any_bitmaps = false;
   for (size_t i = 0; i < plan.disks.size(); ++i) {
@@ -467,6 +469,7 @@ StatusOr<VerifyReport> Replicator::Verify(const ReplicationTarget& target) {
   backup.domain = target.vm_name;
   backup.listen_address = options_.nbd_address;
   backup.port = options_.nbd_port;
+  backup.tls = options_.nbd_tls;
   backup.incremental_from = checkpoint;  // no new checkpoint: the chain is not touched
   for (const Disk& disk : disks) {
     backup.disks.push_back({disk.target, disk.path, /*join_checkpoint=*/false, disk.bitmaps && !checkpoint.empty()});

@@ -52,6 +52,7 @@ struct ReplicatorOptions {
   std::string this_host;
   std::string nbd_address;  // where libvirt's backup exports listen (this host's address on the peers' network)
   int nbd_port = 10809;
+  bool nbd_tls = false;     // [tls] nbd = mutual: exports served with TLS, read as nbds:// URIs
 };
 
 // One disk's part of `virt-shadow verify`.

@@ -75,18 +75,24 @@ Status CheckOwned(const std::string& vm_uuid, const VmOnThisHost& vm, const std:
                             " on this host: refusing to touch it");
 }
 
-// "nbd://HOST[:PORT]/NAME" on `address` (the primary's configured address, as Replicator::ExportUri writes it).
+// "nbd://HOST[:PORT]/NAME" (or "nbds://" with `tls`) on `address` (the primary's configured address, as
+// Replicator::ExportUri writes it), without a query: libnbd reads options from it.
 Status CheckSourceOn(const std::string& what, const std::string& uri, const std::string& primary,
-                     const std::string& address) {
-  constexpr std::string_view kScheme = "nbd://";
+                     const std::string& address, bool tls) {
+  const std::string_view scheme = tls ? "nbds://" : "nbd://";
   auto refuse = [&](const std::string& why) {
     return FailedPrecondition(what + ": source " + uri.substr(0, 256) + " " + why + "; a round reads only from " +
-                              "the NBD export of the VM's primary " + primary + " (nbd://" + address + ":PORT/DISK)");
+                              "the NBD export of the VM's primary " + primary + " (" + std::string(scheme) + address +
+                              ":PORT/DISK)");
   };
-  if (!uri.starts_with(kScheme)) return refuse("is not an nbd:// URI");
-  const size_t slash = uri.find('/', kScheme.size());
+  if (!uri.starts_with(scheme)) {
+    return refuse("is not an " + std::string(scheme) + " URI" +
+                  (tls ? " (exports use TLS here: [tls] nbd = mutual)" : ""));
+  }
+  const size_t slash = uri.find('/', scheme.size());
   if (slash == std::string::npos) return refuse("names no export");
-  StatusOr<HostPort> authority = SplitHostPort(std::string_view(uri).substr(kScheme.size(), slash - kScheme.size()));
+  if (uri.find_first_of("?#", slash) != std::string::npos) return refuse("has a query or fragment");
+  StatusOr<HostPort> authority = SplitHostPort(std::string_view(uri).substr(scheme.size(), slash - scheme.size()));
   if (!authority.ok()) return refuse("has no valid host: " + authority.status().message());
   if (authority->host != address) return refuse("is on " + authority->host + ", not on " + address);
   return Status::Ok();
@@ -198,7 +204,7 @@ Status PeerGuard::ApplyRound(const PeerCaller& caller, const v1::ApplyRoundReque
   for (const auto& disk : request.disks()) {
     VS_RETURN_IF_ERROR(CheckOwned(request.vm_uuid(), vm, disk.replica_path()));
     VS_RETURN_IF_ERROR(CheckSourceOn(what + ", disk " + disk.target(), disk.source_uri(), primary->name,
-                                     primary->address));
+                                     primary->address, exports_use_tls_));
   }
   return Status::Ok();
 }

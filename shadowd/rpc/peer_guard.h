@@ -19,7 +19,8 @@
 //               or prepared switchover names; when no primary is known here only reads pass;
 //             - a round writes only into a shadow placed for the primary that sends it (request.primary_host is
 //               the shadow's placing host), and reads only from an NBD export on that primary: the source
-//               URI's host is the primary's configured address;
+//               URI's host is the primary's configured address, its scheme nbds:// when exports use TLS
+//               ([tls] nbd = mutual) and nbd:// otherwise, and it has no query (no option of the caller's);
 //             - QueryPromotion and DiscardStaleCopy come only from the host they name as asking_host;
 //             - Complete and Abort act only on a switchover prepared here (SwitchoverTarget checks that).
 //             An unauthenticated caller (all of them until mutual TLS lands) passes the identity comparisons; every
@@ -64,7 +65,9 @@ class PeerGuard {
  public:
   using LookUp = std::function<StatusOr<VmOnThisHost>(const std::string& vm_uuid)>;
 
-  PeerGuard(cluster::ClusterHosts hosts, LookUp look_up) : hosts_(std::move(hosts)), look_up_(std::move(look_up)) {}
+  // `exports_use_tls`: rounds read only from nbds:// sources (else only from nbd:// ones).
+  PeerGuard(cluster::ClusterHosts hosts, LookUp look_up, bool exports_use_tls = false)
+      : hosts_(std::move(hosts)), look_up_(std::move(look_up)), exports_use_tls_(exports_use_tls) {}
 
   Status GetReplica(const PeerCaller& caller, const virtshadow::v1::GetReplicaRequest& request) const;
   Status ApplyRound(const PeerCaller& caller, const virtshadow::v1::ApplyRoundRequest& request) const;
@@ -93,6 +96,7 @@ class PeerGuard {
   Status CheckClusterHost(const std::string& what, const std::string& host) const;
 
   const cluster::ClusterHosts hosts_;
+  const bool exports_use_tls_;
   const LookUp look_up_;
 };
 

@@ -185,6 +185,7 @@ StatusOr<MigrationFigures> LibvirtSwitchoverSteps::Migrate(const SwitchoverRecor
   options.copy_storage_incremental = !copy_storage_all;
   options.move_definition = true;
   options.timeout = std::chrono::minutes(10);
+  options.tls = settings_.migration_tls;
   const bool warm = record.warm();
   if (warm) options.precopy_bandwidth_mibs = settings_.warmup_bandwidth_mibs;
   if (warm) options.cancel = [this, vm = record.vm_uuid()] { return warm_up_.Cancelled(vm); };

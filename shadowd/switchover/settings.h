@@ -16,6 +16,7 @@ struct Settings {
   Duration snapshot_cost = std::chrono::milliseconds(150);
   uint64_t warmup_bandwidth_mibs = 5;  // MiB/s, >= 1
   bool hold_planned_precopy = false;   // precopy_hold = planned
+  bool migration_tls = false;          // [tls] migration = mutual: VIR_MIGRATE_TLS
 };
 
 }  // namespace vs::switchover

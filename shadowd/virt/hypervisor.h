@@ -51,6 +51,9 @@ struct MigrationOptions {
   bool move_definition = true;
   // How long to wait for the whole migration; it is aborted after that.
   std::chrono::seconds timeout{300};
+  // Migrate with QEMU's native TLS (VIR_MIGRATE_TLS) for memory and the storage mirror, with qemu.conf's
+  // migrate_tls_x509_* certificates at both ends.
+  bool tls = false;
   // Asked every 100 ms until the postcopy switch is requested: true aborts the migration (virDomainAbortJob);
   // MigrateLive then returns kAborted and the domain stays on the source. Empty: never.
   std::function<bool()> cancel;
@@ -126,6 +129,9 @@ struct PullBackupRequest {
   std::string new_checkpoint;                // empty: no checkpoint is created
   std::string listen_address;                // the NBD server's address, e.g. "10.77.0.11"
   int port = 0;                              // libvirt 9.0 needs an explicit TCP port
+  // Serve the exports with TLS (<server tls='yes'>): QEMU's certificates and whether it verifies its clients'
+  // are qemu.conf's backup_tls_x509_* settings; libvirt refuses the job when they are missing.
+  bool tls = false;
 };
 inline constexpr std::string_view kScratchSuffix = ".vs-scratch";
 

@@ -523,7 +523,7 @@ class LibvirtHypervisor final : public Hypervisor {
       backup += "<incremental>" + XmlEscape(request.incremental_from) + "</incremental>";
     }
     backup += "<server transport='tcp' name='" + XmlEscape(request.listen_address) + "' port='" +
-              std::to_string(request.port) + "'/><disks>";
+              std::to_string(request.port) + "'" + (request.tls ? " tls='yes'" : "") + "/><disks>";
     std::string checkpoint = "<domaincheckpoint><name>" + XmlEscape(request.new_checkpoint) + "</name><disks>";
     for (const BackupDisk& disk : request.disks) {
       const bool whole = !disk.incremental && !request.incremental_from.empty();
@@ -658,6 +658,7 @@ class LibvirtHypervisor final : public Hypervisor {
     if (options.copy_storage_all) flags |= VIR_MIGRATE_NON_SHARED_DISK;
     if (options.copy_storage_incremental) flags |= VIR_MIGRATE_NON_SHARED_INC;
     if (options.move_definition) flags |= VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE;
+    if (options.tls) flags |= VIR_MIGRATE_TLS;
     virTypedParameterPtr params = nullptr;
     int nparams = 0, maxparams = 0;
     if (options.precopy_bandwidth_mibs > 0 &&

@@ -7,18 +7,25 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 
 namespace vs::virt {
 
 std::optional<std::pair<std::string, std::string>> TcpEndpointOf(const std::string& uri) {
-  const std::string scheme_end = "+tcp://";
-  const size_t at = uri.find(scheme_end);
-  if (at == std::string::npos) return std::nullopt;
-  const size_t start = at + scheme_end.size();
-  const size_t end = uri.find('/', start);
+  // libvirtd's default ports: 16509 for TCP, 16514 for TLS.
+  std::string port;
+  size_t start = std::string::npos;
+  for (const auto& [scheme_end, default_port] : {std::pair{"+tcp://", "16509"}, std::pair{"+tls://", "16514"}}) {
+    if (const size_t at = uri.find(scheme_end); at != std::string::npos) {
+      start = at + std::string_view(scheme_end).size();
+      port = default_port;
+      break;
+    }
+  }
+  if (start == std::string::npos) return std::nullopt;
+  const size_t end = uri.find_first_of("/?", start);
   std::string authority = uri.substr(start, end == std::string::npos ? std::string::npos : end - start);
   if (const size_t user = authority.rfind('@'); user != std::string::npos) authority = authority.substr(user + 1);
-  std::string port = "16509";
   if (const size_t colon = authority.rfind(':'); colon != std::string::npos && authority.find(']') == std::string::npos) {
     port = authority.substr(colon + 1);
     authority = authority.substr(0, colon);

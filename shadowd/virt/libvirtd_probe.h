@@ -16,10 +16,11 @@
 
 namespace vs::virt {
 
-// "qemu+tcp://10.77.0.11/system" -> {"10.77.0.11", "16509"}; nullopt for other transports (unix, ssh, tls...).
+// "qemu+tcp://10.77.0.11/system" -> {"10.77.0.11", "16509"}, "qemu+tls://h1:1234/system?pkipath=/x" ->
+// {"h1", "1234"} (TLS's default port is 16514); nullopt for other transports (unix, ssh...).
 std::optional<std::pair<std::string, std::string>> TcpEndpointOf(const std::string& uri);
 
-// For a +tcp URI: a TCP connection to its libvirtd's port within `timeout`. Other transports: OK (nothing to try).
+// For a +tcp or +tls URI: a TCP connection to its libvirtd's port within `timeout`. Other transports: OK (nothing to try).
 Status LibvirtdAnswers(const std::string& uri, Duration timeout);
 
 }  // namespace vs::virt

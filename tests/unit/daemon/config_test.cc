@@ -256,6 +256,8 @@ TEST(ConfigTest, TlsIsOffByDefaultWithLibvirtsPki) {
   auto config = ParseConfig(kGood);
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_FALSE(config->peer_tls);
+  EXPECT_FALSE(config->nbd_tls);
+  EXPECT_FALSE(config->switchover.migration_tls);
   EXPECT_EQ(config->tls_pki, "/etc/pki");
 }
 
@@ -269,9 +271,26 @@ TEST(ConfigTest, TlsMutualWithItsPki) {
   EXPECT_FALSE(none->peer_tls);
 }
 
+TEST(ConfigTest, EachTlsChannelIsSetOnItsOwn) {
+  auto nbd = ParseConfig(std::string(kGood) + "[tls]\nnbd = mutual\n");
+  ASSERT_TRUE(nbd.ok()) << nbd.status().ToString();
+  EXPECT_TRUE(nbd->nbd_tls);
+  EXPECT_FALSE(nbd->peer_tls);
+  EXPECT_FALSE(nbd->switchover.migration_tls);
+  auto migration = ParseConfig(std::string(kGood) + "[tls]\nmigration = mutual\n");
+  ASSERT_TRUE(migration.ok()) << migration.status().ToString();
+  EXPECT_TRUE(migration->switchover.migration_tls);
+  EXPECT_FALSE(migration->nbd_tls);
+  EXPECT_NE(DescribeConfig(*migration).find("TLS: peer service none, NBD exports none, migrations mutual"),
+            std::string::npos)
+      << DescribeConfig(*migration);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Tls, BadSectionTest,
     ::testing::Values(BadSection{"[tls]\npeer = yes\n", "[tls] peer = 'yes' is not 'mutual' or 'none'"},
+                      BadSection{"[tls]\nnbd = on\n", "[tls] nbd = 'on' is not 'mutual' or 'none'"},
+                      BadSection{"[tls]\nmigration = tls\n", "[tls] migration = 'tls' is not 'mutual' or 'none'"},
                       BadSection{"[tls]\npki = etc/pki\n", "[tls] pki = 'etc/pki' is not an absolute path"},
                       BadSection{"[tls]\npki =\n", "[tls] pki = '' is not an absolute path"},
                       BadSection{"[tls]\nca_cert = /x\n", "[tls] has an unknown key 'ca_cert'"}));

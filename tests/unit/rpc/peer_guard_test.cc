@@ -164,6 +164,9 @@ TEST_F(PeerGuardTest, ARoundWritesOnlyIntoTheShadowPlacedForItsSenderFromItsExpo
        [](auto& r) { r.mutable_disks(0)->set_source_uri("nbd://10.0.0.3:10809/vda"); }},
       {"is not an nbd:// URI",
        [](auto& r) { r.mutable_disks(0)->set_source_uri("nbd+unix:///vda?socket=/run/x"); }},
+      {"is not an nbd:// URI", [](auto& r) { r.mutable_disks(0)->set_source_uri("nbds://10.0.0.1:10809/vda"); }},
+      {"has a query or fragment",
+       [](auto& r) { r.mutable_disks(0)->set_source_uri("nbd://10.0.0.1:10809/vda?tls-certificates=/tmp"); }},
       {"no shadow of VM", [](auto& r) { r.set_vm_uuid(kRecordedOnly); }},
   };
   for (const auto& [expected, spoil] : cases) {
@@ -173,6 +176,20 @@ TEST_F(PeerGuardTest, ARoundWritesOnlyIntoTheShadowPlacedForItsSenderFromItsExpo
     EXPECT_EQ(checked.code(), Code::kFailedPrecondition) << expected << ": " << checked.ToString();
     EXPECT_THAT(checked.message(), HasSubstr(expected));
   }
+}
+
+// With [tls] nbd = mutual a round reads only over TLS: a plaintext source would let anyone on the path read the disk.
+TEST_F(PeerGuardTest, WithTlsExportsARoundReadsOnlyFromAnNbdsSource) {
+  const PeerGuard tls_guard(Hosts(), [this](const std::string& vm_uuid) -> StatusOr<VmOnThisHost> {
+    return vms_.at(vm_uuid);
+  }, /*exports_use_tls=*/true);
+  v1::ApplyRoundRequest request = Round();
+  const Status plaintext = tls_guard.ApplyRound(anyone_, request);
+  EXPECT_EQ(plaintext.code(), Code::kFailedPrecondition) << plaintext.ToString();
+  EXPECT_THAT(plaintext.message(), HasSubstr("is not an nbds:// URI (exports use TLS here: [tls] nbd = mutual)"));
+  for (auto& disk : *request.mutable_disks()) disk.set_source_uri("nbds://10.0.0.1:10809/" + disk.target());
+  const Status tls = tls_guard.ApplyRound(anyone_, request);
+  EXPECT_TRUE(tls.ok()) << tls.ToString();
 }
 
 TEST_F(PeerGuardTest, DigestsAreReadOnlyFromTheShadowsDisks) {
