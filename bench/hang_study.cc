@@ -136,6 +136,7 @@ void MoveOnce(BenchLab& lab, Subject& s, Variant variant, int hold_s, int round,
     options.copy_storage_all = true;
     options.move_definition = true;
     options.timeout = 600s;
+    options.tls = UsesTls(lab.hosts()[to].uri);
     const Duration hold = variant == kPlainHeld ? Duration(std::chrono::seconds(hold_s)) : Duration::zero();
     options.switch_to_postcopy = [hold](Duration since_start) { return since_start >= hold; };
     auto result = lab.conn(from).MigrateLive(NameOf(s), lab.hosts()[to].uri, options);

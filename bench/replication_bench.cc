@@ -159,6 +159,7 @@ int Run(int reps) {
   virt::MigrationOptions options;
   options.postcopy = false;
   options.copy_storage_all = true;
+  options.tls = UsesTls(lab.hosts()[2].uri);
   auto migrated =
       lab.Must(lab.conn(0).MigrateLive("rb-mig", lab.hosts()[2].uri, options), "migrate --copy-storage-all");
   mig->MovedTo(lab.conn(2));

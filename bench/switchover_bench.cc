@@ -155,6 +155,7 @@ Move Migrate(BenchLab& lab, const std::string& name, size_t target, bool postcop
   options.postcopy = postcopy;
   options.copy_storage_all = true;
   options.timeout = 600s;
+  options.tls = UsesTls(lab.hosts()[target].uri);
   auto result = lab.Must(lab.conn(0).MigrateLive(name, lab.hosts()[target].uri, options),
                          std::string(kMethodName[postcopy ? kPostcopy : kPrecopy]) + " of " + name);
   guest->MovedTo(lab.conn(target));

@@ -8,7 +8,8 @@
 #   lab.sh shape RATE    shape every host link to RATE (tc htb, Corosync first; e.g. 1gbit); "lab.sh shape off" removes it
 #   lab.sh jitter DELAY JITTER   delay every packet a host receives on its link by DELAY +- JITTER, uniform (netem's
 #                        "delay DELAY JITTER", e.g. 20ms 10ms); "lab.sh jitter off" removes it. See cmd_jitter.
-#   lab.sh uri HOST      print qemu+tcp://ADDR/system for HOST
+#   lab.sh uri HOST      print the root namespace's libvirt URI of HOST (qemu+tls://ADDR/system?pkipath=..., or
+#                        qemu+tcp://ADDR/system in a lab without TLS)
 #   lab.sh install BUILD [HOST...]   install the libvirt hook and (re)start shadowd in every (or each named) host
 #   lab.sh shadowd HOST start|stop|kill|status   manage one host's shadowd (kill = SIGKILL, for crash tests)
 #   lab.sh cut HOST / lab.sh heal HOST   take the host's link down / up (its veth on the bridge side), for tests;
@@ -20,13 +21,21 @@
 #
 # Each host is a network namespace (veth on bridge vsbr0, 10.77.0.(10+i)/24) plus a private mount and UTS
 # namespace in which bind mounts give it its own /etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/log/libvirt,
-# /var/cache/libvirt, /var/lib/virt-shadow and /run/virt-shadow (so storage is NOT shared between hosts), its own
-# hostname and host_uuid, and its own virtlogd and libvirtd (TCP, no auth: lab only). Once every host is up, each
+# /var/cache/libvirt, /etc/pki, /var/lib/virt-shadow and /run/virt-shadow (so storage is NOT shared between hosts),
+# its own hostname and host_uuid, and its own virtlogd and libvirtd. Once every host is up, each
 # also runs a Corosync node (corosync 3, knet, token 800 ms, votequorum; the nodelist names h1..hN with their
 # addresses and nodeid N) in a further mount namespace of its own where /run and /var/lib/corosync are the
 # host's ($LAB/hN/corosync/); its config and log are $LAB/hN/corosync.conf and corosync.log. Corosync's IPC follows the network
 # namespace, so shadowd (and corosync-quorumtool) inside a host talk to that host's node. Hosts reach each other and
-# the root namespace reaches them at qemu+tcp://10.77.0.(10+i)/system. Odd hosts are in zone-a, even in zone-b.
+# the root namespace reaches them at qemu+tls://10.77.0.(10+i)/system. Odd hosts are in zone-a, even in zone-b.
+#
+# TLS (the default; VS_LAB_TLS=0 at 'lab.sh up' for a plaintext lab, e.g. to compare): one CA in $LAB/pki
+# (scripts/pki.sh, GnuTLS's certtool) and in each host's /etc/pki, in libvirt's layout, its certificates naming the
+# host (hN) and its address. Every channel between hosts uses them with a certificate at both ends: libvirtd listens
+# only for TLS (listen_tls, no TCP), migrations must use TLS (qemu.conf migrate_tls_force), backup exports are served
+# with TLS when asked (<server tls='yes'>), and shadowd's [tls] turns on its peer service's TLS, TLS exports and
+# TLS migrations. The root namespace (tests, virsh) connects as client "lab-admin" with the certificate in
+# $LAB/pki/admin (libvirt's pkipath=). The mode is kept in $LAB/tls-mode until 'lab.sh down'.
 #
 # State lives in $VS_LAB_DIR (default /var/tmp/virt-shadow-lab): hN/ holds host N's private directories,
 # hosts.tsv the inventory (name zone address uri cost), guest/ the test guest, logs/ serial logs (shared, so
@@ -38,7 +47,9 @@ for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/nul
 LAB=${VS_LAB_DIR:-/var/tmp/virt-shadow-lab}
 BRIDGE=vsbr0
 NET=10.77.0
-PRIVATE_DIRS="/etc/libvirt /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt /var/lib/virt-shadow /run/virt-shadow"
+PRIVATE_DIRS="/etc/libvirt /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt /etc/pki /var/lib/virt-shadow /run/virt-shadow"
+PKI=$LAB/pki
+PKI_SH=$(dirname "$(readlink -f "$0")")/pki.sh
 
 die() { echo "lab: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (it creates network namespaces and starts libvirtd)"
@@ -47,7 +58,14 @@ host_index() { [[ $1 =~ ^h([0-9]+)$ ]] || die "unknown host '$1': hosts are name
 host_addr() { echo "$NET.$((10 + $1))"; }
 host_zone() { if (( $1 % 2 )); then echo zone-a; else echo zone-b; fi; }
 host_ns() { echo "vs-h$1"; }
-host_uri() { echo "qemu+tcp://$(host_addr "$1")/system"; }
+# The lab's TLS mode: fixed by 'lab.sh up' in $LAB/tls-mode, from VS_LAB_TLS (default 1) before that.
+lab_tls() {
+  if [ -f "$LAB/tls-mode" ]; then [ "$(cat "$LAB/tls-mode")" = mutual ]; else [ "${VS_LAB_TLS:-1}" = 1 ]; fi
+}
+# A host's libvirt URI as seen from inside the hosts (each host's own client certificate) ...
+host_peer_uri() { if lab_tls; then echo "qemu+tls://$(host_addr "$1")/system"; else echo "qemu+tcp://$(host_addr "$1")/system"; fi; }
+# ... and from the root namespace (lab-admin's certificate).
+host_uri() { if lab_tls; then echo "$(host_peer_uri "$1")?pkipath=$PKI/admin"; else host_peer_uri "$1"; fi; }
 pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 libvirtd_pid() { cat "$LAB/h$1/run/libvirt/libvirtd.pid" 2>/dev/null || true; }
 known_hosts() { ls -d "$LAB"/h[0-9]* 2>/dev/null | sed 's|.*/h||' | sort -n || true; }
@@ -75,12 +93,15 @@ host_up() {  # host_up I: start host I unless it already runs
   cp -a /etc/libvirt/. "$H/etc/libvirt/"
   rm -f "$H"/etc/libvirt/qemu/*.xml "$H"/etc/libvirt/qemu/autostart/* "$H"/etc/libvirt/qemu/networks/autostart/*
   mkdir -p "$H/var/lib/libvirt/images" "$H/etc/libvirt/hooks"
+  local tls_listen="listen_tls = 1
+listen_tcp = 0" tcp_auth=""
+  lab_tls || { tls_listen="listen_tls = 0
+listen_tcp = 1"; tcp_auth='auth_tcp = "none"'; }
   cat >> "$H/etc/libvirt/libvirtd.conf" <<CONF
 # --- virt-shadow lab host h$i
-listen_tls = 0
-listen_tcp = 1
+$tls_listen
 listen_addr = "$ip"
-auth_tcp = "none"
+$tcp_auth
 host_uuid = "$uuid"
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 CONF
@@ -91,6 +112,12 @@ migration_address = "$ip"
 # Hosts share the guest kernel; per-daemon owner xattrs would make their relabelling step on each other.
 remember_owner = 0
 CONF
+  if lab_tls; then
+    # QEMU's certificates (migrations, backup exports) are the default directory's, /etc/pki/qemu; clients must
+    # show one too, and a migration without TLS is refused.
+    printf 'default_tls_x509_verify = 1\nmigrate_tls_force = 1\n' >> "$H/etc/libvirt/qemu.conf"
+    "$PKI_SH" host "$PKI" "$H" "h$i" "$ip" >/dev/null
+  fi
   # Optional hook installed by the setup (issue: libvirt hook): copied in before libvirtd starts, as libvirtd
   # discovers hooks only at start.
   [ -x "$LAB/hook/qemu" ] && install -m 755 "$LAB/hook/qemu" "$H/etc/libvirt/hooks/qemu"
@@ -274,6 +301,17 @@ cmd_up() {
   # Postcopy needs userfaultfd for QEMU, which runs unprivileged as libvirt-qemu.
   [ "$(sysctl -n vm.unprivileged_userfaultfd)" = 1 ] || sysctl -qw vm.unprivileged_userfaultfd=1
   mkdir -p "$LAB/logs" "$LAB/guest"; chmod 755 "$LAB"
+  local mode; mode=$(lab_tls && echo mutual || echo none)
+  if [ -n "$(known_hosts)" ] && [ -f "$LAB/tls-mode" ] && [ "$(cat "$LAB/tls-mode")" != "$mode" ]; then
+    die "the lab runs with TLS '$(cat "$LAB/tls-mode")', not '$mode' (VS_LAB_TLS): 'lab.sh down' first to change it"
+  fi
+  echo "$mode" > "$LAB/tls-mode"
+  if lab_tls; then
+    command -v certtool >/dev/null || die "certtool not found: run scripts/setup.sh first (package gnutls-bin)"
+    # The CA and the issued certificates outlive 'lab.sh down' (pki.sh keeps what still verifies).
+    "$PKI_SH" ca "$PKI" >/dev/null
+    "$PKI_SH" client "$PKI" "$PKI/admin" lab-admin >/dev/null
+  fi
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
     ip link add "$BRIDGE" type bridge
     ip addr add "$NET.1/24" dev "$BRIDGE"
@@ -291,7 +329,7 @@ cmd_up() {
 cmd_down() {
   for i in $(known_hosts); do host_down "$i"; done
   ip link del "$BRIDGE" 2>/dev/null || true
-  rm -f "$LAB/hosts.tsv"
+  rm -f "$LAB/hosts.tsv" "$LAB/tls-mode"
   for i in $(known_hosts); do rm -rf "${LAB:?}/h$i"; done
   cmd_verify_clean
 }
@@ -355,8 +393,10 @@ write_shadowd_conf() {  # write_shadowd_conf I: host I's shadowd configuration, 
     # shadowd follows the host's Corosync node (started by 'lab.sh up'); VS_LAB_MEMBERSHIP=none turns that off.
     printf 'membership = %s\n' "${VS_LAB_MEMBERSHIP:-corosync}"
     tail -n +2 "$LAB/hosts.tsv" | while IFS=$'\t' read -r name zone addr uri cost; do
-      printf '\n[host.%s]\nzone = %s\nuri = %s\ncost = %s\n' "$name" "$zone" "$uri" "$cost"
+      printf '\n[host.%s]\nzone = %s\nuri = %s\ncost = %s\n' "$name" "$zone" "$(host_peer_uri "$(host_index "$name")")" "$cost"
     done
+    # Each host's own certificates, in its /etc/pki (scripts/pki.sh host).
+    if lab_tls; then printf '\n[tls]\npeer = mutual\nnbd = mutual\nmigration = mutual\n'; fi
     # Notices come from the tests' fakes: acpid's socket in the host's directory (seen by the root
     # namespace and the host alike) and one fake metadata server for all clouds on the bridge, each host
     # under its own path prefix (tests/unit/notice/fake_cloud.h). While no test runs them, shadowd's

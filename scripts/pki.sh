@@ -11,6 +11,10 @@
 #     ROOT/etc/pki/libvirt/servercert.pem, private/serverkey.pem  libvirtd's server side and shadowd's peer service
 #     ROOT/etc/pki/libvirt/clientcert.pem, private/clientkey.pem  libvirt clients run as root and shadowd's peer client
 #     ROOT/etc/pki/qemu/{ca-cert,server-cert,server-key,client-cert,client-key}.pem   QEMU (migration, NBD)
+#   pki.sh client CA_DIR DIR NAME          issue NAME (an administrator or a test harness, not a host) a client
+#                                          certificate, in libvirt's per-user layout for its pkipath= URI option:
+#     DIR/cacert.pem, DIR/clientcert.pem, DIR/clientkey.pem  (e.g. virsh -c 'qemu+tls://h1/system?pkipath=DIR')
+#                                          The peer service refuses it (it names no host of the cluster).
 #
 # Every certificate names the host as its CN and as dNSName and iPAddress subject alternative names; keys are 0600,
 # root's, except QEMU's, which belong to the user QEMU runs as ($VS_QEMU_USER, default libvirt-qemu: Debian's
@@ -23,7 +27,7 @@
 # are set on every run.
 set -euo pipefail
 die() { echo "pki: $*" >&2; exit 1; }
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 command -v certtool >/dev/null || die "certtool not found; install GnuTLS's tools: apt-get install gnutls-bin"
 DAYS=3650
 QEMU_USER=${VS_QEMU_USER:-libvirt-qemu}
@@ -55,14 +59,14 @@ make_ca() {  # make_ca CA_DIR
   echo "pki: made the CA in $dir"
 }
 
-# Whether CERT with KEY is still right for NAME at ADDRESS under the CA CA_CERT.
+# Whether CERT with KEY is still right for NAME at ADDRESS (none when empty) under the CA CA_CERT.
 cert_current() {  # cert_current CA_CERT CERT KEY NAME ADDRESS
   local ca=$1 cert=$2 key=$3 name=$4 address=$5 info
   [ -e "$cert" ] && [ -e "$key" ] || return 1
   certtool --verify --load-ca-certificate "$ca" --infile "$cert" >/dev/null 2>&1 || return 1
   info=$(certtool --certificate-info --infile "$cert" 2>/dev/null) || return 1
   sed 's/^[[:space:]]*//' <<<"$info" | grep -qxF "DNSname: $name" || return 1
-  sed 's/^[[:space:]]*//' <<<"$info" | grep -qxF "IPAddress: $address" || return 1
+  if [ -n "$address" ]; then sed 's/^[[:space:]]*//' <<<"$info" | grep -qxF "IPAddress: $address" || return 1; fi
   local cert_pub key_pub
   cert_pub=$(certtool --pubkey-info --load-certificate "$cert" 2>/dev/null | public_key_pem) || return 1
   key_pub=$(certtool --pubkey-info --load-privkey "$key" 2>/dev/null | public_key_pem) || return 1
@@ -70,13 +74,14 @@ cert_current() {  # cert_current CA_CERT CERT KEY NAME ADDRESS
 }
 public_key_pem() { sed -n '/BEGIN PUBLIC KEY/,/END PUBLIC KEY/p'; }
 
-issue() {  # issue CA_DIR KIND(server|client) NAME ADDRESS CERT KEY
+issue() {  # issue CA_DIR KIND(server|client) NAME ADDRESS(or empty) CERT KEY
   local ca_dir=$1 kind=$2 name=$3 address=$4 cert=$5 key=$6 template
   cert_current "$ca_dir/cacert.pem" "$cert" "$key" "$name" "$address" && return 0
   (umask 077 && run_certtool "making $name's $kind key $key" --generate-privkey --outfile "$key")
   template=$(mktemp) || die "cannot make a temporary file for $name's $kind template"
   {
-    printf 'organization = "virt-shadow"\ncn = "%s"\ndns_name = "%s"\nip_address = "%s"\n' "$name" "$name" "$address"
+    printf 'organization = "virt-shadow"\ncn = "%s"\ndns_name = "%s"\n' "$name" "$name"
+    [ -z "$address" ] || printf 'ip_address = "%s"\n' "$address"
     printf 'tls_www_%s\nencryption_key\nsigning_key\nexpiration_days = %s\n' "$kind" "$DAYS"
   } >"$template"
   run_certtool "issuing $name's $kind certificate $cert" --generate-certificate --load-privkey "$key" \
@@ -121,9 +126,22 @@ host() {  # host CA_DIR ROOT NAME ADDRESS
   echo "pki: $name ($address) installed under $pki"
 }
 
+client() {  # client CA_DIR DIR NAME
+  local ca_dir=$1 dir=$2 name=$3
+  [[ $name =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]] || die "client name '$name' must be letters, digits, '-' and '.'"
+  [ -e "$ca_dir/cacert.pem" ] && [ -e "$ca_dir/cakey.pem" ] || die "no CA in $ca_dir; make it first: $0 ca $ca_dir"
+  mkdir -p "$dir" || die "cannot make $dir"
+  chmod 700 "$dir" || die "cannot make $dir private (chmod 700)"
+  issue "$ca_dir" client "$name" "" "$dir/clientcert.pem" "$dir/clientkey.pem"
+  install -m 644 "$ca_dir/cacert.pem" "$dir/cacert.pem" || die "cannot install $dir/cacert.pem"
+  chmod 600 "$dir/clientkey.pem" || die "cannot make $dir/clientkey.pem private"
+  echo "pki: client $name installed in $dir"
+}
+
 [ $# -ge 1 ] || usage
 case $1 in
   ca) [ $# = 2 ] || usage; make_ca "$2" ;;
   host) [ $# = 5 ] || usage; host "$2" "$3" "$4" "$5" ;;
+  client) [ $# = 4 ] || usage; client "$2" "$3" "$4" ;;
   *) usage ;;
 esac

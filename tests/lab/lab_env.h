@@ -37,6 +37,9 @@ std::string LabScript();
 StatusOr<std::vector<LabHost>> ReadInventory();
 // The root namespace's path of `path` inside host `host` (e.g. its /var/lib/libvirt/images/x.qcow2).
 std::string HostPath(const LabHost& host, const std::string& path);
+// Whether a lab host's URI is TLS (qemu+tls: a lab started with TLS, the default of scripts/lab.sh). Migrations to
+// it must then ask for TLS (MigrationOptions::tls): its qemu.conf refuses others (migrate_tls_force).
+inline bool UsesTls(const std::string& libvirt_uri) { return libvirt_uri.starts_with("qemu+tls://"); }
 
 struct CommandResult {
   int exit_code = -1;

@@ -19,7 +19,7 @@ using MigrationTest = LabTest;
 void MigrateAndCheck(TestGuest& guest, virt::Hypervisor& from, virt::Hypervisor& to) {
   auto migrated = from.MigrateLive(guest.name(), to.uri(),
                                    {.postcopy = true, .precopy_bandwidth_mibs = 8, .copy_storage_all = true,
-                                    .timeout = std::chrono::seconds(240)});
+                                    .timeout = std::chrono::seconds(240), .tls = UsesTls(to.uri())});
   ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
   guest.MovedTo(to);
   ASSERT_TRUE(migrated->postcopy_started_after.has_value()) << "libvirt never accepted the switch to postcopy";
