@@ -11,6 +11,9 @@
 #     ROOT/etc/pki/libvirt/servercert.pem, private/serverkey.pem  libvirtd's server side and shadowd's peer service
 #     ROOT/etc/pki/libvirt/clientcert.pem, private/clientkey.pem  libvirt clients run as root and shadowd's peer client
 #     ROOT/etc/pki/qemu/{ca-cert,server-cert,server-key,client-cert,client-key}.pem   QEMU (migration, NBD)
+#     ROOT/etc/pki/qemu/dh-params.pem   the CA's Diffie-Hellman parameters: without them QEMU generates its own
+#                                       each time it loads server credentials (every incoming migration, every
+#                                       TLS backup export), in its main loop
 #   pki.sh client CA_DIR DIR NAME          issue NAME (an administrator or a test harness, not a host) a client
 #                                          certificate, in libvirt's per-user layout for its pkipath= URI option:
 #     DIR/cacert.pem, DIR/clientcert.pem, DIR/clientkey.pem  (e.g. virsh -c 'qemu+tls://h1/system?pkipath=DIR')
@@ -57,6 +60,12 @@ make_ca() {  # make_ca CA_DIR
     --template "$template" --outfile "$cert"
   rm -f "$template"
   echo "pki: made the CA in $dir"
+}
+
+make_dh_params() {  # make_dh_params CA_DIR: CA_DIR/dh-params.pem unless it is there
+  local file=$1/dh-params.pem
+  [ -s "$file" ] && return 0
+  run_certtool "making Diffie-Hellman parameters $file" --generate-dh-params --bits 2048 --outfile "$file"
 }
 
 # Whether CERT with KEY is still right for NAME at ADDRESS (none when empty) under the CA CA_CERT.
@@ -123,6 +132,8 @@ host() {  # host CA_DIR ROOT NAME ADDRESS
   install_file "$issued/clientcert.pem" "$pki/qemu/client-cert.pem" 644 root
   install_file "$issued/serverkey.pem" "$pki/qemu/server-key.pem" 600 "$QEMU_USER"
   install_file "$issued/clientkey.pem" "$pki/qemu/client-key.pem" 600 "$QEMU_USER"
+  make_dh_params "$ca_dir"
+  install_file "$ca_dir/dh-params.pem" "$pki/qemu/dh-params.pem" 644 root
   echo "pki: $name ($address) installed under $pki"
 }
 
