@@ -36,6 +36,15 @@ disks { target: "vda" replica_path: "$vda" format: "qcow2" virtual_size: 1073741
 disks { target: "vdb" replica_path: "$vdb" format: "raw" virtual_size: 1073741824
         source_uri: "nbd://10.0.0.1:10809/vdb" mode: ROUND_MODE_FULL }
 END
+# At the cap: two disks of 1 TiB, together exactly the 2 TiB a round may carry (one byte more is refused).
+seed apply_round_at_the_size_cap 1 1 ApplyRoundRequest <<END
+vm_uuid: "$vm" primary_host: "h1" base_checkpoint: "vs-1" round { checkpoint: "vs-2" }
+disks { target: "vda" replica_path: "$vda" format: "qcow2" virtual_size: 1099511627776
+        source_uri: "nbd://10.0.0.1:10809/vda" mode: ROUND_MODE_INCREMENTAL
+        dirty_context: "qemu:dirty-bitmap:backup-vda" }
+disks { target: "vdb" replica_path: "$vdb" format: "raw" virtual_size: 1099511627776
+        source_uri: "nbd://10.0.0.1:10809/vdb" mode: ROUND_MODE_FULL }
+END
 # A resync of a 64 MiB + 1 byte disk: 1025 digests, one per 64 KiB block; at about 8 KiB it also raises libFuzzer's
 # input length limit (the largest seed's size, else 4096 bytes) above the 4096-byte path limit.
 seed apply_round_resync 1 0 ApplyRoundRequest <<END
