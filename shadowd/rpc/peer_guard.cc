@@ -211,9 +211,21 @@ Status PeerGuard::ApplyRound(const PeerCaller& caller, const v1::ApplyRoundReque
 
 Status PeerGuard::FinishRound(const PeerCaller& caller, const v1::FinishRoundRequest& request) const {
   VS_RETURN_IF_ERROR(CheckLength("checkpoint", request.checkpoint(), kMaxNameLength));
+  const std::string what = "round " + request.checkpoint().substr(0, 64);
   if (!v1::RoundMode_IsValid(request.round().mode())) {
-    return InvalidArgument("round " + request.checkpoint().substr(0, 64) + ": mode " +
-                           std::to_string(request.round().mode()) + " is no round mode");
+    return InvalidArgument(what + ": mode " + std::to_string(request.round().mode()) + " is no round mode");
+  }
+  // A commit's round becomes the replica's applied round (ReplicaKeeper::FinishRound): naming another checkpoint,
+  // it would claim a point in time the replica does not hold, and a later incremental round from that checkpoint
+  // would pass the keeper's base check and miss writes. A discard's round is not read (the primary sends none).
+  if (request.commit()) {
+    if (request.round().checkpoint() != request.checkpoint()) {
+      return InvalidArgument(what + ": the commit records round '" + request.round().checkpoint().substr(0, 64) +
+                             "', not the round it finishes");
+    }
+    if (request.round().mode() == v1::ROUND_MODE_UNSPECIFIED) {
+      return InvalidArgument(what + ": the commit records no round mode (FULL, INCREMENTAL or RESYNC)");
+    }
   }
   return AuthoriseForVm(caller, "FinishRound", request.vm_uuid(), /*writes=*/true);
 }

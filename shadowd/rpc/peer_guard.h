@@ -5,7 +5,8 @@
 //   Syntax    VM UUIDs are 8-4-4-4-12 hex digits; image paths are absolute, lexically normal (no ".", "..",
 //             "//" or trailing "/"), without NUL and at most kMaxPathLength bytes; formats are "qcow2" or
 //             "raw"; round modes are FULL, INCREMENTAL or RESYNC (no unknown enum value reaches the keeper);
-//             host names are hosts of the cluster configuration; at most kMaxDisks disks per request.
+//             host names are hosts of the cluster configuration; at most kMaxDisks disks per request; a
+//             FinishRound commit records the round it finishes (the same checkpoint) with one of those modes.
 //   Sizes     a disk's virtual_size is 1..kMaxVirtualSize (block_map.h: 2 TiB, what one message of block
 //             digests can carry), and so is the sum over a round's disks; a RESYNC disk carries exactly one
 //             source digest per block, other modes none; an INCREMENTAL disk names a dirty-bitmap context.
@@ -28,8 +29,8 @@
 //
 // Ownership: a value holding the cluster configuration and the look-up it is given (which must outlive it).
 // Thread-safety: const methods, safe from any thread if the look-up is. Failure modes: InvalidArgument for
-// a malformed request, FailedPrecondition for a caller or a target that is not allowed (naming who and why,
-// and what would be allowed), the look-up's errors as they come.
+// a malformed request, PermissionDenied for a caller that is not allowed and FailedPrecondition for a target
+// that is not (naming who and why, and what would be allowed), the look-up's errors as they come.
 #pragma once
 
 #include <cstddef>

@@ -23,7 +23,8 @@
 //                      from an NBD export on that primary (source URI host = its configured address); virtual
 //                      sizes 1..2 TiB each and together (block_map.h kMaxVirtualSize); a RESYNC carries one
 //                      digest per block; the keeper refuses to shrink a replica and settles the pending round.
-//   FinishRound        only from the VM's primary; settles.
+//   FinishRound        only from the VM's primary; a commit names the round it finishes (the same checkpoint)
+//                      and its mode, which become the replica's applied round; settles.
 //   ReplicaDigests     only from the VM's primary, only a disk of its shadow here; settles.
 //   CheckSwitchover    only from the VM's primary; settles (the primary is about to move the VM).
 //   PrepareSwitchover  only from the VM's primary, only tops over its shadow's disks (or, for the fallback, its

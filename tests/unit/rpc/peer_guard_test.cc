@@ -204,6 +204,40 @@ TEST_F(PeerGuardTest, DigestsAreReadOnlyFromTheShadowsDisks) {
   EXPECT_EQ(guard_.ReplicaDigests(anyone_, request).code(), Code::kInvalidArgument);
 }
 
+// Found by tests/fuzz/peer_fuzz.cc: a commit whose round named another checkpoint (of any length) or no round mode
+// passed, and the keeper records that round as the replica's applied one.
+TEST_F(PeerGuardTest, ACommitRecordsTheRoundItFinishes) {
+  v1::FinishRoundRequest finish;
+  finish.set_vm_uuid(kVm);
+  finish.set_checkpoint("vs-2");
+  finish.set_commit(true);
+  finish.mutable_round()->set_checkpoint("vs-2");
+  finish.mutable_round()->set_mode(v1::ROUND_MODE_INCREMENTAL);
+  const Status committed = guard_.FinishRound(anyone_, finish);
+  EXPECT_TRUE(committed.ok()) << committed.ToString();
+
+  const std::vector<std::pair<std::string, std::function<void(v1::FinishRoundRequest&)>>> cases = {
+      {"the commit records round 'vs-1', not the round it finishes",
+       [](auto& r) { r.mutable_round()->set_checkpoint("vs-1"); }},
+      {"not the round it finishes", [](auto& r) { r.mutable_round()->set_checkpoint(std::string(5000, 'v')); }},
+      {"not the round it finishes", [](auto& r) { r.clear_round(); }},
+      {"the commit records no round mode", [](auto& r) { r.mutable_round()->set_mode(v1::ROUND_MODE_UNSPECIFIED); }},
+      {"mode 9 is no round mode", [](auto& r) { r.mutable_round()->set_mode(static_cast<v1::RoundMode>(9)); }},
+  };
+  for (const auto& [expected, spoil] : cases) {
+    v1::FinishRoundRequest request = finish;
+    spoil(request);
+    const Status checked = guard_.FinishRound(anyone_, request);
+    EXPECT_EQ(checked.code(), Code::kInvalidArgument) << expected << ": " << checked.ToString();
+    EXPECT_THAT(checked.message(), HasSubstr(expected));
+  }
+  // A discard carries no round (Replicator sends none): nothing of it is recorded.
+  v1::FinishRoundRequest discard;
+  discard.set_vm_uuid(kVm);
+  discard.set_checkpoint("vs-2");
+  EXPECT_TRUE(guard_.FinishRound(anyone_, discard).ok());
+}
+
 TEST_F(PeerGuardTest, GetReplicaPathsMustBeAbsoluteAndNormal) {
   v1::GetReplicaRequest request;
   request.set_vm_uuid(kStranger);
