@@ -130,16 +130,6 @@ host_boot() {  # host_boot I: start host I's virtlogd and libvirtd in its namesp
   ns=$(host_ns "$i")
   local binds=""
   for d in $PRIVATE_DIRS; do binds+="mount --bind '$H$d' '$d'; "; done
-  # A /dev/kvm that only root may open (a machine without udev's rule, which gives it group kvm, mode 0660): libvirt
-  # probes QEMU's capabilities as root, finds KVM, and then, checking /dev/kvm as the user QEMU runs as, finds it
-  # unusable and throws the capabilities away: every later lookup probed QEMU again, about 4 s each, and a
-  # shadow's definition took 45 s (libvirtd's debug log: "KVM was enabled when probing ..., but it is not
-  # available now"). The lab's guests are TCG (type='qemu'), so each host sees a root-only file there instead, which
-  # the probe cannot use either.
-  if [ -e /dev/kvm ] && ! qemu_user_can_open_kvm; then
-    : > "$LAB/no-kvm"; chmod 600 "$LAB/no-kvm"
-    binds+="mount --bind '$LAB/no-kvm' /dev/kvm; "
-  fi
   ip netns exec "$ns" unshare --mount --uts --propagation private bash -ec "
     $binds
     hostname lab-h$i
@@ -151,9 +141,6 @@ host_boot() {  # host_boot I: start host I's virtlogd and libvirtd in its namesp
   virsh -q -c "$uri" uri >/dev/null 2>&1 || die "h$i: libvirtd did not answer at $uri; see $H/var/log/libvirt/libvirtd.log"
   echo "h$i: up at $uri ($(host_zone "$i"), libvirtd pid $(libvirtd_pid "$i"))"
 }
-
-# Whether QEMU's user (Debian's libvirt-qemu) may open /dev/kvm for reading and writing.
-qemu_user_can_open_kvm() { setpriv --reuid=libvirt-qemu --regid=libvirt-qemu --init-groups test -r /dev/kvm -a -w /dev/kvm 2>/dev/null; }
 
 host_pids() {  # every process of host I: those in its network namespace (QEMU, libvirtd, virtlogd, shadowd...)
   ip netns pids "$(host_ns "$1")" 2>/dev/null || true
@@ -311,6 +298,13 @@ cmd_up() {
   for t in libvirtd virtlogd virsh qemu-system-x86_64 ip unshare nsenter; do
     command -v "$t" >/dev/null || die "$t not found: run scripts/setup.sh first"
   done
+  # A /dev/kvm that only root may open (no udev here to apply Debian's rule: group kvm, mode 0660) makes libvirt
+  # probe QEMU's capabilities as root (KVM found), judge them stale because QEMU's user cannot open /dev/kvm, and
+  # probe again on every lookup: 4 s each, a shadow's definition took 45 s (libvirtd's debug log: "KVM was enabled
+  # when probing ..., but it is not available now"). The lab's guests stay TCG (type='qemu') either way.
+  if [ -e /dev/kvm ] && ! setpriv --reuid=libvirt-qemu --regid=libvirt-qemu --init-groups test -r /dev/kvm -a -w /dev/kvm 2>/dev/null; then
+    chgrp kvm /dev/kvm && chmod 660 /dev/kvm || die "cannot give /dev/kvm udev's group kvm and mode 0660"
+  fi
   # Postcopy needs userfaultfd for QEMU, which runs unprivileged as libvirt-qemu.
   [ "$(sysctl -n vm.unprivileged_userfaultfd)" = 1 ] || sysctl -qw vm.unprivileged_userfaultfd=1
   mkdir -p "$LAB/logs" "$LAB/guest"; chmod 755 "$LAB"
