@@ -88,6 +88,9 @@ class TlsTest : public LabTest {
     return tls.ok() ? *tls : rpc::PeerTls{};
   }
 
+  void CheckBackupExport(const TestGuest& guest);
+  void CheckPeerService(const TestGuest& guest);
+
   test_support::TempDir other_;
 };
 
@@ -113,14 +116,21 @@ TEST_F(TlsTest, LibvirtdServesOnlyClientsWithTheClustersCertificate) {
   EXPECT_FALSE(connects(TlsUri(ca_only) + "&no_verify=1")) << "no client certificate, unverified";
 }
 
-TEST_F(TlsTest, BackupExportsAreReadOnlyWithTheClustersCertificate) {
+// One guest for both channels (a boot is the slow part): untagged first, so that the backup job is the test's
+// alone, then tagged for the peer service.
+TEST_F(TlsTest, ABackupExportAndThePeerServiceServeOnlyTheClustersHosts) {
   ASSERT_NO_FATAL_FAILURE(MakeOtherPki());
-  auto guest = TestGuest::Start(*conns_[0], hosts_[0], {}, {.name = "tls-nbd", .disk_mib = 64});
+  auto guest = TestGuest::Start(*conns_[0], hosts_[0], {}, {.name = "tls-guest", .disk_mib = 64});
   ASSERT_TRUE(guest.ok()) << guest.status().ToString();
   ASSERT_TRUE((*guest)->WaitForAcks(1, 120s).ok());
-  // An untagged guest: shadowd runs no backup of it, so this job's export is the test's alone.
-  virt::PullBackupRequest backup{.domain = "tls-nbd",
-                                 .disks = {{.target = "vda", .source_path = (*guest)->disk_path()}},
+  ASSERT_NO_FATAL_FAILURE(CheckBackupExport(**guest));
+  ASSERT_NO_FATAL_FAILURE(CheckPeerService(**guest));
+}
+
+void TlsTest::CheckBackupExport(const TestGuest& guest) {
+  SCOPED_TRACE("the backup export");
+  virt::PullBackupRequest backup{.domain = guest.name(),
+                                 .disks = {{.target = "vda", .source_path = guest.disk_path()}},
                                  .listen_address = hosts_[0].address,
                                  .port = 10899,
                                  .tls = true};
@@ -145,25 +155,27 @@ TEST_F(TlsTest, BackupExportsAreReadOnlyWithTheClustersCertificate) {
   auto refused = nbd::ConnectExport(tls_uri, contexts, nbd::ExportTls{other_client});
   EXPECT_EQ(refused.status().code(), Code::kUnavailable) << "a client certificate of another CA, trusting the server: "
                                                           << refused.status().ToString();
-  EXPECT_TRUE(conns_[0]->EndBackup("tls-nbd").ok());
+  EXPECT_TRUE(conns_[0]->EndBackup(guest.name()).ok());
 }
 
-TEST_F(TlsTest, PeerCallsAboutAVmAreServedOnlyForItsPrimary) {
-  ASSERT_NO_FATAL_FAILURE(MakeOtherPki());
-  auto guest = TestGuest::Start(*conns_[0], hosts_[0], {},
-                                {.name = "tls-peer", .metadata = PolicyElement("vcpus='1' interval='1h'")});
-  ASSERT_TRUE(guest.ok()) << guest.status().ToString();
+// Every peer call about the VM is refused for a host that is not its primary, and served for the primary.
+void TlsTest::CheckPeerService(const TestGuest& guest) {
+  SCOPED_TRACE("the peer service");
+  // Tag it live, the way a virsh user would.
+  CommandResult tag = Virsh(0, "metadata " + guest.name() + " --uri http://virt-shadow.org/xmlns/policy/1.0 "
+                                   "--key shadow --set \"<policy vcpus='1' interval='1h'/>\" --live --config");
+  ASSERT_EQ(tag.exit_code, 0) << tag.output;
   nlohmann::json status;
   ASSERT_TRUE(WaitUntil(
       [&] {
-        auto s = CliJson(0, "status tls-peer");
+        auto s = CliJson(0, "status " + guest.name());
         if (!s.ok()) return false;
         status = *s;
         return status["state"] == "Protected" && status["replication"].is_object() &&
                status["replication"]["rounds_applied"].get<uint64_t>() >= 1;
       },
       180s))
-      << "tls-peer was not protected and replicated: " << status.dump();
+      << guest.name() << " was not protected and replicated: " << status.dump();
   const std::string vm_uuid = status["uuid"];
   const std::string primary = hosts_[0].name;
   const std::string shadow_host = status["shadows"][0]["host"];
@@ -178,7 +190,7 @@ TEST_F(TlsTest, PeerCallsAboutAVmAreServedOnlyForItsPrimary) {
   std::unique_ptr<Clock> clock = NewRealClock();
   rpc::GrpcPeerClient as_stranger(ClusterAs(stranger), *clock, TlsOf(HostPath(stranger_host, "/etc/pki")));
   // Requests that pass the syntax checks, so that the identity is what answers.
-  const std::string replica = "/var/lib/libvirt/images/tls-peer.qcow2";
+  const std::string replica = guest.disk_path();
   v1::GetReplicaRequest get;
   get.set_vm_uuid(vm_uuid);
   get.add_replica_paths(replica);
@@ -206,7 +218,7 @@ TEST_F(TlsTest, PeerCallsAboutAVmAreServedOnlyForItsPrimary) {
   prepare.set_vm_uuid(vm_uuid);
   v1::CompleteSwitchoverRequest complete;
   complete.set_vm_uuid(vm_uuid);
-  complete.set_vm_name("tls-peer");
+  complete.set_vm_name(guest.name());
   complete.set_origin_host(primary);
   v1::AbortSwitchoverRequest abort;
   abort.set_vm_uuid(vm_uuid);
