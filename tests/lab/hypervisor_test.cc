@@ -142,7 +142,8 @@ TEST_F(HypervisorTest, AConnectionLibvirtdClosedIsOpenedAgainAndItsWatchFollows)
   ASSERT_TRUE(watch.ok()) << watch.status().ToString();
   ASSERT_TRUE(host.ListDomainNames().ok());
 
-  // Every TCP client of h1's libvirtd that comes from this (root) namespace, the bridge's address: this test's.
+  // Every TCP client (plain or TLS) of h1's libvirtd that comes from this (root) namespace, the bridge's address:
+  // this test's.
   const std::string admin = LabScript() + " exec " + hosts_[0].name + " virt-admin -q ";
   CommandResult clients = RunCommand(admin + "client-list libvirtd");
   ASSERT_EQ(clients.exit_code, 0) << clients.output;
@@ -151,7 +152,7 @@ TEST_F(HypervisorTest, AConnectionLibvirtdClosedIsOpenedAgainAndItsWatchFollows)
   for (std::string line; std::getline(lines, line);) {
     std::istringstream fields(line);
     std::string id, transport;
-    if (!(fields >> id >> transport) || transport != "tcp") continue;
+    if (!(fields >> id >> transport) || (transport != "tcp" && transport != "tls")) continue;
     CommandResult info = RunCommand(admin + "client-info libvirtd " + id);
     if (info.output.find("sock_addr      : 10.77.0.1:") == std::string::npos) continue;
     CommandResult cut = RunCommand(admin + "client-disconnect libvirtd " + id);
