@@ -15,6 +15,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "shadowd/nbd/nbd_device.h"
 #include "shadowd/rpc/peer_client.h"
@@ -252,8 +254,13 @@ void TlsTest::CheckPeerService(const TestGuest& guest) {
   rpc::GrpcPeerClient as_other_ca(ClusterAs(primary), *clock, other_ca);
   EXPECT_EQ(as_other_ca.GetReplica(shadow_host, get).status().code(), Code::kUnavailable);
   rpc::PeerTls admin = TlsOf(HostPath(primary_host, "/etc/pki"));
-  admin.client_cert = RunCommand("cat " + LabDir() + "/pki/admin/clientcert.pem").output;
-  admin.client_key = RunCommand("cat " + LabDir() + "/pki/admin/clientkey.pem").output;
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  admin.client_cert = read(LabDir() + "/pki/admin/clientcert.pem");
+  admin.client_key = read(LabDir() + "/pki/admin/clientkey.pem");
+  ASSERT_FALSE(admin.client_key.empty()) << "no lab-admin key in " << LabDir() << "/pki/admin";
   rpc::GrpcPeerClient as_admin(ClusterAs(primary), *clock, admin);
   const Status admin_refused = as_admin.GetReplica(shadow_host, get).status();
   EXPECT_EQ(admin_refused.code(), Code::kPermissionDenied) << admin_refused.ToString();

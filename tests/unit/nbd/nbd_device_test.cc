@@ -233,6 +233,18 @@ TEST(OpenImage, AWrongFormatIsAFailedPreconditionNamingTheImage) {
   EXPECT_EQ((*shared)->size(), 1 * kMiB);
 }
 
+// Starts `qemu-nbd --fork --persistent` with `arguments` (it returns once it accepts connections); its pid, 0 with a
+// test failure when it did not start.
+pid_t StartQemuNbd(const std::vector<std::string>& arguments, const std::string& pid_file, Clock& clock) {
+  std::vector<std::string> argv = {"qemu-nbd", "--fork", "--persistent", "--pid-file=" + pid_file};
+  argv.insert(argv.end(), arguments.begin(), arguments.end());
+  const Status started = RunChecked(argv, kToolTimeout, clock);
+  EXPECT_TRUE(started.ok()) << started.ToString();
+  pid_t pid = 0;
+  if (started.ok()) std::ifstream(pid_file) >> pid;
+  return pid;
+}
+
 // A qemu-nbd the test starts itself, serving a qcow2 image with a persistent dirty bitmap "b0" as
 // export "vda" on a unix socket, like libvirt's backup export; stopped when the test ends.
 class ConnectExportTest : public ::testing::Test {
@@ -240,12 +252,8 @@ class ConnectExportTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(qemu_img_.Create(image_, "qcow2", kSize).ok());
     ASSERT_TRUE(RunChecked({"qemu-img", "bitmap", "--add", image_, "b0"}, kToolTimeout, *clock_).ok());
-    // --fork returns once the socket accepts connections.
-    Status started = RunChecked({"qemu-nbd", "--fork", "--persistent", "--pid-file=" + pid_file_, "--socket=" + socket_,
-                                 "--export-name=vda", "--format=qcow2", "--bitmap=b0", image_},
-                                kToolTimeout, *clock_);
-    ASSERT_TRUE(started.ok()) << started.ToString();
-    std::ifstream(pid_file_) >> server_pid_;
+    server_pid_ = StartQemuNbd({"--socket=" + socket_, "--export-name=vda", "--format=qcow2", "--bitmap=b0", image_},
+                               pid_file_, *clock_);
     ASSERT_GT(server_pid_, 0);
   }
   void TearDown() override {
@@ -382,14 +390,11 @@ class TlsExportTest : public ::testing::Test {
     ASSERT_TRUE(qemu_img_.Create(image_, "qcow2", kSize).ok());
     port_ = FreePort();
     ASSERT_GT(port_, 0);
-    Status started = RunChecked(
-        {"qemu-nbd", "--fork", "--persistent", "--pid-file=" + pid_file_, "--bind=127.0.0.1",
-         "--port=" + std::to_string(port_), "--export-name=vda", "--format=qcow2",
+    server_pid_ = StartQemuNbd(
+        {"--bind=127.0.0.1", "--port=" + std::to_string(port_), "--export-name=vda", "--format=qcow2",
          "--object=tls-creds-x509,id=tls0,endpoint=server,verify-peer=on,dir=" + QemuDir("h1"), "--tls-creds=tls0",
          image_},
-        kToolTimeout, *clock_);
-    ASSERT_TRUE(started.ok()) << started.ToString();
-    std::ifstream(pid_file_) >> server_pid_;
+        pid_file_, *clock_);
     ASSERT_GT(server_pid_, 0);
   }
   void TearDown() override {
