@@ -3,15 +3,18 @@
 //
 // The primary host of a protected, writing guest crashes at a random moment of the replication interval (`lab.sh
 // crash`). The test watches the shadow host's shadowd log, where every stored phase of the promotion record is
-// logged right after its write ("promotion of VM: Defined"), every 5 ms, and kills that shadowd (`lab.sh shadowd
-// HOST kill`) at a random moment of the promotion's longest stage, then starts it again.
+// logged right after its write ("promotion of VM: Defined"), every 5 ms, and once DEFINED is stored (QEMU's start
+// under way) it freezes that host's libvirtd (SIGSTOP) at a random moment 0 to 250 ms later, kills shadowd (`lab.sh
+// shadowd HOST kill`), and thaws libvirtd and starts shadowd again at independent random moments up to 1 s later.
 //
-// Which stage: measured in the lab (shadowd's log stamps, TCG, 2 shared cores), settling the replica (DECIDED) takes
-// 2 to 16 ms, defining the VM and undefining the shadow (SETTLED) 40 to 150 ms, starting QEMU (DEFINED) 1.1 to 2.1 s,
-// growing it (STARTED) 6 to 36 ms. Only DEFINED is long enough for a kill through lab.sh (a bash start, tens of
-// milliseconds) to land in it every time, so the kill comes 0 to 500 ms after DEFINED was stored, at random: from
-// before libvirt's start call to QEMU half started. The stage the kill landed in is read back from the dead
-// shadowd's log, and a kill after DONE fails the test.
+// Why the freeze: measured in the lab (shadowd's log stamps, TCG, 2 shared cores), settling the replica (DECIDED)
+// takes 2 to 16 ms, defining the VM and undefining the shadow (SETTLED) 10 to 150 ms, starting QEMU (DEFINED) 0.33
+// to 0.42 s (1.1 to 2.1 s while libvirt re-probed QEMU's capabilities on every call, before the lab fixed
+// /dev/kvm's mode), growing it (STARTED) 3 to 36 ms. A kill through lab.sh (a bash start, tens of milliseconds) sent
+// 0 to 500 ms after DEFINED landed after DONE once in three runs. With libvirtd frozen the promotion cannot pass
+// QEMU's start or the grow (libvirt calls), so the kill lands where the freeze found it: QEMU not launched yet, its
+// start in flight, or (rarely) started. The stage is read back from the dead shadowd's log; anything but DEFINED or
+// STARTED fails the test.
 //
 // Exactly once, afterwards: one promotion record for the VM, DONE, with no error; shadowd's log shows one decision
 // and one start (either "started on this host", or "already runs" when the restarted shadowd found QEMU started
@@ -22,6 +25,7 @@
 // assertion failed), so that the lab stays usable for the tests after this one.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -130,6 +134,14 @@ class PromotionRestartTest : public CrashPromotionTest {
   std::string QemuLog(size_t host, const std::string& vm) const {
     return HostPath(hosts_[host], "/var/log/libvirt/qemu/" + vm + ".log");
   }
+  // The pid of hosts_[host]'s libvirtd (the lab's hosts share the machine's pid namespace).
+  StatusOr<pid_t> LibvirtdPid(size_t host) const {
+    const std::string path = HostPath(hosts_[host], "/run/libvirt/libvirtd.pid");
+    std::ifstream in(path);
+    long pid = 0;
+    if (!(in >> pid) || pid <= 0) return NotFound("no libvirtd pid in " + path);
+    return static_cast<pid_t>(pid);
+  }
 };
 
 TEST_F(PromotionRestartTest, AShadowdKilledMidPromotionAndRestartedCompletesItExactlyOnce) {
@@ -149,7 +161,9 @@ TEST_F(PromotionRestartTest, AShadowdKilledMidPromotionAndRestartedCompletesItEx
   // Whatever happens below, the tests after this one need h1 back and the shadow host's shadowd running.
   bool crashed = false;
   bool shadowd_killed = false;
+  pid_t libvirtd_frozen = 0;
   OnExit restore([&] {
+    if (libvirtd_frozen != 0) (void)::kill(libvirtd_frozen, SIGCONT);
     if (shadowd_killed) (void)RunCommand(lab + " shadowd " + shadow_host + " start");
     if (!crashed) return;
     CommandResult revive = RunCommand(lab + " revive " + hosts_[0].name);
@@ -193,8 +207,15 @@ TEST_F(PromotionRestartTest, AShadowdKilledMidPromotionAndRestartedCompletesItEx
   ASSERT_EQ(seen, "Defined") << "the watcher did not catch " << vm << "'s promotion on " << shadow_host
                              << " in DEFINED (it saw '" << seen << "'):\n"
                              << ReadFrom(log_path, log_offset);
-  const int kill_after_ms = std::uniform_int_distribution<int>(0, 500)(rng);
-  std::this_thread::sleep_for(std::chrono::milliseconds(kill_after_ms));
+  // Freeze the shadow host's libvirtd (SIGSTOP) at a random moment of QEMU's start: from then on the promotion
+  // cannot pass it (starting QEMU and growing it are libvirt calls), so the kill through lab.sh lands in the stage
+  // the freeze found, however long bash takes.
+  const int freeze_after_ms = std::uniform_int_distribution<int>(0, 250)(rng);
+  std::this_thread::sleep_for(std::chrono::milliseconds(freeze_after_ms));
+  auto libvirtd = LibvirtdPid(shadow);
+  ASSERT_TRUE(libvirtd.ok()) << libvirtd.status().ToString();
+  ASSERT_EQ(::kill(*libvirtd, SIGSTOP), 0) << "SIGSTOP to " << shadow_host << "'s libvirtd " << *libvirtd;
+  libvirtd_frozen = *libvirtd;
   const int64_t kill_ms = NowMs();
   CommandResult kill = RunCommand(lab + " shadowd " + shadow_host + " kill");
   shadowd_killed = true;
@@ -202,32 +223,44 @@ TEST_F(PromotionRestartTest, AShadowdKilledMidPromotionAndRestartedCompletesItEx
   // The dead shadowd's log is final: the last phase it stored is the stage the kill landed in.
   const std::string killed_log = ReadFrom(log_path, log_offset);
   const std::string at_kill = StoredPhase(killed_log, vm);
-  const bool start_returned = killed_log.find(vm + " started on this host") != std::string::npos;
-  auto state_at_kill = conns_[shadow]->GetDomainState(vm);
-  const std::string libvirt_at_kill =
-      state_at_kill.ok() ? std::string(virt::DomainStateName(*state_at_kill)) : state_at_kill.status().ToString();
-  // In DEFINED, where QEMU's start was: libvirt's state just after the kill tells an early kill from one mid-start.
+  // In DEFINED, where QEMU's start was: libvirt writes the domain's pid file once QEMU runs, before its start call
+  // returns (libvirtd itself cannot be asked: it is frozen).
   std::string start_at_kill;
   if (at_kill == "Defined") {
-    const bool qemu_started = state_at_kill.ok() && *state_at_kill != virt::DomainState::kShutoff;
+    const bool start_returned = killed_log.find(vm + " started on this host") != std::string::npos;
+    const bool qemu_launched = std::filesystem::exists(HostPath(hosts_[shadow], "/run/libvirt/qemu/" + vm + ".pid"));
     start_at_kill = start_returned ? " (libvirt's start had returned)"
-                    : qemu_started ? " (QEMU's start in flight)"
-                                   : " (QEMU not started yet)";
+                    : qemu_launched ? " (QEMU's start in flight)"
+                                    : " (QEMU not launched yet)";
   }
-  std::printf("kill -9 of %s's shadowd %d ms after DEFINED was seen: stage at the kill %s%s; libvirt: %s is %s\n",
-              shadow_host.c_str(), kill_after_ms, at_kill.c_str(), start_at_kill.c_str(), vm.c_str(),
-              libvirt_at_kill.c_str());
-  ASSERT_TRUE(at_kill == "Decided" || at_kill == "Settled" || at_kill == "Defined" || at_kill == "Started")
-      << "the kill did not land mid-promotion: the stage at the kill was '" << at_kill << "':\n"
+  std::printf("kill -9 of %s's shadowd, its libvirtd frozen %d ms after DEFINED was seen: stage at the kill %s%s\n",
+              shadow_host.c_str(), freeze_after_ms, at_kill.c_str(), start_at_kill.c_str());
+  ASSERT_TRUE(at_kill == "Defined" || at_kill == "Started")
+      << "the kill did not land in QEMU's start: the stage at the kill was '" << at_kill << "':\n"
       << killed_log;
 
-  // A random pause before the restart: the restarted shadowd finds QEMU not yet started, starting or running.
+  // libvirtd thawed and shadowd restarted at independent random moments: the restarted shadowd finds QEMU not yet
+  // started, starting or running, and may itself wait for libvirtd.
+  const int thaw_after_ms = std::uniform_int_distribution<int>(0, 1000)(rng);
   const int restart_after_ms = std::uniform_int_distribution<int>(0, 1000)(rng);
-  std::this_thread::sleep_for(std::chrono::milliseconds(restart_after_ms));
+  const auto killed_at = Steady::now();
+  auto thaw = [&] {
+    EXPECT_EQ(::kill(*libvirtd, SIGCONT), 0) << "SIGCONT to " << shadow_host << "'s libvirtd";
+    libvirtd_frozen = 0;
+  };
+  if (thaw_after_ms <= restart_after_ms) {
+    std::this_thread::sleep_until(killed_at + std::chrono::milliseconds(thaw_after_ms));
+    thaw();
+  }
+  std::this_thread::sleep_until(killed_at + std::chrono::milliseconds(restart_after_ms));
   const int64_t restart_ms = NowMs();
   CommandResult restart = RunCommand(lab + " shadowd " + shadow_host + " start");
   ASSERT_EQ(restart.exit_code, 0) << restart.output;
   shadowd_killed = false;
+  if (libvirtd_frozen != 0) {
+    std::this_thread::sleep_until(killed_at + std::chrono::milliseconds(thaw_after_ms));
+    thaw();
+  }
 
   json status;
   const bool done = WaitPromotionDone(shadow, vm, status);
@@ -236,9 +269,10 @@ TEST_F(PromotionRestartTest, AShadowdKilledMidPromotionAndRestartedCompletesItEx
   for (const auto& [ms, line] : PromotionLines(promotion_log, vm)) {
     std::printf("  %+7lld %s\n", static_cast<long long>(ms - crash_ms), line.c_str());
   }
-  std::printf("  %+7lld (the kill), %+lld (the restart, %d ms after the kill)\n",
+  std::printf("  %+7lld (the kill), %+lld (the restart, %d ms after lab.sh's kill returned; libvirtd thawed %d ms "
+              "after it)\n",
               static_cast<long long>(kill_ms - crash_ms), static_cast<long long>(restart_ms - crash_ms),
-              restart_after_ms);
+              restart_after_ms, thaw_after_ms);
   ASSERT_TRUE(done) << "the promotion of " << vm << " did not complete after the restart: " << status.dump();
   const json& p = status["promotion"];
   std::printf("promotion: %s\n", p.dump().c_str());
