@@ -37,6 +37,14 @@ note() { summary+=("$*"); echo "installed-package: $*"; }
 lab_started=0 installed_here=0 failed=0
 finish() {
   if (( lab_started )) || [ -f "$LAB/hosts.tsv" ]; then
+    # 'lab.sh down' removes the hosts' directories: their logs are kept here first.
+    local h
+    for h in "$LAB"/h[0-9]*; do
+      [ -d "$h" ] || continue
+      mkdir -p "$WORK/hosts/${h##*/}"
+      cp "$h"/shadowd.log "$h"/shadowd.conf "$h"/corosync.log "$h"/var/log/libvirt/libvirtd.log "$WORK/hosts/${h##*/}/" \
+        2>/dev/null || true
+    done
     if "$LAB_SH" down > "$WORK/down.log" 2>&1; then note "lab: down (lab.sh down verified it clean)"
     else note "lab: down FAILED ($WORK/down.log)"; failed=1; fi
   fi
@@ -136,8 +144,9 @@ check_installed_binaries "before the test"
 start=$SECONDS
 VS_LAB_CLI=/usr/bin/virt-shadow "$TEST_BIN" 2>&1 | tee "$WORK/lab_shadow_test.log"; rc=${PIPESTATUS[0]}
 took=$((SECONDS - start))
-result=$(grep -E '^\[  (PASSED|FAILED)  \]' "$WORK/lab_shadow_test.log" | tr '\n' ' ')
-(( rc == 0 )) || fail "lab_shadow_test exited $rc after $took s: $result(log: $WORK/lab_shadow_test.log)"
+result=$(grep -E '^\[  PASSED  \]' "$WORK/lab_shadow_test.log")
+failed_tests=$(grep -cE '^\[  FAILED  \] .* \([0-9]+ ms\)$' "$WORK/lab_shadow_test.log")
+(( rc == 0 )) || fail "lab_shadow_test exited $rc after $took s, $failed_tests failed, ${result:-none passed} (hosts' logs in $WORK/hosts)"
 note "lab_shadow_test with VS_LAB_CLI=/usr/bin/virt-shadow: passed in $took s: $result"
 # The test stops, kills and restarts h1's shadowd: the restarted one must be the installed one too.
 check_installed_binaries "after the test"
