@@ -414,7 +414,7 @@ host_hook_in() {  # host_hook_in I: host I's hooks directory as $LAB/hook says (
   rm -f "$hooks/qemu" "$hooks/qemu.d/virt-shadow"
   if [ -x "$LAB/hook/qemu" ]; then
     install -m 755 "$LAB/hook/qemu" "$hooks/qemu"
-  elif [ -L "$LAB/hook/qemu.d/virt-shadow" ]; then
+  elif [ -x "$LAB/hook/qemu.d/virt-shadow" ]; then  # -x: not once the package (the link's target) is gone
     mkdir -p "$hooks/qemu.d"
     cp -P "$LAB/hook/qemu.d/virt-shadow" "$hooks/qemu.d/virt-shadow"
   fi

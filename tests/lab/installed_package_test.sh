@@ -3,7 +3,7 @@
 # (scripts/package.sh, lintian included) or take one, install it on this machine with dpkg -i (the lab hosts share
 # /usr, so that installs it into every host), run the tagging lab test (lab_shadow_test) with the package's
 # shadowd, hook and CLI instead of the build tree's, show which binaries ran, and purge the package again.
-# Not in the test command (ctest): the package build alone takes about 30 min on 2 cores.
+# Not in the test command (ctest): the package build alone took 12.4 min on 2 shared cores (README.md, Installing).
 #
 # Usage: tests/lab/installed_package_test.sh [--deb FILE] [--build-dir DIR] [--keep-package]
 #   --deb FILE       install FILE instead of building a package
@@ -42,8 +42,8 @@ finish() {
     for h in "$LAB"/h[0-9]*; do
       [ -d "$h" ] || continue
       mkdir -p "$WORK/hosts/${h##*/}"
-      cp "$h"/shadowd.log "$h"/shadowd.conf "$h"/corosync.log "$h"/var/log/libvirt/libvirtd.log "$WORK/hosts/${h##*/}/" \
-        2>/dev/null || true
+      cp "$h"/shadowd.log "$h"/shadowd.conf "$h"/corosync.log "$h"/var/log/libvirt/libvirtd.log \
+        "$WORK/hosts/${h##*/}/" 2>/dev/null || true
     done
     if "$LAB_SH" down > "$WORK/down.log" 2>&1; then note "lab: down (lab.sh down verified it clean)"
     else note "lab: down FAILED ($WORK/down.log)"; failed=1; fi
@@ -55,6 +55,9 @@ finish() {
        [ ! -e /etc/libvirt/hooks/qemu.d/virt-shadow ] && [ ! -e /etc/virt-shadow/shadowd.conf ]; then
       note "package: purged (dpkg: '${status:-unknown}'; no /usr/sbin/shadowd, hook link or shadowd.conf left)"
     else note "package: purge FAILED (dpkg: '${status}'; $WORK/purge.log)"; failed=1; fi
+    # The lab's links to the package's shadowd and hook (lab.sh install --installed) went with it.
+    [ "$(readlink "$LAB/bin/shadowd")" = /usr/sbin/shadowd ] && rm -f "$LAB/bin/shadowd"
+    rm -f "$LAB/hook/qemu.d/virt-shadow"
   fi
   echo; echo "== summary (logs in $WORK)"; printf '  %s\n' "${summary[@]}"
   (( failed )) && echo "RESULT: FAIL" || echo "RESULT: PASS"
@@ -146,7 +149,8 @@ VS_LAB_CLI=/usr/bin/virt-shadow "$TEST_BIN" 2>&1 | tee "$WORK/lab_shadow_test.lo
 took=$((SECONDS - start))
 result=$(grep -E '^\[  PASSED  \]' "$WORK/lab_shadow_test.log")
 failed_tests=$(grep -cE '^\[  FAILED  \] .* \([0-9]+ ms\)$' "$WORK/lab_shadow_test.log")
-(( rc == 0 )) || fail "lab_shadow_test exited $rc after $took s, $failed_tests failed, ${result:-none passed} (hosts' logs in $WORK/hosts)"
+(( rc == 0 )) ||
+  fail "lab_shadow_test exited $rc after $took s, $failed_tests failed, ${result:-none passed} (hosts' logs in $WORK/hosts)"
 note "lab_shadow_test with VS_LAB_CLI=/usr/bin/virt-shadow: passed in $took s: $result"
 # The test stops, kills and restarts h1's shadowd: the restarted one must be the installed one too.
 check_installed_binaries "after the test"
