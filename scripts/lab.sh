@@ -11,6 +11,12 @@
 #   lab.sh uri HOST      print the root namespace's libvirt URI of HOST (qemu+tls://ADDR/system?pkipath=..., or
 #                        qemu+tcp://ADDR/system in a lab without TLS)
 #   lab.sh install BUILD [HOST...]   install the libvirt hook and (re)start shadowd in every (or each named) host
+#   lab.sh install --installed [HOST...]   the same with the virt-shadow package's binaries (dpkg -i first): every
+#                        host runs /usr/sbin/shadowd and, through the package's link /etc/libvirt/hooks/qemu.d/
+#                        virt-shadow, /usr/libexec/virt-shadow/virt-shadow-hook (/usr is shared by all hosts), instead
+#                        of copies from a build tree; vs-netdelay (lab.sh jitter) is not packaged and stays as it was.
+#                        The lab tests then use the installed CLI with VS_LAB_CLI=/usr/bin/virt-shadow
+#                        (tests/lab/lab_env.cc); tests/lab/installed_package_test.sh does all of it.
 #   lab.sh shadowd HOST start|stop|kill|status   manage one host's shadowd (kill = SIGKILL, for crash tests)
 #   lab.sh cut HOST / lab.sh heal HOST   take the host's link down / up (its veth on the bridge side), for tests;
 #                        "lab.sh cut HOST corosync" cuts only its Corosync (libvirtd still answers); heal undoes both
@@ -118,9 +124,10 @@ CONF
     printf 'default_tls_x509_verify = 1\nmigrate_tls_force = 1\n' >> "$H/etc/libvirt/qemu.conf"
     "$PKI_SH" host "$PKI" "$H" "h$i" "$ip" >/dev/null
   fi
-  # Optional hook installed by the setup (issue: libvirt hook): copied in before libvirtd starts, as libvirtd
-  # discovers hooks only at start.
-  [ -x "$LAB/hook/qemu" ] && install -m 755 "$LAB/hook/qemu" "$H/etc/libvirt/hooks/qemu"
+  # The hook 'lab.sh install' chose, put in before libvirtd starts, as libvirtd discovers hooks only at start. The
+  # package's link, when the package is installed on this machine, came along with /etc/libvirt: host_hook_in
+  # takes it out unless the lab runs the package, so that a host runs the one hook the lab was given.
+  host_hook_in "$i"
 
   host_boot "$i"
 }
@@ -420,7 +427,8 @@ cmd_shadowd() {
   case ${2:-} in
     start)
       pid_alive "$pid" && { echo "h$i: shadowd already runs (pid $pid)"; return 0; }
-      [ -x "$LAB/bin/shadowd" ] || die "no shadowd installed in the lab: run 'lab.sh install BUILD_DIR' first"
+      [ -x "$LAB/bin/shadowd" ] ||
+        die "no shadowd installed in the lab (or the package's is gone): run 'lab.sh install BUILD_DIR|--installed' first"
       [ -f "$LAB/h$i/shadowd.conf" ] || write_shadowd_conf "$i"
       local lpid; lpid=$(libvirtd_pid "$i"); pid_alive "$lpid" || die "h$i is not up"
       nsenter -t "$lpid" -n -m -u -- setsid "$LAB/bin/shadowd" --config "$LAB/h$i/shadowd.conf" \
@@ -441,21 +449,63 @@ cmd_shadowd() {
   esac
 }
 
-cmd_install() {
-  local build=${1:?usage: lab.sh install BUILD_DIR [HOST...]}; shift
+# The lab's hooks directory, $LAB/hook, is what every host's /etc/libvirt/hooks gets: either qemu, a copy of a
+# build's hook ('lab.sh install BUILD'), or qemu.d/virt-shadow, the package's link to its installed hook ('lab.sh
+# install --installed'); never both, so that libvirtd runs the hook once.
+PACKAGE_HOOK_LINK=/etc/libvirt/hooks/qemu.d/virt-shadow
+PACKAGE_HOOK=/usr/libexec/virt-shadow/virt-shadow-hook
+PACKAGE_SHADOWD=/usr/sbin/shadowd
+
+host_hook_in() {  # host_hook_in I: host I's hooks directory as $LAB/hook says (libvirtd reads it at start or SIGHUP)
+  local hooks=$LAB/h$1/etc/libvirt/hooks
+  rm -f "$hooks/qemu" "$hooks/qemu.d/virt-shadow"
+  if [ -x "$LAB/hook/qemu" ]; then
+    install -m 755 "$LAB/hook/qemu" "$hooks/qemu"
+  elif [ -x "$LAB/hook/qemu.d/virt-shadow" ]; then  # -x: not once the package (the link's target) is gone
+    mkdir -p "$hooks/qemu.d"
+    cp -P "$LAB/hook/qemu.d/virt-shadow" "$hooks/qemu.d/virt-shadow"
+  fi
+}
+
+# install_installed: the lab's shadowd and hook become the package's (a symlink to /usr/sbin/shadowd, so that the
+# process's /proc/PID/exe is the installed file; the package's own hook link), after checking the package is there.
+install_installed() {
+  local status
+  status=$(dpkg-query -W -f='${Status} ${Version}' virt-shadow 2>/dev/null || true)
+  [[ $status == "install ok installed "* ]] ||
+    die "the virt-shadow package is not installed (dpkg: '${status:-unknown}'): scripts/package.sh, then dpkg -i it"
+  [ -x "$PACKAGE_SHADOWD" ] && [ -x "$PACKAGE_HOOK" ] ||
+    die "virt-shadow ${status##* } is installed but $PACKAGE_SHADOWD or $PACKAGE_HOOK is missing: reinstall it"
+  [ "$(readlink "$PACKAGE_HOOK_LINK" || true)" = "$PACKAGE_HOOK" ] ||
+    die "$PACKAGE_HOOK_LINK does not link to $PACKAGE_HOOK: reinstall the package"
+  mkdir -p "$LAB/bin" "$LAB/hook/qemu.d"
+  ln -sfn "$PACKAGE_SHADOWD" "$LAB/bin/shadowd.new" && mv -T "$LAB/bin/shadowd.new" "$LAB/bin/shadowd"
+  rm -f "$LAB/hook/qemu"
+  cp -P "$PACKAGE_HOOK_LINK" "$LAB/hook/qemu.d/virt-shadow"
+  echo "lab: installed virt-shadow ${status##* }: $PACKAGE_SHADOWD, hook $PACKAGE_HOOK_LINK -> $PACKAGE_HOOK"
+}
+
+install_build() {  # install_build BUILD_DIR: the lab's shadowd, hook and delayer become copies of the build's
+  local build=$1
   local hook=$build/libvirt-hook/virt-shadow-hook daemon=$build/shadowd/daemon/shadowd
   [ -x "$hook" ] && [ -x "$daemon" ] || die "no hook or shadowd in $build: build first (scripts/setup.sh)"
   mkdir -p "$LAB/bin" "$LAB/hook"
-  install -m 755 "$daemon" "$LAB/bin/shadowd.new" && mv "$LAB/bin/shadowd.new" "$LAB/bin/shadowd"
+  install -m 755 "$daemon" "$LAB/bin/shadowd.new" && mv -T "$LAB/bin/shadowd.new" "$LAB/bin/shadowd"
+  rm -f "$LAB/hook/qemu.d/virt-shadow"
   install -m 755 "$hook" "$LAB/hook/qemu.new" && mv "$LAB/hook/qemu.new" "$LAB/hook/qemu"
   # The delayer of 'lab.sh jitter', where the build has it (tests/lab/net_delay.cc).
   if [ -x "$build/tests/lab/vs-netdelay" ]; then
     install -m 755 "$build/tests/lab/vs-netdelay" "$LAB/bin/vs-netdelay.new" && mv "$LAB/bin/vs-netdelay.new" "$LAB/bin/vs-netdelay"
   fi
+}
+
+cmd_install() {
+  local from=${1:?usage: lab.sh install BUILD_DIR|--installed [HOST...]}; shift
+  if [ "$from" = --installed ]; then install_installed; else install_build "$from"; fi
   local hosts=("$@"); [ ${#hosts[@]} -gt 0 ] || hosts=($(for i in $(known_hosts); do echo "h$i"; done))
   for h in "${hosts[@]}"; do
     local i; i=$(host_index "$h")
-    install -m 755 "$LAB/hook/qemu" "$LAB/h$i/etc/libvirt/hooks/qemu"
+    host_hook_in "$i"
     kill -HUP "$(libvirtd_pid "$i")"  # libvirtd discovers hooks only at start or on SIGHUP
     local uri; uri=$(host_uri "$i")
     for _ in $(seq 1 50); do virsh -q -c "$uri" uri >/dev/null 2>&1 && break; sleep 0.1; done
@@ -577,5 +627,5 @@ case ${1:-} in
   heal) shift; cmd_heal "$@";;
   crash) shift; cmd_crash "$@";;
   revive) shift; cmd_revive "$@";;
-  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2;;
+  *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2;;
 esac

@@ -3,6 +3,7 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -145,8 +146,18 @@ std::string PolicyElement(const std::string& attributes) {
   return "<shadow:policy xmlns:shadow='http://virt-shadow.org/xmlns/policy/1.0' " + attributes + "/>";
 }
 
+std::string CliPath() {
+  const char* cli = std::getenv("VS_LAB_CLI");
+  return cli && *cli ? cli : BinaryDir() + "/cli/virt-shadow";
+}
+
+std::string HookPath(const LabHost& host) {
+  const std::string build_hook = "/etc/libvirt/hooks/qemu";
+  return std::filesystem::exists(HostPath(host, build_hook)) ? build_hook : "/etc/libvirt/hooks/qemu.d/virt-shadow";
+}
+
 CommandResult RunCli(const LabHost& host, const std::string& args) {
-  return RunCommand(LabScript() + " exec " + host.name + " " + BinaryDir() + "/cli/virt-shadow " + args);
+  return RunCommand(LabScript() + " exec " + host.name + " " + CliPath() + " " + args);
 }
 
 StatusOr<nlohmann::json> RunCliJson(const LabHost& host, const std::string& args) {

@@ -58,7 +58,14 @@ bool WaitUntil(F done, std::chrono::seconds timeout) {
   return done();
 }
 
-// Runs the virt-shadow CLI inside lab host `host` (it talks to that host's shadowd and libvirtd).
+// The virt-shadow CLI the lab tests run: $VS_LAB_CLI when set (e.g. /usr/bin/virt-shadow, the installed package's,
+// with `lab.sh install --installed`), else this build's cli/virt-shadow.
+std::string CliPath();
+// The virt-shadow hook libvirtd runs in `host`, as a path inside that host: the build's copy that `lab.sh install
+// BUILD_DIR` puts at /etc/libvirt/hooks/qemu, or else the package's link /etc/libvirt/hooks/qemu.d/virt-shadow that
+// `lab.sh install --installed` puts there.
+std::string HookPath(const LabHost& host);
+// Runs CliPath() inside lab host `host` (it talks to that host's shadowd and libvirtd).
 CommandResult RunCli(const LabHost& host, const std::string& args);
 // The same with --json, parsed; an error carries the exit code and the output.
 StatusOr<nlohmann::json> RunCliJson(const LabHost& host, const std::string& args);
