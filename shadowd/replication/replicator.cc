@@ -169,9 +169,19 @@ Status Replicator::DeleteCheckpointsExcept(const std::string& vm_name, const std
 
 Status Replicator::Forget(const std::string& vm_uuid, const std::string& vm_name) {
   if (!vm_name.empty()) {
-    Status status = EndOurBackup(vm_name);
-    if (status.ok()) status = DeleteCheckpointsExcept(vm_name, "");
-    if (!status.ok() && status.code() != Code::kNotFound) return status;
+    // Only while the name is still this VM's: a VM defined again under the same name (a new UUID) has its own backup
+    // jobs and checkpoints. Ending its backup while a reader connects hung QEMU 7.2's nbd-server-stop, and with it
+    // that guest, for minutes (lab_shadow_host_crash_test run again under the same name).
+    StatusOr<std::string> xml = local_.GetDomainXml(vm_name);
+    if (!xml.ok() && xml.status().code() != Code::kNotFound) return xml.status();
+    if (xml.ok()) {
+      VS_ASSIGN_OR_RETURN(policy::DomainFacts facts, policy::ParseDomain(*xml));
+      if (facts.uuid == vm_uuid) {
+        Status status = EndOurBackup(vm_name);
+        if (status.ok()) status = DeleteCheckpointsExcept(vm_name, "");
+        if (!status.ok() && status.code() != Code::kNotFound) return status;
+      }
+    }
   }
   store::WriteBatch batch;
   batch.Delete(PrimaryRecordKey(vm_uuid));

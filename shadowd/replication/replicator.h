@@ -93,8 +93,8 @@ class Replicator {
   StatusOr<virtshadow::v1::ReplicationRecord> Record(const std::string& vm_uuid) const;
   // Every VM's record.
   StatusOr<std::vector<virtshadow::v1::ReplicationRecord>> ListRecords() const;
-  // Forgets a VM that is no longer replicated: deletes its record and its "vs-" checkpoints (when the
-  // domain still exists here).
+  // Forgets a VM that is no longer replicated: deletes its record, and ends its backup job and deletes its "vs-"
+  // checkpoints when a domain of its name and UUID still exists here (never another VM's under the same name).
   Status Forget(const std::string& vm_uuid, const std::string& vm_name);
 
  private:

@@ -720,6 +720,26 @@ TEST_F(ReplicatorTest, ForgetDropsTheRecordAndOurCheckpointsOnly) {
   EXPECT_TRUE(replicator_.Forget(kUuid, "undefined-meanwhile").ok());
 }
 
+TEST_F(ReplicatorTest, ForgetLeavesAnotherVmOfTheSameNameAlone) {
+  GoodRound();
+  // vm1 undefined and defined again under its name: a new UUID, in the middle of its own backup.
+  libvirt_.domains.at("vm1").uuid = "uuid-of-the-new-vm1";
+  virt::PullBackupRequest its_backup{"vm1", {{"vda", kVda, true, false}}, "", "", "10.0.0.1", 10809};
+  ASSERT_TRUE(libvirt_.BeginPullBackup(its_backup).ok());
+  const int end_backup_calls = libvirt_.end_backup_calls;
+  const auto checkpoints_before = Checkpoints();
+  ASSERT_FALSE(checkpoints_before.empty());
+
+  Status forgotten = replicator_.Forget(kUuid, "vm1");
+  ASSERT_TRUE(forgotten.ok()) << forgotten.ToString();
+  EXPECT_TRUE(libvirt_.domains.at("vm1").job.has_value()) << "the new vm1's backup was ended";
+  EXPECT_EQ(libvirt_.end_backup_calls, end_backup_calls);
+  EXPECT_EQ(Checkpoints(), checkpoints_before);
+  auto records = replicator_.ListRecords();
+  ASSERT_TRUE(records.ok());
+  EXPECT_THAT(*records, IsEmpty());
+}
+
 TEST_F(ReplicatorTest, ListRecordsHasOneRecordPerReplicatedVm) {
   GoodRound();
   libvirt_.AddDomain("vm2", "uuid-of-vm2");
