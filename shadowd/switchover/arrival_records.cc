@@ -19,6 +19,7 @@ std::string PreparedKey(const std::string& vm_uuid) { return store::Key(store::T
 
 Status ArrivalRecords::RecordPrepared(v1::SwitchoverRecord prepared) {
   prepared.set_requested_unix_ms(ToUnixMillis(clock_.WallNow()));
+  MutexLock lock(prepared_mutex_);
   store::WriteBatch batch;
   batch.PutProto(PreparedKey(prepared.vm_uuid()), prepared);
   return store_.Write(batch);
@@ -30,12 +31,16 @@ StatusOr<std::optional<v1::SwitchoverRecord>> ArrivalRecords::PreparedOf(const s
 
 Status ArrivalRecords::RecordCompleted(v1::SwitchoverRecord prepared) {
   prepared.set_finished_unix_ms(ToUnixMillis(clock_.WallNow()));
+  MutexLock lock(prepared_mutex_);
+  VS_ASSIGN_OR_RETURN(std::optional<v1::SwitchoverRecord> stored, PreparedOf(prepared.vm_uuid()));
+  if (stored && stored->requested_unix_ms() != prepared.requested_unix_ms()) return Status::Ok();
   store::WriteBatch batch;
   batch.PutProto(PreparedKey(prepared.vm_uuid()), prepared);
   return store_.Write(batch);
 }
 
 Status ArrivalRecords::ForgetPrepared(const std::string& vm_uuid) {
+  MutexLock lock(prepared_mutex_);
   store::WriteBatch batch;
   batch.Delete(PreparedKey(vm_uuid));
   return store_.Write(batch);

@@ -12,8 +12,10 @@
 // The switchover target writes them when a switchover completes, the promotion when it is done; the coordinator,
 // the former-image sweep and the control service read them.
 //
-// Ownership: borrows the store and the clock. Thread-safety: as the store (safe from any thread); one writer
-// per VM (its switchover). Failure modes: the store's errors.
+// Ownership: borrows the store and the clock. Thread-safety: safe from any thread. A VM's prepared record can have
+// two writers at once: a Complete still flattening an earlier switchover (its origin's call timed out and was
+// retried) and the next switchover's Prepare; the newer one wins (RecordCompleted). Failure modes: the store's
+// errors.
 #pragma once
 
 #include <optional>
@@ -22,6 +24,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "proto/switchover.pb.h"
 #include "shadowd/store/store.h"
 
@@ -45,6 +48,8 @@ class ArrivalRecords {
   StatusOr<std::optional<virtshadow::v1::SwitchoverRecord>> PreparedOf(const std::string& vm_uuid) const;
   // Keeps the VM's prepared switchover as completed (finished_unix_ms stamped), so that a Complete retried by an
   // origin whose shadowd restarted meanwhile is answered done instead of refused; the next Prepare replaces it.
+  // Writes nothing when the stored record is another switchover's (prepared since `prepared` was read: another
+  // requested_unix_ms): a late Complete of an older switchover must not bring its record back over a newer one.
   Status RecordCompleted(virtshadow::v1::SwitchoverRecord prepared);
   Status ForgetPrepared(const std::string& vm_uuid);
 
@@ -57,6 +62,7 @@ class ArrivalRecords {
  private:
   store::Store& store_;
   Clock& clock_;
+  Mutex prepared_mutex_;  // held across a prepared record's read and write
 };
 
 }  // namespace vs::switchover

@@ -901,6 +901,35 @@ TEST_F(SwitchoverTargetTest, AbortAfterAPrepareThatFailedHalfWayDeletesWhatItCre
 
 // ---- HostState ----
 
+// lab_switchover_crash_test (fresh clone): a Complete of the switchover from h3 still ran on h1 after h2's
+// switchover to h1 was prepared, and wrote h3's record back over it; every Complete from h2 was refused after.
+TEST_F(SwitchoverTargetTest, ALateCompleteOfAnOlderSwitchoverLeavesTheNewerPreparedRecord) {
+  v1::SwitchoverRecord older;
+  older.set_vm_uuid(kVmUuid);
+  older.set_source_host("h3");
+  ASSERT_TRUE(arrivals_.RecordPrepared(older).ok());
+  auto read_by_the_late_complete = arrivals_.PreparedOf(kVmUuid);
+  ASSERT_TRUE(read_by_the_late_complete.ok() && read_by_the_late_complete->has_value());
+  clock_.Advance(std::chrono::seconds(1));
+  v1::SwitchoverRecord newer;
+  newer.set_vm_uuid(kVmUuid);
+  newer.set_source_host("h2");
+  ASSERT_TRUE(arrivals_.RecordPrepared(newer).ok());
+
+  ASSERT_TRUE(arrivals_.RecordCompleted(**read_by_the_late_complete).ok());
+  auto stored = arrivals_.PreparedOf(kVmUuid);
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->source_host(), "h2");
+  EXPECT_EQ((*stored)->finished_unix_ms(), 0);
+
+  // The newer one's own completion is kept as completed.
+  ASSERT_TRUE(arrivals_.RecordCompleted(**stored).ok());
+  stored = arrivals_.PreparedOf(kVmUuid);
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->source_host(), "h2");
+  EXPECT_NE((*stored)->finished_unix_ms(), 0);
+}
+
 TEST_F(SwitchoverTargetTest, HostStateOfAHostThatIsNotDraining) {
   const v1::HostStateReply reply = target_.HostState();
   EXPECT_FALSE(reply.draining());
