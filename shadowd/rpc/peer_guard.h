@@ -97,8 +97,8 @@ class PeerGuard {
   Status CheckClusterHost(const std::string& what, const std::string& host) const;
 
   const cluster::ClusterHosts hosts_;
-  const bool exports_use_tls_;
   const LookUp look_up_;
+  const bool exports_use_tls_;
 };
 
 // The production look-up: the VM's shadow among `local`'s domains (this host: `this_host`), its primary from
