@@ -20,6 +20,10 @@ std::string PreparedKey(const std::string& vm_uuid) { return store::Key(store::T
 Status ArrivalRecords::RecordPrepared(v1::SwitchoverRecord prepared) {
   prepared.set_requested_unix_ms(ToUnixMillis(clock_.WallNow()));
   MutexLock lock(prepared_mutex_);
+  return PutPrepared(prepared);
+}
+
+Status ArrivalRecords::PutPrepared(const v1::SwitchoverRecord& prepared) {
   store::WriteBatch batch;
   batch.PutProto(PreparedKey(prepared.vm_uuid()), prepared);
   return store_.Write(batch);
@@ -34,9 +38,7 @@ Status ArrivalRecords::RecordCompleted(v1::SwitchoverRecord prepared) {
   MutexLock lock(prepared_mutex_);
   VS_ASSIGN_OR_RETURN(std::optional<v1::SwitchoverRecord> stored, PreparedOf(prepared.vm_uuid()));
   if (stored && stored->requested_unix_ms() != prepared.requested_unix_ms()) return Status::Ok();
-  store::WriteBatch batch;
-  batch.PutProto(PreparedKey(prepared.vm_uuid()), prepared);
-  return store_.Write(batch);
+  return PutPrepared(prepared);
 }
 
 Status ArrivalRecords::ForgetPrepared(const std::string& vm_uuid) {

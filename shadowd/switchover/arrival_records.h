@@ -62,6 +62,8 @@ class ArrivalRecords {
  private:
   store::Store& store_;
   Clock& clock_;
+  Status PutPrepared(const virtshadow::v1::SwitchoverRecord& prepared) VS_REQUIRES(prepared_mutex_);
+
   Mutex prepared_mutex_;  // held across a prepared record's read and write
 };
 

@@ -899,8 +899,6 @@ TEST_F(SwitchoverTargetTest, AbortAfterAPrepareThatFailedHalfWayDeletesWhatItCre
   EXPECT_FALSE(Exists(TopOf(root_)));
 }
 
-// ---- HostState ----
-
 // lab_switchover_crash_test (fresh clone): a Complete of the switchover from h3 still ran on h1 after h2's
 // switchover to h1 was prepared, and wrote h3's record back over it; every Complete from h2 was refused after.
 TEST_F(SwitchoverTargetTest, ALateCompleteOfAnOlderSwitchoverLeavesTheNewerPreparedRecord) {
@@ -929,6 +927,8 @@ TEST_F(SwitchoverTargetTest, ALateCompleteOfAnOlderSwitchoverLeavesTheNewerPrepa
   EXPECT_EQ((*stored)->source_host(), "h2");
   EXPECT_NE((*stored)->finished_unix_ms(), 0);
 }
+
+// ---- HostState ----
 
 TEST_F(SwitchoverTargetTest, HostStateOfAHostThatIsNotDraining) {
   const v1::HostStateReply reply = target_.HostState();
