@@ -158,7 +158,17 @@ json RoundToJson(const v1::AppliedRound& round) {
           {"applied_unix_ms", round.applied_unix_ms()}, {"mode", ModeName(round.mode())},
           {"bytes_sent", round.bytes_sent()},     {"bytes_zeroed", round.bytes_zeroed()},
           {"changed_bytes", round.changed_bytes()}, {"duration_ms", round.duration_ms()},
-          {"digest", round.digest()}};
+          {"digest", round.digest()},
+          {"steps",
+           {{"plan_ms", round.steps().plan_ms()},
+            {"freeze_ms", round.steps().freeze_ms()},
+            {"copy_ms", round.steps().copy_ms()},
+            {"shadow_open_ms", round.steps().shadow_open_ms()},
+            {"shadow_transfer_ms", round.steps().shadow_transfer_ms()},
+            {"shadow_read_back_ms", round.steps().shadow_read_back_ms()},
+            {"verify_ms", round.steps().verify_ms()},
+            {"commit_ms", round.steps().commit_ms()},
+            {"end_ms", round.steps().end_ms()}}}};
 }
 
 // The VM's self-fence on this host, one line: what was done, when, and where it stands.

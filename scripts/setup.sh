@@ -13,6 +13,8 @@ PACKAGES=(
   libvirt-dev libnbd-dev libxml2-dev librocksdb-dev libboost-dev
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
+  # digests (common/digest.cc): SHA-1 for name-based UUIDs from OpenSSL, XXH3 block digests from xxHash
+  libssl-dev libxxhash-dev
   # the /metrics endpoint (shadowd/metrics/metrics_server.cc): prometheus-cpp's pull Exposer over civetweb
   prometheus-cpp-dev
   # promtool, which tests/unit/metrics/metrics_promtool_test.cc runs on a real scrape (skipped without it); the

@@ -4,7 +4,7 @@
 #include <cctype>
 #include <cstddef>
 
-#include "common/sha1.h"
+#include "common/digest.h"
 
 namespace vs::lifecycle {
 namespace {

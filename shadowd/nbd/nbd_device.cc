@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <utility>
 
 #include "shadowd/nbd/image_args.h"
@@ -19,11 +20,15 @@ namespace vs::nbd {
 namespace {
 
 using replication::BlockDevice;
+using replication::ByteRange;
 using replication::MappedExtent;
 
 // Reads and writes go out in pieces of at most this size (or the server's maximum if smaller): large
 // enough to keep the link busy, small enough that a server's own limit (often 32 MiB) is never hit.
 constexpr uint64_t kMaxIoBytes = uint64_t{4} << 20;
+// Requests one connection keeps in flight for ReadRanges/WriteRanges: QEMU's NBD server serves 16 requests of a
+// client at once (MAX_NBD_REQUESTS in nbd/server.c), and more would only queue in its socket.
+constexpr size_t kMaxInFlight = 16;
 // Block status and zero requests cover at most this much each: the NBD length field is 32 bits and
 // some servers reject block-status counts of 4 GiB or more.
 constexpr uint64_t kMaxRangeBytes = uint64_t{1} << 30;
@@ -147,6 +152,21 @@ class NbdDevice final : public BlockDevice {
     return Status::Ok();
   }
 
+  Status ReadRanges(std::span<const ByteRange> ranges, std::span<std::byte> out) override {
+    VS_RETURN_IF_ERROR(CheckRanges("read", ranges, out.size()));
+    return Pipelined("read", ranges, [&](const ByteRange& piece, uint64_t at) {
+      return nbd_aio_pread(handle_.get(), out.data() + at, piece.length, piece.offset, NBD_NULL_COMPLETION, 0);
+    });
+  }
+
+  Status WriteRanges(std::span<const ByteRange> ranges, std::span<const std::byte> data) override {
+    VS_RETURN_IF_ERROR(CheckRanges("write", ranges, data.size()));
+    for (const ByteRange& range : ranges) VS_RETURN_IF_ERROR(CheckWritable("write", range.offset, range.length));
+    return Pipelined("write", ranges, [&](const ByteRange& piece, uint64_t at) {
+      return nbd_aio_pwrite(handle_.get(), data.data() + at, piece.length, piece.offset, NBD_NULL_COMPLETION, 0);
+    });
+  }
+
   Status Zero(uint64_t offset, uint64_t length) override {
     VS_RETURN_IF_ERROR(CheckRange("zero", offset, length));
     VS_RETURN_IF_ERROR(CheckWritable("zero", offset, length));
@@ -174,6 +194,68 @@ class NbdDevice final : public BlockDevice {
                              std::to_string(size_) + ")");
     }
     return Status::Ok();
+  }
+
+  // Every range inside the device, and their total the buffer's size.
+  Status CheckRanges(std::string_view what, std::span<const ByteRange> ranges, uint64_t buffer_size) const {
+    uint64_t total = 0;
+    for (const ByteRange& range : ranges) {
+      VS_RETURN_IF_ERROR(CheckRange(what, range.offset, range.length));
+      total += range.length;  // cannot wrap: each range lies inside a device of at most 2^63 bytes
+    }
+    if (total != buffer_size) {
+      return InvalidArgument(std::string(what) + " of " + std::to_string(ranges.size()) + " ranges on " + name_ +
+                             ": they total " + std::to_string(total) + " bytes, the buffer has " +
+                             std::to_string(buffer_size));
+    }
+    return Status::Ok();
+  }
+
+  // Issues `ranges` in pieces of at most max_io_ bytes with up to kMaxInFlight in flight; `issue(piece, at)` starts
+  // one (`at`: its place in the caller's buffer) and returns libnbd's cookie, or -1. Returns once nothing is in
+  // flight any more (the caller's buffer is free again) or the connection is dead (libnbd then touches no buffer).
+  template <typename Issue>
+  Status Pipelined(std::string_view what, std::span<const ByteRange> ranges, Issue issue) {
+    struct InFlight {
+      int64_t cookie;
+      ByteRange piece;
+    };
+    std::vector<InFlight> in_flight;
+    Status failure;
+    size_t range = 0;
+    uint64_t done_in_range = 0, at = 0;
+    auto more_to_issue = [&] { return failure.ok() && range < ranges.size(); };
+    while (more_to_issue() || !in_flight.empty()) {
+      while (more_to_issue() && in_flight.size() < kMaxInFlight) {
+        const ByteRange piece{ranges[range].offset + done_in_range,
+                              std::min<uint64_t>(max_io_, ranges[range].length - done_in_range)};
+        const int64_t cookie = issue(piece, at);
+        if (cookie == -1) {
+          failure = LastError(handle_.get(), name_, std::string(what) + " of " + At(piece.length, piece.offset));
+          break;
+        }
+        in_flight.push_back({cookie, piece});
+        at += piece.length;
+        done_in_range += piece.length;
+        if (done_in_range == ranges[range].length) ++range, done_in_range = 0;
+      }
+      // Retire what completed; the first failure is the one reported, the rest still have to finish.
+      const size_t before = in_flight.size();
+      std::erase_if(in_flight, [&](const InFlight& command) {
+        const int completed = nbd_aio_command_completed(handle_.get(), command.cookie);
+        if (completed == -1 && failure.ok()) {
+          failure = LastError(handle_.get(), name_,
+                              std::string(what) + " of " + At(command.piece.length, command.piece.offset));
+        }
+        return completed != 0;
+      });
+      if (in_flight.size() < before || in_flight.empty()) continue;
+      if (nbd_poll(handle_.get(), -1) == -1) {
+        const Status broken = LastError(handle_.get(), name_, std::string(what) + " (waiting for replies)");
+        return failure.ok() ? broken : failure;
+      }
+    }
+    return failure;
   }
 
   Status CheckWritable(std::string_view what, uint64_t offset, uint64_t length) const {

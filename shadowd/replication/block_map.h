@@ -67,23 +67,35 @@ StatusOr<std::vector<bool>> ZeroBlocks(const std::vector<MappedExtent>& allocati
 // blocks with the same action merge; kSkip runs are omitted. Both vectors have BlockCount(size) entries.
 std::vector<BlockOp> PlanOps(const std::vector<bool>& changed, const std::vector<bool>& zero, uint64_t device_size);
 
-// 64-bit digest of one block's bytes (the first 8 bytes of its SHA-1). Used to compare blocks across
-// hosts, not for security.
-uint64_t BlockDigest(std::span<const std::byte> bytes);
-uint64_t ZeroBlockDigest(uint64_t length);
+// How a block's 64-bit digest is computed. The values travel between hosts (proto BlockDigest): a host of an
+// earlier version leaves the field unset, which is kSha1Prefix. Digests compare blocks across hosts and guard
+// against bugs and torn copies, not against attackers (TLS does that): XXH3 is ~100 times faster than SHA-1 here.
+enum class BlockDigestKind : uint8_t {
+  kSha1Prefix = 0,  // the first 8 bytes of the block's SHA-1, big-endian (earlier versions)
+  kXxh3 = 1,        // XXH3's 64-bit hash
+};
+// What this version asks for.
+inline constexpr BlockDigestKind kPreferredBlockDigest = BlockDigestKind::kXxh3;
+// The kind a peer named by its wire value; InvalidArgument for a value this version does not know.
+StatusOr<BlockDigestKind> BlockDigestKindOf(int wire_value);
 
-// Digests of every block in `ops` (kZero and kCopy alike), in order, read from `device`; blocks that
-// `zero` marks are not read (their digest is ZeroBlockDigest). `zero` may be empty (read everything).
-StatusOr<std::vector<uint64_t>> DigestOps(BlockDevice& device, const std::vector<BlockOp>& ops,
+uint64_t BlockDigest(BlockDigestKind kind, std::span<const std::byte> bytes);
+uint64_t ZeroBlockDigest(BlockDigestKind kind, uint64_t length);
+
+// Digests of every block in `ops` (kZero and kCopy alike), in order, read from `device` (several reads in flight);
+// blocks that `zero` marks are not read (their digest is ZeroBlockDigest). `zero` may be empty (read everything).
+StatusOr<std::vector<uint64_t>> DigestOps(BlockDevice& device, BlockDigestKind kind, const std::vector<BlockOp>& ops,
                                           const std::vector<bool>& zero);
 // Digests of every block of `device`, zero blocks (per `zero`) without reading.
-StatusOr<std::vector<uint64_t>> DigestAllBlocks(BlockDevice& device, const std::vector<bool>& zero);
+StatusOr<std::vector<uint64_t>> DigestAllBlocks(BlockDevice& device, BlockDigestKind kind,
+                                                const std::vector<bool>& zero);
 
 // Per block: true where the digests differ. Size mismatch is InvalidArgument.
 StatusOr<std::vector<bool>> DifferingBlocks(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b);
 
-// Performs `ops`: kCopy blocks are read from `source` and written to `target`, kZero blocks are zeroed
-// on `target`; then `target` is flushed. Returns the bytes read from `source`.
+// Performs `ops`: kCopy blocks are read from `source` and written to `target` (in batches, several requests in
+// flight on each), kZero blocks are zeroed on `target`, kSkip ops are left out; then `target` is flushed. Returns
+// the bytes read from `source`.
 StatusOr<uint64_t> ApplyOps(BlockDevice& source, BlockDevice& target, const std::vector<BlockOp>& ops);
 
 // The totals of a plan.

@@ -215,7 +215,9 @@ StatusOr<GetReplicaReply> ReplicaKeeper::GetReplica(const GetReplicaRequest& req
   return reply;
 }
 
-StatusOr<DiskRoundResult> ReplicaKeeper::CopyDisk(const DiskRound& disk, const std::string& overlay_path) {
+StatusOr<DiskRoundResult> ReplicaKeeper::CopyDisk(const DiskRound& disk, const std::string& overlay_path,
+                                                  BlockDigestKind digest_kind) {
+  const MonoTime opening = clock_.Now();
   std::vector<std::string> contexts = {std::string(kAllocationContext)};
   if (disk.mode() == virtshadow::v1::ROUND_MODE_INCREMENTAL) contexts.push_back(disk.dirty_context());
   VS_ASSIGN_OR_RETURN(auto source, storage_.ConnectExport(disk.source_uri(), contexts));
@@ -239,8 +241,10 @@ StatusOr<DiskRoundResult> ReplicaKeeper::CopyDisk(const DiskRound& disk, const s
       break;
     }
     case virtshadow::v1::ROUND_MODE_RESYNC: {
-      // The fresh overlay reads through to the replica: these are the replica's digests.
-      VS_ASSIGN_OR_RETURN(auto replica_digests, DigestAllBlocks(*overlay, {}));
+      // The fresh overlay reads through to the replica: these are the replica's digests. Its zero areas are not read.
+      VS_ASSIGN_OR_RETURN(auto replica_allocation, overlay->Map(kAllocationContext));
+      VS_ASSIGN_OR_RETURN(std::vector<bool> replica_zero, ZeroBlocks(replica_allocation, size));
+      VS_ASSIGN_OR_RETURN(auto replica_digests, DigestAllBlocks(*overlay, digest_kind, replica_zero));
       const std::vector<uint64_t> source_digests(disk.source_digests().begin(), disk.source_digests().end());
       VS_ASSIGN_OR_RETURN(changed, DifferingBlocks(source_digests, replica_digests));
       break;
@@ -250,20 +254,27 @@ StatusOr<DiskRoundResult> ReplicaKeeper::CopyDisk(const DiskRound& disk, const s
                              " is not FULL, INCREMENTAL or RESYNC");
   }
   const std::vector<BlockOp> ops = PlanOps(changed, zero, size);
+  const MonoTime transferring = clock_.Now();
   VS_ASSIGN_OR_RETURN(uint64_t bytes_sent, ApplyOps(*source, *overlay, ops));
-  // Read back what landed in the overlay: the primary compares these with its own reading.
-  VS_ASSIGN_OR_RETURN(auto digests, DigestOps(*overlay, ops, {}));
+  const MonoTime reading_back = clock_.Now();
+  // Read back what landed in the overlay: the primary compares these with its own reading. Digests of the bytes
+  // in hand would miss a write that went wrong between here and the overlay (docs/replication.md).
+  VS_ASSIGN_OR_RETURN(auto digests, DigestOps(*overlay, digest_kind, ops, {}));
 
   DiskRoundResult result;
   result.set_target(disk.target());
   result.set_bytes_sent(bytes_sent);
+  result.set_block_digest(static_cast<virtshadow::v1::BlockDigest>(digest_kind));
+  result.set_open_ms(ToMillis(transferring - opening));
+  result.set_transfer_ms(ToMillis(reading_back - transferring));
+  result.set_read_back_ms(ToMillis(clock_.Now() - reading_back));
   for (const BlockOp& op : ops) {
     auto* msg = result.add_ops();
     msg->set_offset(op.offset);
     msg->set_length(op.length);
     msg->set_zero(op.action == BlockAction::kZero);
   }
-  for (uint64_t digest : digests) result.add_digests(digest);
+  result.mutable_digests()->Add(digests.begin(), digests.end());
   return result;
 }
 
@@ -271,6 +282,7 @@ StatusOr<ApplyRoundReply> ReplicaKeeper::ApplyRound(const ApplyRoundRequest& req
   std::vector<std::string> paths;
   for (const auto& disk : request.disks()) paths.push_back(disk.replica_path());
   if (paths.empty()) return InvalidArgument("round " + request.round().checkpoint() + " names no disk");
+  VS_ASSIGN_OR_RETURN(BlockDigestKind digest_kind, BlockDigestKindOf(request.block_digest()));
   uint64_t round_bytes = 0;
   for (const auto& disk : request.disks()) {
     VS_RETURN_IF_ERROR(CheckDeviceSize(disk.virtual_size()).Annotate("disk " + disk.target()));
@@ -344,7 +356,7 @@ StatusOr<ApplyRoundReply> ReplicaKeeper::ApplyRound(const ApplyRoundRequest& req
     const std::string& overlay = record.disks(i).overlay_path();
     Status status = storage_.Remove(overlay);  // left by a crash before the intent was cleared
     if (status.ok()) status = storage_.CreateOverlay(overlay, disk.replica_path(), disk.format());
-    StatusOr<DiskRoundResult> result = status.ok() ? CopyDisk(disk, overlay) : StatusOr<DiskRoundResult>(status);
+    StatusOr<DiskRoundResult> result = status.ok() ? CopyDisk(disk, overlay, digest_kind) : StatusOr<DiskRoundResult>(status);
     if (!result.ok()) return discard(result.status());
     *reply.add_disks() = std::move(*result);
     std::string directory = std::filesystem::path(overlay).parent_path().string();
@@ -392,15 +404,19 @@ StatusOr<ReplicaRecord> ReplicaKeeper::SettleForPromotion(const std::string& vm_
 }
 
 StatusOr<ReplicaDigestsReply> ReplicaKeeper::ReplicaDigests(const ReplicaDigestsRequest& request) {
+  VS_ASSIGN_OR_RETURN(BlockDigestKind digest_kind, BlockDigestKindOf(request.block_digest()));
   VS_RETURN_IF_ERROR(shadow_check_(request.vm_uuid(), {request.replica_path()}));
   VmLock lock(*this, request.vm_uuid());
   VS_ASSIGN_OR_RETURN(ReplicaRecord record, Load(request.vm_uuid()));
   VS_RETURN_IF_ERROR(Settle(record));
   VS_ASSIGN_OR_RETURN(auto replica, storage_.OpenImage(request.replica_path(), request.format(), /*writable=*/false));
-  VS_ASSIGN_OR_RETURN(auto digests, DigestAllBlocks(*replica, {}));
+  VS_ASSIGN_OR_RETURN(auto allocation, replica->Map(kAllocationContext));
+  VS_ASSIGN_OR_RETURN(std::vector<bool> zero, ZeroBlocks(allocation, replica->size()));
+  VS_ASSIGN_OR_RETURN(auto digests, DigestAllBlocks(*replica, digest_kind, zero));
   ReplicaDigestsReply reply;
   reply.set_size(replica->size());
-  for (uint64_t digest : digests) reply.add_digests(digest);
+  reply.set_block_digest(request.block_digest());
+  reply.mutable_digests()->Add(digests.begin(), digests.end());
   return reply;
 }
 

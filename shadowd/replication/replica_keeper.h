@@ -50,6 +50,7 @@
 #include "common/status.h"
 #include "common/thread_annotations.h"
 #include "proto/replication.pb.h"
+#include "shadowd/replication/block_map.h"
 #include "shadowd/replication/replica_storage.h"
 #include "shadowd/store/store.h"
 
@@ -150,7 +151,7 @@ class ReplicaKeeper {
   // Removes the overlays the record names and, when there were any, stores it without them.
   Status RemoveOverlays(virtshadow::v1::ReplicaRecord& record);
   StatusOr<virtshadow::v1::DiskRoundResult> CopyDisk(const virtshadow::v1::DiskRound& disk,
-                                                     const std::string& overlay_path);
+                                                      const std::string& overlay_path, BlockDigestKind digest_kind);
 
   store::Store& store_;
   ReplicaStorage& storage_;

@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "common/host_port.h"
-#include "common/sha1.h"
+#include "common/digest.h"
 #include "shadowd/policy/domain_xml.h"
 #include "shadowd/replication/block_map.h"
 #include "shadowd/replication/replica_keeper.h"
@@ -84,13 +84,8 @@ bool IsOurs(const std::string& checkpoint) { return checkpoint.rfind(kCheckpoint
 
 // A digest over a round's block digests, in order: what both sides record for the round.
 uint64_t FoldDigests(const std::vector<uint64_t>& digests) {
-  std::string bytes;
-  bytes.reserve(digests.size() * 8);
-  for (uint64_t d : digests) bytes.append(reinterpret_cast<const char*>(&d), sizeof d);
-  const Sha1Digest sha = Sha1(bytes);
-  uint64_t folded = 0;
-  for (int i = 0; i < 8; ++i) folded = (folded << 8) | sha[i];
-  return folded;
+  // Recorded on both hosts from this one value (FinishRound carries it): no other host recomputes it.
+  return Xxh3_64(std::as_bytes(std::span(digests)));
 }
 
 // The shadow host's ops, checked before this host reads anything by them: block-aligned, in order, inside
@@ -256,6 +251,7 @@ StatusOr<AppliedRound> Replicator::RunRound(const ReplicationTarget& target) {
   record.set_vm_name(target.vm_name);
   record.set_shadow_host(target.shadow_host);
 
+  const MonoTime started = clock_.Now();
   StatusOr<AppliedRound> round = [&]() -> StatusOr<AppliedRound> {
     VS_ASSIGN_OR_RETURN(auto disks, ReplicatedDisks(target.vm_name));
     // Only a switchover's final round reads a VM on its tops. Any other round would hold the disk with its
@@ -269,7 +265,7 @@ StatusOr<AppliedRound> Replicator::RunRound(const ReplicationTarget& target) {
     }
     VS_ASSIGN_OR_RETURN(Plan plan, MakePlan(target, disks, record));
     bool chain_broken = false;
-    StatusOr<AppliedRound> result = RunPlannedRound(target, plan, &chain_broken);
+    StatusOr<AppliedRound> result = RunPlannedRound(target, plan, started, &chain_broken);
     if (!chain_broken) return result;
     // The base checkpoint's bitmap is unusable (QEMU was killed) or gone: start a new chain now,
     // comparing digests instead of copying everything.
@@ -280,7 +276,7 @@ StatusOr<AppliedRound> Replicator::RunRound(const ReplicationTarget& target) {
       if (plan.modes[i] == virtshadow::v1::ROUND_MODE_INCREMENTAL) plan.modes[i] = virtshadow::v1::ROUND_MODE_RESYNC;
     }
     plan.base_checkpoint.clear();
-    return RunPlannedRound(target, plan, &chain_broken);
+    return RunPlannedRound(target, plan, started, &chain_broken);
   }();
 
   VS_RETURN_IF_ERROR(RecordOutcome(record, round));
@@ -315,6 +311,7 @@ StatusOr<AppliedRound> Replicator::RunFinalRound(const ReplicationTarget& target
   VS_ASSIGN_OR_RETURN(ReplicationRecord record, Record(target.vm_uuid));
   record.set_vm_name(target.vm_name);
   record.set_shadow_host(target.shadow_host);
+  const MonoTime started = clock_.Now();
   StatusOr<AppliedRound> round = [&]() -> StatusOr<AppliedRound> {
     VS_ASSIGN_OR_RETURN(auto disks, ReplicatedDisks(target.vm_name));
     VS_ASSIGN_OR_RETURN(Plan plan, MakePlan(target, disks, record));
@@ -327,7 +324,7 @@ StatusOr<AppliedRound> Replicator::RunFinalRound(const ReplicationTarget& target
     }
     plan.final_round = true;
     bool chain_broken = false;
-    return RunPlannedRound(target, plan, &chain_broken);
+    return RunPlannedRound(target, plan, started, &chain_broken);
   }();
   if (!round.ok()) return RecordOutcome(record, round).Annotate("final round");
   VS_RETURN_IF_ERROR(RecordOutcome(record, round));
@@ -335,8 +332,8 @@ StatusOr<AppliedRound> Replicator::RunFinalRound(const ReplicationTarget& target
 }
 
 StatusOr<AppliedRound> Replicator::RunPlannedRound(const ReplicationTarget& target, const Plan& plan,
-                                                   bool* chain_broken) {
-  const MonoTime started = clock_.Now();
+                                                   MonoTime started, bool* chain_broken) {
+  const MonoTime planned = clock_.Now();
   VS_RETURN_IF_ERROR(WithContext(EndOurBackup(target.vm_name), "ending a stale backup of " + target.vm_name));
 
   virt::PullBackupRequest backup;
@@ -362,6 +359,8 @@ StatusOr<AppliedRound> Replicator::RunPlannedRound(const ReplicationTarget& targ
   }
   round.set_taken_unix_ms(ToUnixMillis(clock_.WallNow()));
   StatusOr<BackupSession> session = BackupSession::Begin(local_, std::move(backup));
+  round.mutable_steps()->set_plan_ms(ToMillis(planned - started));
+  round.mutable_steps()->set_freeze_ms(ToMillis(clock_.Now() - planned));
   if (!session.ok()) {
     // Only libvirt refusing the base checkpoint (its bitmap is inconsistent after QEMU was killed, or it is
     // gone) means the chain is broken; every other failure is just this round's.
@@ -372,7 +371,10 @@ StatusOr<AppliedRound> Replicator::RunPlannedRound(const ReplicationTarget& targ
   // From here the job ends on every path: by Finish once the shadow host committed, else when `session` goes.
   StatusOr<AppliedRound> result = CopyRound(target, plan, *session, round, started);
   if (!result.ok()) return WithContext(result.status(), "round of " + target.vm_name + " to " + target.shadow_host);
+  const MonoTime committed = clock_.Now();
   VS_RETURN_IF_ERROR(WithContext(session->Finish(), "ending the backup of " + target.vm_name));
+  result->mutable_steps()->set_end_ms(ToMillis(clock_.Now() - committed));
+  result->set_duration_ms(ToMillis(clock_.Now() - started));
   return result;
 }
 
@@ -382,10 +384,17 @@ StatusOr<AppliedRound> Replicator::CopyRound(const ReplicationTarget& target, co
   request.set_vm_uuid(target.vm_uuid);
   request.set_primary_host(options_.this_host);
   request.set_base_checkpoint(plan.base_checkpoint);
+  request.set_block_digest(static_cast<virtshadow::v1::BlockDigest>(kPreferredBlockDigest));
   *request.mutable_round() = round;
+  // One connection per export for the whole round, and its zero map read once: a TLS handshake with QEMU costs
+  // tens of ms here, a good part of a small round.
+  std::vector<std::unique_ptr<BlockDevice>> sources;
+  std::vector<std::vector<bool>> zero_blocks;
   for (size_t i = 0; i < plan.disks.size(); ++i) {
     const Disk& disk = plan.disks[i];
     VS_ASSIGN_OR_RETURN(auto source, storage_.ConnectExport(backup.ExportUri(disk.target), {std::string(kAllocationContext)}));
+    VS_ASSIGN_OR_RETURN(auto allocation, source->Map(kAllocationContext));
+    VS_ASSIGN_OR_RETURN(auto zero, ZeroBlocks(allocation, source->size()));
     auto* msg = request.add_disks();
     msg->set_target(disk.target);
     msg->set_replica_path(disk.path);
@@ -397,15 +406,18 @@ StatusOr<AppliedRound> Replicator::CopyRound(const ReplicationTarget& target, co
       msg->set_dirty_context(std::string(kDirtyContextPrefix) + disk.target);
     }
     if (plan.modes[i] == virtshadow::v1::ROUND_MODE_RESYNC) {
-      VS_ASSIGN_OR_RETURN(auto allocation, source->Map(kAllocationContext));
-      VS_ASSIGN_OR_RETURN(auto zero, ZeroBlocks(allocation, source->size()));
-      VS_ASSIGN_OR_RETURN(auto digests, DigestAllBlocks(*source, zero));
-      for (uint64_t d : digests) msg->add_source_digests(d);
+      VS_ASSIGN_OR_RETURN(auto digests, DigestAllBlocks(*source, kPreferredBlockDigest, zero));
+      msg->mutable_source_digests()->Add(digests.begin(), digests.end());
     }
+    sources.push_back(std::move(source));
+    zero_blocks.push_back(std::move(zero));
   }
+  const MonoTime copying = clock_.Now();
   VS_ASSIGN_OR_RETURN(auto reply, peer_.ApplyRound(target.shadow_host, request));
+  const MonoTime verifying = clock_.Now();
 
   // Verify every block the shadow host wrote against this host's own reading of the export.
+  virtshadow::v1::RoundSteps steps = round.steps();
   std::vector<uint64_t> all_digests;
   uint64_t bytes_sent = 0, bytes_zeroed = 0, changed = 0;
   std::string mismatch;
@@ -419,11 +431,11 @@ StatusOr<AppliedRound> Replicator::CopyRound(const ReplicationTarget& target, co
       return DataLoss(target.shadow_host + " answered for disk " + result.target() + " instead of " +
                       request.disks(i).target());
     }
-    VS_ASSIGN_OR_RETURN(auto source, storage_.ConnectExport(backup.ExportUri(result.target()), {std::string(kAllocationContext)}));
-    VS_ASSIGN_OR_RETURN(std::vector<BlockOp> ops, OpsFromReply(result, source->size()));
-    VS_ASSIGN_OR_RETURN(auto allocation, source->Map(kAllocationContext));
-    VS_ASSIGN_OR_RETURN(auto zero, ZeroBlocks(allocation, source->size()));
-    VS_ASSIGN_OR_RETURN(auto ours, DigestOps(*source, ops, zero));
+    BlockDevice& source = *sources[i];
+    VS_ASSIGN_OR_RETURN(std::vector<BlockOp> ops, OpsFromReply(result, source.size()));
+    // In the kind the shadow host used: one of an earlier version ignores the request's and uses SHA-1.
+    VS_ASSIGN_OR_RETURN(BlockDigestKind kind, BlockDigestKindOf(result.block_digest()));
+    VS_ASSIGN_OR_RETURN(auto ours, DigestOps(source, kind, ops, zero_blocks[i]));
     const std::vector<uint64_t> theirs(result.digests().begin(), result.digests().end());
     if (ours != theirs) {
       mismatch += (mismatch.empty() ? "" : "; ") + result.target() + ": " + std::to_string(ours.size()) +
@@ -434,6 +446,9 @@ StatusOr<AppliedRound> Replicator::CopyRound(const ReplicationTarget& target, co
     }
     all_digests.insert(all_digests.end(), theirs.begin(), theirs.end());
     const OpTotals totals = Totals(ops);
+    steps.set_shadow_open_ms(steps.shadow_open_ms() + result.open_ms());
+    steps.set_shadow_transfer_ms(steps.shadow_transfer_ms() + result.transfer_ms());
+    steps.set_shadow_read_back_ms(steps.shadow_read_back_ms() + result.read_back_ms());
     bytes_sent += result.bytes_sent();
     bytes_zeroed += totals.zero_bytes;
     changed += totals.copy_bytes + totals.zero_bytes;
@@ -459,10 +474,15 @@ StatusOr<AppliedRound> Replicator::CopyRound(const ReplicationTarget& target, co
   applied.set_bytes_zeroed(bytes_zeroed);
   applied.set_changed_bytes(changed);
   applied.set_digest(FoldDigests(all_digests));
-  applied.set_duration_ms(std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count());
+  const MonoTime verified = clock_.Now();
+  steps.set_copy_ms(ToMillis(verifying - copying));
+  steps.set_verify_ms(ToMillis(verified - verifying));
+  *applied.mutable_steps() = steps;
+  applied.set_duration_ms(ToMillis(verified - started));
   finish.set_commit(true);
   *finish.mutable_round() = applied;
   VS_RETURN_IF_ERROR(peer_.FinishRound(target.shadow_host, finish));
+  applied.mutable_steps()->set_commit_ms(ToMillis(clock_.Now() - verified));
   applied.set_applied_unix_ms(ToUnixMillis(clock_.WallNow()));
   return applied;
 }
@@ -509,12 +529,14 @@ StatusOr<VerifyReport> Replicator::CompareReplica(const ReplicationTarget& targe
       VS_ASSIGN_OR_RETURN(auto dirty, source->Map(contexts[1]));
       VS_ASSIGN_OR_RETURN(changed, BlocksWithFlag(dirty, size, kNbdStateDirty));
     }
-    VS_ASSIGN_OR_RETURN(auto ours, DigestAllBlocks(*source, zero));
     virtshadow::v1::ReplicaDigestsRequest request;
     request.set_vm_uuid(target.vm_uuid);
     request.set_replica_path(disk.path);
     request.set_format(disk.format);
+    request.set_block_digest(static_cast<virtshadow::v1::BlockDigest>(kPreferredBlockDigest));
     VS_ASSIGN_OR_RETURN(auto reply, peer_.ReplicaDigests(target.shadow_host, request));
+    VS_ASSIGN_OR_RETURN(BlockDigestKind kind, BlockDigestKindOf(reply.block_digest()));
+    VS_ASSIGN_OR_RETURN(auto ours, DigestAllBlocks(*source, kind, zero));
     const std::vector<uint64_t> theirs(reply.digests().begin(), reply.digests().end());
     DiskVerification result{disk.target, disk.path};
     std::vector<bool> bad(ours.size(), false);

@@ -105,8 +105,9 @@ class Replicator {
   StatusOr<Plan> MakePlan(const ReplicationTarget& target, const std::vector<Disk>& disks,
                           const virtshadow::v1::ReplicationRecord& record);
   // Sets *chain_broken when libvirt refused the plan's base checkpoint (a resync with a new chain is due).
+  // `started`: when the round began planning (its steps and duration count from there).
   StatusOr<virtshadow::v1::AppliedRound> RunPlannedRound(const ReplicationTarget& target, const Plan& plan,
-                                                         bool* chain_broken);
+                                                         MonoTime started, bool* chain_broken);
   // Copy, verify and the shadow host's commit (steps 3 to 5 up to FinishRound) from `backup`'s exports: `round`
   // as planned, filled in with what was applied.
   StatusOr<virtshadow::v1::AppliedRound> CopyRound(const ReplicationTarget& target, const Plan& plan,

@@ -8,7 +8,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "common/sha1.h"
+#include "common/digest.h"
 #include "shadowd/lifecycle/shadow_identity.h"
 
 namespace vs::lifecycle {

@@ -127,6 +127,50 @@ TEST_P(OpenImageTest, RequestsLargerThanAPieceAreSplitAndReassembledInOrder) {
   EXPECT_EQ(ReadAll(*device, 0, 512), std::vector<std::byte>(whole.begin(), whole.begin() + 512));
 }
 
+// More pieces than requests in flight (kMaxInFlight is 16), unaligned, out of offset order and one larger than a
+// 4 MiB piece: every range lands where it belongs and comes back in the order asked.
+TEST_P(OpenImageTest, RangesAreWrittenAndReadWithManyInFlightEachInItsPlace) {
+  auto device = Open(OpenMode::kWritable);
+  ASSERT_NE(device, nullptr);
+  std::vector<replication::ByteRange> ranges;
+  for (uint64_t i = 0; i < 40; ++i) ranges.push_back({kImageSize - (i + 1) * 100'000 - i, 4096 + i * 7});
+  ranges.push_back({0, 4 * kMiB + 9});
+  uint64_t total = 0;
+  for (const auto& range : ranges) total += range.length;
+  const auto data = Pattern(total, 5);
+  ASSERT_TRUE(device->WriteRanges(ranges, data).ok());
+
+  std::vector<std::byte> back(total);
+  Status read = device->ReadRanges(ranges, back);
+  ASSERT_TRUE(read.ok()) << read.ToString();
+  EXPECT_EQ(back, data);
+  uint64_t at = 0;  // and each range through a plain Read
+  for (const auto& range : ranges) {
+    EXPECT_EQ(ReadAll(*device, range.offset, range.length),
+              std::vector<std::byte>(data.begin() + at, data.begin() + at + range.length)) << range.offset;
+    at += range.length;
+  }
+}
+
+TEST_P(OpenImageTest, RangesOutsideTheDeviceOrNotMatchingTheBufferAreRefusedBeforeAnyIo) {
+  auto device = Open(OpenMode::kWritable);
+  ASSERT_NE(device, nullptr);
+  std::vector<std::byte> buffer(8192);
+  const std::vector<replication::ByteRange> outside = {{0, 4096}, {kImageSize - 10, 4096}};
+  Status read = device->ReadRanges(outside, buffer);
+  EXPECT_EQ(read.code(), Code::kInvalidArgument);
+  EXPECT_THAT(read.message(), HasSubstr("offset " + std::to_string(kImageSize - 10)));
+  const std::vector<replication::ByteRange> short_buffer = {{0, 4096}, {8192, 8192}};
+  Status write = device->WriteRanges(short_buffer, Pattern(8192, 1));
+  EXPECT_EQ(write.code(), Code::kInvalidArgument);
+  EXPECT_THAT(write.message(), HasSubstr("12288 bytes, the buffer has 8192"));
+  EXPECT_TRUE(AllZero(ReadAll(*device, 0, 4096)));  // nothing of the refused write was written
+  auto read_only = OpenImage(path_, format_, OpenMode::kReadOnlyShared);
+  ASSERT_TRUE(read_only.ok()) << read_only.status().ToString();
+  const std::vector<replication::ByteRange> first_block = {{0, 4096}};
+  EXPECT_EQ((*read_only)->WriteRanges(first_block, Pattern(4096, 1)).code(), Code::kFailedPrecondition);
+}
+
 TEST_P(OpenImageTest, RequestsOutsideTheDeviceAreRefusedNamingTheOffset) {
   auto device = Open(OpenMode::kWritable);
   ASSERT_NE(device, nullptr);
@@ -311,6 +355,19 @@ TEST_F(ConnectExportTest, ABrokenConnectionIsUnavailable) {
   Status read = (*device)->Read(8192, buffer);
   EXPECT_EQ(read.code(), Code::kUnavailable) << read.ToString();
   EXPECT_THAT(read.message(), HasSubstr("offset 8192"));
+  EXPECT_THAT(read.message(), HasSubstr(uri_));
+}
+
+TEST_F(ConnectExportTest, ABrokenConnectionWithRangesInFlightIsUnavailable) {
+  auto device = ConnectExport(uri_, {"base:allocation"}, std::nullopt);
+  ASSERT_TRUE(device.ok()) << device.status().ToString();
+  ASSERT_EQ(kill(server_pid_, SIGKILL), 0);
+  server_pid_ = 0;
+  std::vector<replication::ByteRange> ranges;
+  for (uint64_t i = 0; i < 20; ++i) ranges.push_back({i * 65536, 4096});
+  std::vector<std::byte> buffer(20 * 4096);
+  Status read = (*device)->ReadRanges(ranges, buffer);
+  EXPECT_EQ(read.code(), Code::kUnavailable) << read.ToString();
   EXPECT_THAT(read.message(), HasSubstr(uri_));
 }
 

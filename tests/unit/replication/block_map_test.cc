@@ -35,8 +35,10 @@ MemoryBlockDevice Device(std::shared_ptr<MemoryImage> image, bool writable = tru
   return MemoryBlockDevice(std::move(image), std::move(options));
 }
 
+constexpr BlockDigestKind kKind = kPreferredBlockDigest;
+
 uint64_t DigestOf(const std::vector<std::byte>& bytes, uint64_t offset, uint64_t length) {
-  return BlockDigest(std::span<const std::byte>(bytes).subspan(offset, length));
+  return BlockDigest(kKind, std::span<const std::byte>(bytes).subspan(offset, length));
 }
 
 TEST(BlockMapTest, BlockCountRoundsUpToAFinalShortBlock) {
@@ -75,7 +77,7 @@ TEST(BlockMapTest, DevicesAboveTheCapAreRefusedBeforeAnyPerBlockAllocation) {
     EXPECT_THAT(zero.status().message(), HasSubstr("above the 2 TiB that replication handles"));
     EXPECT_EQ(BlocksWithFlag(map, size, kNbdStateDirty).status().code(), Code::kInvalidArgument) << size;
     HugeDevice device(size);
-    EXPECT_EQ(DigestAllBlocks(device, {}).status().code(), Code::kInvalidArgument) << size;
+    EXPECT_EQ(DigestAllBlocks(device, kKind, {}).status().code(), Code::kInvalidArgument) << size;
   }
   EXPECT_TRUE(CheckDeviceSize(kMaxVirtualSize).ok());
   EXPECT_EQ(kMaxVirtualSize, uint64_t{2} << 40);
@@ -204,22 +206,36 @@ TEST(BlockMapTest, TotalsSplitCopiedAndZeroedBytes) {
   EXPECT_EQ(totals.zero_bytes, B);
 }
 
-TEST(BlockMapTest, BlockDigestIsTheFirstEightBytesOfSha1) {
-  // SHA-1("") = da39a3ee5e6b4b0d3255bfef95601890afd80709.
-  EXPECT_EQ(BlockDigest({}), 0xda39a3ee5e6b4b0dULL);
-  const std::vector<std::byte> zeros(B);
-  EXPECT_EQ(ZeroBlockDigest(B), BlockDigest(zeros));
-  EXPECT_NE(ZeroBlockDigest(B), ZeroBlockDigest(B - 1));
-  std::vector<std::byte> one = zeros;
-  one[B - 1] = std::byte{1};
-  EXPECT_NE(BlockDigest(one), BlockDigest(zeros));
+TEST(BlockMapTest, BlockDigestKindsAreTheFirstEightBytesOfSha1AndXxh3) {
+  // SHA-1("") = da39a3ee5e6b4b0d3255bfef95601890afd80709; XXH3-64("") = 2d06800538d394c2 (xxHash's own vector):
+  // hosts of different versions must agree bit for bit.
+  EXPECT_EQ(BlockDigest(BlockDigestKind::kSha1Prefix, {}), 0xda39a3ee5e6b4b0dULL);
+  EXPECT_EQ(BlockDigest(BlockDigestKind::kXxh3, {}), 0x2d06800538d394c2ULL);
+  EXPECT_EQ(BlockDigest(BlockDigestKind::kXxh3, std::as_bytes(std::span("abc", 3))), 0x78af5f94892f3950ULL);
+  for (BlockDigestKind kind : {BlockDigestKind::kSha1Prefix, BlockDigestKind::kXxh3}) {
+    const std::vector<std::byte> zeros(B);
+    EXPECT_EQ(ZeroBlockDigest(kind, B), BlockDigest(kind, zeros));
+    EXPECT_NE(ZeroBlockDigest(kind, B), ZeroBlockDigest(kind, B - 1));
+    std::vector<std::byte> one = zeros;
+    one[B - 1] = std::byte{1};
+    EXPECT_NE(BlockDigest(kind, one), BlockDigest(kind, zeros));
+  }
+}
+
+TEST(BlockMapTest, ABlockDigestKindFromTheWireIsKnownOrRefusedByName) {
+  EXPECT_EQ(*BlockDigestKindOf(0), BlockDigestKind::kSha1Prefix);  // unset: a host of an earlier version
+  EXPECT_EQ(*BlockDigestKindOf(1), BlockDigestKind::kXxh3);
+  auto unknown = BlockDigestKindOf(7);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().code(), Code::kInvalidArgument);
+  EXPECT_THAT(unknown.status().message(), HasSubstr("block digest kind 7"));
 }
 
 TEST(BlockMapTest, DigestAllBlocksCoversEveryBlockIncludingTheShortLastOne) {
   const uint64_t size = 3 * B + 77;
   const auto bytes = Pattern(size, 3);
   auto device = Device(Image(bytes));
-  auto digests = DigestAllBlocks(device, {});
+  auto digests = DigestAllBlocks(device, kKind, {});
   ASSERT_TRUE(digests.ok()) << digests.status().ToString();
   EXPECT_THAT(*digests, ElementsAre(DigestOf(bytes, 0, B), DigestOf(bytes, B, B), DigestOf(bytes, 2 * B, B),
                                     DigestOf(bytes, 3 * B, 77)));
@@ -229,9 +245,9 @@ TEST(BlockMapTest, DigestAllBlocksCoversEveryBlockIncludingTheShortLastOne) {
 TEST(BlockMapTest, DigestsOfZeroBlocksComeFromTheMapNotFromReads) {
   const uint64_t size = 2 * B + 5;
   auto device = Device(Image(Pattern(size, 1)));  // the map says zero, the bytes are not: the map wins
-  auto digests = DigestAllBlocks(device, {true, true, true});
+  auto digests = DigestAllBlocks(device, kKind, {true, true, true});
   ASSERT_TRUE(digests.ok()) << digests.status().ToString();
-  EXPECT_THAT(*digests, ElementsAre(ZeroBlockDigest(B), ZeroBlockDigest(B), ZeroBlockDigest(5)));
+  EXPECT_THAT(*digests, ElementsAre(ZeroBlockDigest(kKind, B), ZeroBlockDigest(kKind, B), ZeroBlockDigest(kKind, 5)));
   EXPECT_EQ(device.counts().reads, 0u);
 }
 
@@ -241,11 +257,11 @@ TEST(BlockMapTest, DigestAllBlocksDoesNotReadZeroRegions) {
   auto device = Device(Image(bytes));
   auto zero = ZeroBlocks(AllocationExtents(bytes), size);
   ASSERT_TRUE(zero.ok());
-  auto digests = DigestAllBlocks(device, *zero);
+  auto digests = DigestAllBlocks(device, kKind, *zero);
   ASSERT_TRUE(digests.ok()) << digests.status().ToString();
   ASSERT_EQ(digests->size(), BlockCount(size));
   EXPECT_EQ((*digests)[0], DigestOf(bytes, 0, B));
-  EXPECT_EQ((*digests)[191], ZeroBlockDigest(B));
+  EXPECT_EQ((*digests)[191], ZeroBlockDigest(kKind, B));
   EXPECT_GT(device.counts().bytes_read, 0u);
   EXPECT_LT(device.counts().bytes_read, size / 2);
 }
@@ -258,18 +274,18 @@ TEST(BlockMapTest, DigestOpsFollowsTheOpsInOrderCopyAndZeroAlike) {
   ASSERT_TRUE(zero.ok());
   const std::vector<BlockOp> ops = {{B, 2 * B, BlockAction::kCopy}, {3 * B, B, BlockAction::kZero},
                                     {5 * B, B + 10, BlockAction::kCopy}};
-  auto with_map = DigestOps(device, ops, *zero);
-  auto reading_all = DigestOps(device, ops, {});
+  auto with_map = DigestOps(device, kKind, ops, *zero);
+  auto reading_all = DigestOps(device, kKind, ops, {});
   ASSERT_TRUE(with_map.ok()) << with_map.status().ToString();
   ASSERT_TRUE(reading_all.ok()) << reading_all.status().ToString();
-  EXPECT_THAT(*with_map, ElementsAre(DigestOf(bytes, B, B), DigestOf(bytes, 2 * B, B), ZeroBlockDigest(B),
+  EXPECT_THAT(*with_map, ElementsAre(DigestOf(bytes, B, B), DigestOf(bytes, 2 * B, B), ZeroBlockDigest(kKind, B),
                                      DigestOf(bytes, 5 * B, B), DigestOf(bytes, 6 * B, 10)));
   EXPECT_EQ(*with_map, *reading_all);
 }
 
 TEST(BlockMapTest, DigestOpsOutsideTheDeviceIsAnError) {
   auto device = Device(Image(Pattern(2 * B, 1)));
-  auto digests = DigestOps(device, {{2 * B, B, BlockAction::kCopy}}, {});
+  auto digests = DigestOps(device, kKind, {{2 * B, B, BlockAction::kCopy}}, {});
   ASSERT_FALSE(digests.ok());
   EXPECT_EQ(digests.status().code(), Code::kInvalidArgument);
   EXPECT_THAT(digests.status().message(), HasSubstr("offset 131072"));

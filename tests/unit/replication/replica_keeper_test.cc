@@ -111,6 +111,7 @@ class ReplicaKeeperTest : public ::testing::Test {
     request.set_vm_uuid(kUuid);
     request.set_primary_host("h1");
     request.set_base_checkpoint(base);
+    request.set_block_digest(virtshadow::v1::BLOCK_DIGEST_XXH3_64);
     request.mutable_round()->set_checkpoint(checkpoint);
     request.mutable_round()->set_taken_unix_ms(1'800'000'000'000);
     for (const DiskRound& disk : disks) *request.add_disks() = disk;
@@ -192,7 +193,7 @@ TEST_F(ReplicaKeeperTest, FullRoundSeedsTheReplicaOnlyAtCommit) {
   ASSERT_EQ(disk.digests_size(), 9);
   for (uint64_t b = 0; b < 9; ++b) {
     const uint64_t length = std::min(B, kSize - b * B);
-    EXPECT_EQ(disk.digests(b), BlockDigest(std::span<const std::byte>(source).subspan(b * B, length))) << b;
+    EXPECT_EQ(disk.digests(b), BlockDigest(BlockDigestKind::kXxh3, std::span<const std::byte>(source).subspan(b * B, length))) << b;
   }
   // Copied, not committed: the replica exists but still reads as it was created (zeros).
   EXPECT_TRUE(storage_.Contents(kVda) == std::vector<std::byte>(kSize));
@@ -242,6 +243,33 @@ TEST_F(ReplicaKeeperTest, IncrementalRoundCopiesOnlyTheDirtyBlocks) {
   EXPECT_EQ(StoredRecord().applied().checkpoint(), "vs-2");
 }
 
+// During an upgrade a primary of an earlier version leaves block_digest unset and compares SHA-1 prefixes.
+TEST_F(ReplicaKeeperTest, ARoundFromAnEarlierPrimaryIsAnsweredInSha1Digests) {
+  const auto source = DataInBlocks(kSize, {0, 8});
+  sources_["vda"] = {source, std::nullopt};
+  ApplyRoundRequest request = Round("vs-1", "", {Disk("vda", virtshadow::v1::ROUND_MODE_FULL)});
+  request.clear_block_digest();
+  auto reply = keeper_->ApplyRound(request);
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  const auto& disk = reply->disks(0);
+  EXPECT_EQ(disk.block_digest(), virtshadow::v1::BLOCK_DIGEST_SHA1_64);
+  ASSERT_EQ(disk.digests_size(), 9);
+  EXPECT_EQ(disk.digests(0), BlockDigest(BlockDigestKind::kSha1Prefix, std::span<const std::byte>(source).first(B)));
+  EXPECT_EQ(disk.digests(1), ZeroBlockDigest(BlockDigestKind::kSha1Prefix, B));
+}
+
+TEST_F(ReplicaKeeperTest, ARoundInAnUnknownDigestKindIsRefusedBeforeAnythingIsTouched) {
+  sources_["vda"] = {DataInBlocks(kSize, {0}), std::nullopt};
+  ApplyRoundRequest request = Round("vs-1", "", {Disk("vda", virtshadow::v1::ROUND_MODE_FULL)});
+  request.set_block_digest(static_cast<virtshadow::v1::BlockDigest>(9));
+  auto reply = keeper_->ApplyRound(request);
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.status().code(), Code::kInvalidArgument);
+  EXPECT_THAT(reply.status().message(), HasSubstr("block digest kind 9"));
+  EXPECT_FALSE(storage_.images.contains(kVda));
+  EXPECT_TRUE(Overlays().empty());
+}
+
 TEST_F(ReplicaKeeperTest, ResyncCopiesOnlyBlocksWhoseDigestsDiffer) {
   const auto seed = DataInBlocks(kSize, {0, 1, 2, 3});
   SeedVda(seed);
@@ -253,7 +281,7 @@ TEST_F(ReplicaKeeperTest, ResyncCopiesOnlyBlocksWhoseDigestsDiffer) {
 
   DiskRound disk = Disk("vda", virtshadow::v1::ROUND_MODE_RESYNC);
   for (uint64_t b = 0; b < BlockCount(kSize); ++b) {
-    disk.add_source_digests(BlockDigest(std::span<const std::byte>(source).subspan(b * B, std::min(B, kSize - b * B))));
+    disk.add_source_digests(BlockDigest(BlockDigestKind::kXxh3, std::span<const std::byte>(source).subspan(b * B, std::min(B, kSize - b * B))));
   }
   const uint64_t read_before = storage_.export_io.bytes_read;
   const ApplyRoundReply reply = Commit(Round("vs-2", "", {disk}));
@@ -738,13 +766,15 @@ TEST_F(ReplicaKeeperTest, ReplicaDigestsAreTheReplicasBlockDigests) {
   request.set_vm_uuid(kUuid);
   request.set_replica_path(kVda);
   request.set_format("qcow2");
+  request.set_block_digest(virtshadow::v1::BLOCK_DIGEST_XXH3_64);
   auto reply = keeper_->ReplicaDigests(request);
   ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  EXPECT_EQ(reply->block_digest(), virtshadow::v1::BLOCK_DIGEST_XXH3_64);
   EXPECT_EQ(reply->size(), kSize);
   ASSERT_EQ(reply->digests_size(), 9);
-  EXPECT_EQ(reply->digests(0), BlockDigest(std::span<const std::byte>(seed).first(B)));
-  EXPECT_EQ(reply->digests(1), ZeroBlockDigest(B));
-  EXPECT_EQ(reply->digests(8), BlockDigest(std::span<const std::byte>(seed).subspan(8 * B)));
+  EXPECT_EQ(reply->digests(0), BlockDigest(BlockDigestKind::kXxh3, std::span<const std::byte>(seed).first(B)));
+  EXPECT_EQ(reply->digests(1), ZeroBlockDigest(BlockDigestKind::kXxh3, B));
+  EXPECT_EQ(reply->digests(8), BlockDigest(BlockDigestKind::kXxh3, std::span<const std::byte>(seed).subspan(8 * B)));
 }
 
 // A replica that a FULL round re-created but never committed must not pass for the replica of the

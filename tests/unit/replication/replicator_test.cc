@@ -456,6 +456,39 @@ TEST_F(ReplicatorTest, AnUnsupportedImageFormatIsRefusedNamingTheDisk) {
   EXPECT_THAT(round.status().message(), HasSubstr("disk vdc of vm4 is vmdk"));
 }
 
+// Each step's time is recorded where it was spent (the clock moves only inside the calls of that step), and the
+// duration is their sum: status and the benchmarks read where a round's time goes from this.
+TEST_F(ReplicatorTest, ARoundRecordsWhereItsTimeWent) {
+  GoodRound();
+  GuestWrite("vda", 1, 90);
+  peer_.fault = [this](std::string_view method, bool after) -> Status {
+    if (after) return Status::Ok();
+    if (method == "GetReplica") clock_.Advance(std::chrono::milliseconds(30));
+    if (method == "ApplyRound") clock_.Advance(std::chrono::milliseconds(700));
+    if (method == "FinishRound") clock_.Advance(std::chrono::milliseconds(300));
+    return Status::Ok();
+  };
+  libvirt_.fault = [this](std::string_view method, const std::string&) -> Status {
+    if (method == "BeginPullBackup") clock_.Advance(std::chrono::milliseconds(200));
+    if (method == "EndBackup") clock_.Advance(std::chrono::milliseconds(50));
+    return Status::Ok();
+  };
+  auto round = Round();
+  peer_.fault = nullptr;
+  libvirt_.fault = nullptr;
+  ASSERT_TRUE(round.ok()) << round.status().ToString();
+  const auto& steps = round->steps();
+  EXPECT_EQ(steps.plan_ms(), 30u);
+  EXPECT_EQ(steps.freeze_ms(), 200u);
+  EXPECT_EQ(steps.copy_ms(), 700u);
+  EXPECT_EQ(steps.verify_ms(), 0u);
+  EXPECT_EQ(steps.commit_ms(), 300u);
+  EXPECT_EQ(steps.end_ms(), 50u);
+  EXPECT_EQ(round->duration_ms(), 1280u);
+  EXPECT_EQ(PrimaryRecord().applied().steps().copy_ms(), 700u);
+  EXPECT_EQ(PrimaryRecord().applied().duration_ms(), 1280u);
+}
+
 TEST_F(ReplicatorTest, AShadowdCrashAfterCopyingIsRecoveredByTheNextRound) {
   const AppliedRound first = GoodRound();
   const auto replica_before = shadow_storage_.Contents(kVda);
