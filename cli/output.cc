@@ -162,6 +162,7 @@ json RoundToJson(const v1::AppliedRound& round) {
           {"steps",
            {{"plan_ms", round.steps().plan_ms()},
             {"freeze_ms", round.steps().freeze_ms()},
+            {"connect_ms", round.steps().connect_ms()},
             {"copy_ms", round.steps().copy_ms()},
             {"shadow_open_ms", round.steps().shadow_open_ms()},
             {"shadow_transfer_ms", round.steps().shadow_transfer_ms()},

@@ -380,6 +380,7 @@ StatusOr<AppliedRound> Replicator::RunPlannedRound(const ReplicationTarget& targ
 
 StatusOr<AppliedRound> Replicator::CopyRound(const ReplicationTarget& target, const Plan& plan,
                                              const BackupSession& backup, const AppliedRound& round, MonoTime started) {
+  const MonoTime connecting = clock_.Now();
   ApplyRoundRequest request;
   request.set_vm_uuid(target.vm_uuid);
   request.set_primary_host(options_.this_host);
@@ -475,6 +476,7 @@ StatusOr<AppliedRound> Replicator::CopyRound(const ReplicationTarget& target, co
   applied.set_changed_bytes(changed);
   applied.set_digest(FoldDigests(all_digests));
   const MonoTime verified = clock_.Now();
+  steps.set_connect_ms(ToMillis(copying - connecting));
   steps.set_copy_ms(ToMillis(verifying - copying));
   steps.set_verify_ms(ToMillis(verified - verifying));
   *applied.mutable_steps() = steps;

@@ -473,20 +473,26 @@ TEST_F(ReplicatorTest, ARoundRecordsWhereItsTimeWent) {
     if (method == "EndBackup") clock_.Advance(std::chrono::milliseconds(50));
     return Status::Ok();
   };
+  primary_storage_.fault = [this](std::string_view op, const std::string&) -> Status {
+    if (op == "ConnectExport") clock_.Advance(std::chrono::milliseconds(40));
+    return Status::Ok();
+  };
   auto round = Round();
   peer_.fault = nullptr;
   libvirt_.fault = nullptr;
+  primary_storage_.fault = nullptr;
   ASSERT_TRUE(round.ok()) << round.status().ToString();
   const auto& steps = round->steps();
   EXPECT_EQ(steps.plan_ms(), 30u);
   EXPECT_EQ(steps.freeze_ms(), 200u);
+  EXPECT_EQ(steps.connect_ms(), 40u);  // one connection for the disk, for the whole round
   EXPECT_EQ(steps.copy_ms(), 700u);
   EXPECT_EQ(steps.verify_ms(), 0u);
   EXPECT_EQ(steps.commit_ms(), 300u);
   EXPECT_EQ(steps.end_ms(), 50u);
-  EXPECT_EQ(round->duration_ms(), 1280u);
+  EXPECT_EQ(round->duration_ms(), 1320u);
   EXPECT_EQ(PrimaryRecord().applied().steps().copy_ms(), 700u);
-  EXPECT_EQ(PrimaryRecord().applied().duration_ms(), 1280u);
+  EXPECT_EQ(PrimaryRecord().applied().duration_ms(), 1320u);
 }
 
 TEST_F(ReplicatorTest, AShadowdCrashAfterCopyingIsRecoveredByTheNextRound) {
