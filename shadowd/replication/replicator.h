@@ -10,8 +10,10 @@
 //      QEMU exports each disk as it is at that instant over NBD/TCP, plus the dirty bitmap since the
 //      base checkpoint. No QMP is used: libvirt has an API for all of this.
 //   3. Copy: the shadow host reads the chosen blocks from the export into overlays (ApplyRound).
-//   4. Verify: this host reads the same blocks from its export and compares the 64 KiB block digests
-//      with those the shadow host read back from its overlays; a mismatch discards the round.
+//   4. Verify: this host reads the same blocks from its export (for a full or incremental disk while the shadow
+//      host copies them, on a second thread: the export is frozen) and compares the 64 KiB block digests with
+//      those the shadow host read back from its overlays; a mismatch, or other blocks than the export's maps
+//      call for, discards the round.
 //   5. Commit (FinishRound), end the backup job, record the round here, and delete every older "vs-"
 //      checkpoint so that bitmaps do not pile up.
 // A failure at any step ends the backup job and leaves the replica at its previous round; the next

@@ -22,6 +22,7 @@
 // the fake that owns them.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -109,14 +110,16 @@ std::vector<MappedExtent> AllocationExtents(const std::vector<std::byte>& bytes)
 // A dirty-bitmap context: the blocks in `dirty` flagged, runs merged, the last extent ending at `size`.
 std::vector<MappedExtent> DirtyExtents(const std::set<uint64_t>& dirty, uint64_t size);
 
+// Atomic: the primary reads its export on a second thread while the shadow host copies (replicator.cc), and the
+// tests watch the counts from a hook on the first.
 struct IoCounts {
-  uint64_t reads = 0;
-  uint64_t bytes_read = 0;
-  uint64_t writes = 0;
-  uint64_t bytes_written = 0;
-  uint64_t zeroes = 0;
-  uint64_t bytes_zeroed = 0;
-  uint64_t flushes = 0;
+  std::atomic<uint64_t> reads = 0;
+  std::atomic<uint64_t> bytes_read = 0;
+  std::atomic<uint64_t> writes = 0;
+  std::atomic<uint64_t> bytes_written = 0;
+  std::atomic<uint64_t> zeroes = 0;
+  std::atomic<uint64_t> bytes_zeroed = 0;
+  std::atomic<uint64_t> flushes = 0;
 };
 
 class MemoryBlockDevice final : public BlockDevice {

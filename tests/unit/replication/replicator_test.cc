@@ -6,6 +6,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "shadowd/replication/block_map.h"
 #include "shadowd/replication/replica_keeper.h"
 #include "shadowd/store/memory_store.h"
@@ -493,6 +495,53 @@ TEST_F(ReplicatorTest, ARoundRecordsWhereItsTimeWent) {
   EXPECT_EQ(round->duration_ms(), 1320u);
   EXPECT_EQ(PrimaryRecord().applied().steps().copy_ms(), 700u);
   EXPECT_EQ(PrimaryRecord().applied().duration_ms(), 1320u);
+}
+
+// The export is a frozen view, so this host reads the blocks it expects while the shadow host copies them, and not
+// again after the answer: the verify no longer adds a second read to the round.
+TEST_F(ReplicatorTest, ThisHostReadsTheRoundsBlocksWhileTheShadowHostCopiesThemAndOnlyOnce) {
+  GoodRound();
+  GuestWrite("vda", 2, 77);
+  const uint64_t before = primary_storage_.export_io.bytes_read;
+  bool read_during_copy = false;
+  peer_.fault = [&](std::string_view method, bool after) -> Status {
+    if (method != "ApplyRound" || !after) return Status::Ok();
+    // The shadow host has copied; its answer has not reached this host yet.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (primary_storage_.export_io.bytes_read - before < B && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    read_during_copy = primary_storage_.export_io.bytes_read - before == B;
+    return Status::Ok();
+  };
+  auto round = Round();
+  peer_.fault = nullptr;
+  ASSERT_TRUE(round.ok()) << round.status().ToString();
+  EXPECT_EQ(round->bytes_sent(), B);
+  EXPECT_TRUE(read_during_copy) << "this host read nothing while the shadow host copied";
+  EXPECT_EQ(primary_storage_.export_io.bytes_read - before, B) << "the block was read again after the answer";
+}
+
+// A shadow host that copied fewer blocks than the dirty bitmap calls for, and reported only those (with their
+// correct digests), must not get its round committed: the replica would lack the block it left out.
+TEST_F(ReplicatorTest, AnAnswerThatLeavesOutADirtyBlockIsDiscarded) {
+  GoodRound();
+  const auto replica_before = shadow_storage_.Contents(kVda);
+  GuestWrite("vda", 2, 77);
+  GuestWrite("vda", 5, 78);
+  peer_.edit_apply_reply = [](virtshadow::v1::ApplyRoundReply& reply) {
+    auto* disk = reply.mutable_disks(0);
+    ASSERT_EQ(disk->ops_size(), 2);
+    disk->mutable_ops()->DeleteSubrange(1, 1);  // only block 2 reported
+    disk->mutable_digests()->Truncate(1);
+  };
+  auto round = Round();
+  peer_.edit_apply_reply = nullptr;
+  ASSERT_FALSE(round.ok());
+  EXPECT_EQ(round.status().code(), Code::kDataLoss);
+  EXPECT_THAT(round.status().message(), HasSubstr("the export's maps call for 131072 bytes of blocks"));
+  EXPECT_TRUE(shadow_storage_.Contents(kVda) == replica_before);
+  EXPECT_FALSE(ShadowHasOverlays());
 }
 
 TEST_F(ReplicatorTest, AShadowdCrashAfterCopyingIsRecoveredByTheNextRound) {
