@@ -553,6 +553,12 @@ std::string TimeToTarget(const v1::SwitchoverRecord& record) {
   return Seconds(record.running_on_target_unix_ms() - record.requested_unix_ms());
 }
 
+// How long after the request the source host was no longer needed (the migration ended); "-" before.
+std::string TimeToSourceFree(const v1::SwitchoverRecord& record) {
+  if (record.source_free_unix_ms() <= 0 || record.requested_unix_ms() <= 0) return "-";
+  return Seconds(record.source_free_unix_ms() - record.requested_unix_ms());
+}
+
 // The time to spare before the deadline when the guest ran on the target (or, if it never did, when the
 // switchover ended); "-" without a deadline or an end.
 std::string DeadlineMargin(const v1::SwitchoverRecord& record) {
@@ -593,6 +599,10 @@ std::string FormatRecord(const v1::SwitchoverRecord& record) {
   AddField(text, "Guest after move", OrDash(record.guest_check()));
   const std::string to_target = TimeToTarget(record);
   AddField(text, "Running on target", to_target == "-" ? "- (it never ran there)" : to_target + " after the request");
+  const std::string source_free = TimeToSourceFree(record);
+  AddField(text, "Source host free", source_free == "-" ? "- (the migration has not ended)"
+                                                         : source_free + " after the request (the VM needs nothing of " +
+                                                               OrDash(record.source_host()) + " from then on)");
   AddField(text, "Deadline", record.deadline_unix_ms() <= 0
                                  ? "- (none)"
                                  : DeadlineMargin(record) + " (" + FormatUnixMillis(record.deadline_unix_ms()) + ")");
@@ -669,11 +679,12 @@ std::string FormatSwitchoverList(const v1::ListSwitchoversReply& reply) {
     const bool finished = record.finished_unix_ms() > 0 && record.requested_unix_ms() > 0;
     rows.push_back({OrDash(record.vm_name()), OrDash(record.target_host()), switchover::PhaseName(record.phase()),
                     Shorten(OrDash(record.reason()), kMaxNoteBytes), FormatUnixMillis(record.requested_unix_ms()),
-                    finished ? Seconds(record.finished_unix_ms() - record.requested_unix_ms()) : "-",
+                    TimeToSourceFree(record), finished ? Seconds(record.finished_unix_ms() - record.requested_unix_ms()) : "-",
                     Downtime(record), Shorten(OrDash(record.error()), kMaxNoteBytes)});
   }
   return text + "\n" +
-         RenderTable({"VM", "Target", "Phase", "Reason", "Requested", "Duration", "Downtime", "Error"}, rows);
+         RenderTable({"VM", "Target", "Phase", "Reason", "Requested", "Source free", "Duration", "Downtime", "Error"},
+                     rows);
 }
 
 json ProtoToJson(const google::protobuf::Message& message) {

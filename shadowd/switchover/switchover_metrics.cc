@@ -27,6 +27,12 @@ std::optional<double> DowntimeSeconds(const v1::SwitchoverRecord& record) {
   return record.downtime_ms() / 1000.0;
 }
 
+// From the request to the moment the source host was no longer needed (the migration ended), once it has.
+std::optional<double> SourceNeededSeconds(const v1::SwitchoverRecord& record) {
+  if (record.requested_unix_ms() <= 0 || record.source_free_unix_ms() < record.requested_unix_ms()) return std::nullopt;
+  return (record.source_free_unix_ms() - record.requested_unix_ms()) / 1000.0;
+}
+
 std::optional<double> DurationSeconds(const v1::SwitchoverRecord& record) {
   if (record.requested_unix_ms() <= 0 || record.finished_unix_ms() < record.requested_unix_ms()) return std::nullopt;
   return (record.finished_unix_ms() - record.requested_unix_ms()) / 1000.0;
@@ -49,6 +55,10 @@ void SwitchoverTally::Count(const v1::SwitchoverRecord& finished) {
     ++duration_.count;
     duration_.sum_seconds += *duration;
   }
+  if (auto needed = SourceNeededSeconds(finished)) {
+    ++source_needed_.count;
+    source_needed_.sum_seconds += *needed;
+  }
 }
 
 std::vector<MetricFamily> SwitchoverTally::Families() const {
@@ -68,7 +78,11 @@ std::vector<MetricFamily> SwitchoverTally::Families() const {
           summary("virt_shadow_switchover_downtime_seconds",
                   "Downtime of the VMs that switchovers moved (libvirt's figure), when known.", downtime_),
           summary("virt_shadow_switchover_duration_seconds",
-                  "Time from the request (notice or command) to the end of ended switchovers.", duration_)};
+                  "Time from the request (notice or command) to the end of ended switchovers.", duration_),
+          summary("virt_shadow_switchover_source_needed_seconds",
+                  "Time from the request to the end of the migration, after which the source host may vanish, of "
+                  "ended switchovers that migrated.",
+                  source_needed_)};
 }
 
 std::vector<MetricFamily> SwitchoverMetrics(const std::vector<v1::SwitchoverRecord>& records) {
@@ -77,6 +91,9 @@ std::vector<MetricFamily> SwitchoverMetrics(const std::vector<v1::SwitchoverReco
                                 "Downtime of the VM in its last switchover that moved it, when known.");
   MetricFamily duration = Gauge("virt_shadow_switchover_last_duration_seconds",
                                 "Time from the request to the end of the VM's last switchover.");
+  MetricFamily source_needed = Gauge("virt_shadow_switchover_last_source_needed_seconds",
+                                     "Time from the request to the end of the migration (the source host no longer "
+                                     "needed) in the VM's last switchover that migrated.");
   double running = 0;
   for (const v1::SwitchoverRecord& record : records) {
     if (!IsTerminal(record.phase())) {
@@ -87,9 +104,10 @@ std::vector<MetricFamily> SwitchoverMetrics(const std::vector<v1::SwitchoverReco
         {"vm", record.vm_name()}, {"uuid", record.vm_uuid()}, {"target_host", record.target_host()}};
     if (auto seconds = DowntimeSeconds(record)) downtime.samples.push_back({labels, *seconds});
     if (auto seconds = DurationSeconds(record)) duration.samples.push_back({labels, *seconds});
+    if (auto seconds = SourceNeededSeconds(record)) source_needed.samples.push_back({labels, *seconds});
   }
   in_progress.samples.push_back({{}, running});
-  return {in_progress, downtime, duration};
+  return {in_progress, downtime, duration, source_needed};
 }
 
 std::vector<MetricFamily> DrainMetrics(const std::optional<v1::DrainRecord>& drain, size_t vms_left) {

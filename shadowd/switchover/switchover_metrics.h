@@ -7,10 +7,13 @@
 //                                                   figure, over the switchovers that moved the VM (done,
 //                                                   guest_failed) and whose figures are known
 //   virt_shadow_switchover_duration_seconds         summary of request-to-end durations of ended switchovers
+//   virt_shadow_switchover_source_needed_seconds    summary of request-to-migration-end times (after which the
+//                                                   source host may vanish) of ended switchovers that migrated
 // SwitchoverMetrics (from the records in the store, the last switchover of each VM):
 //   virt_shadow_switchovers_in_progress                             records not yet ended
 //   virt_shadow_switchover_last_downtime_seconds{vm,uuid,target_host}  as the summary, for the VM's last one
 //   virt_shadow_switchover_last_duration_seconds{vm,uuid,target_host}  as the summary, for the VM's last one
+//   virt_shadow_switchover_last_source_needed_seconds{vm,uuid,target_host}  as the summary, for the VM's last one
 // DrainMetrics:
 //   virt_shadow_drain_in_progress                   1 while this host is draining (a notice or `drain`)
 //   virt_shadow_drain_vms_left                      while draining, the protected VMs still running here
@@ -47,6 +50,7 @@ class SwitchoverTally {
   std::map<std::string, uint64_t> ended_ VS_GUARDED_BY(mutex_);  // by outcome
   Observed downtime_ VS_GUARDED_BY(mutex_);
   Observed duration_ VS_GUARDED_BY(mutex_);
+  Observed source_needed_ VS_GUARDED_BY(mutex_);
 };
 
 std::vector<metrics::MetricFamily> SwitchoverMetrics(const std::vector<virtshadow::v1::SwitchoverRecord>& records);

@@ -118,6 +118,7 @@ StepOutcome SwitchoverRunner::Perform(SwitchoverRecord& record) {
         record.set_downtime_ms(figures->downtime_ms);
         record.set_postcopy_switched(figures->postcopy_switched);
         if (figures->running_on_target) record.set_running_on_target_unix_ms(ToUnixMillis(*figures->running_on_target));
+        record.set_source_free_unix_ms(ToUnixMillis(clock_.WallNow()));
         if (!figures->figures_note.empty() && log_) log_("migration of " + record.vm_name() + ": " + figures->figures_note);
       }
       return outcome_of(figures.status(), fallback ? "migration (--copy-storage-all fallback)" : "migration");
@@ -250,6 +251,9 @@ StatusOr<std::vector<SwitchoverRecord>> SwitchoverRunner::ResumeAll(Duration mig
       // when the VM moved).
       if (*location == VmLocation::kRunningOnTarget && migrating && record.running_on_target_unix_ms() == 0) {
         record.set_running_on_target_unix_ms(ToUnixMillis(clock_.WallNow()));
+      }
+      if (*location == VmLocation::kRunningOnTarget && migrating && record.source_free_unix_ms() == 0) {
+        record.set_source_free_unix_ms(ToUnixMillis(clock_.WallNow()));
       }
       if (!resumed.ok() || !migrating || *location != VmLocation::kMigratingFromHere) break;
       if (clock_.Now() >= give_up) {

@@ -496,6 +496,7 @@ v1::SwitchoverRecord DoneRecord() {
   record.set_requested_unix_ms(kRequested);
   record.set_deadline_unix_ms(kRequested + 30'000);
   record.set_running_on_target_unix_ms(kRequested + 8'300);
+  record.set_source_free_unix_ms(kRequested + 8'600);
   record.set_finished_unix_ms(kRequested + 9'000);
   record.set_final_round_bytes(12 * 1024 * 1024);
   record.set_migrated_disk_bytes(3 * 1024 * 1024 / 2);
@@ -548,6 +549,7 @@ TEST(CliSwitchoverTest, DoneRecordShowsTheOutcomeAndTheFigures) {
   EXPECT_EQ(Field(text, "Migrated memory"), "1 GiB");
   EXPECT_EQ(Field(text, "Downtime"), "45 ms");
   EXPECT_EQ(Field(text, "Running on target"), "8.3 s after the request");
+  EXPECT_EQ(Field(text, "Source host free"), "8.6 s after the request (the VM needs nothing of h1 from then on)");
   EXPECT_EQ(Field(text, "Deadline"), "21.7 s left (2024-05-01 12:03:34 UTC)");
   EXPECT_EQ(Field(text, "Error"), "-");
 }
@@ -561,6 +563,7 @@ TEST(CliSwitchoverTest, FailedRecordShowsWhyTheFallbackAndTheError) {
   EXPECT_EQ(Field(text, "Health check"), "replica of vda is 3 rounds behind");
   EXPECT_EQ(Field(text, "Downtime"), "-");
   EXPECT_EQ(Field(text, "Running on target"), "- (it never ran there)");
+  EXPECT_EQ(Field(text, "Source host free"), "- (the migration has not ended)");
   EXPECT_EQ(Field(text, "Deadline"), "missed by 2.5 s (2024-05-01 12:04:04 UTC)");
   EXPECT_EQ(Field(text, "Error"), "migrating: operation failed: job 'migration out' was cancelled");
 }
@@ -649,11 +652,12 @@ TEST(CliSwitchoverListTest, DrainStateThenOneLinePerRecord) {
   ASSERT_EQ(lines.size(), 6u) << text;
   EXPECT_EQ(Field(text, "Draining"), "yes: notice gce preemption, deadline 2024-05-01 12:03:34 UTC");
   EXPECT_THAT(Cells(lines[2]),
-              ElementsAre("VM", "Target", "Phase", "Reason", "Requested", "Duration", "Downtime", "Error"));
+              ElementsAre("VM", "Target", "Phase", "Reason", "Requested", "Source free", "Duration", "Downtime",
+                          "Error"));
   EXPECT_THAT(Cells(lines[4]),
-              ElementsAre("web-1", "h2", "Done", "cli", "2024-05-01 12:03:04 UTC", "9.0 s", "45 ms", "-"));
+              ElementsAre("web-1", "h2", "Done", "cli", "2024-05-01 12:03:04 UTC", "8.6 s", "9.0 s", "45 ms", "-"));
   EXPECT_THAT(Cells(lines[5]),
-              ElementsAre("db-1", "h3", "FinalRound", "drain", "2024-05-01 12:03:04 UTC", "-", "-", "-"));
+              ElementsAre("db-1", "h3", "FinalRound", "drain", "2024-05-01 12:03:04 UTC", "-", "-", "-", "-"));
 
   EXPECT_EQ(Field(FormatSwitchoverList(v1::ListSwitchoversReply()), "Draining"), "no");
 }

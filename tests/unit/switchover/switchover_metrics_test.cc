@@ -60,6 +60,24 @@ TEST(SwitchoverTallyTest, CountsOutcomesAndSumsKnownDowntimesAndDurations) {
   EXPECT_THAT(text, HasSubstr("virt_shadow_switchover_duration_seconds_sum 45\n"));
 }
 
+// The time the source host was still needed: only for switchovers whose migration ended.
+TEST(SwitchoverTallyTest, SumsTheTimeTheSourceHostWasNeeded) {
+  SwitchoverTally tally;
+  v1::SwitchoverRecord moved = Ended("a", v1::SWITCHOVER_PHASE_DONE, 200, 1'000, 31'000);
+  moved.set_source_free_unix_ms(4'500);
+  tally.Count(moved);
+  tally.Count(Ended("b", v1::SWITCHOVER_PHASE_FAILED, 0, 1'000, 5'000));  // never migrated
+  const std::string text = Text(tally.Families());
+  EXPECT_THAT(text, HasSubstr("# TYPE virt_shadow_switchover_source_needed_seconds summary\n"));
+  EXPECT_THAT(text, HasSubstr("virt_shadow_switchover_source_needed_seconds_count 1\n"));
+  EXPECT_THAT(text, HasSubstr("virt_shadow_switchover_source_needed_seconds_sum 3.5\n"));
+
+  v1::SwitchoverRecord last = moved;
+  const std::string per_vm = Text(SwitchoverMetrics({last}));
+  EXPECT_THAT(per_vm, HasSubstr("virt_shadow_switchover_last_source_needed_seconds{vm=\"a\",uuid=\"uuid-a\","
+                                "target_host=\"h2\"} 3.5\n"));
+}
+
 TEST(SwitchoverMetricsTest, TheLastSwitchoverOfEachVmAndThoseInProgress) {
   const std::string text = Text(SwitchoverMetrics({
       Ended("a", v1::SWITCHOVER_PHASE_DONE, 250, 1'000, 21'000),

@@ -113,6 +113,9 @@ TEST_F(SwitchoverRunnerTest, HappyPathRunsEveryStepInOrderAndRecordsTheFigures) 
   EXPECT_EQ(done.downtime_ms(), 180u);
   // Check, Prepare, Snapshot, FinalRound take 0.1 s each; Migrate 0.1 s then 3 s.
   EXPECT_EQ(done.running_on_target_unix_ms(), ToUnixMillis(started + 5 * 100ms + 3s));
+  // The migration returned then too: the source host was free from that moment, before the check and completion.
+  EXPECT_EQ(done.source_free_unix_ms(), ToUnixMillis(started + 5 * 100ms + 3s));
+  EXPECT_LT(done.source_free_unix_ms(), done.finished_unix_ms());
   EXPECT_EQ(done.requested_unix_ms(), ToUnixMillis(started));
   EXPECT_EQ(done.finished_unix_ms(), ToUnixMillis(clock_.WallNow()));
   ASSERT_EQ(done.disks_size(), 1);  // filled by the check, kept to the end
@@ -693,6 +696,7 @@ TEST_F(SwitchoverRunnerTest, LostOrUnreachableFiguresDoNotStopTheSwitchoverAndAr
     EXPECT_EQ(resumed[0].downtime_ms(), 0u);
     EXPECT_EQ(resumed[0].error(), "");
     EXPECT_GT(resumed[0].running_on_target_unix_ms(), 0) << "when it moved is still bounded";
+    EXPECT_GT(resumed[0].source_free_unix_ms(), 0) << "and when the source host was free";
     const bool logged = std::any_of(log_.begin(), log_.end(), [&](const std::string& line) {
       return line.find(unreachable ? "could not be looked for: " : "are not to be had on the target") !=
              std::string::npos;
