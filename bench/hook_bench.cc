@@ -6,8 +6,8 @@
 //   answering  a tagged domain, an in-process gRPC shadowd answers
 //   down       a tagged domain, no socket: connect fails, the event is spooled (2 fsyncs)
 //   hung       a tagged domain, a socket that accepts and never answers: deadline, then spool
-// Prints the median, min and max of each, the median's ratio to the baseline and the latency added.
-// Usage: hook_bench [rounds]  (default 31)
+// Prints the p50 (median), p99, min and max of each, the median's ratio to the baseline and the latency added at
+// p50 and p99. Usage: hook_bench [rounds]  (default 101)
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -74,15 +74,26 @@ int Run(int rounds) {
     return 1;
   }
 
+  // p99 as the sample at rank ceil(0.99 n): with 31 rounds the slowest, with 101 the second slowest.
+  auto p99 = [](std::vector<Duration> values) {
+    std::sort(values.begin(), values.end());
+    const std::size_t rank = (values.size() * 99 + 99) / 100;
+    return Milliseconds(values[std::min(values.size(), std::max<std::size_t>(rank, 1)) - 1]);
+  };
   const double baseline = Milliseconds(Median(samples[0]));
-  std::printf("hook_bench: %d rounds, exec to exit, milliseconds (budget: 50 ms)\n", rounds);
-  std::printf("%-28s %8s %8s %8s %9s %10s\n", "scenario", "median", "min", "max", "x true", "added");
+  const double baseline_p99 = p99(samples[0]);
+  std::printf("hook_bench: %d rounds, exec to exit, milliseconds (budget: 50 ms; aim for a tagged VM with shadowd "
+              "answering: p99 5 ms or less)\n",
+              rounds);
+  std::printf("%-28s %8s %8s %8s %8s %9s %11s %11s\n", "scenario", "p50", "p99", "min", "max", "x true",
+              "added p50", "added p99");
   for (std::size_t i = 0; i < scenarios.size(); ++i) {
     std::vector<Duration> sorted = samples[i];
     std::sort(sorted.begin(), sorted.end());
-    const double median = Milliseconds(Median(samples[i]));
-    std::printf("%-28s %8.2f %8.2f %8.2f %8.1fx %+9.2f\n", scenarios[i].name.c_str(), median,
-                Milliseconds(sorted.front()), Milliseconds(sorted.back()), median / baseline, median - baseline);
+    const double median = Milliseconds(Median(samples[i])), tail = p99(samples[i]);
+    std::printf("%-28s %8.2f %8.2f %8.2f %8.2f %8.1fx %+10.2f %+10.2f\n", scenarios[i].name.c_str(), median, tail,
+                Milliseconds(sorted.front()), Milliseconds(sorted.back()), median / baseline, median - baseline,
+                tail - baseline_p99);
   }
   return 0;
 }
@@ -90,7 +101,7 @@ int Run(int rounds) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int rounds = argc > 1 ? std::atoi(argv[1]) : 31;
+  const int rounds = argc > 1 ? std::atoi(argv[1]) : 101;
   if (rounds <= 0) {
     std::fprintf(stderr, "usage: hook_bench [rounds > 0]\n");
     return 2;
