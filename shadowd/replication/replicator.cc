@@ -1,6 +1,7 @@
 #include "shadowd/replication/replicator.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <optional>
 #include <thread>
@@ -124,6 +125,25 @@ std::vector<ByteRange> Covered(const std::vector<BlockOp>& ops) {
     }
   }
   return ranges;
+}
+
+// DigestOps in the preferred kind, a group of ops of at most 256 MiB at a time, until `stop` is set (then
+// Aborted): the digests of consecutive groups, joined, are those of all the ops.
+StatusOr<std::vector<uint64_t>> DigestOpsUnless(const std::atomic<bool>& stop, BlockDevice& device,
+                                                const std::vector<BlockOp>& ops, const std::vector<bool>& zero) {
+  constexpr uint64_t kGroupBytes = uint64_t{256} << 20;
+  std::vector<uint64_t> digests;
+  for (size_t first = 0; first < ops.size();) {
+    if (stop) return Aborted("the copy failed: the rest was not read");
+    std::vector<BlockOp> group;
+    for (uint64_t bytes = 0; first < ops.size() && (group.empty() || bytes + ops[first].length <= kGroupBytes);) {
+      bytes += ops[first].length;
+      group.push_back(ops[first++]);
+    }
+    VS_ASSIGN_OR_RETURN(std::vector<uint64_t> part, DigestOps(device, kPreferredBlockDigest, group, zero));
+    digests.insert(digests.end(), part.begin(), part.end());
+  }
+  return digests;
 }
 
 Status WithContext(const Status& status, const std::string& context) {
@@ -450,15 +470,18 @@ StatusOr<AppliedRound> Replicator::CopyRound(const ReplicationTarget& target, co
   // the round (0.7 s of a 512 MiB round here). Each device is used by this thread only until it is joined, which
   // the jthread does on every path out of this function, before the devices go.
   std::vector<StatusOr<std::vector<uint64_t>>> expected_digests(sources.size(), Internal("not read"));
+  std::atomic<bool> answer_failed = false;
   std::jthread reader([&] {
     for (size_t i = 0; i < sources.size(); ++i) {
       if (expected_ops[i]) {
-        expected_digests[i] = DigestOps(*sources[i], kPreferredBlockDigest, *expected_ops[i], zero_blocks[i]);
+        expected_digests[i] = DigestOpsUnless(answer_failed, *sources[i], *expected_ops[i], zero_blocks[i]);
       }
     }
   });
   StatusOr<virtshadow::v1::ApplyRoundReply> answer = peer_.ApplyRound(target.shadow_host, request);
   const MonoTime verifying = clock_.Now();
+  // A refused or failed copy needs no reading: the rest of a seed's could take minutes.
+  if (!answer.ok()) answer_failed = true;
   reader.join();
   VS_RETURN_IF_ERROR(answer.status());
   const virtshadow::v1::ApplyRoundReply& reply = *answer;
