@@ -123,7 +123,7 @@ StatusOr<PromotionRecord> Promotions::Decide(const controller::PeerShadow& shado
   record.set_reason(reason);
   record.set_operator_forced(forced);
   record.set_decided_unix_ms(ToUnixMillis(clock_.WallNow()));
-  record.set_failure_detection_ms(std::chrono::duration_cast<std::chrono::milliseconds>(failure_detection).count());
+  record.set_failure_detection_ms(ToMillis(failure_detection));
   if (primary != nullptr && primary->last_seen) {
     record.set_primary_last_seen_unix_ms(ToUnixMillis(*primary->last_seen));
   }
@@ -322,8 +322,8 @@ PromotionOutcome Promotions::Settle(PromotionRecord& record) {
   const RecoveryPoint point =
       RecoveryPointOf(FromUnixMillis(replica->applied().taken_unix_ms()), FromUnixMillis(failed_ms), interval,
                       std::chrono::milliseconds(replica->applied().duration_ms()));
-  record.set_rpo_ms(std::chrono::duration_cast<std::chrono::milliseconds>(point.rpo).count());
-  record.set_rpo_bound_ms(std::chrono::duration_cast<std::chrono::milliseconds>(point.bound).count());
+  record.set_rpo_ms(ToMillis(point.rpo));
+  record.set_rpo_bound_ms(ToMillis(point.bound));
   record.set_rpo_within_bound(point.within_bound);
   log_("promotion of " + record.vm_name() + ": replicas at checkpoint " + record.checkpoint() + ", RPO " +
        Seconds(record.rpo_ms()) + " (bound " + Seconds(record.rpo_bound_ms()) + (point.within_bound ? ", within" : ", EXCEEDED") +

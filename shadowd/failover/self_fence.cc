@@ -13,8 +13,6 @@ namespace {
 
 using virtshadow::v1::FenceRecord;
 
-int64_t Millis(Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
-
 std::string Join(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
@@ -208,8 +206,8 @@ Status SelfFence::Fence(const PartitionView& partition, MonoTime noticed) {
     Act(record);
     const Duration latency = parts_.clock.Now() - noticed;
     if (record.acted()) {
-      record.set_fence_latency_ms(Millis(latency));
-      done.push_back(record.vm_name() + " (" + std::to_string(Millis(latency)) + " ms)");
+      record.set_fence_latency_ms(ToMillis(latency));
+      done.push_back(record.vm_name() + " (" + std::to_string(ToMillis(latency)) + " ms)");
     } else {
       failed.push_back(record.vm_name() + ": " + record.last_error());
     }
@@ -217,8 +215,8 @@ Status SelfFence::Fence(const PartitionView& partition, MonoTime noticed) {
   const Duration total = parts_.clock.Now() - noticed;
   if (!done.empty()) {
     log_("self-fence: " + ActionName(options_.action) + " " + Join(done) + "; the last " +
-         std::to_string(Millis(total)) + " ms after the quorum loss was noticed (bound " +
-         std::to_string(Millis(options_.timing.fence_action)) + " ms" +
+         std::to_string(ToMillis(total)) + " ms after the quorum loss was noticed (bound " +
+         std::to_string(ToMillis(options_.timing.fence_action)) + " ms" +
          (total > options_.timing.fence_action ? ": EXCEEDED" : "") + ")");
   }
   if (!failed.empty()) log_("self-fence: could not fence " + Join(failed) + "; retried");
@@ -352,7 +350,7 @@ Status SelfFence::Reconcile() {
       } else if (!unanswered.empty()) {
         const std::string detail = "stays fenced: its shadow host could not be asked: " + Join(unanswered) +
                                    "; asked again every " +
-                                   std::to_string(Millis(options_.retry_interval)) + " ms";
+                                   std::to_string(ToMillis(options_.retry_interval)) + " ms";
         if (record.detail() != detail) {  // one write and one log line per new reason, not per retry
           log_("self-fence: " + record.vm_name() + " " + detail);
           done = Transition(record, FenceEvent::kUnreachable, detail);

@@ -112,7 +112,7 @@ StepOutcome SwitchoverRunner::Perform(SwitchoverRecord& record) {
       const MonoTime started = clock_.Now();
       StatusOr<MigrationFigures> figures = steps_.Migrate(record, fallback);
       if (figures.ok()) {
-        record.set_migration_ms(std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count());
+        record.set_migration_ms(ToMillis(clock_.Now() - started));
         record.set_migrated_disk_bytes(figures->disk_bytes);
         record.set_migrated_memory_bytes(figures->memory_bytes);
         record.set_downtime_ms(figures->downtime_ms);
@@ -154,7 +154,7 @@ StatusOr<SwitchoverRecord> SwitchoverRunner::Drive(SwitchoverRecord record, Dura
     if (log_) {
       log_("switchover of " + record.vm_name() + " to " + record.target_host() + ": " + PhaseName(phase) + " " +
            (outcome == StepOutcome::kSucceeded ? "done" : outcome == StepOutcome::kUnhealthy ? "found problems" : "failed") +
-           " in " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count()) +
+           " in " + std::to_string(ToMillis(clock_.Now() - started)) +
            " ms -> " + PhaseName(next));
     }
     record.set_phase(next);
