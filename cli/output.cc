@@ -153,6 +153,17 @@ std::string DescribeRound(const v1::AppliedRound& round) {
          FormatBytes(round.changed_bytes()) + " changed, " + std::to_string(round.duration_ms()) + " ms";
 }
 
+// Where the VM stands in its host's round queue: running, waiting for a free runner, or due later.
+std::string DescribeQueuePlace(const v1::ReplicationInfo& r) {
+  if (r.round_running()) return "running now";
+  if (r.queue_position() > 0) {
+    return "overdue by " + Seconds(-r.next_round_in_ms()) + ", waiting for a free runner (number " +
+           std::to_string(r.queue_position()) + (r.queue_position() == 1 ? ", next" : " in line") + ")";
+  }
+  if (r.next_round_in_ms() <= 0) return "due now";
+  return "in " + Seconds(r.next_round_in_ms());
+}
+
 json RoundToJson(const v1::AppliedRound& round) {
   return {{"checkpoint", round.checkpoint()},     {"taken_unix_ms", round.taken_unix_ms()},
           {"applied_unix_ms", round.applied_unix_ms()}, {"mode", ModeName(round.mode())},
@@ -318,6 +329,7 @@ std::string FormatVmDetail(const v1::VmStatus& vm) {
                                                 : OrDash(Printable(r.last_round().checkpoint())) + ", " +
                                                       Seconds(r.lag_ms()) + " ago");
     if (r.lag_ms() >= 0) AddField(text, "Last round", DescribeRound(r.last_round()));
+    if (r.interval_ms() > 0) AddField(text, "Next round", DescribeQueuePlace(r));
     AddField(text, "Rounds", std::to_string(r.rounds_applied()) + " applied, " + std::to_string(r.rounds_failed()) +
                                  " failed (" + std::to_string(r.consecutive_failures()) + " in a row)" +
                                  (r.resync_needed() ? ", resync needed" : ""));
@@ -448,7 +460,9 @@ json ReplicationToJson(const v1::VmStatus& vm) {
   return {{"last_round", RoundToJson(r.last_round())}, {"lag_ms", r.lag_ms()}, {"recent_rounds", recent},
           {"rounds_applied", r.rounds_applied()},     {"rounds_failed", r.rounds_failed()},
           {"consecutive_failures", r.consecutive_failures()}, {"last_error", r.last_error()},
-          {"resync_needed", r.resync_needed()},       {"interval_ms", r.interval_ms()}};
+          {"resync_needed", r.resync_needed()},       {"interval_ms", r.interval_ms()},
+          {"round_running", r.round_running()},       {"next_round_in_ms", r.next_round_in_ms()},
+          {"queue_position", r.queue_position()}};
 }
 }  // namespace
 

@@ -293,7 +293,7 @@ StatusOr<Config> ParseConfig(const std::string& text) {
   if (!daemon) return InvalidArgument("config has no [shadowd] section; it needs at least 'host = NAME'");
   VS_RETURN_IF_ERROR(CheckKeys(*daemon, "shadowd",
                                {"host", "socket", "store", "spool", "fence_dir", "libvirt", "grace_seconds", "refresh_seconds",
-                                "peer_port", "nbd_port", "metrics", "membership"}));
+                                "peer_port", "nbd_port", "round_concurrency", "metrics", "membership"}));
   config.this_host = daemon->get<std::string>("host", "");
   config.socket_path = daemon->get<std::string>("socket", config.socket_path);
   config.store_path = daemon->get<std::string>("store", config.store_path);
@@ -313,6 +313,15 @@ StatusOr<Config> ParseConfig(const std::string& text) {
   }
   if (daemon->count("nbd_port")) {
     VS_ASSIGN_OR_RETURN(config.nbd_port, Integer<int>(*daemon, "shadowd", "nbd_port", 1, 65535));
+  }
+  if (daemon->count("round_concurrency")) {
+    VS_ASSIGN_OR_RETURN(config.round_concurrency, Integer<int>(*daemon, "shadowd", "round_concurrency", 1, 64));
+  }
+  if (config.nbd_port + config.round_concurrency - 1 > 65535) {
+    return InvalidArgument("[shadowd] nbd_port = " + std::to_string(config.nbd_port) + " with round_concurrency = " +
+                           std::to_string(config.round_concurrency) + " needs ports up to " +
+                           std::to_string(config.nbd_port + config.round_concurrency - 1) +
+                           ", above 65535; lower nbd_port or round_concurrency");
   }
   config.metrics_listen = daemon->get<std::string>("metrics", "");
   const std::string membership = daemon->get<std::string>("membership", "none");
@@ -382,7 +391,9 @@ std::string DescribeConfig(const Config& config) {
   const bool corosync = config.membership == Config::Membership::kCorosync;
   return "this host: " + config.this_host + "\n" +
          "cluster: " + std::to_string(config.hosts.size()) + " host(s): " + hosts + "\n" +
-         "peer port " + std::to_string(config.peer_port) + ", NBD port " + std::to_string(config.nbd_port) +
+         "peer port " + std::to_string(config.peer_port) + ", NBD ports " + std::to_string(config.nbd_port) + "-" +
+         std::to_string(config.nbd_port + config.round_concurrency - 1) + " (" +
+         std::to_string(config.round_concurrency) + " rounds at once)" +
          ", control socket " + config.socket_path + ", store " + config.store_path + "\n" +
          "membership: " + (corosync ? std::string("corosync, fence action ") +
                                           (config.fence_action == Config::FenceAction::kPause ? "pause" : "destroy")

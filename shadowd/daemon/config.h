@@ -14,7 +14,9 @@
 //   grace_seconds = 600                        ; how long a shadow outlives its VM's interest
 //   refresh_seconds = 5                        ; how often capacity and shadows are read from every host
 //   peer_port = 7479                           ; TCP port of the peer service (replication) on `address`
-//   nbd_port = 10809                           ; TCP port of libvirt's backup exports on `address`
+//   nbd_port = 10809                           ; first TCP port of libvirt's backup exports on `address`
+//   round_concurrency = 4                      ; replication rounds of different VMs at once (1..64); their
+//                                              ; exports use ports nbd_port .. nbd_port + round_concurrency - 1
 //   metrics = 10.77.0.11:9177                  ; Prometheus endpoint (IPv4:PORT, docs/metrics.md); none when empty
 //   membership = none                          ; corosync: follow the local Corosync node's membership and
 //                                              ; quorum (join its process group "virt-shadow", keep every
@@ -98,6 +100,7 @@ struct Config {
   std::chrono::seconds refresh{5};
   int peer_port = 7479;
   int nbd_port = 10809;
+  int round_concurrency = 4;
   std::string metrics_listen;  // empty: no metrics endpoint
   enum class Membership { kNone, kCorosync };
   Membership membership = Membership::kNone;

@@ -134,8 +134,9 @@ std::vector<replication::ReplicationSchedule> SchedulesFrom(const std::vector<co
       continue;
     }
     auto policy = controller::ParseCanonicalPolicy(view.policy);
-    replication::ReplicationSchedule schedule{{view.uuid, view.name, view.shadow_hosts.front()}, {}};
-    schedule.interval = policy.ok() ? Duration(policy->interval) : Duration(policy::Policy().interval);
+    const policy::Policy chosen = policy.ok() ? *policy : policy::Policy();
+    replication::ReplicationSchedule schedule{
+        {view.uuid, view.name, view.shadow_hosts.front()}, Duration(chosen.interval), chosen.priority};
     schedules.push_back(std::move(schedule));
   }
   return schedules;
@@ -394,11 +395,15 @@ Status Daemon::BuildReplication() {
   replicator_ = std::make_unique<replication::Replicator>(
       *replication_libvirt_, *peer_client_, *storage_, *store_, clock_,
       replication::ReplicatorOptions{.this_host = config_.this_host, .nbd_address = this_host.address,
-                                     .nbd_port = config_.nbd_port, .nbd_tls = config_.nbd_tls});
+                                     .nbd_tls = config_.nbd_tls});
   if (auto names = replication_libvirt_->ListDomainNames(); names.ok()) {
     log_.Failure("ending stale backups", replicator_->Recover(*names));
   }
-  replication_worker_ = std::make_unique<replication::ReplicationWorker>(*replicator_, clock_, log_.For(""));
+  replication_worker_ = std::make_unique<replication::ReplicationWorker>(
+      *replicator_, clock_,
+      replication::WorkerOptions{.concurrency = config_.round_concurrency,
+                                 .first_export_port = static_cast<uint16_t>(config_.nbd_port)},
+      log_.For(""));
   return Status::Ok();
 }
 
@@ -451,7 +456,13 @@ std::vector<metrics::MetricsSource> Daemon::MetricsSources() {
        [this]() -> Families {
          VS_ASSIGN_OR_RETURN(auto replicated, replicator_->ListRecords());
          VS_ASSIGN_OR_RETURN(auto held, keeper_->List());
-         return replication::ReplicationMetrics(replicated, held, clock_.WallNow());
+         std::vector<metrics::MetricFamily> families =
+             replication::ReplicationMetrics(replicated, held, clock_.WallNow());
+         for (auto& family : replication::QueueMetrics(replication_worker_->Queue(), replication_worker_->Targets(),
+                                                       replication_worker_->concurrency())) {
+           families.push_back(std::move(family));
+         }
+         return families;
        }},
       {"switchover",
        [this]() -> Families {

@@ -1,5 +1,7 @@
 #include "shadowd/replication/replication_metrics.h"
 
+#include <algorithm>
+
 namespace vs::replication {
 
 using metrics::MetricFamily;
@@ -47,6 +49,32 @@ std::vector<MetricFamily> ReplicationMetrics(const std::vector<virtshadow::v1::R
                                    now_s - record.applied().taken_unix_ms() / 1000.0});
   }
   return {lag, bytes, changed, duration, rounds, failures, failing, replica_age};
+}
+
+std::vector<MetricFamily> QueueMetrics(const std::vector<RoundQueue::Entry>& queue,
+                                       const std::vector<ReplicationSchedule>& targets, int runners) {
+  MetricFamily runner_count{"virt_shadow_replication_runners",
+                            "Replication rounds this host runs at once at most ([shadowd] round_concurrency).",
+                            MetricFamily::Type::kGauge, {{{}, static_cast<double>(runners)}}};
+  double running = 0, waiting = 0;
+  MetricFamily overdue{"virt_shadow_replication_round_waiting_seconds",
+                       "How long the VM's due round has waited for a free runner (0: none waits).",
+                       MetricFamily::Type::kGauge, {}};
+  for (const RoundQueue::Entry& entry : queue) {
+    running += entry.running ? 1 : 0;
+    waiting += entry.position > 0 ? 1 : 0;
+    auto target = std::find_if(targets.begin(), targets.end(),
+                               [&](const ReplicationSchedule& s) { return s.target.vm_uuid == entry.vm_uuid; });
+    if (target == targets.end()) continue;
+    const double waited = entry.position > 0 ? -std::chrono::duration<double>(entry.due_in).count() : 0.0;
+    overdue.samples.push_back({{{"vm", target->target.vm_name}, {"uuid", entry.vm_uuid}}, waited});
+  }
+  MetricFamily running_rounds{"virt_shadow_replication_rounds_running", "Replication rounds running now.",
+                              MetricFamily::Type::kGauge, {{{}, running}}};
+  MetricFamily waiting_rounds{"virt_shadow_replication_rounds_waiting",
+                              "Replication rounds due and waiting for a free runner.", MetricFamily::Type::kGauge,
+                              {{{}, waiting}}};
+  return {runner_count, running_rounds, waiting_rounds, overdue};
 }
 
 metrics::MetricFamily GuestFailedMetric(const std::vector<virtshadow::v1::GuestFailedRecord>& failed) {

@@ -2,67 +2,58 @@
 
 #include <algorithm>
 #include <cctype>
-#include <optional>
 
 namespace vs::replication {
 
-MonoTime NextRoundDue(MonoTime started, MonoTime ended, Duration interval, uint32_t failures) {
-  constexpr Duration kMaxBackoff = std::chrono::seconds(60);
-  // Start to start: the replica's age stays under one interval plus one round's duration (the RPO that a
-  // promotion promises). Counted from the round's end it would reach an interval plus two rounds.
-  if (failures == 0) return std::max(started + interval, ended);
-  Duration wait = interval;
-  for (uint32_t i = 1; i < failures && wait < kMaxBackoff; ++i) wait *= 2;
-  return ended + std::min(wait, kMaxBackoff);
-}
-
-ReplicationWorker::ReplicationWorker(Replicator& replicator, Clock& clock,
+ReplicationWorker::ReplicationWorker(Replicator& replicator, Clock& clock, WorkerOptions options,
                                      std::function<void(const std::string&)> log)
-    : replicator_(replicator), clock_(clock), log_(std::move(log)) {}
+    : replicator_(replicator), clock_(clock), options_(options), log_(std::move(log)) {}
 
 ReplicationWorker::~ReplicationWorker() { Stop(); }
 
-void ReplicationWorker::Start() { thread_ = std::thread([this] { Run(); }); }
+void ReplicationWorker::Start() {
+  for (int i = 0; i < options_.concurrency; ++i) {
+    const auto port = static_cast<uint16_t>(options_.first_export_port + i);
+    runners_.emplace_back([this, port] { Run(port); });
+  }
+}
 
 void ReplicationWorker::Stop() {
-  std::deque<Request> abandoned;
+  std::map<uint64_t, Request> abandoned;
   {
     MutexLock lock(mutex_);
     stopping_ = true;
+    (void)queue_.TakeRequests();
     abandoned.swap(requests_);
   }
   wake_.notify_all();
-  for (auto& request : abandoned) request.fail(Unavailable("shadowd is stopping"));
-  if (thread_.joinable()) thread_.join();
+  for (auto& [id, request] : abandoned) request.fail(Unavailable("shadowd is stopping"));
+  for (auto& runner : runners_) {
+    if (runner.joinable()) runner.join();
+  }
+  runners_.clear();
 }
 
 void ReplicationWorker::SetTargets(const std::vector<ReplicationSchedule>& targets) {
   MutexLock lock(mutex_);
-  std::map<std::string, Scheduled> next;
-  for (const auto& schedule : targets) {
-    auto it = vms_.find(schedule.target.vm_uuid);
-    if (it != vms_.end() && it->second.schedule.target.shadow_host == schedule.target.shadow_host) {
-      Scheduled kept = it->second;
-      kept.schedule = schedule;
-      next.emplace(schedule.target.vm_uuid, kept);
-    } else {
-      next.emplace(schedule.target.vm_uuid, Scheduled{schedule, clock_.Now(), 0});  // a new target: round now
-    }
-  }
-  vms_.swap(next);
+  queue_.SetTargets(targets, clock_.Now());
   wake_.notify_all();
 }
 
 std::vector<ReplicationSchedule> ReplicationWorker::Targets() const {
   MutexLock lock(mutex_);
-  std::vector<ReplicationSchedule> out;
-  for (const auto& [uuid, vm] : vms_) out.push_back(vm.schedule);
-  return out;
+  return queue_.Targets();
+}
+
+std::vector<RoundQueue::Entry> ReplicationWorker::Queue() const {
+  MutexLock lock(mutex_);
+  return queue_.Snapshot(clock_.Now());
 }
 
 template <typename T>
 std::future<StatusOr<T>> ReplicationWorker::Enqueue(
-    const std::string& vm_uuid, std::function<StatusOr<T>(const ReplicationTarget&)> work, bool first) {
+    const std::string& vm_uuid, std::function<StatusOr<T>(const ReplicationTarget&, uint16_t export_port)> work,
+    EnqueueOptions options) {
   auto promise = std::make_shared<std::promise<StatusOr<T>>>();
   std::future<StatusOr<T>> future = promise->get_future();
   MutexLock lock(mutex_);
@@ -70,52 +61,57 @@ std::future<StatusOr<T>> ReplicationWorker::Enqueue(
     promise->set_value(Unavailable("shadowd is stopping"));
     return future;
   }
-  Request request{vm_uuid, [promise, work](const ReplicationTarget& t) { promise->set_value(work(t)); },
+  Request request{[promise, work, is_round = options.is_round](const ReplicationTarget& target,
+                                                               uint16_t port) -> std::optional<bool> {
+                    StatusOr<T> result = work(target, port);
+                    const bool ok = result.ok();
+                    promise->set_value(std::move(result));
+                    return is_round ? std::optional<bool>(ok) : std::nullopt;
+                  },
                   [promise](Status status) { promise->set_value(status); }};
-  if (first) {
-    requests_.push_front(std::move(request));
-  } else {
-    requests_.push_back(std::move(request));
-  }
+  requests_.emplace(queue_.AddRequest(vm_uuid, options.first), std::move(request));
   wake_.notify_all();
   return future;
 }
 
 std::future<StatusOr<virtshadow::v1::AppliedRound>> ReplicationWorker::RequestRound(const std::string& vm_uuid) {
   return Enqueue<virtshadow::v1::AppliedRound>(
-      vm_uuid, [this](const ReplicationTarget& target) { return RunRoundOf(target); });
+      vm_uuid, [this](const ReplicationTarget& target, uint16_t port) { return RunRoundOf(target, port); },
+      {.is_round = true});
 }
 
 std::future<StatusOr<VerifyReport>> ReplicationWorker::RequestVerify(const std::string& vm_uuid) {
   return Enqueue<VerifyReport>(
-      vm_uuid, [this](const ReplicationTarget& target) { return replicator_.Verify(target); });
+      vm_uuid, [this](const ReplicationTarget& target, uint16_t port) { return replicator_.Verify(target, port); },
+      {});
 }
 
 std::future<StatusOr<virtshadow::v1::AppliedRound>> ReplicationWorker::RequestFinalRound(const std::string& vm_uuid) {
   return Enqueue<virtshadow::v1::AppliedRound>(
-      vm_uuid, [this](const ReplicationTarget& target) { return replicator_.RunFinalRound(target); },
-      /*first=*/true);
+      vm_uuid,
+      [this](const ReplicationTarget& target, uint16_t port) { return replicator_.RunFinalRound(target, port); },
+      {.first = true});
 }
 
 std::future<StatusOr<bool>> ReplicationWorker::Quiesce(const std::string& vm_uuid) {
-  return Enqueue<bool>(vm_uuid, [](const ReplicationTarget&) -> StatusOr<bool> { return true; },
-                       /*first=*/true);
+  return Enqueue<bool>(
+      vm_uuid, [](const ReplicationTarget&, uint16_t) -> StatusOr<bool> { return true; }, {.first = true});
 }
 
 void ReplicationWorker::Hold(const std::string& vm_uuid) {
   MutexLock lock(mutex_);
-  held_.insert(vm_uuid);
+  queue_.Hold(vm_uuid);
 }
 
 void ReplicationWorker::Unhold(const std::string& vm_uuid) {
   MutexLock lock(mutex_);
-  held_.erase(vm_uuid);
+  queue_.Unhold(vm_uuid);
   wake_.notify_all();
 }
 
-StatusOr<virtshadow::v1::AppliedRound> ReplicationWorker::RunRoundOf(const ReplicationTarget& target) {
-  const MonoTime started = clock_.Now();
-  auto round = replicator_.RunRound(target);
+StatusOr<virtshadow::v1::AppliedRound> ReplicationWorker::RunRoundOf(const ReplicationTarget& target,
+                                                                     uint16_t export_port) {
+  auto round = replicator_.RunRound(target, export_port);
   if (!round.ok()) log_("replication of " + target.vm_name + ": " + round.status().message());
   // Incremental rounds are the routine (status and metrics show them); a seed or a resync is news.
   if (round.ok() && round->mode() != virtshadow::v1::ROUND_MODE_INCREMENTAL) {
@@ -126,58 +122,53 @@ StatusOr<virtshadow::v1::AppliedRound> ReplicationWorker::RunRoundOf(const Repli
          " bytes sent, " + std::to_string(round->changed_bytes()) + " bytes changed, " +
          std::to_string(round->duration_ms()) + " ms");
   }
-  MutexLock lock(mutex_);
-  auto it = vms_.find(target.vm_uuid);
-  if (it == vms_.end()) return round;  // no longer a target
-  Scheduled& current = it->second;
-  current.failures = round.ok() ? 0 : current.failures + 1;
-  current.next_due = NextRoundDue(started, clock_.Now(), current.schedule.interval, current.failures);
   return round;
 }
 
-void ReplicationWorker::Run() {
+void ReplicationWorker::Run(uint16_t export_port) {
   while (true) {
-    // What to do next is chosen under the lock and done outside it: a request (with its VM's target, none when
-    // the VM is not a target), or the round of the VM that is due.
+    // What to do next is chosen under the lock and done outside it.
+    RoundQueue::Work work;
     std::optional<Request> request;
-    std::optional<ReplicationTarget> target;
     {
       MutexLock lock(mutex_);
-      if (stopping_) return;
-      if (!requests_.empty()) {
-        request = std::move(requests_.front());
-        requests_.pop_front();
-        if (auto it = vms_.find(request->vm_uuid); it != vms_.end()) target = it->second.schedule.target;
-      } else {
-        // The VM whose round is due first.
-        auto due = vms_.end();
-        for (auto it = vms_.begin(); it != vms_.end(); ++it) {
-          if (held_.count(it->first) == 0 && (due == vms_.end() || it->second.next_due < due->second.next_due)) {
-            due = it;
-          }
-        }
-        if (due == vms_.end()) {
-          wake_.wait(mutex_);
-          continue;
-        }
+      while (true) {
+        if (stopping_) return;
         const MonoTime now = clock_.Now();
-        if (due->second.next_due > now) {
-          // The condition variable waits on the steady clock; the injected clock says how long.
-          wake_.wait_for(mutex_, std::min<Duration>(due->second.next_due - now, std::chrono::seconds(1)));
-          continue;
+        RoundQueue::Next next = queue_.Take(now);
+        if (auto* taken = std::get_if<RoundQueue::Work>(&next)) {
+          work = std::move(*taken);
+          break;
         }
-        target = due->second.schedule.target;
-        due->second.next_due = now + due->second.schedule.interval;  // not picked again while it runs
+        if (auto* idle = std::get_if<RoundQueue::IdleUntil>(&next)) {
+          // The condition variable waits on the steady clock; the injected clock says how long.
+          wake_.wait_for(mutex_, std::min<Duration>(idle->at - now, std::chrono::seconds(1)));
+        } else {
+          wake_.wait(mutex_);
+        }
+      }
+      if (work.request_id) {
+        auto it = requests_.find(*work.request_id);
+        request = std::move(it->second);
+        requests_.erase(it);
       }
     }
-    if (!request) {
-      (void)RunRoundOf(*target);  // logged and counted there
-    } else if (!target) {
-      request->fail(FailedPrecondition("VM " + request->vm_uuid +
+    const MonoTime started = clock_.Now();
+    std::optional<bool> round_outcome;
+    if (!work.target) {
+      // Only a request names a VM that is not a target (a scheduled round always has one).
+      request->fail(FailedPrecondition("VM " + work.vm_uuid +
                                        " is not replicated from this host (it must be protected and running)"));
+    } else if (request) {
+      round_outcome = request->job(*work.target, export_port);
     } else {
-      request->job(*target);
+      round_outcome = RunRoundOf(*work.target, export_port).ok();  // logged and counted there
     }
+    {
+      MutexLock lock(mutex_);
+      queue_.Finished(work.vm_uuid, started, clock_.Now(), round_outcome);
+    }
+    wake_.notify_all();  // the VM's waiting requests, and rounds whose schedule moved
   }
 }
 

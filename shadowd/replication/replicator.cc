@@ -283,7 +283,7 @@ StatusOr<Replicator::Plan> Replicator::MakePlan(const ReplicationTarget& target,
   return plan;
 }
 
-StatusOr<AppliedRound> Replicator::RunRound(const ReplicationTarget& target) {
+StatusOr<AppliedRound> Replicator::RunRound(const ReplicationTarget& target, uint16_t export_port) {
   VS_ASSIGN_OR_RETURN(ReplicationRecord record, Record(target.vm_uuid));
   record.set_vm_name(target.vm_name);
   record.set_shadow_host(target.shadow_host);
@@ -302,7 +302,7 @@ StatusOr<AppliedRound> Replicator::RunRound(const ReplicationTarget& target) {
     }
     VS_ASSIGN_OR_RETURN(Plan plan, MakePlan(target, disks, record));
     bool chain_broken = false;
-    StatusOr<AppliedRound> result = RunPlannedRound(target, plan, started, &chain_broken);
+    StatusOr<AppliedRound> result = RunPlannedRound(target, plan, export_port, started, &chain_broken);
     if (!chain_broken) return result;
     // The base checkpoint's bitmap is unusable (QEMU was killed) or gone: start a new chain now,
     // comparing digests instead of copying everything.
@@ -313,7 +313,7 @@ StatusOr<AppliedRound> Replicator::RunRound(const ReplicationTarget& target) {
       if (plan.modes[i] == virtshadow::v1::ROUND_MODE_INCREMENTAL) plan.modes[i] = virtshadow::v1::ROUND_MODE_RESYNC;
     }
     plan.base_checkpoint.clear();
-    return RunPlannedRound(target, plan, started, &chain_broken);
+    return RunPlannedRound(target, plan, export_port, started, &chain_broken);
   }();
 
   VS_RETURN_IF_ERROR(RecordOutcome(record, round));
@@ -344,7 +344,7 @@ Status Replicator::RecordOutcome(ReplicationRecord& record, const StatusOr<Appli
   return Save(record);
 }
 
-StatusOr<AppliedRound> Replicator::RunFinalRound(const ReplicationTarget& target) {
+StatusOr<AppliedRound> Replicator::RunFinalRound(const ReplicationTarget& target, uint16_t export_port) {
   VS_ASSIGN_OR_RETURN(ReplicationRecord record, Record(target.vm_uuid));
   record.set_vm_name(target.vm_name);
   record.set_shadow_host(target.shadow_host);
@@ -361,7 +361,7 @@ StatusOr<AppliedRound> Replicator::RunFinalRound(const ReplicationTarget& target
     }
     plan.final_round = true;
     bool chain_broken = false;
-    return RunPlannedRound(target, plan, started, &chain_broken);
+    return RunPlannedRound(target, plan, export_port, started, &chain_broken);
   }();
   if (!round.ok()) return RecordOutcome(record, round).Annotate("final round");
   VS_RETURN_IF_ERROR(RecordOutcome(record, round));
@@ -369,14 +369,14 @@ StatusOr<AppliedRound> Replicator::RunFinalRound(const ReplicationTarget& target
 }
 
 StatusOr<AppliedRound> Replicator::RunPlannedRound(const ReplicationTarget& target, const Plan& plan,
-                                                   MonoTime started, bool* chain_broken) {
+                                                   uint16_t export_port, MonoTime started, bool* chain_broken) {
   const MonoTime planned = clock_.Now();
   VS_RETURN_IF_ERROR(WithContext(EndOurBackup(target.vm_name), "ending a stale backup of " + target.vm_name));
 
   virt::PullBackupRequest backup;
   backup.domain = target.vm_name;
   backup.listen_address = options_.nbd_address;
-  backup.port = options_.nbd_port;
+  backup.port = export_port;
   backup.tls = options_.nbd_tls;
   backup.incremental_from = plan.base_checkpoint;
   bool any_bitmaps = false;
@@ -571,7 +571,7 @@ StatusOr<AppliedRound> Replicator::CopyRound(const ReplicationTarget& target, co
   return applied;
 }
 
-StatusOr<VerifyReport> Replicator::Verify(const ReplicationTarget& target) {
+StatusOr<VerifyReport> Replicator::Verify(const ReplicationTarget& target, uint16_t export_port) {
   VS_ASSIGN_OR_RETURN(ReplicationRecord record, Record(target.vm_uuid));
   if (record.applied().taken_unix_ms() == 0) {
     return FailedPrecondition(target.vm_name + " has no applied round yet: nothing to verify against");
@@ -582,7 +582,7 @@ StatusOr<VerifyReport> Replicator::Verify(const ReplicationTarget& target) {
   virt::PullBackupRequest backup;
   backup.domain = target.vm_name;
   backup.listen_address = options_.nbd_address;
-  backup.port = options_.nbd_port;
+  backup.port = export_port;
   backup.tls = options_.nbd_tls;
   backup.incremental_from = checkpoint;  // no new checkpoint: the chain is not touched
   for (const Disk& disk : disks) {

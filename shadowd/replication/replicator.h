@@ -20,10 +20,12 @@
 // round starts from whatever checkpoint the replica is really at, so a shadowd restart resumes without
 // a full copy.
 //
-// Ownership: borrows everything it is given. Thread-safety: RunRound/Verify for one VM must not run
-// concurrently (libvirt allows one backup job per domain); the daemon calls them from one worker
-// thread. Failure modes: the returned Status names the step and the VM; the failure is also counted in
-// the VM's ReplicationRecord.
+// Ownership: borrows everything it is given. Thread-safety: calls for different VMs may run concurrently
+// (each on its own export port): a call keeps its state on its stack, touches only its VM's record and
+// checkpoints, and what it borrows is thread-safe (the libvirt connection, the peer client, the store, the
+// storage's per-call NBD connections). Calls for one VM must not overlap (libvirt allows one backup job per
+// domain); the daemon's ReplicationWorker runs at most one piece of work per VM. Failure modes: the returned
+// Status names the step and the VM; the failure is also counted in the VM's ReplicationRecord.
 #pragma once
 
 #include <string>
@@ -34,6 +36,7 @@
 #include "proto/replication.pb.h"
 #include "shadowd/replication/replica_peer.h"
 #include "shadowd/replication/replica_storage.h"
+#include "shadowd/replication/replication_target.h"
 #include "shadowd/store/store.h"
 #include "shadowd/policy/top_path.h"
 #include "shadowd/virt/hypervisor.h"
@@ -44,16 +47,9 @@ inline constexpr std::string_view kCheckpointPrefix = "vs-";
 // How many applied rounds a ReplicationRecord keeps (status shows them; a seed or resync stays visible).
 inline constexpr int kRecentRounds = 16;
 
-struct ReplicationTarget {
-  std::string vm_uuid;
-  std::string vm_name;
-  std::string shadow_host;
-};
-
 struct ReplicatorOptions {
   std::string this_host;
   std::string nbd_address;  // where libvirt's backup exports listen (this host's address on the peers' network)
-  int nbd_port = 10809;
   bool nbd_tls = false;     // [tls] nbd = mutual: exports served with TLS, read as nbds:// URIs
 };
 
@@ -80,16 +76,17 @@ class Replicator {
   // Settles what a crash left behind: backup jobs of ours still running on `domains` are ended.
   Status Recover(const std::vector<std::string>& domains);
 
-  // Runs one round; returns what was applied.
-  StatusOr<virtshadow::v1::AppliedRound> RunRound(const ReplicationTarget& target);
+  // Runs one round, its exports on `export_port` of nbd_address (a port no other round uses meanwhile: each
+  // domain's QEMU runs its own NBD server); returns what was applied.
+  StatusOr<virtshadow::v1::AppliedRound> RunRound(const ReplicationTarget& target, uint16_t export_port);
   // A switchover's final round, after its snapshot froze the bases: copies the blocks written since the
   // replica's checkpoint from the frozen images into the replica, verified like any round, without a new
   // checkpoint (the replica stays labelled with its checkpoint, still a valid base for later rounds if the
   // switchover is rolled back). FailedPrecondition when a disk would need a full copy (no replica yet).
-  StatusOr<virtshadow::v1::AppliedRound> RunFinalRound(const ReplicationTarget& target);
+  StatusOr<virtshadow::v1::AppliedRound> RunFinalRound(const ReplicationTarget& target, uint16_t export_port);
   // Compares the replica with the source as of the last applied checkpoint (blocks written since are
   // skipped and counted), by digests computed on each host: no disk data crosses the network.
-  StatusOr<VerifyReport> Verify(const ReplicationTarget& target);
+  StatusOr<VerifyReport> Verify(const ReplicationTarget& target, uint16_t export_port);
 
   // The persisted record of a VM (a default one when it has none yet).
   StatusOr<virtshadow::v1::ReplicationRecord> Record(const std::string& vm_uuid) const;
@@ -109,7 +106,7 @@ class Replicator {
   // Sets *chain_broken when libvirt refused the plan's base checkpoint (a resync with a new chain is due).
   // `started`: when the round began planning (its steps and duration count from there).
   StatusOr<virtshadow::v1::AppliedRound> RunPlannedRound(const ReplicationTarget& target, const Plan& plan,
-                                                         MonoTime started, bool* chain_broken);
+                                                         uint16_t export_port, MonoTime started, bool* chain_broken);
   // Copy, verify and the shadow host's commit (steps 3 to 5 up to FinishRound) from `backup`'s exports: `round`
   // as planned, filled in with what was applied.
   StatusOr<virtshadow::v1::AppliedRound> CopyRound(const ReplicationTarget& target, const Plan& plan,

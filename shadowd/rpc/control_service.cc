@@ -165,6 +165,12 @@ void ShadowService::FillThisHostsFacts(const std::string& vm_uuid, virtshadow::v
   info->set_resync_needed(record->resync_needed());
   info->set_interval_ms(std::chrono::duration_cast<std::chrono::milliseconds>(interval).count());
   *info->mutable_recent_rounds() = record->recent_rounds();
+  for (const auto& entry : parts_.replication.Queue()) {
+    if (entry.vm_uuid != vm_uuid) continue;
+    info->set_round_running(entry.running);
+    info->set_next_round_in_ms(ToMillis(entry.due_in));
+    info->set_queue_position(entry.position);
+  }
 }
 
 StatusOr<std::string> ShadowService::ResolveUuid(const std::string& vm) {

@@ -24,8 +24,9 @@ static_assert(kPeerMessageLimitBytes <= static_cast<uint64_t>(std::numeric_limit
 constexpr int kPeerMessageLimit = static_cast<int>(kPeerMessageLimitBytes);
 
 // Calls served at once (each holds a gRPC thread while it runs; a round holds it while it copies). Every primary
-// runs one round at a time (ReplicationWorker), so a host sees about one round per peer plus a few switchover,
-// placement (HostState) and promotion calls: 32 serves clusters of well over a dozen hosts. Past it a call gets
+// runs up to its round_concurrency rounds at once (ReplicationWorker, 4 by default), so a host sees about four
+// rounds per peer plus a few switchover, placement (HostState) and promotion calls: 32 serves about seven peers
+// that all send at full concurrency at the same moment. Past it a call gets
 // RESOURCE_EXHAUSTED (a round fails and is retried with backoff) instead of a flood exhausting the host's threads
 // and memory (each call may carry a message of up to kPeerMessageLimit).
 constexpr int kPeerMaxThreads = 32;

@@ -1,6 +1,6 @@
 // SwitchoverCoordinator: decides which of this host's VMs switch over, where, in which order and with
-// how much precopy, and runs them one after another on its own thread (they share the link and the
-// host's backup port; planner.h explains why one at a time).
+// how much precopy, and runs them one after another on its own thread (they share the link; planner.h
+// explains why one at a time).
 //
 //   Notice / Drain   this host is going away by `deadline`: it is marked draining (DrainState: peers
 //                    stop placing shadows here), every protected, running VM is planned with

@@ -215,6 +215,25 @@ TEST(CliVmDetailTest, APromotedVmSaysFromWhereWhenAndItsRpo) {
   EXPECT_THAT(FormatVmDetail(vm), HasSubstr("RPO 3.2 s (over its bound of 7.0 s); under way"));
 }
 
+TEST(CliVmDetailTest, ReplicationSaysWhereTheNextRoundStandsInTheHostsQueue) {
+  v1::VmStatus vm = ProtectedVm();
+  v1::ReplicationInfo& r = *vm.mutable_replication();
+  r.set_interval_ms(5000);
+  r.set_lag_ms(-1);
+  r.set_next_round_in_ms(2300);
+  EXPECT_THAT(FormatVmDetail(vm), HasSubstr("Next round:         in 2.3 s"));
+  r.set_next_round_in_ms(-1500);
+  r.set_queue_position(2);
+  EXPECT_THAT(FormatVmDetail(vm), HasSubstr("overdue by 1.5 s, waiting for a free runner (number 2 in line)"));
+  r.set_queue_position(1);
+  EXPECT_THAT(FormatVmDetail(vm), HasSubstr("waiting for a free runner (number 1, next)"));
+  r.set_queue_position(0);
+  r.set_round_running(true);
+  EXPECT_THAT(FormatVmDetail(vm), HasSubstr("running now"));
+  r.set_interval_ms(0);  // not scheduled here: no queue
+  EXPECT_THAT(FormatVmDetail(vm), ::testing::Not(HasSubstr("Next round:")));
+}
+
 TEST(CliVmDetailTest, MissingValuesShowAsDash) {
   const std::string text = FormatVmDetail(UnprotectedVm());
   EXPECT_THAT(text, HasSubstr("Shadows:"));

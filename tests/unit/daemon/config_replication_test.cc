@@ -20,15 +20,29 @@ TEST(ConfigReplicationTest, PortsAndMetricsHaveDefaults) {
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_EQ(config->peer_port, 7479);
   EXPECT_EQ(config->nbd_port, 10809);
+  EXPECT_EQ(config->round_concurrency, 4);
   EXPECT_EQ(config->metrics_listen, "");
 }
 
 TEST(ConfigReplicationTest, PortsAndMetricsAreRead) {
-  auto config = ParseConfig(Conf("peer_port = 1\nnbd_port = 65535\nmetrics = 10.0.0.2:9177\n"));
+  auto config =
+      ParseConfig(Conf("peer_port = 1\nnbd_port = 65535\nround_concurrency = 1\nmetrics = 10.0.0.2:9177\n"));
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_EQ(config->peer_port, 1);
   EXPECT_EQ(config->nbd_port, 65535);
+  EXPECT_EQ(config->round_concurrency, 1);
   EXPECT_EQ(config->metrics_listen, "10.0.0.2:9177");
+}
+
+TEST(ConfigReplicationTest, RoundConcurrencyIsBoundedAndItsPortsMustExist) {
+  auto zero = ParseConfig(Conf("round_concurrency = 0\n"));
+  ASSERT_FALSE(zero.ok());
+  EXPECT_THAT(zero.status().message(), HasSubstr("[shadowd] round_concurrency = '0'"));
+  EXPECT_THAT(zero.status().message(), HasSubstr("1..64"));
+  // The default 4 runners need 65534..65537.
+  auto beyond = ParseConfig(Conf("nbd_port = 65534\n"));
+  ASSERT_FALSE(beyond.ok());
+  EXPECT_THAT(beyond.status().message(), HasSubstr("needs ports up to 65537, above 65535"));
 }
 
 struct BadPort {

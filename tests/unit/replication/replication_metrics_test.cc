@@ -111,5 +111,24 @@ TEST_F(ReplicationMetricsTest, LabelValuesFromRecordsAreEscaped) {
   EXPECT_THAT(Render(), HasSubstr(R"(virt_shadow_replication_rounds_total{vm="vm\"1\\\n",uuid="uuid-1")"));
 }
 
+TEST(QueueMetricsTest, ShowTheRunnersWhatRunsAndHowLongEachDueRoundWaits) {
+  const std::vector<ReplicationSchedule> targets = {{{"uuid-1", "vm1", "h2"}, std::chrono::seconds(5), 100},
+                                                    {{"uuid-2", "vm2", "h2"}, std::chrono::seconds(5), 100},
+                                                    {{"uuid-3", "vm3", "h3"}, std::chrono::seconds(5), 100}};
+  const std::vector<RoundQueue::Entry> queue = {
+      {"uuid-1", /*running=*/true, false, -std::chrono::seconds(1), 0},
+      {"uuid-2", false, false, -std::chrono::milliseconds(2500), 1},
+      {"uuid-3", false, false, std::chrono::seconds(3), 0}};
+  auto text = metrics::RenderPrometheusText(QueueMetrics(queue, targets, 4));
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  EXPECT_THAT(*text, HasSubstr("virt_shadow_replication_runners 4\n"));
+  EXPECT_THAT(*text, HasSubstr("virt_shadow_replication_rounds_running 1\n"));
+  EXPECT_THAT(*text, HasSubstr("virt_shadow_replication_rounds_waiting 1\n"));
+  EXPECT_THAT(*text, HasSubstr(R"(virt_shadow_replication_round_waiting_seconds{vm="vm2",uuid="uuid-2"} 2.5)"));
+  // A running round and a round not yet due wait for nothing.
+  EXPECT_THAT(*text, HasSubstr(R"(virt_shadow_replication_round_waiting_seconds{vm="vm1",uuid="uuid-1"} 0)"));
+  EXPECT_THAT(*text, HasSubstr(R"(virt_shadow_replication_round_waiting_seconds{vm="vm3",uuid="uuid-3"} 0)"));
+}
+
 }  // namespace
 }  // namespace vs::replication

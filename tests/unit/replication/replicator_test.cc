@@ -35,6 +35,7 @@ constexpr uint64_t kSize = 8 * B + 4096;  // nine blocks, the last one short
 constexpr char kUuid[] = "6695eb01-f6a4-8304-79aa-97f2502e193f";
 constexpr char kVda[] = "/var/lib/libvirt/images/vm1-vda.qcow2";
 constexpr char kVdb[] = "/var/lib/libvirt/images/vm1-vdb.img";
+constexpr uint16_t kExportPort = 10811;  // a runner's port other than the first: the round must use the one given
 
 class ReplicatorTest : public ::testing::Test {
  protected:
@@ -61,7 +62,7 @@ class ReplicatorTest : public ::testing::Test {
   // One round a second after the previous one (checkpoint names carry the time in ms).
   StatusOr<AppliedRound> Round(Replicator* replicator = nullptr) {
     clock_.Advance(std::chrono::seconds(1));
-    return (replicator ? *replicator : replicator_).RunRound(Target());
+    return (replicator ? *replicator : replicator_).RunRound(Target(), kExportPort);
   }
 
   AppliedRound GoodRound() {
@@ -138,13 +139,13 @@ class ReplicatorTest : public ::testing::Test {
   std::unique_ptr<ReplicaKeeper> keeper_;
   InProcessPeer peer_{"h2"};
   Replicator replicator_{libvirt_, peer_, primary_storage_, primary_store_, clock_,
-                         ReplicatorOptions{"h1", "10.0.0.1", 10809}};
+                         ReplicatorOptions{"h1", "10.0.0.1"}};
 };
 
 TEST_F(ReplicatorTest, FirstRoundIsFullAndSendsNoZeroBlocks) {
   clock_.Advance(std::chrono::seconds(1));
   const std::string expected_checkpoint = "vs-" + std::to_string(ToUnixMillis(clock_.WallNow()));
-  auto round = replicator_.RunRound(Target());
+  auto round = replicator_.RunRound(Target(), kExportPort);
   ASSERT_TRUE(round.ok()) << round.status().ToString();
   ExpectReplicaIsFrozenSource("vda", kVda);
 
@@ -163,7 +164,7 @@ TEST_F(ReplicatorTest, FirstRoundIsFullAndSendsNoZeroBlocks) {
   EXPECT_EQ(backup.incremental_from, "");
   EXPECT_EQ(backup.new_checkpoint, expected_checkpoint);
   EXPECT_EQ(backup.listen_address, "10.0.0.1");
-  EXPECT_EQ(backup.port, 10809);
+  EXPECT_EQ(backup.port, kExportPort);
   ASSERT_EQ(backup.disks.size(), 1u);
   EXPECT_EQ(backup.disks[0].target, "vda");
   EXPECT_EQ(backup.disks[0].source_path, kVda);
@@ -384,12 +385,12 @@ TEST_F(ReplicatorTest, ARawOnlyVmReplicatesWithoutCheckpoints) {
   libvirt_.AddDisk("vm2", "vda", "/images/vm2.img", "raw", 3 * B)->bytes = DataInBlocks(3 * B, {1});
   const ReplicationTarget target = Target("vm2");
   clock_.Advance(std::chrono::seconds(1));
-  auto first = replicator_.RunRound(target);
+  auto first = replicator_.RunRound(target, kExportPort);
   ASSERT_TRUE(first.ok()) << first.status().ToString();
   EXPECT_EQ(first->checkpoint(), "");
   libvirt_.GuestWrite("vm2", "vda", 2 * B, Pattern(B, 1));
   clock_.Advance(std::chrono::seconds(1));
-  auto second = replicator_.RunRound(target);
+  auto second = replicator_.RunRound(target, kExportPort);
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   EXPECT_EQ(second->mode(), virtshadow::v1::ROUND_MODE_RESYNC);
   EXPECT_EQ(second->bytes_sent(), B);
@@ -398,13 +399,13 @@ TEST_F(ReplicatorTest, ARawOnlyVmReplicatesWithoutCheckpoints) {
 }
 
 TEST_F(ReplicatorTest, VerifyComparesBlocksAndNamesTheCorruptRange) {
-  auto before = replicator_.Verify(Target());
+  auto before = replicator_.Verify(Target(), kExportPort);
   ASSERT_FALSE(before.ok());
   EXPECT_EQ(before.status().code(), Code::kFailedPrecondition);
   EXPECT_THAT(before.status().message(), HasSubstr("no applied round"));
 
   const AppliedRound round = GoodRound();
-  auto clean = replicator_.Verify(Target());
+  auto clean = replicator_.Verify(Target(), kExportPort);
   ASSERT_TRUE(clean.ok()) << clean.status().ToString();
   EXPECT_TRUE(clean->ok());
   EXPECT_EQ(clean->checkpoint, round.checkpoint());
@@ -418,7 +419,7 @@ TEST_F(ReplicatorTest, VerifyComparesBlocksAndNamesTheCorruptRange) {
   GuestWrite("vda", 2, 80);
   GuestWrite("vda", 3, 81);
   shadow_storage_.images.at(kVda)->bytes[5 * B + 100] ^= std::byte{0x40};  // rot in the replica
-  auto report = replicator_.Verify(Target());
+  auto report = replicator_.Verify(Target(), kExportPort);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_FALSE(report->ok());
   ASSERT_EQ(report->disks.size(), 1u);
@@ -438,7 +439,7 @@ TEST_F(ReplicatorTest, AVmWithoutFileDisksIsRefused) {
   libvirt_.AddDomain("vm3", "uuid-of-vm3").extra_devices_xml =
       "<disk type='network' device='disk'><driver name='qemu' type='raw'/>"
       "<source protocol='rbd' name='pool/vm3'/><target dev='vda' bus='virtio'/></disk>";
-  auto round = replicator_.RunRound(Target("vm3"));
+  auto round = replicator_.RunRound(Target("vm3"), kExportPort);
   ASSERT_FALSE(round.ok());
   EXPECT_EQ(round.status().code(), Code::kFailedPrecondition);
   EXPECT_THAT(round.status().message(), HasSubstr("vm3 has no file-backed disk to replicate"));
@@ -452,7 +453,7 @@ TEST_F(ReplicatorTest, AVmWithoutFileDisksIsRefused) {
 TEST_F(ReplicatorTest, AnUnsupportedImageFormatIsRefusedNamingTheDisk) {
   libvirt_.AddDomain("vm4", "uuid-of-vm4");
   libvirt_.AddDisk("vm4", "vdc", "/images/vm4.vmdk", "vmdk", B);
-  auto round = replicator_.RunRound(Target("vm4"));
+  auto round = replicator_.RunRound(Target("vm4"), kExportPort);
   ASSERT_FALSE(round.ok());
   EXPECT_EQ(round.status().code(), Code::kFailedPrecondition);
   EXPECT_THAT(round.status().message(), HasSubstr("disk vdc of vm4 is vmdk"));
@@ -708,7 +709,7 @@ TEST_F(ReplicatorTest, AFinalRoundCopiesFromTheReplicasCheckpointWithoutANewOne)
   GuestWrite("vda", 5, 100);
   const int ends_before = libvirt_.end_backup_calls;
   clock_.Advance(std::chrono::seconds(1));
-  auto last = replicator_.RunFinalRound(Target());
+  auto last = replicator_.RunFinalRound(Target(), kExportPort);
   ASSERT_TRUE(last.ok()) << last.status().ToString();
   ExpectReplicaIsFrozenSource("vda", kVda);
   EXPECT_EQ(last->mode(), virtshadow::v1::ROUND_MODE_INCREMENTAL);
@@ -729,7 +730,7 @@ TEST_F(ReplicatorTest, AFailedFinalRoundEndsItsJobAndIsCounted) {
   GuestWrite("vda", 5, 101);
   const int ends_before = libvirt_.end_backup_calls;
   peer_.fault = FailOn("ApplyRound", Unavailable("connection refused"));
-  auto failed = replicator_.RunFinalRound(Target());
+  auto failed = replicator_.RunFinalRound(Target(), kExportPort);
   peer_.fault = nullptr;
   ASSERT_FALSE(failed.ok());
   EXPECT_THAT(failed.status().message(), HasSubstr("final round"));
@@ -740,7 +741,7 @@ TEST_F(ReplicatorTest, AFailedFinalRoundEndsItsJobAndIsCounted) {
 }
 
 TEST_F(ReplicatorTest, AFinalRoundCannotSeedAReplica) {
-  auto refused = replicator_.RunFinalRound(Target());
+  auto refused = replicator_.RunFinalRound(Target(), kExportPort);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), Code::kFailedPrecondition);
   EXPECT_THAT(refused.status().message(), HasSubstr("cannot seed it"));
@@ -752,7 +753,7 @@ TEST_F(ReplicatorTest, AVerifyThatFailsMidwayEndsItsJob) {
   const AppliedRound round = GoodRound();
   const int ends_before = libvirt_.end_backup_calls;
   peer_.fault = FailOn("ReplicaDigests", Unavailable("h2 went away"));
-  auto report = replicator_.Verify(Target());
+  auto report = replicator_.Verify(Target(), kExportPort);
   peer_.fault = nullptr;
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), Code::kUnavailable);
@@ -763,11 +764,11 @@ TEST_F(ReplicatorTest, AVerifyThatFailsMidwayEndsItsJob) {
 TEST_F(ReplicatorTest, AVerifyWhoseJobWouldNotEndFails) {
   GoodRound();
   libvirt_.fault = FailOn("EndBackup", Internal("virDomainAbortJob failed"));
-  auto report = replicator_.Verify(Target());
+  auto report = replicator_.Verify(Target(), kExportPort);
   libvirt_.fault = nullptr;
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), Code::kInternal);
-  auto again = replicator_.Verify(Target());  // ends the stale job first
+  auto again = replicator_.Verify(Target(), kExportPort);  // ends the stale job first
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_TRUE(again->ok());
 }
@@ -832,7 +833,7 @@ TEST_F(ReplicatorTest, ListRecordsHasOneRecordPerReplicatedVm) {
   GoodRound();
   libvirt_.AddDomain("vm2", "uuid-of-vm2");
   libvirt_.AddDisk("vm2", "vda", "/images/vm2.qcow2", "qcow2", 2 * B);
-  ASSERT_TRUE(replicator_.RunRound(Target("vm2")).ok());
+  ASSERT_TRUE(replicator_.RunRound(Target("vm2"), kExportPort).ok());
   auto records = replicator_.ListRecords();
   ASSERT_TRUE(records.ok());
   ASSERT_EQ(records->size(), 2u);
@@ -843,7 +844,7 @@ TEST_F(ReplicatorTest, ListRecordsHasOneRecordPerReplicatedVm) {
 // The export URI must be a valid NBD URI for an IPv6 address too (config.cc accepts IPv6 addresses and
 // PeerTarget brackets them).
 TEST_F(ReplicatorTest, ExportsOnAnIpv6AddressAreReachable) {
-  Replicator ipv6(libvirt_, peer_, primary_storage_, primary_store_, clock_, ReplicatorOptions{"h1", "fd00::1", 10809});
+  Replicator ipv6(libvirt_, peer_, primary_storage_, primary_store_, clock_, ReplicatorOptions{"h1", "fd00::1"});
   auto round = Round(&ipv6);
   ASSERT_TRUE(round.ok()) << round.status().ToString();
   EXPECT_EQ(libvirt_.backups.back().listen_address, "fd00::1");
