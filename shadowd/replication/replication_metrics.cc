@@ -24,6 +24,8 @@ std::vector<MetricFamily> ReplicationMetrics(const std::vector<virtshadow::v1::R
   MetricFamily duration = gauge("virt_shadow_replication_last_round_duration_seconds",
                                 "Wall time of the VM's last applied round, freeze to commit.");
   MetricFamily rounds = counter("virt_shadow_replication_rounds_total", "Rounds applied to the VM's replica.");
+  MetricFamily sent = counter("virt_shadow_replication_sent_bytes_total",
+                              "Bytes read from the source exports by every applied round of the VM.");
   MetricFamily failures = counter("virt_shadow_replication_round_failures_total", "Rounds of the VM that failed.");
   MetricFamily failing = gauge("virt_shadow_replication_consecutive_failures",
                                "Rounds failed since the last applied one.");
@@ -38,6 +40,7 @@ std::vector<MetricFamily> ReplicationMetrics(const std::vector<virtshadow::v1::R
       duration.samples.push_back({labels, applied.duration_ms() / 1000.0});
     }
     rounds.samples.push_back({labels, static_cast<double>(record.rounds_applied())});
+    sent.samples.push_back({labels, static_cast<double>(record.bytes_sent_total())});
     failures.samples.push_back({labels, static_cast<double>(record.rounds_failed())});
     failing.samples.push_back({labels, static_cast<double>(record.consecutive_failures())});
   }
@@ -48,7 +51,7 @@ std::vector<MetricFamily> ReplicationMetrics(const std::vector<virtshadow::v1::R
     replica_age.samples.push_back({{{"uuid", record.vm_uuid()}, {"primary_host", record.primary_host()}},
                                    now_s - record.applied().taken_unix_ms() / 1000.0});
   }
-  return {lag, bytes, changed, duration, rounds, failures, failing, replica_age};
+  return {lag, bytes, changed, duration, rounds, sent, failures, failing, replica_age};
 }
 
 std::vector<MetricFamily> QueueMetrics(const std::vector<RoundQueue::Entry>& queue,

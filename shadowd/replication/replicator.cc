@@ -340,6 +340,7 @@ Status Replicator::RecordOutcome(ReplicationRecord& record, const StatusOr<Appli
   }
   record.set_resync_needed(false);
   record.set_rounds_applied(record.rounds_applied() + 1);
+  record.set_bytes_sent_total(record.bytes_sent_total() + round->bytes_sent());
   record.set_consecutive_failures(0);
   return Save(record);
 }

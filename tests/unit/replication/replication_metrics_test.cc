@@ -27,6 +27,7 @@ class ReplicationMetricsTest : public ::testing::Test {
     replicated_.mutable_applied()->set_changed_bytes(2'097'152);
     replicated_.mutable_applied()->set_duration_ms(1'500);
     replicated_.set_rounds_applied(7);
+    replicated_.set_bytes_sent_total(123'456'789);
     replicated_.set_rounds_failed(2);
     replicated_.set_consecutive_failures(1);
 
@@ -66,7 +67,8 @@ TEST_F(ReplicationMetricsTest, EveryFamilyIsAnnouncedWithItsType) {
     EXPECT_THAT(text, HasSubstr(std::string("# TYPE ") + gauge + " gauge\n"));
     EXPECT_THAT(text, HasSubstr(std::string("# HELP ") + gauge + " "));
   }
-  for (const char* counter : {"virt_shadow_replication_rounds_total", "virt_shadow_replication_round_failures_total"}) {
+  for (const char* counter : {"virt_shadow_replication_rounds_total", "virt_shadow_replication_sent_bytes_total",
+                              "virt_shadow_replication_round_failures_total"}) {
     EXPECT_THAT(text, HasSubstr(std::string("# TYPE ") + counter + " counter\n"));
   }
   EXPECT_THAT(text, Not(HasSubstr("{")));  // no VM: no series
@@ -80,6 +82,7 @@ TEST_F(ReplicationMetricsTest, AReplicatedVmHasItsRoundFiguresAndLag) {
   EXPECT_THAT(text, HasSubstr("virt_shadow_replication_last_round_changed_bytes" + labels + " 2097152\n"));
   EXPECT_THAT(text, HasSubstr("virt_shadow_replication_last_round_duration_seconds" + labels + " 1.5\n"));
   EXPECT_THAT(text, HasSubstr("virt_shadow_replication_rounds_total" + labels + " 7\n"));
+  EXPECT_THAT(text, HasSubstr("virt_shadow_replication_sent_bytes_total" + labels + " 123456789\n"));
   EXPECT_THAT(text, HasSubstr("virt_shadow_replication_round_failures_total" + labels + " 2\n"));
   EXPECT_THAT(text, HasSubstr("virt_shadow_replication_consecutive_failures" + labels + " 1\n"));
 }

@@ -212,6 +212,7 @@ TEST_F(ReplicatorTest, LaterRoundsAreIncrementalAndSendOnlyDirtyBlocks) {
   EXPECT_EQ(libvirt_.backups.back().incremental_from, second.checkpoint());
   EXPECT_THAT(Checkpoints(), ElementsAre(quiet.checkpoint()));
   EXPECT_EQ(PrimaryRecord().rounds_applied(), 3u);
+  EXPECT_EQ(PrimaryRecord().bytes_sent_total(), first.bytes_sent() + second.bytes_sent());
 }
 
 TEST_F(ReplicatorTest, TheRecordKeepsTheMostRecentRoundsOldestFirst) {
