@@ -198,7 +198,10 @@ class Daemon {
   std::vector<metrics::MetricsSource> MetricsSources();
   // The loop's tick, at least every 500 ms; `next_refresh` is when the cluster is read again.
   void Tick(MonoTime& next_refresh);
+  // Gives up the shadows on hosts gone (past the wait for their self-fence), and has the switchovers they made to
+  // this host and left unfinished completed here.
   void GiveUpShadowsOnGoneHosts();
+  bool HasUnfinishedArrivalFrom(const std::string& host) const;
   // Brings the records in line with the local domains as they are now (changed while shadowd was down); until
   // that worked once, every refresh tries again.
   void ReconcileLocalDomains();
@@ -434,7 +437,9 @@ Status Daemon::BuildSwitchover() {
           .on_promoted_home =
               [this](const std::string& vm_uuid, const std::string& home) {
                 return promotions_->EndAfterFailback(vm_uuid, home);  // built after this, called only later
-              }},
+              },
+          .complete_left_behind =
+              [this](const std::string& gone_host) { return switchover_target_->CompleteLeftBehind(gone_host); }},
       log_.For(""), [this](const notice::Notice& notice) {
         // Azure waits for the approval (or its NotBefore time): once everything moved, let it proceed.
         if (notice.source == notice::Notice::Source::kAzure) {
@@ -584,7 +589,17 @@ void Daemon::GiveUpShadowsOnGoneHosts() {
     if (host == config_.this_host) continue;
     log_.Failure("giving up the shadows on a host that left the membership",
                  controller_->OnHostLost(host, "it left the quorate membership"));
+    // A VM it switched over here before it went may still run on its tops: nobody else will complete that.
+    if (HasUnfinishedArrivalFrom(host)) switchovers_->CompleteArrivalsFrom(host);
   }
+}
+
+bool Daemon::HasUnfinishedArrivalFrom(const std::string& host) const {
+  auto prepared = arrivals_->Prepared();
+  if (!prepared.ok()) return false;
+  return std::any_of(prepared->begin(), prepared->end(), [&](const virtshadow::v1::SwitchoverRecord& record) {
+    return record.source_host() == host && record.finished_unix_ms() == 0 && !record.fallback();
+  });
 }
 
 std::optional<std::string> Daemon::PromotedElsewhere(const std::string& vm_uuid) const {

@@ -64,6 +64,17 @@ Status CheckSwitchoverDisks(const std::string& what,
   return Status::Ok();
 }
 
+// The checkpoint names a switchover carries (the source's, whose bitmaps the target removes): bounded in number
+// and length, like every list a peer sends.
+Status CheckSourceCheckpoints(const std::string& what, const google::protobuf::RepeatedPtrField<std::string>& names) {
+  if (names.size() > 4096) {
+    return InvalidArgument(what + " names " + std::to_string(names.size()) +
+                           " source checkpoints, more than the 4096 allowed");
+  }
+  for (const auto& checkpoint : names) VS_RETURN_IF_ERROR(CheckLength("source checkpoint", checkpoint, kMaxNameLength));
+  return Status::Ok();
+}
+
 Status CheckOwned(const std::string& vm_uuid, const VmOnThisHost& vm, const std::string& path) {
   if (!vm.shadow) {
     return FailedPrecondition("no shadow of VM " + vm_uuid + " is defined on this host: nothing of it may be "
@@ -246,6 +257,7 @@ Status PeerGuard::CheckSwitchover(const PeerCaller& caller, const v1::CheckSwitc
 
 Status PeerGuard::PrepareSwitchover(const PeerCaller& caller, const v1::PrepareSwitchoverRequest& request) const {
   VS_RETURN_IF_ERROR(CheckSwitchoverDisks("PrepareSwitchover", request.disks()));
+  VS_RETURN_IF_ERROR(CheckSourceCheckpoints("PrepareSwitchover", request.source_checkpoints()));
   return AuthoriseForVm(caller, "PrepareSwitchover", request.vm_uuid(), /*writes=*/true);
 }
 
@@ -255,13 +267,7 @@ Status PeerGuard::CompleteSwitchover(const PeerCaller& caller, const v1::Complet
   VS_RETURN_IF_ERROR(CheckLength("VM name", request.vm_name(), kMaxNameLength));
   VS_RETURN_IF_ERROR(CheckLength("guest_failed", request.guest_failed(), kMaxNameLength));
   VS_RETURN_IF_ERROR(CheckClusterHost("origin host", request.origin_host()));
-  if (request.source_checkpoints_size() > 4096) {
-    return InvalidArgument("CompleteSwitchover names " + std::to_string(request.source_checkpoints_size()) +
-                           " source checkpoints, more than the 4096 allowed");
-  }
-  for (const auto& checkpoint : request.source_checkpoints()) {
-    VS_RETURN_IF_ERROR(CheckLength("source checkpoint", checkpoint, kMaxNameLength));
-  }
+  VS_RETURN_IF_ERROR(CheckSourceCheckpoints("CompleteSwitchover", request.source_checkpoints()));
   VS_RETURN_IF_ERROR(AuthoriseForVm(caller, "CompleteSwitchover", request.vm_uuid(), /*writes=*/true));
   // The origin is remembered for failback: only the origin itself may name it.
   return Authorise(caller, "CompleteSwitchover naming origin " + request.origin_host(), request.origin_host(),

@@ -33,6 +33,10 @@ StatusOr<std::optional<v1::SwitchoverRecord>> ArrivalRecords::PreparedOf(const s
   return store::GetProto<v1::SwitchoverRecord>(store_, PreparedKey(vm_uuid));
 }
 
+StatusOr<std::vector<v1::SwitchoverRecord>> ArrivalRecords::Prepared() const {
+  return store::ScanProtos<v1::SwitchoverRecord>(store_, store::Key(store::Table::kHost, "prepared:"));
+}
+
 Status ArrivalRecords::RecordCompleted(v1::SwitchoverRecord prepared) {
   prepared.set_finished_unix_ms(ToUnixMillis(clock_.WallNow()));
   MutexLock lock(prepared_mutex_);

@@ -117,6 +117,7 @@ Status LibvirtSwitchoverSteps::Prepare(const SwitchoverRecord& record) {
   v1::PrepareSwitchoverRequest request;
   request.set_vm_uuid(record.vm_uuid());
   *request.mutable_disks() = record.disks();
+  *request.mutable_source_checkpoints() = record.source_checkpoints();
   VS_RETURN_IF_ERROR(peer_.PrepareSwitchover(record.target_host(), request));
   ObserveGuestHere(record);  // before the snapshot, so that the guest's own pace is what is seen
   return Status::Ok();

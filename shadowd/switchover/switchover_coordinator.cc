@@ -259,6 +259,19 @@ void SwitchoverCoordinator::FinishWarmUps(v1::DrainReply& reply) {
   warm_ups_.clear();
 }
 
+void SwitchoverCoordinator::CompleteArrivalsFrom(const std::string& gone_host) {
+  if (!parts_.complete_left_behind) return;
+  Post([this, gone_host] {
+    StatusOr<int> completed = parts_.complete_left_behind(gone_host);
+    if (!completed.ok()) {
+      log_("completing the switchovers left behind by " + gone_host + " (tried again at the next refresh): " +
+           completed.status().ToString());
+    } else if (*completed > 0) {
+      log_(std::to_string(*completed) + " switchover(s) left behind by " + gone_host + " completed here");
+    }
+  });
+}
+
 std::future<StatusOr<int>> SwitchoverCoordinator::CancelWarmUps() {
   auto promise = std::make_shared<std::promise<StatusOr<int>>>();
   auto future = promise->get_future();

@@ -68,6 +68,9 @@ class SwitchoverCoordinator {
     // Called on the coordinator's thread after a promoted VM's failback is Done (uuid, its home host); may be
     // empty. Production: failover::Promotions::EndAfterFailback.
     std::function<Status(const std::string& vm_uuid, const std::string& home)> on_promoted_home = nullptr;
+    // Completes the switchovers to this host whose source `gone_host` left the cluster after their migration
+    // ended; returns how many (production: SwitchoverTarget::CompleteLeftBehind). May be empty.
+    std::function<StatusOr<int>(const std::string& gone_host)> complete_left_behind = nullptr;
   };
   // How often an idle coordinator drives the switchovers left in COMPLETING again.
   static constexpr Duration kCompletionRetryEvery = std::chrono::seconds(15);
@@ -99,6 +102,9 @@ class SwitchoverCoordinator {
   // The host is back (`undrain`): warm-ups still held in precopy are cancelled (their migrations aborted,
   // the VMs stay here, the tops committed back). The future holds how many were cancelled.
   std::future<StatusOr<int>> CancelWarmUps();
+  // `gone_host` left the cluster: the switchovers it made to this host and could not complete are completed here
+  // (Parts::complete_left_behind), on the coordinator's thread, as flattening their tops takes seconds.
+  void CompleteArrivalsFrom(const std::string& gone_host);
 
  private:
   struct Candidate {

@@ -123,9 +123,11 @@ Status SwitchoverTarget::Prepare(const v1::PrepareSwitchoverRequest& request) {
   // Recorded before any top exists, so that an Abort after a Prepare that failed half-way finds what to delete.
   v1::SwitchoverRecord prepared;
   prepared.set_vm_uuid(request.vm_uuid());
+  prepared.set_vm_name(shadow->primary_name);
   prepared.set_source_host(shadow->primary_host);
   prepared.set_target_host(this_host_);
   *prepared.mutable_disks() = request.disks();
+  *prepared.mutable_source_checkpoints() = request.source_checkpoints();
   VS_RETURN_IF_ERROR(arrivals_.RecordPrepared(std::move(prepared)));
   for (const auto& disk : request.disks()) {
     if (!std::filesystem::exists(disk.base_path())) {
@@ -251,6 +253,37 @@ Status SwitchoverTarget::Complete(const v1::CompleteSwitchoverRequest& request) 
   VS_RETURN_IF_ERROR(flattened.Annotate("completing the switchover of " + request.vm_name() + " on " + this_host_));
   for (const auto& disk : request.disks()) VS_RETURN_IF_ERROR(DeleteUnlessUsed(disk.top_path()));
   return arrivals_.RecordCompleted(std::move(prepared));
+}
+
+StatusOr<int> SwitchoverTarget::CompleteLeftBehind(const std::string& gone_host) {
+  VS_ASSIGN_OR_RETURN(std::vector<v1::SwitchoverRecord> prepared, arrivals_.Prepared());
+  int completed = 0;
+  Status first_error;
+  for (const v1::SwitchoverRecord& record : prepared) {
+    // A fallback's plain migration has no tops to flatten; a record of an older version names no VM.
+    if (record.source_host() != gone_host || record.finished_unix_ms() != 0 || record.fallback() ||
+        record.vm_name().empty()) {
+      continue;
+    }
+    auto state = local_.GetDomainState(record.vm_name());
+    if (!state.ok() || *state != virt::DomainState::kRunning) continue;
+    v1::CompleteSwitchoverRequest request;
+    request.set_vm_uuid(record.vm_uuid());
+    request.set_vm_name(record.vm_name());
+    request.set_origin_host(gone_host);
+    *request.mutable_disks() = record.disks();
+    *request.mutable_source_checkpoints() = record.source_checkpoints();
+    log_(record.vm_name() + " runs here on the tops of its switchover from " + gone_host +
+         ", which left the cluster before completing it: completing it here");
+    Status done = Complete(request);
+    if (done.ok()) {
+      ++completed;
+    } else if (first_error.ok()) {
+      first_error = done;
+    }
+  }
+  if (!first_error.ok()) return first_error;
+  return completed;
 }
 
 Status SwitchoverTarget::Abort(const v1::AbortSwitchoverRequest& request) {

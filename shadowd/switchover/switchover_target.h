@@ -23,6 +23,10 @@
 //             whole migration when the image already has a bitmap of the same name (seen in the lab: a replica
 //             that had been the VM's image here before kept the checkpoint bitmaps of that time).
 //   Abort     deletes the tops no domain uses.
+//   CompleteLeftBehind  the source left the cluster after its migration ended (the VM runs here on its tops)
+//             and will never call Complete: this host completes the switchover itself, as Complete would with
+//             what Prepare kept (the VM's name, its tops, the source's checkpoints). Only a VM that runs here
+//             is completed: one that does not (the migration never ended) is its shadow's promotion's case.
 // Prepare records the switchover (ArrivalRecords' prepared record: the VM's primary, the tops) before it
 // creates anything; Complete and Abort act only on a switchover prepared here and only on the tops it names,
 // and Complete only on the domain that runs here with the VM's UUID. They forget it once done. Abort without a prepared switchover succeeds and touches nothing. The
@@ -70,6 +74,8 @@ class SwitchoverTarget {
   Status Prepare(const virtshadow::v1::PrepareSwitchoverRequest& request);
   Status Complete(const virtshadow::v1::CompleteSwitchoverRequest& request);
   Status Abort(const virtshadow::v1::AbortSwitchoverRequest& request);
+  // Completes the unfinished switchovers prepared here by `gone_host`, whose VM runs here; returns how many.
+  StatusOr<int> CompleteLeftBehind(const std::string& gone_host);
   virtshadow::v1::HostStateReply HostState() const;
 
  private:

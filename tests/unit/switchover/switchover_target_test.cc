@@ -655,6 +655,52 @@ TEST_F(SwitchoverTargetTest, CompleteRemovesTheBitmapsEarlierHostsLeftButNotThis
   EXPECT_THAT(images_.calls, ElementsAre("Info " + root_)) << "read from the image the VM runs on after the flatten";
 }
 
+TEST_F(SwitchoverTargetTest, ASourceThatLeftAfterItsMigrationHasItsSwitchoverCompletedHere) {
+  v1::PrepareSwitchoverRequest prepare = PrepareRequest();
+  prepare.add_source_checkpoints("vs-1799999990000");  // kept with the prepared record for this case
+  PrepareFirst(prepare);
+  AddArrivedVm();
+  images_.bitmaps[root_] = {};
+  // Another host's arrival, and this one's as seen for a host that is still here: none of them is touched.
+  StatusOr<int> none = target_.CompleteLeftBehind("h3");
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(*none, 0);
+  EXPECT_TRUE(libvirt_.undefined.empty());
+
+  StatusOr<int> completed = target_.CompleteLeftBehind(kOrigin);
+  ASSERT_TRUE(completed.ok()) << completed.status().ToString();
+  EXPECT_EQ(*completed, 1);
+  // As Complete does: the shadow's definition goes, the tops are flattened, the origin is remembered, and the
+  // bitmaps the VM brought along (the source's checkpoints, named at Prepare) are removed.
+  EXPECT_THAT(libvirt_.undefined, ElementsAre(kShadowName));
+  EXPECT_EQ(libvirt_.domains.at(kVmName).disks[0].path, root_);
+  EXPECT_FALSE(Exists(TopOf(root_)));
+  StatusOr<std::optional<v1::OriginRecord>> origin = arrivals_.OriginOf(kVmUuid);
+  ASSERT_TRUE(origin.ok() && origin->has_value());
+  EXPECT_EQ((*origin)->origin_host(), kOrigin);
+  EXPECT_THAT(libvirt_.discarded_bitmaps, ElementsAre("web vda vs-1799999990000"));
+  // Done once: the next refresh finds nothing left to complete.
+  completed = target_.CompleteLeftBehind(kOrigin);
+  ASSERT_TRUE(completed.ok());
+  EXPECT_EQ(*completed, 0);
+}
+
+TEST_F(SwitchoverTargetTest, AVmThatDoesNotRunHereIsNotCompletedWhenItsSourceLeaves) {
+  // The migration never ended (the VM is not here, or paused because its postcopy lost the source): the
+  // shadow's promotion is the way back, and the tops stay for its failover.
+  PrepareFirst(PrepareRequest());
+  StatusOr<int> completed = target_.CompleteLeftBehind(kOrigin);
+  ASSERT_TRUE(completed.ok()) << completed.status().ToString();
+  EXPECT_EQ(*completed, 0);
+  AddArrivedVm();
+  libvirt_.domains.at(kVmName).state = virt::DomainState::kPaused;
+  completed = target_.CompleteLeftBehind(kOrigin);
+  ASSERT_TRUE(completed.ok());
+  EXPECT_EQ(*completed, 0);
+  EXPECT_TRUE(libvirt_.undefined.empty());
+  EXPECT_TRUE(Exists(TopOf(root_)));
+}
+
 TEST_F(SwitchoverTargetTest, CompleteWithAFailedGuestRecordsItAndChangesNothing) {
   PrepareFirst(PrepareRequest());
   AddArrivedVm();
