@@ -47,6 +47,7 @@
 #include "shadowd/failover/libvirt_promotion_host.h"
 #include "shadowd/failover/promotion_worker.h"
 #include "shadowd/failover/promotions.h"
+#include "shadowd/hook_intake/hook_intake.h"
 #include "shadowd/metrics/metrics_server.h"
 #include "shadowd/metrics/process_metrics.h"
 #include "shadowd/nbd/qemu_img.h"
@@ -256,6 +257,8 @@ class Daemon {
   std::unique_ptr<failover::LibvirtPromotionHost> promotion_host_;
   std::unique_ptr<failover::Promotions> promotions_;
   std::unique_ptr<failover::PromotionWorker> promotion_worker_;
+  // What shadowd does with a hook event, for the control service (and the hook socket) alike.
+  std::unique_ptr<hook_intake::HookIntake> hook_intake_;
 
   // What Start() started (the parts above start their own threads in Start and stop them in their destructors
   // too; Stop() orders them).
@@ -278,7 +281,9 @@ Status Daemon::Build() {
   VS_RETURN_IF_ERROR(BuildReplication());
   VS_RETURN_IF_ERROR(BuildSwitchover());
   VS_RETURN_IF_ERROR(BuildMembership());
-  return BuildPromotion();
+  VS_RETURN_IF_ERROR(BuildPromotion());
+  hook_intake_ = std::make_unique<hook_intake::HookIntake>(loop_, *controller_, fences_.get(), log_.For(""));
+  return Status::Ok();
 }
 
 Status Daemon::BuildPromotion() {
@@ -512,6 +517,7 @@ Status Daemon::Start() {
                                                   .switchovers = *switchovers_, .runner = *switchover_runner_,
                                                   .drain = *drain_, .target = *switchover_target_,
                                                   .arrivals = *arrivals_, .clock = clock_,
+                                                  .hook_intake = *hook_intake_,
                                                   .heartbeats = heartbeats_.get(),
                                                   .fences = fences_.get(),
                                                   .promotions = promotions_.get(),
