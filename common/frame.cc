@@ -101,7 +101,9 @@ Status Write(int fd, std::string_view payload, MonoTime deadline, const Clock& c
     }
     if (errno == EINTR) continue;
     const std::string progress = Bytes(sent) + " of a frame of " + Bytes(total) + " sent";
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return Unavailable("sending a frame: " + ErrnoText(errno) + ", " + progress);
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      return Unavailable("sending a frame: " + ErrnoText(errno) + ", " + progress);
+    }
     VS_RETURN_IF_ERROR(WaitReady(fd, POLLOUT, deadline, clock, stop_fd, progress));
   }
   return Status::Ok();
