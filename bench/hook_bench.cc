@@ -2,8 +2,8 @@
 //
 // Scenarios, interleaved round by round so that background load hits all of them alike:
 //   baseline   exec of /bin/true with the same stdin: the cost of any hook at all
-//   untagged   a domain without a policy: the fast path (no parse, no gRPC, no spool)
-//   answering  a tagged domain, an in-process gRPC shadowd answers
+//   untagged   a domain without a policy: the fast path (no parse, no connection, no spool)
+//   answering  a tagged domain, shadowd's hook socket listener answers (in process, tests/unit/hook)
 //   down       a tagged domain, no socket: connect fails, the event is spooled (2 fsyncs)
 //   hung       a tagged domain, a socket that accepts and never answers: deadline, then spool
 // Prints the p50 (median), p99, min and max of each, the median's ratio to the baseline and the latency added at

@@ -1,5 +1,5 @@
 // The libvirt qemu hook's decision logic: libvirt's argv and the domain XML on stdin in, an exit code
-// and at most one line for stderr out. main.cc only wires it to the process, to gRPC and to the disk.
+// and at most one line for stderr out. main.cc only wires it to the process, to shadowd's socket and to the disk.
 //
 //   stdin --ReadDomainXml--> the XML (at most policy::kMaxDomainXmlBytes), or OversizedXml
 //   libvirtd --argv, XML--> RunHook --untagged--> exit 0 (no parse, no channel, no spool)
@@ -55,7 +55,7 @@
 
 namespace vs::hook {
 
-// Hands one event to shadowd. Production: grpc_deliverer.h; tests: a fake.
+// Hands one event to shadowd. Production: socket_deliverer.h; tests: a fake.
 class EventDeliverer {
  public:
   virtual ~EventDeliverer() = default;

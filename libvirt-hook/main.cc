@@ -1,10 +1,11 @@
 // virt-shadow-hook: libvirt's qemu hook, installed as /etc/libvirt/hooks/qemu or
 // /etc/libvirt/hooks/qemu.d/virt-shadow (README.md). The composition root: it reads stdin and the
-// environment and hands them to RunHook (hook.h) with the gRPC deliverer, the spool and the real
+// environment and hands them to RunHook (hook.h) with the socket deliverer, the spool and the real
 // clock; everything it decides is in hook.cc.
 //
 // Environment (libvirtd passes only LC_ALL, PATH and HOME, so the defaults are the production values):
-//   VS_SHADOWD_SOCKET            shadowd's unix socket, default /run/virt-shadow/shadowd.sock
+//   VS_HOOK_SOCKET               shadowd's hook socket ([shadowd] hook_socket), default
+//                                /run/virt-shadow/hook.sock
 //   VS_SPOOL_DIR                 the spool directory, default /var/lib/virt-shadow/spool
 //   VS_FENCE_DIR                 shadowd's fence markers ([shadowd] fence_dir), default
 //                                /var/lib/virt-shadow/fenced
@@ -12,7 +13,6 @@
 //                                that check what shadowd receives rather than timing, so that a
 //                                CPU-starved test machine cannot turn them into deadline tests
 #include <fcntl.h>
-#include <grpc/support/log.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "libvirt-hook/grpc_deliverer.h"
 #include "libvirt-hook/hook.h"
+#include "libvirt-hook/socket_deliverer.h"
 #include "shadowd/failover/fence_marker.h"
 #include "shadowd/spool/spool.h"
 
@@ -57,10 +57,6 @@ void WriteAll(int fd, const std::string& text) {
   }
 }
 
-// gRPC's own log lines would come before ours on stderr, and libvirt shows stderr to the user as
-// the reason a start failed: the hook's one line says what happened, including gRPC's status.
-void DiscardGrpcLog(gpr_log_func_args*) {}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -74,13 +70,11 @@ int main(int argc, char** argv) {
   } else {
     ::close(STDOUT_FILENO);
   }
-  gpr_set_log_function(&DiscardGrpcLog);
 
   const vs::hook::DomainXmlInput domain_xml = vs::hook::ReadDomainXml(STDIN_FILENO);
   const std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
   vs::spool::Spool spool(EnvOr("VS_SPOOL_DIR", "/var/lib/virt-shadow/spool"), *clock);
-  vs::hook::GrpcDeliverer deliverer(EnvOr("VS_SHADOWD_SOCKET", "/run/virt-shadow/shadowd.sock"), AnswerWithin(),
-                                    *clock);
+  vs::hook::SocketDeliverer deliverer(EnvOr("VS_HOOK_SOCKET", "/run/virt-shadow/hook.sock"), AnswerWithin(), *clock);
   const vs::hook::HookOutcome outcome = vs::hook::RunHook(args, domain_xml, deliverer, spool, *clock,
                                                           EnvOr("VS_FENCE_DIR", vs::failover::kDefaultFenceDir));
   WriteAll(STDERR_FILENO, outcome.stderr_line);

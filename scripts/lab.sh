@@ -434,9 +434,11 @@ cmd_shadowd() {
       nsenter -t "$lpid" -n -m -u -- setsid "$LAB/bin/shadowd" --config "$LAB/h$i/shadowd.conf" \
         >> "$LAB/h$i/shadowd.log" 2>&1 < /dev/null &
       echo $! > "$LAB/h$i/shadowd.pid"
-      # Ready when its socket answers (the hook would otherwise spool).
-      for _ in $(seq 1 100); do [ -S "$LAB/h$i/run/virt-shadow/shadowd.sock" ] && break; sleep 0.1; done
-      [ -S "$LAB/h$i/run/virt-shadow/shadowd.sock" ] || die "h$i: shadowd did not start; see $LAB/h$i/shadowd.log"
+      # Ready when its sockets are there: the hook's (the hook would otherwise spool), made just before the CLI's.
+      local run=$LAB/h$i/run/virt-shadow
+      for _ in $(seq 1 100); do [ -S "$run/hook.sock" ] && [ -S "$run/shadowd.sock" ] && break; sleep 0.1; done
+      [ -S "$run/hook.sock" ] && [ -S "$run/shadowd.sock" ] ||
+        die "h$i: shadowd did not start; see $LAB/h$i/shadowd.log"
       echo "h$i: shadowd pid $(shadowd_pid "$i")";;
     stop|kill)
       pid_alive "$pid" || { echo "h$i: shadowd not running"; return 0; }

@@ -292,10 +292,23 @@ StatusOr<Config> ParseConfig(const std::string& text) {
   auto daemon = tree.get_child_optional("shadowd");
   if (!daemon) return InvalidArgument("config has no [shadowd] section; it needs at least 'host = NAME'");
   VS_RETURN_IF_ERROR(CheckKeys(*daemon, "shadowd",
-                               {"host", "socket", "store", "spool", "fence_dir", "libvirt", "grace_seconds", "refresh_seconds",
-                                "peer_port", "nbd_port", "round_concurrency", "metrics", "membership"}));
+                               {"host", "socket", "hook_socket", "store", "spool", "fence_dir", "libvirt",
+                                "grace_seconds", "refresh_seconds", "peer_port", "nbd_port", "round_concurrency",
+                                "metrics", "membership"}));
   config.this_host = daemon->get<std::string>("host", "");
   config.socket_path = daemon->get<std::string>("socket", config.socket_path);
+  config.hook_socket_path = daemon->get<std::string>("hook_socket", config.hook_socket_path);
+  if (config.hook_socket_path.empty() || config.hook_socket_path.front() != '/' ||
+      config.hook_socket_path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return InvalidArgument("[shadowd] hook_socket = '" + config.hook_socket_path +
+                           "' is not an absolute path of at most " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                           " bytes (a unix socket's); e.g. hook_socket = /run/virt-shadow/hook.sock, the default");
+  }
+  if (config.hook_socket_path == config.socket_path) {
+    return InvalidArgument("[shadowd] hook_socket and socket are both '" + config.socket_path +
+                           "'; the hook's socket and the gRPC control socket need a path each, e.g. hook_socket = "
+                           "/run/virt-shadow/hook.sock");
+  }
   config.store_path = daemon->get<std::string>("store", config.store_path);
   config.spool_path = daemon->get<std::string>("spool", config.spool_path);
   config.fence_dir = daemon->get<std::string>("fence_dir", config.fence_dir);
@@ -393,8 +406,8 @@ std::string DescribeConfig(const Config& config) {
          "cluster: " + std::to_string(config.hosts.size()) + " host(s): " + hosts + "\n" +
          "peer port " + std::to_string(config.peer_port) + ", NBD ports " + std::to_string(config.nbd_port) + "-" +
          std::to_string(config.nbd_port + config.round_concurrency - 1) + " (" +
-         std::to_string(config.round_concurrency) + " rounds at once)" +
-         ", control socket " + config.socket_path + ", store " + config.store_path + "\n" +
+         std::to_string(config.round_concurrency) + " rounds at once)" + ", control socket " + config.socket_path +
+         ", hook socket " + config.hook_socket_path + ", store " + config.store_path + "\n" +
          "membership: " + (corosync ? std::string("corosync, fence action ") +
                                           (config.fence_action == Config::FenceAction::kPause ? "pause" : "destroy")
                                     : std::string("none (no crash promotion, no self-fencing)")) + "\n" +

@@ -3,12 +3,14 @@
 // File format (INI; default path /etc/virt-shadow/shadowd.conf):
 //   [shadowd]
 //   host = h1                                  ; this host's name: one of the [host.NAME] sections
-//   socket = /run/virt-shadow/shadowd.sock     ; gRPC API for the hook and the CLI
+//   socket = /run/virt-shadow/shadowd.sock     ; gRPC API for the CLI (and hooks older than hook_socket)
+//   hook_socket = /run/virt-shadow/hook.sock   ; the hook's events, framed (shadowd/hook_intake/hook_listener.h;
+//                                              ; the hook's VS_HOOK_SOCKET); not the same path as socket
 //   store = /var/lib/virt-shadow/store         ; RocksDB directory
 //   spool = /var/lib/virt-shadow/spool         ; where the hook spools events while shadowd is down
 //   fence_dir = /var/lib/virt-shadow/fenced    ; the fence markers the hook reads while shadowd is down
 //                                              ; (the hook's VS_FENCE_DIR; shadowd/failover/fence_marker.h)
-//                                              ; store, spool, fence_dir and the socket's directory are
+//                                              ; store, spool, fence_dir and the sockets' directories are
 //                                              ; shadowd's own: made 0700 (common/private_paths.h)
 //   libvirt = qemu:///system                   ; the local libvirtd
 //   grace_seconds = 600                        ; how long a shadow outlives its VM's interest
@@ -92,6 +94,7 @@ namespace vs::daemon {
 struct Config {
   std::string this_host;
   std::string socket_path = "/run/virt-shadow/shadowd.sock";
+  std::string hook_socket_path = "/run/virt-shadow/hook.sock";
   std::string store_path = "/var/lib/virt-shadow/store";
   std::string spool_path = "/var/lib/virt-shadow/spool";
   std::string fence_dir = "/var/lib/virt-shadow/fenced";

@@ -14,7 +14,8 @@
 //           libvirt connection). Nothing runs yet: an error here just returns.
 //   Start   the threads and servers, each behind a stop guard (Daemon::Stop stops what started, in the order
 //           of docs/threading.md): peer drains, membership (with membership = corosync), peer service, the
-//           promotion thread (it resumes unfinished promotions first), replication worker, notice sources, metrics, domain events, the control service, and last the
+//           promotion thread (it resumes unfinished promotions first), replication worker, notice sources, metrics,
+//           domain events, the hook socket, the control service, and last the
 //           switchover coordinator (its first job resumes unfinished switchovers and a persisted drain, and asks
 //           the loop).
 //   Serve   the loop on the main thread until SIGTERM/SIGINT: every 500 ms timers, queued work and the
@@ -47,6 +48,8 @@
 #include "shadowd/failover/libvirt_promotion_host.h"
 #include "shadowd/failover/promotion_worker.h"
 #include "shadowd/failover/promotions.h"
+#include "shadowd/hook_intake/hook_intake.h"
+#include "shadowd/hook_intake/hook_listener.h"
 #include "shadowd/metrics/metrics_server.h"
 #include "shadowd/metrics/process_metrics.h"
 #include "shadowd/nbd/qemu_img.h"
@@ -260,12 +263,15 @@ class Daemon {
   std::unique_ptr<failover::LibvirtPromotionHost> promotion_host_;
   std::unique_ptr<failover::Promotions> promotions_;
   std::unique_ptr<failover::PromotionWorker> promotion_worker_;
+  // What shadowd does with a hook event, for the hook socket and the control service alike.
+  std::unique_ptr<hook_intake::HookIntake> hook_intake_;
 
   // What Start() started (the parts above start their own threads in Start and stop them in their destructors
   // too; Stop() orders them).
   std::unique_ptr<rpc::RunningServer> peer_server_;
   std::unique_ptr<metrics::MetricsServer> metrics_server_;
   std::unique_ptr<virt::Subscription> domain_events_;
+  std::unique_ptr<hook_intake::HookListener> hook_listener_;
   std::unique_ptr<rpc::RunningServer> control_server_;
   std::once_flag stopped_;
 };
@@ -282,7 +288,9 @@ Status Daemon::Build() {
   VS_RETURN_IF_ERROR(BuildReplication());
   VS_RETURN_IF_ERROR(BuildSwitchover());
   VS_RETURN_IF_ERROR(BuildMembership());
-  return BuildPromotion();
+  VS_RETURN_IF_ERROR(BuildPromotion());
+  hook_intake_ = std::make_unique<hook_intake::HookIntake>(loop_, *controller_, fences_.get(), log_.For(""));
+  return Status::Ok();
 }
 
 Status Daemon::BuildPromotion() {
@@ -520,6 +528,14 @@ Status Daemon::Start() {
   VS_ASSIGN_OR_RETURN(domain_events_, Named(local->WatchDomains([this](const virt::DomainEvent& event) {
                         loop_.Post([this, event] { OnDomainEvent(event, *cluster_, *controller_, *arrivals_, log_); });
                       }), "watching domain events"));
+  // Before the control socket, whose appearance tells that shadowd serves (the lab waits for it): by then the
+  // hook's socket answers too.
+  VS_ASSIGN_OR_RETURN(hook_listener_, hook_intake::HookListener::Start(
+                                          config_.hook_socket_path,
+                                          [this](const virtshadow::v1::HookEvent& event) {
+                                            return hook_intake_->Take(event);
+                                          },
+                                          clock_, log_.For(""), {}));
   VS_ASSIGN_OR_RETURN(control_server_,
                       rpc::StartControlServer(config_.socket_path, hosts_, config_.drain_deadline,
                                               rpc::ShadowService::Parts{
@@ -528,12 +544,14 @@ Status Daemon::Start() {
                                                   .switchovers = *switchovers_, .runner = *switchover_runner_,
                                                   .drain = *drain_, .target = *switchover_target_,
                                                   .arrivals = *arrivals_, .clock = clock_,
+                                                  .hook_intake = *hook_intake_,
                                                   .heartbeats = heartbeats_.get(),
                                                   .fences = fences_.get(),
                                                   .promotions = promotions_.get(),
                                                   .promotion_worker = promotion_worker_.get()},
                                               log_.For("")));
-  log_.Write("", "host " + config_.this_host + " serving on " + config_.socket_path);
+  log_.Write("", "host " + config_.this_host + " serving on " + config_.socket_path + " and, for the hook, " +
+                      config_.hook_socket_path);
   // Last of all, once nothing can fail any more: its first job (resuming switchovers and a persisted drain)
   // asks the loop. Notices and calls that came before are queued behind that job.
   switchovers_->Start();
@@ -623,7 +641,9 @@ void Daemon::EndProtectionOfPromotedElsewhere() {
 
 void Daemon::Stop() {
   std::call_once(stopped_, [this] {
-    // The servers first: in-flight CLI calls wait on the loop (Executor::Call), so it keeps running for them.
+    // The servers first: in-flight CLI calls wait on the loop (Executor::Call), so it keeps running for them. The
+    // hook socket's exchanges only Post to the loop; one cut off is spooled by its hook.
+    if (hook_listener_) hook_listener_->Shutdown();
     if (control_server_) control_server_->Shutdown();
     if (peer_server_) peer_server_->Shutdown();
     domain_events_.reset();

@@ -27,7 +27,7 @@
 #include "common/status.h"
 #include "shadowd/notice/notice.h"
 #include "shadowd/notice/power_button.h"
-#include "shadowd/notice/wakeable_fd.h"
+#include "common/wakeable_fd.h"
 
 namespace vs::notice {
 

@@ -8,7 +8,6 @@
 #include <set>
 
 #include "proto/grpc_status.h"
-#include "shadowd/rpc/hook_verdict.h"
 #include "shadowd/lifecycle/lifecycle.h"
 #include "shadowd/lifecycle/shadow_identity.h"
 
@@ -70,30 +69,7 @@ std::string_view VerdictName(scheduler::Verdict verdict) {
 
 grpc::Status ShadowService::DeliverHookEvent(grpc::ServerContext*, const virtshadow::v1::HookEvent* event,
                                              virtshadow::v1::HookVerdict* verdict) {
-  // One point read of the store, only for a start: the hook waits for this answer.
-  std::optional<virtshadow::v1::FenceRecord> fence;
-  if (parts_.fences && event->operation() == "prepare" && !event->domain_uuid().empty()) {
-    auto record = parts_.fences->Get(event->domain_uuid());
-    if (record.ok()) {
-      fence = *record;
-    } else {
-      // Unreadable: refuse rather than risk starting a VM that was promoted elsewhere.
-      verdict->set_allow(false);
-      verdict->set_reason("virt-shadow: the fence record of VM " + event->domain_name() +
-                          " cannot be read (" + record.status().ToString() + "); refusing to start it");
-      log_("hook: " + verdict->reason());
-      return grpc::Status::OK;
-    }
-  }
-  *verdict = HookVerdictFor(*event, fence);
-  if (!verdict->allow() && fence) log_("hook: refused a start: " + verdict->reason());
-  parts_.loop.Post([this, event = *event] {
-    Status status = parts_.controller.HandleHookEvent(event);
-    if (!status.ok()) {
-      log_("hook event " + event.operation() + " " + event.sub_operation() + " of " + event.domain_name() + ": " +
-           status.ToString());
-    }
-  });
+  *verdict = parts_.hook_intake.Take(*event);
   return grpc::Status::OK;
 }
 

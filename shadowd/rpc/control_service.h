@@ -1,11 +1,12 @@
-// The gRPC ShadowD service (proto/shadowd.proto): the hook's events and the CLI's queries. Handlers run on gRPC's
-// threads; everything that touches the controller or the cluster is handed to the loop (an Executor: Post for hook
-// events, Call for queries), so the handlers themselves hold no state.
+// The gRPC ShadowD service (proto/shadowd.proto): the CLI's queries, and the hook's events from hooks older than the
+// hook socket (today's hook uses the socket, hook_listener.h; both go through the one HookIntake). Handlers run on
+// gRPC's threads; everything that touches the controller or the cluster is handed to the loop (an Executor: Post
+// for hook events, Call for queries), so the handlers themselves hold no state.
 //
 // Sync and Verify hand the work to the ReplicationWorker and wait for it (a round of a small delta takes well
 // under a second; the CLI's --timeout bounds the wait).
 //
-// Ownership: borrows the loop, controller, cluster and replication parts, which must outlive the server.
+// Ownership: borrows the loop, controller, cluster, replication parts and hook intake, which must outlive the server.
 // Failure modes: controller errors map to gRPC codes (NotFound -> NOT_FOUND, InvalidArgument ->
 // INVALID_ARGUMENT, FailedPrecondition -> FAILED_PRECONDITION, others -> INTERNAL) with the message kept.
 #pragma once
@@ -20,6 +21,7 @@
 #include "shadowd/failover/fence_records.h"
 #include "shadowd/failover/promotion_worker.h"
 #include "shadowd/failover/promotions.h"
+#include "shadowd/hook_intake/hook_intake.h"
 #include "shadowd/replication/replication_worker.h"
 #include "shadowd/switchover/arrival_records.h"
 #include "shadowd/switchover/switchover_coordinator.h"
@@ -42,11 +44,13 @@ class ShadowService final : public virtshadow::v1::ShadowD::Service {
     switchover::SwitchoverTarget& target;
     switchover::ArrivalRecords& arrivals;
     const Clock& clock;
+    // Answers DeliverHookEvent (the same as the hook socket does).
+    hook_intake::HookIntake& hook_intake;
     // The cluster's membership as this host follows it (thread-safe, read on gRPC's threads); nullptr when
     // shadowd follows no membership ([shadowd] membership = none).
     const cluster::HeartbeatHistory* heartbeats = nullptr;
-    // This host's self-fence records (thread-safe: store reads): the hook's verdict on a start, `status` and
-    // `hosts`. nullptr: no self-fencing (membership = none).
+    // This host's self-fence records (thread-safe: store reads): `status` and `hosts`. nullptr: no self-fencing
+    // (membership = none).
     const failover::FenceRecords* fences = nullptr;
     // Crash promotions held here (`promote`, `status`); the worker is woken after an operator's promote.
     // nullptr in tests that serve no promotion.

@@ -6,7 +6,7 @@
 #include <limits>
 
 #include "common/private_paths.h"
-#include "shadowd/rpc/control_server_options.h"
+#include "shadowd/policy/domain_xml.h"
 #include "shadowd/replication/block_map.h"
 #include "shadowd/rpc/peer_service.h"
 
@@ -88,7 +88,9 @@ StatusOr<std::unique_ptr<RunningServer>> StartControlServer(const std::string& s
   auto server = std::make_unique<ServiceServer<ShadowService>>(
       std::make_unique<ShadowService>(std::move(hosts), drain_deadline, parts, std::move(log)));
   grpc::ServerBuilder builder;
-  ConfigureControlServer(builder);
+  // A hook event carries the whole domain XML: gRPC's 4 MiB default turned larger tagged ones away (the hook socket
+  // takes the same policy::kMaxHookEventBytes).
+  builder.SetMaxReceiveMessageSize(static_cast<int>(policy::kMaxHookEventBytes));
   VS_RETURN_IF_ERROR(CreatePrivateSocket(socket_path, [&] {
                        std::error_code ignored;
                        std::filesystem::remove(socket_path, ignored);  // a socket left by a killed shadowd

@@ -34,6 +34,7 @@ TEST(ConfigTest, ParsesHostsAndDefaults) {
   EXPECT_EQ(config->grace, std::chrono::seconds(30));
   EXPECT_EQ(config->refresh, std::chrono::seconds(2));
   EXPECT_EQ(config->socket_path, "/run/virt-shadow/shadowd.sock");
+  EXPECT_EQ(config->hook_socket_path, "/run/virt-shadow/hook.sock");
   ASSERT_EQ(config->hosts.size(), 2u);
   EXPECT_EQ(config->hosts[1].name, "h2");
   EXPECT_EQ(config->hosts[1].zone, "zone-b");
@@ -73,6 +74,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"[shadowd]\nhost = h1\n[host.h1]\nzone = a\nuri = x\n", "names no host"},
         BadCase{"[shadowd]\nhost = h1\n[hosts]\nx = 1\n", "unknown section [hosts]"},
         BadCase{"[shadowd]\nhost = h1\n[notices]\nx = 1\n", "[shadowd], [host.NAME], [notice], [switchover], [failover] and [tls]"},
+        BadCase{"[shadowd]\nhost = h1\nhook_socket = hook.sock\n", "hook_socket = 'hook.sock' is not an absolute path"},
+        BadCase{"[shadowd]\nhost = h1\nhook_socket = /run/virt-shadow/a-socket-path-longer-than-a-sockaddr_un-holds-"
+                "which-is-107-bytes-and-no-more-than-that.sock\n",
+                "at most 107 bytes"},
+        BadCase{"[shadowd]\nhost = h1\nhook_socket = /run/vs.sock\nsocket = /run/vs.sock\n",
+                "hook_socket and socket are both '/run/vs.sock'"},
         BadCase{"[shadowd\nhost = h1\n", "config:"}));
 
 // Every integer setting takes plain digits only: istream's unsigned extraction used to read "-4294967295" as 1

@@ -9,15 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <grpcpp/grpcpp.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-
-#include "proto/shadowd.grpc.pb.h"
-#include "shadowd/rpc/control_server_options.h"
 
 namespace vs::hook::testing {
 namespace {
@@ -116,7 +111,7 @@ StatusOr<ProcessResult> RunMeasuringPeakRss(const std::vector<std::string>& argv
 std::vector<std::string> HookEnvironment(const std::string& socket_path, const std::string& spool_dir,
                                          int answer_within_ms) {
   std::vector<std::string> env = {"LC_ALL=C", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                                  "HOME=/root", "VS_SHADOWD_SOCKET=" + socket_path, "VS_SPOOL_DIR=" + spool_dir};
+                                  "HOME=/root", "VS_HOOK_SOCKET=" + socket_path, "VS_SPOOL_DIR=" + spool_dir};
   if (answer_within_ms > 0) env.push_back("VS_SHADOWD_ANSWER_WITHIN_MS=" + std::to_string(answer_within_ms));
   return env;
 }
@@ -176,55 +171,44 @@ HungListener::~HungListener() {
   ::close(stop_write_fd_);
 }
 
-class FakeShadowd::Service final : public virtshadow::v1::ShadowD::Service {
- public:
-  grpc::Status DeliverHookEvent(grpc::ServerContext*, const virtshadow::v1::HookEvent* event,
-                                virtshadow::v1::HookVerdict* verdict) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    events_.push_back(*event);
-    *verdict = verdict_;
-    return grpc::Status::OK;
-  }
-  void SetVerdict(const virtshadow::v1::HookVerdict& verdict) {
-    std::lock_guard<std::mutex> lock(mu_);
-    verdict_ = verdict;
-  }
-  std::vector<virtshadow::v1::HookEvent> events() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return events_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<virtshadow::v1::HookEvent> events_;  // guarded by mu_
-  virtshadow::v1::HookVerdict verdict_;            // guarded by mu_
-};
-
-FakeShadowd::FakeShadowd() : service_(std::make_unique<Service>()) {
-  virtshadow::v1::HookVerdict allow;
-  allow.set_allow(true);
-  service_->SetVerdict(allow);
-}
+FakeShadowd::FakeShadowd() { verdict_.set_allow(true); }
 
 StatusOr<std::unique_ptr<FakeShadowd>> FakeShadowd::Start(const std::string& socket_path) {
   std::unique_ptr<FakeShadowd> shadowd(new FakeShadowd());
-  ::unlink(socket_path.c_str());
-  grpc::ServerBuilder builder;
-  rpc::ConfigureControlServer(builder);
-  builder.AddListeningPort("unix:" + socket_path, grpc::InsecureServerCredentials());
-  builder.RegisterService(shadowd->service_.get());
-  shadowd->server_ = builder.BuildAndStart();
-  if (!shadowd->server_) return Internal("cannot start a gRPC server on unix:" + socket_path);
+  FakeShadowd* self = shadowd.get();
+  VS_ASSIGN_OR_RETURN(shadowd->listener_,
+                      hook_intake::HookListener::Start(
+                          socket_path,
+                          [self](const virtshadow::v1::HookEvent& event) {
+                            std::lock_guard<std::mutex> lock(self->mu_);
+                            self->events_.push_back(event);
+                            return self->verdict_;
+                          },
+                          *shadowd->clock_,
+                          [self](const std::string& line) {
+                            std::lock_guard<std::mutex> lock(self->mu_);
+                            self->log_.push_back(line);
+                          },
+                          {}));
   return shadowd;
 }
 
-FakeShadowd::~FakeShadowd() {
-  if (server_) server_->Shutdown();
+FakeShadowd::~FakeShadowd() = default;
+
+void FakeShadowd::SetVerdict(const virtshadow::v1::HookVerdict& verdict) {
+  std::lock_guard<std::mutex> lock(mu_);
+  verdict_ = verdict;
 }
 
-void FakeShadowd::SetVerdict(const virtshadow::v1::HookVerdict& verdict) { service_->SetVerdict(verdict); }
+std::vector<virtshadow::v1::HookEvent> FakeShadowd::events() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return events_;
+}
 
-std::vector<virtshadow::v1::HookEvent> FakeShadowd::events() const { return service_->events(); }
+std::vector<std::string> FakeShadowd::log() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return log_;
+}
 
 Duration Median(std::vector<Duration> samples) {
   if (samples.empty()) return Duration::zero();

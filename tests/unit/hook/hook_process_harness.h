@@ -1,6 +1,6 @@
 // What the process-level hook tests and bench/hook_bench.cc need to run the real virt-shadow-hook
 // binary the way libvirtd does, against the three shadowds that matter: none (no socket), a hung
-// one, and a real gRPC server. Test-only.
+// one, and shadowd's real hook socket listener. Test-only.
 //
 // Ownership: each object owns its socket, thread and server and stops them in its destructor.
 // Thread-safety: FakeShadowd's accessors may be called while the server runs; the rest is for one
@@ -18,10 +18,7 @@
 #include "common/status.h"
 #include "proto/hook_event.pb.h"
 #include "proto/shadowd.pb.h"
-
-namespace grpc {
-class Server;
-}
+#include "shadowd/hook_intake/hook_listener.h"
 
 namespace vs::hook::testing {
 
@@ -43,7 +40,7 @@ StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv, const s
 StatusOr<ProcessResult> RunMeasuringPeakRss(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                                             std::string_view stdin_text, Clock& clock, const std::string& rss_file);
 
-// libvirtd's environment for the hook, plus the test overrides. `answer_within_ms` 0 keeps the
+// libvirtd's environment for the hook, plus the test overrides (`socket_path`: the hook socket). `answer_within_ms` 0 keeps the
 // hook's own deadline; tests that check delivery rather than timing pass a generous one.
 std::vector<std::string> HookEnvironment(const std::string& socket_path, const std::string& spool_dir,
                                          int answer_within_ms = 0);
@@ -67,21 +64,26 @@ class HungListener {
   std::thread thread_;
 };
 
-// An in-process shadowd that implements DeliverHookEvent: records each event, answers `verdict`. Served
-// with the control socket's options (shadowd/rpc/control_server_options.h), its message limits included.
+// An in-process shadowd that records each event and answers `verdict`: served by shadowd's own hook socket
+// listener (shadowd/hook_intake/hook_listener.h) with its production options, its size limit included.
 class FakeShadowd {
  public:
   static StatusOr<std::unique_ptr<FakeShadowd>> Start(const std::string& socket_path);
   ~FakeShadowd();
   void SetVerdict(const virtshadow::v1::HookVerdict& verdict);
   std::vector<virtshadow::v1::HookEvent> events() const;
+  // What the listener logged (a refused frame, a connection closed unanswered), one line each.
+  std::vector<std::string> log() const;
 
  private:
-  class Service;
   FakeShadowd();
 
-  std::unique_ptr<Service> service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<Clock> clock_ = NewRealClock();
+  mutable std::mutex mu_;
+  std::vector<virtshadow::v1::HookEvent> events_;  // guarded by mu_
+  virtshadow::v1::HookVerdict verdict_;            // guarded by mu_
+  std::vector<std::string> log_;                   // guarded by mu_
+  std::unique_ptr<hook_intake::HookListener> listener_;  // last: its workers stop before the rest goes
 };
 
 // The median of `samples` (the upper one of the two middle samples for an even count).

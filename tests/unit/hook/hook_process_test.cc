@@ -1,5 +1,5 @@
 // The real virt-shadow-hook binary, run as libvirtd runs it (argv, XML on stdin, a 3-variable
-// environment), against no shadowd, a hung one and a real gRPC server: exit codes, delivery, the
+// environment), against no shadowd, a hung one and shadowd's hook socket listener: exit codes, delivery, the
 // spool, an always-empty stdout, and that the hook never waits on shadowd beyond its deadline (median of 5 runs,
 // printed). The 50 ms target itself is bench/hook_bench's (side by side with a baseline exec): as a test on this
 // 2-core machine it failed whenever builds ran beside it (52-83 ms medians at load 7-8), a timing question that
@@ -143,6 +143,7 @@ TEST_F(HookProcessTest, RealShadowdReceivesEveryOperationAndNothingIsSpooled) {
     EXPECT_GT(events[i].hook_wall_time_unix_ms(), 0);
   }
   EXPECT_THAT(Spooled(), IsEmpty());
+  EXPECT_THAT((*shadowd)->log(), IsEmpty());  // every frame whole and a HookEvent
   // Timed with the production deadline and an open policy: a starved run spools instead of failing.
   const Duration median = TimedRuns("shadowd answering", kPrepare, TaggedXml(), 0);
   EXPECT_LT(median, kBudget);
@@ -253,7 +254,7 @@ TEST_F(HookProcessTest, FiftyMegabyteStdinIsRefusedWithBoundedMemory) {
 }
 
 // The largest XML the hook reads, all one text node, parses (libxml2's text limit is the hook's) and reaches
-// shadowd over a socket with the control socket's message limits (gRPC's 4 MiB default turned it away).
+// shadowd through the hook socket's size limit (gRPC's 4 MiB default had once turned it away).
 // With the patient deadline: sending 10 MB within the production 20 ms fails on this loaded 2-core machine
 // (libvirt-hook/README.md), a timing question apart from the limits tested here.
 TEST_F(HookProcessTest, XmlJustUnderTheLimitReachesShadowd) {

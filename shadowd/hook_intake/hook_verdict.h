@@ -1,5 +1,5 @@
 // The answer shadowd gives the libvirt hook, decided from the event and the VM's fence record alone (no
-// controller state; the record is one store read by the caller), so that the gRPC handler answers within
+// controller state; the record is one store read by the caller), so that it is answered within
 // milliseconds: a start ("prepare") of a tagged VM is refused when
 //   - this host fenced the VM and has not released it (failover::BlocksStart: fenced, releasing, or promoted
 //     elsewhere), whatever starts it (virsh, autostart, an incoming migration): the reason says why and since
@@ -15,10 +15,10 @@
 #include "proto/hook_event.pb.h"
 #include "proto/shadowd.pb.h"
 
-namespace vs::rpc {
+namespace vs::hook_intake {
 
 // `fence`: the VM's fence record on this host, if it has one.
 virtshadow::v1::HookVerdict HookVerdictFor(const virtshadow::v1::HookEvent& event,
                                            const std::optional<virtshadow::v1::FenceRecord>& fence = std::nullopt);
 
-}  // namespace vs::rpc
+}  // namespace vs::hook_intake

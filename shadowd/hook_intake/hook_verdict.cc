@@ -1,10 +1,10 @@
-#include "shadowd/rpc/hook_verdict.h"
+#include "shadowd/hook_intake/hook_verdict.h"
 
 #include "shadowd/failover/fence_machine.h"
 #include "shadowd/failover/fence_marker.h"
 #include "shadowd/policy/domain_xml.h"
 
-namespace vs::rpc {
+namespace vs::hook_intake {
 
 
 virtshadow::v1::HookVerdict HookVerdictFor(const virtshadow::v1::HookEvent& event,
@@ -30,4 +30,4 @@ virtshadow::v1::HookVerdict HookVerdictFor(const virtshadow::v1::HookEvent& even
   return verdict;
 }
 
-}  // namespace vs::rpc
+}  // namespace vs::hook_intake

@@ -1,4 +1,4 @@
-#include "shadowd/notice/wakeable_fd.h"
+#include "common/wakeable_fd.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -9,7 +9,7 @@
 #include <cstring>
 #include <utility>
 
-namespace vs::notice {
+namespace vs {
 
 UniqueFd::~UniqueFd() {
   if (fd_ >= 0) close(fd_);
@@ -45,4 +45,4 @@ std::string ErrnoText(int error_number) {
   return description != nullptr ? description : "errno " + std::to_string(error_number);
 }
 
-}  // namespace vs::notice
+}  // namespace vs

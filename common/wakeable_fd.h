@@ -1,4 +1,5 @@
-// Blocking reads that another thread can interrupt (internal to vs_notice's readers).
+// Blocking reads that another thread can interrupt: the power-button readers (shadowd/notice/) and the hook
+// listener (shadowd/hook_intake/) wait on them.
 //
 // UniqueFd owns a file descriptor. StopSignal is an eventfd that, once Raise()d, stays readable
 // forever; WaitReadable blocks in poll() on a data descriptor and the stop signal together with
@@ -15,7 +16,7 @@
 
 #include "common/status.h"
 
-namespace vs::notice {
+namespace vs {
 
 class UniqueFd {
  public:
@@ -54,4 +55,4 @@ StatusOr<WaitOutcome> WaitReadable(int fd, const StopSignal& stop);
 // The description of an errno value (thread-safe, unlike strerror).
 std::string ErrnoText(int error_number);
 
-}  // namespace vs::notice
+}  // namespace vs

@@ -1,9 +1,9 @@
-#include "shadowd/rpc/hook_verdict.h"
+#include "shadowd/hook_intake/hook_verdict.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-namespace vs::rpc {
+namespace vs::hook_intake {
 namespace {
 
 using ::testing::HasSubstr;
@@ -84,4 +84,4 @@ TEST(HookVerdictTest, AFailOpenInvalidPolicyStarts) {
 }
 
 }  // namespace
-}  // namespace vs::rpc
+}  // namespace vs::hook_intake
