@@ -33,6 +33,8 @@ PACKAGES=(
   corosync libcpg-dev libvotequorum-dev libquorum-dev libcmap-dev libcorosync-common-dev
   # the PKI for TLS between hosts (scripts/pki.sh: certtool), also made by the TLS unit tests (tests/unit/rpc)
   gnutls-bin
+  # the peer of replication_bench (issue 14, item 7): Debian's virtnbdbackup, run by bench/virtnbdbackup_lab.py
+  virtnbdbackup
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

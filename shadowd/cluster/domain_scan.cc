@@ -119,19 +119,30 @@ StatusOr<bool> AnyUsedByNonShadow(virt::Hypervisor& local, const std::string& th
                      [&](const std::string& path) { return DomainUsing(domains, path, ShadowsCount::kNo).has_value(); });
 }
 
+StatusOr<controller::DomainObservation> ObserveDomain(virt::Hypervisor& local, const std::string& name) {
+  StatusOr<std::string> xml = local.GetDomainXml(name);
+  StatusOr<virt::DomainState> state = local.GetDomainState(name);
+  // A read that failed otherwise is the answer before NotFound: the domain may well be there.
+  for (const Status& read : {xml.status(), state.status()}) {
+    if (!read.ok() && read.code() != Code::kNotFound) return read.Annotate("reading local domain '" + name + "'");
+  }
+  if (!xml.ok()) return xml.status();
+  if (!state.ok()) return state.status();
+  return controller::DomainObservation{
+      .xml = *xml,
+      .running = *state == virt::DomainState::kRunning || *state == virt::DomainState::kPaused,
+      .uuid_hint = "",
+      .name_hint = name};
+}
+
 StatusOr<std::vector<controller::DomainObservation>> ObserveDomains(virt::Hypervisor& local) {
   VS_ASSIGN_OR_RETURN(std::vector<std::string> names, local.ListDomainNames());
   std::vector<controller::DomainObservation> domains;
   for (const auto& name : names) {
-    StatusOr<std::string> xml = local.GetDomainXml(name);
-    StatusOr<virt::DomainState> state = local.GetDomainState(name);
-    for (const Status& read : {xml.status(), state.status()}) {
-      if (!read.ok() && read.code() != Code::kNotFound) return read.Annotate("reading local domain '" + name + "'");
-    }
-    if (!xml.ok() || !state.ok()) continue;  // undefined meanwhile
-    domains.push_back({.xml = *xml,
-                       .running = *state == virt::DomainState::kRunning || *state == virt::DomainState::kPaused,
-                       .uuid_hint = "", .name_hint = name});
+    StatusOr<controller::DomainObservation> domain = ObserveDomain(local, name);
+    if (!domain.ok() && domain.status().code() == Code::kNotFound) continue;  // undefined meanwhile
+    if (!domain.ok()) return domain.status();
+    domains.push_back(std::move(*domain));
   }
   return domains;
 }

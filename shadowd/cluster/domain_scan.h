@@ -54,6 +54,11 @@ struct ShadowRelease {
 ShadowRelease PlanShadowRelease(const std::vector<ScannedDomain>& domains, const std::string& shadow_uuid,
                                 const std::string& shadow_name, const std::vector<std::string>& replica_paths);
 
+// One domain of `local` as it is now: its XML, and whether it runs, which a paused domain does (fenced, or paused by
+// its administrator: its QEMU and disks are there, and its rounds go on). The one definition of "running" for the
+// scan below and for the domain events (shadowd/daemon/main.cc). NotFound when it is not defined (any more).
+StatusOr<controller::DomainObservation> ObserveDomain(virt::Hypervisor& local, const std::string& name);
+
 // Every domain of `local` as it is now, for ProtectionController::ReconcileLocalDomains. A domain that cannot be
 // read fails the whole observation (one undefined meanwhile is left out: its event follows), because the controller
 // takes a domain missing from it as undefined and would end the record of a VM that runs.

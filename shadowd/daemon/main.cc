@@ -34,6 +34,7 @@
 #include "common/logger.h"
 #include "common/private_paths.h"
 #include "shadowd/cluster/corosync_membership.h"
+#include "shadowd/cluster/domain_scan.h"
 #include "shadowd/cluster/heartbeat_history.h"
 #include "shadowd/failover/fencing.h"
 #include "shadowd/cluster/libvirt_cluster.h"
@@ -115,15 +116,15 @@ void OnDomainEvent(const virt::DomainEvent& event, cluster::LibvirtCluster& clus
     case Kind::kMetadataChanged: {
       auto local = cluster.Local();
       if (!local.ok()) return log.Failure("local libvirtd", local.status());
-      auto xml = (*local)->GetDomainXml(event.name);
-      auto state = (*local)->GetDomainState(event.name);
-      if (!xml.ok() || !state.ok()) return;  // gone meanwhile
+      // Read now, not as the event said: a resume handled after the domain was paused again observes it paused,
+      // which runs as the scan counts it (a paused VM keeps its shadow and its rounds).
+      auto observed = cluster::ObserveDomain(**local, event.name);
+      if (!observed.ok()) return;  // gone meanwhile
       if (event.kind == Kind::kMetadataChanged) {
-        return log.Failure("metadata change", controller.OnMetadataChanged(*xml));
+        return log.Failure("metadata change", controller.OnMetadataChanged(observed->xml));
       }
-      return log.Failure("domain observed", controller.OnDomainObserved(
-                                        {.xml = *xml, .running = *state == virt::DomainState::kRunning,
-                                         .uuid_hint = event.uuid, .name_hint = event.name}));
+      observed->uuid_hint = event.uuid;
+      return log.Failure("domain observed", controller.OnDomainObserved(*observed));
     }
     default: return;
   }

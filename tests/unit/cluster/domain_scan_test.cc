@@ -121,6 +121,30 @@ TEST(ObserveDomains, EveryDomainWithItsXmlAndWhetherItRuns) {
   EXPECT_TRUE((*observed)[1].running) << "a paused (fenced) VM still runs";
 }
 
+TEST(ObserveDomain, APausedDomainRunsForADomainEventAsForTheScan) {
+  // The events (shadowd/daemon/main.cc) once read only "running" as running: a resume handled after the domain was
+  // paused again, or any event of a paused VM, recorded it as stopped, and its rounds stopped until the next scan
+  // ("not replicated from this host (it must be protected and running)", replication_bench pausing its guest).
+  cli::testing::FakeLibvirt libvirt;
+  libvirt.domains["web"] = {.state = virt::DomainState::kPaused};
+  libvirt.domains["db"] = {.state = virt::DomainState::kShutoff};
+  cli::testing::FakeHypervisor local(libvirt);
+  auto web = ObserveDomain(local, "web");
+  ASSERT_TRUE(web.ok()) << web.status().ToString();
+  EXPECT_TRUE(web->running);
+  EXPECT_EQ(web->name_hint, "web");
+  EXPECT_THAT(web->xml, ::testing::HasSubstr("<name>web</name>"));
+  ASSERT_TRUE(local.ResumeDomain("web").ok());
+  EXPECT_TRUE(ObserveDomain(local, "web")->running);
+  auto db = ObserveDomain(local, "db");
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  EXPECT_FALSE(db->running);
+  EXPECT_EQ(ObserveDomain(local, "gone").status().code(), Code::kNotFound);
+  // Another failure is said as such, not taken for a domain that is gone.
+  libvirt.xml_error = Unavailable("internal error: client socket is closed");
+  EXPECT_EQ(ObserveDomain(local, "web").status().code(), Code::kUnavailable);
+}
+
 TEST(ObserveDomains, ADomainThatCannotBeReadFailsTheObservationRatherThanLookUndefined) {
   // Left out, the domain would look undefined and its VM's protection record would end while it runs.
   cli::testing::FakeLibvirt libvirt;
