@@ -205,7 +205,6 @@ class Daemon {
   // Gives up the shadows on hosts gone (past the wait for their self-fence), and has the switchovers they made to
   // this host and left unfinished completed here.
   void GiveUpShadowsOnGoneHosts();
-  bool HasUnfinishedArrivalFrom(const std::string& host) const;
   // Brings the records in line with the local domains as they are now (changed while shadowd was down); until
   // that worked once, every refresh tries again.
   void ReconcileLocalDomains();
@@ -609,16 +608,10 @@ void Daemon::GiveUpShadowsOnGoneHosts() {
     log_.Failure("giving up the shadows on a host that left the membership",
                  controller_->OnHostLost(host, "it left the quorate membership"));
     // A VM it switched over here before it went may still run on its tops: nobody else will complete that.
-    if (HasUnfinishedArrivalFrom(host)) switchovers_->CompleteArrivalsFrom(host);
+    if (auto unfinished = arrivals_->UnfinishedFrom(host); unfinished.ok() && !unfinished->empty()) {
+      switchovers_->CompleteArrivalsFrom(host);
+    }
   }
-}
-
-bool Daemon::HasUnfinishedArrivalFrom(const std::string& host) const {
-  auto prepared = arrivals_->Prepared();
-  if (!prepared.ok()) return false;
-  return std::any_of(prepared->begin(), prepared->end(), [&](const virtshadow::v1::SwitchoverRecord& record) {
-    return record.source_host() == host && record.finished_unix_ms() == 0 && !record.fallback();
-  });
 }
 
 std::optional<std::string> Daemon::PromotedElsewhere(const std::string& vm_uuid) const {

@@ -33,8 +33,13 @@ StatusOr<std::optional<v1::SwitchoverRecord>> ArrivalRecords::PreparedOf(const s
   return store::GetProto<v1::SwitchoverRecord>(store_, PreparedKey(vm_uuid));
 }
 
-StatusOr<std::vector<v1::SwitchoverRecord>> ArrivalRecords::Prepared() const {
-  return store::ScanProtos<v1::SwitchoverRecord>(store_, store::Key(store::Table::kHost, "prepared:"));
+StatusOr<std::vector<v1::SwitchoverRecord>> ArrivalRecords::UnfinishedFrom(const std::string& source_host) const {
+  VS_ASSIGN_OR_RETURN(std::vector<v1::SwitchoverRecord> prepared,
+                      store::ScanProtos<v1::SwitchoverRecord>(store_, store::Key(store::Table::kHost, "prepared:")));
+  std::erase_if(prepared, [&](const v1::SwitchoverRecord& record) {
+    return record.source_host() != source_host || record.finished_unix_ms() != 0 || record.fallback();
+  });
+  return prepared;
 }
 
 Status ArrivalRecords::RecordCompleted(v1::SwitchoverRecord prepared) {

@@ -46,8 +46,8 @@ class ArrivalRecords {
   // Replaces the VM's prepared switchover; stamps requested_unix_ms.
   Status RecordPrepared(virtshadow::v1::SwitchoverRecord prepared);
   StatusOr<std::optional<virtshadow::v1::SwitchoverRecord>> PreparedOf(const std::string& vm_uuid) const;
-  // Every prepared switchover kept here, completed ones included.
-  StatusOr<std::vector<virtshadow::v1::SwitchoverRecord>> Prepared() const;
+  // The switchovers `source_host` prepared here (not fallbacks: they have no tops) that are not completed.
+  StatusOr<std::vector<virtshadow::v1::SwitchoverRecord>> UnfinishedFrom(const std::string& source_host) const;
   // Keeps the VM's prepared switchover as completed (finished_unix_ms stamped), so that a Complete retried by an
   // origin whose shadowd restarted meanwhile is answered done instead of refused; the next Prepare replaces it.
   // Writes nothing when the stored record is another switchover's (prepared since `prepared` was read: another

@@ -256,15 +256,11 @@ Status SwitchoverTarget::Complete(const v1::CompleteSwitchoverRequest& request) 
 }
 
 StatusOr<int> SwitchoverTarget::CompleteLeftBehind(const std::string& gone_host) {
-  VS_ASSIGN_OR_RETURN(std::vector<v1::SwitchoverRecord> prepared, arrivals_.Prepared());
+  VS_ASSIGN_OR_RETURN(std::vector<v1::SwitchoverRecord> unfinished, arrivals_.UnfinishedFrom(gone_host));
   int completed = 0;
   Status first_error;
-  for (const v1::SwitchoverRecord& record : prepared) {
-    // A fallback's plain migration has no tops to flatten; a record of an older version names no VM.
-    if (record.source_host() != gone_host || record.finished_unix_ms() != 0 || record.fallback() ||
-        record.vm_name().empty()) {
-      continue;
-    }
+  for (const v1::SwitchoverRecord& record : unfinished) {
+    if (record.vm_name().empty()) continue;  // prepared by an older version, which did not keep it
     auto state = local_.GetDomainState(record.vm_name());
     if (!state.ok() || *state != virt::DomainState::kRunning) continue;
     v1::CompleteSwitchoverRequest request;
