@@ -296,7 +296,14 @@ std::string FormatVmDetail(const v1::VmStatus& vm) {
              OrDash(shadow.host()) + ": " + OrDash(shadow.name()) + " (" + OrDash(shadow.uuid()) + ")");
   }
   AddField(text, "Shadow size", VcpusAndMemory(vm.shadow_vcpus(), vm.shadow_memory_kib()));
+  if (vm.has_nova()) {
+    const v1::NovaInstance& nova = vm.nova();
+    AddField(text, "Nova instance", OrDash(nova.instance_id()) + " '" + Printable(nova.name()) + "', flavor " +
+                                        OrDash(Printable(nova.flavor())));
+    AddField(text, "Nova project", OrDash(Printable(nova.project_name())) + " (" + OrDash(nova.project_id()) + ")");
+  }
   AddField(text, "Policy", vm.policy().empty() ? "- (no valid policy)" : Printable(vm.policy()));
+  if (!vm.policy_source().empty()) AddField(text, "Policy from", Printable(vm.policy_source()));
   AddField(text, "Last error", OrDash(vm.last_error()));
   AddField(text, "Unprotected reason", OrDash(vm.unprotected_reason()));
   if (!vm.guest_failed().empty()) AddField(text, "Guest", "FAILED after its switchover: " + Printable(vm.guest_failed()));
@@ -482,6 +489,13 @@ json VmToJson(const v1::VmStatus& vm) {
           {"policy", vm.policy()},
           {"last_error", vm.last_error()},
           {"unprotected_reason", vm.unprotected_reason()},
+          {"policy_source", vm.policy_source()},
+          {"nova", vm.has_nova() ? json{{"instance_id", vm.nova().instance_id()},
+                                        {"name", vm.nova().name()},
+                                        {"project_id", vm.nova().project_id()},
+                                        {"project_name", vm.nova().project_name()},
+                                        {"flavor", vm.nova().flavor()}}
+                                 : json(nullptr)},
           {"guest_failed", vm.guest_failed()},
           {"fence", vm.has_fence() ? FenceToJson(vm.fence()) : json(nullptr)},
           {"promotion", PromotionToJson(vm.promotion())},

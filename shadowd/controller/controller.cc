@@ -294,10 +294,22 @@ Status ProtectionController::ReconcileLocalDomains(const std::vector<DomainObser
 // ---------------------------------------------------------------------------------------------
 // Observations.
 
-ProtectionController::Judgement ProtectionController::Judge(const policy::DomainFacts& facts) {
+ProtectionController::Judgement ProtectionController::Judge(const std::string& vm_uuid,
+                                                            const policy::DomainFacts& facts,
+                                                            std::string& policy_source) const {
+  policy_source.clear();
   policy::PolicyResult result = policy::ParsePolicy(facts);
   if (!result.policy.ok()) return Rejected{result.policy.status().message()};
-  const std::optional<policy::Policy>& found = *result.policy;
+  std::optional<policy::Policy> found = *result.policy;
+  // The domain XML's own element wins: whoever tagged the domain on this host meant it. Only an untagged domain
+  // asks the cloud's records (a Nova instance's XML is rewritten by Nova at every hard reboot, resize and move).
+  if (!found && options_.external_policy) {
+    if (std::optional<ExternalPolicy> external = options_.external_policy(vm_uuid, facts)) {
+      policy_source = external->source;
+      if (!external->policy.ok()) return Rejected{external->policy.status().message()};
+      found = *external->policy;
+    }
+  }
   if (!found || !found->enabled) return Untagged{};
   for (const policy::DiskFacts& disk : facts.disks) {
     if (disk.source_kind != policy::DiskFacts::SourceKind::kFile || disk.source_path.empty()) {
@@ -346,8 +358,10 @@ Status ProtectionController::Observe(const DomainObservation& observation, const
       return OnSwitchedOver(vm_uuid, *host, /*promoted=*/true);
     }
   }
-  const Judgement judgement = Judge(facts);
+  std::string policy_source;
+  const Judgement judgement = Judge(vm_uuid, facts, policy_source);
   Observed& seen = observed_[vm_uuid];
+  seen.policy_source = std::holds_alternative<Untagged>(judgement) ? "" : policy_source;
   const std::optional<std::string> previous_rejection = seen.rejection;
   seen.xml = observation.xml;
   seen.facts = std::move(facts);
@@ -438,6 +452,16 @@ Status ProtectionController::OnMetadataChanged(std::string_view xml) {
     running = record && record->vm_running();
   }
   return Observe({std::string(xml), running, *vm_uuid, facts.name}, *vm_uuid, std::move(facts));
+}
+
+Status ProtectionController::OnExternalPolicyChanged(std::string_view vm_uuid_text) {
+  VS_RETURN_IF_ERROR(RequireStarted());
+  StatusOr<std::string> vm_uuid = lifecycle::CanonicalUuid(vm_uuid_text);
+  if (!vm_uuid.ok()) return vm_uuid.status().Annotate("external policy's VM uuid");
+  auto seen = observed_.find(*vm_uuid);
+  if (seen == observed_.end() || seen->second.undefined) return Status::Ok();
+  const Observed& last = seen->second;
+  return Observe({last.xml, last.running, *vm_uuid, last.facts.name}, *vm_uuid, last.facts);
 }
 
 Status ProtectionController::HandleHookEvent(const v1::HookEvent& event) {
@@ -766,15 +790,30 @@ StatusOr<v1::VmRecord> ProtectionController::FindRecord(std::string_view vm) con
                   "elsewhere");
 }
 
+VmStatusView ProtectionController::ViewWithObservation(const v1::VmRecord& record) const {
+  VmStatusView view = ViewOf(record);
+  auto seen = observed_.find(record.vm_uuid());
+  if (seen == observed_.end()) return view;
+  view.policy_source = seen->second.policy_source;
+  if (const std::optional<policy::NovaInstanceFacts>& nova = seen->second.facts.nova) {
+    view.nova = NovaView{.instance_id = record.vm_uuid(),
+                         .name = nova->display_name,
+                         .project_id = nova->project_uuid,
+                         .project_name = nova->project_name,
+                         .flavor = nova->flavor_name};
+  }
+  return view;
+}
+
 StatusOr<VmStatusView> ProtectionController::StatusOf(std::string_view vm) const {
   VS_ASSIGN_OR_RETURN(v1::VmRecord record, FindRecord(vm));
-  return ViewOf(record);
+  return ViewWithObservation(record);
 }
 
 StatusOr<std::vector<VmStatusView>> ProtectionController::List() const {
   VS_ASSIGN_OR_RETURN(LoadedRecords loaded, LoadAllRecords());
   std::vector<VmStatusView> views;
-  for (const v1::VmRecord& record : loaded.records) views.push_back(ViewOf(record));
+  for (const v1::VmRecord& record : loaded.records) views.push_back(ViewWithObservation(record));
   for (const auto& [key, error] : loaded.damaged) {
     VmStatusView damaged;
     damaged.uuid = key;

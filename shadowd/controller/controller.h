@@ -67,6 +67,14 @@
 
 namespace vs::controller {
 
+// A policy named outside the domain XML, and where it was found (for status, e.g. "flavor vs.small extra spec
+// virt_shadow:policy=gold"). policy: OK + nullopt = not protected by that source; an error = the source names
+// something invalid (the VM is PolicyInvalid with this message).
+struct ExternalPolicy {
+  StatusOr<std::optional<policy::Policy>> policy = std::optional<policy::Policy>{};
+  std::string source;
+};
+
 struct ControllerOptions {
   std::string this_host;  // this host's name, as ClusterView and the shadows' links spell it
   Duration grace_period = std::chrono::minutes(10);  // how long a shadow outlives its VM's interest
@@ -78,6 +86,21 @@ struct ControllerOptions {
   // switchover (the shadow became the VM there, nothing to release) and its domain is ignored like a shadow's, so
   // that the stale copy gets no new shadow and no rounds. Answers from memory or the store; may be empty.
   std::function<std::optional<std::string>(const std::string& vm_uuid)> promoted_elsewhere;
+  // The policy that a cloud's records name for a VM whose domain XML has no policy element of its own (Nova's
+  // flavor, image and instance properties for a Nova instance: shadowd/nova/nova_policy_watcher.h). nullopt when
+  // the VM is not the cloud's or its answer is not known yet; when it becomes known or changes, the caller calls
+  // OnExternalPolicyChanged. Called on the controller's thread; must not block (answer from memory). May be empty.
+  std::function<std::optional<ExternalPolicy>(const std::string& vm_uuid, const policy::DomainFacts& facts)>
+      external_policy;
+};
+
+// What Nova's domain metadata says of a VM Nova manages, for status.
+struct NovaView {
+  std::string instance_id;
+  std::string name;
+  std::string project_id;
+  std::string project_name;
+  std::string flavor;
 };
 
 // One look at a domain of this host.
@@ -103,6 +126,8 @@ struct VmStatusView {
   std::string policy;  // the canonical policy in force; empty when none is valid
   std::string last_error;
   std::string unprotected_reason;
+  std::optional<NovaView> nova;  // set for a Nova instance observed here
+  std::string policy_source;     // where the policy in force was named when not in the domain XML
 };
 
 class ProtectionController {
@@ -143,6 +168,9 @@ class ProtectionController {
   // Failback's first step: move the VM's shadow to `host` (release it, place the next one there only).
   // FailedPrecondition unless the VM is Protected or Unprotected; the lifecycle's error for a bad host.
   Status RequestShadowMove(std::string_view vm, const std::string& host);
+  // The external policy (ControllerOptions::external_policy) of a VM observed here became known or changed: its
+  // last observation is judged again. OK when the VM is not (or no longer) observed here.
+  Status OnExternalPolicyChanged(std::string_view vm_uuid);
   // Some host's free capacity grew: every Unprotected VM tries placement again now.
   Status OnCapacityChanged();
   // `host` is leaving (it drains under a notice): every shadow defined or being defined there is released and
@@ -203,6 +231,7 @@ class ProtectionController {
     policy::DomainFacts facts;
     bool running = false;
     std::optional<std::string> rejection;  // the last Rejected error delivered, to report it once
+    std::string policy_source;             // ExternalPolicy::source of the policy in force; empty: the XML's
     // Reported undefined: kept until its record ends, because a release still needs its disk paths.
     bool undefined = false;
   };
@@ -225,7 +254,9 @@ class ProtectionController {
 
   Status Observe(const DomainObservation& observation, const std::string& vm_uuid, policy::DomainFacts facts);
   Status ObserveUnparsable(const DomainObservation& observation, const Status& error);
-  static Judgement Judge(const policy::DomainFacts& facts);
+  // `policy_source` receives where the policy was named when an external source named it.
+  Judgement Judge(const std::string& vm_uuid, const policy::DomainFacts& facts, std::string& policy_source) const;
+  VmStatusView ViewWithObservation(const virtshadow::v1::VmRecord& record) const;
 
   Status Perform(const std::string& vm_uuid, const lifecycle::ComputePlacement& command);
   Status Perform(const std::string& vm_uuid, const lifecycle::DefineShadow& command);

@@ -34,6 +34,15 @@ void Fill(const controller::VmStatusView& view, const std::string& this_host, vi
   out->set_policy(view.policy);
   out->set_last_error(view.last_error);
   out->set_unprotected_reason(view.unprotected_reason);
+  out->set_policy_source(view.policy_source);
+  if (view.nova) {
+    virtshadow::v1::NovaInstance* nova = out->mutable_nova();
+    nova->set_instance_id(view.nova->instance_id);
+    nova->set_name(view.nova->name);
+    nova->set_project_id(view.nova->project_id);
+    nova->set_project_name(view.nova->project_name);
+    nova->set_flavor(view.nova->flavor);
+  }
 }
 
 // Ages by shadowd's clock, so that the CLI needs none of its own; -1 when there is no such time.

@@ -59,6 +59,12 @@ class ControllerTest : public ::testing::Test {
     options.this_host = "h1";
     options.grace_period = kGrace;
     options.report = [this](const std::string& vm, const std::string& message) { reports_.push_back(vm + ": " + message); };
+    options.external_policy = [this](const std::string& vm_uuid,
+                                      const policy::DomainFacts& facts) -> std::optional<ExternalPolicy> {
+      external_asked_.push_back(vm_uuid);
+      if (!facts.nova) return std::nullopt;
+      return external_;
+    };
     return std::make_unique<ProtectionController>(std::move(options), store, peers_, cluster_, images_, clock_);
   }
   void Start() {
@@ -103,6 +109,9 @@ class ControllerTest : public ::testing::Test {
   FakeCluster cluster_;
   FakeImages images_;
   std::vector<std::string> reports_;
+  // What the external source (Nova's records, in production) answers for a Nova instance; nullopt: not known yet.
+  std::optional<ExternalPolicy> external_;
+  std::vector<std::string> external_asked_;
   std::unique_ptr<ProtectionController> controller_;
 };
 
@@ -838,6 +847,66 @@ TEST_F(ControllerTest, ShadowMoveToThePrimarysHostOrOfAnUnknownVmIsRejected) {
   EXPECT_EQ(controller_->RequestShadowMove("no-such-vm", "h3").code(), Code::kNotFound);
   EXPECT_EQ(Record().SerializeAsString(), before.SerializeAsString());
   EXPECT_FALSE(controller_->HasPending());
+}
+
+// A Nova instance without a policy element of its own: protected once Nova's records name a policy (issue 15).
+TEST_F(ControllerTest, NovaInstanceIsProtectedOnceItsExternalPolicyIsKnownAndStatusSaysWhereItCameFrom) {
+  Start();
+  VS_ASSERT_OK(Observe(PrimaryXml("")));  // untagged XML, Nova's answer not known yet
+  EXPECT_FALSE(MaybeRecord().has_value());
+  EXPECT_THAT(external_asked_, ElementsAre(kVmUuid));
+
+  policy::Policy named;
+  named.memory = policy::ResourceSpec::Percent(50);
+  external_ = ExternalPolicy{.policy = std::optional<policy::Policy>(named),
+                             .source = "flavor vs.small extra spec virt_shadow:policy=gold"};
+  VS_ASSERT_OK(controller_->OnExternalPolicyChanged(kVmUuid));
+  VS_ASSERT_OK(controller_->RunPending());
+  const v1::VmRecord record = Record();
+  ASSERT_EQ(record.state(), v1::PROTECTION_STATE_PROTECTED) << record.last_error();
+  EXPECT_EQ(record.shadow_size().vcpus(), 2u);  // 50 % of 4 vCPUs
+  EXPECT_EQ(record.shadow_size().memory_kib(), 2u * 1024 * 1024);  // 50 % of 4 GiB
+
+  StatusOr<VmStatusView> view = controller_->StatusOf(kVmUuid);
+  ASSERT_TRUE(view.ok()) << view.status().ToString();
+  EXPECT_EQ(view->policy_source, "flavor vs.small extra spec virt_shadow:policy=gold");
+  ASSERT_TRUE(view->nova.has_value());
+  EXPECT_EQ(view->nova->instance_id, kVmUuid);
+  EXPECT_EQ(view->nova->name, "web-1");
+
+  // Nova's records say "none" now: the VM is untagged, and its shadow kept for the grace period, then released.
+  external_ = ExternalPolicy{.policy = std::optional<policy::Policy>(), .source = "instance metadata"};
+  VS_ASSERT_OK(controller_->OnExternalPolicyChanged(kVmUuid));
+  EXPECT_EQ(Record().state(), v1::PROTECTION_STATE_GRACE_PERIOD);
+}
+
+TEST_F(ControllerTest, ThePolicyElementInTheDomainXmlWinsOverTheExternalOne) {
+  policy::Policy named;
+  named.memory = policy::ResourceSpec::Percent(50);
+  external_ = ExternalPolicy{.policy = std::optional<policy::Policy>(named), .source = "flavor"};
+  Protect();  // PrimaryXml carries kPolicy (50 % memory)
+  EXPECT_EQ(Record().shadow_size().memory_kib(), testing::kShadowMemoryKiB);  // the XML's, not the external 50 %
+  StatusOr<VmStatusView> view = controller_->StatusOf(kVmName);
+  ASSERT_TRUE(view.ok()) << view.status().ToString();
+  EXPECT_EQ(view->policy_source, "");
+}
+
+TEST_F(ControllerTest, AnExternalPolicyNamingSomethingInvalidMakesThePolicyInvalidWithItsMessage) {
+  Start();
+  external_ = ExternalPolicy{.policy = InvalidArgument("flavor vs.small extra spec virt_shadow:policy=platinum: no "
+                                                       "policy named 'platinum' (configured: gold)"),
+                             .source = "flavor vs.small extra spec virt_shadow:policy=platinum"};
+  VS_ASSERT_OK(Observe(PrimaryXml("")));
+  const v1::VmRecord record = Record();
+  EXPECT_EQ(record.state(), v1::PROTECTION_STATE_POLICY_INVALID);
+  EXPECT_THAT(record.last_error(), HasSubstr("platinum"));
+}
+
+TEST_F(ControllerTest, AnExternalPolicyChangeForAVmNotObservedHereChangesNothing) {
+  Start();
+  VS_ASSERT_OK(controller_->OnExternalPolicyChanged(kVmUuid));
+  EXPECT_FALSE(MaybeRecord().has_value());
+  EXPECT_FALSE(controller_->OnExternalPolicyChanged("not-a-uuid").ok());
 }
 
 }  // namespace
