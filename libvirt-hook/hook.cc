@@ -10,6 +10,7 @@
 #include "shadowd/failover/fence_marker.h"
 #include "shadowd/policy/domain_xml.h"
 #include "shadowd/policy/policy.h"
+#include "shadowd/switchover/nova_arrival.h"
 
 namespace vs::hook {
 namespace {
@@ -128,7 +129,9 @@ HookOutcome RunHook(std::span<const std::string> args, const DomainXmlInput& inp
                       policy::kMaxDomainXmlBytes);
   }
   const policy::PolicyResult policy = policy::ParsePolicy(*facts);
-  if (policy.policy.ok() && !policy.policy->has_value()) return Exit(0);  // MayBeTagged's false positive
+  // A Nova instance may be protected through Nova's records, which only shadowd reads: its events go there too.
+  const bool untagged = policy.policy.ok() && !policy.policy->has_value();
+  if (untagged && !facts->nova) return Exit(0);  // MayBeTagged's false positive
 
   virtshadow::v1::HookEvent event;
   event.set_domain_name(facts->name);
@@ -141,12 +144,14 @@ HookOutcome RunHook(std::span<const std::string> args, const DomainXmlInput& inp
       std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch()).count());
 
   const bool at_prepare = operation == "prepare" && sub_operation == "begin";
+  const bool at_incoming_migration = operation == "migrate" && sub_operation == "begin";
   StatusOr<virtshadow::v1::HookVerdict> verdict = deliverer.Deliver(event);
   if (verdict.ok()) {
-    // A refusal only means something where libvirt can still refuse the start.
-    if (at_prepare && !verdict->allow()) {
-      return Exit(1, "virt-shadow: shadowd refused to start VM '" + facts->name +
-                         "': " + (verdict->reason().empty() ? "(no reason given)" : verdict->reason()));
+    // A refusal only means something where libvirt can still refuse the start (or the incoming migration).
+    if ((at_prepare || at_incoming_migration) && !verdict->allow()) {
+      return Exit(1, "virt-shadow: shadowd refused to " +
+                         std::string(at_prepare ? "start" : "take the incoming migration of") + " VM '" +
+                         facts->name + "': " + (verdict->reason().empty() ? "(no reason given)" : verdict->reason()));
     }
     return Exit(0);
   }
@@ -161,6 +166,21 @@ HookOutcome RunHook(std::span<const std::string> args, const DomainXmlInput& inp
       return Exit(1, *fenced + " (shadowd is unreachable: " + why_undelivered + "; this is its fence marker; " +
                          spool_note + ")");
     }
+  }
+  // A Nova switchover set the shadow's files aside for this very migration and only shadowd puts them back in place
+  // of Nova's: without it, QEMU would open Nova's fresh disks (a pristine image under an empty top) and lose the
+  // VM's data. Refused; Nova rolls the migration back and the VM stays where it was.
+  if (at_incoming_migration) {
+    if (std::optional<std::string> stash = switchover::StashOfDisks(*facts)) {
+      return Exit(1, "virt-shadow: shadowd is unreachable (" + why_undelivered + ") and the replicas of VM " +
+                         facts->name + " are set aside in " + *stash +
+                         " for this migration; refusing it, or the VM would run on Nova's empty disks (" +
+                         spool_note + ")");
+    }
+  }
+  if (untagged) {
+    return Exit(0, "virt-shadow: shadowd is unreachable at " + operation + " " + sub_operation + " of Nova instance '" +
+                       facts->name + "' (" + why_undelivered + "); " + spool_note);
   }
   const bool protection_paused = policy.policy.ok() && !(*policy.policy)->enabled;
   if (at_prepare && policy.hook_failure == policy::HookFailureMode::kClosed && !protection_paused) {

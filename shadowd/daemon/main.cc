@@ -289,7 +289,9 @@ Status Daemon::Build() {
   VS_RETURN_IF_ERROR(BuildSwitchover());
   VS_RETURN_IF_ERROR(BuildMembership());
   VS_RETURN_IF_ERROR(BuildPromotion());
-  hook_intake_ = std::make_unique<hook_intake::HookIntake>(loop_, *controller_, fences_.get(), log_.For(""));
+  hook_intake_ = std::make_unique<hook_intake::HookIntake>(
+      loop_, *controller_, fences_.get(), log_.For(""),
+      [this](const std::string& vm_uuid) { return switchover_target_->OnIncomingMigration(vm_uuid); });
   return Status::Ok();
 }
 

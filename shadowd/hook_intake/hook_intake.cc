@@ -24,6 +24,15 @@ virtshadow::v1::HookVerdict HookIntake::Take(const virtshadow::v1::HookEvent& ev
     }
   }
   verdict = HookVerdictFor(event, fence);
+  if (incoming_migration_ && event.operation() == "migrate" && event.sub_operation() == "begin" &&
+      !event.domain_uuid().empty()) {
+    if (Status ready = incoming_migration_(event.domain_uuid()); !ready.ok()) {
+      verdict.set_allow(false);
+      verdict.set_reason("virt-shadow: refusing the incoming migration of VM " + event.domain_name() + ": " +
+                         ready.ToString());
+      log_("hook: " + verdict.reason());
+    }
+  }
   if (!verdict.allow() && fence) log_("hook: refused a start: " + verdict.reason());
   loop_.Post([this, event] {
     Status status = controller_.HandleHookEvent(event);

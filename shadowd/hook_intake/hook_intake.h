@@ -11,8 +11,12 @@
 // the loop.
 #pragma once
 
+#include <functional>
+#include <string>
+
 #include "common/executor.h"
 #include "common/logger.h"
+#include "common/status.h"
 #include "proto/hook_event.pb.h"
 #include "proto/shadowd.pb.h"
 #include "shadowd/controller/controller.h"
@@ -23,9 +27,16 @@ namespace vs::hook_intake {
 class HookIntake {
  public:
   // `loop` runs `controller`. `fences`: this host's self-fence records; nullptr when it keeps none.
+  // `incoming_migration`: what must be done on this host before an incoming migration's QEMU opens the VM's
+  // disks (SwitchoverTarget::OnIncomingMigration, for a Nova switchover), called with the VM's UUID at "migrate
+  // begin"; its error refuses the migration. May be empty.
   HookIntake(Executor& loop, controller::ProtectionController& controller, const failover::FenceRecords* fences,
-             Logger::Line log)
-      : loop_(loop), controller_(controller), fences_(fences), log_(std::move(log)) {}
+             Logger::Line log, std::function<Status(const std::string& vm_uuid)> incoming_migration = {})
+      : loop_(loop),
+        controller_(controller),
+        fences_(fences),
+        log_(std::move(log)),
+        incoming_migration_(std::move(incoming_migration)) {}
 
   virtshadow::v1::HookVerdict Take(const virtshadow::v1::HookEvent& event);
 
@@ -34,6 +45,7 @@ class HookIntake {
   controller::ProtectionController& controller_;
   const failover::FenceRecords* const fences_;
   const Logger::Line log_;
+  const std::function<Status(const std::string& vm_uuid)> incoming_migration_;
 };
 
 }  // namespace vs::hook_intake

@@ -7,6 +7,7 @@
 
 #include "shadowd/controller/shadow_domain_xml.h"
 #include "shadowd/switchover/disk_layers.h"
+#include "shadowd/switchover/nova_arrival.h"
 #include "shadowd/cluster/domain_scan.h"
 #include "shadowd/policy/domain_xml.h"
 #include "shadowd/replication/replicator.h"
@@ -115,6 +116,11 @@ StatusOr<v1::CheckSwitchoverReply> SwitchoverTarget::Check(const v1::CheckSwitch
 }
 
 Status SwitchoverTarget::Prepare(const v1::PrepareSwitchoverRequest& request) {
+  if (!request.nova_instance_dir().empty()) {
+    VS_RETURN_IF_ERROR(CheckNovaInstanceDir(request));
+    // An earlier Prepare of this VM set the directory aside: back first, so the replicas are where they belong.
+    VS_RETURN_IF_ERROR(RestoreStash(request.nova_instance_dir()));
+  }
   if (request.fallback()) return PrepareFallback(request);
   VS_RETURN_IF_ERROR(CheckTops(request.disks()));
   VS_RETURN_IF_ERROR(cluster::CheckShadowOwnsReplicas(local_, this_host_, request.vm_uuid(), BasePaths(request.disks())));
@@ -128,6 +134,7 @@ Status SwitchoverTarget::Prepare(const v1::PrepareSwitchoverRequest& request) {
   prepared.set_target_host(this_host_);
   *prepared.mutable_disks() = request.disks();
   *prepared.mutable_source_checkpoints() = request.source_checkpoints();
+  prepared.set_nova_instance_dir(request.nova_instance_dir());
   VS_RETURN_IF_ERROR(arrivals_.RecordPrepared(std::move(prepared)));
   for (const auto& disk : request.disks()) {
     if (!std::filesystem::exists(disk.base_path())) {
@@ -137,6 +144,38 @@ Status SwitchoverTarget::Prepare(const v1::PrepareSwitchoverRequest& request) {
     VS_RETURN_IF_ERROR(images_.CreateOverlay(disk.top_path(), disk.base_path(), disk.format())
                            .Annotate("creating the switchover top on " + this_host_));
   }
+  return StashForNova(request.nova_instance_dir());
+}
+
+Status SwitchoverTarget::CheckNovaInstanceDir(const v1::PrepareSwitchoverRequest& request) const {
+  std::vector<std::string> bases;
+  for (const auto& disk : request.disks()) bases.push_back(disk.base_path());
+  VS_ASSIGN_OR_RETURN(std::string dir, InstanceDirOf(bases));
+  if (dir != request.nova_instance_dir()) {
+    return InvalidArgument("the VM's disks are in " + dir + ", not in the Nova instance directory " +
+                           request.nova_instance_dir() + " named by the switchover");
+  }
+  return Status::Ok();
+}
+
+Status SwitchoverTarget::StashForNova(const std::string& instance_dir) {
+  if (instance_dir.empty()) return Status::Ok();
+  VS_RETURN_IF_ERROR(StashInstanceDir(instance_dir).Annotate("setting the shadow's files aside for Nova on " +
+                                                             this_host_));
+  log_("set " + instance_dir + " aside as " + StashedPathOf(instance_dir) +
+       " for Nova's live migration (moved back when the migration arrives)");
+  return Status::Ok();
+}
+
+Status SwitchoverTarget::OnIncomingMigration(const std::string& vm_uuid) {
+  VS_ASSIGN_OR_RETURN(std::optional<v1::SwitchoverRecord> prepared, arrivals_.PreparedOf(vm_uuid));
+  if (!prepared || prepared->finished_unix_ms() != 0 || prepared->nova_instance_dir().empty()) return Status::Ok();
+  // The fallback migration brings the whole disk: Nova's files are the right ones then.
+  if (prepared->fallback()) return Status::Ok();
+  VS_RETURN_IF_ERROR(MoveStashInto(prepared->nova_instance_dir())
+                         .Annotate("putting the replicas and tops of VM " + vm_uuid + " in place of Nova's files"));
+  log_("the migration of " + prepared->vm_name() + " arrives: its replicas and tops are in " +
+       prepared->nova_instance_dir() + " in place of the files Nova made");
   return Status::Ok();
 }
 
@@ -189,7 +228,9 @@ Status SwitchoverTarget::PrepareFallback(const v1::PrepareSwitchoverRequest& req
            " before the fallback migration (the migrated VM brings its own)");
     }
   }
-  return arrivals_.RecordPrepared(std::move(prepared));
+  prepared.set_nova_instance_dir(request.nova_instance_dir());
+  VS_RETURN_IF_ERROR(arrivals_.RecordPrepared(std::move(prepared)));
+  return StashForNova(request.nova_instance_dir());
 }
 
 StatusOr<v1::SwitchoverRecord> SwitchoverTarget::PreparedFor(
@@ -252,6 +293,10 @@ Status SwitchoverTarget::Complete(const v1::CompleteSwitchoverRequest& request) 
   rounds_.Unhold(request.vm_uuid());
   VS_RETURN_IF_ERROR(flattened.Annotate("completing the switchover of " + request.vm_name() + " on " + this_host_));
   for (const auto& disk : request.disks()) VS_RETURN_IF_ERROR(DeleteUnlessUsed(disk.top_path()));
+  // After a fallback, Nova's block migration brought the whole disk: the replicas set aside are stale copies.
+  if (prepared.fallback() && !prepared.nova_instance_dir().empty()) {
+    VS_RETURN_IF_ERROR(DiscardStash(prepared.nova_instance_dir()));
+  }
   return arrivals_.RecordCompleted(std::move(prepared));
 }
 
@@ -288,6 +333,9 @@ Status SwitchoverTarget::Abort(const v1::AbortSwitchoverRequest& request) {
   // Nothing prepared here, aborted already, or completed (its tops flattened and gone): nothing to delete.
   if (!any || any->finished_unix_ms() != 0) return Status::Ok();
   VS_RETURN_IF_ERROR(PreparedFor(request.vm_uuid(), request.disks()).status());
+  // A Nova rollback removes the instance directory Nova made here; whatever was moved into it goes with it, and
+  // the next round seeds the replica again.
+  if (!any->nova_instance_dir().empty()) VS_RETURN_IF_ERROR(RestoreStash(any->nova_instance_dir()));
   for (const auto& disk : request.disks()) VS_RETURN_IF_ERROR(DeleteUnlessUsed(disk.top_path()));
   return arrivals_.ForgetPrepared(request.vm_uuid());
 }

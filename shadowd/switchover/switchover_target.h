@@ -23,6 +23,10 @@
 //             whole migration when the image already has a bitmap of the same name (seen in the lab: a replica
 //             that had been the VM's image here before kept the checkpoint bitmaps of that time).
 //   Abort     deletes the tops no domain uses.
+//   Nova      for a Nova instance (nova_instance_dir set, docs/nova.md) Prepare also sets the instance directory
+//             aside, as Nova's live migration refuses a target where it exists; OnIncomingMigration (the libvirt
+//             hook's "migrate begin" on this host, before QEMU opens a disk) moves the replicas and tops back into
+//             the directory Nova made, in place of Nova's files; Abort restores it (nova_arrival.h).
 //   CompleteLeftBehind  the source left the cluster after its migration ended (the VM runs here on its tops)
 //             and will never call Complete: this host completes the switchover itself, as Complete would with
 //             what Prepare kept (the VM's name, its tops, the source's checkpoints). Only a VM that runs here
@@ -76,11 +80,18 @@ class SwitchoverTarget {
   Status Abort(const virtshadow::v1::AbortSwitchoverRequest& request);
   // Completes the unfinished switchovers prepared here by `gone_host`, whose VM runs here; returns how many.
   StatusOr<int> CompleteLeftBehind(const std::string& gone_host);
+  // An incoming migration of VM `vm_uuid` begins here (libvirt hook "migrate begin"): a Nova switchover prepared
+  // here gets its files back in place. OK when nothing was prepared for it. An error refuses the migration.
+  Status OnIncomingMigration(const std::string& vm_uuid);
   virtshadow::v1::HostStateReply HostState() const;
 
  private:
   void DiscardForeignBitmaps(const virtshadow::v1::CompleteSwitchoverRequest& request);
   Status PrepareFallback(const virtshadow::v1::PrepareSwitchoverRequest& request);
+  // InvalidArgument unless every disk of the request is directly in its nova_instance_dir.
+  Status CheckNovaInstanceDir(const virtshadow::v1::PrepareSwitchoverRequest& request) const;
+  // Sets `instance_dir` aside for Nova's live migration; nothing when it is empty.
+  Status StashForNova(const std::string& instance_dir);
   // The VM's prepared switchover, if it names every one of `disks`: FailedPrecondition when none was prepared,
   // FailedPrecondition naming a disk it does not name.
   StatusOr<virtshadow::v1::SwitchoverRecord> PreparedFor(

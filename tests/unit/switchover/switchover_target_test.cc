@@ -18,6 +18,7 @@
 
 #include "shadowd/policy/top_path.h"
 #include "shadowd/replication/replica_keeper.h"
+#include "shadowd/switchover/nova_arrival.h"
 #include "shadowd/store/memory_store.h"
 #include "tests/unit/common/temp_dir.h"
 #include "tests/unit/replication/fakes.h"
@@ -997,6 +998,99 @@ TEST_F(SwitchoverTargetTest, HostStateReportsTheDrainItsDeadlineAndWhy) {
 
   ASSERT_TRUE(drain_.Clear().ok());
   EXPECT_FALSE(target_.HostState().draining());
+}
+
+// ---- A Nova instance (docs/nova.md): its instance directory goes aside for Nova's live migration and its files
+// come back in place of Nova's when the migration arrives.
+
+class NovaArrivalTest : public SwitchoverTargetTest {
+ protected:
+  ~NovaArrivalTest() override {
+    std::error_code ignored;
+    std::filesystem::remove_all(StashedPathOf(dir_.path()), ignored);  // what a failed test left aside
+  }
+  v1::PrepareSwitchoverRequest NovaPrepareRequest() const {
+    v1::PrepareSwitchoverRequest request = PrepareRequest();
+    request.set_nova_instance_dir(dir_.path());
+    return request;
+  }
+  // What Nova's pre-live-migration step makes: the directory, a qcow2 of its own at each top's path, the kernel.
+  void NovaMakesItsDirectory() {
+    std::filesystem::create_directory(dir_.path());
+    for (const std::string& base : {root_, data_}) std::ofstream(TopOf(base)) << "nova's qcow2 over _base/disk";
+    std::ofstream(dir_.Sub("kernel")) << "kernel";
+  }
+};
+
+TEST_F(NovaArrivalTest, PrepareSetsTheDirectoryAsideAndTheArrivalPutsReplicasAndTopsInPlaceOfNovasFiles) {
+  PrepareFirst(NovaPrepareRequest());
+  const std::string stash = StashedPathOf(dir_.path());
+  EXPECT_FALSE(Exists(dir_.path())) << "Nova refuses a target where the instance directory exists";
+  EXPECT_TRUE(Exists(stash + "/web-root.qcow2"));
+  EXPECT_TRUE(Exists(stash + "/" + std::filesystem::path(TopOf(root_)).filename().string()));
+
+  NovaMakesItsDirectory();
+  const Status arrived = target_.OnIncomingMigration(kVmUuid);
+  ASSERT_TRUE(arrived.ok()) << arrived.ToString();
+  EXPECT_EQ(Slurp(root_), "replica");
+  EXPECT_EQ(Slurp(TopOf(root_)), "overlay of " + root_);
+  EXPECT_EQ(Slurp(TopOf(data_)), "overlay of " + data_);
+  EXPECT_EQ(Slurp(dir_.Sub("kernel")), "kernel") << "Nova's other files stay";
+  EXPECT_FALSE(Exists(stash));
+  EXPECT_TRUE(target_.OnIncomingMigration(kVmUuid).ok()) << "a second call finds nothing to move";
+}
+
+TEST_F(NovaArrivalTest, AnArrivalBeforeNovaMadeItsDirectoryIsRefusedAndAbortPutsTheDirectoryBack) {
+  PrepareFirst(NovaPrepareRequest());
+  const Status arrived = target_.OnIncomingMigration(kVmUuid);
+  EXPECT_EQ(arrived.code(), Code::kFailedPrecondition) << arrived.ToString();
+  EXPECT_THAT(arrived.message(), HasSubstr("Nova has not made the instance directory " + dir_.path()));
+
+  const Status aborted = target_.Abort(AbortRequest());
+  ASSERT_TRUE(aborted.ok()) << aborted.ToString();
+  EXPECT_EQ(Slurp(root_), "replica");
+  EXPECT_EQ(Slurp(data_), "replica");
+  EXPECT_FALSE(Exists(TopOf(root_)));
+  EXPECT_FALSE(Exists(StashedPathOf(dir_.path())));
+}
+
+TEST_F(NovaArrivalTest, APrepareAgainAfterAnInterruptedOneFindsTheReplicasSetAside) {
+  PrepareFirst(NovaPrepareRequest());
+  const Status again = target_.Prepare(NovaPrepareRequest());
+  ASSERT_TRUE(again.ok()) << again.ToString();
+  EXPECT_FALSE(Exists(dir_.path()));
+  EXPECT_TRUE(Exists(StashedPathOf(dir_.path()) + "/web-data.raw"));
+}
+
+TEST_F(NovaArrivalTest, AFallbackLeavesNovasFilesAndDropsTheStaleReplicasOnCompletion) {
+  v1::PrepareSwitchoverRequest request = NovaPrepareRequest();
+  request.set_fallback(true);
+  PrepareFirst(request);
+  EXPECT_TRUE(Exists(StashedPathOf(dir_.path())));
+  NovaMakesItsDirectory();
+  ASSERT_TRUE(target_.OnIncomingMigration(kVmUuid).ok());
+  EXPECT_EQ(Slurp(TopOf(root_)), "nova's qcow2 over _base/disk") << "Nova's block migration brings the whole disk";
+
+  FakeBackupHypervisor::Domain& vm = libvirt_.AddDomain(kVmName, kVmUuid);
+  vm.disks = {{"vda", root_, "qcow2", nullptr, {}}};
+  v1::CompleteSwitchoverRequest complete = CompleteRequest();
+  complete.clear_disks();
+  const Status completed = target_.Complete(complete);
+  ASSERT_TRUE(completed.ok()) << completed.ToString();
+  EXPECT_FALSE(Exists(StashedPathOf(dir_.path())));
+}
+
+TEST_F(NovaArrivalTest, DisksOutsideTheNamedInstanceDirectoryAreRefused) {
+  v1::PrepareSwitchoverRequest request = NovaPrepareRequest();
+  request.set_nova_instance_dir(dir_.path() + "/elsewhere");
+  const Status refused = target_.Prepare(request);
+  EXPECT_EQ(refused.code(), Code::kInvalidArgument) << refused.ToString();
+  EXPECT_TRUE(Exists(root_)) << "nothing was moved";
+}
+
+TEST_F(NovaArrivalTest, AnIncomingMigrationOfAVmNotPreparedHereChangesNothing) {
+  EXPECT_TRUE(target_.OnIncomingMigration(kVmUuid).ok());
+  EXPECT_TRUE(Exists(root_));
 }
 
 }  // namespace
