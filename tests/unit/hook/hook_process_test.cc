@@ -159,8 +159,8 @@ TEST_F(HookProcessTest, ShadowdRefusalAtPrepareExitsOneWithItsReason) {
   ProcessResult result = Hook(kPrepare, TaggedXml(), Deadline::kPatient);
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_EQ(result.stderr_text, "virt-shadow: shadowd refused to start VM 'web-1': no shadow host has 1 GiB free\n");
-  // A refusal means nothing outside prepare.
-  EXPECT_EQ(Hook({"web-1", "migrate", "begin", "-"}, TaggedXml(), Deadline::kPatient).exit_code, 0);
+  // A refusal means nothing outside prepare (and an incoming migration's begin).
+  EXPECT_EQ(Hook({"web-1", "started", "begin", "-"}, TaggedXml(), Deadline::kPatient).exit_code, 0);
   EXPECT_THAT((*shadowd)->events(), SizeIs(2));
 }
 

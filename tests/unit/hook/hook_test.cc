@@ -129,7 +129,8 @@ TEST_F(HookTest, UntaggedDomainCostsNothingWhateverElseIsWrong) {
 TEST_F(HookTest, NamespaceMentionedOnlyInACommentIsUntagged) {
   ShadowdIsDown();
   const std::string xml =
-      testing::DomainXml("<!-- see " + std::string(policy::kPolicyNamespace) + " to protect this VM -->");
+      testing::DomainXml("<!-- see " + std::string(policy::kPolicyNamespace) + " to protect this VM -->", "web-1",
+                         /*nova=*/false);
   ASSERT_TRUE(policy::MayBeTagged(xml));  // the cheap check cannot tell; the parse does
   EXPECT_EQ(Run(Args("prepare"), xml), (HookOutcome{0, ""}));
   EXPECT_THAT(deliverer_.events, IsEmpty());
@@ -247,12 +248,34 @@ TEST_F(HookTest, ShadowdRefusalWithoutReasonOrWithNewlinesStaysOneLine) {
   EXPECT_THAT(outcome.stderr_line, HasSubstr("line one line two"));
 }
 
-TEST_F(HookTest, ShadowdRefusalOutsidePrepareIsIgnored) {
+TEST_F(HookTest, ShadowdRefusalOutsidePrepareAndAnIncomingMigrationIsIgnored) {
   deliverer_.answer = Verdict(false, "no");
-  for (const char* operation : {"start", "started", "migrate", "restore", "reconnect"}) {
+  for (const char* operation : {"start", "started", "restore", "reconnect"}) {
     SCOPED_TRACE(operation);
     EXPECT_EQ(Run(Args(operation), TaggedXml()), (HookOutcome{0, ""}));
   }
+}
+
+// shadowd refuses an incoming migration whose Nova switchover files it could not put in place (docs/nova.md).
+TEST_F(HookTest, ShadowdRefusalOfAnIncomingMigrationExitsOneWithItsReason) {
+  deliverer_.answer = Verdict(false, "the replicas are not in place");
+  const HookOutcome outcome = Run(Args("migrate"), TaggedXml());
+  EXPECT_EQ(outcome.exit_code, 1);
+  EXPECT_THAT(outcome.stderr_line, HasSubstr("refused to take the incoming migration of VM 'web-1': the replicas are "
+                                         "not in place"));
+}
+
+// A Nova instance without a policy element of its own still reaches shadowd, which reads Nova's records.
+TEST_F(HookTest, AnUntaggedNovaInstanceIsDeliveredAndNeverRefusedWhenShadowdIsDown) {
+  const std::string nova = testing::DomainXml("", "instance-00000001", /*nova=*/true);
+  EXPECT_EQ(Run(Args("prepare"), nova).exit_code, 0);
+  ASSERT_THAT(deliverer_.events, SizeIs(1));
+  EXPECT_EQ(deliverer_.events[0].domain_name(), "instance-00000001");
+  ShadowdIsDown();
+  const HookOutcome down = Run(Args("prepare"), nova);
+  EXPECT_EQ(down.exit_code, 0);
+  EXPECT_THAT(down.stderr_line, HasSubstr("shadowd is unreachable at prepare begin of Nova instance 'instance-00000001'"));
+  EXPECT_THAT(Spooled(), SizeIs(1));
 }
 
 // Whether such a VM is critical cannot be known: at prepare it is refused, as a critical one would be.
