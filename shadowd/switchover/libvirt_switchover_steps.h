@@ -45,6 +45,7 @@
 #include "shadowd/switchover/guest_check.h"
 #include "shadowd/switchover/settings.h"
 #include "shadowd/switchover/switchover_peer.h"
+#include "shadowd/switchover/nova_mover.h"
 #include "shadowd/switchover/switchover_runner.h"
 #include "shadowd/switchover/warm_up_gate.h"
 #include "shadowd/virt/hypervisor.h"
@@ -57,7 +58,8 @@ class LibvirtSwitchoverSteps final : public SwitchoverSteps {
 
   LibvirtSwitchoverSteps(cluster::ClusterHosts hosts, Settings settings, virt::LibvirtRuntime& runtime,
                          virt::Hypervisor& local, SwitchoverPeer& peer, replication::RoundScheduler& rounds,
-                         WarmUpGate& warm_up, Clock& clock, SwitchedCallback on_switched);
+                         WarmUpGate& warm_up, Clock& clock, SwitchedCallback on_switched,
+                         NovaMover* nova = nullptr);
 
   StatusOr<CheckFindings> Check(SwitchoverRecord& record) override;
   Status Prepare(const SwitchoverRecord& record) override;
@@ -74,6 +76,8 @@ class LibvirtSwitchoverSteps final : public SwitchoverSteps {
 
  private:
   StatusOr<virt::Hypervisor*> TargetConn(const std::string& host);
+  // Migrate for a Nova instance: Nova's live migration (nova_mover.h).
+  StatusOr<MigrationFigures> MigrateThroughNova(const SwitchoverRecord& record);
   // Turns the first sample of the guest here into the observation VerifyGuest judges against (once).
   void ObserveGuestHere(const SwitchoverRecord& record);
 
@@ -82,6 +86,7 @@ class LibvirtSwitchoverSteps final : public SwitchoverSteps {
   virt::LibvirtRuntime& runtime_;
   virt::Hypervisor& local_;
   SwitchoverPeer& peer_;
+  NovaMover* const nova_;  // nullptr: Nova is not configured, Nova instances move like any VM
   replication::RoundScheduler& rounds_;
   WarmUpGate& warm_up_;
   Clock& clock_;
