@@ -151,6 +151,53 @@ DiskFacts ParseDisk(const xmlNode* disk) {
 
 bool IsPolicyNamespace(const xmlNs* ns) { return ns != nullptr && ToString(ns->href) == kPolicyNamespace; }
 
+// The sign MayBeTagged looks for in a Nova instance: the part both Nova namespaces share, after "http://"
+// so that it is shorter than kPolicyNamespace (see MayBeTagged's contract and libvirt-hook/hook.cc).
+constexpr std::string_view kNovaSign = kNovaNamespacePrefix.substr(7);
+static_assert(kNovaNamespace.starts_with(kNovaNamespacePrefix) && kNovaNamespace10.starts_with(kNovaNamespacePrefix));
+static_assert(kNovaSign.size() <= kPolicyNamespace.size(), "the hook's read overlap covers kPolicyNamespace only");
+
+// Nova's namespace, either version.
+bool IsNovaNamespace(const xmlNs* ns) {
+  if (ns == nullptr) return false;
+  const std::string href = ToString(ns->href);
+  return href == kNovaNamespace || href == kNovaNamespace10;
+}
+
+// First child element of `parent` called `name` in the namespace `ns_href`, or null.
+const xmlNode* NsChild(const xmlNode* parent, std::string_view name, const xmlChar* ns_href) {
+  for (const xmlNode* n = parent->children; n != nullptr; n = n->next) {
+    if (n->type == XML_ELEMENT_NODE && n->ns != nullptr && xmlStrEqual(n->ns->href, ns_href) &&
+        ToString(n->name) == name) {
+      return n;
+    }
+  }
+  return nullptr;
+}
+
+std::string TrimmedText(const xmlNode* node) { return node != nullptr ? std::string(Trim(Text(node))) : ""; }
+
+NovaInstanceFacts ReadNovaInstance(const xmlNode* instance) {
+  const xmlChar* ns = instance->ns->href;
+  NovaInstanceFacts nova;
+  nova.display_name = TrimmedText(NsChild(instance, "name", ns));
+  if (const xmlNode* flavor = NsChild(instance, "flavor", ns)) nova.flavor_name = Attribute(flavor, "name").value_or("");
+  if (const xmlNode* owner = NsChild(instance, "owner", ns)) {
+    if (const xmlNode* user = NsChild(owner, "user", ns)) {
+      nova.user_uuid = Attribute(user, "uuid").value_or("");
+      nova.user_name = TrimmedText(user);
+    }
+    if (const xmlNode* project = NsChild(owner, "project", ns)) {
+      nova.project_uuid = Attribute(project, "uuid").value_or("");
+      nova.project_name = TrimmedText(project);
+    }
+  }
+  if (const xmlNode* root = NsChild(instance, "root", ns); root != nullptr && Attribute(root, "type") == "image") {
+    nova.root_image_uuid = Attribute(root, "uuid").value_or("");
+  }
+  return nova;
+}
+
 RawPolicy ReadRawPolicy(const xmlNode* element) {
   RawPolicy raw;
   raw.element_name = ToString(element->name);
@@ -199,6 +246,9 @@ StatusOr<DomainFacts> FactsFromTree(const xmlNode* root) {
     if (!NameIs(metadata, "metadata")) continue;
     for (const xmlNode* n = metadata->children; n != nullptr; n = n->next) {
       if (n->type == XML_ELEMENT_NODE && IsPolicyNamespace(n->ns)) facts.policy_elements.push_back(ReadRawPolicy(n));
+      if (n->type == XML_ELEMENT_NODE && !facts.nova && IsNovaNamespace(n->ns) && ToString(n->name) == "instance") {
+        facts.nova = ReadNovaInstance(n);
+      }
     }
   }
   return facts;
@@ -207,7 +257,8 @@ StatusOr<DomainFacts> FactsFromTree(const xmlNode* root) {
 }  // namespace
 
 bool MayBeTagged(std::string_view xml) {
-  return xml.find(kPolicyNamespace) != std::string_view::npos || xml.find("&#") != std::string_view::npos;
+  return xml.find(kPolicyNamespace) != std::string_view::npos || xml.find(kNovaSign) != std::string_view::npos ||
+         xml.find("&#") != std::string_view::npos;
 }
 
 StatusOr<DomainFacts> ParseDomain(std::string_view xml) {

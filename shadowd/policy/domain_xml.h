@@ -65,6 +65,35 @@ struct DiskFacts {
   bool operator==(const DiskFacts&) const = default;
 };
 
+// The namespaces OpenStack Nova's libvirt driver writes its <nova:instance> in (config.py's NOVA_NS; 1.0 in
+// older releases, same layout). Both begin with kNovaNamespacePrefix.
+inline constexpr std::string_view kNovaNamespace = "http://openstack.org/xmlns/libvirt/nova/1.1";
+inline constexpr std::string_view kNovaNamespace10 = "http://openstack.org/xmlns/libvirt/nova/1.0";
+inline constexpr std::string_view kNovaNamespacePrefix = "http://openstack.org/xmlns/libvirt/nova/";
+
+// What Nova says about the instance in <metadata>, as it writes it:
+//   <nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1">
+//     <nova:package version="..."/> <nova:name>web-1</nova:name> <nova:creationTime>...</nova:creationTime>
+//     <nova:flavor name="m1.small"><nova:memory>2048</nova:memory><nova:disk>20</nova:disk><nova:swap>0</nova:swap>
+//       <nova:ephemeral>0</nova:ephemeral><nova:vcpus>1</nova:vcpus></nova:flavor>
+//     <nova:owner><nova:user uuid="...">admin</nova:user><nova:project uuid="...">demo</nova:project></nova:owner>
+//     <nova:root type="image" uuid="..."/> <nova:ports>...</nova:ports>
+//   </nova:instance>
+// Every part is optional here (Nova omits some, hand-made XML may omit any): a missing one is left empty.
+// The libvirt domain's own <uuid> is Nova's instance UUID. Informational: the policy of a Nova instance
+// comes from Nova's API (shadowd/nova/nova_policy.h), not from these facts, which a guest's owner cannot
+// change but the host's root can.
+struct NovaInstanceFacts {
+  std::string display_name;     // <nova:name>, the server's name in Nova
+  std::string flavor_name;      // <nova:flavor name=...>
+  std::string project_uuid;     // <nova:owner><nova:project uuid=...>
+  std::string project_name;     // its text
+  std::string user_uuid;        // <nova:owner><nova:user uuid=...>
+  std::string user_name;        // its text
+  std::string root_image_uuid;  // <nova:root type="image" uuid=...>; empty when booted from a volume
+  bool operator==(const NovaInstanceFacts&) const = default;
+};
+
 struct DomainFacts {
   std::string name;
   std::string uuid;
@@ -76,14 +105,21 @@ struct DomainFacts {
   // Every element in the policy namespace directly under <metadata>, matched by namespace URI whatever
   // its prefix. libvirt keeps at most one per namespace; more come only from hand-edited XML.
   std::vector<RawPolicy> policy_elements;
+  // The first <nova:instance> under <metadata> (namespace 1.1 or 1.0, any prefix); nullopt when the domain
+  // is not a Nova instance.
+  std::optional<NovaInstanceFacts> nova;
 };
 
-// A cheap pre-check (two substring searches, no parse): false only if ParseDomain + ParsePolicy
-// would report the domain untagged, so the hook may skip them. It never gives a false negative: a
-// policy element needs the namespace URI, spelled literally or with character references ("&#",
-// also answered true); entities cannot spell it because documents with a DOCTYPE are refused, and
-// ParseDomain reads input as UTF-8 only. It gives false positives (the URI in a comment or a
-// description, "&#" anywhere): then ParsePolicy decides.
+// A cheap pre-check (three substring searches, no parse): false only if ParseDomain + ParsePolicy
+// would report the domain untagged AND ParseDomain would find no Nova metadata (DomainFacts::nova), so
+// the hook may skip them. A Nova instance may be protected through Nova's API (a flavor extra spec, an
+// image property, the server's metadata) with no policy element, so its domain always "may be tagged".
+// It never gives a false negative: a policy element needs the namespace URI, and <nova:instance> needs
+// kNovaNamespacePrefix, spelled literally or with character references ("&#", also answered true);
+// entities cannot spell them because documents with a DOCTYPE are refused, and ParseDomain reads input
+// as UTF-8 only. It gives false positives (a URI in a comment or a description, "&#" anywhere): then
+// ParsePolicy (and DomainFacts::nova) decide. No sign it looks for is longer than kPolicyNamespace (the
+// hook's overlap between reads relies on that; domain_xml.cc asserts it).
 bool MayBeTagged(std::string_view xml);
 
 // Parses a full libvirt domain XML. Requires <name>, <uuid> and <memory>.

@@ -77,6 +77,66 @@ constexpr std::string_view kRealisticDomain = R"(<domain type='kvm' id='7'>
 </domain>
 )";
 
+// As Nova's libvirt driver (2023.1) defines an instance booted from an image, as `virsh dumpxml` shows it.
+constexpr std::string_view kNovaDomain = R"(<domain type='kvm' id='3'>
+  <name>instance-0000000a</name>
+  <uuid>4f2c6a1e-7d3b-4c59-9a8e-0b1c2d3e4f50</uuid>
+  <metadata>
+    <nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1">
+      <nova:package version="27.1.0"/>
+      <nova:name>web-2</nova:name>
+      <nova:creationTime>2026-12-01 09:14:03</nova:creationTime>
+      <nova:flavor name="vs.small">
+        <nova:memory>2048</nova:memory>
+        <nova:disk>20</nova:disk>
+        <nova:swap>0</nova:swap>
+        <nova:ephemeral>0</nova:ephemeral>
+        <nova:vcpus>2</nova:vcpus>
+      </nova:flavor>
+      <nova:owner>
+        <nova:user uuid="9c0f0ab2c1d54a3e8f4e2b7a6d5c4b3a">alice</nova:user>
+        <nova:project uuid="e1d2c3b4a5f64e7d8c9b0a1f2e3d4c5b">demo</nova:project>
+      </nova:owner>
+      <nova:root type="image" uuid="0a9b8c7d-6e5f-4a3b-2c1d-0e9f8a7b6c5d"/>
+      <nova:ports>
+        <nova:port uuid="5e4d3c2b-1a09-4f8e-7d6c-5b4a39281706">
+          <nova:ip type="fixed" address="10.0.0.23" ipVersion="4"/>
+        </nova:port>
+      </nova:ports>
+    </nova:instance>
+  </metadata>
+  <memory unit='KiB'>2097152</memory>
+  <currentMemory unit='KiB'>2097152</currentMemory>
+  <vcpu placement='static'>2</vcpu>
+  <sysinfo type='smbios'>
+    <system>
+      <entry name='manufacturer'>OpenStack Foundation</entry>
+      <entry name='product'>OpenStack Nova</entry>
+      <entry name='serial'>4f2c6a1e-7d3b-4c59-9a8e-0b1c2d3e4f50</entry>
+      <entry name='uuid'>4f2c6a1e-7d3b-4c59-9a8e-0b1c2d3e4f50</entry>
+      <entry name='family'>Virtual Machine</entry>
+    </system>
+  </sysinfo>
+  <os>
+    <type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type>
+    <boot dev='hd'/>
+    <smbios mode='sysinfo'/>
+  </os>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2' cache='none'/>
+      <source file='/var/lib/nova/instances/4f2c6a1e-7d3b-4c59-9a8e-0b1c2d3e4f50/disk' index='1'/>
+      <backingStore type='file' index='2'>
+        <format type='raw'/>
+        <source file='/var/lib/nova/instances/_base/3b1f0e2d5c4a69788796a5b4c3d2e1f00f1e2d3c'/>
+      </backingStore>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+  </devices>
+</domain>
+)";
+
 // A minimal domain whose <metadata> holds `metadata` and whose <devices> hold `devices`.
 std::string Domain(std::string_view metadata, std::string_view devices = "",
                    std::string_view sizes = "<memory unit='MiB'>1024</memory><vcpu>2</vcpu>") {
@@ -118,6 +178,63 @@ TEST(PolicyDomainXmlTest, RealisticDomainFacts) {
   EXPECT_EQ(policy.memory, ResourceSpec::Absolute(2 * kGiB));
   EXPECT_TRUE(policy.critical);
   EXPECT_EQ(result.hook_failure, HookFailureMode::kClosed);
+}
+
+TEST(PolicyDomainXmlTest, NovaInstanceFacts) {
+  StatusOr<DomainFacts> facts = ParseDomain(kNovaDomain);
+  ASSERT_TRUE(facts.ok()) << facts.status().ToString();
+  EXPECT_EQ(facts->name, "instance-0000000a");
+  EXPECT_EQ(facts->uuid, "4f2c6a1e-7d3b-4c59-9a8e-0b1c2d3e4f50");
+  ASSERT_TRUE(facts->nova.has_value());
+  EXPECT_EQ(*facts->nova, (NovaInstanceFacts{.display_name = "web-2",
+                                             .flavor_name = "vs.small",
+                                             .project_uuid = "e1d2c3b4a5f64e7d8c9b0a1f2e3d4c5b",
+                                             .project_name = "demo",
+                                             .user_uuid = "9c0f0ab2c1d54a3e8f4e2b7a6d5c4b3a",
+                                             .user_name = "alice",
+                                             .root_image_uuid = "0a9b8c7d-6e5f-4a3b-2c1d-0e9f8a7b6c5d"}));
+  EXPECT_TRUE(facts->policy_elements.empty());
+  EXPECT_TRUE(IsUntagged(ParsePolicy(*facts)));
+  ASSERT_EQ(facts->disks.size(), 1u);
+  EXPECT_EQ(facts->disks[0].backing_format, "raw");
+}
+
+TEST(PolicyDomainXmlTest, RealisticDomainHasNovaFactsBesideItsPolicy) {
+  StatusOr<DomainFacts> facts = ParseDomain(kRealisticDomain);
+  ASSERT_TRUE(facts.ok()) << facts.status().ToString();
+  ASSERT_TRUE(facts->nova.has_value());
+  EXPECT_EQ(facts->nova->display_name, "web-1");
+  EXPECT_EQ(facts->nova->flavor_name, "m1.large");
+  EXPECT_EQ(facts->nova->project_uuid, "");  // absent parts stay empty
+  EXPECT_EQ(facts->nova->root_image_uuid, "");
+}
+
+TEST(PolicyDomainXmlTest, NovaMetadataVariants) {
+  // Namespace 1.0, another prefix, a volume-backed root (no image), whitespace around names.
+  StatusOr<DomainFacts> facts = ParseDomain(Domain(
+      "<n:instance xmlns:n='http://openstack.org/xmlns/libvirt/nova/1.0'><n:name> db </n:name>"
+      "<n:owner><n:project uuid='p1'> ops </n:project></n:owner><n:root type='volume' uuid='v1'/></n:instance>"));
+  ASSERT_TRUE(facts.ok()) << facts.status().ToString();
+  ASSERT_TRUE(facts->nova.has_value());
+  EXPECT_EQ(facts->nova->display_name, "db");
+  EXPECT_EQ(facts->nova->project_uuid, "p1");
+  EXPECT_EQ(facts->nova->project_name, "ops");
+  EXPECT_EQ(facts->nova->user_uuid, "");
+  EXPECT_EQ(facts->nova->root_image_uuid, "");
+
+  // Children in another namespace (or none) are not Nova's; an unknown Nova version is not Nova's either.
+  facts = ParseDomain(Domain(
+      "<n:instance xmlns:n='http://openstack.org/xmlns/libvirt/nova/1.1'><name>x</name>"
+      "<o:name xmlns:o='http://example.org/other'>y</o:name></n:instance>"));
+  ASSERT_TRUE(facts.ok()) << facts.status().ToString();
+  ASSERT_TRUE(facts->nova.has_value());
+  EXPECT_EQ(facts->nova->display_name, "");
+  facts = ParseDomain(Domain("<n:instance xmlns:n='http://openstack.org/xmlns/libvirt/nova/9.9'/>"));
+  ASSERT_TRUE(facts.ok()) << facts.status().ToString();
+  EXPECT_FALSE(facts->nova.has_value());
+  facts = ParseDomain(Domain(""));
+  ASSERT_TRUE(facts.ok()) << facts.status().ToString();
+  EXPECT_FALSE(facts->nova.has_value());
 }
 
 TEST(PolicyDomainXmlTest, MemoryUnitsFollowLibvirt) {
@@ -474,9 +591,22 @@ TEST(PolicyDomainXmlTest, ConcurrentParsesAgreeWithSerialOnes) {
 
 TEST(PolicyMayBeTaggedTest, UntaggedDomainsAreSkipped) {
   EXPECT_FALSE(MayBeTagged(Domain("")));
-  EXPECT_FALSE(MayBeTagged(Domain("<nova:instance xmlns:nova='http://openstack.org/xmlns/libvirt/nova/1.1'/>")));
+  EXPECT_FALSE(MayBeTagged(Domain("<app:x xmlns:app='http://example.org/app/1.0'/>")));
   EXPECT_FALSE(MayBeTagged(""));
   EXPECT_TRUE(MayBeTagged(kRealisticDomain));
+}
+
+// A Nova instance may be protected through Nova's API without any policy element: never skipped.
+TEST(PolicyMayBeTaggedTest, NovaInstancesMayBeTagged) {
+  for (std::string_view ns : {kNovaNamespace, kNovaNamespace10}) {
+    const std::string xml = Domain("<nova:instance xmlns:nova='" + std::string(ns) + "'/>");
+    EXPECT_TRUE(MayBeTagged(xml)) << xml;
+    StatusOr<DomainFacts> facts = ParseDomain(xml);
+    ASSERT_TRUE(facts.ok()) << facts.status().ToString();
+    EXPECT_TRUE(facts->nova.has_value());
+    EXPECT_TRUE(IsUntagged(ParsePolicy(*facts)));  // no policy element: the policy comes from Nova
+  }
+  EXPECT_TRUE(MayBeTagged(kNovaDomain));
 }
 
 TEST(PolicyMayBeTaggedTest, FalsePositivesAreAllowed) {
