@@ -23,8 +23,9 @@
 //   than policy::kMaxDomainXmlBytes or libxml2 fails it (e.g. nesting deeper than 256): its policy, so
 //   whether it is critical, is unknown, and a critical VM must never start unprotected without a word:
 //   exit 1 at `prepare begin` with the size, the limit and what to do; elsewhere exit 0 with one line.
-//   An untagged VM is never refused for this unless its XML mentions the policy namespace or holds a
-//   character reference (which could spell it): then it is impossible to tell it untagged;
+//   An untagged VM is never refused for this unless its XML mentions the policy namespace, holds a
+//   character reference (which could spell it), or is a Nova instance (whose policy may come from Nova's
+//   API, policy::MayBeTagged): then it is impossible to tell it untagged;
 // - shadowd answers allow=false at `prepare begin`: exit 1 with its reason;
 // - shadowd unreachable at `prepare begin` of a VM with a fence marker in `fence_dir` (this host fenced it
 //   and has not released it; shadowd/failover/fence_marker.h): exit 1 with the marker's reason, whatever the

@@ -9,14 +9,16 @@
 
 namespace vs::hook::testing {
 
-// A libvirt domain XML (as `virsh dumpxml` prints it, trimmed) whose <metadata> holds `metadata`.
-inline std::string DomainXml(std::string_view metadata, std::string_view name = "web-1") {
+// A libvirt domain XML (as `virsh dumpxml` prints it, trimmed) whose <metadata> holds `metadata`, after Nova's
+// <nova:instance> unless `nova` is false.
+inline std::string DomainXml(std::string_view metadata, std::string_view name = "web-1", bool nova = true) {
   return "<domain type='kvm'>\n"
          "  <name>" + std::string(name) + "</name>\n"
          "  <uuid>8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d</uuid>\n"
          "  <metadata>\n"
-         "    <nova:instance xmlns:nova=\"http://openstack.org/xmlns/libvirt/nova/1.1\"><nova:name>x</nova:name>"
-         "</nova:instance>\n"
+         + std::string(nova ? "    <nova:instance xmlns:nova=\"http://openstack.org/xmlns/libvirt/nova/1.1\">"
+                              "<nova:name>x</nova:name></nova:instance>\n"
+                            : "") +
          "    " + std::string(metadata) + "\n"
          "  </metadata>\n"
          "  <memory unit='KiB'>1048576</memory>\n"
@@ -36,7 +38,8 @@ inline std::string TaggedXml(std::string_view attributes = "", std::string_view 
                    name);
 }
 
-inline std::string UntaggedXml() { return DomainXml("<!-- no virt-shadow policy -->"); }
+// Not a Nova instance either: a Nova instance "may be tagged" (policy::MayBeTagged), its policy may come from Nova.
+inline std::string UntaggedXml() { return DomainXml("<!-- no virt-shadow policy -->", "web-1", /*nova=*/false); }
 
 // `xml` grown to exactly `bytes` bytes (at least its size plus 30) by a <description> of that many 'd's, one text
 // node, where libvirt writes it: before <metadata>, so that in a large XML the policy comes late.
