@@ -56,6 +56,10 @@ enabled = yes
   EXPECT_EQ(gold.hook_failure, policy::HookFailureMode::kOpen);
   EXPECT_EQ(config->policies.at("bronze-1.x_y"), policy::Policy());  // the defaults
   EXPECT_FALSE(config->nova.has_value());
+  const std::string described = DescribeConfig(*config);
+  EXPECT_THAT(described, HasSubstr("policy gold: <policy "));
+  EXPECT_THAT(described, HasSubstr("critical=\"yes\""));
+  EXPECT_THAT(described, HasSubstr("nova: off\n"));
 }
 
 // The same text as a section and as an element gives the same Policy (one parser for both).
