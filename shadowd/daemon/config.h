@@ -82,7 +82,9 @@
 //   critical = yes                             ; enabled, vcpus, memory, interval, warmup, priority, critical,
 //                                              ; shadows, zone, cost-cap, hook-failure
 //   [nova]                                     ; optional: OpenStack integration; absent: off
-//   auth_url = http://10.77.0.1:5000/v3        ; Keystone v3 (http://IP[:PORT][/PREFIX]; names are not resolved)
+//   auth_url = http://10.77.0.1:5000/v3        ; Keystone v3 (http://IP[:PORT][/PREFIX]; names are not resolved;
+//                                              ; plain HTTP: the password crosses the network in clear, keep
+//                                              ; Keystone and the catalog's endpoints on a trusted network)
 //   username = virt-shadow                     ; a Keystone user with Nova's admin API rights
 //   password_file = /etc/virt-shadow/nova.pw   ; its password, the file's first line; the file must not be readable
 //                                              ; by group or others (chmod 600). Or password = ... (not both)

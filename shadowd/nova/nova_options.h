@@ -13,6 +13,8 @@ namespace vs::nova {
 struct NovaOptions {
   // Keystone v3, e.g. "http://10.77.0.1:5000/v3"; POST {auth_url}/auth/tokens. Its host is an IP address:
   // the HTTP client resolves no names (shadowd/notice/beast_http_client.h). So must the catalog's endpoints.
+  // Plain HTTP only (that client has no TLS): the password and the tokens cross the network in clear, so
+  // Keystone and the endpoints shadowd uses must be on a trusted management network (or a local TLS proxy).
   std::string auth_url;
   std::string username;
   // The password itself: [nova] password, or the content of [nova] password_file (first line) read by
