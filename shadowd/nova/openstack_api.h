@@ -120,7 +120,8 @@ class OpenStackApi {
   virtual Status SetForcedDown(const std::string& service_id, bool forced_down) = 0;
   // The compute node UUID of Nova host H, which is also its Placement resource provider's UUID: from
   // GET {compute}/os-hypervisors/detail, the hypervisor whose service.host is H. (The provider's name is the
-  // hypervisor_hostname, which need not be the Nova host name.) NotFound when none.
+  // hypervisor_hostname, which need not be the Nova host name.) NotFound when none. Reads the first page only
+  // (Nova's [api] max_limit hypervisors, 1000 by default).
   virtual StatusOr<std::string> ComputeNodeUuid(const std::string& host) = 0;
   // Makes `allocation` the consumer's only allocation: GET {placement}/allocations/{consumer} for its
   // consumer generation (null for a new consumer), then PUT {placement}/allocations/{consumer} (204). A

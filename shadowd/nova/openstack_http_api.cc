@@ -20,7 +20,7 @@ std::string Printable(std::string_view text, std::size_t max_chars = 120) {
 // promises a value: a missing required field is Internal naming the call and the field.
 class Reader {
  public:
-  Reader(std::string call) : call_(std::move(call)) {}
+  explicit Reader(std::string call) : call_(std::move(call)) {}
 
   StatusOr<json> Parse(const std::string& body) const {
     json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
