@@ -1,15 +1,19 @@
 #include "shadowd/daemon/config.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <boost/property_tree/ini_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <algorithm>
 #include <charconv>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <set>
@@ -516,10 +520,15 @@ StatusOr<Config> LoadConfig(const std::string& path) {
 }
 
 StatusOr<std::string> ReadSecretFile(const std::string& path, const std::string& what) {
-  std::ifstream in(path);
-  if (!in) return NotFound(what + " = " + path + ": cannot be read; create it holding the password (chmod 600)");
+  // The mode is checked on the descriptor read from, so that the file judged is the file read.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NotFound(what + " = " + path + ": cannot be read; create it holding the password (chmod 600)");
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     return FailedPrecondition(what + " = " + path + " is not a regular file");
   }
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
@@ -528,8 +537,14 @@ StatusOr<std::string> ReadSecretFile(const std::string& path, const std::string&
     return FailedPrecondition(what + " = " + path + " has mode " + mode +
                               ": a password must not be readable by group or others; chmod 600 " + path);
   }
-  std::string line;
-  std::getline(in, line);
+  std::string text;
+  char buffer[4096];
+  for (ssize_t n; text.size() <= 65536 && (n = ::read(fd, buffer, sizeof(buffer))) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return FailedPrecondition(what + " = " + path + ": read failed: " + std::strerror(errno));
+    text.append(buffer, static_cast<size_t>(n));
+  }
+  std::string line = text.substr(0, text.find('\n'));
   if (!line.empty() && line.back() == '\r') line.pop_back();
   if (line.empty()) return InvalidArgument(what + " = " + path + " is empty; its first line is the password");
   return line;
