@@ -1,13 +1,19 @@
 #include "shadowd/daemon/config.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <boost/property_tree/ini_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <algorithm>
 #include <charconv>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <set>
@@ -22,6 +28,7 @@ namespace {
 namespace pt = boost::property_tree;
 
 constexpr char kHostPrefix[] = "host.";
+constexpr char kPolicyPrefix[] = "policy.";
 
 // A whole number in [min, max] (min >= 0), written as plain decimal digits. A sign is refused rather than read:
 // istream's unsigned extraction takes "-4294967295" as 1 (it negates modulo 2^32), and no setting is negative.
@@ -270,6 +277,116 @@ Status ParseSwitchover(const pt::ptree& section, switchover::Settings& switchove
   return Status::Ok();
 }
 
+// [policy.NAME]: every key is an attribute of the <policy> element, parsed by the very parser of the element so
+// that a named policy and a tag mean the same.
+Status ParseNamedPolicy(const std::string& name, const pt::ptree& section, Config& config) {
+  const std::string where = kPolicyPrefix + name;
+  const bool name_ok = std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+  });
+  if (!name_ok || name.empty() || name.size() > 64) {
+    return InvalidArgument("[" + where + "]: a policy name has 1 to 64 letters, digits, '.', '_' or '-'; e.g. "
+                           "[policy.gold]");
+  }
+  if (name == "default" || name == "none" || name == "off") {
+    return InvalidArgument("[" + where + "]: '" + name + "' is reserved (default: the built-in policy; none, off: "
+                           "not protected); give the section another name, e.g. [policy.gold]");
+  }
+  policy::RawPolicy raw;
+  raw.element_name = std::string(policy::kPolicyElementName);
+  for (const auto& [key, value] : section) {
+    if (!value.empty()) {
+      return InvalidArgument("[" + where + "] " + key + " has sub-keys; keys are policy attributes, e.g. vcpus = 50%");
+    }
+    raw.attributes.emplace_back(key, value.data());
+  }
+  StatusOr<policy::Policy> parsed = policy::ParsePolicyElement(raw);
+  if (!parsed.ok()) {
+    // ParsePolicyElement names the attribute, the value and an accepted one; say which section and key it is.
+    std::string key_value;
+    for (const auto& [key, value] : raw.attributes) {
+      if (parsed.status().message().find("'" + key + "'") != std::string::npos) {
+        key_value = " " + key + " = '" + value + "'";
+        break;
+      }
+    }
+    return InvalidArgument("[" + where + "]" + key_value + ": " + parsed.status().message() +
+                           " (the keys and values of a <policy> element, docs/policy.md)");
+  }
+  config.policies.emplace(name, *parsed);
+  return Status::Ok();
+}
+
+// Keystone's URL: http://IP[:PORT][/PREFIX] like the notice URLs (the client resolves no names).
+Status CheckKeystoneUrl(const std::string& url) {
+  Status checked = CheckBaseUrl("auth_url", url);
+  if (checked.ok()) return checked;
+  std::string message = checked.message();
+  if (message.starts_with("[notice]")) message.replace(0, 8, "[nova]");
+  const size_t example = message.find("e.g. auth_url = ");
+  if (example != std::string::npos) message = message.substr(0, example) + "e.g. auth_url = http://10.77.0.1:5000/v3";
+  return InvalidArgument(message);
+}
+
+Status ParseNova(const pt::ptree& section, Config& config) {
+  const std::string where = "nova";
+  VS_RETURN_IF_ERROR(CheckKeys(section, where,
+                               {"auth_url", "username", "password", "password_file", "project_name",
+                                "user_domain_name", "project_domain_name", "region_name", "interface",
+                                "timeout_seconds", "policy_key", "image_property"}));
+  nova::NovaOptions nova;
+  auto required = [&](const std::string& key, const std::string& example, std::string& out) -> Status {
+    out = section.get<std::string>(key, "");
+    if (out.empty()) return InvalidArgument("[nova] needs " + key + ", e.g. " + key + " = " + example);
+    return Status::Ok();
+  };
+  VS_RETURN_IF_ERROR(required("auth_url", "http://10.77.0.1:5000/v3", nova.auth_url));
+  while (nova.auth_url.size() > 1 && nova.auth_url.back() == '/') nova.auth_url.pop_back();
+  VS_RETURN_IF_ERROR(CheckKeystoneUrl(nova.auth_url));
+  VS_RETURN_IF_ERROR(required("username", "virt-shadow", nova.username));
+  VS_RETURN_IF_ERROR(required("project_name", "service", nova.project_name));
+  const bool inline_password = section.count("password") != 0;
+  const bool file_password = section.count("password_file") != 0;
+  if (inline_password == file_password) {
+    return InvalidArgument(std::string("[nova] ") + (inline_password ? "has both password and password_file; keep one"
+                                                                     : "needs a password") +
+                           ": password_file = /etc/virt-shadow/nova.password (a file of mode 0600 holding it, "
+                           "preferred) or password = ...");
+  }
+  if (inline_password) {
+    nova.password = section.get<std::string>("password");
+    if (nova.password.empty()) {
+      return InvalidArgument("[nova] password is empty; e.g. password_file = /etc/virt-shadow/nova.password");
+    }
+  } else {
+    VS_RETURN_IF_ERROR(CheckPath(section, where, "password_file", 4096, "/etc/virt-shadow/nova.password"));
+    nova.password_file = section.get<std::string>("password_file");
+  }
+  for (auto [key, value] : {std::pair{"user_domain_name", &nova.user_domain_name},
+                            std::pair{"project_domain_name", &nova.project_domain_name},
+                            std::pair{"region_name", &nova.region_name}, std::pair{"policy_key", &nova.policy_key},
+                            std::pair{"image_property", &nova.image_property}}) {
+    if (!section.count(key)) continue;
+    *value = section.get<std::string>(key);
+    if (value->empty()) {
+      return InvalidArgument("[nova] " + std::string(key) + " is empty; remove the key for its default");
+    }
+  }
+  nova.interface = section.get<std::string>("interface", nova.interface);
+  if (nova.interface != "public" && nova.interface != "internal" && nova.interface != "admin") {
+    return InvalidArgument("[nova] interface = '" + nova.interface +
+                           "' is not public, internal or admin (which of the catalog's endpoints shadowd calls); "
+                           "e.g. interface = internal, or remove the key for public");
+  }
+  if (section.count("timeout_seconds")) {
+    VS_ASSIGN_OR_RETURN(int64_t s, Integer<int64_t>(section, where, "timeout_seconds", 1, 300));
+    nova.timeout = std::chrono::seconds(s);
+  }
+  config.nova = std::move(nova);
+  return Status::Ok();
+}
+
 }  // namespace
 
 const cluster::HostConfig* Config::FindHost(const std::string& name) const {
@@ -363,9 +480,18 @@ StatusOr<Config> ParseConfig(const std::string& text) {
       VS_RETURN_IF_ERROR(ParseTls(section, config));
       continue;
     }
+    if (section_name == "nova") {
+      VS_RETURN_IF_ERROR(ParseNova(section, config));
+      continue;
+    }
+    if (section_name.rfind(kPolicyPrefix, 0) == 0) {
+      VS_RETURN_IF_ERROR(ParseNamedPolicy(section_name.substr(sizeof(kPolicyPrefix) - 1), section, config));
+      continue;
+    }
     if (section_name.rfind(kHostPrefix, 0) != 0 || section_name.size() == sizeof(kHostPrefix) - 1) {
       return InvalidArgument("config has an unknown section [" + section_name +
-                             "]; sections are [shadowd], [host.NAME], [notice], [switchover], [failover] and [tls]");
+                             "]; sections are [shadowd], [host.NAME], [notice], [switchover], [failover], [tls], "
+                             "[policy.NAME] and [nova]");
     }
     VS_ASSIGN_OR_RETURN(cluster::HostConfig host, ParseHost(section_name.substr(sizeof(kHostPrefix) - 1), section));
     config.hosts.push_back(std::move(host));
@@ -385,7 +511,43 @@ StatusOr<Config> LoadConfig(const std::string& path) {
   text << in.rdbuf();
   auto config = ParseConfig(text.str());
   if (!config.ok()) return config.status().Annotate(path);
+  if (config->nova && !config->nova->password_file.empty()) {
+    StatusOr<std::string> password = ReadSecretFile(config->nova->password_file, "[nova] password_file");
+    if (!password.ok()) return password.status().Annotate(path);
+    config->nova->password = *std::move(password);
+  }
   return config;
+}
+
+StatusOr<std::string> ReadSecretFile(const std::string& path, const std::string& what) {
+  // The mode is checked on the descriptor read from, so that the file judged is the file read.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NotFound(what + " = " + path + ": cannot be read; create it holding the password (chmod 600)");
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return FailedPrecondition(what + " = " + path + " is not a regular file");
+  }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return FailedPrecondition(what + " = " + path + " has mode " + mode +
+                              ": a password must not be readable by group or others; chmod 600 " + path);
+  }
+  std::string text;
+  char buffer[4096];
+  for (ssize_t n; text.size() <= 65536 && (n = ::read(fd, buffer, sizeof(buffer))) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return FailedPrecondition(what + " = " + path + ": read failed: " + std::strerror(errno));
+    text.append(buffer, static_cast<size_t>(n));
+  }
+  std::string line = text.substr(0, text.find('\n'));
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line.empty()) return InvalidArgument(what + " = " + path + " is empty; its first line is the password");
+  return line;
 }
 
 std::string DescribeConfig(const Config& config) {
@@ -402,6 +564,17 @@ std::string DescribeConfig(const Config& config) {
   std::string notice_list;
   for (const std::string& notice : notices) notice_list += (notice_list.empty() ? "" : ", ") + notice;
   const bool corosync = config.membership == Config::Membership::kCorosync;
+  std::string policies;
+  for (const auto& [name, policy] : config.policies) {
+    policies += "policy " + name + ": " + policy::RenderPolicy(policy) + "\n";
+  }
+  std::string nova = "off";
+  if (config.nova) {
+    nova = config.nova->auth_url + " as " + config.nova->username + " (project " + config.nova->project_name +
+           ", " + config.nova->interface + " endpoints" +
+           (config.nova->region_name.empty() ? "" : ", region " + config.nova->region_name) + "), policy from " +
+           config.nova->policy_key + " and image property " + config.nova->image_property;
+  }
   return "this host: " + config.this_host + "\n" +
          "cluster: " + std::to_string(config.hosts.size()) + " host(s): " + hosts + "\n" +
          "peer port " + std::to_string(config.peer_port) + ", NBD ports " + std::to_string(config.nbd_port) + "-" +
@@ -415,7 +588,8 @@ std::string DescribeConfig(const Config& config) {
          "notice sources: " + (notice_list.empty() ? "none" : notice_list) + "\n" +
          "TLS: peer service " + (config.peer_tls ? "mutual" : "none") + ", NBD exports " +
          (config.nbd_tls ? "mutual" : "none") + ", migrations " + (config.switchover.migration_tls ? "mutual" : "none") +
-         (config.peer_tls || config.nbd_tls ? ", PKI " + config.tls_pki : std::string()) + "\n";
+         (config.peer_tls || config.nbd_tls ? ", PKI " + config.tls_pki : std::string()) + "\n" + policies +
+         "nova: " + nova + "\n";
 }
 
 }  // namespace vs::daemon

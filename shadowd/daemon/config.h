@@ -72,13 +72,39 @@
 //                                              ; libvirt/private/serverkey.pem and clientkey.pem, and QEMU's
 //                                              ; qemu/{ca-cert,client-cert,client-key}.pem; each certificate
 //                                              ; names its host (CN, dNSName) as [host.NAME] does
+//   [policy.gold]                              ; optional, any number: a named policy, for VMs whose policy
+//                                              ; comes by name (OpenStack: a flavor extra spec, an image
+//                                              ; property or the server's metadata names it, see [nova]).
+//                                              ; NAME: letters, digits, '.', '_', '-'; not default, none or off
+//                                              ; (those values mean the built-in defaults and no protection).
+//   vcpus = 50%                                ; the keys are the attributes of the <policy> element, with the
+//   memory = 1GiB                              ; same values and defaults (docs/policy.md, ParsePolicyElement):
+//   critical = yes                             ; enabled, vcpus, memory, interval, warmup, priority, critical,
+//                                              ; shadows, zone, cost-cap, hook-failure
+//   [nova]                                     ; optional: OpenStack integration; absent: off
+//   auth_url = http://10.77.0.1:5000/v3        ; Keystone v3 (http://IP[:PORT][/PREFIX]; names are not resolved;
+//                                              ; plain HTTP: the password crosses the network in clear, keep
+//                                              ; Keystone and the catalog's endpoints on a trusted network)
+//   username = virt-shadow                     ; a Keystone user with Nova's admin API rights
+//   password_file = /etc/virt-shadow/nova.pw   ; its password, the file's first line; the file must not be readable
+//                                              ; by group or others (chmod 600). Or password = ... (not both)
+//   project_name = service                     ; the project the token is scoped to
+//   user_domain_name = Default                 ; default Default
+//   project_domain_name = Default              ; default Default
+//   region_name = RegionOne                    ; optional: the catalog's endpoints of this region
+//   interface = public                         ; public, internal or admin: which catalog endpoints (default public)
+//   timeout_seconds = 10                       ; per HTTP call (1..300)
+//   policy_key = virt_shadow:policy            ; flavor extra spec and server metadata key naming a policy
+//   image_property = virt_shadow_policy        ; Glance image property naming a policy
 //
 // Base URLs are http://IP[:PORT][/PREFIX]: the pollers append their paths to them.
 // Pure: parsing takes text and returns a value or an error naming the key and the fix. Thread-compatible.
+// LoadConfig alone reads files: the configuration, then [nova] password_file.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -87,6 +113,8 @@
 #include "common/status.h"
 #include "shadowd/cluster/cluster_hosts.h"
 #include "shadowd/notice/notice_sources.h"
+#include "shadowd/nova/nova_options.h"
+#include "shadowd/policy/policy.h"
 #include "shadowd/switchover/settings.h"
 
 namespace vs::daemon {
@@ -116,6 +144,11 @@ struct Config {
   bool peer_tls = false;          // [tls] peer = mutual
   bool nbd_tls = false;           // [tls] nbd = mutual ([tls] migration is switchover.migration_tls)
   std::string tls_pki = "/etc/pki";
+  // [policy.NAME] sections by NAME.
+  std::map<std::string, policy::Policy> policies;
+  // [nova]; nullopt: no OpenStack integration. After ParseConfig, a password_file is named but not read yet
+  // (password is empty); LoadConfig reads it.
+  std::optional<nova::NovaOptions> nova;
 
   const cluster::HostConfig* FindHost(const std::string& name) const;
   // The cluster's hosts, as the value the rooms below the daemon take.
@@ -123,7 +156,14 @@ struct Config {
 };
 
 StatusOr<Config> ParseConfig(const std::string& text);
+// ParseConfig of the file, then [nova] password_file read into nova->password (ReadSecretFile).
 StatusOr<Config> LoadConfig(const std::string& path);
+
+// The first line of a file holding a secret, without its line end. FailedPrecondition if the file is readable or
+// writable by its group or by others (naming the mode and the chmod that fixes it) or is not a regular file,
+// NotFound if it cannot be opened, InvalidArgument if it is empty. `what` names the key in messages, e.g.
+// "[nova] password_file".
+StatusOr<std::string> ReadSecretFile(const std::string& path, const std::string& what);
 
 // What a valid configuration sets up, in a few lines for `shadowd --check-config`: this host and the cluster,
 // the ports, membership and fencing, the metrics endpoint and the notice sources that are on.

@@ -41,6 +41,12 @@ TEST(ConfigSampleTest, UncommentedEverySettingIsKnownAndValid) {
   EXPECT_EQ(config->this_host, "h1");
   EXPECT_EQ(config->membership, Config::Membership::kCorosync);
   EXPECT_EQ(config->notice.gce_url, "http://169.254.169.254");
+  ASSERT_EQ(config->policies.count("gold"), 1u);
+  EXPECT_TRUE(config->policies.at("gold").critical);
+  ASSERT_TRUE(config->nova.has_value());
+  EXPECT_EQ(config->nova->auth_url, "http://10.77.0.1:5000/v3");
+  EXPECT_EQ(config->nova->password_file, "/etc/virt-shadow/nova.password");
+  EXPECT_EQ(config->nova->region_name, "RegionOne");
 }
 
 TEST(ConfigSampleTest, DescribeNamesTheHostTheClusterMembershipAndNoticeSources) {

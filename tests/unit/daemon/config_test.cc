@@ -73,7 +73,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"[shadowd]\nhost = h1\ngrace_seconds = -5\n[host.h1]\nzone = a\nuri = x\n", "grace_seconds"},
         BadCase{"[shadowd]\nhost = h1\n[host.h1]\nzone = a\nuri = x\n", "names no host"},
         BadCase{"[shadowd]\nhost = h1\n[hosts]\nx = 1\n", "unknown section [hosts]"},
-        BadCase{"[shadowd]\nhost = h1\n[notices]\nx = 1\n", "[shadowd], [host.NAME], [notice], [switchover], [failover] and [tls]"},
+        BadCase{"[shadowd]\nhost = h1\n[notices]\nx = 1\n", "[shadowd], [host.NAME], [notice], [switchover], [failover], [tls], [policy.NAME] and [nova]"},
         BadCase{"[shadowd]\nhost = h1\nhook_socket = hook.sock\n", "hook_socket = 'hook.sock' is not an absolute path"},
         BadCase{"[shadowd]\nhost = h1\nhook_socket = /run/virt-shadow/a-socket-path-longer-than-a-sockaddr_un-holds-"
                 "which-is-107-bytes-and-no-more-than-that.sock\n",
