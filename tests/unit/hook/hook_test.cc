@@ -126,17 +126,6 @@ TEST_F(HookTest, UntaggedDomainCostsNothingWhateverElseIsWrong) {
   EXPECT_THAT(Spooled(), IsEmpty());
 }
 
-// A Nova instance "may be tagged" (its policy may come from Nova's API), so the hook parses it; without a policy
-// element it is untagged to the hook: exit 0, nothing sent.
-TEST_F(HookTest, NovaInstanceWithoutPolicyElementIsParsedThenLeftAlone) {
-  ShadowdIsDown();
-  const std::string xml = testing::DomainXml("<!-- no virt-shadow policy -->");
-  ASSERT_TRUE(policy::MayBeTagged(xml));
-  EXPECT_EQ(Run(Args("prepare"), xml), (HookOutcome{0, ""}));
-  EXPECT_THAT(deliverer_.events, IsEmpty());
-  EXPECT_THAT(Spooled(), IsEmpty());
-}
-
 TEST_F(HookTest, NamespaceMentionedOnlyInACommentIsUntagged) {
   ShadowdIsDown();
   const std::string xml =
