@@ -58,20 +58,24 @@ wait_port() {
   die "$name did not listen on $ADDR:$port within ${secs}s; see $LOGS/$name.log"
 }
 
-# stop_group NAME PIDFILE: SIGTERM to the process group, SIGKILL after 5 s (the lab's state is thrown away anyway;
-# nova-compute's graceful shutdown took longer than 10 s).
-stop_group() {
-  local name=$1 file=$2 pid
-  pid=$(cat "$file" 2>/dev/null || true)
-  if pid_alive "$pid"; then
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do pgrep -g "$pid" >/dev/null || break; sleep 0.1; done
-    if pgrep -g "$pid" >/dev/null; then
-      echo "nova-lab: $name (group $pid) did not stop on SIGTERM; killing it"
-      kill -KILL -- "-$pid" 2>/dev/null || true; sleep 0.3
+# stop_groups PIDFILE...: SIGTERM to each file's process group, together; SIGKILL to those left after 5 s (the
+# lab's state is thrown away anyway; nova-compute's graceful shutdown took longer than 10 s).
+stop_groups() {
+  local file pid pids=() left
+  for file in "$@"; do
+    pid=$(cat "$file" 2>/dev/null || true)
+    if pid_alive "$pid"; then
+      pids+=("$pid"); kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     fi
-  fi
-  rm -f "$file"
+    rm -f "$file"
+  done
+  for _ in $(seq 1 50); do
+    left=""; for pid in "${pids[@]}"; do pgrep -g "$pid" >/dev/null && left+=" $pid"; done
+    [ -z "$left" ] && return 0; sleep 0.1
+  done
+  echo "nova-lab: process groups$left did not stop on SIGTERM within 5 s; killing them"
+  for pid in $left; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+  sleep 0.3
 }
 
 sql() { mariadb --no-defaults -S "$RUN/mysqld.sock" -u root "$@"; }
@@ -408,12 +412,16 @@ services_up() {
   wait_port nova-api 8774 120
 }
 
-# The first port listing of a fresh neutron-server worker failed with HTTP 500 (AttributeError: type object 'Port'
-# has no attribute 'port_forwardings': SQLAlchemy makes that backref only once the mappers are configured); the
-# next ones answer. That first one would otherwise be Nova's, failing the first server create.
+# Port listings of a fresh neutron-server API worker fail with HTTP 500 (AttributeError: type object 'Port' has no
+# attribute 'port_forwardings', db_base_plugin_v2.get_ports) until some other request has queried the database:
+# SQLAlchemy adds that backref to Port only when it configures the mappers, at the first query, and get_ports
+# names it before querying. Nova's first port listing (server create) failed so. A network listing first does it.
 neutron_warm_up() {
   local t
-  for t in 1 2 3 4 5; do openstack port list -f value >/dev/null 2>&1 && return 0; sleep 1; done
+  for t in 1 2 3 4 5; do
+    openstack network list -f value >/dev/null 2>&1 && openstack port list -f value >/dev/null 2>&1 && return 0
+    sleep 1
+  done
   die "neutron-server does not list ports; see $LOGS/neutron.log"
 }
 
@@ -499,18 +507,13 @@ cmd_up() {
 }
 
 cmd_down_root() {
-  local d
-  # Nova first (it talks to the others while stopping), the database and the broker last.
-  for d in nova-api nova-scheduler nova-conductor neutron placement glance keystone rabbitmq epmd mariadb; do
-    stop_group "$d" "$RUN/$d.pid"
-  done
+  # The services first (they talk to the others while stopping), the broker and the database last.
+  stop_groups "$RUN"/{nova-api,nova-scheduler,nova-conductor,neutron,placement,glance,keystone}.pid
+  stop_groups "$RUN"/{rabbitmq,epmd,mariadb}.pid
 }
 
 cmd_down() {
-  local i
-  for i in $(ls -d "$LAB"/h[0-9]* 2>/dev/null | sed 's|.*/h||'); do
-    stop_group "h$i nova-compute" "$LAB/h$i/nova-compute.pid"
-  done
+  stop_groups "$LAB"/h[0-9]*/nova-compute.pid
   cmd_down_root
   rm -rf "${NOVA:?}"
 }
