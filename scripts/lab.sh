@@ -23,13 +23,14 @@
 #   lab.sh cut HOST / lab.sh heal HOST   take the host's link down / up (its veth on the bridge side), for tests;
 #                        "lab.sh cut HOST corosync" cuts only its Corosync (libvirtd still answers); heal undoes both
 #   lab.sh crash HOST    a host crash: its link cut, then SIGKILL to every process of it (libvirtd, virtlogd, QEMU,
-#                        shadowd, Corosync); its files stay as a power cut leaves them
+#                        shadowd, Corosync, nova-compute); its files stay as a power cut leaves them
 #   lab.sh revive HOST   bring a crashed host back: link up, virtlogd and libvirtd, Corosync, and shadowd again when
-#                        one was installed (its disks and definitions as the crash left them)
+#                        one was installed, its nova-compute in a lab with Nova (its disks and definitions as the
+#                        crash left them)
 #
 # Each host is a network namespace (veth on bridge vsbr0, 10.77.0.(10+i)/24) plus a private mount and UTS
 # namespace in which bind mounts give it its own /etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/log/libvirt,
-# /var/cache/libvirt, /etc/pki, /var/lib/virt-shadow and /run/virt-shadow (so storage is NOT shared between hosts),
+# /var/cache/libvirt, /etc/pki, /var/lib/virt-shadow, /run/virt-shadow and /var/lib/nova (so storage is NOT shared between hosts),
 # its own hostname and host_uuid, and its own virtlogd and libvirtd. Once every host is up, each
 # also runs a Corosync node (corosync 3, knet, token 800 ms, votequorum; the nodelist names h1..hN with their
 # addresses and nodeid N) in a further mount namespace of its own where /run and /var/lib/corosync are the
@@ -639,5 +640,5 @@ case ${1:-} in
   heal) shift; cmd_heal "$@";;
   crash) shift; cmd_crash "$@";;
   revive) shift; cmd_revive "$@";;
-  *) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 2;;
+  *) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2;;
 esac
