@@ -1,7 +1,9 @@
 #!/bin/bash
 # lab.sh - the virt-shadow lab: several libvirt "hosts" on this one machine.
 #
-#   lab.sh up [N]        start hosts h1..hN (default 3) in 2 zones; safe to run again (running hosts are kept)
+#   lab.sh up [N] [--nova]  start hosts h1..hN (default 3) in 2 zones; safe to run again (running hosts are kept);
+#                        with --nova (or VS_LAB_NOVA=1) also an OpenStack Nova over them (scripts/nova-lab.sh,
+#                        docs/nova.md): its control plane in the root namespace on 10.77.0.1, a nova-compute per host
 #   lab.sh down          stop everything the lab started, by pid; remove namespaces and the bridge; verify
 #   lab.sh status [--json]
 #   lab.sh exec HOST CMD...  run CMD inside host HOST (h1, h2, ...): its network, mount and UTS namespaces
@@ -21,13 +23,14 @@
 #   lab.sh cut HOST / lab.sh heal HOST   take the host's link down / up (its veth on the bridge side), for tests;
 #                        "lab.sh cut HOST corosync" cuts only its Corosync (libvirtd still answers); heal undoes both
 #   lab.sh crash HOST    a host crash: its link cut, then SIGKILL to every process of it (libvirtd, virtlogd, QEMU,
-#                        shadowd, Corosync); its files stay as a power cut leaves them
+#                        shadowd, Corosync, nova-compute); its files stay as a power cut leaves them
 #   lab.sh revive HOST   bring a crashed host back: link up, virtlogd and libvirtd, Corosync, and shadowd again when
-#                        one was installed (its disks and definitions as the crash left them)
+#                        one was installed, its nova-compute in a lab with Nova (its disks and definitions as the
+#                        crash left them)
 #
 # Each host is a network namespace (veth on bridge vsbr0, 10.77.0.(10+i)/24) plus a private mount and UTS
 # namespace in which bind mounts give it its own /etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/log/libvirt,
-# /var/cache/libvirt, /etc/pki, /var/lib/virt-shadow and /run/virt-shadow (so storage is NOT shared between hosts),
+# /var/cache/libvirt, /etc/pki, /var/lib/virt-shadow, /run/virt-shadow and /var/lib/nova (so storage is NOT shared between hosts),
 # its own hostname and host_uuid, and its own virtlogd and libvirtd. Once every host is up, each
 # also runs a Corosync node (corosync 3, knet, token 800 ms, votequorum; the nodelist names h1..hN with their
 # addresses and nodeid N) in a further mount namespace of its own where /run and /var/lib/corosync are the
@@ -53,9 +56,12 @@ for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/nul
 LAB=${VS_LAB_DIR:-/var/tmp/virt-shadow-lab}
 BRIDGE=vsbr0
 NET=10.77.0
-PRIVATE_DIRS="/etc/libvirt /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt /etc/pki /var/lib/virt-shadow /run/virt-shadow"
+# /var/lib/nova: a nova-compute's instances and state (lab.sh up --nova); each host's own, as Nova expects.
+PRIVATE_DIRS="/etc/libvirt /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt /etc/pki /var/lib/virt-shadow /run/virt-shadow /var/lib/nova"
 PKI=$LAB/pki
 PKI_SH=$(dirname "$(readlink -f "$0")")/pki.sh
+NOVA_SH=$(dirname "$(readlink -f "$0")")/nova-lab.sh
+nova_lab() { VS_LAB_DIR=$LAB "$NOVA_SH" "$@"; }
 
 die() { echo "lab: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (it creates network namespaces and starts libvirtd)"
@@ -296,11 +302,13 @@ cmd_revive() {
   n=$(tail -n +2 "$LAB/hosts.tsv" | wc -l)
   corosync_up "$i" "$n"
   if [ -x "$LAB/bin/shadowd" ] && [ -f "$H/shadowd.conf" ]; then cmd_shadowd "h$i" start; fi
+  if [ -d "$LAB/nova/etc" ]; then nova_lab compute "$i"; fi
   echo "h$i: revived"
 }
 
 cmd_up() {
-  local n=${1:-3}
+  local n=3 nova=${VS_LAB_NOVA:-0} a
+  for a in "$@"; do if [ "$a" = --nova ]; then nova=1; else n=$a; fi; done
   [[ $n =~ ^[0-9]+$ ]] && (( n >= 2 && n <= 20 )) || die "host count must be 2..20, got '$n'"
   for t in libvirtd virtlogd virsh qemu-system-x86_64 ip unshare nsenter; do
     command -v "$t" >/dev/null || die "$t not found: run scripts/setup.sh first"
@@ -338,9 +346,11 @@ cmd_up() {
     done; } > "$LAB/hosts.tsv"
   # Corosync last, once every host's address answers: a node restarts only when its nodelist changed.
   for i in $(seq 1 "$n"); do corosync_up "$i" "$n"; done
+  if [ "$nova" = 1 ]; then nova_lab up "$n"; fi
 }
 
 cmd_down() {
+  nova_lab down  # its nova-computes first, while the hosts' libvirtd still answer
   for i in $(known_hosts); do host_down "$i"; done
   ip link del "$BRIDGE" 2>/dev/null || true
   rm -f "$LAB/hosts.tsv" "$LAB/tls-mode"
@@ -361,6 +371,7 @@ cmd_verify_clean() {
   local coro; coro=$(pgrep -f -- "corosync -f -c $LAB" || true)
   if [ -n "$coro" ]; then echo "left: corosync $(echo $coro)"; left=1; fi
   if grep -q "$LAB/h" /proc/self/mountinfo; then echo "left: mounts of $LAB"; left=1; fi
+  nova_lab verify-clean || left=1  # MariaDB, RabbitMQ, OpenStack services and nova-computes of the lab's Nova
   if (( left )); then echo "lab: down left things behind (listed above)" >&2; return 1; fi
   echo "lab: clean (no namespace, link, process or mount left)"
 }
@@ -386,7 +397,7 @@ cmd_status() {
         "$(corosync_state "$i")"
     fi
   done
-  [ "$json" = --json ] && echo ']' || true
+  [ "$json" = --json ] && echo ']' || nova_lab status
 }
 
 cmd_exec() {
@@ -629,5 +640,5 @@ case ${1:-} in
   heal) shift; cmd_heal "$@";;
   crash) shift; cmd_crash "$@";;
   revive) shift; cmd_revive "$@";;
-  *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2;;
+  *) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2;;
 esac

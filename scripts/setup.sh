@@ -35,6 +35,12 @@ PACKAGES=(
   gnutls-bin
   # the peer of replication_bench (issue 14, item 7): Debian's virtnbdbackup, run by bench/virtnbdbackup_lab.py
   virtnbdbackup
+  # the lab's OpenStack Nova (Zed; scripts/nova-lab.sh, lab.sh up N --nova): its control plane and databases, a
+  # nova-compute per lab host; uwsgi serves keystone and placement. Their services are not started (policy-rc.d)
+  # and the preseeds below keep the packages from configuring databases or endpoints: nova-lab.sh does that.
+  keystone placement-api nova-api nova-conductor nova-scheduler nova-compute nova-compute-qemu glance-api
+  neutron-server mariadb-server rabbitmq-server python3-openstackclient python3-pymysql
+  uwsgi-core uwsgi-plugin-python3
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -51,6 +57,26 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made_policy_rc=1
   fi
+  # Answers for the OpenStack packages' debconf questions: no dbconfig-common database, no keystone endpoint
+  # registration, no RabbitMQ or keystone_authtoken set up in /etc (the lab generates its own configs).
+  debconf-set-selections <<'PRESEED'
+keystone keystone/configure_db boolean false
+keystone keystone/register-endpoint boolean false
+keystone keystone/create-admin-tenant boolean false
+keystone keystone/admin-password password
+keystone keystone/admin-password-confirm password
+placement-common placement/configure_db boolean false
+placement-api placement/register-endpoint boolean false
+nova-common nova/configure_db boolean false
+nova-common nova/configure_api-db boolean false
+nova-api nova/register-endpoint boolean false
+nova-common nova/configure_rabbit boolean false
+nova-common nova/configure_ksat boolean false
+glance-common glance/configure_db boolean false
+glance-api glance/register-endpoint boolean false
+neutron-common neutron/configure_db boolean false
+neutron-server neutron/register-endpoint boolean false
+PRESEED
   rc=0
   apt-get install -y -q --no-install-recommends "${missing[@]}" || rc=$?
   [ -n "$made_policy_rc" ] && rm -f /usr/sbin/policy-rc.d
