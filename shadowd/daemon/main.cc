@@ -72,6 +72,10 @@
 #include "shadowd/switchover/protected_vms.h"
 #include "shadowd/switchover/switchover_coordinator.h"
 #include "shadowd/switchover/switchover_metrics.h"
+#include "shadowd/nova/nova_live_mover.h"
+#include "shadowd/nova/nova_policy_watcher.h"
+#include "shadowd/nova/nova_reserving_peer_ops.h"
+#include "shadowd/nova/openstack_http_api.h"
 #include "shadowd/switchover/switchover_runner.h"
 #include "shadowd/switchover/switchover_target.h"
 #include "shadowd/virt/hypervisor.h"
@@ -246,6 +250,13 @@ class Daemon {
   std::unique_ptr<switchover::ControllerOnLoop> controller_on_loop_;
   std::unique_ptr<switchover::SwitchoverCoordinator> switchovers_;
   notice::BeastHttpClient http_client_;
+  // OpenStack (only with a [nova] section, docs/nova.md): the client; which policy Nova's records name for each
+  // Nova instance here (its own thread); the PeerOps that reserves each Nova shadow's room in Placement; the live
+  // mover through which a Nova instance's switchover migrates.
+  std::unique_ptr<nova::OpenStackHttpApi> openstack_;
+  std::unique_ptr<nova::NovaPolicyWatcher> nova_policies_;
+  std::unique_ptr<nova::NovaReservingPeerOps> nova_peers_;
+  std::unique_ptr<nova::NovaLiveMover> nova_mover_;
   std::unique_ptr<notice::NoticeSources> notice_sources_;
   // Membership (only with [shadowd] membership = corosync): Corosync's view on a thread of its own, every host's
   // heartbeat history in the store, and what feeds the one into the other.
@@ -348,11 +359,32 @@ Status Daemon::BuildController() {
   VS_ASSIGN_OR_RETURN(runtime_, Named(virt::LibvirtRuntime::Start(), "libvirt"));
   cluster_ = std::make_unique<cluster::LibvirtCluster>(hosts_, config_.local_libvirt_uri, *runtime_,
                                                        clock_);
+  controller::PeerOps* peers = cluster_.get();
+  if (config_.nova) {
+    openstack_ = std::make_unique<nova::OpenStackHttpApi>(*config_.nova, http_client_, clock_);
+    nova_policies_ = std::make_unique<nova::NovaPolicyWatcher>(
+        *openstack_, nova::NovaPolicyWatcherOptions{.nova = *config_.nova, .named_policies = config_.policies},
+        clock_,
+        [this](const std::string& vm_uuid) {
+          loop_.Post([this, vm_uuid] {
+            log_.Failure("Nova's policy of " + vm_uuid, controller_->OnExternalPolicyChanged(vm_uuid));
+          });
+        },
+        log_.For("nova"));
+    nova_peers_ = std::make_unique<nova::NovaReservingPeerOps>(*cluster_, *openstack_, log_.For("nova"));
+    nova_mover_ = std::make_unique<nova::NovaLiveMover>(*openstack_, clock_, log_.For("nova"));
+    peers = nova_peers_.get();
+  }
   controller::ControllerOptions options{
       .this_host = config_.this_host, .grace_period = config_.grace, .placement = {},
       .report = [this](const std::string& vm, const std::string& m) { log_.Write("VM " + vm, m); },
-      .promoted_elsewhere = [this](const std::string& vm_uuid) { return PromotedElsewhere(vm_uuid); }};
-  controller_ = std::make_unique<controller::ProtectionController>(options, *store_, *cluster_, *cluster_, *cluster_,
+      .promoted_elsewhere = [this](const std::string& vm_uuid) { return PromotedElsewhere(vm_uuid); },
+      .external_policy = [this](const std::string& vm_uuid,
+                                const policy::DomainFacts& facts) -> std::optional<controller::ExternalPolicy> {
+        if (!nova_policies_) return std::nullopt;
+        return nova_policies_->Lookup(vm_uuid, facts);
+      }};
+  controller_ = std::make_unique<controller::ProtectionController>(options, *store_, *peers, *cluster_, *cluster_,
                                                                    clock_);
   spool_ = std::make_unique<spool::Spool>(config_.spool_path, clock_);
 
@@ -430,11 +462,13 @@ Status Daemon::BuildSwitchover() {
       config_.this_host, clock_, log_.For("switchover target"));
   switchover_steps_ = std::make_unique<switchover::LibvirtSwitchoverSteps>(
       hosts_, config_.switchover, *runtime_, *switchover_libvirt_, *peer_client_, *replication_worker_,
-      warm_up_, clock_, [this](const std::string& vm_uuid, const std::string& host) {
+      warm_up_, clock_,
+      [this](const std::string& vm_uuid, const std::string& host) {
         loop_.Post([this, vm_uuid, host] {
           log_.Failure("ending the record of a switched VM", controller_->OnSwitchedOver(vm_uuid, host));
         });
-      });
+      },
+      nova_mover_.get());
   switchover_runner_ = std::make_unique<switchover::SwitchoverRunner>(*store_, *switchover_steps_, clock_,
                                                                       log_.For(""), &switchover_tally_);
   controller_on_loop_ = std::make_unique<switchover::ControllerOnLoop>(loop_, *controller_);
@@ -508,6 +542,7 @@ std::vector<metrics::MetricsSource> Daemon::MetricsSources() {
 
 Status Daemon::Start() {
   peer_drains_->Start();
+  if (nova_policies_) nova_policies_->Start();
   if (self_fence_) self_fence_->Start([this] { return membership_->Current(); });
   if (membership_recorder_) membership_recorder_->Start();
   VS_ASSIGN_OR_RETURN(peer_server_, rpc::StartPeerServer(hosts_.PeerTarget(*hosts_.Find(hosts_.this_host)), *keeper_,
@@ -646,6 +681,7 @@ void Daemon::Stop() {
     // Before the loop: a running switchover still asks the controller through the loop until it ends.
     if (notice_sources_) notice_sources_->Stop();
     if (switchovers_) switchovers_->Stop();
+    if (nova_policies_) nova_policies_->Stop();  // it posts to the loop
     loop_.Stop();
     metrics_server_.reset();
     if (replication_worker_) replication_worker_->Stop();
