@@ -429,7 +429,16 @@ write_shadowd_conf() {  # write_shadowd_conf I: host I's shadowd configuration, 
     local cloud="http://$NET.1:18169/h$i"
     printf '\n[notice]\nacpid_socket = %s\ngce = %s\naws = %s\nazure = %s\nazure_vm_name = h%d\n' \
       "$LAB/h$i/acpid.socket" "$cloud" "$cloud" "$cloud" "$i"
-    printf 'poll_seconds = 1\ndrain_deadline_seconds = 60\n'; } > "$LAB/h$i/shadowd.conf"
+    printf 'poll_seconds = 1\ndrain_deadline_seconds = 60\n'
+    # With the lab's Nova (lab.sh up --nova): shadowd reads Nova's records as the cloud's admin (Placement's
+    # allocations need it), and the lab's named policy "gold" is what a flavor, an image or an instance names.
+    if [ -f "$LAB/nova/openrc" ]; then
+      local pw=$LAB/h$i/nova.password
+      (umask 077; sed -n 's/^export OS_PASSWORD=//p' "$LAB/nova/openrc" > "$pw")
+      printf '\n[nova]\nauth_url = http://%s.1:5000/v3\nusername = admin\npassword_file = %s\nproject_name = admin\n' \
+        "$NET" "$pw"
+      printf '\n[policy.gold]\nvcpus = 50%%\nmemory = 50%%\ninterval = 2s\npriority = 500\n'
+    fi; } > "$LAB/h$i/shadowd.conf"
 }
 
 cmd_shadowd() {
