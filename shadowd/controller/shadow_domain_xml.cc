@@ -102,10 +102,34 @@ Status CheckIdentities(const policy::DomainFacts& facts, const ShadowIdentity& s
   return Status::Ok();
 }
 
+// <sysinfo type='smbios'><system><entry name='uuid'>: libvirt refuses a domain whose SMBIOS system UUID is not its
+// <uuid> (Nova writes the instance's there). Removed from the shadow: without it, libvirt gives the guest the
+// domain's own UUID, which for the VM promoted from its shadow is the VM's again.
+void RemoveSmbiosUuid(xmlNode* root) {
+  for (xmlNode* sysinfo = root->children; sysinfo != nullptr; sysinfo = sysinfo->next) {
+    if (sysinfo->type != XML_ELEMENT_NODE || ToString(sysinfo->name) != "sysinfo") continue;
+    for (xmlNode* system = sysinfo->children; system != nullptr; system = system->next) {
+      if (system->type != XML_ELEMENT_NODE || ToString(system->name) != "system") continue;
+      for (xmlNode* entry = system->children; entry != nullptr;) {
+        xmlNode* next = entry->next;
+        xmlChar* name = entry->type == XML_ELEMENT_NODE ? xmlGetProp(entry, X("name")) : nullptr;
+        const bool uuid = name != nullptr && ToString(name) == "uuid";
+        xmlFree(name);
+        if (uuid) {
+          xmlUnlinkNode(entry);
+          xmlFreeNode(entry);
+        }
+        entry = next;
+      }
+    }
+  }
+}
+
 void SetIdentity(xmlNode* root, const ShadowIdentity& shadow, const std::string& shadow_uuid) {
   UnsetAttr(root, "id");  // the running primary's domain id: live-only
   SetText(Child(root, "name"), shadow.name);
   SetText(Child(root, "uuid"), shadow_uuid);
+  RemoveSmbiosUuid(root);
 }
 
 // <vcpu current='N'>MAX</vcpu>, <currentMemory unit='KiB'>M</currentMemory>; <memory> untouched.

@@ -1,5 +1,7 @@
 #include "shadowd/virt/libvirt_error.h"
 
+#include <cerrno>
+
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
@@ -58,7 +60,11 @@ Code CodeForLibvirtError(int domain, int code) {
 Status LastLibvirtError(std::string_view what) {
   virErrorPtr err = virGetLastError();
   if (err == nullptr) return Internal(std::string(what) + ": unknown libvirt error");
-  Status status(CodeForLibvirtError(err->domain, err->code), std::string(what) + ": " + (err->message ? err->message : "no message"));
+  Code code = CodeForLibvirtError(err->domain, err->code);
+  // A system error carries its errno in int1: a file or folder that is not there is NotFound, not a host that
+  // cannot be reached (e.g. the folder of an image already removed). RPC errors were translated above.
+  if (code == Code::kUnavailable && err->code == VIR_ERR_SYSTEM_ERROR && err->int1 == ENOENT) code = Code::kNotFound;
+  Status status(code, std::string(what) + ": " + (err->message ? err->message : "no message"));
   virResetLastError();
   return status;
 }

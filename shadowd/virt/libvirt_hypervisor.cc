@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -479,7 +480,9 @@ class LibvirtHypervisor final : public Hypervisor {
   }
 
   Status CreateImage(const std::string& path, uint64_t virtual_size_bytes, ImageFormat format) override {
-    VS_ASSIGN_OR_RETURN(PoolHandle pool, PoolFor(path));
+    // A missing folder is made: a replica lives at the primary's path, and some layouts keep each VM's images in a
+    // folder of its own (Nova's instance directory), which the shadow host does not have yet.
+    VS_ASSIGN_OR_RETURN(PoolHandle pool, PoolFor(path, /*build=*/true));
     if (auto existing = LookupVolume(path); existing.ok()) {
       virStorageVolInfo info;
       if (virStorageVolGetInfo(existing->get(), &info) < 0) return LastLibvirtError("size of " + path);
@@ -505,7 +508,38 @@ class LibvirtHypervisor final : public Hypervisor {
     auto vol = LookupVolume(path);
     if (!vol.ok()) return vol.status().code() == Code::kNotFound ? Status::Ok() : vol.status();
     if (virStorageVolDelete(vol->get(), 0) < 0) return LastLibvirtError("deleting " + path + " on " + uri_);
-    return Status::Ok();
+    return RemoveInstanceFolderIfEmpty(Dirname(path), std::move(*pool));
+  }
+
+  // A folder named by a UUID is one VM's own (Nova's instance directory, made by CreateImage for a replica): once
+  // its last image is gone it is removed too, or Nova would refuse to live-migrate the VM to this host later
+  // (DestinationDiskExists). Any other folder stays. libvirt deletes only an inactive pool's folder: the transient
+  // pool goes, a persistent one over the folder is defined, deleted (rmdir) and undefined.
+  Status RemoveInstanceFolderIfEmpty(const std::string& dir, PoolHandle pool) {
+    if (!LooksLikeUuid(Basename(dir))) return Status::Ok();
+    if (virStoragePoolRefresh(pool.get(), 0) < 0 || virStoragePoolNumOfVolumes(pool.get()) != 0) {
+      virResetLastError();
+      return Status::Ok();  // something else is there: it stays
+    }
+    if (virStoragePoolDestroy(pool.get()) < 0) return LastLibvirtError("releasing the pool of " + dir);
+    const std::string xml = "<pool type='dir'><name>virt-shadow-rm-" + Basename(dir) + "</name><target><path>" +
+                            XmlEscape(dir) + "</path></target></pool>";
+    PoolHandle defined(virStoragePoolDefineXML(Conn().get(), xml.c_str(), 0), &virStoragePoolFree);
+    if (defined == nullptr) return LastLibvirtError("removing the empty folder " + dir + " on " + uri_);
+    Status removed = virStoragePoolDelete(defined.get(), 0) < 0
+                         ? LastLibvirtError("removing the empty folder " + dir + " on " + uri_)
+                         : Status::Ok();
+    if (virStoragePoolUndefine(defined.get()) < 0) virResetLastError();
+    return removed;
+  }
+
+  static bool LooksLikeUuid(const std::string& name) {
+    if (name.size() != 36) return false;
+    for (size_t i = 0; i < name.size(); ++i) {
+      const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+      if (dash ? name[i] != '-' : !std::isxdigit(static_cast<unsigned char>(name[i]))) return false;
+    }
+    return true;
   }
 
   StatusOr<uint64_t> ImageVirtualSize(const std::string& path) override {
@@ -1037,8 +1071,8 @@ class LibvirtHypervisor final : public Hypervisor {
   }
 
   // The (transient, refreshed) directory pool over `path`'s folder, created on first use. NotFound when the
-  // folder does not exist on that host.
-  StatusOr<PoolHandle> PoolFor(const std::string& path) {
+  // folder does not exist on that host, unless `build`: then the folder is made.
+  StatusOr<PoolHandle> PoolFor(const std::string& path, bool build = false) {
     const std::string dir = Dirname(path);
     const Connection::Ref conn = Conn();
     virStoragePoolPtr pool = virStoragePoolLookupByTargetPath(conn.get(), dir.c_str());
@@ -1047,7 +1081,7 @@ class LibvirtHypervisor final : public Hypervisor {
       std::string name = "virt-shadow-" + std::to_string(std::hash<std::string>{}(dir));
       std::string xml = "<pool type='dir'><name>" + name + "</name><target><path>" + XmlEscape(dir) +
                         "</path></target></pool>";
-      pool = virStoragePoolCreateXML(conn.get(), xml.c_str(), 0);
+      pool = virStoragePoolCreateXML(conn.get(), xml.c_str(), build ? VIR_STORAGE_POOL_CREATE_WITH_BUILD : 0);
       if (pool == nullptr) {
         Status err = LastLibvirtError("storage pool for " + dir + " on " + uri_);
         // A concurrent caller may have created it first.

@@ -44,6 +44,17 @@ TEST(ShadowDomainXmlTest, RealisticDomainGetsShadowIdentityAndReducedScalableSiz
   EXPECT_EQ(doc.Number("count(/domain/currentMemory)"), 1);
 }
 
+// Nova writes the instance's UUID as the SMBIOS system UUID; libvirt refuses a domain whose SMBIOS UUID is not its own.
+TEST(ShadowDomainXmlTest, TheSmbiosSystemUuidGoesAndTheOtherSysinfoEntriesStay) {
+  std::string xml = PrimaryXml();
+  const std::string sysinfo = "<sysinfo type='smbios'><system><entry name='manufacturer'>OpenStack Foundation</entry>"
+                              "<entry name='uuid'>" + kVmUuid + "</entry></system></sysinfo>\n  <os>";
+  xml.replace(xml.find("<os>"), 4, sysinfo);
+  const XPathDoc doc(MustTransform(xml));
+  EXPECT_EQ(doc.Number("count(/domain/sysinfo/system/entry[@name='uuid'])"), 0);
+  EXPECT_EQ(doc.String("/domain/sysinfo/system/entry[@name='manufacturer']"), "OpenStack Foundation");
+}
+
 TEST(ShadowDomainXmlTest, MetadataLinksToPrimaryKeepsOthersAndDropsThePolicy) {
   const XPathDoc doc(MustTransform(PrimaryXml()));
   EXPECT_EQ(doc.Number("count(/domain/metadata/s:*)"), 1);
