@@ -129,7 +129,6 @@ Status LibvirtSwitchoverSteps::Prepare(const SwitchoverRecord& record) {
   request.set_vm_uuid(record.vm_uuid());
   *request.mutable_disks() = record.disks();
   *request.mutable_source_checkpoints() = record.source_checkpoints();
-  request.set_nova_instance_dir(record.nova_instance_dir());
   VS_RETURN_IF_ERROR(peer_.PrepareSwitchover(record.target_host(), request));
   ObserveGuestHere(record);  // before the snapshot, so that the guest's own pace is what is seen
   return Status::Ok();
@@ -190,7 +189,20 @@ StatusOr<MigrationFigures> LibvirtSwitchoverSteps::Migrate(const SwitchoverRecor
     VS_RETURN_IF_ERROR(peer_.PrepareSwitchover(record.target_host(), request)
                            .Annotate("preparing " + record.target_host() + " for the fallback migration"));
   }
-  if (!record.nova_instance_dir().empty()) return MigrateThroughNova(record);
+  if (!record.nova_instance_dir().empty()) {
+    if (!copy_storage_all) {
+      // Prepared again, now with the instance directory: the target sets it aside for Nova only after the final
+      // round has written its replicas (Prepare is idempotent: the tops are made anew, still empty).
+      v1::PrepareSwitchoverRequest request;
+      request.set_vm_uuid(record.vm_uuid());
+      *request.mutable_disks() = record.disks();
+      *request.mutable_source_checkpoints() = record.source_checkpoints();
+      request.set_nova_instance_dir(record.nova_instance_dir());
+      VS_RETURN_IF_ERROR(peer_.PrepareSwitchover(record.target_host(), request)
+                             .Annotate("setting the shadow's files aside on " + record.target_host() + " for Nova"));
+    }
+    return MigrateThroughNova(record);
+  }
   const Duration hold = std::chrono::milliseconds(record.precopy_planned_ms());
   const std::optional<WallTime> deadline =
       record.deadline_unix_ms() > 0 ? std::optional<WallTime>(FromUnixMillis(record.deadline_unix_ms())) : std::nullopt;

@@ -994,7 +994,11 @@ class LibvirtHypervisor final : public Hypervisor {
     const int running = virDomainIsActive(dom.get());
     if (running < 0) return LastLibvirtError(what);
     if (running == 0) return FailedPrecondition(what + ": " + domain + " does not run; start it first");
-    if (virDomainBlockCommit(dom.get(), target.c_str(), nullptr, nullptr, 0, VIR_DOMAIN_BLOCK_COMMIT_ACTIVE) < 0) {
+    // Shallow: into the top's own backing image only. Without it libvirt commits into the bottom of the chain, which
+    // for an image over a shared base (Nova's instance disk over _base/<hash>) writes the VM's data into the base
+    // that other VMs read (seen in the lab: a rolled-back switchover of a Nova instance left it on the base).
+    if (virDomainBlockCommit(dom.get(), target.c_str(), nullptr, nullptr, 0,
+                             VIR_DOMAIN_BLOCK_COMMIT_ACTIVE | VIR_DOMAIN_BLOCK_COMMIT_SHALLOW) < 0) {
       return LastLibvirtError(what);
     }
     const MonoTime deadline = clock_.Now() + timeout;
