@@ -33,7 +33,17 @@ struct Replicator::Plan {
   std::vector<RoundMode> modes;  // per disk
   std::string base_checkpoint;   // for the INCREMENTAL disks
   bool final_round = false;      // a switchover's: no new checkpoint, the replica keeps base_checkpoint
+  // A Nova instance's: libvirt knows its checkpoints only while a backup job starts (HideCheckpoints).
+  bool hide_checkpoints = false;
 };
+
+std::vector<std::string> Replicator::BitmapTargets(const std::vector<Disk>& disks) {
+  std::vector<std::string> targets;
+  for (const Disk& disk : disks) {
+    if (disk.bitmaps) targets.push_back(disk.target);
+  }
+  return targets;
+}
 
 // One pull-mode backup job of ours, from its start to its end. Begin starts it (libvirt creates the request's
 // new checkpoint, if it names one, atomically with the job); Finish ends it on the path that succeeded and says
@@ -211,6 +221,7 @@ Status Replicator::Forget(const std::string& vm_uuid, const std::string& vm_name
       if (facts.uuid == vm_uuid) {
         Status status = EndOurBackup(vm_name);
         if (status.ok()) status = DeleteCheckpointsExcept(vm_name, "");
+        if (status.ok() && facts.nova) status = DiscardHiddenCheckpoint(vm_uuid, vm_name);
         if (!status.ok() && status.code() != Code::kNotFound) return status;
       }
     }
@@ -220,9 +231,27 @@ Status Replicator::Forget(const std::string& vm_uuid, const std::string& vm_name
   return store_.Write(batch);
 }
 
-StatusOr<std::vector<Replicator::Disk>> Replicator::ReplicatedDisks(const std::string& vm_name) {
+// A hidden checkpoint is not listed: the one the VM's record names has its bitmaps removed by name.
+Status Replicator::DiscardHiddenCheckpoint(const std::string& vm_uuid, const std::string& vm_name) {
+  VS_ASSIGN_OR_RETURN(ReplicationRecord record, Record(vm_uuid));
+  const std::string& checkpoint = record.applied().checkpoint();
+  if (checkpoint.empty()) return Status::Ok();
+  VS_ASSIGN_OR_RETURN(auto disks, ReplicatedDisks(vm_name));
+  for (const std::string& target : BitmapTargets(disks)) {
+    Status gone = local_.DiscardForeignBitmap(vm_name, target, checkpoint);
+    if (!gone.ok() && gone.code() != Code::kNotFound) return gone;
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::vector<Replicator::Disk>> Replicator::ReplicatedDisks(const std::string& vm_name,
+                                                                    bool* hides_checkpoints) {
   VS_ASSIGN_OR_RETURN(std::string xml, local_.GetDomainXml(vm_name));
   VS_ASSIGN_OR_RETURN(policy::DomainFacts facts, policy::ParseDomain(xml));
+  // Nova undefines a stopped instance (hard reboot, delete, resize) without libvirt's flag for checkpoint metadata,
+  // and libvirt refuses that while the domain has checkpoints: a Nova instance's are known to libvirt only for the
+  // moment a backup job starts (docs/nova.md).
+  if (hides_checkpoints != nullptr) *hides_checkpoints = facts.nova.has_value();
   std::vector<Disk> disks;
   for (const auto& disk : facts.disks) {
     if (disk.source_kind != policy::DiskFacts::SourceKind::kFile || disk.source_path.empty()) continue;
@@ -243,7 +272,7 @@ StatusOr<std::vector<Replicator::Disk>> Replicator::ReplicatedDisks(const std::s
 }
 
 StatusOr<Replicator::Plan> Replicator::MakePlan(const ReplicationTarget& target, const std::vector<Disk>& disks,
-                                                const ReplicationRecord& record) {
+                                                const ReplicationRecord& record, bool hide_checkpoints) {
   virtshadow::v1::GetReplicaRequest request;
   request.set_vm_uuid(target.vm_uuid);
   for (const Disk& disk : disks) request.add_replica_paths(disk.path);
@@ -252,6 +281,7 @@ StatusOr<Replicator::Plan> Replicator::MakePlan(const ReplicationTarget& target,
 
   Plan plan;
   plan.disks = disks;
+  plan.hide_checkpoints = hide_checkpoints;
   // The replica is the truth about where it stands; use its checkpoint if libvirt still has it. A round whose
   // commit began is finished by this round's ApplyRound before anything else (the shadow host settles it there):
   // the replica stands at that round then. A round only copied is discarded there: `applied` stays.
@@ -259,6 +289,12 @@ StatusOr<Replicator::Plan> Replicator::MakePlan(const ReplicationTarget& target,
   const std::string& replica_at = replica_record.phase() == virtshadow::v1::ReplicaRecord::PHASE_COMMITTING
                                       ? replica_record.pending().checkpoint()
                                       : replica_record.applied().checkpoint();
+  // A hidden checkpoint is made known again for the job that starts from it (its bitmaps are QEMU's).
+  if (hide_checkpoints && !replica_at.empty() &&
+      std::find(checkpoints.begin(), checkpoints.end(), replica_at) == checkpoints.end() &&
+      local_.RedefineCheckpoint(target.vm_name, replica_at, BitmapTargets(disks)).ok()) {
+    checkpoints.push_back(replica_at);
+  }
   const bool chain_usable = replica.known() && !record.resync_needed() && !replica_at.empty() &&
                             std::find(checkpoints.begin(), checkpoints.end(), replica_at) != checkpoints.end();
   for (const Disk& disk : disks) {
@@ -289,8 +325,12 @@ StatusOr<AppliedRound> Replicator::RunRound(const ReplicationTarget& target, uin
   record.set_shadow_host(target.shadow_host);
 
   const MonoTime started = clock_.Now();
+  bool hides = false;
+  std::string old_base;  // a hidden checkpoint the round leaves behind: its bitmaps go after the round
+  std::vector<std::string> bitmap_targets;
   StatusOr<AppliedRound> round = [&]() -> StatusOr<AppliedRound> {
-    VS_ASSIGN_OR_RETURN(auto disks, ReplicatedDisks(target.vm_name));
+    VS_ASSIGN_OR_RETURN(auto disks, ReplicatedDisks(target.vm_name, &hides));
+    bitmap_targets = BitmapTargets(disks);
     // Only a switchover's final round reads a VM on its tops. Any other round would hold the disk with its
     // backup job while the switchover's completion must flatten it (and would replicate a chain that is
     // about to change).
@@ -300,7 +340,8 @@ StatusOr<AppliedRound> Replicator::RunRound(const ReplicationTarget& target, uin
                                   disk.top_path + ": no round until the switchover's completion flattens it");
       }
     }
-    VS_ASSIGN_OR_RETURN(Plan plan, MakePlan(target, disks, record));
+    VS_ASSIGN_OR_RETURN(Plan plan, MakePlan(target, disks, record, hides));
+    old_base = plan.base_checkpoint;
     bool chain_broken = false;
     StatusOr<AppliedRound> result = RunPlannedRound(target, plan, export_port, started, &chain_broken);
     if (!chain_broken) return result;
@@ -320,7 +361,24 @@ StatusOr<AppliedRound> Replicator::RunRound(const ReplicationTarget& target, uin
   // Housekeeping after the record: a crash in between only leaves checkpoints the next round deletes.
   VS_RETURN_IF_ERROR(WithContext(DeleteCheckpointsExcept(target.vm_name, round->checkpoint()),
                                  "deleting old checkpoints of " + target.vm_name));
+  // Hidden checkpoints are not listed: the base the round started from has its bitmaps removed by name.
+  if (hides && !old_base.empty() && old_base != round->checkpoint()) {
+    for (const std::string& disk : bitmap_targets) {
+      if (Status gone = local_.DiscardForeignBitmap(target.vm_name, disk, old_base);
+          !gone.ok() && gone.code() != Code::kNotFound) {
+        return WithContext(gone, "removing the bitmap of the hidden checkpoint " + old_base + " of " + target.vm_name);
+      }
+    }
+  }
   return round;
+}
+
+Status Replicator::HideCheckpoints(const std::string& vm_name) {
+  VS_ASSIGN_OR_RETURN(auto checkpoints, local_.ListCheckpoints(vm_name));
+  for (const std::string& checkpoint : checkpoints) {
+    if (IsOurs(checkpoint)) VS_RETURN_IF_ERROR(local_.DeleteCheckpointMetadata(vm_name, checkpoint));
+  }
+  return Status::Ok();
 }
 
 Status Replicator::RecordOutcome(ReplicationRecord& record, const StatusOr<AppliedRound>& round) {
@@ -351,8 +409,9 @@ StatusOr<AppliedRound> Replicator::RunFinalRound(const ReplicationTarget& target
   record.set_shadow_host(target.shadow_host);
   const MonoTime started = clock_.Now();
   StatusOr<AppliedRound> round = [&]() -> StatusOr<AppliedRound> {
-    VS_ASSIGN_OR_RETURN(auto disks, ReplicatedDisks(target.vm_name));
-    VS_ASSIGN_OR_RETURN(Plan plan, MakePlan(target, disks, record));
+    bool hides = false;
+    VS_ASSIGN_OR_RETURN(auto disks, ReplicatedDisks(target.vm_name, &hides));
+    VS_ASSIGN_OR_RETURN(Plan plan, MakePlan(target, disks, record, hides));
     for (size_t i = 0; i < plan.modes.size(); ++i) {
       if (plan.modes[i] == virtshadow::v1::ROUND_MODE_FULL) {
         return FailedPrecondition("the shadow host " + target.shadow_host + " has no replica of disk " +
@@ -403,8 +462,14 @@ StatusOr<AppliedRound> Replicator::RunPlannedRound(const ReplicationTarget& targ
     // Only libvirt refusing the base checkpoint (its bitmap is inconsistent after QEMU was killed, or it is
     // gone) means the chain is broken; every other failure is just this round's.
     const Code code = session.status().code();
-    *chain_broken = !plan.base_checkpoint.empty() && (code == Code::kDataLoss || code == Code::kNotFound);
+    *chain_broken = !plan.base_checkpoint.empty() &&
+                    (code == Code::kDataLoss || code == Code::kNotFound ||
+                     // a redefined hidden checkpoint whose bitmaps QEMU no longer has
+                     (plan.hide_checkpoints && code != Code::kAborted && code != Code::kUnavailable));
     return session.status();
+  }
+  if (plan.hide_checkpoints) {
+    VS_RETURN_IF_ERROR(WithContext(HideCheckpoints(target.vm_name), "hiding the checkpoints of " + target.vm_name));
   }
   // From here the job ends on every path: by Finish once the shadow host committed, else when `session` goes.
   StatusOr<AppliedRound> result = CopyRound(target, plan, *session, round, started);
@@ -577,9 +642,14 @@ StatusOr<VerifyReport> Replicator::Verify(const ReplicationTarget& target, uint1
   if (record.applied().taken_unix_ms() == 0) {
     return FailedPrecondition(target.vm_name + " has no applied round yet: nothing to verify against");
   }
-  VS_ASSIGN_OR_RETURN(auto disks, ReplicatedDisks(target.vm_name));
+  bool hides = false;
+  VS_ASSIGN_OR_RETURN(auto disks, ReplicatedDisks(target.vm_name, &hides));
   VS_RETURN_IF_ERROR(EndOurBackup(target.vm_name));
   const std::string& checkpoint = record.applied().checkpoint();
+  if (hides && !checkpoint.empty()) {
+    Status known = local_.RedefineCheckpoint(target.vm_name, checkpoint, BitmapTargets(disks));
+    if (!known.ok() && known.code() != Code::kAlreadyExists) return WithContext(known, "verify of " + target.vm_name);
+  }
   virt::PullBackupRequest backup;
   backup.domain = target.vm_name;
   backup.listen_address = options_.nbd_address;
@@ -590,6 +660,10 @@ StatusOr<VerifyReport> Replicator::Verify(const ReplicationTarget& target, uint1
     backup.disks.push_back({disk.target, disk.path, /*join_checkpoint=*/false, disk.bitmaps && !checkpoint.empty()});
   }
   StatusOr<BackupSession> session = BackupSession::Begin(local_, std::move(backup));
+  if (hides) {
+    Status hidden = HideCheckpoints(target.vm_name);  // also after a failed start
+    if (!hidden.ok() && session.ok()) return WithContext(hidden, "verify of " + target.vm_name);
+  }
   if (!session.ok()) return WithContext(session.status(), "verify of " + target.vm_name);
   StatusOr<VerifyReport> report = CompareReplica(target, disks, checkpoint, *session);
   if (!report.ok()) return report;

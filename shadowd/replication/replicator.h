@@ -100,9 +100,17 @@ class Replicator {
   struct Disk;
   struct Plan;
   class BackupSession;  // one backup job of ours, ended on every path (replicator.cc)
-  StatusOr<std::vector<Disk>> ReplicatedDisks(const std::string& vm_name);
+  // `hides_checkpoints` (may be null) receives whether the VM's checkpoints are hidden from libvirt between rounds
+  // (a Nova instance's: docs/nova.md).
+  StatusOr<std::vector<Disk>> ReplicatedDisks(const std::string& vm_name, bool* hides_checkpoints = nullptr);
   StatusOr<Plan> MakePlan(const ReplicationTarget& target, const std::vector<Disk>& disks,
-                          const virtshadow::v1::ReplicationRecord& record);
+                          const virtshadow::v1::ReplicationRecord& record, bool hide_checkpoints);
+  // The disks whose images keep dirty bitmaps (qcow2), by target.
+  static std::vector<std::string> BitmapTargets(const std::vector<Disk>& disks);
+  // Makes libvirt forget every "vs-" checkpoint of the VM; their bitmaps stay in QEMU.
+  Status HideCheckpoints(const std::string& vm_name);
+  // Removes the bitmaps of the hidden checkpoint the VM's record names.
+  Status DiscardHiddenCheckpoint(const std::string& vm_uuid, const std::string& vm_name);
   // Sets *chain_broken when libvirt refused the plan's base checkpoint (a resync with a new chain is due).
   // `started`: when the round began planning (its steps and duration count from there).
   StatusOr<virtshadow::v1::AppliedRound> RunPlannedRound(const ReplicationTarget& target, const Plan& plan,

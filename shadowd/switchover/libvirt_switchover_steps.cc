@@ -108,6 +108,12 @@ StatusOr<CheckFindings> LibvirtSwitchoverSteps::Check(SwitchoverRecord& record) 
   findings.problems.assign(reply.problems().begin(), reply.problems().end());
 
   VS_ASSIGN_OR_RETURN(v1::ReplicationRecord ours, rounds_.RecordOf(record.vm_uuid()));
+  // A Nova instance's checkpoints are hidden from libvirt between rounds (docs/nova.md): its record names its bitmap.
+  const std::string& applied = ours.applied().checkpoint();
+  if (!applied.empty() && std::find(record.source_checkpoints().begin(), record.source_checkpoints().end(), applied) ==
+                              record.source_checkpoints().end()) {
+    record.add_source_checkpoints(applied);
+  }
   const v1::AppliedRound& theirs = reply.replica().applied();
   if (ours.applied().taken_unix_ms() == 0) {
     findings.problems.push_back("no replication round of " + record.vm_name() + " was ever applied");

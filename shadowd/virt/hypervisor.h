@@ -239,6 +239,14 @@ class Hypervisor {
   // when this libvirt has a checkpoint of that name (it is in use here: not touched); otherwise libvirt's error.
   virtual Status DiscardForeignBitmap(const std::string& domain, const std::string& target,
                                       const std::string& bitmap) = 0;
+  // Checkpoint metadata held only while a round starts (a Nova instance's: Nova undefines a stopped domain without
+  // VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA, which libvirt refuses while the domain has checkpoints; docs/nova.md).
+  // RedefineCheckpoint makes libvirt know checkpoint `name` again over the bitmaps of that name of disks `targets`
+  // (REDEFINE; they must exist in QEMU, or the backup that uses it fails); kAlreadyExists when it is known.
+  // DeleteCheckpointMetadata forgets it in libvirt only: its bitmaps stay. OK when libvirt has no such checkpoint.
+  virtual Status RedefineCheckpoint(const std::string& domain, const std::string& name,
+                                    const std::vector<std::string>& targets) = 0;
+  virtual Status DeleteCheckpointMetadata(const std::string& domain, const std::string& name) = 0;
 
   // Calls `on_event` for every domain event of this connection until the Subscription is destroyed.
   // The callback runs on libvirt's event-loop thread (LibvirtRuntime): it must be quick and must not call back

@@ -662,6 +662,42 @@ class LibvirtHypervisor final : public Hypervisor {
     return err;
   }
 
+  Status RedefineCheckpoint(const std::string& domain, const std::string& name,
+                            const std::vector<std::string>& targets) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(domain));
+    const std::string what = "checkpoint " + name + " of " + domain + " on " + uri_;
+    if (virDomainCheckpointPtr existing = virDomainCheckpointLookupByName(dom.get(), name.c_str(), 0)) {
+      virDomainCheckpointFree(existing);
+      return AlreadyExists(what + ": libvirt knows it");
+    }
+    virResetLastError();
+    std::string xml = "<domaincheckpoint><name>" + XmlEscape(name) + "</name><creationTime>1</creationTime><disks>";
+    for (const std::string& target : targets) {
+      xml += "<disk name='" + XmlEscape(target) + "' checkpoint='bitmap' bitmap='" + XmlEscape(name) + "'/>";
+    }
+    xml += "</disks></domaincheckpoint>";
+    virDomainCheckpointPtr redefined =
+        virDomainCheckpointCreateXML(dom.get(), xml.c_str(), VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE);
+    if (redefined == nullptr) return LastLibvirtError("redefining the " + what);
+    virDomainCheckpointFree(redefined);
+    return Status::Ok();
+  }
+
+  Status DeleteCheckpointMetadata(const std::string& domain, const std::string& name) override {
+    VS_ASSIGN_OR_RETURN(DomainHandle dom, Lookup(domain));
+    virDomainCheckpointPtr checkpoint = virDomainCheckpointLookupByName(dom.get(), name.c_str(), 0);
+    if (checkpoint == nullptr) {
+      virResetLastError();
+      return Status::Ok();
+    }
+    std::unique_ptr<virDomainCheckpoint, decltype(&virDomainCheckpointFree)> handle(checkpoint,
+                                                                                    &virDomainCheckpointFree);
+    if (virDomainCheckpointDelete(checkpoint, VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY) < 0) {
+      return LastLibvirtError("forgetting checkpoint " + name + " of " + domain + " on " + uri_);
+    }
+    return Status::Ok();
+  }
+
   StatusOr<std::unique_ptr<Subscription>> WatchDomains(std::function<void(const DomainEvent&)> on_event) override {
     auto subscription = std::make_unique<LibvirtSubscription>(connection_, std::move(on_event));
     VS_RETURN_IF_ERROR(subscription->Register());

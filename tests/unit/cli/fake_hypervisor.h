@@ -158,6 +158,12 @@ class FakeHypervisor final : public virt::Hypervisor {
     return Unused("ListCheckpoints");
   }
   Status DeleteCheckpoint(const std::string&, const std::string&) override { return Unused("DeleteCheckpoint"); }
+  Status RedefineCheckpoint(const std::string&, const std::string&, const std::vector<std::string>&) override {
+    return Unused("RedefineCheckpoint");
+  }
+  Status DeleteCheckpointMetadata(const std::string&, const std::string&) override {
+    return Unused("DeleteCheckpointMetadata");
+  }
   Status DiscardForeignBitmap(const std::string&, const std::string&, const std::string&) override {
     return Unused("DiscardForeignBitmap");
   }

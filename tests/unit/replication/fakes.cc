@@ -390,8 +390,12 @@ Status FakeBackupHypervisor::DiscardForeignBitmap(const std::string& name, const
                                                   const std::string& bitmap) {
   VS_ASSIGN_OR_RETURN(Domain * domain, Find(name));
   discarded_bitmaps.push_back(name + " " + target + " " + bitmap);
-  for (const Checkpoint& checkpoint : domain->checkpoints) {
-    if (checkpoint.name == bitmap) return AlreadyExists("domain checkpoint '" + bitmap + "' already exists");
+  for (auto it = domain->checkpoints.begin(); it != domain->checkpoints.end(); ++it) {
+    if (it->name != bitmap) continue;
+    if (!it->hidden) return AlreadyExists("domain checkpoint '" + bitmap + "' already exists");
+    it->bitmaps.erase(target);  // a hidden checkpoint's bitmap: adopted and deleted
+    if (it->bitmaps.empty()) domain->checkpoints.erase(it);
+    return Status::Ok();
   }
   return Status::Ok();
 }
@@ -423,7 +427,8 @@ Status FakeBackupHypervisor::BeginPullBackup(const virt::PullBackupRequest& requ
   size_t from = domain->checkpoints.size();
   if (!request.incremental_from.empty()) {
     for (size_t i = 0; i < domain->checkpoints.size(); ++i) {
-      if (domain->checkpoints[i].name == request.incremental_from) from = i;
+      // libvirt needs the checkpoint's metadata to start from it.
+      if (domain->checkpoints[i].name == request.incremental_from && !domain->checkpoints[i].hidden) from = i;
     }
     if (from == domain->checkpoints.size()) {
       return NotFound("no domain checkpoint with matching name '" + request.incremental_from + "'");
@@ -505,8 +510,32 @@ Status FakeBackupHypervisor::EndBackup(const std::string& name) {
 StatusOr<std::vector<std::string>> FakeBackupHypervisor::ListCheckpoints(const std::string& name) {
   VS_ASSIGN_OR_RETURN(Domain * domain, Find(name));
   std::vector<std::string> names;
-  for (const Checkpoint& checkpoint : domain->checkpoints) names.push_back(checkpoint.name);
+  for (const Checkpoint& checkpoint : domain->checkpoints) {
+    if (!checkpoint.hidden) names.push_back(checkpoint.name);
+  }
   return names;
+}
+
+Status FakeBackupHypervisor::RedefineCheckpoint(const std::string& name, const std::string& checkpoint,
+                                                const std::vector<std::string>&) {
+  VS_ASSIGN_OR_RETURN(Domain * domain, Find(name));
+  for (Checkpoint& known : domain->checkpoints) {
+    if (known.name != checkpoint) continue;
+    if (!known.hidden) return AlreadyExists("domain checkpoint '" + checkpoint + "' already exists");
+    known.hidden = false;
+    return Status::Ok();
+  }
+  // No such bitmaps: libvirt accepts the definition; the backup that uses it fails.
+  domain->checkpoints.push_back({.name = checkpoint, .bitmaps = {}, .broken = true});
+  return Status::Ok();
+}
+
+Status FakeBackupHypervisor::DeleteCheckpointMetadata(const std::string& name, const std::string& checkpoint) {
+  VS_ASSIGN_OR_RETURN(Domain * domain, Find(name));
+  for (Checkpoint& known : domain->checkpoints) {
+    if (known.name == checkpoint) known.hidden = true;
+  }
+  return Status::Ok();
 }
 
 Status FakeBackupHypervisor::DeleteCheckpoint(const std::string& name, const std::string& checkpoint) {

@@ -227,6 +227,7 @@ class FakeBackupHypervisor final : public virt::Hypervisor {
     // target -> blocks written after this checkpoint and before the next one (disks that joined it).
     std::map<std::string, std::set<uint64_t>> bitmaps;
     bool broken = false;  // QEMU was killed: the bitmaps reloaded as inconsistent
+    bool hidden = false;  // DeleteCheckpointMetadata: the bitmaps are there, libvirt does not list it
   };
   struct Export {
     std::shared_ptr<MemoryImage> frozen;
@@ -308,6 +309,9 @@ class FakeBackupHypervisor final : public virt::Hypervisor {
   Status EndBackup(const std::string& domain) override;
   StatusOr<std::vector<std::string>> ListCheckpoints(const std::string& domain) override;
   Status DeleteCheckpoint(const std::string& domain, const std::string& checkpoint) override;
+  Status RedefineCheckpoint(const std::string& domain, const std::string& name,
+                            const std::vector<std::string>& targets) override;
+  Status DeleteCheckpointMetadata(const std::string& domain, const std::string& name) override;
   // Records the call; AlreadyExists when the domain has a checkpoint of that name (libvirt's answer).
   Status DiscardForeignBitmap(const std::string& domain, const std::string& target,
                               const std::string& bitmap) override;

@@ -215,6 +215,24 @@ TEST_F(ReplicatorTest, LaterRoundsAreIncrementalAndSendOnlyDirtyBlocks) {
   EXPECT_EQ(PrimaryRecord().bytes_sent_total(), first.bytes_sent() + second.bytes_sent());
 }
 
+// A Nova instance's checkpoints are known to libvirt only while a backup job starts: Nova undefines a stopped
+// instance without libvirt's checkpoint-metadata flag (hard reboot, delete), which libvirt refuses while there is one.
+TEST_F(ReplicatorTest, ANovaInstancesCheckpointsAreHiddenBetweenRoundsAndItsRoundsStayIncremental) {
+  libvirt_.domains.at("vm1").metadata_xml =
+      "<nova:instance xmlns:nova='http://openstack.org/xmlns/libvirt/nova/1.1'><nova:name>vm1</nova:name>"
+      "</nova:instance>";
+  const AppliedRound first = GoodRound();
+  EXPECT_THAT(Checkpoints(), IsEmpty()) << "hidden once the job started";
+  GuestWrite("vda", 2, 10);
+  const AppliedRound second = IncrementalRoundFrom(first.checkpoint(), 2, 10, B);
+  EXPECT_THAT(Checkpoints(), IsEmpty());
+  EXPECT_THAT(libvirt_.discarded_bitmaps, ElementsAre("vm1 vda " + first.checkpoint()))
+      << "the base's bitmap goes after the round, by name";
+  ASSERT_EQ(libvirt_.domains.at("vm1").checkpoints.size(), 1u);
+  EXPECT_EQ(libvirt_.domains.at("vm1").checkpoints[0].name, second.checkpoint());
+  EXPECT_TRUE(libvirt_.domains.at("vm1").checkpoints[0].hidden);
+}
+
 TEST_F(ReplicatorTest, TheRecordKeepsTheMostRecentRoundsOldestFirst) {
   std::vector<std::string> checkpoints;
   for (int i = 0; i < kRecentRounds + 2; ++i) checkpoints.push_back(GoodRound().checkpoint());
