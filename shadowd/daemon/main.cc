@@ -74,6 +74,7 @@
 #include "shadowd/switchover/switchover_metrics.h"
 #include "shadowd/nova/nova_live_mover.h"
 #include "shadowd/nova/nova_policy_watcher.h"
+#include "shadowd/nova/nova_promotion_host.h"
 #include "shadowd/nova/nova_reserving_peer_ops.h"
 #include "shadowd/nova/openstack_http_api.h"
 #include "shadowd/switchover/switchover_runner.h"
@@ -272,6 +273,7 @@ class Daemon {
   // Crash promotion of the shadows held here (docs/failover.md): its own libvirt connection and thread.
   std::unique_ptr<virt::Hypervisor> promotion_libvirt_;
   std::unique_ptr<failover::LibvirtPromotionHost> promotion_host_;
+  std::unique_ptr<nova::NovaPromotionHost> nova_promotion_host_;  // with [nova]: wraps promotion_host_
   std::unique_ptr<failover::Promotions> promotions_;
   std::unique_ptr<failover::PromotionWorker> promotion_worker_;
   // What shadowd does with a hook event, for the hook socket and the control service alike.
@@ -310,7 +312,15 @@ Status Daemon::BuildPromotion() {
   VS_ASSIGN_OR_RETURN(promotion_libvirt_, Named(runtime_->Connect(config_.local_libvirt_uri, clock_),
                                                 "the local libvirtd (promotion)"));
   promotion_host_ = std::make_unique<failover::LibvirtPromotionHost>(*promotion_libvirt_, *keeper_, config_.this_host);
-  promotions_ = std::make_unique<failover::Promotions>(*store_, clock_, *promotion_host_,
+  failover::PromotionHost* promotion_host = promotion_host_.get();
+  if (openstack_) {
+    // A Nova instance is promoted through Nova's evacuate, which finds the replica in its instance directory.
+    nova_promotion_host_ = std::make_unique<nova::NovaPromotionHost>(
+        *promotion_host_, *openstack_, *store_, clock_, nova::NovaPromotionSettings{.this_host = config_.this_host},
+        log_.For("promotion"));
+    promotion_host = nova_promotion_host_.get();
+  }
+  promotions_ = std::make_unique<failover::Promotions>(*store_, clock_, *promotion_host,
                                                        failover::PromotionSettings{.this_host = config_.this_host},
                                                        log_.For("promotion"));
   promotion_worker_ = std::make_unique<failover::PromotionWorker>(
