@@ -239,6 +239,9 @@ Status Replicator::DiscardHiddenCheckpoint(const std::string& vm_uuid, const std
   VS_ASSIGN_OR_RETURN(auto disks, ReplicatedDisks(vm_name));
   for (const std::string& target : BitmapTargets(disks)) {
     Status gone = local_.DiscardForeignBitmap(vm_name, target, checkpoint);
+    // A stopped domain's bitmaps are in its images (libvirt cannot remove them then): the next rounds after it
+    // starts again use or remove them.
+    if (gone.code() == Code::kFailedPrecondition) return Status::Ok();
     if (!gone.ok() && gone.code() != Code::kNotFound) return gone;
   }
   return Status::Ok();
@@ -290,10 +293,14 @@ StatusOr<Replicator::Plan> Replicator::MakePlan(const ReplicationTarget& target,
                                       ? replica_record.pending().checkpoint()
                                       : replica_record.applied().checkpoint();
   // A hidden checkpoint is made known again for the job that starts from it (its bitmaps are QEMU's).
+  // Only while the domain runs: a definition on a stopped one would stay and refuse Nova's undefine.
   if (hide_checkpoints && !replica_at.empty() &&
-      std::find(checkpoints.begin(), checkpoints.end(), replica_at) == checkpoints.end() &&
-      local_.RedefineCheckpoint(target.vm_name, replica_at, BitmapTargets(disks)).ok()) {
-    checkpoints.push_back(replica_at);
+      std::find(checkpoints.begin(), checkpoints.end(), replica_at) == checkpoints.end()) {
+    StatusOr<virt::DomainState> state = local_.GetDomainState(target.vm_name);
+    if (state.ok() && *state == virt::DomainState::kRunning &&
+        local_.RedefineCheckpoint(target.vm_name, replica_at, BitmapTargets(disks)).ok()) {
+      checkpoints.push_back(replica_at);
+    }
   }
   const bool chain_usable = replica.known() && !record.resync_needed() && !replica_at.empty() &&
                             std::find(checkpoints.begin(), checkpoints.end(), replica_at) != checkpoints.end();
@@ -462,6 +469,8 @@ StatusOr<AppliedRound> Replicator::RunPlannedRound(const ReplicationTarget& targ
     // Only libvirt refusing the base checkpoint (its bitmap is inconsistent after QEMU was killed, or it is
     // gone) means the chain is broken; every other failure is just this round's.
     const Code code = session.status().code();
+    // The job did not start (the domain stopped, say): the checkpoint made known for it is forgotten again at once.
+    if (plan.hide_checkpoints) HideCheckpoints(target.vm_name).IgnoreError();
     *chain_broken = !plan.base_checkpoint.empty() &&
                     (code == Code::kDataLoss || code == Code::kNotFound ||
                      // a redefined hidden checkpoint whose bitmaps QEMU no longer has
