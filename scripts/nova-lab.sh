@@ -223,6 +223,9 @@ state_path = /var/lib/nova
 instances_path = /var/lib/nova/instances
 compute_driver = libvirt.LibvirtDriver
 resume_guests_state_on_host_boot = false
+# No memory overcommit (Zed's default initial ratio is 1.5): a host's free memory is what its guests may really
+# use, so that a shadow's reservation in Placement decides where Nova may place (lab_nova_test).
+initial_ram_allocation_ratio = 1.0
 [libvirt]
 virt_type = qemu
 cpu_mode = none
