@@ -1,6 +1,7 @@
 // NovaPromotionHost: the PromotionHost of a shadow host in an OpenStack cloud. A crash promotion of a Nova
 // instance goes through Nova's evacuate, so that Nova's records name this host and Nova keeps the replica
-// (docs/nova-evacuate-notes.md); every other VM is promoted by the wrapped host (LibvirtPromotionHost) unchanged.
+// (docs/nova.md, "A crash promotion through Nova's evacuate"); every other VM is promoted by the wrapped host
+// (LibvirtPromotionHost) unchanged.
 //
 // Which VM is a Nova instance: its promoted definition (the shadow's, which keeps Nova's <metadata>,
 // shadow_domain_xml.h) carries <nova:instance> (policy::DomainFacts::nova) AND Nova knows its UUID (GetServer; a
