@@ -26,6 +26,16 @@ constexpr Duration kIdleGuestBound = std::chrono::seconds(2);
 constexpr Duration kGuestSampleInterval = std::chrono::milliseconds(500);
 constexpr std::chrono::seconds kAgentTimeout{1};
 
+// What the target prepares: the VM, its disks with their tops, and the source's checkpoints (for a completion the
+// target may have to do alone). Callers add the fallback flag or the Nova instance directory.
+v1::PrepareSwitchoverRequest PrepareRequestFor(const SwitchoverRecord& record) {
+  v1::PrepareSwitchoverRequest request;
+  request.set_vm_uuid(record.vm_uuid());
+  *request.mutable_disks() = record.disks();
+  *request.mutable_source_checkpoints() = record.source_checkpoints();
+  return request;
+}
+
 v1::AbortSwitchoverRequest AbortRequestFor(const SwitchoverRecord& record) {
   v1::AbortSwitchoverRequest abort;
   abort.set_vm_uuid(record.vm_uuid());
@@ -131,11 +141,7 @@ StatusOr<CheckFindings> LibvirtSwitchoverSteps::Check(SwitchoverRecord& record) 
 }
 
 Status LibvirtSwitchoverSteps::Prepare(const SwitchoverRecord& record) {
-  v1::PrepareSwitchoverRequest request;
-  request.set_vm_uuid(record.vm_uuid());
-  *request.mutable_disks() = record.disks();
-  *request.mutable_source_checkpoints() = record.source_checkpoints();
-  VS_RETURN_IF_ERROR(peer_.PrepareSwitchover(record.target_host(), request));
+  VS_RETURN_IF_ERROR(peer_.PrepareSwitchover(record.target_host(), PrepareRequestFor(record)));
   ObserveGuestHere(record);  // before the snapshot, so that the guest's own pace is what is seen
   return Status::Ok();
 }
@@ -187,9 +193,7 @@ StatusOr<MigrationFigures> LibvirtSwitchoverSteps::Migrate(const SwitchoverRecor
   if (copy_storage_all) {
     // The target's replicas must not carry bitmaps of the names the VM's bitmaps have, or its QEMU refuses
     // the migration ("Bitmap with the same name ... already exists on destination").
-    v1::PrepareSwitchoverRequest request;
-    request.set_vm_uuid(record.vm_uuid());
-    *request.mutable_disks() = record.disks();
+    v1::PrepareSwitchoverRequest request = PrepareRequestFor(record);
     request.set_fallback(true);
     request.set_nova_instance_dir(record.nova_instance_dir());
     VS_RETURN_IF_ERROR(peer_.PrepareSwitchover(record.target_host(), request)
@@ -199,10 +203,7 @@ StatusOr<MigrationFigures> LibvirtSwitchoverSteps::Migrate(const SwitchoverRecor
     if (!copy_storage_all) {
       // Prepared again, now with the instance directory: the target sets it aside for Nova only after the final
       // round has written its replicas (Prepare is idempotent: the tops are made anew, still empty).
-      v1::PrepareSwitchoverRequest request;
-      request.set_vm_uuid(record.vm_uuid());
-      *request.mutable_disks() = record.disks();
-      *request.mutable_source_checkpoints() = record.source_checkpoints();
+      v1::PrepareSwitchoverRequest request = PrepareRequestFor(record);
       request.set_nova_instance_dir(record.nova_instance_dir());
       VS_RETURN_IF_ERROR(peer_.PrepareSwitchover(record.target_host(), request)
                              .Annotate("setting the shadow's files aside on " + record.target_host() + " for Nova"));
