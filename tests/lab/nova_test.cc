@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 #include <string>
@@ -53,6 +54,13 @@ json Placement(const std::string& path) {
                                        " -H 'OpenStack-API-Version: placement 1.31' " + Quote(kPlacement + path));
   EXPECT_EQ(got.exit_code, 0) << got.output;
   return json::parse(got.output, nullptr, false);
+}
+
+// The guest whose serial log is `console` makes progress: its VS-ACK lines grow within `within`.
+bool KeepsAcking(const std::string& console, std::chrono::seconds within = 30s) {
+  const auto acks = [&] { return std::atoi(RunCommand("grep -c VS-ACK " + console).output.c_str()); };
+  const int before = acks();
+  return WaitUntil([&] { return acks() > before; }, within);
 }
 
 struct Server {
@@ -192,9 +200,11 @@ TEST_F(NovaTest, AProtectedFlavorsInstanceGetsAShadowWhoseMemoryNovaDoesNotBookA
   EXPECT_EQ(moved.host, shadow_host) << "Nova's record names the new host";
   EXPECT_EQ(moved.status, "ACTIVE");
   const std::string after = InstanceDir(shadow_host, id) + "/console.log";
-  const auto acks = [&] { return RunCommand("grep -c VS-ACK " + after).output; };
-  const std::string acks_at_move = acks();
-  EXPECT_TRUE(WaitUntil([&] { return acks() != acks_at_move; }, 30s)) << "the guest makes progress after the move";
+  EXPECT_TRUE(KeepsAcking(after)) << "the guest makes progress after the move";
+  // Its new host protects it: a new shadow elsewhere.
+  const json again = WaitProtected(Index(shadow_host), id);
+  ASSERT_EQ(again.value("state", ""), "Protected") << again.dump();
+  EXPECT_NE(again["shadows"][0].value("host", ""), shadow_host);
   {
     const CommandResult serial = RunCommand("cat " + before + " " + after);
     auto disk = oracle::OpenDisk(InstanceDir(shadow_host, id) + "/disk", oracle::ImageFormat::kQcow2);
@@ -213,6 +223,7 @@ TEST_F(NovaTest, AProtectedFlavorsInstanceGetsAShadowWhoseMemoryNovaDoesNotBookA
   EXPECT_EQ(Show(id).status, "ACTIVE");
   EXPECT_TRUE(WaitUntil([&] { return RunCommand("grep -c VS-BOOT " + after).output != "1\n"; }, 60s))
       << "a new boot after the hard reboot";
+  EXPECT_TRUE(KeepsAcking(after)) << "the rebooted guest makes progress";
   const CommandResult deleted = Openstack("server delete --wait " + id);
   EXPECT_EQ(deleted.exit_code, 0) << deleted.output;
   EXPECT_NE(Openstack("server show " + id).exit_code, 0) << "deleted";
@@ -255,8 +266,13 @@ TEST_F(NovaTest, ACrashOfItsHostBringsTheInstanceBackThroughNovasEvacuateFromThe
   const std::string console = InstanceDir(shadow_host, id) + "/console.log";
   EXPECT_TRUE(WaitUntil([&] { return RunCommand("grep -c VS-ACK " + console).output != "0\n"; }, 60s))
       << RunCommand("tail -5 " + console).output;
+  EXPECT_TRUE(KeepsAcking(console)) << "the promoted guest makes progress: " << RunCommand("tail -5 " + console).output;
   EXPECT_NE(RunCommand("grep -m1 VS-BOOT " + console).output.find("resume="), std::string::npos)
       << "the guest found the replica's records";
+  // Its new host protects it: a new shadow elsewhere.
+  const json again = WaitProtected(Index(shadow_host), id);
+  ASSERT_EQ(again.value("state", ""), "Protected") << again.dump();
+  EXPECT_NE(again["shadows"][0].value("host", ""), shadow_host);
 }
 
 }  // namespace
