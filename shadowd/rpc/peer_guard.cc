@@ -292,23 +292,31 @@ Status PeerGuard::DiscardStaleCopy(const PeerCaller& caller, const v1::DiscardSt
                    /*writes=*/true);
 }
 
+std::string KnownPrimary(const std::optional<controller::PeerShadow>& shadow,
+                         const std::optional<v1::SwitchoverRecord>& prepared,
+                         const std::optional<v1::ReplicaRecord>& replica) {
+  if (shadow) return shadow->primary_host;
+  if (prepared && prepared->finished_unix_ms() == 0) return prepared->source_host();
+  if (replica) return replica->primary_host();
+  if (prepared) return prepared->source_host();
+  return "";
+}
+
 PeerGuard::LookUp LookUpOnThisHost(virt::Hypervisor& local, std::string this_host,
                                    replication::ReplicaKeeper& keeper, switchover::ArrivalRecords& arrivals) {
   return [&local, this_host = std::move(this_host), &keeper, &arrivals](const std::string& vm_uuid)
              -> StatusOr<VmOnThisHost> {
     VmOnThisHost vm;
     VS_ASSIGN_OR_RETURN(vm.shadow, cluster::FindShadowOf(local, this_host, vm_uuid));
-    if (vm.shadow) {
-      vm.primary_host = vm.shadow->primary_host;
-      return vm;
+    std::optional<v1::SwitchoverRecord> prepared;
+    std::optional<v1::ReplicaRecord> replica;
+    if (!vm.shadow) {
+      VS_ASSIGN_OR_RETURN(prepared, arrivals.PreparedOf(vm_uuid));
+      if (!prepared || prepared->finished_unix_ms() != 0) {
+        VS_ASSIGN_OR_RETURN(replica, keeper.RecordOf(vm_uuid));
+      }
     }
-    VS_ASSIGN_OR_RETURN(auto prepared, arrivals.PreparedOf(vm_uuid));
-    if (prepared) {
-      vm.primary_host = prepared->source_host();
-      return vm;
-    }
-    VS_ASSIGN_OR_RETURN(auto record, keeper.RecordOf(vm_uuid));
-    if (record) vm.primary_host = record->primary_host();
+    vm.primary_host = KnownPrimary(vm.shadow, prepared, replica);
     return vm;
   };
 }

@@ -16,8 +16,9 @@
 //             that needs: the shadow shut off, the switchover prepared).
 //   Authority (Authorise, the function the mutual-TLS work feeds with the certificate's host name)
 //             - a VM's calls (rounds, digests, replica state, switchover check/prepare/complete/abort) come only
-//               from the VM's primary: the host that placed its shadow here, else the one its replica record
-//               or prepared switchover names; when no primary is known here only reads pass;
+//               from the VM's primary (KnownPrimary: the host that placed its shadow here, else the one its
+//               unfinished prepared switchover, its replica record or its completed switchover names); when no
+//               primary is known here only reads pass;
 //             - a round writes only into a shadow placed for the primary that sends it (request.primary_host is
 //               the shadow's placing host), and reads only from an NBD export on that primary: the source
 //               URI's host is the primary's configured address, its scheme nbds:// when exports use TLS
@@ -101,8 +102,18 @@ class PeerGuard {
   const bool exports_use_tls_;
 };
 
-// The production look-up: the VM's shadow among `local`'s domains (this host: `this_host`), its primary from
-// the shadow, else the prepared switchover, else the replica record. All borrowed.
+// Who the VM's primary is, as this host knows it: the host that placed its shadow here; else the source of a
+// switchover prepared here and not completed; else the primary of its replica record; else the source of the
+// switchover completed here last (its origin may retry the completion). "" when none. A completed switchover
+// comes after the replica record because it may be long past: once the VM left again and a new primary placed
+// a new shadow here, a stale completed record refused that primary's calls (seen in the lab when the new
+// shadow's definition was gone).
+std::string KnownPrimary(const std::optional<controller::PeerShadow>& shadow,
+                         const std::optional<virtshadow::v1::SwitchoverRecord>& prepared,
+                         const std::optional<virtshadow::v1::ReplicaRecord>& replica);
+
+// The production look-up: the VM's shadow among `local`'s domains (this host: `this_host`) and its primary
+// (KnownPrimary) from the shadow, the prepared switchover and the replica record. All borrowed.
 PeerGuard::LookUp LookUpOnThisHost(virt::Hypervisor& local, std::string this_host,
                                    replication::ReplicaKeeper& keeper, switchover::ArrivalRecords& arrivals);
 

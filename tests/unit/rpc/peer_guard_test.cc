@@ -379,5 +379,23 @@ TEST(RunPeerCallTest, AnswersAndErrorsPassThrough) {
   EXPECT_EQ(status.error_message(), "no disk");
 }
 
+TEST(KnownPrimaryTest, TheShadowThenAnUnfinishedSwitchoverThenTheReplicaThenACompletedSwitchoverName) {
+  controller::PeerShadow shadow;
+  shadow.primary_host = "h1";
+  v1::SwitchoverRecord prepared;
+  prepared.set_source_host("h2");
+  v1::ReplicaRecord replica;
+  replica.set_primary_host("h3");
+  EXPECT_EQ(KnownPrimary(shadow, prepared, replica), "h1");
+  EXPECT_EQ(KnownPrimary(std::nullopt, prepared, replica), "h2") << "a switchover prepared here goes on";
+  EXPECT_EQ(KnownPrimary(std::nullopt, std::nullopt, replica), "h3");
+  EXPECT_EQ(KnownPrimary(std::nullopt, std::nullopt, std::nullopt), "");
+  // Completed long ago: the VM left again and h3 placed a shadow here since (its definition gone by hand).
+  prepared.set_finished_unix_ms(1'796'570'000'000);
+  EXPECT_EQ(KnownPrimary(std::nullopt, prepared, replica), "h3");
+  // Nothing newer: the origin of the completed switchover may retry its completion.
+  EXPECT_EQ(KnownPrimary(std::nullopt, prepared, std::nullopt), "h2");
+}
+
 }  // namespace
 }  // namespace vs::rpc
