@@ -17,14 +17,15 @@
 //              (record.warm) runs capped at [switchover] warmup_bandwidth_mibs and switches only once the
 //              WarmUpGate releases the VM (or the deadline draws near).
 //   VerifyGuest the guest must show progress on the target (switchover/guest_check.h), judged against what
-//              it showed here: a sample at the start of Check and one after Prepare. A dead guest's target
+//              it showed here: a sample at the start of Check and one after Prepare (kept in the record, so
+//              that a restarted shadowd judges as the one that saw them would have). A dead guest's target
 //              is told (CompleteSwitchover with guest_failed) so that it keeps the VM as it is.
 //   Complete   the target undefines the used shadow and flattens the tops; here the local tops go, the
 //              replication record is forgotten and the controller ends the VM's record (`on_switched`).
 //   RollBack   the tops are committed back into the images here (the VM keeps running on them), the
 //              target's tops are deleted, rounds resume.
 //   RecoverMigrationFigures (after a restart mid-migration) the job-completed event of the migration still
-//              running here, awaited; or, once the VM runs on the target, the target's completed-job
+//              running here, awaited after asking libvirt for the postcopy switch; or, once the VM runs on the target, the target's completed-job
 //              statistics of the incoming migration (libvirt 9.0 keeps them only for a precopy completion).
 //
 // Ownership: borrows everything. Thread-safety: the runner's contract (switchover_runner.h): steps of
@@ -62,11 +63,10 @@ class LibvirtSwitchoverSteps final : public SwitchoverSteps {
                          NovaMover* nova = nullptr);
 
   StatusOr<CheckFindings> Check(SwitchoverRecord& record) override;
-  Status Prepare(const SwitchoverRecord& record) override;
+  Status Prepare(SwitchoverRecord& record) override;
   Status Snapshot(const SwitchoverRecord& record) override;
   StatusOr<uint64_t> FinalRound(const SwitchoverRecord& record) override;
-  StatusOr<MigrationFigures> Migrate(const SwitchoverRecord& record,
-                                                 bool copy_storage_all) override;
+  StatusOr<MigrationFigures> Migrate(SwitchoverRecord& record, bool copy_storage_all) override;
   StatusOr<GuestSeen> VerifyGuest(const SwitchoverRecord& record) override;
   Status Complete(const SwitchoverRecord& record) override;
   Status RollBack(const SwitchoverRecord& record) override;
@@ -78,8 +78,9 @@ class LibvirtSwitchoverSteps final : public SwitchoverSteps {
   StatusOr<virt::Hypervisor*> TargetConn(const std::string& host);
   // Migrate for a Nova instance: Nova's live migration (nova_mover.h).
   StatusOr<MigrationFigures> MigrateThroughNova(const SwitchoverRecord& record);
-  // Turns the first sample of the guest here into the observation VerifyGuest judges against (once).
-  void ObserveGuestHere(const SwitchoverRecord& record);
+  // Turns the first sample of the guest here into the observation VerifyGuest judges against (once), kept in
+  // the record's source_observation.
+  void ObserveGuestHere(SwitchoverRecord& record);
 
   const cluster::ClusterHosts hosts_;
   const Settings settings_;
@@ -93,16 +94,14 @@ class LibvirtSwitchoverSteps final : public SwitchoverSteps {
   const SwitchedCallback on_switched_;
   Mutex targets_mutex_;
   std::map<std::string, std::unique_ptr<virt::Hypervisor>> targets_ VS_GUARDED_BY(targets_mutex_);
-  // The guest as seen here before the move, by VM uuid: the first sample (Check) and the observation
-  // (after Prepare), until VerifyGuest uses it. A mutex, because warm-ups run their steps on their own
-  // threads (each its own VM).
+  // The first sample of the guest here (Check), by VM uuid, until Prepare turns it into the record's
+  // observation. A mutex, because warm-ups run their steps on their own threads (each its own VM).
   struct FirstSample {
     virt::GuestActivity activity;
     MonoTime at;
   };
   Mutex samples_mutex_;
   std::map<std::string, FirstSample> first_samples_ VS_GUARDED_BY(samples_mutex_);
-  std::map<std::string, SourceObservation> observations_ VS_GUARDED_BY(samples_mutex_);
 };
 
 }  // namespace vs::switchover

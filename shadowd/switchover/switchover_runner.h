@@ -67,11 +67,14 @@ class SwitchoverSteps {
   // CHECKING. Fills record.disks with the VM's disks (base, top, format). An error means the target
   // cannot be used at all (unreachable): the switchover fails without a fallback.
   virtual StatusOr<CheckFindings> Check(SwitchoverRecord& record) = 0;
-  virtual Status Prepare(const SwitchoverRecord& record) = 0;      // tops over the replicas on the target
+  // Tops over the replicas on the target; records in `record` what the guest did here before the move
+  // (source_observation), which the runner saves with the next phase.
+  virtual Status Prepare(SwitchoverRecord& record) = 0;
   virtual Status Snapshot(const SwitchoverRecord& record) = 0;     // freezes the bases here
   virtual StatusOr<uint64_t> FinalRound(const SwitchoverRecord& record) = 0;  // bytes sent
-  // The live migration; `copy_storage_all` for the fallback, else only the tops cross.
-  virtual StatusOr<MigrationFigures> Migrate(const SwitchoverRecord& record, bool copy_storage_all) = 0;
+  // The live migration; `copy_storage_all` for the fallback, else only the tops cross. The fallback, which had
+  // no Prepare, records the guest's observation here.
+  virtual StatusOr<MigrationFigures> Migrate(SwitchoverRecord& record, bool copy_storage_all) = 0;
   // VERIFYING: does the guest make progress on the target? An error means it could not be looked at (not
   // the guest's fault: the switchover goes on, the error noted). A dead guest's target is told by the step.
   virtual StatusOr<GuestSeen> VerifyGuest(const SwitchoverRecord& record) = 0;
@@ -80,7 +83,8 @@ class SwitchoverSteps {
   virtual StatusOr<VmLocation> Locate(const SwitchoverRecord& record) = 0;
   // After a restart in a migration phase: the figures of the migration the dead process started (they come
   // from libvirt's job-completed event, which went to that process). `location` is where Locate just found
-  // the VM: kMigratingFromHere waits up to `wait` for the migration to end and takes its event;
+  // the VM: kMigratingFromHere asks libvirt for the postcopy switch (no one else is left to ask) and waits up
+  // to `wait` for the migration to end and takes its event;
   // kRunningOnTarget asks the target what libvirt kept of the incoming migration. running_on_target is
   // never known then (left empty). nullopt: the figures are lost (libvirt keeps none on the target after a
   // postcopy switch). An error: they could not be looked for. Either way the switchover goes on without them.

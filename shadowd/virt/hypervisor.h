@@ -80,6 +80,8 @@ struct MigrationStats {
   std::optional<uint64_t> memory_bytes_processed;
   std::optional<uint64_t> disk_bytes_processed;
   std::optional<uint64_t> postcopy_page_requests;
+  // AwaitOutgoingMigration asked for the postcopy switch and libvirt accepted it (not from the event).
+  bool postcopy_switch_accepted = false;
 };
 
 // A snapshot of the outgoing migration job of a domain (libvirt's job stats on the source). Fields libvirt
@@ -267,9 +269,13 @@ class Hypervisor {
   // with its definition, so this is the only way to the figures of a migration another process started.
   // nullopt when no outgoing migration of `domain` runs (also when the domain is not here), when the job ends
   // without the event (failed or aborted: libvirt sends it only for a completed job) or at the timeout.
+  // `switch_to_postcopy`: meanwhile ask libvirt for the postcopy switch at every look until it accepts (it
+  // refuses while the storage mirror syncs, and always for a migration started without VIR_MIGRATE_POSTCOPY);
+  // the stats then say whether it did (postcopy_switch_accepted).
   // Failure modes: libvirt's error for the lookup or the event registration.
   virtual StatusOr<std::optional<MigrationStats>> AwaitOutgoingMigration(const std::string& domain,
-                                                                         Duration timeout) = 0;
+                                                                         Duration timeout,
+                                                                         bool switch_to_postcopy) = 0;
   // The statistics libvirt keeps of `domain`'s last completed incoming migration on this host (completed-job
   // statistics, read without discarding them). Measured on libvirt 9.0: the destination keeps them (downtime
   // included) when the migration completed in precopy, and keeps none after a postcopy switch. nullopt when

@@ -834,8 +834,8 @@ class LibvirtHypervisor final : public Hypervisor {
 
   // Registered for the event before the job is looked at, so that a job ending in between still delivers its
   // figures. A job seen running and then gone is given a moment for its event, which trails the job's end.
-  StatusOr<std::optional<MigrationStats>> AwaitOutgoingMigration(const std::string& domain,
-                                                                 Duration timeout) override {
+  StatusOr<std::optional<MigrationStats>> AwaitOutgoingMigration(const std::string& domain, Duration timeout,
+                                                                 bool switch_to_postcopy) override {
     StatusOr<DomainHandle> dom = Lookup(domain);
     if (!dom.ok()) {
       if (dom.status().code() == Code::kNotFound) return std::optional<MigrationStats>();
@@ -850,6 +850,7 @@ class LibvirtHypervisor final : public Hypervisor {
     constexpr Duration kEventGrace = std::chrono::seconds(3);
     const MonoTime give_up = clock_.Now() + timeout;
     bool seen_running = false;
+    bool switch_accepted = false;
     std::optional<MonoTime> gone_since;
     std::optional<MigrationStats> stats;
     while (true) {
@@ -861,6 +862,7 @@ class LibvirtHypervisor final : public Hypervisor {
         }
         if (completion.arrived) {
           stats = completion.stats;
+          stats->postcopy_switch_accepted = switch_accepted;
           break;
         }
       }
@@ -868,6 +870,13 @@ class LibvirtHypervisor final : public Hypervisor {
       if (progress.ok() && progress->active) {
         seen_running = true;
         gone_since.reset();
+        if (switch_to_postcopy && !switch_accepted) {
+          if (virDomainMigrateStartPostCopy(dom->get(), 0) == 0) {
+            switch_accepted = true;
+          } else {
+            virResetLastError();  // not yet possible (the mirror syncs), or never (no postcopy flag): keep waiting
+          }
+        }
       } else if (!seen_running) {
         break;  // no migration to wait for
       } else if (!gone_since) {

@@ -325,7 +325,7 @@ class FakeBackupHypervisor final : public virt::Hypervisor {
   StatusOr<virt::MigrationProgress> GetMigrationProgress(const std::string&) override {
     return Unused("GetMigrationProgress");
   }
-  StatusOr<std::optional<virt::MigrationStats>> AwaitOutgoingMigration(const std::string&, Duration) override {
+  StatusOr<std::optional<virt::MigrationStats>> AwaitOutgoingMigration(const std::string&, Duration, bool) override {
     return Unused("AwaitOutgoingMigration");
   }
   StatusOr<std::optional<virt::MigrationStats>> GetCompletedIncomingMigration(const std::string&) override {

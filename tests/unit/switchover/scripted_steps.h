@@ -46,6 +46,7 @@ inline const std::string kVerify = "VerifyGuest";
 inline const std::string kComplete = "Complete";
 inline const std::string kRollBack = "RollBack";
 inline const std::string kLocate = "Locate";
+inline const std::string kObservedHere = "observed-by-prepare";
 inline const std::string kRecoverHere = "RecoverMigrationFigures(migrating here)";
 inline const std::string kRecoverTarget = "RecoverMigrationFigures(on the target)";
 
@@ -103,6 +104,8 @@ class ScriptedSteps final : public SwitchoverSteps {
   // The stored record as each step found it (the last call of that step), keyed by step name.
   std::map<std::string, SwitchoverRecord> persisted_at;
   std::vector<Duration> recover_waits;  // the waits RecoverMigrationFigures was given
+  // The host of the source observation VerifyGuest found in the record, per call (kObservedHere when Prepare's).
+  std::vector<std::string> verified_against;
 
   // ---- The script.
   // Step name ("Check", "Prepare", ..., "Migrate", "Locate") -> the error it returns.
@@ -151,14 +154,18 @@ class ScriptedSteps final : public SwitchoverSteps {
     std::lock_guard<std::mutex> lock(mu_);
     return findings;
   }
-  Status Prepare(const SwitchoverRecord& record) override { return Enter(kPrepare, "Prepare", record); }
+  Status Prepare(SwitchoverRecord& record) override {
+    VS_RETURN_IF_ERROR(Enter(kPrepare, "Prepare", record));
+    record.mutable_source_observation()->set_host(kObservedHere);  // as the real step records the guest here
+    return Status::Ok();
+  }
   Status Snapshot(const SwitchoverRecord& record) override { return Enter(kSnapshot, "Snapshot", record); }
   StatusOr<uint64_t> FinalRound(const SwitchoverRecord& record) override {
     VS_RETURN_IF_ERROR(Enter(kFinalRoundStep, "FinalRound", record));
     std::lock_guard<std::mutex> lock(mu_);
     return final_round_bytes;
   }
-  StatusOr<MigrationFigures> Migrate(const SwitchoverRecord& record, bool copy_storage_all) override {
+  StatusOr<MigrationFigures> Migrate(SwitchoverRecord& record, bool copy_storage_all) override {
     VS_RETURN_IF_ERROR(Enter(copy_storage_all ? kMigrateFallback : kMigrate, "Migrate", record));
     clock_.Advance(3s);  // the migration takes time; the switch happens at its end
     std::lock_guard<std::mutex> lock(mu_);
@@ -169,6 +176,7 @@ class ScriptedSteps final : public SwitchoverSteps {
   StatusOr<GuestSeen> VerifyGuest(const SwitchoverRecord& record) override {
     VS_RETURN_IF_ERROR(Enter(kVerify, "VerifyGuest", record));
     std::lock_guard<std::mutex> lock(mu_);
+    verified_against.push_back(record.source_observation().host());
     return guest;
   }
   Status Complete(const SwitchoverRecord& record) override { return Enter(kComplete, "Complete", record); }

@@ -660,6 +660,30 @@ TEST_F(SwitchoverRunnerTest, AMigrationStillRunningAfterARestartHasItsFiguresTak
   EXPECT_EQ(steps_.persisted_at["VerifyGuest"].downtime_ms(), 41u);
 }
 
+TEST_F(SwitchoverRunnerTest, TheGuestObservationOfPrepareIsSavedAndJudgesTheGuestAfterARestart) {
+  // Once a killed source shadowd took what it had seen of the guest with it, and its successor could not tell a
+  // dead guest from an idle one (Done for a guest that never wrote again). The observation is in the record.
+  MustRun(Request());
+  ASSERT_EQ(steps_.persisted_at.count("Snapshot"), 1u);
+  EXPECT_EQ(steps_.persisted_at["Snapshot"].source_observation().host(), kObservedHere)
+      << "saved with the phase after Prepare";
+  EXPECT_THAT(steps_.verified_against, ElementsAre(kObservedHere));
+
+  // The same record left in MIGRATING by a killed process: the restarted one's check sees it.
+  SwitchoverRecord left = *Stored(memory_);
+  ASSERT_EQ(left.source_observation().host(), kObservedHere);
+  left.set_phase(kMigrating);
+  store::WriteBatch batch;
+  batch.PutProto(RecordKey(kVmUuid), left);
+  ASSERT_TRUE(memory_.Write(batch).ok());
+  steps_.verified_against.clear();
+  steps_.locations = {VmLocation::kRunningOnTarget};
+  const std::vector<SwitchoverRecord> resumed = MustResume();
+  ASSERT_EQ(resumed.size(), 1u);
+  EXPECT_EQ(resumed[0].phase(), kDone);
+  EXPECT_THAT(steps_.verified_against, ElementsAre(kObservedHere));
+}
+
 TEST_F(SwitchoverRunnerTest, AMigrationThatEndedBeforeTheRestartHasItsFiguresTakenFromTheTarget) {
   for (Phase phase : {kMigrating, kFallbackMigrating}) {
     SCOPED_TRACE(PhaseName(phase));
