@@ -103,7 +103,8 @@ TEST_F(SwitchoverTest, EveryNoticeKindMovesTheGuestLiveToItsShadowAndFailbackRet
     EXPECT_EQ(*state, virt::DomainState::kRunning);
     auto xml = conns_[at]->GetDomainXml(guest.name());
     ASSERT_TRUE(xml.ok());
-    EXPECT_EQ(xml->find(".vs-top"), std::string::npos) << "still on a top after the cancelled warm-up: " << *xml;
+    EXPECT_EQ(xml->find(".vs-top"), std::string::npos)
+        << "still on a top after the cancelled warm-up: " << cancelled->dump() << "\n" << *xml;
     const auto log = oracle::ParseSerialLog(guest.SerialLog());
     ASSERT_TRUE(guest.WaitForAcks(log.acks.size() + 3, 60s).ok()) << "no progress after the cancelled warm-up";
     cloud.ClearAll(hosts_[at].name);
