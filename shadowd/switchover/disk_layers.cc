@@ -12,6 +12,18 @@ constexpr Duration kFlattenRetryPause = std::chrono::milliseconds(500);
 // One commit of a top: the delta since the snapshot, written while the guest keeps writing.
 constexpr std::chrono::seconds kOneCommit{300};
 
+// OK once `disk` of `domain` no longer runs on its top; Aborted while it still does.
+Status CheckOffTop(virt::Hypervisor& hypervisor, const std::string& domain, const DiskOnTop& disk) {
+  VS_ASSIGN_OR_RETURN(std::vector<DiskOnTop> on_tops, DisksOnTops(hypervisor, domain));
+  for (const DiskOnTop& still : on_tops) {
+    if (still.target == disk.target) {
+      return Aborted("the commit of disk " + disk.target + " of " + domain + " ended, but the disk still runs on " +
+                     still.top_path + " (its pivot did not take)");
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<std::optional<std::string>> DomainUsingPath(virt::Hypervisor& hypervisor, const std::string& path) {
@@ -39,6 +51,9 @@ Status FlattenTops(virt::Hypervisor& hypervisor, const std::string& domain, Cloc
     do {
       ++attempts;
       committed = hypervisor.BlockCommitActive(domain, disk.target, kOneCommit);
+      // libvirt's job can end without its pivot taking (the commit job failed or was cancelled after the pivot
+      // was asked for): flattened only once the domain's XML no longer names the top.
+      if (committed.ok()) committed = CheckOffTop(hypervisor, domain, disk);
       if (committed.ok() || clock.Now() >= stop_trying) break;
       clock.SleepFor(kFlattenRetryPause);
     } while (true);

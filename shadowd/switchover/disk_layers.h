@@ -8,7 +8,9 @@
 //                    a disk meanwhile: an incoming migration's storage job that libvirt has not let go of yet,
 //                    a replication round's backup job. The caller stops new rounds first (the worker's Hold
 //                    and Quiesce); the flatten then retries every 500 ms until `give_up`, so a job that is
-//                    ending is waited out, and reports what still held the disk if it never got free.
+//                    ending is waited out, and reports what still held the disk if it never got free. A
+//                    commit counts only once the domain's XML no longer names the top (a job can end
+//                    without its pivot taking).
 //
 // Ownership: borrows the hypervisor and the clock. Thread-safety: as the hypervisor (its methods are
 // thread-safe). Failure modes: the hypervisor's errors, annotated with the disk and the path.

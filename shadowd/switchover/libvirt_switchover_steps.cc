@@ -381,9 +381,9 @@ Status LibvirtSwitchoverSteps::Complete(const SwitchoverRecord& record) {
 Status LibvirtSwitchoverSteps::RollBack(const SwitchoverRecord& record) {
   Status first;
   auto note = [&first](Status status) { if (first.ok() && !status.ok()) first = std::move(status); };
-  // A cancelled or failed migration's storage mirror may still hold the disk for a moment after libvirt
-  // returned, so the flatten retries until the job lets go, as the target's completion does (a CI run once
-  // saw a cancelled warm-up end Failed with the VM still on its top after a single commit attempt).
+  // The flatten the target's completion uses: retried while a job holds the disk, and counted only once the
+  // XML no longer names the top, so the tops below are deleted only when the VM no longer runs on them (a CI
+  // run once saw a cancelled warm-up end Failed with the VM still on its top after a single commit attempt).
   if (Status flattened = FlattenTops(local_, record.vm_name(), clock_, kRollBackFlattenGiveUp);
       !flattened.ok() && flattened.code() != Code::kNotFound) {
     note(flattened.Annotate("committing the tops back"));

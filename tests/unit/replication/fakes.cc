@@ -404,6 +404,10 @@ Status FakeBackupHypervisor::BlockCommitActive(const std::string& name, const st
                                                std::chrono::seconds) {
   block_commits.push_back(name + " " + target);
   if (block_commit_fault) VS_RETURN_IF_ERROR(block_commit_fault(name, target));
+  if (block_commits_without_pivot > 0) {
+    --block_commits_without_pivot;
+    return Status::Ok();
+  }
   VS_ASSIGN_OR_RETURN(Domain * domain, Find(name));
   if (domain->state != virt::DomainState::kRunning) {
     return FailedPrecondition("domain '" + name + "' is not running");

@@ -261,6 +261,8 @@ class FakeBackupHypervisor final : public virt::Hypervisor {
   std::vector<std::string> discarded_bitmaps;    // "<domain> <target> <bitmap>" for every DiscardForeignBitmap
   // Called first by BlockCommitActive: a non-OK Status fails the commit, which then changes nothing.
   std::function<Status(const std::string& domain, const std::string& target)> block_commit_fault;
+  // That many BlockCommitActive calls (after the fault) succeed but change nothing: a pivot that did not take.
+  int block_commits_without_pivot = 0;
 
   // Test setup and guest activity.
   Domain& AddDomain(const std::string& name, const std::string& uuid);

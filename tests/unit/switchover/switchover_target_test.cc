@@ -749,6 +749,19 @@ TEST_F(SwitchoverTargetTest, CompleteWaitsOutADiskThatIsStillHeld) {
   EXPECT_FALSE(Exists(TopOf(root_)));
 }
 
+TEST_F(SwitchoverTargetTest, ACommitWhosePivotDidNotTakeIsNotAFlattenAndIsTriedAgain) {
+  PrepareFirst(PrepareRequest());
+  AddArrivedVm();
+  libvirt_.block_commits_without_pivot = 2;  // libvirt's job ended, the disk still on its top
+  const MonoTime start = clock_.Now();
+  const Status completed = target_.Complete(CompleteRequest());
+  ASSERT_TRUE(completed.ok()) << completed.ToString();
+  EXPECT_EQ(libvirt_.block_commits.size(), 4u);  // vda twice without a pivot, then vda and vdb
+  EXPECT_EQ(clock_.Now() - start, 1000ms);
+  EXPECT_EQ(libvirt_.domains.at(kVmName).disks[0].path, root_);
+  EXPECT_FALSE(Exists(TopOf(root_)));
+}
+
 TEST_F(SwitchoverTargetTest, CompleteFailsWhenTheFlattenKeepsFailingAndStillUnholds) {
   PrepareFirst(PrepareRequest());
   AddArrivedVm();
