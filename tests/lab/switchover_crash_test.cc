@@ -172,7 +172,7 @@ TEST_F(SwitchoverCrashTest, ShadowdKilledOnEitherSideOrAFailedHealthCheckStillEn
     Shadowd(at, "start");
     auto record = WaitSwitchoverDone(guest.name(), at, requested, 240s);
     ASSERT_TRUE(record.ok()) << record.status().ToString();
-    RunCommand(LabScript() + " shape off");
+    RunCommand(LabScript() + " shape off");  // now: the checks below wait for a new shadow's seed
     EXPECT_EQ(ResumedPhase(at, mark, guest.name()), "Migrating") << LogSince(at, mark);
     EXPECT_TRUE(record->value("postcopy_switched", false)) << "it completed in precopy: " << record->dump();
     // The figures came from libvirt's job-completed event, which went to the killed process: the restarted one
