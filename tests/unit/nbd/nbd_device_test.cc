@@ -301,7 +301,8 @@ class ConnectExportTest : public ::testing::Test {
     ASSERT_GT(server_pid_, 0);
   }
   void TearDown() override {
-    if (server_pid_ > 0) kill(server_pid_, SIGTERM);
+    // SIGKILL: on SIGTERM qemu-nbd waits for its clients to go, and one was once left running for good.
+    if (server_pid_ > 0) kill(server_pid_, SIGKILL);
   }
 
   static constexpr uint64_t kSize = 4 * kMiB;
@@ -455,7 +456,8 @@ class TlsExportTest : public ::testing::Test {
     ASSERT_GT(server_pid_, 0);
   }
   void TearDown() override {
-    if (server_pid_ > 0) kill(server_pid_, SIGTERM);
+    // SIGKILL: on SIGTERM qemu-nbd waits for its clients to go, and one was once left running for good.
+    if (server_pid_ > 0) kill(server_pid_, SIGKILL);
   }
   std::string Uri(const std::string& scheme) const {
     return scheme + "://127.0.0.1:" + std::to_string(port_) + "/vda";
