@@ -196,6 +196,13 @@ Status Replicator::Recover(const std::vector<std::string>& domains) {
   for (const std::string& name : domains) {
     Status status = EndOurBackup(name);
     if (!status.ok() && status.code() != Code::kNotFound) return WithContext(status, "ending a stale backup");
+    StatusOr<std::string> xml = local_.GetDomainXml(name);
+    if (!xml.ok() && xml.status().code() == Code::kNotFound) continue;  // undefined meanwhile
+    VS_RETURN_IF_ERROR(WithContext(xml.status(), "reading the domain " + name));
+    VS_ASSIGN_OR_RETURN(policy::DomainFacts facts, policy::ParseDomain(*xml));
+    if (facts.nova) {
+      VS_RETURN_IF_ERROR(WithContext(HideCheckpoints(name), "hiding the checkpoints a crash left on " + name));
+    }
   }
   return Status::Ok();
 }

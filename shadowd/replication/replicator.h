@@ -73,7 +73,10 @@ class Replicator {
   Replicator(virt::Hypervisor& local, ReplicaPeer& peer, ReplicaStorage& storage, store::Store& store, Clock& clock,
              ReplicatorOptions options);
 
-  // Settles what a crash left behind: backup jobs of ours still running on `domains` are ended.
+  // Settles what a crash left behind on `domains`: backup jobs of ours still running are ended, and a Nova
+  // instance's checkpoints of ours that libvirt still knows (a crash between a round's redefinition and its
+  // HideCheckpoints) are hidden again: the revived host's nova-compute undefines the instance evacuated from it,
+  // which libvirt refuses while it has one, and then nova-compute exits.
   Status Recover(const std::vector<std::string>& domains);
 
   // Runs one round, its exports on `export_port` of nbd_address (a port no other round uses meanwhile: each

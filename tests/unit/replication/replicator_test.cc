@@ -803,6 +803,23 @@ TEST_F(ReplicatorTest, RecoverEndsOnlyOurOwnStaleBackupJobs) {
   EXPECT_TRUE(libvirt_.domains.at("vm5").foreign_job_xml.has_value());
 }
 
+// A crash between a round's redefinition of a Nova instance's checkpoint and its hiding leaves libvirt knowing it
+// (on disk): the revived host's nova-compute then cannot undefine the instance evacuated from it, and exits.
+// Recover hides ours again on Nova instances only; an admin's checkpoint and other domains' stay listed.
+TEST_F(ReplicatorTest, RecoverHidesTheCheckpointsACrashLeftKnownOnNovaInstancesOnly) {
+  libvirt_.domains.at("vm1").metadata_xml =
+      "<nova:instance xmlns:nova='http://openstack.org/xmlns/libvirt/nova/1.1'><nova:name>vm1</nova:name>"
+      "</nova:instance>";
+  libvirt_.AddForeignCheckpoint("vm1", "vs-1700000000000");  // ours, as the crash left it
+  libvirt_.AddForeignCheckpoint("vm1", "nightly-backup");
+  libvirt_.AddDomain("vm5", "uuid-of-vm5");
+  libvirt_.AddForeignCheckpoint("vm5", "vs-1700000000000");  // not Nova's: libvirt keeps knowing it
+  Status recovered = replicator_.Recover({"vm1", "vm5", "undefined-meanwhile"});
+  ASSERT_TRUE(recovered.ok()) << recovered.ToString();
+  EXPECT_THAT(Checkpoints(), ElementsAre("nightly-backup"));
+  EXPECT_THAT(*libvirt_.ListCheckpoints("vm5"), ElementsAre("vs-1700000000000"));
+}
+
 TEST_F(ReplicatorTest, AStaleJobOfOursDoesNotBlockARoundButAForeignOneDoes) {
   virt::PullBackupRequest stale{"vm1", {{"vda", kVda, true, false}}, "", "", "10.0.0.1", 10809};
   ASSERT_TRUE(libvirt_.BeginPullBackup(stale).ok());
