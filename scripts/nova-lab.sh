@@ -17,6 +17,9 @@
 # (qemu:///system), keeps instances in /var/lib/nova (one of the host's private dirs, $LAB/hI/var/lib/nova) and
 # logs to $LAB/hI/nova-compute.log; 'lab.sh crash' kills it with the host's other processes.
 set -euo pipefail
+# As in lab.sh: descriptors inherited from the caller are closed first, or a caller's lock (flock /work/lab.lock
+# nova-lab.sh compute 2) would be held by the nova-compute started here for its whole life.
+for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null || true; done
 LAB=${VS_LAB_DIR:-/var/tmp/virt-shadow-lab}
 NOVA=$LAB/nova
 ETC=$NOVA/etc
