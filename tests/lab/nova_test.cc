@@ -250,9 +250,9 @@ TEST_F(NovaTest, ACrashOfItsHostBringsTheInstanceBackThroughNovasEvacuateFromThe
   ASSERT_FALSE(instance_name.empty());
   const std::string h3 = LabDir() + "/h3";
   const CommandResult frozen = RunCommand(
-      "for i in $(seq 1 5000); do if compgen -G '" + h3 + "/var/lib/libvirt/qemu/checkpoint/" + instance_name +
-      "/*.xml' >/dev/null; then kill -STOP $(cat " + h3 + "/run/libvirt/libvirtd.pid); exit 0; fi; sleep 0.002; " +
-      "done; exit 1");
+      "for i in $(seq 1 5000); do for f in " + h3 + "/var/lib/libvirt/qemu/checkpoint/" + instance_name +
+      "/*.xml; do if [ -e \"$f\" ]; then kill -STOP $(cat " + h3 + "/run/libvirt/libvirtd.pid); exit 0; fi; " +
+      "done; sleep 0.002; done; exit 1");
   ASSERT_EQ(frozen.exit_code, 0) << "no checkpoint of " << instance_name << " appeared on h3 within the rounds";
   ASSERT_EQ(RunCommand(LabScript() + " crash h3").exit_code, 0);
   Server back;
