@@ -8,8 +8,8 @@
 //             replay the hook spool     events the hook left while shadowd was down, oldest first;
 //             ReconcileLocalDomains     the local domains as they are now (newer than any spooled event);
 //             SweepOrphans, RunPending  release shadows nobody accounts for; perform the queued work;
-//             replication               settle rounds a crash left pending (as a shadow host) and backup jobs
-//                                       of ours (as a primary);
+//             replication               settle rounds a crash left pending (as a shadow host), backup jobs
+//                                       of ours and Nova instances' checkpoints left known (as a primary);
 //           then the replication, switchover and notice parts, the membership and the crash promotions (their
 //           libvirt connection). Nothing runs yet: an error here just returns.
 //   Start   the threads and servers, each behind a stop guard (Daemon::Stop stops what started, in the order
@@ -452,7 +452,7 @@ Status Daemon::BuildReplication() {
       replication::ReplicatorOptions{.this_host = config_.this_host, .nbd_address = this_host.address,
                                      .nbd_tls = config_.nbd_tls});
   if (auto names = replication_libvirt_->ListDomainNames(); names.ok()) {
-    log_.Failure("ending stale backups", replicator_->Recover(*names));
+    log_.Failure("settling backups and checkpoints a crash left", replicator_->Recover(*names));
   }
   replication_worker_ = std::make_unique<replication::ReplicationWorker>(
       *replicator_, clock_,
