@@ -244,15 +244,17 @@ TEST_F(NovaTest, ACrashOfItsHostBringsTheInstanceBackThroughNovasEvacuateFromThe
   // checkpoint and the hiding (about 100 ms of each 2 s round here, so about one crash in twenty lands there).
   // libvirt keeps that knowledge on disk, and the revived nova-compute could not undefine the evacuated instance
   // ("cannot delete inactive domain with 1 checkpoints") and exited. libvirtd is frozen the moment the
-  // checkpoint's file appears, which pins the crash to that instant.
+  // checkpoint's file appears, which pins the crash to that instant; if the file went in between, libvirtd goes on
+  // and the loop waits for the next round's.
   const std::string instance_name =
       OpenstackJson("server show " + id).value("OS-EXT-SRV-ATTR:instance_name", "");
   ASSERT_FALSE(instance_name.empty());
   const std::string h3 = LabDir() + "/h3";
+  const std::string libvirtd = "$(cat " + h3 + "/run/libvirt/libvirtd.pid)";
   const CommandResult frozen = RunCommand(
       "for i in $(seq 1 5000); do for f in " + h3 + "/var/lib/libvirt/qemu/checkpoint/" + instance_name +
-      "/*.xml; do if [ -e \"$f\" ]; then kill -STOP $(cat " + h3 + "/run/libvirt/libvirtd.pid); exit 0; fi; " +
-      "done; sleep 0.002; done; exit 1");
+      "/*.xml; do if [ -e \"$f\" ]; then kill -STOP " + libvirtd + "; [ -e \"$f\" ] && exit 0; kill -CONT " +
+      libvirtd + "; fi; done; sleep 0.002; done; exit 1");
   ASSERT_EQ(frozen.exit_code, 0) << "no checkpoint of " << instance_name << " appeared on h3 within the rounds";
   ASSERT_EQ(RunCommand(LabScript() + " crash h3").exit_code, 0);
   Server back;
