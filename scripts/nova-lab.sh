@@ -515,7 +515,10 @@ cmd_up() {
 cmd_down_root() {
   # The services first (they talk to the others while stopping), the broker and the database last.
   stop_groups "$RUN"/{nova-api,nova-scheduler,nova-conductor,neutron,placement,glance,keystone}.pid
-  stop_groups "$RUN"/{rabbitmq,epmd,mariadb}.pid
+  # RabbitMQ before its epmd: a RabbitMQ that saw our epmd go while stopping started an `epmd -daemon` of its own,
+  # which outlived the lab (lab_down_leaves_nothing, once).
+  stop_groups "$RUN"/rabbitmq.pid
+  stop_groups "$RUN"/{epmd,mariadb}.pid
 }
 
 cmd_down() {
